@@ -1,0 +1,41 @@
+//! The binary's errors, and the one place that maps them to exit codes:
+//! 0 ok, 1 failure, 2 usage error, 3 refused.
+
+use std::path::PathBuf;
+
+use crate::core::policy::PolicyError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error("cannot read `{}`: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Policy(#[from] PolicyError),
+    /// The problems were already printed, one per line.
+    #[error("{0}")]
+    Reported(String),
+    #[error("{0}")]
+    Usage(String),
+    #[error("cannot write output: {0}")]
+    Output(#[from] std::io::Error),
+}
+
+impl CliError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Usage(_) => 2,
+            CliError::Read { .. }
+            | CliError::Policy(_)
+            | CliError::Reported(_)
+            | CliError::Output(_) => 1,
+        }
+    }
+
+    /// Whether the message still has to be printed.
+    pub fn needs_printing(&self) -> bool {
+        !matches!(self, CliError::Reported(_))
+    }
+}

@@ -1,0 +1,15 @@
+//! The command line: argument types, one module per subcommand, terminal
+//! rendering, and the mapping of errors to exit codes. This is the edge: it
+//! reads files and the clock and hands plain values to `core`.
+
+mod app;
+pub mod args;
+mod classify_cmd;
+mod config;
+pub mod error;
+mod plan_cmd;
+mod plan_view;
+mod policy_cmd;
+mod style;
+
+pub use app::run;

@@ -1,0 +1,293 @@
+//! How `plan show` presents a classified plan: a terminal render and a JSON
+//! view. Both show the same facts: each step with its level and why, the
+//! checks, the rollbacks and both hashes.
+
+use std::io::Write;
+
+use serde::Serialize;
+
+use super::style::{badge, bold, dim};
+use crate::core::digest::PolicyHash;
+use crate::core::plan::{Action, Check, ClassifiedPlan, PlanRollback};
+use crate::core::risk::{Classification, Reason, RiskLevel};
+
+#[derive(Serialize)]
+pub struct PlanView<'a> {
+    id: &'a str,
+    title: &'a str,
+    description: Option<&'a str>,
+    author: Option<&'a str>,
+    target: &'a crate::core::plan::Target,
+    params: &'a std::collections::BTreeMap<String, String>,
+    estimated_time_seconds: Option<u64>,
+    risk: RiskLevel,
+    plan_hash: &'a str,
+    policy_hash: &'a str,
+    steps: Vec<StepView<'a>>,
+    rollback: RollbackView<'a>,
+}
+
+#[derive(Serialize)]
+struct StepView<'a> {
+    index: usize,
+    name: &'a str,
+    command: &'a str,
+    risk: RiskLevel,
+    reasons: &'a [Reason],
+    timeout_seconds: u64,
+    pre_checks: Vec<CheckView<'a>>,
+    post_checks: Vec<CheckView<'a>>,
+    rollback: Option<ActionView<'a>>,
+}
+
+#[derive(Serialize)]
+struct CheckView<'a> {
+    name: &'a str,
+    command: &'a str,
+    risk: RiskLevel,
+    timeout_seconds: u64,
+    retry_attempts: u32,
+    retry_interval_seconds: u64,
+    expect_exit_code: i32,
+    expect_stdout_contains: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct ActionView<'a> {
+    name: Option<&'a str>,
+    command: &'a str,
+    risk: RiskLevel,
+    reasons: &'a [Reason],
+}
+
+#[derive(Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+enum RollbackView<'a> {
+    None {
+        reason: &'a str,
+    },
+    Steps {
+        method: Option<&'a str>,
+        estimated_time_seconds: Option<u64>,
+        steps: Vec<ActionView<'a>>,
+    },
+    Absent,
+}
+
+fn command(a: &Action) -> &str {
+    a.command_line()
+}
+
+impl<'a> PlanView<'a> {
+    pub fn new(cp: &'a ClassifiedPlan, policy_hash: &'a PolicyHash) -> Self {
+        let p = &cp.plan;
+        let checks = |list: &'a [Check], ratings: &'a [Classification]| -> Vec<CheckView<'a>> {
+            list.iter()
+                .zip(ratings)
+                .map(|(c, r)| CheckView {
+                    name: &c.name,
+                    command: command(&c.action),
+                    risk: r.risk,
+                    timeout_seconds: c.timeout.get().as_secs(),
+                    retry_attempts: c.retry.attempts,
+                    retry_interval_seconds: c.retry.interval.get().as_secs(),
+                    expect_exit_code: c.expect.exit_code,
+                    expect_stdout_contains: c.expect.stdout_contains.as_deref(),
+                })
+                .collect()
+        };
+        let steps =
+            p.steps
+                .iter()
+                .zip(&cp.steps)
+                .enumerate()
+                .map(|(i, (s, r))| StepView {
+                    index: i + 1,
+                    name: &s.name,
+                    command: command(&s.action),
+                    risk: r.action.risk,
+                    reasons: &r.action.reasons,
+                    timeout_seconds: s.timeout.get().as_secs(),
+                    pre_checks: checks(&s.pre_checks, &r.pre_checks),
+                    post_checks: checks(&s.post_checks, &r.post_checks),
+                    rollback: s.rollback.as_ref().zip(r.rollback.as_ref()).map(|(a, c)| {
+                        ActionView {
+                            name: None,
+                            command: command(a),
+                            risk: c.risk,
+                            reasons: &c.reasons,
+                        }
+                    }),
+                })
+                .collect();
+        let rollback = match &p.rollback {
+            PlanRollback::None { reason } => RollbackView::None { reason },
+            PlanRollback::Absent => RollbackView::Absent,
+            PlanRollback::Steps {
+                method,
+                steps,
+                estimated_time,
+            } => RollbackView::Steps {
+                method: method.as_deref(),
+                estimated_time_seconds: estimated_time.map(|d| d.get().as_secs()),
+                steps: steps
+                    .iter()
+                    .zip(&cp.rollback)
+                    .map(|(s, c)| ActionView {
+                        name: Some(&s.name),
+                        command: command(&s.action),
+                        risk: c.risk,
+                        reasons: &c.reasons,
+                    })
+                    .collect(),
+            },
+        };
+        PlanView {
+            id: &p.id,
+            title: &p.title,
+            description: p.description.as_deref(),
+            author: p.author.as_deref(),
+            target: &p.target,
+            params: &p.params,
+            estimated_time_seconds: p.estimated_time.map(|d| d.get().as_secs()),
+            risk: cp.risk,
+            plan_hash: cp.hash.as_str(),
+            policy_hash: policy_hash.as_str(),
+            steps,
+            rollback,
+        }
+    }
+
+    pub fn write_text(&self, out: &mut impl Write) -> std::io::Result<()> {
+        writeln!(
+            out,
+            "{}  {}",
+            bold(&format!("Plan {}", self.id)),
+            self.title
+        )?;
+        if let Some(d) = self.description {
+            for line in d.lines() {
+                writeln!(out, "  {}", dim(line))?;
+            }
+        }
+        let mut facts = Vec::new();
+        if let Some(a) = self.author {
+            facts.push(format!("author {a}"));
+        }
+        let t = self.target;
+        for (k, v) in [
+            ("context", &t.kube_context),
+            ("namespace", &t.namespace),
+            ("region", &t.aws_region),
+            ("docker", &t.docker_host),
+        ] {
+            if let Some(v) = v {
+                facts.push(format!("{k} {v}"));
+            }
+        }
+        if let Some(s) = self.estimated_time_seconds {
+            facts.push(format!("est. {}", human_secs(s)));
+        }
+        if !self.params.is_empty() {
+            let ps: Vec<String> = self
+                .params
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            facts.push(format!("params {}", ps.join(" ")));
+        }
+        if !facts.is_empty() {
+            writeln!(out, "  {}", facts.join(" · "))?;
+        }
+        writeln!(
+            out,
+            "  risk {}   steps {}",
+            badge(self.risk),
+            self.steps.len()
+        )?;
+        writeln!(out)?;
+        writeln!(out, "{}", bold("Steps"))?;
+        for s in &self.steps {
+            writeln!(
+                out,
+                "  {:>2}. {}  {}  {}",
+                s.index,
+                badge(s.risk),
+                bold(s.name),
+                dim(&format!("timeout {}", human_secs(s.timeout_seconds)))
+            )?;
+            writeln!(out, "      $ {}", s.command)?;
+            write_reasons(out, s.reasons, "      ")?;
+            for (kind, list) in [("pre ", &s.pre_checks), ("post", &s.post_checks)] {
+                for c in list {
+                    let mut extra = Vec::new();
+                    if c.retry_attempts > 1 {
+                        extra.push(format!(
+                            "retry {}× every {}",
+                            c.retry_attempts,
+                            human_secs(c.retry_interval_seconds)
+                        ));
+                    }
+                    if c.expect_exit_code != 0 {
+                        extra.push(format!("expect exit {}", c.expect_exit_code));
+                    }
+                    if let Some(s) = c.expect_stdout_contains {
+                        extra.push(format!("expect stdout ∋ {s:?}"));
+                    }
+                    let extra = if extra.is_empty() {
+                        String::new()
+                    } else {
+                        format!("  {}", dim(&format!("({})", extra.join(", "))))
+                    };
+                    writeln!(out, "      {kind} check {}: {}{extra}", c.name, c.command)?;
+                }
+            }
+            if let Some(r) = &s.rollback {
+                writeln!(out, "      undo  {}  {}", badge(r.risk), r.command)?;
+            }
+        }
+        writeln!(out)?;
+        match &self.rollback {
+            RollbackView::None { reason } => {
+                writeln!(out, "{} none: {reason}", bold("Rollback"))?;
+            }
+            RollbackView::Absent => {
+                writeln!(out, "{} per step only (see `undo` above)", bold("Rollback"))?;
+            }
+            RollbackView::Steps {
+                method,
+                estimated_time_seconds,
+                steps,
+            } => {
+                let est = estimated_time_seconds
+                    .map(|s| format!(" (est. {})", human_secs(s)))
+                    .unwrap_or_default();
+                writeln!(out, "{} {}{est}", bold("Rollback"), method.unwrap_or(""))?;
+                for (i, s) in steps.iter().enumerate() {
+                    writeln!(out, "  {:>2}. {}  {}", i + 1, badge(s.risk), s.command)?;
+                }
+            }
+        }
+        writeln!(out)?;
+        writeln!(out, "plan hash   {}", self.plan_hash)?;
+        writeln!(out, "policy hash {}", self.policy_hash)?;
+        Ok(())
+    }
+}
+
+fn write_reasons(out: &mut impl Write, reasons: &[Reason], indent: &str) -> std::io::Result<()> {
+    let top = reasons.first().map(|r| r.level);
+    for r in reasons.iter().filter(|r| Some(r.level) == top) {
+        let via = if r.via.is_empty() {
+            String::new()
+        } else {
+            format!(" via {}", r.via.join(" › "))
+        };
+        writeln!(out, "{indent}{} {}{via}", dim("why:"), r.message)?;
+    }
+    Ok(())
+}
+
+fn human_secs(s: u64) -> String {
+    humantime::format_duration(std::time::Duration::from_secs(s)).to_string()
+}

@@ -1,0 +1,13 @@
+//! The risk classifier: shell parsing, wrapper unwrapping, and rule matching.
+//!
+//! Pure: no I/O, no clock. `RuleSet::classify` is the entry point; the rule
+//! data comes from `config/rules.yaml` and the user's policy.
+
+mod args;
+mod classifier;
+pub mod ruleset;
+pub mod schema;
+mod shell;
+
+pub use classifier::{ClassifyContext, ClassifyError};
+pub use ruleset::{ProductionScope, RuleSet, RuleSetError, UserRules};

@@ -1,0 +1,368 @@
+//! The compiled rule set: everything the classifier knows, indexed for fast
+//! lookup.
+//!
+//! Built once when the policy loads, from the built-in pack plus the user's
+//! tools, rules and aliases. Rules are looked up by program name, so the cost
+//! of classifying a line does not grow with rules for other programs.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use super::args::FlagSyntax;
+use super::schema::{
+    DryRunSpec, GlobPattern, Pattern, RedirectSpec, RulePack, RuleSpec, ToolSpec, WrapperSpec,
+};
+use crate::core::risk::RiskLevel;
+
+/// Where production starts: namespaces by name, kube contexts by glob.
+#[derive(Debug, Clone, Default)]
+pub struct ProductionScope {
+    pub namespaces: Vec<String>,
+    pub contexts: Vec<GlobPattern>,
+}
+
+impl ProductionScope {
+    pub fn is_production_namespace(&self, ns: &str) -> bool {
+        self.namespaces.iter().any(|n| n == ns)
+    }
+
+    pub fn is_production_context(&self, ctx: &str) -> bool {
+        self.contexts.iter().any(|g| g.is_match(ctx))
+    }
+}
+
+/// The user's additions to the built-in pack.
+#[derive(Debug, Clone, Copy)]
+pub struct UserRules<'a> {
+    pub tools: &'a BTreeMap<String, ToolSpec>,
+    pub rules: &'a [RuleSpec],
+    pub aliases: &'a BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum Segment {
+    Exact(String),
+    Glob(GlobPattern),
+}
+
+impl Segment {
+    fn new(s: &str) -> Result<Self, globset::Error> {
+        if GlobPattern::is_glob(s) {
+            GlobPattern::new(s).map(Segment::Glob)
+        } else {
+            Ok(Segment::Exact(s.to_owned()))
+        }
+    }
+
+    pub(crate) fn matches(&self, word: &str) -> bool {
+        match self {
+            Segment::Exact(e) => e == word,
+            Segment::Glob(g) => g.is_match(word),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct CompiledRule {
+    pub id: String,
+    pub user: bool,
+    pub override_level: bool,
+    pub level: RiskLevel,
+    pub reason: Option<String>,
+    pub paths: Vec<Vec<Segment>>,
+    pub resources: Vec<String>,
+    pub flags: Vec<String>,
+    pub regex: Option<Pattern>,
+    pub unless: Option<Pattern>,
+    pub stdin: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Tool {
+    pub value_flags: HashSet<String>,
+    pub attached_value_flags: HashSet<String>,
+    pub single_dash_long: bool,
+    pub plus_flags: bool,
+    pub namespace_flags: Vec<String>,
+    pub context_flags: Vec<String>,
+    pub resource_aliases: HashMap<String, String>,
+    pub dry_run: Option<DryRunSpec>,
+    /// First subcommand words that some rule names exactly.
+    pub known_first: HashSet<String>,
+    /// Some rule names a subcommand of this tool.
+    pub has_subcommands: bool,
+    /// Whether any spec or rule mentions the tool.
+    pub known: bool,
+}
+
+impl Tool {
+    pub(crate) fn syntax(&self) -> FlagSyntax<'_> {
+        FlagSyntax {
+            value_flags: &self.value_flags,
+            attached_value_flags: &self.attached_value_flags,
+            single_dash_long: self.single_dash_long,
+            plus_flags: self.plus_flags,
+        }
+    }
+
+    /// The canonical kind for a resource word: `ns`, `namespaces` and
+    /// `namespace.v1` all name `namespace`.
+    pub(crate) fn canonical_resource(&self, word: &str) -> String {
+        let lower = word.to_ascii_lowercase();
+        let base = lower.split('.').next().unwrap_or(&lower);
+        match self.resource_aliases.get(base) {
+            Some(c) => c.clone(),
+            None => base.to_owned(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Wrapper {
+    pub spec: WrapperSpec,
+    pub value_flags: HashSet<String>,
+    pub label: String,
+}
+
+/// Everything the classifier needs, compiled.
+#[derive(Debug, Clone)]
+pub struct RuleSet {
+    pub(crate) rules: Vec<CompiledRule>,
+    pub(crate) by_program: HashMap<String, Vec<usize>>,
+    pub(crate) glob_programs: Vec<(GlobPattern, usize)>,
+    pub(crate) tools: HashMap<String, Tool>,
+    pub(crate) wrappers: HashMap<String, Vec<Wrapper>>,
+    pub(crate) redirects: RedirectSpec,
+    pub(crate) dynamic_programs: HashMap<String, (RiskLevel, String)>,
+    pub(crate) aliases: HashMap<String, Vec<String>>,
+    pub(crate) scope: ProductionScope,
+    empty_tool: Tool,
+    user_rule_count: usize,
+}
+
+/// A rule that cannot be compiled.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RuleSetError {
+    #[error("{origin} rule {index}: invalid subcommand pattern `{pattern}`: {detail}")]
+    BadSegment {
+        origin: &'static str,
+        index: usize,
+        pattern: String,
+        detail: String,
+    },
+}
+
+impl RuleSet {
+    pub fn compile(
+        pack: &RulePack,
+        user: UserRules<'_>,
+        scope: ProductionScope,
+    ) -> Result<Self, RuleSetError> {
+        let mut set = RuleSet {
+            rules: Vec::new(),
+            by_program: HashMap::new(),
+            glob_programs: Vec::new(),
+            tools: HashMap::new(),
+            wrappers: HashMap::new(),
+            redirects: pack.redirects.clone(),
+            dynamic_programs: HashMap::new(),
+            aliases: HashMap::new(),
+            scope,
+            empty_tool: Tool::default(),
+            user_rule_count: user.rules.len(),
+        };
+        for (name, spec) in &pack.tools {
+            set.tool_mut(name).extend(spec);
+        }
+        for (name, spec) in user.tools {
+            set.tool_mut(name).extend(spec);
+        }
+        for (i, r) in pack.rules.iter().enumerate() {
+            set.add_rule(r, false, i)?;
+        }
+        for (i, r) in user.rules.iter().enumerate() {
+            set.add_rule(r, true, i)?;
+        }
+        for w in &pack.wrappers {
+            for program in w.program.iter() {
+                let label = match (&w.subcommand, &w.shell_flag) {
+                    (Some(sub), _) => format!("{program} {sub}"),
+                    (None, Some(flag)) => format!("{program} {flag}"),
+                    (None, None) => program.to_owned(),
+                };
+                set.wrappers
+                    .entry(program.to_owned())
+                    .or_default()
+                    .push(Wrapper {
+                        spec: w.clone(),
+                        value_flags: w.value_flags.iter().cloned().collect(),
+                        label,
+                    });
+            }
+        }
+        for d in &pack.dynamic_programs {
+            for p in d.program.iter() {
+                set.dynamic_programs
+                    .insert(p.to_owned(), (d.level, d.reason.clone()));
+            }
+        }
+        for (alias, target) in user.aliases {
+            let words: Vec<String> = target.split_whitespace().map(str::to_owned).collect();
+            if !words.is_empty() {
+                set.aliases.insert(alias.clone(), words);
+            }
+        }
+        for (program, idxs) in &set.by_program {
+            let known_first: HashSet<String> = idxs
+                .iter()
+                .flat_map(|&i| set.rules[i].paths.iter())
+                .filter_map(|p| match p.first() {
+                    Some(Segment::Exact(e)) => Some(e.clone()),
+                    _ => None,
+                })
+                .collect();
+            let has_paths = idxs.iter().any(|&i| !set.rules[i].paths.is_empty());
+            let tool = set.tools.entry(program.clone()).or_default();
+            tool.known = true;
+            tool.known_first = known_first;
+            tool.has_subcommands = has_paths;
+        }
+        // Resource conditions are written in any spelling; store canonical.
+        let tools = set.tools.clone();
+        for (program, idxs) in &set.by_program {
+            let Some(tool) = tools.get(program) else {
+                continue;
+            };
+            for &i in idxs {
+                let canon: Vec<String> = set.rules[i]
+                    .resources
+                    .iter()
+                    .map(|r| tool.canonical_resource(r))
+                    .collect();
+                set.rules[i].resources = canon;
+            }
+        }
+        Ok(set)
+    }
+
+    fn tool_mut(&mut self, name: &str) -> &mut Tool {
+        let t = self.tools.entry(name.to_owned()).or_default();
+        t.known = true;
+        t
+    }
+
+    fn add_rule(&mut self, r: &RuleSpec, user: bool, index: usize) -> Result<(), RuleSetError> {
+        let origin = if user { "user" } else { "built-in" };
+        let mut paths = Vec::new();
+        for path in r.subcommand.iter() {
+            let mut segs = Vec::new();
+            for s in path.split_whitespace() {
+                segs.push(Segment::new(s).map_err(|e| RuleSetError::BadSegment {
+                    origin,
+                    index,
+                    pattern: path.to_owned(),
+                    detail: e.to_string(),
+                })?);
+            }
+            paths.push(segs);
+        }
+        let id = r.id.clone().unwrap_or_else(|| derive_rule_id(user, index));
+        let compiled = CompiledRule {
+            id,
+            user,
+            override_level: r.override_level,
+            level: r.level,
+            reason: r.reason.clone(),
+            paths,
+            resources: r.resources.iter().map(|s| s.to_ascii_lowercase()).collect(),
+            flags: r.flags.clone(),
+            regex: r.regex.clone(),
+            unless: r.unless.clone(),
+            stdin: r.stdin,
+        };
+        let idx = self.rules.len();
+        self.rules.push(compiled);
+        for program in r.program.iter() {
+            if GlobPattern::is_glob(program) {
+                let g = GlobPattern::new(program).map_err(|e| RuleSetError::BadSegment {
+                    origin,
+                    index,
+                    pattern: program.to_owned(),
+                    detail: e.to_string(),
+                })?;
+                self.glob_programs.push((g, idx));
+            } else {
+                self.by_program
+                    .entry(program.to_owned())
+                    .or_default()
+                    .push(idx);
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn tool(&self, program: &str) -> &Tool {
+        self.tools.get(program).unwrap_or(&self.empty_tool)
+    }
+
+    /// Indices of the rules that name this program, in rule order.
+    pub(crate) fn candidates(&self, program: &str) -> Vec<usize> {
+        let mut v: Vec<usize> = self.by_program.get(program).cloned().unwrap_or_default();
+        for (g, idx) in &self.glob_programs {
+            if g.is_match(program) {
+                v.push(*idx);
+            }
+        }
+        if !self.glob_programs.is_empty() {
+            v.sort_unstable();
+        }
+        v
+    }
+
+    pub fn rule_count(&self) -> usize {
+        self.rules.len()
+    }
+
+    pub fn user_rule_count(&self) -> usize {
+        self.user_rule_count
+    }
+
+    pub fn scope(&self) -> &ProductionScope {
+        &self.scope
+    }
+}
+
+impl Tool {
+    fn extend(&mut self, spec: &ToolSpec) {
+        self.value_flags.extend(spec.value_flags.iter().cloned());
+        self.attached_value_flags
+            .extend(spec.attached_value_flags.iter().cloned());
+        self.single_dash_long |= spec.single_dash_long;
+        self.plus_flags |= spec.plus_flags;
+        for f in &spec.namespace_flags {
+            if !self.namespace_flags.contains(f) {
+                self.namespace_flags.push(f.clone());
+            }
+            self.value_flags.insert(f.clone());
+        }
+        for f in &spec.context_flags {
+            if !self.context_flags.contains(f) {
+                self.context_flags.push(f.clone());
+            }
+            self.value_flags.insert(f.clone());
+        }
+        for (k, v) in &spec.resource_aliases {
+            self.resource_aliases
+                .insert(k.to_ascii_lowercase(), v.to_ascii_lowercase());
+        }
+        if spec.dry_run.is_some() {
+            self.dry_run = spec.dry_run.clone();
+        }
+    }
+}
+
+/// Rules without an `id` are named by origin and position: `user#3` is the
+/// third rule of the user's policy.
+fn derive_rule_id(user: bool, index: usize) -> String {
+    let origin = if user { "user" } else { "builtin" };
+    format!("{origin}#{}", index + 1)
+}

@@ -1,0 +1,657 @@
+//! Shell parsing: one command line in, the simple commands it runs out.
+//!
+//! The line is parsed with a real bash grammar (`brush-parser`), never split on
+//! whitespace. Every simple command is reported, wherever it stands: in
+//! pipelines and lists, in `( … )` and `{ …; }`, in loops and conditionals, and
+//! inside `$( … )`, backticks, process substitutions and expanding here-docs.
+//! Words are unquoted to the text the program would see (`k''ubectl` is
+//! `kubectl`); a word whose value is only known at run time is marked dynamic.
+//!
+//! This module decides nothing about risk, except to flag what it cannot see
+//! through (a parse error, nesting beyond a limit), which the classifier
+//! rates fail-closed.
+
+use brush_parser::ast;
+use brush_parser::word::{WordPiece, WordPieceWithSource};
+use brush_parser::{Parser, ParserOptions};
+
+/// Nesting deeper than this (`$( $( $( … ) ) )`, `sh -c "sh -c …"`) is not
+/// followed; the classifier rates it at least HIGH.
+pub(crate) const MAX_DEPTH: usize = 12;
+
+/// One word of a command after quote removal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Word {
+    /// The text the program would receive. For a dynamic word this is the
+    /// static text around the expansions, with each expansion left as written.
+    pub text: String,
+    /// The word as written in the line.
+    pub raw: String,
+    /// The value depends on an expansion (`$X`, `$(…)`, `` `…` ``, `$((…))`).
+    pub dynamic: bool,
+}
+
+impl Word {
+    #[cfg(test)]
+    pub(crate) fn literal(s: &str) -> Self {
+        Word {
+            text: s.to_owned(),
+            raw: s.to_owned(),
+            dynamic: false,
+        }
+    }
+}
+
+/// A simple command: its words (assignments removed), where it writes, and
+/// whether something feeds its standard input.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct SimpleCommand {
+    pub words: Vec<Word>,
+    /// Output redirection targets (`> f`, `>> f`, `&> f`, `<> f`).
+    pub outputs: Vec<Word>,
+    /// Standard input comes from a pipe, `<`, a here-doc or a here-string.
+    pub stdin_fed: bool,
+    /// Bodies of here-docs and here-strings fed to the command, when static.
+    pub stdin_texts: Vec<String>,
+}
+
+impl SimpleCommand {
+    /// The command as written, for reasons, with where it writes.
+    pub fn display(&self) -> String {
+        let mut s = String::new();
+        for w in &self.words {
+            if !s.is_empty() {
+                s.push(' ');
+            }
+            s.push_str(&w.raw);
+        }
+        for o in &self.outputs {
+            if !s.is_empty() {
+                s.push(' ');
+            }
+            s.push_str("> ");
+            s.push_str(&o.raw);
+        }
+        s
+    }
+}
+
+/// Something found while parsing that the classifier must rate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Unit {
+    Command {
+        cmd: SimpleCommand,
+        /// Wrappers and substitutions this command was found inside.
+        via: Vec<String>,
+    },
+    /// The parser could not see through part of the line.
+    Opaque {
+        part: String,
+        via: Vec<String>,
+        rule: &'static str,
+        message: String,
+    },
+}
+
+/// Parses a line into the units it runs. Never fails: what cannot be parsed
+/// becomes an `Opaque` unit plus a best-effort split of the text, so that a
+/// parse error can raise a rating but never hide a command.
+pub(crate) fn parse_units(line: &str, via: &[String], depth: usize) -> Vec<Unit> {
+    let mut walker = Walker {
+        units: Vec::new(),
+        via: via.to_vec(),
+        depth,
+    };
+    if depth > MAX_DEPTH {
+        walker.opaque(line, "too-deep", "nesting is too deep to follow".into());
+        return walker.units;
+    }
+    let options = ParserOptions::default();
+    let mut parser = Parser::new(std::io::Cursor::new(line.as_bytes()), &options);
+    match parser.parse_program() {
+        Ok(program) => {
+            for list in &program.complete_commands {
+                walker.compound_list(list);
+            }
+        }
+        Err(e) => {
+            walker.opaque(line, "unparseable", format!("unparseable: {e}"));
+            walker.fallback_split(line);
+        }
+    }
+    walker.units
+}
+
+struct Walker {
+    units: Vec<Unit>,
+    via: Vec<String>,
+    depth: usize,
+}
+
+impl Walker {
+    fn opaque(&mut self, part: &str, rule: &'static str, message: String) {
+        self.units.push(Unit::Opaque {
+            part: part.trim().to_owned(),
+            via: self.via.clone(),
+            rule,
+            message,
+        });
+    }
+
+    /// When the grammar rejects a line, still rate what it plainly says: split
+    /// on whitespace and shell operators and treat each run of words as a
+    /// command. Quotes are dropped, so `kubectl delete ns prod 'x` is still
+    /// seen as deleting a namespace.
+    fn fallback_split(&mut self, line: &str) {
+        let mut words: Vec<Word> = Vec::new();
+        let mut cur = String::new();
+        let flush_word = |cur: &mut String, words: &mut Vec<Word>| {
+            if !cur.is_empty() {
+                let text: String = cur.chars().filter(|c| !matches!(c, '\'' | '"')).collect();
+                words.push(Word {
+                    dynamic: text.contains(['$', '`']),
+                    text,
+                    raw: std::mem::take(cur),
+                });
+            }
+        };
+        for ch in line.chars() {
+            if ch.is_whitespace() || matches!(ch, ';' | '|' | '&' | '(' | ')' | '`' | '{' | '}') {
+                flush_word(&mut cur, &mut words);
+                if !ch.is_whitespace() && !words.is_empty() {
+                    self.push_command(SimpleCommand {
+                        words: std::mem::take(&mut words),
+                        ..SimpleCommand::default()
+                    });
+                }
+            } else {
+                cur.push(ch);
+            }
+        }
+        flush_word(&mut cur, &mut words);
+        if !words.is_empty() {
+            self.push_command(SimpleCommand {
+                words,
+                ..SimpleCommand::default()
+            });
+        }
+    }
+
+    fn push_command(&mut self, cmd: SimpleCommand) {
+        self.units.push(Unit::Command {
+            cmd,
+            via: self.via.clone(),
+        });
+    }
+
+    fn compound_list(&mut self, list: &ast::CompoundList) {
+        for item in &list.0 {
+            self.and_or(&item.0);
+        }
+    }
+
+    fn and_or(&mut self, list: &ast::AndOrList) {
+        self.pipeline(&list.first);
+        for next in &list.additional {
+            match next {
+                ast::AndOr::And(p) | ast::AndOr::Or(p) => self.pipeline(p),
+            }
+        }
+    }
+
+    fn pipeline(&mut self, p: &ast::Pipeline) {
+        for (i, cmd) in p.seq.iter().enumerate() {
+            self.command(cmd, i > 0);
+        }
+    }
+
+    fn command(&mut self, cmd: &ast::Command, piped: bool) {
+        match cmd {
+            ast::Command::Simple(sc) => self.simple(sc, piped),
+            ast::Command::Compound(cc, redirects) => {
+                // Redirections on a compound command apply to every command in
+                // it; rate them once, as a command of their own.
+                if let Some(r) = redirects {
+                    let mut holder = SimpleCommand::default();
+                    for io in &r.0 {
+                        self.redirect(io, &mut holder);
+                    }
+                    if !holder.outputs.is_empty() {
+                        self.push_command(holder);
+                    }
+                }
+                self.compound(cc);
+            }
+            ast::Command::Function(f) => {
+                // A definition runs nothing by itself, but its body is what a
+                // later call runs: rate it now rather than trust the name.
+                self.compound(&f.body.0);
+            }
+            ast::Command::ExtendedTest(test, _) => self.extended_test(&test.expr),
+        }
+    }
+
+    fn compound(&mut self, cc: &ast::CompoundCommand) {
+        match cc {
+            ast::CompoundCommand::Arithmetic(a) => self.arithmetic(&a.expr.value),
+            ast::CompoundCommand::ArithmeticForClause(f) => {
+                for e in [&f.initializer, &f.condition, &f.updater]
+                    .into_iter()
+                    .flatten()
+                {
+                    self.arithmetic(&e.value);
+                }
+                self.compound_list(&f.body.list);
+            }
+            ast::CompoundCommand::BraceGroup(b) => self.compound_list(&b.list),
+            ast::CompoundCommand::Subshell(s) => self.compound_list(&s.list),
+            ast::CompoundCommand::ForClause(f) => {
+                for w in f.values.iter().flatten() {
+                    self.word(w);
+                }
+                self.compound_list(&f.body.list);
+            }
+            ast::CompoundCommand::CaseClause(c) => {
+                self.word(&c.value);
+                for item in &c.cases {
+                    for p in &item.patterns {
+                        self.word(p);
+                    }
+                    if let Some(body) = &item.cmd {
+                        self.compound_list(body);
+                    }
+                }
+            }
+            ast::CompoundCommand::IfClause(i) => {
+                self.compound_list(&i.condition);
+                self.compound_list(&i.then);
+                for e in i.elses.iter().flatten() {
+                    if let Some(c) = &e.condition {
+                        self.compound_list(c);
+                    }
+                    self.compound_list(&e.body);
+                }
+            }
+            ast::CompoundCommand::WhileClause(w) | ast::CompoundCommand::UntilClause(w) => {
+                self.compound_list(&w.0);
+                self.compound_list(&w.1.list);
+            }
+            ast::CompoundCommand::Coprocess(c) => self.command(&c.body, false),
+        }
+    }
+
+    fn extended_test(&mut self, e: &ast::ExtendedTestExpr) {
+        match e {
+            ast::ExtendedTestExpr::And(a, b) | ast::ExtendedTestExpr::Or(a, b) => {
+                self.extended_test(a);
+                self.extended_test(b);
+            }
+            ast::ExtendedTestExpr::Not(a) | ast::ExtendedTestExpr::Parenthesized(a) => {
+                self.extended_test(a)
+            }
+            ast::ExtendedTestExpr::UnaryTest(_, w) => {
+                self.word(w);
+            }
+            ast::ExtendedTestExpr::BinaryTest(_, a, b) => {
+                self.word(a);
+                self.word(b);
+            }
+        }
+    }
+
+    /// Arithmetic text is not parsed further; a substitution inside it is
+    /// opaque.
+    fn arithmetic(&mut self, text: &str) {
+        if text.contains("$(") || text.contains('`') {
+            self.opaque(
+                text,
+                "substitution-in-arithmetic",
+                "command substitution inside arithmetic is not followed".into(),
+            );
+        }
+    }
+
+    fn simple(&mut self, sc: &ast::SimpleCommand, piped: bool) {
+        let mut cmd = SimpleCommand {
+            stdin_fed: piped,
+            ..SimpleCommand::default()
+        };
+        for item in sc.prefix.iter().flat_map(|p| p.0.iter()) {
+            self.prefix_or_suffix(item, &mut cmd, true);
+        }
+        if let Some(w) = &sc.word_or_name {
+            let word = self.word(w);
+            cmd.words.push(word);
+        }
+        for item in sc.suffix.iter().flat_map(|s| s.0.iter()) {
+            self.prefix_or_suffix(item, &mut cmd, false);
+        }
+        if cmd.words.is_empty() && cmd.outputs.is_empty() {
+            // Assignments only (`X=1`): nothing runs but their substitutions,
+            // which `word` has already reported.
+            return;
+        }
+        self.push_command(cmd);
+    }
+
+    fn prefix_or_suffix(
+        &mut self,
+        item: &ast::CommandPrefixOrSuffixItem,
+        cmd: &mut SimpleCommand,
+        in_prefix: bool,
+    ) {
+        match item {
+            ast::CommandPrefixOrSuffixItem::IoRedirect(io) => self.redirect(io, cmd),
+            ast::CommandPrefixOrSuffixItem::Word(w) => {
+                let word = self.word(w);
+                cmd.words.push(word);
+            }
+            ast::CommandPrefixOrSuffixItem::AssignmentWord(a, w) => {
+                match &a.value {
+                    ast::AssignmentValue::Scalar(v) => {
+                        self.word(v);
+                    }
+                    ast::AssignmentValue::Array(items) => {
+                        for (k, v) in items {
+                            if let Some(k) = k {
+                                self.word(k);
+                            }
+                            self.word(v);
+                        }
+                    }
+                }
+                // After the program name, `X=1` is an ordinary argument.
+                if !in_prefix {
+                    let word = self.word(w);
+                    cmd.words.push(word);
+                }
+            }
+            ast::CommandPrefixOrSuffixItem::ProcessSubstitution(kind, sub) => {
+                self.nested_list(&sub.list, &format!("{kind}(…)"));
+                cmd.words.push(Word {
+                    text: format!("{kind}(…)"),
+                    raw: format!("{kind}({})", sub.list),
+                    dynamic: true,
+                });
+            }
+        }
+    }
+
+    fn redirect(&mut self, io: &ast::IoRedirect, cmd: &mut SimpleCommand) {
+        match io {
+            ast::IoRedirect::File(_, kind, target) => {
+                let is_output = matches!(
+                    kind,
+                    ast::IoFileRedirectKind::Write
+                        | ast::IoFileRedirectKind::Append
+                        | ast::IoFileRedirectKind::Clobber
+                        | ast::IoFileRedirectKind::ReadAndWrite
+                );
+                match target {
+                    ast::IoFileRedirectTarget::Filename(w) => {
+                        let word = self.word(w);
+                        if is_output {
+                            cmd.outputs.push(word);
+                        } else if matches!(kind, ast::IoFileRedirectKind::Read) {
+                            cmd.stdin_fed = true;
+                        }
+                    }
+                    ast::IoFileRedirectTarget::Fd(_) => {}
+                    ast::IoFileRedirectTarget::Duplicate(w) => {
+                        // `>&2` duplicates a descriptor; `>& file` writes a file.
+                        let word = self.word(w);
+                        let is_fd = word.text.chars().all(|c| c.is_ascii_digit() || c == '-');
+                        if !is_fd && matches!(kind, ast::IoFileRedirectKind::DuplicateOutput) {
+                            cmd.outputs.push(word);
+                        }
+                    }
+                    ast::IoFileRedirectTarget::ProcessSubstitution(kind, sub) => {
+                        self.nested_list(&sub.list, &format!("{kind}(…)"));
+                        if matches!(kind, ast::ProcessSubstitutionKind::Read) {
+                            cmd.stdin_fed = true;
+                        }
+                    }
+                }
+            }
+            ast::IoRedirect::HereDocument(_, doc) => {
+                cmd.stdin_fed = true;
+                if doc.requires_expansion {
+                    // An unquoted delimiter: `$( … )` in the body runs.
+                    match brush_parser::word::parse_heredoc(
+                        &doc.doc.value,
+                        &ParserOptions::default(),
+                    ) {
+                        Ok(pieces) => {
+                            let mut dynamic = false;
+                            let text = self.pieces(&doc.doc.value, &pieces, &mut dynamic);
+                            if !dynamic {
+                                cmd.stdin_texts.push(text);
+                            }
+                        }
+                        Err(e) => self.opaque(
+                            &doc.doc.value,
+                            "unparseable",
+                            format!("unparseable here-doc: {e}"),
+                        ),
+                    }
+                } else {
+                    cmd.stdin_texts.push(doc.doc.value.clone());
+                }
+            }
+            ast::IoRedirect::HereString(_, w) => {
+                cmd.stdin_fed = true;
+                let word = self.word(w);
+                if !word.dynamic {
+                    cmd.stdin_texts.push(word.text);
+                }
+            }
+            ast::IoRedirect::OutputAndError(w, _) => {
+                let word = self.word(w);
+                cmd.outputs.push(word);
+            }
+        }
+    }
+
+    fn nested_list(&mut self, list: &ast::CompoundList, label: &str) {
+        self.nested(&list.to_string(), label);
+    }
+
+    /// Parses a nested command line (a substitution) and adds its units.
+    fn nested(&mut self, text: &str, label: &str) {
+        let mut via = self.via.clone();
+        via.push(label.to_owned());
+        let units = parse_units(text, &via, self.depth + 1);
+        self.units.extend(units);
+    }
+
+    /// Resolves a word: unquotes it, reports the command substitutions inside
+    /// it, and says whether its value is dynamic.
+    fn word(&mut self, w: &ast::Word) -> Word {
+        let raw = &w.value;
+        // Most words are plain text; skip the word parser for them.
+        if !raw.contains(['$', '`', '\'', '"', '\\', '~']) {
+            return Word {
+                text: raw.clone(),
+                raw: raw.clone(),
+                dynamic: false,
+            };
+        }
+        match brush_parser::word::parse(raw, &ParserOptions::default()) {
+            Ok(pieces) => {
+                let mut dynamic = false;
+                let text = self.pieces(raw, &pieces, &mut dynamic);
+                Word {
+                    text,
+                    raw: raw.clone(),
+                    dynamic,
+                }
+            }
+            Err(e) => {
+                self.opaque(raw, "unparseable", format!("unparseable word: {e}"));
+                Word {
+                    text: raw.clone(),
+                    raw: raw.clone(),
+                    dynamic: true,
+                }
+            }
+        }
+    }
+
+    fn pieces(&mut self, src: &str, pieces: &[WordPieceWithSource], dynamic: &mut bool) -> String {
+        let mut out = String::new();
+        for p in pieces {
+            match &p.piece {
+                WordPiece::Text(t) => out.push_str(t),
+                WordPiece::SingleQuotedText(t) => out.push_str(t),
+                WordPiece::AnsiCQuotedText(t) => out.push_str(&ansi_c_unescape(t)),
+                WordPiece::DoubleQuotedSequence(inner)
+                | WordPiece::GettextDoubleQuotedSequence(inner) => {
+                    let s = self.pieces(src, inner, dynamic);
+                    out.push_str(&s);
+                }
+                WordPiece::TildeExpansion(_) => out.push('~'),
+                WordPiece::ParameterExpansion(_) => {
+                    *dynamic = true;
+                    let written = src.get(p.start_index..p.end_index).unwrap_or("${…}");
+                    if written.contains("$(") || written.contains('`') {
+                        self.opaque(
+                            &written,
+                            "substitution-in-parameter",
+                            "command substitution inside a parameter expansion is not followed"
+                                .into(),
+                        );
+                    }
+                    out.push_str(written);
+                }
+                WordPiece::CommandSubstitution(inner) => {
+                    *dynamic = true;
+                    self.nested(inner, "$(…)");
+                    out.push_str("$(");
+                    out.push_str(inner);
+                    out.push(')');
+                }
+                WordPiece::BackquotedCommandSubstitution(inner) => {
+                    *dynamic = true;
+                    let unescaped = backquote_unescape(inner);
+                    self.nested(&unescaped, "`…`");
+                    out.push('`');
+                    out.push_str(inner);
+                    out.push('`');
+                }
+                WordPiece::EscapeSequence(s) => {
+                    // `\x` is `x`; a backslash before a newline joins lines.
+                    let rest = s.strip_prefix('\\').unwrap_or(s);
+                    if rest != "\n" {
+                        out.push_str(rest);
+                    }
+                }
+                WordPiece::ArithmeticExpression(e) => {
+                    *dynamic = true;
+                    self.arithmetic(&e.value);
+                    out.push_str("$((");
+                    out.push_str(&e.value);
+                    out.push_str("))");
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Inside backquotes, `\$`, `` \` `` and `\\` stand for the character itself.
+fn backquote_unescape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            if let Some(&n) = chars.peek() {
+                if matches!(n, '$' | '`' | '\\') {
+                    out.push(n);
+                    chars.next();
+                    continue;
+                }
+            }
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Decodes the escapes of `$'…'` quoting, so `$'\x72m'` is seen as `rm`.
+pub(crate) fn ansi_c_unescape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        let Some(e) = chars.next() else {
+            out.push('\\');
+            break;
+        };
+        match e {
+            'n' => out.push('\n'),
+            't' => out.push('\t'),
+            'r' => out.push('\r'),
+            'a' => out.push('\u{7}'),
+            'b' => out.push('\u{8}'),
+            'e' | 'E' => out.push('\u{1b}'),
+            'f' => out.push('\u{c}'),
+            'v' => out.push('\u{b}'),
+            '\\' | '\'' | '"' | '?' => out.push(e),
+            'x' | 'u' | 'U' => {
+                let max = match e {
+                    'x' => 2,
+                    'u' => 4,
+                    _ => 8,
+                };
+                let mut digits = String::new();
+                while digits.len() < max {
+                    match chars.peek() {
+                        Some(d) if d.is_ascii_hexdigit() => {
+                            digits.push(*d);
+                            chars.next();
+                        }
+                        _ => break,
+                    }
+                }
+                match u32::from_str_radix(&digits, 16)
+                    .ok()
+                    .and_then(char::from_u32)
+                {
+                    Some(ch) => out.push(ch),
+                    None => {
+                        out.push('\\');
+                        out.push(e);
+                        out.push_str(&digits);
+                    }
+                }
+            }
+            '0'..='7' => {
+                let mut digits = String::from(e);
+                while digits.len() < 3 {
+                    match chars.peek() {
+                        Some(d @ '0'..='7') => {
+                            digits.push(*d);
+                            chars.next();
+                        }
+                        _ => break,
+                    }
+                }
+                match u32::from_str_radix(&digits, 8)
+                    .ok()
+                    .and_then(char::from_u32)
+                {
+                    Some(ch) => out.push(ch),
+                    None => out.push_str(&digits),
+                }
+            }
+            other => {
+                out.push('\\');
+                out.push(other);
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,472 @@
+//! From plan text to a validated, classified plan.
+//!
+//! Problems are collected rather than stopping at the first, each as
+//! `file:line:col: message`, sorted by position. A YAML or schema error stops
+//! early, since nothing after it can be trusted.
+
+use std::collections::{BTreeMap, HashSet};
+
+use chrono::NaiveDate;
+use serde_saphyr::Spanned;
+
+use super::doc::{ActionDoc, CheckDoc, PlanDoc, PlanRollbackDoc, StepDoc};
+use super::model::{
+    Action, Check, DEFAULT_CHECK_TIMEOUT, DEFAULT_RETRY_INTERVAL, DEFAULT_STEP_TIMEOUT, Expect,
+    Plan, PlanRollback, Retry, RollbackStep, Step, Target,
+};
+use super::params::{is_param_name, references, substitute};
+use super::review::{ClassifiedPlan, StepReview};
+use crate::core::classify::ClassifyContext;
+use crate::core::policy::LoadedPolicy;
+use crate::core::risk::{Classification, RiskLevel};
+use crate::core::yaml::{self, FileError, Position};
+
+/// Every problem found in one plan file, in file order.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+pub struct PlanErrors(pub Vec<FileError>);
+
+impl PlanErrors {
+    pub fn first(&self) -> Option<&FileError> {
+        self.0.first()
+    }
+}
+
+/// Parses the YAML into the document types.
+pub fn parse_doc(file: &str, text: &str) -> Result<PlanDoc, PlanErrors> {
+    yaml::from_str(file, text).map_err(|e| PlanErrors(vec![e]))
+}
+
+/// Parses, validates and classifies a plan. `today` names the plan when it
+/// has no `id`.
+pub fn load_plan(
+    file: &str,
+    text: &str,
+    policy: &LoadedPolicy,
+    today: NaiveDate,
+) -> Result<ClassifiedPlan, PlanErrors> {
+    let doc = parse_doc(file, text)?;
+    review(&doc, file, text, policy, today, &BTreeMap::new())
+}
+
+/// Validates and classifies a parsed plan. `overrides` replace parameter
+/// values (a modified plan is a new plan, with a new hash).
+pub fn review(
+    doc: &PlanDoc,
+    file: &str,
+    text: &str,
+    policy: &LoadedPolicy,
+    today: NaiveDate,
+    overrides: &BTreeMap<String, String>,
+) -> Result<ClassifiedPlan, PlanErrors> {
+    let mut v = Validator {
+        file,
+        text,
+        problems: Vec::new(),
+    };
+    let mut params: BTreeMap<String, String> = doc
+        .params
+        .iter()
+        .map(|(k, s)| (k.clone(), s.value.clone()))
+        .collect();
+    for (name, value) in &doc.params {
+        if !is_param_name(name) {
+            v.at(
+                &value.referenced,
+                format!("invalid parameter name `{name}`: use letters, digits, `_` and `-`"),
+            );
+        }
+    }
+    for (k, val) in overrides {
+        if !params.contains_key(k) {
+            v.problems.push(FileError {
+                file: file.to_owned(),
+                position: Position { line: 1, column: 1 },
+                message: format!("cannot set parameter `{k}`: the plan defines no such parameter"),
+            });
+        }
+        params.insert(k.clone(), val.clone());
+    }
+
+    let id = match &doc.id {
+        Some(id) => {
+            if !is_valid_id(&id.value) {
+                v.at(&id.referenced, format!(
+                    "invalid plan id `{}`: use 1 to 64 letters, digits, `.`, `_` and `-`, starting with a letter or digit",
+                    id.value
+                ));
+            }
+            id.value.clone()
+        }
+        None => derive_id(&doc.title.value, today),
+    };
+    if doc.title.value.trim().is_empty() {
+        v.at(&doc.title.referenced, "the title is empty".into());
+    }
+    if doc.steps.is_empty() {
+        v.problems.push(FileError {
+            file: file.to_owned(),
+            position: Position { line: 1, column: 1 },
+            message: "the plan has no steps".into(),
+        });
+    }
+
+    let target = Target {
+        kube_context: doc.target.kube_context.clone(),
+        namespace: doc.target.namespace.clone(),
+        aws_region: doc.target.aws_region.clone(),
+        docker_host: doc.target.docker_host.clone(),
+    };
+    let ctx = ClassifyContext {
+        namespace: target.namespace.clone(),
+        kube_context: target.kube_context.clone(),
+    };
+    let rate =
+        |v: &mut Validator<'_>, s: &Spanned<String>, what: &str| -> (String, Classification) {
+            let cmd = v.command(s, &params, what);
+            let c = match policy.rules.classify(&cmd, &ctx) {
+                Ok(c) => c,
+                Err(e) => {
+                    v.at(&s.referenced, format!("{what}: {e}"));
+                    Classification::from_reasons(Vec::new())
+                }
+            };
+            (cmd, c)
+        };
+
+    let mut seen = HashSet::new();
+    let mut steps = Vec::new();
+    let mut reviews = Vec::new();
+    for sd in &doc.steps {
+        let name = sd.name.value.trim().to_owned();
+        if name.is_empty() {
+            v.at(&sd.name.referenced, "a step name is empty".into());
+        } else if !seen.insert(name.clone()) {
+            v.at(
+                &sd.name.referenced,
+                format!("duplicate step name `{name}`: step names must be unique"),
+            );
+        }
+        let (step, review) = step(&mut v, sd, &name, &rate);
+        steps.push(step);
+        reviews.push(review);
+    }
+
+    let (rollback, rollback_ratings) = plan_rollback(&mut v, doc.rollback.as_ref(), &rate);
+    let risk = reviews
+        .iter()
+        .map(|r| r.action.risk)
+        .max()
+        .unwrap_or(RiskLevel::Low);
+    if risk >= RiskLevel::Medium && matches!(rollback, PlanRollback::Absent) {
+        for (sd, r) in doc.steps.iter().zip(&reviews) {
+            if r.action.risk >= RiskLevel::Medium && r.rollback.is_none() {
+                v.at(&sd.name.referenced, format!(
+                    "step `{}` is {} and has no rollback, and the plan has no plan-level `rollback:`; add one, or say `rollback: {{none: \"why\"}}`",
+                    sd.name.value.trim(),
+                    r.action.risk
+                ));
+            }
+        }
+    }
+
+    if !v.problems.is_empty() {
+        v.problems.sort_by_key(|p| p.position);
+        return Err(PlanErrors(v.problems));
+    }
+    let plan = Plan {
+        id,
+        title: doc.title.value.trim().to_owned(),
+        description: doc.description.clone(),
+        author: doc.author.clone(),
+        target,
+        params,
+        estimated_time: doc.estimated_time,
+        steps,
+        rollback,
+    };
+    Ok(ClassifiedPlan {
+        hash: plan.hash(),
+        plan,
+        risk,
+        steps: reviews,
+        rollback: rollback_ratings,
+    })
+}
+
+type Rate<'r> = dyn Fn(&mut Validator<'_>, &Spanned<String>, &str) -> (String, Classification) + 'r;
+
+fn step(v: &mut Validator<'_>, sd: &StepDoc, name: &str, rate: &Rate<'_>) -> (Step, StepReview) {
+    let (command, action_rating) = match &sd.run {
+        Some(run) => rate(v, run, &format!("step `{name}`")),
+        None => {
+            v.at(
+                &sd.name.referenced,
+                format!("step `{name}` has no action: add `run:`"),
+            );
+            (String::new(), Classification::from_reasons(Vec::new()))
+        }
+    };
+    let checks =
+        |v: &mut Validator<'_>, list: &[CheckDoc], kind: &str| {
+            let mut out = Vec::new();
+            let mut ratings = Vec::new();
+            for (i, c) in list.iter().enumerate() {
+                let cname = c
+                    .name
+                    .clone()
+                    .unwrap_or_else(|| format!("{kind} {}", i + 1));
+                let (cmd, rating) = rate(v, &c.run, &format!("{kind} `{cname}` of step `{name}`"));
+                if rating.risk > RiskLevel::Low {
+                    let why = rating
+                        .deciding_reasons()
+                        .next()
+                        .map_or(String::new(), |r| format!(": {}", r.message));
+                    v.at(&c.run.referenced, format!(
+                    "{kind} `{cname}` of step `{name}` must be read-only (LOW) but is {}{why}",
+                    rating.risk
+                ));
+                }
+                let retry = match &c.retry {
+                    Some(r) => {
+                        if r.attempts.value == 0 {
+                            v.at(
+                                &r.attempts.referenced,
+                                "retry attempts must be at least 1".into(),
+                            );
+                        }
+                        Retry {
+                            attempts: r.attempts.value,
+                            interval: r.interval.unwrap_or(DEFAULT_RETRY_INTERVAL),
+                        }
+                    }
+                    None => Retry {
+                        attempts: 1,
+                        interval: DEFAULT_RETRY_INTERVAL,
+                    },
+                };
+                let expect = c.expect.as_ref();
+                out.push(Check {
+                    name: cname,
+                    action: Action::Run(cmd),
+                    timeout: c.timeout.unwrap_or(DEFAULT_CHECK_TIMEOUT),
+                    retry,
+                    expect: Expect {
+                        exit_code: expect.and_then(|e| e.exit_code).unwrap_or(0),
+                        stdout_contains: expect.and_then(|e| e.stdout_contains.clone()),
+                    },
+                });
+                ratings.push(rating);
+            }
+            (out, ratings)
+        };
+    let (pre_checks, pre_ratings) = checks(v, &sd.pre_checks, "pre_check");
+    let (post_checks, post_ratings) = checks(v, &sd.post_checks, "post_check");
+    let (rollback, rollback_rating) = match &sd.rollback {
+        Some(r) => {
+            let (cmd, c) = rate(v, &r.run, &format!("rollback of step `{name}`"));
+            (Some(Action::Run(cmd)), Some(c))
+        }
+        None => (None, None),
+    };
+    (
+        Step {
+            name: name.to_owned(),
+            action: Action::Run(command),
+            timeout: sd.timeout.unwrap_or(DEFAULT_STEP_TIMEOUT),
+            pre_checks,
+            post_checks,
+            rollback,
+        },
+        StepReview {
+            action: action_rating,
+            pre_checks: pre_ratings,
+            post_checks: post_ratings,
+            rollback: rollback_rating,
+        },
+    )
+}
+
+fn plan_rollback(
+    v: &mut Validator<'_>,
+    doc: Option<&PlanRollbackDoc>,
+    rate: &Rate<'_>,
+) -> (PlanRollback, Vec<Classification>) {
+    let Some(doc) = doc else {
+        return (PlanRollback::Absent, Vec::new());
+    };
+    if let Some(none) = &doc.none {
+        if !doc.steps.is_empty() || doc.method.is_some() {
+            v.at(
+                &none.referenced,
+                "`rollback` has both `none` and steps: choose one".into(),
+            );
+        }
+        if none.value.trim().is_empty() {
+            v.at(
+                &none.referenced,
+                "`rollback: {none: …}` needs a reason".into(),
+            );
+        }
+        return (
+            PlanRollback::None {
+                reason: none.value.trim().to_owned(),
+            },
+            Vec::new(),
+        );
+    }
+    if doc.steps.is_empty() {
+        let message = "`rollback` has no steps: add `steps:`, or say `rollback: {none: \"why\"}`";
+        match &doc.method {
+            Some(m) => v.at(&m.referenced, message.into()),
+            None => v.problems.push(FileError {
+                file: v.file.to_owned(),
+                position: Position { line: 1, column: 1 },
+                message: message.into(),
+            }),
+        }
+    }
+    let mut steps = Vec::new();
+    let mut ratings = Vec::new();
+    for (i, s) in doc.steps.iter().enumerate() {
+        let name = s
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("rollback {}", i + 1));
+        let (cmd, c) = rate(v, &s.run, &format!("rollback step `{name}`"));
+        steps.push(rollback_step(s, name, cmd));
+        ratings.push(c);
+    }
+    (
+        PlanRollback::Steps {
+            method: doc.method.as_ref().map(|m| m.value.trim().to_owned()),
+            steps,
+            estimated_time: doc.estimated_time,
+        },
+        ratings,
+    )
+}
+
+fn rollback_step(s: &ActionDoc, name: String, cmd: String) -> RollbackStep {
+    RollbackStep {
+        name,
+        action: Action::Run(cmd),
+        timeout: s.timeout.unwrap_or(DEFAULT_STEP_TIMEOUT),
+    }
+}
+
+struct Validator<'a> {
+    file: &'a str,
+    text: &'a str,
+    problems: Vec<FileError>,
+}
+
+impl Validator<'_> {
+    fn at(&mut self, loc: &serde_saphyr::Location, message: String) {
+        self.problems.push(FileError {
+            file: self.file.to_owned(),
+            position: Position::from_location(loc),
+            message,
+        });
+    }
+
+    /// Substitutes parameters into a command, reporting each undefined
+    /// reference at its own line and column.
+    fn command(
+        &mut self,
+        s: &Spanned<String>,
+        params: &BTreeMap<String, String>,
+        what: &str,
+    ) -> String {
+        for r in references(&s.value) {
+            if !params.contains_key(&r.name) {
+                let written = &s.value[r.start..r.end];
+                let position = self.position_within(&s.referenced, written);
+                self.problems.push(FileError {
+                    file: self.file.to_owned(),
+                    position,
+                    message: format!("{what}: parameter `{}` is not defined in `params:`", r.name),
+                });
+            }
+        }
+        substitute(&s.value, params)
+    }
+
+    /// The position of `needle` inside the scalar at `loc`, found in the
+    /// source text; the scalar's own position when it cannot be found.
+    fn position_within(&self, loc: &serde_saphyr::Location, needle: &str) -> Position {
+        let start = Position::from_location(loc);
+        let span = loc.span();
+        let (Some(off), Some(len)) = (span.byte_offset(), span.byte_len()) else {
+            return start;
+        };
+        let (Ok(off), Ok(len)) = (usize::try_from(off), usize::try_from(len)) else {
+            return start;
+        };
+        let Some(raw) = self.text.get(off..off.saturating_add(len)) else {
+            return start;
+        };
+        let Some(idx) = raw.find(needle) else {
+            return start;
+        };
+        let before = &raw[..idx];
+        match before.rfind('\n') {
+            None => Position {
+                line: start.line,
+                column: start.column + before.chars().count() as u64,
+            },
+            Some(nl) => Position {
+                line: start.line + before.matches('\n').count() as u64,
+                column: before[nl + 1..].chars().count() as u64 + 1,
+            },
+        }
+    }
+}
+
+fn is_valid_id(id: &str) -> bool {
+    let mut chars = id.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphanumeric())
+        && id.len() <= 64
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
+/// `Fix slow API response!` on 2026-01-26 is `fix-slow-api-response-20260126`.
+fn derive_id(title: &str, today: NaiveDate) -> String {
+    let mut slug = String::new();
+    for c in title.chars() {
+        if c.is_ascii_alphanumeric() {
+            slug.push(c.to_ascii_lowercase());
+        } else if !slug.ends_with('-') && !slug.is_empty() {
+            slug.push('-');
+        }
+        if slug.len() >= 40 {
+            break;
+        }
+    }
+    let slug = slug.trim_end_matches('-');
+    let slug = if slug.is_empty() { "plan" } else { slug };
+    format!("{slug}-{}", today.format("%Y%m%d"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_derived_from_title_and_date() {
+        let d = NaiveDate::from_ymd_opt(2026, 1, 26).unwrap();
+        assert_eq!(
+            derive_id("Fix slow API response!", d),
+            "fix-slow-api-response-20260126"
+        );
+        assert_eq!(derive_id("!!!", d), "plan-20260126");
+    }
+
+    #[test]
+    fn ids_are_checked() {
+        assert!(is_valid_id("api-scale-20260126"));
+        assert!(!is_valid_id("-x"));
+        assert!(!is_valid_id("a b"));
+        assert!(!is_valid_id(&"a".repeat(65)));
+    }
+}

@@ -1,0 +1,13 @@
+//! The plan model: the file as written (`doc`), the normalized plan that is
+//! hashed and run (`model`), parameters, and the loader that validates and
+//! classifies a plan under a policy.
+
+pub mod doc;
+mod load;
+pub mod model;
+pub mod params;
+mod review;
+
+pub use load::{PlanErrors, load_plan, parse_doc, review};
+pub use model::{Action, Check, Expect, Plan, PlanRollback, Retry, RollbackStep, Step, Target};
+pub use review::{ClassifiedPlan, StepReview};

@@ -1,0 +1,120 @@
+//! The normalized plan: defaults filled, parameters substituted, ready to
+//! hash, classify, render and run.
+//!
+//! Every field takes part in the plan hash, through the plan's JSON form:
+//! struct fields in declaration order, maps as `BTreeMap`, durations as
+//! milliseconds. Changing any value changes the hash; YAML layout, comments
+//! and key order cannot.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::core::digest::{PlanHash, canonical_sha256};
+use crate::core::duration::HumanDuration;
+
+pub const DEFAULT_STEP_TIMEOUT: HumanDuration = HumanDuration::from_secs(5 * 60);
+pub const DEFAULT_CHECK_TIMEOUT: HumanDuration = HumanDuration::from_secs(60);
+pub const DEFAULT_RETRY_INTERVAL: HumanDuration = HumanDuration::from_secs(5);
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plan {
+    pub id: String,
+    pub title: String,
+    pub description: Option<String>,
+    pub author: Option<String>,
+    pub target: Target,
+    pub params: BTreeMap<String, String>,
+    pub estimated_time: Option<HumanDuration>,
+    pub steps: Vec<Step>,
+    pub rollback: PlanRollback,
+}
+
+impl Plan {
+    /// The plan hash: SHA-256 over the canonical form of this plan.
+    pub fn hash(&self) -> PlanHash {
+        // Serializing these plain structs cannot fail; the fallback keeps
+        // the function total without a panic path.
+        PlanHash::new(
+            canonical_sha256("opsgate-plan/1", self)
+                .unwrap_or_else(|e| format!("sha256:unhashable:{e}")),
+        )
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Target {
+    pub kube_context: Option<String>,
+    pub namespace: Option<String>,
+    pub aws_region: Option<String>,
+    pub docker_host: Option<String>,
+}
+
+/// What a step, check or rollback does.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// A command line, run by `/bin/sh -c`.
+    Run(String),
+}
+
+impl Action {
+    /// The command line as shown to people and given to the classifier.
+    pub fn command_line(&self) -> &str {
+        match self {
+            Action::Run(cmd) => cmd,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Step {
+    pub name: String,
+    pub action: Action,
+    pub timeout: HumanDuration,
+    pub pre_checks: Vec<Check>,
+    pub post_checks: Vec<Check>,
+    pub rollback: Option<Action>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Check {
+    pub name: String,
+    pub action: Action,
+    pub timeout: HumanDuration,
+    pub retry: Retry,
+    pub expect: Expect,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Retry {
+    pub attempts: u32,
+    pub interval: HumanDuration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Expect {
+    pub exit_code: i32,
+    pub stdout_contains: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PlanRollback {
+    /// The plan says no rollback is possible, and why.
+    None { reason: String },
+    Steps {
+        method: Option<String>,
+        steps: Vec<RollbackStep>,
+        estimated_time: Option<HumanDuration>,
+    },
+    /// No plan-level rollback (steps may still have their own).
+    Absent,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RollbackStep {
+    pub name: String,
+    pub action: Action,
+    pub timeout: HumanDuration,
+}

@@ -1,0 +1,226 @@
+//! Loading a policy: the embedded default overlaid by the user's file.
+//!
+//! The user file is first read strictly into the typed `Policy`, so unknown
+//! keys and bad values are reported at their line and column. Then both files
+//! are merged as YAML trees, key by key (a mapping merges, anything else
+//! replaces), and the merged tree becomes the effective policy. Its hash is
+//! over the normalized policy plus the built-in rules, so comments and layout
+//! never change it, and a new built-in table does.
+
+use std::sync::OnceLock;
+
+use serde::Serialize;
+
+use super::model::Policy;
+use crate::core::classify::schema::RulePack;
+use crate::core::classify::{ProductionScope, RuleSet, UserRules};
+use crate::core::digest::{PolicyHash, canonical_sha256};
+use crate::core::yaml::{self, FileError, Position};
+
+pub const DEFAULT_POLICY_YAML: &str = include_str!("../../../config/opsgate.yaml");
+pub const BUILTIN_RULES_YAML: &str = include_str!("../../../config/rules.yaml");
+const DEFAULT_NAME: &str = "<embedded config/opsgate.yaml>";
+const RULES_NAME: &str = "<embedded config/rules.yaml>";
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PolicyError {
+    #[error(transparent)]
+    File(#[from] FileError),
+    #[error("{file}: {message}")]
+    Invalid { file: String, message: String },
+}
+
+/// The built-in rule pack, parsed once.
+pub fn builtin_pack() -> Result<&'static RulePack, FileError> {
+    static PACK: OnceLock<Result<RulePack, FileError>> = OnceLock::new();
+    PACK.get_or_init(|| yaml::from_str(RULES_NAME, BUILTIN_RULES_YAML))
+        .as_ref()
+        .map_err(Clone::clone)
+}
+
+/// A policy ready to use: typed, compiled and hashed.
+#[derive(Debug, Clone)]
+pub struct LoadedPolicy {
+    pub policy: Policy,
+    pub rules: RuleSet,
+    pub hash: PolicyHash,
+    /// Where the user part came from, or the embedded default's name.
+    pub source: String,
+}
+
+impl LoadedPolicy {
+    /// The embedded default alone.
+    pub fn embedded() -> Result<Self, PolicyError> {
+        Self::load(None)
+    }
+
+    /// The embedded default overlaid by `user` (`(file name, text)`).
+    pub fn load(user: Option<(&str, &str)>) -> Result<Self, PolicyError> {
+        let mut tree: serde_json::Value = serde_saphyr::from_str(DEFAULT_POLICY_YAML)
+            .map_err(|e| yaml::to_file_error(DEFAULT_NAME, &e))?;
+        let mut source = DEFAULT_NAME.to_owned();
+        if let Some((name, text)) = user {
+            source = name.to_owned();
+            if !yaml::is_blank(text) {
+                // The strict read: located errors for unknown keys and values.
+                yaml::from_str::<Policy>(name, text)?;
+                let overlay: serde_json::Value =
+                    serde_saphyr::from_str(text).map_err(|e| yaml::to_file_error(name, &e))?;
+                if !overlay.is_object() {
+                    return Err(FileError {
+                        file: name.to_owned(),
+                        position: Position { line: 1, column: 1 },
+                        message: "a policy file must be a mapping of sections".into(),
+                    }
+                    .into());
+                }
+                merge(&mut tree, overlay);
+            }
+        }
+        let mut policy: Policy =
+            serde_json::from_value(tree).map_err(|e| PolicyError::Invalid {
+                file: source.clone(),
+                message: e.to_string(),
+            })?;
+        normalize(&mut policy);
+        Self::from_policy(policy, source)
+    }
+
+    /// Compiles and hashes a typed policy.
+    pub fn from_policy(policy: Policy, source: String) -> Result<Self, PolicyError> {
+        let pack = builtin_pack()?;
+        let scope = ProductionScope {
+            namespaces: policy.safety.production_namespaces.clone(),
+            contexts: policy.safety.production_contexts.clone(),
+        };
+        let rules = RuleSet::compile(
+            pack,
+            UserRules {
+                tools: &policy.tools,
+                rules: &policy.rules,
+                aliases: &policy.aliases,
+            },
+            scope,
+        )
+        .map_err(|e| PolicyError::Invalid {
+            file: source.clone(),
+            message: e.to_string(),
+        })?;
+        let hash = policy_hash(&policy, pack).map_err(|e| PolicyError::Invalid {
+            file: source.clone(),
+            message: format!("cannot hash the policy: {e}"),
+        })?;
+        Ok(LoadedPolicy {
+            policy,
+            rules,
+            hash,
+            source,
+        })
+    }
+}
+
+fn policy_hash(policy: &Policy, pack: &RulePack) -> Result<PolicyHash, serde_json::Error> {
+    #[derive(Serialize)]
+    struct Canonical<'a> {
+        policy: &'a Policy,
+        builtin: &'a RulePack,
+    }
+    canonical_sha256(
+        "opsgate-policy/1",
+        &Canonical {
+            policy,
+            builtin: pack,
+        },
+    )
+    .map(PolicyHash::new)
+}
+
+/// Lists whose order means nothing are sorted, so reordering them does not
+/// change the hash. Rule order is kept: it decides which override wins.
+fn normalize(policy: &mut Policy) {
+    let s = &mut policy.safety;
+    s.production_namespaces.sort();
+    s.production_namespaces.dedup();
+    s.production_contexts
+        .sort_by(|a, b| a.as_str().cmp(b.as_str()));
+    s.production_contexts.dedup();
+}
+
+/// Lays `overlay` over `base`: mappings merge key by key, anything else
+/// (scalars, lists) replaces.
+fn merge(base: &mut serde_json::Value, overlay: serde_json::Value) {
+    match (base, overlay) {
+        (serde_json::Value::Object(b), serde_json::Value::Object(o)) => {
+            for (k, v) in o {
+                match b.get_mut(&k) {
+                    Some(slot) => merge(slot, v),
+                    None => {
+                        b.insert(k, v);
+                    }
+                }
+            }
+        }
+        (slot, v) => *slot = v,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::risk::RiskLevel;
+
+    #[test]
+    fn the_embedded_default_loads_with_the_documented_values() {
+        let p = LoadedPolicy::embedded().unwrap();
+        assert!(!p.policy.execution.auto_approve_low_risk);
+        assert!(p.policy.safety.require_approval);
+        assert_eq!(
+            p.policy.approvals.required.for_level(RiskLevel::Critical),
+            2
+        );
+        assert_eq!(p.policy.approvals.ttl.as_millis(), 30 * 60 * 1000);
+        assert_eq!(
+            p.policy.aliases.get("k").map(String::as_str),
+            Some("kubectl")
+        );
+        assert!(p.rules.rule_count() > 50);
+    }
+
+    #[test]
+    fn a_user_file_overlays_key_by_key() {
+        let p = LoadedPolicy::load(Some((
+            "u.yaml",
+            "approvals:\n  required: {CRITICAL: 3}\naliases: {kc: kubectl}\n",
+        )))
+        .unwrap();
+        let req = p.policy.approvals.required;
+        assert_eq!((req.medium, req.critical), (1, 3));
+        assert_eq!(p.policy.aliases.len(), 3);
+        assert!(p.policy.approvals.separation_of_duties);
+    }
+
+    #[test]
+    fn layout_and_comments_do_not_change_the_hash_but_values_do() {
+        let a = LoadedPolicy::load(Some(("a", "safety: {allow_critical: false}\n"))).unwrap();
+        let b = LoadedPolicy::load(Some((
+            "b",
+            "# same\nsafety:\n    allow_critical:   false   # still\n",
+        )))
+        .unwrap();
+        let c = LoadedPolicy::load(Some(("c", "safety: {allow_critical: true}\n"))).unwrap();
+        let d = LoadedPolicy::embedded().unwrap();
+        assert_eq!(a.hash, b.hash);
+        assert_eq!(a.hash, d.hash);
+        assert_ne!(a.hash, c.hash);
+    }
+
+    #[test]
+    fn unknown_keys_name_file_line_and_column() {
+        let e =
+            LoadedPolicy::load(Some(("p.yaml", "execution:\n  auto_aprove: true\n"))).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "p.yaml:2:3: unknown field `auto_aprove`, expected one of auto_approve_low_risk, require_dry_run"
+        );
+    }
+}

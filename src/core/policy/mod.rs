@@ -1,0 +1,8 @@
+//! The policy: the embedded default, the user's overlay, and the compiled
+//! rule set and hash that come out of them.
+
+mod load;
+mod model;
+
+pub use load::{BUILTIN_RULES_YAML, DEFAULT_POLICY_YAML, LoadedPolicy, PolicyError, builtin_pack};
+pub use model::{ApprovalPolicy, ExecutionPolicy, Policy, RequiredApprovals, SafetyPolicy};

@@ -1,0 +1,84 @@
+//! The typed policy: what the policy file may say, and nothing else.
+//!
+//! Every struct denies unknown keys. The `Default` values here are Rust's
+//! zero values and only serve to validate a partial user file; the real
+//! defaults are the embedded `config/opsgate.yaml`.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::core::classify::schema::{GlobPattern, RuleSpec, ToolSpec};
+use crate::core::duration::HumanDuration;
+use crate::core::risk::RiskLevel;
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Policy {
+    pub execution: ExecutionPolicy,
+    pub safety: SafetyPolicy,
+    pub approvals: ApprovalPolicy,
+    pub aliases: BTreeMap<String, String>,
+    pub tools: BTreeMap<String, ToolSpec>,
+    pub rules: Vec<RuleSpec>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExecutionPolicy {
+    pub auto_approve_low_risk: bool,
+    pub require_dry_run: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SafetyPolicy {
+    pub require_approval: bool,
+    pub block_production: bool,
+    pub production_namespaces: Vec<String>,
+    pub production_contexts: Vec<GlobPattern>,
+    pub allow_critical: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApprovalPolicy {
+    pub required: RequiredApprovals,
+    pub ttl: HumanDuration,
+    pub separation_of_duties: bool,
+}
+
+impl Default for ApprovalPolicy {
+    fn default() -> Self {
+        ApprovalPolicy {
+            required: RequiredApprovals::default(),
+            ttl: HumanDuration::from_secs(30 * 60),
+            separation_of_duties: false,
+        }
+    }
+}
+
+/// Distinct approvals each level needs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RequiredApprovals {
+    #[serde(rename = "LOW")]
+    pub low: u32,
+    #[serde(rename = "MEDIUM")]
+    pub medium: u32,
+    #[serde(rename = "HIGH")]
+    pub high: u32,
+    #[serde(rename = "CRITICAL")]
+    pub critical: u32,
+}
+
+impl RequiredApprovals {
+    pub fn for_level(&self, level: RiskLevel) -> u32 {
+        match level {
+            RiskLevel::Low => self.low,
+            RiskLevel::Medium => self.medium,
+            RiskLevel::High => self.high,
+            RiskLevel::Critical => self.critical,
+        }
+    }
+}
