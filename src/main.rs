@@ -18,6 +18,13 @@ fn main() -> ExitCode {
         .init();
     match opsgate::cli::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
+        // A closed pipe (`opsgate … | head`) is the reader's choice, not a
+        // failure worth a message.
+        Err(opsgate::cli::error::CliError::Output(e))
+            if e.kind() == std::io::ErrorKind::BrokenPipe =>
+        {
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             if e.needs_printing() {
                 let _ = writeln!(anstream::stderr(), "opsgate: {e}");

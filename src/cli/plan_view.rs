@@ -216,7 +216,7 @@ impl<'a> PlanView<'a> {
                 bold(s.name),
                 dim(&format!("timeout {}", human_secs(s.timeout_seconds)))
             )?;
-            writeln!(out, "      $ {}", s.command)?;
+            write_command(out, s.command, "      ")?;
             write_reasons(out, s.reasons, "      ")?;
             for (kind, list) in [("pre ", &s.pre_checks), ("post", &s.post_checks)] {
                 for c in list {
@@ -273,6 +273,15 @@ impl<'a> PlanView<'a> {
         writeln!(out, "policy hash {}", self.policy_hash)?;
         Ok(())
     }
+}
+
+/// A command, `$ ` before its first line and the rest indented under it.
+fn write_command(out: &mut impl Write, cmd: &str, indent: &str) -> std::io::Result<()> {
+    for (i, line) in cmd.trim_end().lines().enumerate() {
+        let lead = if i == 0 { "$ " } else { "  " };
+        writeln!(out, "{indent}{lead}{line}")?;
+    }
+    Ok(())
 }
 
 fn write_reasons(out: &mut impl Write, reasons: &[Reason], indent: &str) -> std::io::Result<()> {

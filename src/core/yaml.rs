@@ -86,7 +86,15 @@ fn bare_message(msg: &str) -> String {
         _ => first,
     };
     let trimmed = trimmed.strip_prefix("error: ").unwrap_or(trimmed);
-    trimmed.to_owned()
+    // Say what was expected in the words of the file, not of the parser.
+    match trimmed {
+        "expected sequence start" => "expected a list here".to_owned(),
+        "expected mapping start" => "expected a mapping (`key: value`) here".to_owned(),
+        t if t.starts_with("invalid u") || t.starts_with("invalid i") => {
+            "expected a whole number here".to_owned()
+        }
+        t => t.to_owned(),
+    }
 }
 
 #[cfg(test)]

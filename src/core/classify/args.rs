@@ -18,6 +18,9 @@ pub(crate) struct FlagSyntax<'a> {
     pub attached_value_flags: &'a HashSet<String>,
     pub single_dash_long: bool,
     pub plus_flags: bool,
+    /// Options end at the first positional (POSIX `getopt` with `+`): a
+    /// wrapper's own flags come before the command it runs.
+    pub stop_at_positional: bool,
 }
 
 /// One argument after the program name.
@@ -95,6 +98,10 @@ pub(crate) fn parse_args(words: &[Word], syntax: FlagSyntax<'_>) -> ParsedArgs {
             && !w.raw.starts_with(['$', '`']);
         if !starts_flag {
             out.items.push(Arg::Positional(i));
+            if syntax.stop_at_positional {
+                out.items.extend((i + 1..words.len()).map(Arg::Positional));
+                break;
+            }
             i += 1;
             continue;
         }
@@ -224,6 +231,7 @@ mod tests {
             attached_value_flags: &none,
             single_dash_long: false,
             plus_flags: false,
+            stop_at_positional: false,
         };
         for line in [
             "-n prod get pods",
@@ -253,6 +261,7 @@ mod tests {
             attached_value_flags: &none,
             single_dash_long: false,
             plus_flags: false,
+            stop_at_positional: false,
         };
         let w = words("-rf /tmp -- -x");
         let p = parse_args(&w, syntax);
@@ -272,6 +281,7 @@ mod tests {
             attached_value_flags: &none,
             single_dash_long: true,
             plus_flags: false,
+            stop_at_positional: false,
         };
         let p = parse_args(&words("apply -destroy -auto-approve"), syntax);
         assert!(p.has_flag("-destroy"));

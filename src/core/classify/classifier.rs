@@ -101,7 +101,17 @@ impl Rating<'_> {
         for target in &cmd.outputs {
             self.redirect(target, &part, via);
         }
-        let Some(first) = cmd.words.first() else {
+        // `NAME=value` words before the program are assignments. The shell
+        // grammar separates them already; after a wrapper (`nohup X=1 cmd`)
+        // they are skipped here, rating the command as if they were
+        // assignments: never lower than what could run.
+        let skip = cmd
+            .words
+            .iter()
+            .take_while(|w| !w.dynamic && is_assignment(&w.text))
+            .count();
+        let words_after = &cmd.words[skip..];
+        let Some(first) = words_after.first() else {
             return;
         };
         if depth > MAX_DEPTH {
@@ -124,7 +134,7 @@ impl Rating<'_> {
             );
             return;
         }
-        let words = self.expand_alias(&cmd.words);
+        let words = self.expand_alias(words_after);
         let program = basename(&words[0].text);
         let args = &words[1..];
         if let Some((level, why)) = self.set.dynamic_programs.get(program) {
@@ -178,20 +188,14 @@ impl Rating<'_> {
             return;
         }
         let mut level = spec.default;
-        let mut why = "writes to a file".to_owned();
+        let mut message = format!("writes to `{path}`");
         for t in &spec.targets {
             if t.level > level && t.path.is_match(&path) {
                 level = t.level;
-                why = t.reason.clone();
+                message = format!("writes to `{path}`: {}", t.reason);
             }
         }
-        self.push(
-            level,
-            part,
-            via,
-            "redirect",
-            format!("writes to `{path}`: {why}"),
-        );
+        self.push(level, part, via, "redirect", message);
     }
 
     /// Rates the command a wrapper runs. `No` when the program is not acting
@@ -209,13 +213,14 @@ impl Rating<'_> {
         };
         for w in wrappers {
             let tool = self.set.tool(program);
-            let parsed = if w.value_flags.is_empty() {
-                parse_args(args, tool.syntax())
-            } else {
-                let mut syntax = tool.syntax();
+            let mut syntax = tool.syntax();
+            if !w.value_flags.is_empty() {
                 syntax.value_flags = &w.value_flags;
-                parse_args(args, syntax)
-            };
+            }
+            // A plain wrapper's flags end at the command it runs; a tool's
+            // wrapping subcommand (`kubectl exec`) takes flags anywhere.
+            syntax.stop_at_positional = w.spec.subcommand.is_none();
+            let parsed = parse_args(args, syntax);
             if w.spec.passive_flags.iter().any(|f| parsed.has_flag(f)) {
                 continue;
             }

@@ -101,6 +101,7 @@ impl Tool {
             attached_value_flags: &self.attached_value_flags,
             single_dash_long: self.single_dash_long,
             plus_flags: self.plus_flags,
+            stop_at_positional: false,
         }
     }
 

@@ -233,7 +233,13 @@ impl Walker {
 
     fn compound(&mut self, cc: &ast::CompoundCommand) {
         match cc {
-            ast::CompoundCommand::Arithmetic(a) => self.arithmetic(&a.expr.value),
+            // `((…))` is arithmetic to bash but two nested subshells to a
+            // POSIX sh (dash, which `/bin/sh -c` often is), and the grammar
+            // also reads `( ( cmd ) )` this way. Rate the text as commands.
+            ast::CompoundCommand::Arithmetic(a) => {
+                self.arithmetic(&a.expr.value);
+                self.nested(&a.expr.value, "((…))");
+            }
             ast::CompoundCommand::ArithmeticForClause(f) => {
                 for e in [&f.initializer, &f.condition, &f.updater]
                     .into_iter()

@@ -68,7 +68,7 @@ pub struct StepDoc {
 #[serde(deny_unknown_fields)]
 pub struct CheckDoc {
     #[serde(default)]
-    pub name: Option<String>,
+    pub name: Option<Spanned<String>>,
     pub run: Spanned<String>,
     #[serde(default)]
     pub timeout: Option<HumanDuration>,
@@ -92,7 +92,7 @@ pub struct ExpectDoc {
     #[serde(default)]
     pub exit_code: Option<i32>,
     #[serde(default)]
-    pub stdout_contains: Option<String>,
+    pub stdout_contains: Option<Spanned<String>>,
 }
 
 /// A step's own rollback, or one step of the plan's rollback.
@@ -100,7 +100,7 @@ pub struct ExpectDoc {
 #[serde(deny_unknown_fields)]
 pub struct ActionDoc {
     #[serde(default)]
-    pub name: Option<String>,
+    pub name: Option<Spanned<String>>,
     pub run: Spanned<String>,
     #[serde(default)]
     pub timeout: Option<HumanDuration>,

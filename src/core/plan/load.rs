@@ -61,7 +61,7 @@ pub fn review(
 ) -> Result<ClassifiedPlan, PlanErrors> {
     let mut v = Validator {
         file,
-        text,
+        source: text,
         problems: Vec::new(),
     };
     let mut params: BTreeMap<String, String> = doc
@@ -123,7 +123,7 @@ pub fn review(
     };
     let rate =
         |v: &mut Validator<'_>, s: &Spanned<String>, what: &str| -> (String, Classification) {
-            let cmd = v.command(s, &params, what);
+            let cmd = v.text(s, &params, what);
             let c = match policy.rules.classify(&cmd, &ctx) {
                 Ok(c) => c,
                 Err(e) => {
@@ -138,7 +138,7 @@ pub fn review(
     let mut steps = Vec::new();
     let mut reviews = Vec::new();
     for sd in &doc.steps {
-        let name = sd.name.value.trim().to_owned();
+        let name = v.text(&sd.name, &params, "step name").trim().to_owned();
         if name.is_empty() {
             v.at(&sd.name.referenced, "a step name is empty".into());
         } else if !seen.insert(name.clone()) {
@@ -147,12 +147,12 @@ pub fn review(
                 format!("duplicate step name `{name}`: step names must be unique"),
             );
         }
-        let (step, review) = step(&mut v, sd, &name, &rate);
+        let (step, review) = step(&mut v, sd, &name, &params, &rate);
         steps.push(step);
         reviews.push(review);
     }
 
-    let (rollback, rollback_ratings) = plan_rollback(&mut v, doc.rollback.as_ref(), &rate);
+    let (rollback, rollback_ratings) = plan_rollback(&mut v, doc.rollback.as_ref(), &params, &rate);
     let risk = reviews
         .iter()
         .map(|r| r.action.risk)
@@ -196,7 +196,13 @@ pub fn review(
 
 type Rate<'r> = dyn Fn(&mut Validator<'_>, &Spanned<String>, &str) -> (String, Classification) + 'r;
 
-fn step(v: &mut Validator<'_>, sd: &StepDoc, name: &str, rate: &Rate<'_>) -> (Step, StepReview) {
+fn step(
+    v: &mut Validator<'_>,
+    sd: &StepDoc,
+    name: &str,
+    params: &BTreeMap<String, String>,
+    rate: &Rate<'_>,
+) -> (Step, StepReview) {
     let (command, action_rating) = match &sd.run {
         Some(run) => rate(v, run, &format!("step `{name}`")),
         None => {
@@ -212,10 +218,10 @@ fn step(v: &mut Validator<'_>, sd: &StepDoc, name: &str, rate: &Rate<'_>) -> (St
             let mut out = Vec::new();
             let mut ratings = Vec::new();
             for (i, c) in list.iter().enumerate() {
-                let cname = c
-                    .name
-                    .clone()
-                    .unwrap_or_else(|| format!("{kind} {}", i + 1));
+                let cname = match &c.name {
+                    Some(n) => v.text(n, params, &format!("{kind} name")),
+                    None => format!("{kind} {}", i + 1),
+                };
                 let (cmd, rating) = rate(v, &c.run, &format!("{kind} `{cname}` of step `{name}`"));
                 if rating.risk > RiskLevel::Low {
                     let why = rating
@@ -246,6 +252,9 @@ fn step(v: &mut Validator<'_>, sd: &StepDoc, name: &str, rate: &Rate<'_>) -> (St
                     },
                 };
                 let expect = c.expect.as_ref();
+                let stdout_contains = expect
+                    .and_then(|e| e.stdout_contains.as_ref())
+                    .map(|s| v.text(s, params, &format!("{kind} `{cname}` expectation")));
                 out.push(Check {
                     name: cname,
                     action: Action::Run(cmd),
@@ -253,7 +262,7 @@ fn step(v: &mut Validator<'_>, sd: &StepDoc, name: &str, rate: &Rate<'_>) -> (St
                     retry,
                     expect: Expect {
                         exit_code: expect.and_then(|e| e.exit_code).unwrap_or(0),
-                        stdout_contains: expect.and_then(|e| e.stdout_contains.clone()),
+                        stdout_contains,
                     },
                 });
                 ratings.push(rating);
@@ -290,6 +299,7 @@ fn step(v: &mut Validator<'_>, sd: &StepDoc, name: &str, rate: &Rate<'_>) -> (St
 fn plan_rollback(
     v: &mut Validator<'_>,
     doc: Option<&PlanRollbackDoc>,
+    params: &BTreeMap<String, String>,
     rate: &Rate<'_>,
 ) -> (PlanRollback, Vec<Classification>) {
     let Some(doc) = doc else {
@@ -329,17 +339,20 @@ fn plan_rollback(
     let mut steps = Vec::new();
     let mut ratings = Vec::new();
     for (i, s) in doc.steps.iter().enumerate() {
-        let name = s
-            .name
-            .clone()
-            .unwrap_or_else(|| format!("rollback {}", i + 1));
+        let name = match &s.name {
+            Some(n) => v.text(n, params, "rollback step name"),
+            None => format!("rollback {}", i + 1),
+        };
         let (cmd, c) = rate(v, &s.run, &format!("rollback step `{name}`"));
         steps.push(rollback_step(s, name, cmd));
         ratings.push(c);
     }
     (
         PlanRollback::Steps {
-            method: doc.method.as_ref().map(|m| m.value.trim().to_owned()),
+            method: doc
+                .method
+                .as_ref()
+                .map(|m| v.text(m, params, "rollback method").trim().to_owned()),
             steps,
             estimated_time: doc.estimated_time,
         },
@@ -357,7 +370,7 @@ fn rollback_step(s: &ActionDoc, name: String, cmd: String) -> RollbackStep {
 
 struct Validator<'a> {
     file: &'a str,
-    text: &'a str,
+    source: &'a str,
     problems: Vec<FileError>,
 }
 
@@ -370,9 +383,10 @@ impl Validator<'_> {
         });
     }
 
-    /// Substitutes parameters into a command, reporting each undefined
+    /// Substitutes parameters into a text (a command, a name, an expected
+    /// output), reporting each undefined
     /// reference at its own line and column.
-    fn command(
+    fn text(
         &mut self,
         s: &Spanned<String>,
         params: &BTreeMap<String, String>,
@@ -403,7 +417,7 @@ impl Validator<'_> {
         let (Ok(off), Ok(len)) = (usize::try_from(off), usize::try_from(len)) else {
             return start;
         };
-        let Some(raw) = self.text.get(off..off.saturating_add(len)) else {
+        let Some(raw) = self.source.get(off..off.saturating_add(len)) else {
             return start;
         };
         let Some(idx) = raw.find(needle) else {

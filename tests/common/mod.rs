@@ -1,0 +1,48 @@
+//! Helpers shared by the integration tests.
+
+#![allow(dead_code, reason = "each test binary uses a different subset")]
+
+use std::path::{Path, PathBuf};
+use std::sync::LazyLock;
+
+use chrono::NaiveDate;
+use opsgate::core::plan::{ClassifiedPlan, PlanErrors, load_plan};
+use opsgate::core::policy::LoadedPolicy;
+
+/// The embedded default policy, loaded once per test binary.
+pub static POLICY: LazyLock<LoadedPolicy> =
+    LazyLock::new(|| LoadedPolicy::embedded().expect("the embedded policy loads"));
+
+/// A fixed "today", so derived plan ids are stable.
+pub fn today() -> NaiveDate {
+    NaiveDate::from_ymd_opt(2026, 1, 26).expect("valid date")
+}
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Loads a plan from text under the default policy.
+pub fn plan(text: &str) -> Result<ClassifiedPlan, PlanErrors> {
+    load_plan("plan.yaml", text, &POLICY, today())
+}
+
+/// The fixture files in a directory, sorted.
+pub fn yaml_files(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .expect("fixture dir exists")
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// The `# expect: …` first line of a fixture.
+pub fn expectation(text: &str) -> String {
+    text.lines()
+        .next()
+        .and_then(|l| l.strip_prefix("# expect: "))
+        .expect("fixture starts with `# expect: LINE:COL: message`")
+        .to_owned()
+}

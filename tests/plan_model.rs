@@ -1,0 +1,232 @@
+//! The plan model: the hash is independent of YAML layout, comments and key
+//! order, and changes with any change of content; parameters are
+//! substituted before hashing and classification; the plan's risk is its
+//! highest step's.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::{POLICY, plan, today};
+use opsgate::core::plan::{parse_doc, review};
+use opsgate::core::risk::RiskLevel;
+
+const BASE: &str = r#"
+id: api-scale
+title: Fix slow API response
+author: bob
+target: {kube_context: staging, namespace: api}
+params: {replicas: 5}
+steps:
+  - name: scale up
+    run: kubectl scale deployment/api --replicas={{replicas}} -n staging
+    timeout: 2m
+    pre_checks: [{name: exists, run: kubectl get deploy/api -n staging}]
+    post_checks:
+      - name: rolled out
+        run: kubectl rollout status deploy/api -n staging
+        retry: {attempts: 5, interval: 5s}
+        expect: {exit_code: 0, stdout_contains: successfully}
+    rollback: {run: kubectl scale deployment/api --replicas=3 -n staging}
+rollback:
+  method: Roll back
+  steps: [{run: kubectl rollout undo deployment/api -n staging}]
+"#;
+
+/// The same plan: block style, other key order, comments, other quoting,
+/// other spellings of the same durations, defaults written out.
+const REFORMATTED: &str = r#"
+# A comment that changes nothing.
+steps:
+  - rollback:
+      run: "kubectl scale deployment/api --replicas=3 -n staging"
+    post_checks:
+      - expect:
+          stdout_contains: 'successfully'
+          exit_code: 0
+        retry:
+          interval: 5000ms
+          attempts: 5
+        run: kubectl rollout status deploy/api -n staging
+        name: rolled out
+        timeout: 1m          # the default, written out
+    pre_checks:
+      - run: kubectl get deploy/api -n staging
+        name: exists
+    timeout: 120s
+    run: >-
+      kubectl scale deployment/api --replicas={{ replicas }} -n staging
+    name: scale up
+params:
+  replicas: "5"
+target:
+  namespace: api
+  kube_context: staging
+author: bob
+title: Fix slow API response
+id: api-scale
+rollback:
+  steps:
+    - run: kubectl rollout undo deployment/api -n staging
+  method: Roll back
+"#;
+
+#[test]
+fn a_reformatted_plan_has_the_same_hash() {
+    let a = plan(BASE).unwrap();
+    let b = plan(REFORMATTED).unwrap();
+    assert_eq!(a.plan, b.plan);
+    assert_eq!(a.hash, b.hash);
+    assert!(a.hash.as_str().starts_with("sha256:"));
+}
+
+#[test]
+fn any_changed_value_changes_the_hash() {
+    let base = plan(BASE).unwrap().hash;
+    let edits = [
+        ("id: api-scale", "id: api-scale-2"),
+        (
+            "title: Fix slow API response",
+            "title: Fix slow API responses",
+        ),
+        ("author: bob", "author: alice"),
+        ("kube_context: staging", "kube_context: staging-2"),
+        ("replicas: 5", "replicas: 6"),
+        ("timeout: 2m", "timeout: 3m"),
+        ("attempts: 5", "attempts: 4"),
+        ("interval: 5s", "interval: 6s"),
+        ("stdout_contains: successfully", "stdout_contains: done"),
+        ("--replicas=3", "--replicas=2"),
+        ("method: Roll back", "method: Roll it back"),
+        ("name: exists", "name: present"),
+        ("rollout undo deployment/api", "rollout undo deployment/web"),
+    ];
+    let mut seen = vec![base.clone()];
+    for (from, to) in edits {
+        assert!(BASE.contains(from), "edit `{from}` must apply");
+        let changed = plan(&BASE.replacen(from, to, 1)).unwrap().hash;
+        assert!(
+            !seen.contains(&changed),
+            "`{from}` -> `{to}` did not change the hash"
+        );
+        seen.push(changed);
+    }
+}
+
+#[test]
+fn parameters_are_substituted_before_classification_and_hashing() {
+    let p = plan(BASE).unwrap();
+    assert_eq!(
+        p.plan.steps[0].action.command_line(),
+        "kubectl scale deployment/api --replicas=5 -n staging"
+    );
+    // A parameter value is part of the command the classifier sees.
+    let sneaky = BASE.replace(
+        "params: {replicas: 5}",
+        "params: {replicas: '5 && kubectl delete ns prod'}",
+    );
+    let q = plan(&sneaky).unwrap();
+    assert_eq!(
+        q.risk,
+        RiskLevel::Critical,
+        "a command smuggled in a parameter"
+    );
+}
+
+#[test]
+fn modifying_a_parameter_makes_a_new_plan() {
+    let doc = parse_doc("plan.yaml", BASE).unwrap();
+    let none = BTreeMap::new();
+    let a = review(&doc, "plan.yaml", BASE, &POLICY, today(), &none).unwrap();
+    let five_to_seven = BTreeMap::from([("replicas".to_string(), "7".to_string())]);
+    let b = review(&doc, "plan.yaml", BASE, &POLICY, today(), &five_to_seven).unwrap();
+    assert_ne!(a.hash, b.hash);
+    assert!(
+        b.plan.steps[0]
+            .action
+            .command_line()
+            .contains("--replicas=7")
+    );
+    let unknown = BTreeMap::from([("replica".to_string(), "7".to_string())]);
+    let e = review(&doc, "plan.yaml", BASE, &POLICY, today(), &unknown).unwrap_err();
+    assert!(e.to_string().contains("no such parameter"), "{e}");
+}
+
+#[test]
+fn plan_risk_is_the_highest_step_and_rollbacks_do_not_count() {
+    let text = r#"
+id: mixed
+title: Mixed levels
+steps:
+  - {name: look, run: kubectl get pods -n staging}
+  - {name: restart, run: kubectl rollout restart deploy/api -n staging}
+rollback:
+  steps: [{run: kubectl delete pod -l app=api -n staging}]
+"#;
+    let p = plan(text).unwrap();
+    assert_eq!(p.steps[0].action.risk, RiskLevel::Low);
+    assert_eq!(p.steps[1].action.risk, RiskLevel::Medium);
+    assert_eq!(p.rollback[0].risk, RiskLevel::High);
+    assert_eq!(p.risk, RiskLevel::Medium);
+}
+
+#[test]
+fn the_target_namespace_counts_as_the_commands_scope() {
+    let text = r#"
+id: target-prod
+title: Restart in the target namespace
+target: {namespace: production}
+steps:
+  - {name: restart, run: kubectl rollout restart deploy/api, rollback: {run: kubectl rollout undo deploy/api}}
+"#;
+    assert_eq!(plan(text).unwrap().risk, RiskLevel::High);
+}
+
+#[test]
+fn rollback_none_with_a_reason_satisfies_the_rollback_rule() {
+    let text = r#"
+id: no-way-back
+title: Cannot be undone
+steps:
+  - {name: restart, run: systemctl restart nginx}
+rollback: {none: restarting is its own undo}
+"#;
+    assert_eq!(plan(text).unwrap().risk, RiskLevel::Medium);
+}
+
+#[test]
+fn a_plan_without_an_id_is_named_from_title_and_date() {
+    let text = "title: Rotate the logs!\nsteps: [{name: look, run: ls /var/log}]\n";
+    assert_eq!(plan(text).unwrap().plan.id, "rotate-the-logs-20260126");
+}
+
+#[test]
+fn all_problems_are_reported_in_file_order() {
+    let text = r#"
+id: many-problems
+title: Many problems
+steps:
+  - {name: a, run: "kubectl get {{ns}}"}
+  - {name: a, run: ls}
+  - name: b
+    run: kubectl scale deploy/api --replicas=2
+"#;
+    let e = plan(text).unwrap_err();
+    let lines: Vec<String> = e.0.iter().map(ToString::to_string).collect();
+    assert_eq!(lines.len(), 3, "{lines:#?}");
+    assert!(
+        lines[0].starts_with("plan.yaml:5:33: step `a`: parameter `ns`"),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[1].starts_with("plan.yaml:6:12: duplicate step name `a`"),
+        "{}",
+        lines[1]
+    );
+    assert!(
+        lines[2].starts_with("plan.yaml:7:11: step `b` is MEDIUM"),
+        "{}",
+        lines[2]
+    );
+}
