@@ -16,6 +16,7 @@ fn opsgate() -> assert_cmd::Command {
     cmd
 }
 
+#[expect(clippy::expect_used, reason = "a test helper: bad JSON fails the test")]
 fn json(bytes: &[u8]) -> Value {
     serde_json::from_slice(bytes).expect("valid JSON")
 }

@@ -108,7 +108,7 @@ impl Classification {
     /// reason's; the reasons are sorted most severe first, keeping their
     /// order within a level. An action with no reasons is LOW.
     pub fn from_reasons(mut reasons: Vec<Reason>) -> Self {
-        reasons.sort_by(|a, b| b.level.cmp(&a.level));
+        reasons.sort_by_key(|r| std::cmp::Reverse(r.level));
         let risk = reasons.first().map_or(RiskLevel::Low, |r| r.level);
         Classification { risk, reasons }
     }

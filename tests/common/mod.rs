@@ -1,6 +1,10 @@
 //! Helpers shared by the integration tests.
 
 #![allow(dead_code, reason = "each test binary uses a different subset")]
+#![expect(
+    clippy::expect_used,
+    reason = "test helpers: a broken fixture should stop the test loudly"
+)]
 
 use std::path::{Path, PathBuf};
 use std::sync::LazyLock;

@@ -131,8 +131,8 @@ fn push_named(
         });
         return 1;
     }
-    if syntax.value_flags.contains(t) {
-        if let Some(n) = next {
+    if syntax.value_flags.contains(t)
+        && let Some(n) = next {
             out.items.push(Arg::Flag {
                 name: t.to_owned(),
                 value: Some(n.text.clone()),
@@ -140,7 +140,6 @@ fn push_named(
             });
             return 2;
         }
-    }
     out.items.push(Arg::Flag {
         name: t.to_owned(),
         value: None,

@@ -368,8 +368,8 @@ impl Rating<'_> {
             let level = deciding
                 .first()
                 .map_or(RiskLevel::Low, |(i, _)| set.rules[*i].level);
-            if level >= RiskLevel::Medium {
-                if let Some(flag) = dry_run(tool, &parsed, args, path_words) {
+            if level >= RiskLevel::Medium
+                && let Some(flag) = dry_run(tool, &parsed, args, path_words) {
                     let ids: Vec<&str> = deciding
                         .iter()
                         .map(|(i, _)| set.rules[*i].id.as_str())
@@ -386,7 +386,6 @@ impl Rating<'_> {
                     );
                     return;
                 }
-            }
             for (i, assumed) in &deciding {
                 let r = &set.rules[*i];
                 let mut message = r
@@ -515,14 +514,13 @@ fn inner_commands<'w>(
     }
     // `su -c '…'`, `env -S '…'`, `flock -c '…'`: a flag carries a shell line.
     for (name, value, dynamic) in parsed.flags() {
-        if spec.string_flags.iter().any(|f| f == name) {
-            if let Some(v) = value {
+        if spec.string_flags.iter().any(|f| f == name)
+            && let Some(v) = value {
                 return vec![Inner::Line {
                     text: v.to_owned(),
                     dynamic,
                 }];
             }
-        }
     }
     match spec.mode {
         WrapperMode::ExecFlags => {
@@ -690,13 +688,22 @@ fn match_resource(
 
 /// The rest of a command line as rule regexes see it: every argument after
 /// the subcommand path, one per line, flags as `name` or `name=value`, with
-/// runs of whitespace inside an argument collapsed to one space.
+/// runs of whitespace inside an argument collapsed to one space, absolute
+/// paths normalized.
 fn render_rest(parsed: &ParsedArgs, args: &[Word], path: &[usize]) -> String {
     let mut out = String::new();
     for item in &parsed.items {
         let line: Cow<'_, str> = match item {
             Arg::Positional(i) if path.contains(i) => continue,
-            Arg::Positional(i) => Cow::Borrowed(args[*i].text.as_str()),
+            Arg::Positional(i) => {
+                let t = args[*i].text.as_str();
+                // `/etc/`, `//etc` and `/tmp/../etc` all name `/etc`.
+                if t.len() > 1 && t.starts_with('/') && (t.ends_with('/') || t.contains("/.") || t.contains("//")) {
+                    Cow::Owned(normalize_path(t))
+                } else {
+                    Cow::Borrowed(t)
+                }
+            }
             Arg::Flag { name, value, .. } => match value {
                 Some(v) => Cow::Owned(format!("{name}={v}")),
                 None => Cow::Borrowed(name.as_str()),

@@ -521,7 +521,7 @@ impl Walker {
                     let written = src.get(p.start_index..p.end_index).unwrap_or("${…}");
                     if written.contains("$(") || written.contains('`') {
                         self.opaque(
-                            &written,
+                            written,
                             "substitution-in-parameter",
                             "command substitution inside a parameter expansion is not followed"
                                 .into(),
@@ -569,15 +569,13 @@ fn backquote_unescape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut chars = s.chars().peekable();
     while let Some(c) = chars.next() {
-        if c == '\\' {
-            if let Some(&n) = chars.peek() {
-                if matches!(n, '$' | '`' | '\\') {
+        if c == '\\'
+            && let Some(&n) = chars.peek()
+                && matches!(n, '$' | '`' | '\\') {
                     out.push(n);
                     chars.next();
                     continue;
                 }
-            }
-        }
         out.push(c);
     }
     out
