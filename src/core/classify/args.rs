@@ -132,14 +132,15 @@ fn push_named(
         return 1;
     }
     if syntax.value_flags.contains(t)
-        && let Some(n) = next {
-            out.items.push(Arg::Flag {
-                name: t.to_owned(),
-                value: Some(n.text.clone()),
-                value_dynamic: n.dynamic,
-            });
-            return 2;
-        }
+        && let Some(n) = next
+    {
+        out.items.push(Arg::Flag {
+            name: t.to_owned(),
+            value: Some(n.text.clone()),
+            value_dynamic: n.dynamic,
+        });
+        return 2;
+    }
     out.items.push(Arg::Flag {
         name: t.to_owned(),
         value: None,

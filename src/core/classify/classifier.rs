@@ -369,23 +369,24 @@ impl Rating<'_> {
                 .first()
                 .map_or(RiskLevel::Low, |(i, _)| set.rules[*i].level);
             if level >= RiskLevel::Medium
-                && let Some(flag) = dry_run(tool, &parsed, args, path_words) {
-                    let ids: Vec<&str> = deciding
-                        .iter()
-                        .map(|(i, _)| set.rules[*i].id.as_str())
-                        .collect();
-                    self.push(
-                        RiskLevel::Low,
-                        part,
-                        via,
-                        "dry-run",
-                        format!(
-                            "explicit `{flag}` changes nothing (would be {level} by {})",
-                            ids.join(", ")
-                        ),
-                    );
-                    return;
-                }
+                && let Some(flag) = dry_run(tool, &parsed, args, path_words)
+            {
+                let ids: Vec<&str> = deciding
+                    .iter()
+                    .map(|(i, _)| set.rules[*i].id.as_str())
+                    .collect();
+                self.push(
+                    RiskLevel::Low,
+                    part,
+                    via,
+                    "dry-run",
+                    format!(
+                        "explicit `{flag}` changes nothing (would be {level} by {})",
+                        ids.join(", ")
+                    ),
+                );
+                return;
+            }
             for (i, assumed) in &deciding {
                 let r = &set.rules[*i];
                 let mut message = r
@@ -515,12 +516,13 @@ fn inner_commands<'w>(
     // `su -c '…'`, `env -S '…'`, `flock -c '…'`: a flag carries a shell line.
     for (name, value, dynamic) in parsed.flags() {
         if spec.string_flags.iter().any(|f| f == name)
-            && let Some(v) = value {
-                return vec![Inner::Line {
-                    text: v.to_owned(),
-                    dynamic,
-                }];
-            }
+            && let Some(v) = value
+        {
+            return vec![Inner::Line {
+                text: v.to_owned(),
+                dynamic,
+            }];
+        }
     }
     match spec.mode {
         WrapperMode::ExecFlags => {
@@ -698,7 +700,10 @@ fn render_rest(parsed: &ParsedArgs, args: &[Word], path: &[usize]) -> String {
             Arg::Positional(i) => {
                 let t = args[*i].text.as_str();
                 // `/etc/`, `//etc` and `/tmp/../etc` all name `/etc`.
-                if t.len() > 1 && t.starts_with('/') && (t.ends_with('/') || t.contains("/.") || t.contains("//")) {
+                if t.len() > 1
+                    && t.starts_with('/')
+                    && (t.ends_with('/') || t.contains("/.") || t.contains("//"))
+                {
                     Cow::Owned(normalize_path(t))
                 } else {
                     Cow::Borrowed(t)

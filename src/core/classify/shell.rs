@@ -571,11 +571,12 @@ fn backquote_unescape(s: &str) -> String {
     while let Some(c) = chars.next() {
         if c == '\\'
             && let Some(&n) = chars.peek()
-                && matches!(n, '$' | '`' | '\\') {
-                    out.push(n);
-                    chars.next();
-                    continue;
-                }
+            && matches!(n, '$' | '`' | '\\')
+        {
+            out.push(n);
+            chars.next();
+            continue;
+        }
         out.push(c);
     }
     out
