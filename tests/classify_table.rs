@@ -229,6 +229,15 @@ fn kubectl() {
 #[test]
 fn aws() {
     let rows: &[(&str, RiskLevel)] = &[
+        // A later argument that names a service is not the subcommand.
+        ("aws s3api delete-bucket --bucket logs", Critical),
+        (
+            "aws s3api put-bucket-policy --bucket logs --policy file://policy.json",
+            High,
+        ),
+        ("aws cloudformation delete-stack --stack-name iam", Critical),
+        // s3 spells its dry run `--dryrun`.
+        ("aws s3 rm s3://bucket/tmp/ --recursive --dryrun", Low),
         // LOW
         (
             "aws ec2 describe-instances --filters Name=tag:env,Values=staging",
@@ -527,6 +536,12 @@ fn systemctl_and_service() {
 #[test]
 fn sql_clients() {
     let rows: &[(&str, RiskLevel)] = &[
+        // A leading block comment does not hide the statement.
+        ("psql -c '/* cleanup */ DROP TABLE sessions' app", Critical),
+        ("psql -c '/* a */ /* b */ SELECT 1' app", Low),
+        // DROP and TRUNCATE count wherever they stand: a line comment before
+        // them cannot be seen once the query is one argument.
+        ("psql -c $'-- tidy up\\nDROP TABLE sessions' app", Critical),
         // LOW
         (
             "psql -h db.internal -U app -d shop -c 'SELECT count(*) FROM orders'",
@@ -773,6 +788,8 @@ fn wrappers_are_unwrapped() {
         ("sudo -iu deploy ls", Low),
         ("sudo -l", Low),
         ("sudo --user=root rm -rf /", Critical),
+        ("sudo -- rm -rf /", Critical),
+        ("sudo kubectl exec api-0 -- rm -rf /data", High),
         ("doas rm -rf /etc", Critical),
         // env
         ("env KUBECONFIG=/tmp/kc kubectl delete pod api-0", High),
@@ -838,6 +855,12 @@ fn wrappers_are_unwrapped() {
             Medium,
         ),
         ("ssh web-1 'sudo reboot'", High),
+        ("ssh web-1 -- rm -rf /", Critical),
+        // With no command, the remote shell runs what is fed on stdin.
+        ("ssh web-1 <<'EOF'\nrm -rf /\nEOF", Critical),
+        ("ssh web-1 bash <<'EOF'\nrm -rf /\nEOF", Critical),
+        ("ssh web-1 < cleanup.sh", High),
+        ("ssh web-1 psql app <<'EOF'\nSELECT 1;\nEOF", High),
         ("ssh -p 2222 bastion rm -rf /", Critical),
         (
             "ssh -o StrictHostKeyChecking=no web-1 'kubectl delete ns staging'",

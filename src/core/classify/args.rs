@@ -51,6 +51,14 @@ impl ParsedArgs {
         })
     }
 
+    /// Every positional word index, including those after `--`.
+    pub fn all_positionals(&self) -> impl Iterator<Item = usize> + '_ {
+        self.items.iter().filter_map(|a| match a {
+            Arg::Positional(i) => Some(*i),
+            Arg::Flag { .. } => None,
+        })
+    }
+
     pub fn has_flag(&self, name: &str) -> bool {
         self.flags().any(|(n, _, _)| n == name)
     }

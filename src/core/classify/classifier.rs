@@ -66,7 +66,7 @@ impl RuleSet {
             ctx,
             out: Vec::new(),
         };
-        let units = rating.line(line, &[], 0);
+        let units = rating.line(line, &[], 0, None);
         if units == 0 {
             return Err(ClassifyError::Empty);
         }
@@ -80,11 +80,28 @@ impl Rating<'_> {
     }
 
     /// Rates every unit of a line; returns how many units there were.
-    fn line(&mut self, line: &str, via: &[String], depth: usize) -> usize {
+    /// `stdin`: the command whose standard input the line's own commands
+    /// inherit (a wrapper's), so `ssh host psql <<EOF` is rated as psql
+    /// reading that here-doc.
+    fn line(
+        &mut self,
+        line: &str,
+        via: &[String],
+        depth: usize,
+        stdin: Option<&SimpleCommand>,
+    ) -> usize {
         let units = parse_units(line, via, depth);
         for unit in &units {
             match unit {
-                Unit::Command { cmd, via } => self.command(cmd, via, depth),
+                Unit::Command { cmd: c, via: v } => match stdin {
+                    Some(outer) if v.len() == via.len() && outer.stdin_fed => {
+                        let mut fed = c.clone();
+                        fed.stdin_fed = true;
+                        fed.stdin_texts.extend(outer.stdin_texts.iter().cloned());
+                        self.command(&fed, v, depth);
+                    }
+                    _ => self.command(c, v, depth),
+                },
                 Unit::Opaque {
                     part,
                     via,
@@ -250,7 +267,14 @@ impl Rating<'_> {
                         };
                         self.command(&inner_cmd, &inner_via, depth + 1);
                     }
-                    Inner::Line { text, dynamic } => {
+                    Inner::UnseenStdin => self.push(
+                        RiskLevel::High,
+                        &cmd.display(),
+                        via,
+                        "unseen-stdin",
+                        format!("`{}` runs commands fed on standard input", w.label),
+                    ),
+                    Inner::Line { text, dynamic, fed } => {
                         if dynamic {
                             self.push(
                                 RiskLevel::High,
@@ -264,7 +288,8 @@ impl Rating<'_> {
                             );
                         }
                         if !text.trim().is_empty() {
-                            self.line(&text, &inner_via, depth + 1);
+                            let stdin = fed.then_some(cmd);
+                            self.line(&text, &inner_via, depth + 1, stdin);
                         }
                     }
                 }
@@ -296,7 +321,12 @@ impl Rating<'_> {
         let positionals: Vec<usize> = parsed.positionals().collect();
         let start = positionals
             .iter()
-            .position(|&i| !args[i].dynamic && tool.known_first.contains(&args[i].text))
+            .position(|&i| {
+                let w = &args[i];
+                !w.dynamic
+                    && (tool.known_first.contains(&w.text)
+                        || tool.first_globs.iter().any(|g| g.is_match(&w.text)))
+            })
             .unwrap_or(0);
         let path_words = &positionals[start.min(positionals.len())..];
         if tool.has_subcommands && path_words.first().is_some_and(|&i| args[i].dynamic) {
@@ -496,7 +526,15 @@ enum Unwrapped {
 /// What a wrapper runs.
 enum Inner<'w> {
     Argv(&'w [Word]),
-    Line { text: String, dynamic: bool },
+    /// A command line; with `fed`, the wrapper's standard input flows on to
+    /// the line's commands (`ssh host psql <<EOF`).
+    Line {
+        text: String,
+        dynamic: bool,
+        fed: bool,
+    },
+    /// A script fed on standard input that cannot be read here.
+    UnseenStdin,
 }
 
 fn inner_commands<'w>(
@@ -506,7 +544,8 @@ fn inner_commands<'w>(
     cmd: &SimpleCommand,
 ) -> Vec<Inner<'w>> {
     let spec = &w.spec;
-    let mut positionals = parsed.positionals().peekable();
+    // `sudo -- cmd`: for a wrapper, what follows `--` is still the command.
+    let mut positionals = parsed.all_positionals().peekable();
     if let Some(sub) = &spec.subcommand {
         match positionals.next() {
             Some(i) if !args[i].dynamic && &args[i].text == sub => {}
@@ -521,6 +560,7 @@ fn inner_commands<'w>(
             return vec![Inner::Line {
                 text: v.to_owned(),
                 dynamic,
+                fed: true,
             }];
         }
     }
@@ -551,20 +591,14 @@ fn inner_commands<'w>(
                     Some(i) => vec![Inner::Line {
                         text: args[i].text.clone(),
                         dynamic: args[i].dynamic,
+                        fed: true,
                     }],
                     None => Vec::new(),
                 };
             }
             // A shell reading a here-doc or here-string runs its text.
             if positionals.peek().is_none() {
-                return cmd
-                    .stdin_texts
-                    .iter()
-                    .map(|t| Inner::Line {
-                        text: t.clone(),
-                        dynamic: false,
-                    })
-                    .collect();
+                return stdin_script(cmd);
             }
             Vec::new()
         }
@@ -572,6 +606,7 @@ fn inner_commands<'w>(
             Some(i) => vec![Inner::Line {
                 text: args[i].text.clone(),
                 dynamic: args[i].dynamic,
+                fed: false,
             }],
             None => Vec::new(),
         },
@@ -593,7 +628,17 @@ fn inner_commands<'w>(
                     positionals.next()
                 }
             };
+            // `ssh host -- cmd`: a `--` right before the command ends options.
+            let start = start.map(|s| match args.get(s) {
+                Some(w) if w.text == "--" && !w.dynamic => s + 1,
+                _ => s,
+            });
             let Some(start) = start.filter(|&s| s < args.len()) else {
+                // `ssh host <<EOF`: with no command, the remote shell runs
+                // what is fed on standard input.
+                if spec.mode == WrapperMode::ShellWords && cmd.stdin_fed {
+                    return stdin_script(cmd);
+                }
                 return Vec::new();
             };
             let words = &args[start..];
@@ -608,10 +653,31 @@ fn inner_commands<'w>(
                 vec![Inner::Line {
                     text,
                     dynamic: words.iter().any(|w| w.dynamic),
+                    fed: true,
                 }]
             }
         }
     }
+}
+
+/// What a shell runs when it reads its script from standard input: the
+/// here-doc or here-string texts, or, when the input is a pipe or a file,
+/// something this classifier cannot see.
+fn stdin_script<'w>(cmd: &SimpleCommand) -> Vec<Inner<'w>> {
+    if cmd.stdin_texts.is_empty() {
+        if cmd.stdin_fed {
+            return vec![Inner::UnseenStdin];
+        }
+        return Vec::new();
+    }
+    cmd.stdin_texts
+        .iter()
+        .map(|t| Inner::Line {
+            text: t.clone(),
+            dynamic: false,
+            fed: false,
+        })
+        .collect()
 }
 
 fn is_assignment(s: &str) -> bool {
@@ -730,20 +796,25 @@ fn render_rest(parsed: &ParsedArgs, args: &[Word], path: &[usize]) -> String {
 }
 
 /// The dry-run flag that applies, if the command asks for one explicitly.
+/// The last spelling of the flag counts (`--dry-run=server --dry-run=none`
+/// is not a dry run).
 fn dry_run(tool: &Tool, parsed: &ParsedArgs, args: &[Word], path: &[usize]) -> Option<String> {
-    let spec = tool.dry_run.as_ref()?;
-    if !spec.subcommands.is_empty() {
-        let first = path.first().map(|&i| args[i].text.as_str())?;
-        if !spec.subcommands.iter().any(|s| s == first) {
+    let first = path.first().map(|&i| args[i].text.as_str());
+    tool.dry_run.iter().find_map(|spec| {
+        if !spec.subcommands.is_empty()
+            && !spec.subcommands.iter().any(|s| Some(s.as_str()) == first)
+        {
             return None;
         }
-    }
-    let (name, value, dynamic) = parsed.flags().filter(|(n, _, _)| *n == spec.flag).last()?;
-    match value {
-        Some(v) if !dynamic && spec.values.iter().any(|x| x == v) => Some(format!("{name}={v}")),
-        None if spec.bare => Some(name.to_owned()),
-        _ => None,
-    }
+        let (name, value, dynamic) = parsed.flags().filter(|(n, _, _)| *n == spec.flag).last()?;
+        match value {
+            Some(v) if !dynamic && spec.values.iter().any(|x| x == v) => {
+                Some(format!("{name}={v}"))
+            }
+            None if spec.bare => Some(name.to_owned()),
+            _ => None,
+        }
+    })
 }
 
 /// `/usr/bin/kubectl` is `kubectl`.

@@ -85,9 +85,11 @@ pub(crate) struct Tool {
     pub namespace_flags: Vec<String>,
     pub context_flags: Vec<String>,
     pub resource_aliases: HashMap<String, String>,
-    pub dry_run: Option<DryRunSpec>,
+    pub dry_run: Vec<DryRunSpec>,
     /// First subcommand words that some rule names exactly.
     pub known_first: HashSet<String>,
+    /// First subcommand words that some rule names by a glob (`* describe-*`).
+    pub first_globs: Vec<GlobPattern>,
     /// Some rule names a subcommand of this tool.
     pub has_subcommands: bool,
     /// Whether any spec or rule mentions the tool.
@@ -221,10 +223,19 @@ impl RuleSet {
                     _ => None,
                 })
                 .collect();
+            let first_globs: Vec<GlobPattern> = idxs
+                .iter()
+                .flat_map(|&i| set.rules[i].paths.iter())
+                .filter_map(|p| match p.first() {
+                    Some(Segment::Glob(g)) => Some(g.clone()),
+                    _ => None,
+                })
+                .collect();
             let has_paths = idxs.iter().any(|&i| !set.rules[i].paths.is_empty());
             let tool = set.tools.entry(program.clone()).or_default();
             tool.known = true;
             tool.known_first = known_first;
+            tool.first_globs = first_globs;
             tool.has_subcommands = has_paths;
         }
         // Resource conditions are written in any spelling; store canonical.
@@ -355,7 +366,7 @@ impl Tool {
             self.resource_aliases
                 .insert(k.to_ascii_lowercase(), v.to_ascii_lowercase());
         }
-        if spec.dry_run.is_some() {
+        if !spec.dry_run.is_empty() {
             self.dry_run = spec.dry_run.clone();
         }
     }

@@ -222,7 +222,26 @@ pub struct ToolSpec {
     pub context_flags: Vec<String>,
     /// Resource aliases: short and plural names to the canonical kind.
     pub resource_aliases: BTreeMap<String, String>,
-    pub dry_run: Option<DryRunSpec>,
+    /// How the tool asks for a dry run: one spec, or a list (`aws ec2
+    /// --dry-run`, `aws s3 --dryrun`).
+    #[serde(deserialize_with = "one_or_many_specs")]
+    pub dry_run: Vec<DryRunSpec>,
+}
+
+fn one_or_many_specs<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<DryRunSpec>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        One(DryRunSpec),
+        Many(Vec<DryRunSpec>),
+    }
+    match Raw::deserialize(d) {
+        Ok(Raw::One(s)) => Ok(vec![s]),
+        Ok(Raw::Many(v)) => Ok(v),
+        Err(_) => Err(serde::de::Error::custom(
+            "expected a dry-run spec `{flag: …}` or a list of them",
+        )),
+    }
 }
 
 /// How a tool asks for a dry run.
