@@ -5,9 +5,12 @@
 
 mod args;
 mod classifier;
+mod matching;
 pub mod ruleset;
 pub mod schema;
 mod shell;
+mod unescape;
+mod wrappers;
 
 pub use classifier::{ClassifyContext, ClassifyError};
 pub use ruleset::{ProductionScope, RuleSet, RuleSetError, UserRules};
