@@ -16,6 +16,11 @@ fn opsgate() -> assert_cmd::Command {
     cmd
 }
 
+/// Runs a command that must succeed; returns its stdout.
+fn stdout_of(cmd: &mut assert_cmd::Command) -> Vec<u8> {
+    cmd.assert().success().get_output().stdout.clone()
+}
+
 #[expect(clippy::expect_used, reason = "a test helper: bad JSON fails the test")]
 fn json(bytes: &[u8]) -> Value {
     serde_json::from_slice(bytes).expect("valid JSON")
@@ -35,13 +40,8 @@ fn classify_prints_the_level_and_the_reasons() {
 
 #[test]
 fn classify_json_names_the_part_and_the_wrappers() {
-    let out = opsgate()
-        .args(["classify", "--json", "--", "sudo sh -c 'rm -rf /etc; ls'"])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
+    let out =
+        stdout_of(opsgate().args(["classify", "--json", "--", "sudo sh -c 'rm -rf /etc; ls'"]));
     let v = json(&out);
     assert_eq!(v["command"], "sudo sh -c 'rm -rf /etc; ls'");
     assert_eq!(v["risk"], "CRITICAL");
@@ -158,13 +158,7 @@ fn a_missing_plan_file_is_named() {
 
 #[test]
 fn plan_show_json_carries_levels_and_the_plan_hash() {
-    let out = opsgate()
-        .args(["plan", "show", "plans/demo-local.yaml", "--json"])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
+    let out = stdout_of(opsgate().args(["plan", "show", "plans/demo-local.yaml", "--json"]));
     let v = json(&out);
     assert_eq!(v["id"], "demo-local");
     assert_eq!(v["risk"], "MEDIUM");
@@ -174,13 +168,7 @@ fn plan_show_json_carries_levels_and_the_plan_hash() {
         "printf 'replicas=%s\\n' '3' > /tmp/opsgate-demo/app.conf"
     );
     assert_eq!(v["rollback"]["kind"], "steps");
-    let hash = opsgate()
-        .args(["plan", "hash", "plans/demo-local.yaml"])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
+    let hash = stdout_of(opsgate().args(["plan", "hash", "plans/demo-local.yaml"]));
     assert_eq!(String::from_utf8(hash).unwrap().trim(), v["plan_hash"]);
 }
 
@@ -204,13 +192,7 @@ fn plan_show_renders_steps_checks_rollback_and_hashes_without_colour() {
 
 #[test]
 fn policy_check_json_prints_the_hash_and_counts() {
-    let out = opsgate()
-        .args(["policy", "check", "--json"])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
+    let out = stdout_of(opsgate().args(["policy", "check", "--json"]));
     let v = json(&out);
     assert!(v["policy_hash"].as_str().unwrap().starts_with("sha256:"));
     assert_eq!(v["rules"], 0);
@@ -253,24 +235,18 @@ fn the_policy_is_found_in_xdg_config_home_and_changes_the_hash() {
         "rules:\n  - {program: deployctl, subcommand: push, level: HIGH}\n",
     )
     .unwrap();
-    let embedded = opsgate()
-        .current_dir(dir.path())
-        .env("XDG_CONFIG_HOME", dir.path().join("nowhere"))
-        .args(["policy", "check", "--json"])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let custom = opsgate()
-        .current_dir(dir.path())
-        .env("XDG_CONFIG_HOME", dir.path())
-        .args(["policy", "check", "--json"])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
+    let embedded = stdout_of(
+        opsgate()
+            .current_dir(dir.path())
+            .env("XDG_CONFIG_HOME", dir.path().join("nowhere"))
+            .args(["policy", "check", "--json"]),
+    );
+    let custom = stdout_of(
+        opsgate()
+            .current_dir(dir.path())
+            .env("XDG_CONFIG_HOME", dir.path())
+            .args(["policy", "check", "--json"]),
+    );
     let (a, b) = (json(&embedded), json(&custom));
     assert_eq!(a["rules"], 0);
     assert_eq!(b["rules"], 1);

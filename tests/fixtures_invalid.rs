@@ -8,11 +8,16 @@ use common::{POLICY, expectation, repo, today, yaml_files};
 use opsgate::core::plan::load_plan;
 use opsgate::core::policy::LoadedPolicy;
 
-#[test]
-fn each_invalid_plan_fails_with_its_exact_error() {
-    let files = yaml_files(&repo().join("tests/fixtures/plans/invalid"));
+/// Loads every fixture in `dir` with `load`, which returns the first error
+/// as text, and compares it with the fixture's `# expect:` line.
+#[expect(
+    clippy::unwrap_used,
+    reason = "a test helper: unreadable fixtures fail the test"
+)]
+fn check_invalid_fixtures(dir: &str, at_least: usize, load: impl Fn(&str, &str) -> Option<String>) {
+    let files = yaml_files(&repo().join(dir));
     assert!(
-        files.len() >= 15,
+        files.len() >= at_least,
         "expected the full fixture set, found {}",
         files.len()
     );
@@ -21,41 +26,31 @@ fn each_invalid_plan_fails_with_its_exact_error() {
         let text = std::fs::read_to_string(&path).unwrap();
         let name = path.file_name().unwrap().to_string_lossy().to_string();
         let want = format!("{name}:{}", expectation(&text));
-        match load_plan(&name, &text, &POLICY, today()) {
-            Ok(_) => wrong.push(format!("{name}: loaded, but should fail with `{want}`")),
-            Err(e) => {
-                let got = e.first().map(ToString::to_string).unwrap_or_default();
-                if got != want {
-                    wrong.push(format!("{name}:\n  want {want}\n  got  {got}"));
-                }
-            }
+        match load(&name, &text) {
+            None => wrong.push(format!("{name}: loaded, but should fail with `{want}`")),
+            Some(got) if got != want => wrong.push(format!("{name}:\n  want {want}\n  got  {got}")),
+            Some(_) => {}
         }
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
 
 #[test]
+fn each_invalid_plan_fails_with_its_exact_error() {
+    check_invalid_fixtures("tests/fixtures/plans/invalid", 15, |name, text| {
+        load_plan(name, text, &POLICY, today())
+            .err()
+            .map(|e| e.first().map(ToString::to_string).unwrap_or_default())
+    });
+}
+
+#[test]
 fn each_invalid_policy_fails_with_its_exact_error() {
-    let files = yaml_files(&repo().join("tests/fixtures/policies/invalid"));
-    assert!(
-        files.len() >= 8,
-        "expected the full fixture set, found {}",
-        files.len()
-    );
-    let mut wrong = Vec::new();
-    for path in files {
-        let text = std::fs::read_to_string(&path).unwrap();
-        let name = path.file_name().unwrap().to_string_lossy().to_string();
-        let want = format!("{name}:{}", expectation(&text));
-        match LoadedPolicy::load(Some((&name, &text))) {
-            Ok(_) => wrong.push(format!("{name}: loaded, but should fail with `{want}`")),
-            Err(e) if e.to_string() != want => {
-                wrong.push(format!("{name}:\n  want {want}\n  got  {e}"));
-            }
-            Err(_) => {}
-        }
-    }
-    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    check_invalid_fixtures("tests/fixtures/policies/invalid", 8, |name, text| {
+        LoadedPolicy::load(Some((name, text)))
+            .err()
+            .map(|e| e.to_string())
+    });
 }
 
 #[test]

@@ -123,6 +123,25 @@ pub(crate) fn parse_args(words: &[Word], syntax: FlagSyntax<'_>) -> ParsedArgs {
     out
 }
 
+impl Arg {
+    fn flag(name: impl Into<String>, value: Option<String>, value_dynamic: bool) -> Self {
+        Arg::Flag {
+            name: name.into(),
+            value,
+            value_dynamic,
+        }
+    }
+}
+
+/// The value of a value flag whose value is the next word, if there is one.
+/// Returns the flag and the words consumed.
+fn with_next_value(name: String, next: Option<&Word>) -> (Arg, usize) {
+    match next {
+        Some(n) => (Arg::flag(name, Some(n.text.clone()), n.dynamic), 2),
+        None => (Arg::flag(name, None, false), 1),
+    }
+}
+
 /// `--name`, `--name=value`, `--name value`. Returns the words consumed.
 fn push_named(
     out: &mut ParsedArgs,
@@ -131,30 +150,13 @@ fn push_named(
     next: Option<&Word>,
     syntax: FlagSyntax<'_>,
 ) -> usize {
-    if let Some((name, value)) = t.split_once('=') {
-        out.items.push(Arg::Flag {
-            name: name.to_owned(),
-            value: Some(value.to_owned()),
-            value_dynamic: dynamic,
-        });
-        return 1;
-    }
-    if syntax.value_flags.contains(t)
-        && let Some(n) = next
-    {
-        out.items.push(Arg::Flag {
-            name: t.to_owned(),
-            value: Some(n.text.clone()),
-            value_dynamic: n.dynamic,
-        });
-        return 2;
-    }
-    out.items.push(Arg::Flag {
-        name: t.to_owned(),
-        value: None,
-        value_dynamic: false,
-    });
-    1
+    let (arg, used) = match t.split_once('=') {
+        Some((name, value)) => (Arg::flag(name, Some(value.to_owned()), dynamic), 1),
+        None if syntax.value_flags.contains(t) => with_next_value(t.to_owned(), next),
+        None => (Arg::flag(t, None, false), 1),
+    };
+    out.items.push(arg);
+    used
 }
 
 /// `-abc`, `-nprod`, `-n prod`, `-n=prod`. Returns the words consumed.
@@ -172,56 +174,50 @@ fn push_cluster(
         let rest = &t[pos + c.len_utf8()..];
         if syntax.value_flags.contains(&name) {
             let rest = rest.strip_prefix('=').unwrap_or(rest);
-            if !rest.is_empty() {
-                out.items.push(Arg::Flag {
-                    name,
-                    value: Some(rest.to_owned()),
-                    value_dynamic: dynamic,
-                });
-                return 1;
-            }
-            if let Some(n) = next {
-                out.items.push(Arg::Flag {
-                    name,
-                    value: Some(n.text.clone()),
-                    value_dynamic: n.dynamic,
-                });
-                return 2;
-            }
-            out.items.push(Arg::Flag {
-                name,
-                value: None,
-                value_dynamic: false,
-            });
-            return 1;
+            let (arg, used) = if rest.is_empty() {
+                with_next_value(name, next)
+            } else {
+                (Arg::flag(name, Some(rest.to_owned()), dynamic), 1)
+            };
+            out.items.push(arg);
+            return used;
         }
         if syntax.attached_value_flags.contains(&name) {
-            out.items.push(Arg::Flag {
-                name,
-                value: (!rest.is_empty()).then(|| rest.to_owned()),
-                value_dynamic: dynamic,
-            });
+            let value = (!rest.is_empty()).then(|| rest.to_owned());
+            out.items.push(Arg::flag(name, value, dynamic));
             return 1;
         }
-        out.items.push(Arg::Flag {
-            name,
-            value: None,
-            value_dynamic: false,
-        });
+        out.items.push(Arg::flag(name, None, false));
     }
     1
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::LazyLock;
+
     use super::*;
+
+    static NONE: LazyLock<HashSet<String>> = LazyLock::new(HashSet::new);
+    static NAMESPACE: LazyLock<HashSet<String>> = LazyLock::new(|| {
+        ["-n", "--namespace"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    });
+
+    fn syntax(value_flags: &'static HashSet<String>) -> FlagSyntax<'static> {
+        FlagSyntax {
+            value_flags,
+            attached_value_flags: &NONE,
+            single_dash_long: false,
+            plus_flags: false,
+            stop_at_positional: false,
+        }
+    }
 
     fn words(s: &str) -> Vec<Word> {
         s.split_whitespace().map(Word::literal).collect()
-    }
-
-    fn set(v: &[&str]) -> HashSet<String> {
-        v.iter().map(|s| s.to_string()).collect()
     }
 
     fn flags_of(p: &ParsedArgs) -> Vec<(String, Option<String>)> {
@@ -232,15 +228,6 @@ mod tests {
 
     #[test]
     fn value_flags_in_every_spelling() {
-        let vf = set(&["-n", "--namespace"]);
-        let none = HashSet::new();
-        let syntax = FlagSyntax {
-            value_flags: &vf,
-            attached_value_flags: &none,
-            single_dash_long: false,
-            plus_flags: false,
-            stop_at_positional: false,
-        };
         for line in [
             "-n prod get pods",
             "get -nprod pods",
@@ -249,13 +236,9 @@ mod tests {
             "get -n=prod pods",
         ] {
             let w = words(line);
-            let p = parse_args(&w, syntax);
-            assert_eq!(
-                p.last_value_of(&["-n".into(), "--namespace".into()])
-                    .map(|v| v.0),
-                Some("prod"),
-                "{line}"
-            );
+            let p = parse_args(&w, syntax(&NAMESPACE));
+            let ns = p.last_value_of(&["-n".into(), "--namespace".into()]);
+            assert_eq!(ns.map(|v| v.0), Some("prod"), "{line}");
             let pos: Vec<_> = p.positionals().map(|i| w[i].text.as_str()).collect();
             assert_eq!(pos, ["get", "pods"], "{line}");
         }
@@ -263,36 +246,36 @@ mod tests {
 
     #[test]
     fn clusters_split_and_double_dash_ends_flags() {
-        let none = HashSet::new();
-        let syntax = FlagSyntax {
-            value_flags: &none,
-            attached_value_flags: &none,
-            single_dash_long: false,
-            plus_flags: false,
-            stop_at_positional: false,
-        };
         let w = words("-rf /tmp -- -x");
-        let p = parse_args(&w, syntax);
+        let p = parse_args(&w, syntax(&NONE));
         assert_eq!(
             flags_of(&p),
             [("-r".to_string(), None), ("-f".to_string(), None)]
         );
         assert_eq!(p.double_dash, Some(2));
         assert_eq!(p.positionals().count(), 1);
+        assert_eq!(p.all_positionals().count(), 2);
     }
 
     #[test]
     fn single_dash_long_flags_stay_whole() {
-        let none = HashSet::new();
-        let syntax = FlagSyntax {
-            value_flags: &none,
-            attached_value_flags: &none,
+        let s = FlagSyntax {
             single_dash_long: true,
-            plus_flags: false,
-            stop_at_positional: false,
+            ..syntax(&NONE)
         };
-        let p = parse_args(&words("apply -destroy -auto-approve"), syntax);
+        let p = parse_args(&words("apply -destroy -auto-approve"), s);
         assert!(p.has_flag("-destroy"));
         assert!(p.has_flag("-auto-approve"));
+    }
+
+    #[test]
+    fn wrapper_options_end_at_the_first_positional() {
+        let s = FlagSyntax {
+            stop_at_positional: true,
+            ..syntax(&NONE)
+        };
+        let p = parse_args(&words("-E bash -lc x"), s);
+        assert_eq!(flags_of(&p), [("-E".to_string(), None)]);
+        assert_eq!(p.all_positionals().count(), 3);
     }
 }

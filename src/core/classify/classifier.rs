@@ -443,52 +443,54 @@ impl Rating<'_> {
     /// A mutation in a production namespace or context is at least HIGH; so is
     /// one whose namespace or context is only known at run time.
     fn production(&mut self, tool: &Tool, parsed: &ParsedArgs, part: &str, via: &[String]) {
-        let scope = &self.set.scope;
-        if !tool.namespace_flags.is_empty() {
-            let ns = parsed
-                .last_value_of(&tool.namespace_flags)
-                .map(|(v, d)| (v.to_owned(), d))
-                .or_else(|| self.ctx.namespace.clone().map(|n| (n, false)));
-            match ns {
-                Some((ns, true)) => self.push(
-                    RiskLevel::High,
-                    part,
-                    via,
-                    "production-scope",
-                    format!("mutation in namespace `{ns}`, which is only known at run time"),
-                ),
-                Some((ns, false)) if scope.is_production_namespace(&ns) => self.push(
-                    RiskLevel::High,
-                    part,
-                    via,
-                    "production-scope",
-                    format!("mutation in production namespace `{ns}`"),
-                ),
-                _ => {}
-            }
+        /// One kind of scope: the flags that name it, the plan target's value,
+        /// and what counts as production.
+        struct Scope<'s> {
+            flags: &'s [String],
+            fallback: &'s Option<String>,
+            what: &'static str,
+            is_production: &'s dyn Fn(&str) -> bool,
         }
-        if !tool.context_flags.is_empty() {
-            let ctx = parsed
-                .last_value_of(&tool.context_flags)
-                .map(|(v, d)| (v.to_owned(), d))
-                .or_else(|| self.ctx.kube_context.clone().map(|c| (c, false)));
-            match ctx {
-                Some((c, true)) => self.push(
-                    RiskLevel::High,
-                    part,
-                    via,
-                    "production-scope",
-                    format!("mutation in context `{c}`, which is only known at run time"),
-                ),
-                Some((c, false)) if scope.is_production_context(&c) => self.push(
-                    RiskLevel::High,
-                    part,
-                    via,
-                    "production-scope",
-                    format!("mutation in production context `{c}`"),
-                ),
-                _ => {}
+        let set = self.set;
+        let scopes = [
+            Scope {
+                flags: &tool.namespace_flags,
+                fallback: &self.ctx.namespace,
+                what: "namespace",
+                is_production: &|ns| set.scope.is_production_namespace(ns),
+            },
+            Scope {
+                flags: &tool.context_flags,
+                fallback: &self.ctx.kube_context,
+                what: "context",
+                is_production: &|c| set.scope.is_production_context(c),
+            },
+        ];
+        for Scope {
+            flags,
+            fallback,
+            what,
+            is_production,
+        } in scopes
+        {
+            if flags.is_empty() {
+                continue;
             }
+            // The command's own flag wins; the plan's target is the fallback.
+            let value = parsed
+                .last_value_of(flags)
+                .map(|(v, dynamic)| (v.to_owned(), dynamic))
+                .or_else(|| fallback.clone().map(|v| (v, false)));
+            let message = match value {
+                Some((v, true)) => {
+                    format!("mutation in {what} `{v}`, which is only known at run time")
+                }
+                Some((v, false)) if is_production(&v) => {
+                    format!("mutation in production {what} `{v}`")
+                }
+                _ => continue,
+            };
+            self.push(RiskLevel::High, part, via, "production-scope", message);
         }
     }
 }

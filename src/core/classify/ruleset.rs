@@ -215,22 +215,20 @@ impl RuleSet {
             }
         }
         for (program, idxs) in &set.by_program {
-            let known_first: HashSet<String> = idxs
+            let mut known_first = HashSet::new();
+            let mut first_globs = Vec::new();
+            for first in idxs
                 .iter()
                 .flat_map(|&i| set.rules[i].paths.iter())
-                .filter_map(|p| match p.first() {
-                    Some(Segment::Exact(e)) => Some(e.clone()),
-                    _ => None,
-                })
-                .collect();
-            let first_globs: Vec<GlobPattern> = idxs
-                .iter()
-                .flat_map(|&i| set.rules[i].paths.iter())
-                .filter_map(|p| match p.first() {
-                    Some(Segment::Glob(g)) => Some(g.clone()),
-                    _ => None,
-                })
-                .collect();
+                .filter_map(|p| p.first())
+            {
+                match first {
+                    Segment::Exact(e) => {
+                        known_first.insert(e.clone());
+                    }
+                    Segment::Glob(g) => first_globs.push(g.clone()),
+                }
+            }
             let has_paths = idxs.iter().any(|&i| !set.rules[i].paths.is_empty());
             let tool = set.tools.entry(program.clone()).or_default();
             tool.known = true;
