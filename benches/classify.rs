@@ -2,8 +2,8 @@
 //!
 //! `cargo bench --bench classify` runs two things:
 //! - a per-line report: every line of `benches/corpus.txt` (200+ mixed
-//!   lines) is classified many times, and the median and p99 of the
-//!   per-line cost are printed;
+//!   lines) is classified 300 times, round-robin, and the median and p99 of
+//!   the per-line cost are printed;
 //! - criterion benchmarks of the whole corpus under the default policy and
 //!   with 10, 100 and 1,000 extra user rules, to show how the cost grows
 //!   with the rule count.
@@ -52,29 +52,39 @@ fn classify_all(policy: &LoadedPolicy, lines: &[&str], ctx: &ClassifyContext) {
     }
 }
 
-/// Per-line cost: each line is classified in a tight loop for about 20 ms;
-/// its cost is the mean over that loop. Prints median, p99 and max over
-/// lines.
+/// Per-line cost. The corpus is classified round-robin, 300 rounds, timing
+/// each call; a line's cost is the median of its 300 timings. Going round
+/// the whole corpus between two calls for the same line keeps the parser's
+/// small internal caches from flattering the figures (a real session rarely
+/// classifies the same line twice in a row). Prints median, p90, p99 and max
+/// over lines.
 fn per_line_report(policy: &LoadedPolicy, lines: &[&str]) {
+    const ROUNDS: usize = 300;
     let ctx = ClassifyContext::default();
-    let mut costs: Vec<(Duration, &str)> = Vec::with_capacity(lines.len());
-    for line in lines {
-        // Warm up caches once.
-        black_box(policy.rules.classify(line, &ctx).ok());
-        let mut iters: u32 = 0;
-        let start = Instant::now();
-        while start.elapsed() < Duration::from_millis(20) {
-            black_box(policy.rules.classify(line, &ctx).ok());
-            iters += 1;
+    let mut samples: Vec<Vec<Duration>> = vec![Vec::with_capacity(ROUNDS); lines.len()];
+    for _ in 0..ROUNDS {
+        for (i, line) in lines.iter().enumerate() {
+            let start = Instant::now();
+            black_box(policy.rules.classify(black_box(line), &ctx).ok());
+            samples[i].push(start.elapsed());
         }
-        costs.push((start.elapsed() / iters.max(1), line));
     }
+    let mut costs: Vec<(Duration, &str)> = samples
+        .iter_mut()
+        .zip(lines)
+        .map(|(s, line)| {
+            s.sort();
+            (s[s.len() / 2], *line)
+        })
+        .collect();
     costs.sort();
     let at = |q: f64| costs[((costs.len() - 1) as f64 * q).round() as usize].0;
+    let mean = costs.iter().map(|c| c.0).sum::<Duration>() / costs.len() as u32;
     println!(
-        "per-line classification cost over {} corpus lines:",
+        "per-line classification cost over {} corpus lines ({ROUNDS} rounds):",
         costs.len()
     );
+    println!("  mean   {mean:?}");
     println!("  median {:?}", at(0.50));
     println!("  p90    {:?}", at(0.90));
     println!("  p99    {:?}", at(0.99));
@@ -87,6 +97,7 @@ fn benches(c: &mut Criterion, lines: &[&str]) {
     let ctx = ClassifyContext::default();
     let mut group = c.benchmark_group("classify");
     group.throughput(Throughput::Elements(lines.len() as u64));
+    group.sample_size(50);
     let default = match LoadedPolicy::embedded() {
         Ok(p) => p,
         Err(e) => panic!("embedded policy must load: {e}"),

@@ -20,8 +20,9 @@ use super::matching::{
 };
 use super::ruleset::{RuleSet, Tool};
 use super::schema::WrapperMode;
+use super::shell::is_assignment;
 use super::shell::{MAX_DEPTH, SimpleCommand, Unit, Word, parse_units};
-use super::wrappers::{Inner, inner_commands, is_assignment};
+use super::wrappers::{Inner, inner_commands};
 use crate::core::risk::{Classification, Reason, RiskLevel};
 
 /// What the line is run against, when the command does not say: a plan's
@@ -346,7 +347,7 @@ impl Rating<'_> {
 
         let mut matched: Vec<(usize, bool)> = Vec::new();
         let mut rests: Vec<(usize, String)> = Vec::new();
-        for idx in set.candidates(program) {
+        for &idx in set.candidates(program).iter() {
             let r = &set.rules[idx];
             let Some((len, mut assumed)) = match_path(&r.paths, args, path_words) else {
                 continue;

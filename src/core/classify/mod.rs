@@ -6,6 +6,7 @@
 mod args;
 mod classifier;
 mod matching;
+mod plain;
 pub mod ruleset;
 pub mod schema;
 mod shell;

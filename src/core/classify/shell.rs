@@ -15,6 +15,7 @@ use brush_parser::ast;
 use brush_parser::word::{WordPiece, WordPieceWithSource};
 use brush_parser::{Parser, ParserOptions};
 
+use super::plain::plain_list;
 use super::unescape::{ansi_c_unescape, backquote_unescape};
 
 /// Nesting deeper than this (`$( $( $( … ) ) )`, `sh -c "sh -c …"`) is not
@@ -108,20 +109,50 @@ pub(crate) fn parse_units(line: &str, via: &[String], depth: usize) -> Vec<Unit>
         walker.opaque(line, "too-deep", "nesting is too deep to follow".into());
         return walker.units;
     }
-    let options = ParserOptions::default();
-    let mut parser = Parser::new(std::io::Cursor::new(line.as_bytes()), &options);
-    match parser.parse_program() {
-        Ok(program) => {
-            for list in &program.complete_commands {
-                walker.compound_list(list);
+    if let Some(commands) = plain_list(line) {
+        for cmd in commands {
+            walker.push_command(cmd);
+        }
+        return walker.units;
+    }
+    walker.grammar(line);
+    walker.units
+}
+
+/// `NAME=value`, `NAME+=value`, `NAME[i]=value`: an assignment when it
+/// stands before the program.
+pub(crate) fn is_assignment(w: &str) -> bool {
+    let Some((lhs, _)) = w.split_once('=') else {
+        return false;
+    };
+    let lhs = lhs.strip_suffix('+').unwrap_or(lhs);
+    let name = match lhs.split_once('[') {
+        Some((name, subscript)) if subscript.ends_with(']') => name,
+        Some(_) => return false,
+        None => lhs,
+    };
+    !name.is_empty()
+        && !name.starts_with(|c: char| c.is_ascii_digit())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+impl Walker {
+    /// Parses a line with the bash grammar and walks it.
+    fn grammar(&mut self, line: &str) {
+        let options = ParserOptions::default();
+        let mut parser = Parser::new(std::io::Cursor::new(line.as_bytes()), &options);
+        match parser.parse_program() {
+            Ok(program) => {
+                for list in &program.complete_commands {
+                    self.compound_list(list);
+                }
+            }
+            Err(e) => {
+                self.opaque(line, "unparseable", format!("unparseable: {e}"));
+                self.fallback_split(line);
             }
         }
-        Err(e) => {
-            walker.opaque(line, "unparseable", format!("unparseable: {e}"));
-            walker.fallback_split(line);
-        }
     }
-    walker.units
 }
 
 struct Walker {
@@ -563,5 +594,67 @@ impl Walker {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Parses with the grammar only, skipping the fast path.
+    fn by_grammar(line: &str) -> Vec<Unit> {
+        let mut w = Walker {
+            units: Vec::new(),
+            via: Vec::new(),
+            depth: 0,
+        };
+        w.grammar(line);
+        w.units
+    }
+
+    #[test]
+    fn assignments_are_recognized() {
+        assert!(is_assignment("FOO=bar"));
+        assert!(is_assignment("_X1="));
+        assert!(is_assignment("PATH+=:/opt/bin"));
+        assert!(is_assignment("a[0]=x"));
+        assert!(!is_assignment("1X=2"));
+        assert!(!is_assignment("--opt=x"));
+    }
+
+    proptest! {
+        /// On every line the fast path takes, it finds exactly the commands
+        /// the grammar finds. Words and operators are drawn so that the
+        /// generated lines are often plain and sometimes not.
+        #[test]
+        fn the_fast_path_agrees_with_the_grammar(
+            tokens in prop::collection::vec(
+                prop_oneof![
+                    6 => "[a-zA-Z0-9._/=:,+@%*?^\\[\\]-]{1,8}",
+                    1 => prop::sample::select(vec![
+                        "|", "||", "&&", ";", "&", ";;", "|&", "if", "then", "fi", "X=1", "a+=b",
+                    ]).prop_map(str::to_owned),
+                ],
+                1..12,
+            ),
+            seps in prop::collection::vec(prop::sample::select(vec![" ", "  ", "\t", ""]), 12),
+        ) {
+            let mut line = String::new();
+            for (i, t) in tokens.iter().enumerate() {
+                if i > 0 {
+                    line.push_str(seps[i % seps.len()]);
+                }
+                line.push_str(t);
+            }
+            if let Some(fast) = plain_list(&line) {
+                let fast: Vec<Unit> = fast
+                    .into_iter()
+                    .map(|cmd| Unit::Command { cmd, via: Vec::new() })
+                    .collect();
+                prop_assert_eq!(fast, by_grammar(&line), "{:?}", line);
+            }
+        }
     }
 }

@@ -8,7 +8,7 @@
 use super::args::ParsedArgs;
 use super::ruleset::Wrapper;
 use super::schema::WrapperMode;
-use super::shell::{SimpleCommand, Word};
+use super::shell::{SimpleCommand, Word, is_assignment};
 
 /// What a wrapper runs.
 pub(crate) enum Inner<'w> {
@@ -165,28 +165,4 @@ fn stdin_script<'w>(cmd: &SimpleCommand) -> Vec<Inner<'w>> {
             fed: false,
         })
         .collect()
-}
-
-pub(crate) fn is_assignment(s: &str) -> bool {
-    match s.split_once('=') {
-        Some((name, _)) => {
-            !name.is_empty()
-                && !name.starts_with(|c: char| c.is_ascii_digit())
-                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-        }
-        None => false,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn assignments_are_recognized() {
-        assert!(is_assignment("FOO=bar"));
-        assert!(is_assignment("_X1="));
-        assert!(!is_assignment("1X=2"));
-        assert!(!is_assignment("--opt=x"));
-    }
 }
