@@ -115,8 +115,40 @@ pub(crate) fn parse_units(line: &str, via: &[String], depth: usize) -> Vec<Unit>
         }
         return walker.units;
     }
+    if nesting_openers(line) > MAX_OPENERS {
+        // The grammar recurses once per level; an adversarial line could
+        // overflow the stack. Nothing real nests this deep: rate it
+        // fail-closed and split what it plainly says.
+        walker.opaque(
+            line,
+            "too-deep",
+            format!("more than {MAX_OPENERS} nested constructs: too complex to follow"),
+        );
+        walker.fallback_split(line);
+        return walker.units;
+    }
     walker.grammar(line);
     walker.units
+}
+
+/// How many constructs a line may open (`(`, `{`, `` ` ``, `if`, `while`,
+/// …) before the grammar is not asked to parse it. The grammar's recursion
+/// depth is bounded by this count; 64 levels parse within a 2 MiB thread
+/// stack even in a debug build (a test checks it).
+const MAX_OPENERS: usize = 64;
+
+/// Counts what can open a nesting level: brackets, backquotes and compound
+/// command keywords. An over-count only makes a line fail closed.
+fn nesting_openers(line: &str) -> usize {
+    let brackets = line
+        .bytes()
+        .filter(|b| matches!(b, b'(' | b'{' | b'`'))
+        .count();
+    let keywords = line
+        .split(|c: char| c.is_whitespace() || matches!(c, ';' | '&' | '|'))
+        .filter(|w| matches!(*w, "if" | "while" | "until" | "for" | "case" | "select"))
+        .count();
+    brackets + keywords
 }
 
 /// `NAME=value`, `NAME+=value`, `NAME[i]=value`: an assignment when it
@@ -612,6 +644,59 @@ mod tests {
         };
         w.grammar(line);
         w.units
+    }
+
+    /// Classifies on a thread with a 2 MiB stack, the size of a tokio worker.
+    fn units_on_small_stack(line: String) -> Vec<Unit> {
+        std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(move || parse_units(&line, &[], 0))
+            .unwrap()
+            .join()
+            .unwrap()
+    }
+
+    #[test]
+    fn deep_nesting_fails_closed_without_overflowing_the_stack() {
+        for line in [
+            format!("echo {}ls{}", "$(".repeat(5000), ")".repeat(5000)),
+            format!("{}ls{}", "(".repeat(5000), ")".repeat(5000)),
+            format!("{}ls{}", "if true; then ".repeat(5000), "; fi".repeat(5000)),
+        ] {
+            let units = units_on_small_stack(line);
+            assert!(
+                units.iter().any(|u| matches!(
+                    u,
+                    Unit::Opaque {
+                        rule: "too-deep",
+                        ..
+                    }
+                )),
+                "a deep line must be opaque"
+            );
+        }
+    }
+
+    #[test]
+    fn nesting_up_to_the_limit_still_parses() {
+        let n = MAX_OPENERS - 1;
+        let units = units_on_small_stack(format!("{}ls{}", "{ ".repeat(n), "; }".repeat(n)));
+        assert!(
+            units.iter().all(|u| matches!(u, Unit::Command { .. })),
+            "{units:?}"
+        );
+        let subs = units_on_small_stack(format!("echo {}ls{}", "$(".repeat(n), ")".repeat(n)));
+        // Substitutions nest beyond MAX_DEPTH first: opaque, not a crash.
+        assert!(
+            subs.iter().any(|u| matches!(
+                u,
+                Unit::Opaque {
+                    rule: "too-deep",
+                    ..
+                }
+            )),
+            "{subs:?}"
+        );
     }
 
     #[test]
