@@ -789,6 +789,7 @@ fn wrappers_are_unwrapped() {
         ("sudo -l", Low),
         ("sudo --user=root rm -rf /", Critical),
         ("sudo -- rm -rf /", Critical),
+        ("busybox rm -rf /etc", Critical),
         ("sudo kubectl exec api-0 -- rm -rf /data", High),
         ("doas rm -rf /etc", Critical),
         // env
