@@ -10,6 +10,9 @@
 //! assignment-only commands) returns `None` and goes to the grammar. A
 //! property test in `shell.rs` checks that the two agree on every line this
 //! path accepts.
+//!
+//! It also holds the lenient split used when the grammar rejects a line: no
+//! answer is exact then, so it over-approximates what could run.
 
 use super::shell::{SimpleCommand, Word, is_assignment};
 
@@ -131,6 +134,85 @@ fn command(words: &[&str], piped: bool) -> Option<SimpleCommand> {
     })
 }
 
+/// The commands a line that the grammar rejects plainly names, for rating
+/// only. Quotes group words as the shell would (an unclosed quote runs to
+/// the end of the line), backslashes escape, and every operator or bracket
+/// ends a command. A word with a `$` or a backquote outside single quotes is
+/// dynamic.
+pub(crate) fn lenient_commands(line: &str) -> Vec<SimpleCommand> {
+    let mut commands = Vec::new();
+    let mut words: Vec<Word> = Vec::new();
+    let mut word: Option<Word> = None;
+    let mut chars = line.chars();
+    let end_command = |words: &mut Vec<Word>, commands: &mut Vec<SimpleCommand>| {
+        if !words.is_empty() {
+            commands.push(SimpleCommand {
+                words: std::mem::take(words),
+                ..SimpleCommand::default()
+            });
+        }
+    };
+    while let Some(c) = chars.next() {
+        match c {
+            c if c.is_whitespace() || matches!(c, '<' | '>') => words.extend(word.take()),
+            ';' | '|' | '&' | '(' | ')' | '`' | '{' | '}' => {
+                words.extend(word.take());
+                end_command(&mut words, &mut commands);
+            }
+            _ => {
+                let w = word.get_or_insert_with(|| Word {
+                    text: String::new(),
+                    raw: String::new(),
+                    dynamic: false,
+                });
+                w.raw.push(c);
+                match c {
+                    '\'' => {
+                        for q in chars.by_ref() {
+                            w.raw.push(q);
+                            if q == '\'' {
+                                break;
+                            }
+                            w.text.push(q);
+                        }
+                    }
+                    '"' => {
+                        while let Some(q) = chars.next() {
+                            w.raw.push(q);
+                            match q {
+                                '"' => break,
+                                '\\' => {
+                                    if let Some(e) = chars.next() {
+                                        w.raw.push(e);
+                                        w.text.push(e);
+                                    }
+                                }
+                                q => {
+                                    w.dynamic |= matches!(q, '$' | '`');
+                                    w.text.push(q);
+                                }
+                            }
+                        }
+                    }
+                    '\\' => {
+                        if let Some(e) = chars.next() {
+                            w.raw.push(e);
+                            w.text.push(e);
+                        }
+                    }
+                    c => {
+                        w.dynamic |= c == '$';
+                        w.text.push(c);
+                    }
+                }
+            }
+        }
+    }
+    words.extend(word);
+    end_command(&mut words, &mut commands);
+    commands
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -155,6 +237,38 @@ mod tests {
             Some(vec![p("grep"), ("tail".into(), true), p("echo"), p("ls")])
         );
         assert_eq!(programs("X=1 make install"), Some(vec![p("make")]));
+    }
+
+    #[test]
+    fn the_lenient_split_keeps_quoted_words_together() {
+        let cmds = lenient_commands("sudo ( sh -c 'dd of=/dev/sda' ) ; kubectl delete ns prod 'x");
+        let words: Vec<Vec<&str>> = cmds
+            .iter()
+            .map(|c| c.words.iter().map(|w| w.text.as_str()).collect())
+            .collect();
+        assert_eq!(
+            words,
+            [
+                vec!["sudo"],
+                vec!["sh", "-c", "dd of=/dev/sda"],
+                vec!["kubectl", "delete", "ns", "prod", "x"],
+            ]
+        );
+        let dynamic = lenient_commands("echo \"$X\" 'a$b' c\\ d");
+        let flags: Vec<(&str, bool)> = dynamic[0]
+            .words
+            .iter()
+            .map(|w| (w.text.as_str(), w.dynamic))
+            .collect();
+        assert_eq!(
+            flags,
+            [
+                ("echo", false),
+                ("$X", true),
+                ("a$b", false),
+                ("c d", false)
+            ]
+        );
     }
 
     #[test]

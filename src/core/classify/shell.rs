@@ -15,7 +15,7 @@ use brush_parser::ast;
 use brush_parser::word::{WordPiece, WordPieceWithSource};
 use brush_parser::{Parser, ParserOptions};
 
-use super::plain::plain_list;
+use super::plain::{lenient_commands, plain_list};
 use super::unescape::{ansi_c_unescape, backquote_unescape};
 
 /// Nesting deeper than this (`$( $( $( … ) ) )`, `sh -c "sh -c …"`) is not
@@ -203,42 +203,12 @@ impl Walker {
         });
     }
 
-    /// When the grammar rejects a line, still rate what it plainly says: split
-    /// on whitespace and shell operators and treat each run of words as a
-    /// command. Quotes are dropped, so `kubectl delete ns prod 'x` is still
-    /// seen as deleting a namespace.
+    /// When the grammar rejects a line, still rate what it plainly says
+    /// (see `plain::lenient_commands`), so `kubectl delete ns prod 'x` is
+    /// still seen as deleting a namespace.
     fn fallback_split(&mut self, line: &str) {
-        let mut words: Vec<Word> = Vec::new();
-        let mut cur = String::new();
-        let flush_word = |cur: &mut String, words: &mut Vec<Word>| {
-            if !cur.is_empty() {
-                let text: String = cur.chars().filter(|c| !matches!(c, '\'' | '"')).collect();
-                words.push(Word {
-                    dynamic: text.contains(['$', '`']),
-                    text,
-                    raw: std::mem::take(cur),
-                });
-            }
-        };
-        for ch in line.chars() {
-            if ch.is_whitespace() || matches!(ch, ';' | '|' | '&' | '(' | ')' | '`' | '{' | '}') {
-                flush_word(&mut cur, &mut words);
-                if !ch.is_whitespace() && !words.is_empty() {
-                    self.push_command(SimpleCommand {
-                        words: std::mem::take(&mut words),
-                        ..SimpleCommand::default()
-                    });
-                }
-            } else {
-                cur.push(ch);
-            }
-        }
-        flush_word(&mut cur, &mut words);
-        if !words.is_empty() {
-            self.push_command(SimpleCommand {
-                words,
-                ..SimpleCommand::default()
-            });
+        for cmd in lenient_commands(line) {
+            self.push_command(cmd);
         }
     }
 
@@ -709,7 +679,21 @@ mod tests {
         assert!(!is_assignment("--opt=x"));
     }
 
+    /// A fixed seed keeps CI repeatable; `PROPTEST_RNG_SEED=<n>` explores.
+    fn config() -> ProptestConfig {
+        let mut c = ProptestConfig::default();
+        if std::env::var_os("PROPTEST_CASES").is_none() {
+            c.cases = 2048;
+        }
+        if std::env::var_os("PROPTEST_RNG_SEED").is_none() {
+            c.rng_seed = proptest::test_runner::RngSeed::Fixed(0x7368_656c_6c00);
+        }
+        c
+    }
+
     proptest! {
+        #![proptest_config(config())]
+
         /// On every line the fast path takes, it finds exactly the commands
         /// the grammar finds. Words and operators are drawn so that the
         /// generated lines are often plain and sometimes not.
