@@ -790,6 +790,8 @@ fn wrappers_are_unwrapped() {
         ("sudo --user=root rm -rf /", Critical),
         ("sudo -- rm -rf /", Critical),
         ("busybox rm -rf /etc", Critical),
+        // A syntax error does not hide a quoted command line.
+        ("sudo ( sh -c 'dd if=/dev/zero of=/dev/sda' )", Critical),
         ("sudo kubectl exec api-0 -- rm -rf /data", High),
         ("doas rm -rf /etc", Critical),
         // env
