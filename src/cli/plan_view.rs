@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::style::{badge, bold, dim};
 use crate::core::digest::PolicyHash;
-use crate::core::plan::{Action, Check, ClassifiedPlan, PlanRollback};
+use crate::core::plan::{Check, ClassifiedPlan, PlanRollback};
 use crate::core::risk::{Classification, Reason, RiskLevel};
 
 #[derive(Serialize)]
@@ -74,10 +74,6 @@ enum RollbackView<'a> {
     Absent,
 }
 
-fn command(a: &Action) -> &str {
-    a.command_line()
-}
-
 impl<'a> PlanView<'a> {
     pub fn new(cp: &'a ClassifiedPlan, policy_hash: &'a PolicyHash) -> Self {
         let p = &cp.plan;
@@ -86,7 +82,7 @@ impl<'a> PlanView<'a> {
                 .zip(ratings)
                 .map(|(c, r)| CheckView {
                     name: &c.name,
-                    command: command(&c.action),
+                    command: c.action.command_line(),
                     risk: r.risk,
                     timeout_seconds: c.timeout.get().as_secs(),
                     retry_attempts: c.retry.attempts,
@@ -104,7 +100,7 @@ impl<'a> PlanView<'a> {
                 .map(|(i, (s, r))| StepView {
                     index: i + 1,
                     name: &s.name,
-                    command: command(&s.action),
+                    command: s.action.command_line(),
                     risk: r.action.risk,
                     reasons: &r.action.reasons,
                     timeout_seconds: s.timeout.get().as_secs(),
@@ -113,7 +109,7 @@ impl<'a> PlanView<'a> {
                     rollback: s.rollback.as_ref().zip(r.rollback.as_ref()).map(|(a, c)| {
                         ActionView {
                             name: None,
-                            command: command(a),
+                            command: a.command_line(),
                             risk: c.risk,
                             reasons: &c.reasons,
                         }
@@ -135,7 +131,7 @@ impl<'a> PlanView<'a> {
                     .zip(&cp.rollback)
                     .map(|(s, c)| ActionView {
                         name: Some(&s.name),
-                        command: command(&s.action),
+                        command: s.action.command_line(),
                         risk: c.risk,
                         reasons: &c.reasons,
                     })

@@ -39,12 +39,6 @@ macro_rules! hash_type {
             pub fn as_str(&self) -> &str {
                 &self.0
             }
-
-            /// `sha256:` and the first 12 hex digits, for display.
-            pub fn short(&self) -> &str {
-                let end = "sha256:".len() + 12;
-                self.0.get(..end).unwrap_or(&self.0)
-            }
         }
 
         impl fmt::Display for $name {

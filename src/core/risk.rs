@@ -21,13 +21,6 @@ pub enum RiskLevel {
 }
 
 impl RiskLevel {
-    pub const ALL: [RiskLevel; 4] = [
-        RiskLevel::Low,
-        RiskLevel::Medium,
-        RiskLevel::High,
-        RiskLevel::Critical,
-    ];
-
     pub fn as_str(self) -> &'static str {
         match self {
             RiskLevel::Low => "LOW",

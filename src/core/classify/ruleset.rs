@@ -371,10 +371,6 @@ impl RuleSet {
     pub fn user_rule_count(&self) -> usize {
         self.user_rule_count
     }
-
-    pub fn scope(&self) -> &ProductionScope {
-        &self.scope
-    }
 }
 
 impl Tool {

@@ -49,16 +49,7 @@ pub(crate) fn ansi_c_unescape(s: &str) -> String {
                     'u' => 4,
                     _ => 8,
                 };
-                let mut digits = String::new();
-                while digits.len() < max {
-                    match chars.peek() {
-                        Some(d) if d.is_ascii_hexdigit() => {
-                            digits.push(*d);
-                            chars.next();
-                        }
-                        _ => break,
-                    }
-                }
+                let digits = take_digits(&mut chars, String::new(), max, 16);
                 match u32::from_str_radix(&digits, 16)
                     .ok()
                     .and_then(char::from_u32)
@@ -72,16 +63,7 @@ pub(crate) fn ansi_c_unescape(s: &str) -> String {
                 }
             }
             '0'..='7' => {
-                let mut digits = String::from(e);
-                while digits.len() < 3 {
-                    match chars.peek() {
-                        Some(d @ '0'..='7') => {
-                            digits.push(*d);
-                            chars.next();
-                        }
-                        _ => break,
-                    }
-                }
+                let digits = take_digits(&mut chars, String::from(e), 3, 8);
                 match u32::from_str_radix(&digits, 8)
                     .ok()
                     .and_then(char::from_u32)
@@ -97,6 +79,22 @@ pub(crate) fn ansi_c_unescape(s: &str) -> String {
         }
     }
     out
+}
+
+/// Appends up to `max` digits of `radix` from `chars` to `digits`.
+fn take_digits(
+    chars: &mut std::iter::Peekable<std::str::Chars<'_>>,
+    mut digits: String,
+    max: usize,
+    radix: u32,
+) -> String {
+    while digits.len() < max {
+        match chars.next_if(|d| d.is_digit(radix)) {
+            Some(d) => digits.push(d),
+            None => break,
+        }
+    }
+    digits
 }
 
 #[cfg(test)]
