@@ -7,5 +7,6 @@
 //! chat bridge) sit on top of `core` and never bypass it.
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod cli;
 pub mod core;

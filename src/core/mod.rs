@@ -9,5 +9,6 @@ pub mod digest;
 pub mod duration;
 pub mod plan;
 pub mod policy;
+pub mod redact;
 pub mod risk;
 pub mod yaml;

@@ -5,11 +5,13 @@
 //! defaults are the embedded `config/opsgate.yaml`.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
 use crate::core::classify::schema::{GlobPattern, RuleSpec, ToolSpec};
 use crate::core::duration::HumanDuration;
+use crate::core::redact::RedactPattern;
 use crate::core::risk::RiskLevel;
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
@@ -18,6 +20,7 @@ pub struct Policy {
     pub execution: ExecutionPolicy,
     pub safety: SafetyPolicy,
     pub approvals: ApprovalPolicy,
+    pub audit: AuditPolicy,
     pub aliases: BTreeMap<String, String>,
     pub tools: BTreeMap<String, ToolSpec>,
     pub rules: Vec<RuleSpec>,
@@ -56,6 +59,18 @@ impl Default for ApprovalPolicy {
             separation_of_duties: false,
         }
     }
+}
+
+/// The audit log's key and extra redaction patterns.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditPolicy {
+    /// A file holding the HMAC key for the hash chain, relative to the
+    /// policy file. `OPSGATE_AUDIT_KEY` takes precedence.
+    pub key_file: Option<PathBuf>,
+    /// Regexes masked in every logged string, after the built-in ones. A
+    /// group named `secret` limits the mask to that group.
+    pub redact: Vec<RedactPattern>,
 }
 
 /// Distinct approvals each level needs.

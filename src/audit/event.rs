@@ -1,0 +1,516 @@
+//! Audit events and records (format v1, see `docs/audit-format.md`).
+//!
+//! A record is one JSON line: `v`, `seq`, `ts`, `type`, the event's fields,
+//! `alg`/`key_id` when keyed, `prev`, and `hash` last. Field order is the
+//! declaration order below, never a map's iteration order; nested maps are
+//! `BTreeMap`s or sorted JSON objects.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::core::digest::{PlanHash, PolicyHash};
+use crate::core::redact::Redactor;
+use crate::core::risk::RiskLevel;
+
+pub const VERSION: u32 = 1;
+
+/// Where an approval came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    Tui,
+    Cli,
+    Chat,
+    /// The engine itself, e.g. for an expiry.
+    System,
+}
+
+/// The outcome of a check, step, rollback or run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Passed,
+    Succeeded,
+    Failed,
+    TimedOut,
+    Killed,
+    Skipped,
+    Cancelled,
+    Interrupted,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Passed => "passed",
+            Status::Succeeded => "succeeded",
+            Status::Failed => "failed",
+            Status::TimedOut => "timed_out",
+            Status::Killed => "killed",
+            Status::Skipped => "skipped",
+            Status::Cancelled => "cancelled",
+            Status::Interrupted => "interrupted",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckPhase {
+    Pre,
+    Post,
+}
+
+/// An approval decision, granted, rejected or expired.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Decision {
+    pub plan_id: String,
+    pub plan_hash: PlanHash,
+    pub policy_hash: PolicyHash,
+    pub risk: RiskLevel,
+    pub approver: String,
+    pub channel: Channel,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub metadata: BTreeMap<String, serde_json::Value>,
+}
+
+/// What happened. The `type` of a record is the variant's snake_case name.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    PlanSubmitted {
+        plan_id: String,
+        plan_hash: PlanHash,
+        policy_hash: PolicyHash,
+        risk: RiskLevel,
+        /// The plan's author, or the submitter when the plan names none.
+        author: String,
+        submitted_by: String,
+        /// Whether redaction changed the stored plan, which then no longer
+        /// matches `plan_hash` and can only be run from its file.
+        #[serde(default, skip_serializing_if = "is_false")]
+        redacted: bool,
+        /// The full normalized plan.
+        plan: serde_json::Value,
+    },
+    ApprovalGranted(Decision),
+    ApprovalRejected(Decision),
+    ApprovalExpired(Decision),
+    RunStarted {
+        plan_id: String,
+        run_id: String,
+        plan_hash: PlanHash,
+        policy_hash: PolicyHash,
+        dry_run: bool,
+        user: String,
+    },
+    StepStarted {
+        plan_id: String,
+        run_id: String,
+        step: u32,
+        name: String,
+        action: String,
+        risk: RiskLevel,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        resource: Option<String>,
+    },
+    CheckFinished {
+        plan_id: String,
+        run_id: String,
+        step: u32,
+        phase: CheckPhase,
+        action: String,
+        status: Status,
+        attempts: u32,
+        duration_seconds: f64,
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        output: String,
+    },
+    StepFinished {
+        plan_id: String,
+        run_id: String,
+        step: u32,
+        name: String,
+        action: String,
+        status: Status,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        exit_code: Option<i32>,
+        duration_seconds: f64,
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        output: String,
+    },
+    RunCancelled {
+        plan_id: String,
+        run_id: String,
+        user: String,
+        /// Whether the current step is killed rather than allowed to finish.
+        kill: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    RunFinished {
+        plan_id: String,
+        run_id: String,
+        dry_run: bool,
+        status: Status,
+        duration_seconds: f64,
+    },
+    RollbackStarted {
+        plan_id: String,
+        run_id: String,
+        reason: String,
+    },
+    RollbackStepFinished {
+        plan_id: String,
+        run_id: String,
+        step: u32,
+        name: String,
+        action: String,
+        status: Status,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        exit_code: Option<i32>,
+        duration_seconds: f64,
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        output: String,
+    },
+    RollbackFinished {
+        plan_id: String,
+        run_id: String,
+        status: Status,
+        duration_seconds: f64,
+    },
+    /// A torn tail was moved aside and the file truncated before this record.
+    LogRepaired {
+        /// Byte offset where the torn bytes began (the new end of the file).
+        offset: u64,
+        torn_bytes: u64,
+        moved_to: String,
+    },
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+impl Event {
+    /// The record `type`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::PlanSubmitted { .. } => "plan_submitted",
+            Event::ApprovalGranted(_) => "approval_granted",
+            Event::ApprovalRejected(_) => "approval_rejected",
+            Event::ApprovalExpired(_) => "approval_expired",
+            Event::RunStarted { .. } => "run_started",
+            Event::StepStarted { .. } => "step_started",
+            Event::CheckFinished { .. } => "check_finished",
+            Event::StepFinished { .. } => "step_finished",
+            Event::RunCancelled { .. } => "run_cancelled",
+            Event::RunFinished { .. } => "run_finished",
+            Event::RollbackStarted { .. } => "rollback_started",
+            Event::RollbackStepFinished { .. } => "rollback_step_finished",
+            Event::RollbackFinished { .. } => "rollback_finished",
+            Event::LogRepaired { .. } => "log_repaired",
+        }
+    }
+
+    /// Masks secrets in every free-text field, before the record is hashed.
+    pub fn redact(&mut self, r: &Redactor) {
+        match self {
+            Event::PlanSubmitted {
+                author,
+                submitted_by,
+                redacted,
+                plan,
+                ..
+            } => {
+                r.redact_in_place(author);
+                r.redact_in_place(submitted_by);
+                let before = plan.clone();
+                r.redact_json(plan);
+                *redacted |= *plan != before;
+            }
+            Event::ApprovalGranted(d) | Event::ApprovalRejected(d) | Event::ApprovalExpired(d) => {
+                r.redact_in_place(&mut d.approver);
+                if let Some(reason) = &mut d.reason {
+                    r.redact_in_place(reason);
+                }
+                let mut meta = serde_json::Value::Object(
+                    std::mem::take(&mut d.metadata).into_iter().collect(),
+                );
+                r.redact_json(&mut meta);
+                if let serde_json::Value::Object(m) = meta {
+                    d.metadata = m.into_iter().collect();
+                }
+            }
+            Event::RunStarted { user, .. } => r.redact_in_place(user),
+            Event::StepStarted {
+                name,
+                action,
+                resource,
+                ..
+            } => {
+                r.redact_in_place(name);
+                r.redact_in_place(action);
+                if let Some(res) = resource {
+                    r.redact_in_place(res);
+                }
+            }
+            Event::CheckFinished { action, output, .. } => {
+                r.redact_in_place(action);
+                r.redact_in_place(output);
+            }
+            Event::StepFinished {
+                name,
+                action,
+                output,
+                ..
+            }
+            | Event::RollbackStepFinished {
+                name,
+                action,
+                output,
+                ..
+            } => {
+                r.redact_in_place(name);
+                r.redact_in_place(action);
+                r.redact_in_place(output);
+            }
+            Event::RunCancelled { user, reason, .. } => {
+                r.redact_in_place(user);
+                if let Some(reason) = reason {
+                    r.redact_in_place(reason);
+                }
+            }
+            Event::RollbackStarted { reason, .. } => r.redact_in_place(reason),
+            Event::RunFinished { .. }
+            | Event::RollbackFinished { .. }
+            | Event::LogRepaired { .. } => {}
+        }
+    }
+
+    /// A one-line human summary of the event's payload.
+    pub fn summary(&self) -> String {
+        let mut s = String::new();
+        // Writing to a String cannot fail.
+        let _ = match self {
+            Event::PlanSubmitted {
+                plan_id,
+                plan_hash,
+                risk,
+                author,
+                submitted_by,
+                ..
+            } => write!(
+                s,
+                "{plan_id}  {risk} by {author} (submitted by {submitted_by}) {}",
+                short(plan_hash.as_str())
+            ),
+            Event::ApprovalGranted(d) | Event::ApprovalRejected(d) | Event::ApprovalExpired(d) => {
+                let channel = serde_json::to_value(d.channel)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default();
+                let r = write!(
+                    s,
+                    "{}  {} by {} via {channel} {}",
+                    d.plan_id,
+                    d.risk,
+                    d.approver,
+                    short(d.plan_hash.as_str())
+                );
+                if let Some(reason) = &d.reason {
+                    let _ = write!(s, ": {reason}");
+                }
+                r
+            }
+            Event::RunStarted {
+                plan_id,
+                run_id,
+                dry_run,
+                user,
+                ..
+            } => write!(
+                s,
+                "{plan_id}/{run_id}  {}by {user}",
+                if *dry_run { "dry run " } else { "" }
+            ),
+            Event::StepStarted {
+                plan_id,
+                run_id,
+                step,
+                name,
+                action,
+                risk,
+                ..
+            } => write!(
+                s,
+                "{plan_id}/{run_id}  step {step} {name} [{risk}]: {action}"
+            ),
+            Event::CheckFinished {
+                plan_id,
+                run_id,
+                step,
+                phase,
+                status,
+                attempts,
+                duration_seconds,
+                ..
+            } => write!(
+                s,
+                "{plan_id}/{run_id}  step {step} {}-check {} after {attempts} attempt(s) in {duration_seconds:.3}s",
+                if *phase == CheckPhase::Pre {
+                    "pre"
+                } else {
+                    "post"
+                },
+                status.as_str()
+            ),
+            Event::StepFinished {
+                plan_id,
+                run_id,
+                step,
+                name,
+                status,
+                exit_code,
+                duration_seconds,
+                ..
+            }
+            | Event::RollbackStepFinished {
+                plan_id,
+                run_id,
+                step,
+                name,
+                status,
+                exit_code,
+                duration_seconds,
+                ..
+            } => {
+                let r = write!(
+                    s,
+                    "{plan_id}/{run_id}  step {step} {name} {} in {duration_seconds:.3}s",
+                    status.as_str()
+                );
+                if let Some(code) = exit_code {
+                    let _ = write!(s, " (exit {code})");
+                }
+                r
+            }
+            Event::RunCancelled {
+                plan_id,
+                run_id,
+                user,
+                kill,
+                ..
+            } => write!(
+                s,
+                "{plan_id}/{run_id}  by {user}{}",
+                if *kill {
+                    ", killing the current step"
+                } else {
+                    ", after the current step"
+                }
+            ),
+            Event::RunFinished {
+                plan_id,
+                run_id,
+                status,
+                duration_seconds,
+                dry_run,
+            } => write!(
+                s,
+                "{plan_id}/{run_id}  {}{} in {duration_seconds:.3}s",
+                if *dry_run { "dry run " } else { "" },
+                status.as_str()
+            ),
+            Event::RollbackStarted {
+                plan_id,
+                run_id,
+                reason,
+            } => write!(s, "{plan_id}/{run_id}  {reason}"),
+            Event::RollbackFinished {
+                plan_id,
+                run_id,
+                status,
+                duration_seconds,
+            } => write!(
+                s,
+                "{plan_id}/{run_id}  {} in {duration_seconds:.3}s",
+                status.as_str()
+            ),
+            Event::LogRepaired {
+                offset,
+                torn_bytes,
+                moved_to,
+            } => write!(
+                s,
+                "{torn_bytes} torn byte(s) at offset {offset} moved to {moved_to}"
+            ),
+        };
+        s
+    }
+}
+
+/// `sha256:0123456789ab`: enough to recognise a hash on screen.
+pub fn short(hash: &str) -> &str {
+    let end = hash.find(':').map_or(0, |i| i + 1) + 12;
+    hash.get(..end).unwrap_or(hash)
+}
+
+/// A whole record as read back from the log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    pub v: u32,
+    pub seq: u64,
+    #[serde(with = "ts_millis")]
+    pub ts: DateTime<Utc>,
+    #[serde(flatten)]
+    pub event: Event,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alg: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
+    pub prev: String,
+    pub hash: String,
+}
+
+/// A record before it is sealed: everything but `hash`, in record order.
+#[derive(Serialize)]
+pub(crate) struct Unsealed<'a> {
+    pub v: u32,
+    pub seq: u64,
+    #[serde(with = "ts_millis")]
+    pub ts: DateTime<Utc>,
+    #[serde(flatten)]
+    pub event: &'a Event,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alg: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<&'a str>,
+    pub prev: &'a str,
+}
+
+/// `2026-01-26T13:00:00.123Z`: UTC with milliseconds.
+pub fn format_ts(ts: &DateTime<Utc>) -> String {
+    ts.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+pub(crate) mod ts_millis {
+    use chrono::{DateTime, Utc};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(ts: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&super::format_ts(ts))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+        let s = std::borrow::Cow::<str>::deserialize(d)?;
+        DateTime::parse_from_rfc3339(&s)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(serde::de::Error::custom)
+    }
+}
