@@ -11,7 +11,7 @@
 //!
 //! Secrets are masked (`core::redact`) before a record is hashed.
 
-mod backward;
+pub mod backward;
 pub mod chain;
 pub mod event;
 pub mod export;

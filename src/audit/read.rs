@@ -45,14 +45,20 @@ impl LineReader {
     pub fn open(path: &Path) -> io::Result<Self> {
         let file = File::open(path)?;
         let len = committed_len(&file)?;
-        Ok(Self::from_file(file, 0, len))
+        Ok(Self::from_file(file, len))
     }
 
-    fn from_file(file: File, offset: u64, len: u64) -> Self {
+    /// Opens the first `len` bytes of the log without taking the shared
+    /// lock: for a caller that holds the log's exclusive lock itself.
+    pub fn open_until(path: &Path, len: u64) -> io::Result<Self> {
+        Ok(Self::from_file(File::open(path)?, len))
+    }
+
+    fn from_file(file: File, len: u64) -> Self {
         LineReader {
-            reader: BufReader::with_capacity(256 * 1024, file.take(len - offset)),
+            reader: BufReader::with_capacity(256 * 1024, file.take(len)),
             buf: Vec::with_capacity(4096),
-            offset,
+            offset: 0,
             number: 0,
         }
     }
@@ -109,6 +115,7 @@ pub struct RecordView {
     pub duration_seconds: Option<f64>,
     pub reason: Option<String>,
     pub plan_hash: Option<String>,
+    pub policy_hash: Option<String>,
     pub hash: String,
 }
 

@@ -1,17 +1,34 @@
 //! Dispatch: one function per subcommand, errors returned to `main`.
 
-use super::args::{Cli, Command, PlanCommand, PolicyCommand};
-use super::config::load_policy;
+use super::args::{AuditCommand, Cli, Command, PlanCommand, PolicyCommand};
+use super::config::{audit_log_path, load_policy, redactor, sealer};
 use super::error::CliError;
-use super::{classify_cmd, plan_cmd, policy_cmd};
+use super::{audit_cmd, classify_cmd, plan_cmd, policy_cmd, submit_cmd};
+use crate::audit::AuditLog;
 
 pub fn run(cli: Cli) -> Result<(), CliError> {
-    let policy = load_policy(cli.config.as_deref())?;
+    let (policy, policy_file) = load_policy(cli.config.as_deref())?;
+    let log_path = || audit_log_path(cli.audit_log.as_deref());
+    let sealer = || sealer(&policy, policy_file.as_deref());
+    let open_log = || -> Result<AuditLog, CliError> {
+        Ok(AuditLog::open(&log_path()?, sealer()?, redactor(&policy))?)
+    };
     match &cli.command {
         Command::Classify(args) => classify_cmd::run(args, &policy),
         Command::Plan(PlanCommand::Validate { files }) => plan_cmd::validate(files, &policy),
         Command::Plan(PlanCommand::Show { file, json }) => plan_cmd::show(file, *json, &policy),
         Command::Plan(PlanCommand::Hash { file }) => plan_cmd::hash(file, &policy),
         Command::Policy(PolicyCommand::Check { json }) => policy_cmd::check(&policy, *json),
+        Command::Submit(args) => submit_cmd::run(args, &policy, &open_log()?),
+        Command::Audit(cmd) => match cmd {
+            AuditCommand::Verify { json, expect_head } => {
+                audit_cmd::verify(&log_path()?, &sealer()?, *json, expect_head.as_deref())
+            }
+            AuditCommand::Head { json } => audit_cmd::head(&log_path()?, &sealer()?, *json),
+            AuditCommand::Replay { id, json } => audit_cmd::replay(&log_path()?, id, *json),
+            AuditCommand::Export(args) => audit_cmd::export_cmd(&log_path()?, args),
+            AuditCommand::Tail { lines, follow } => audit_cmd::tail(&log_path()?, *lines, *follow),
+            AuditCommand::Repair { json } => audit_cmd::repair(&open_log()?, *json),
+        },
     }
 }

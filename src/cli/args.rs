@@ -20,6 +20,11 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "FILE", env = "OPSGATE_CONFIG")]
     pub config: Option<PathBuf>,
 
+    /// The audit log. Default: $XDG_STATE_HOME/opsgate/audit.jsonl
+    /// (~/.local/state/opsgate/audit.jsonl).
+    #[arg(long, global = true, value_name = "FILE", env = "OPSGATE_AUDIT_LOG")]
+    pub audit_log: Option<PathBuf>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -37,6 +42,125 @@ pub enum Command {
     /// Validate the policy and print its hash.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Validate and classify a plan, and record it in the audit log for
+    /// approval (`plan_submitted`). Submitting the same plan again, while it
+    /// is still open, records nothing new.
+    #[command(
+        after_help = "Examples:\n  opsgate submit plans/demo-local.yaml\n  opsgate submit --as alice --json plans/k8s-scale-api.yaml"
+    )]
+    Submit(SubmitArgs),
+    /// Verify, inspect, replay and export the audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct SubmitArgs {
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Who submits (default: the OS user). The plan's `author` is recorded
+    /// as its author; without one, the submitter is.
+    #[arg(long = "as", value_name = "NAME")]
+    pub as_user: Option<String>,
+    /// Print {"plan_id":…,"plan_hash":…,"risk":…,"seq":…,"new":…}.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Check the whole hash chain: seals, links, seqs, torn tail, and an
+    /// exported head. Exit 1 names the first bad line.
+    #[command(
+        after_help = "Examples:\n  opsgate audit verify\n  opsgate audit verify --expect-head \"$(opsgate audit head | tr ' ' :)\"\n  opsgate audit verify --json | jq .problem"
+    )]
+    Verify {
+        #[arg(long)]
+        json: bool,
+        /// A head saved earlier (`SEQ:HASH`): the record at SEQ must have
+        /// HASH, and the log must reach SEQ. This catches a truncated tail.
+        #[arg(long, value_name = "SEQ:HASH")]
+        expect_head: Option<String>,
+    },
+    /// Print the last record's `SEQ HASH`: the anchor to keep elsewhere.
+    #[command(after_help = "Examples:\n  opsgate audit head >> /secure/opsgate-heads.txt")]
+    Head {
+        #[arg(long)]
+        json: bool,
+    },
+    /// The timeline of one plan or run: time, event, step, status, who,
+    /// duration.
+    #[command(
+        after_help = "Examples:\n  opsgate audit replay demo-local\n  opsgate audit replay demo-local --json"
+    )]
+    Replay {
+        /// A plan id or a run id.
+        #[arg(value_name = "ID")]
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stream records, filtered, as JSON Lines (the records themselves) or
+    /// CSV, in constant memory.
+    #[command(
+        after_help = "Times (T) are RFC 3339, a date (2026-01-26, midnight UTC) or an age (30d, 12h).\n\nExamples:\n  opsgate audit export --since 7d --format csv -o last-week.csv\n  opsgate audit export --plan demo-local --type step_finished --status failed"
+    )]
+    Export(ExportArgs),
+    /// Print the last records as readable lines; `-f` keeps following.
+    #[command(after_help = "Examples:\n  opsgate audit tail -n 20\n  opsgate audit tail -f")]
+    Tail {
+        /// How many records to print.
+        #[arg(short = 'n', long, default_value_t = 10, value_name = "N")]
+        lines: usize,
+        /// Keep printing records as they are appended (Ctrl-C stops).
+        #[arg(short, long)]
+        follow: bool,
+    },
+    /// Move a torn tail (a last line without a newline, left by a crash
+    /// mid-write) aside to `<log>.torn-<time>` and record `log_repaired`.
+    /// Damage before the tail is never repaired.
+    #[command(after_help = "Examples:\n  opsgate audit repair && opsgate audit verify")]
+    Repair {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Records at or after T.
+    #[arg(long, value_name = "T")]
+    pub since: Option<String>,
+    /// Records before T.
+    #[arg(long, value_name = "T")]
+    pub until: Option<String>,
+    #[arg(long, value_name = "ID")]
+    pub plan: Option<String>,
+    #[arg(long, value_name = "ID")]
+    pub run: Option<String>,
+    /// An event type, e.g. step_finished.
+    #[arg(long = "type", value_name = "TYPE")]
+    pub kind: Option<String>,
+    /// e.g. succeeded, failed, timed_out.
+    #[arg(long, value_name = "STATUS")]
+    pub status: Option<String>,
+    /// LOW, MEDIUM, HIGH or CRITICAL.
+    #[arg(long, value_name = "RISK")]
+    pub risk: Option<String>,
+    /// Who acted: approver, user or author.
+    #[arg(long, value_name = "NAME")]
+    pub approver: Option<String>,
+    #[arg(long, value_enum, default_value_t = ExportFormat::Jsonl)]
+    pub format: ExportFormat,
+    /// Write here instead of stdout; the file appears only when complete.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    Jsonl,
+    Csv,
 }
 
 #[derive(Debug, Args)]

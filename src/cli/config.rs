@@ -6,9 +6,12 @@
 use std::path::{Path, PathBuf};
 
 use super::error::CliError;
+use crate::audit::{KEY_ENV, Sealer, sealer_from};
 use crate::core::policy::LoadedPolicy;
+use crate::core::redact::Redactor;
 
-pub fn load_policy(explicit: Option<&Path>) -> Result<LoadedPolicy, CliError> {
+/// The effective policy, and the user file it came from, if any.
+pub fn load_policy(explicit: Option<&Path>) -> Result<(LoadedPolicy, Option<PathBuf>), CliError> {
     let path = match explicit {
         Some(p) => Some(p.to_path_buf()),
         None => default_paths().into_iter().find(|p| p.is_file()),
@@ -16,10 +19,51 @@ pub fn load_policy(explicit: Option<&Path>) -> Result<LoadedPolicy, CliError> {
     match path {
         Some(p) => {
             let text = read(&p)?;
-            Ok(LoadedPolicy::load(Some((&p.display().to_string(), &text)))?)
+            let loaded = LoadedPolicy::load(Some((&p.display().to_string(), &text)))?;
+            Ok((loaded, Some(p)))
         }
-        None => Ok(LoadedPolicy::embedded()?),
+        None => Ok((LoadedPolicy::embedded()?, None)),
     }
+}
+
+/// The audit log's path: `--audit-log`/`OPSGATE_AUDIT_LOG`, else
+/// `$XDG_STATE_HOME/opsgate/audit.jsonl`, else `~/.local/state/…`.
+pub fn audit_log_path(explicit: Option<&Path>) -> Result<PathBuf, CliError> {
+    if let Some(p) = explicit {
+        return Ok(p.to_path_buf());
+    }
+    let state = std::env::var_os("XDG_STATE_HOME")
+        .filter(|s| !s.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+        .ok_or_else(|| {
+            CliError::Usage(
+                "cannot place the audit log: set --audit-log, OPSGATE_AUDIT_LOG or HOME".into(),
+            )
+        })?;
+    Ok(state.join("opsgate").join("audit.jsonl"))
+}
+
+/// The chain's sealer: `OPSGATE_AUDIT_KEY`, else the policy's
+/// `audit.key_file` (relative to the policy file), else plain SHA-256.
+pub fn sealer(policy: &LoadedPolicy, policy_file: Option<&Path>) -> Result<Sealer, CliError> {
+    let env_key = std::env::var(KEY_ENV).ok().filter(|k| !k.is_empty());
+    let key_file =
+        policy
+            .policy
+            .audit
+            .key_file
+            .as_ref()
+            .map(|f| match policy_file.and_then(Path::parent) {
+                Some(dir) if f.is_relative() => dir.join(f),
+                _ => f.clone(),
+            });
+    sealer_from(env_key, key_file.as_deref()).map_err(CliError::Failed)
+}
+
+/// The redactor for the policy's extra patterns.
+pub fn redactor(policy: &LoadedPolicy) -> Redactor {
+    Redactor::new(policy.policy.audit.redact.clone())
 }
 
 fn default_paths() -> Vec<PathBuf> {

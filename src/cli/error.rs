@@ -19,6 +19,11 @@ pub enum CliError {
     Reported(String),
     #[error("{0}")]
     Usage(String),
+    /// A failure with its message still to print.
+    #[error("{0}")]
+    Failed(String),
+    #[error("{0}")]
+    Audit(#[from] crate::audit::AuditError),
     #[error("cannot write output: {0}")]
     Output(#[from] std::io::Error),
 }
@@ -30,6 +35,8 @@ impl CliError {
             CliError::Read { .. }
             | CliError::Policy(_)
             | CliError::Reported(_)
+            | CliError::Failed(_)
+            | CliError::Audit(_)
             | CliError::Output(_) => 1,
         }
     }

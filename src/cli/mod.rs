@@ -4,6 +4,7 @@
 
 mod app;
 pub mod args;
+mod audit_cmd;
 mod classify_cmd;
 mod config;
 pub mod error;
@@ -11,5 +12,6 @@ mod plan_cmd;
 mod plan_view;
 mod policy_cmd;
 mod style;
+mod submit_cmd;
 
 pub use app::run;

@@ -1,0 +1,312 @@
+//! `opsgate audit verify | head | replay | export | tail | repair`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::Utc;
+
+use super::args::{ExportArgs, ExportFormat};
+use super::error::CliError;
+use crate::audit::export::{ExportError, Filter, Format, export, for_each_match, parse_time};
+use crate::audit::read::{Follower, RecordView, committed_len};
+use crate::audit::verify::{Head, Report, read_head, verify_file};
+use crate::audit::{AuditLog, Record, Sealer};
+
+fn missing(path: &Path) -> CliError {
+    CliError::Failed(format!(
+        "no audit log at `{}` (nothing was submitted yet, or pass --audit-log)",
+        path.display()
+    ))
+}
+
+fn read_err(path: &Path, source: std::io::Error) -> CliError {
+    if source.kind() == std::io::ErrorKind::NotFound {
+        missing(path)
+    } else {
+        CliError::Read {
+            path: path.to_owned(),
+            source,
+        }
+    }
+}
+
+fn export_err(path: &Path, e: ExportError) -> CliError {
+    match e {
+        ExportError::Io(io) if io.kind() == std::io::ErrorKind::BrokenPipe => CliError::Output(io),
+        ExportError::Io(io) => read_err(path, io),
+        ExportError::Line { line, message } => {
+            CliError::Failed(format!("{}:{line}: {message}", path.display()))
+        }
+    }
+}
+
+fn print_json<T: serde::Serialize>(value: &T) -> Result<(), CliError> {
+    let mut out = anstream::stdout().lock();
+    serde_json::to_writer(&mut out, value)
+        .map_err(|e| CliError::Failed(format!("cannot write JSON: {e}")))?;
+    writeln!(out)?;
+    Ok(())
+}
+
+pub fn verify(
+    path: &Path,
+    sealer: &Sealer,
+    json: bool,
+    expect_head: Option<&str>,
+) -> Result<(), CliError> {
+    let expect = expect_head
+        .map(str::parse::<Head>)
+        .transpose()
+        .map_err(|e| CliError::Usage(format!("--expect-head: {e}")))?;
+    let report = verify_file(path, sealer, expect).map_err(|e| read_err(path, e))?;
+    if json {
+        #[derive(serde::Serialize)]
+        struct Out<'a> {
+            log: String,
+            #[serde(flatten)]
+            report: &'a Report,
+        }
+        print_json(&Out {
+            log: path.display().to_string(),
+            report: &report,
+        })?;
+    } else {
+        let mut out = anstream::stdout().lock();
+        let head = report
+            .head
+            .as_ref()
+            .map_or_else(|| "empty".to_owned(), |h| format!("head {h}"));
+        match &report.problem {
+            None => writeln!(
+                out,
+                "chain intact · {} event(s) · {} → {} · {head}",
+                report.events,
+                report.first_ts.as_deref().unwrap_or("-"),
+                report.last_ts.as_deref().unwrap_or("-"),
+            )?,
+            Some(p) => {
+                let red = anstyle::AnsiColor::Red.on_default().bold();
+                writeln!(
+                    out,
+                    "{red}BROKEN{red:#} at {}:{p}\n{} event(s) verified before it · {head}",
+                    path.display(),
+                    report.events
+                )?;
+            }
+        }
+    }
+    match &report.problem {
+        None => Ok(()),
+        Some(p) => Err(CliError::Reported(format!("audit log broken: {p}"))),
+    }
+}
+
+pub fn head(path: &Path, sealer: &Sealer, json: bool) -> Result<(), CliError> {
+    let head = read_head(path, sealer)
+        .map_err(|e| read_err(path, e))?
+        .map_err(|m| CliError::Failed(format!("{}: {m}", path.display())))?;
+    let head = head.unwrap_or(Head {
+        seq: 0,
+        hash: crate::audit::chain::GENESIS.to_owned(),
+    });
+    if json {
+        print_json(&head)
+    } else {
+        writeln!(anstream::stdout().lock(), "{head}")?;
+        Ok(())
+    }
+}
+
+pub fn replay(path: &Path, id: &str, json: bool) -> Result<(), CliError> {
+    let mut out = std::io::BufWriter::new(anstream::stdout().lock());
+    if json {
+        out.write_all(b"[")?;
+    } else {
+        writeln!(
+            out,
+            "{:<24}  {:>6}  {:<22}  {:>4}  {:<11}  {:<10}  {:>9}  DETAIL",
+            "TIME", "SEQ", "EVENT", "STEP", "STATUS", "WHO", "DURATION"
+        )?;
+    }
+    let mut n = 0u64;
+    for_each_match(path, &Filter::default(), |line, view| {
+        if view.plan_id.as_deref() != Some(id) && view.run_id.as_deref() != Some(id) {
+            return Ok(());
+        }
+        n += 1;
+        if json {
+            if n > 1 {
+                out.write_all(b",")?;
+            }
+            out.write_all(line)?;
+            return Ok(());
+        }
+        let detail = serde_json::from_slice::<Record>(line)
+            .map(|r| r.event.summary())
+            .unwrap_or_default();
+        let opt = |o: &Option<String>| o.clone().unwrap_or_else(|| "-".into());
+        writeln!(
+            out,
+            "{:<24}  {:>6}  {:<22}  {:>4}  {:<11}  {:<10}  {:>9}  {detail}",
+            view.ts,
+            view.seq,
+            view.kind,
+            view.step.map_or("-".into(), |s| s.to_string()),
+            opt(&view.status),
+            view.who().unwrap_or("-"),
+            view.duration_seconds
+                .map_or("-".into(), |d| format!("{d:.3}s")),
+        )?;
+        Ok(())
+    })
+    .map_err(|e| export_err(path, e))?;
+    if json {
+        out.write_all(b"]\n")?;
+    }
+    out.flush()?;
+    if n == 0 {
+        return Err(CliError::Failed(format!(
+            "no plan or run `{id}` in `{}`",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
+pub fn export_cmd(path: &Path, args: &ExportArgs) -> Result<(), CliError> {
+    let now = Utc::now();
+    let time = |flag: &str, v: &Option<String>| {
+        v.as_deref()
+            .map(|s| parse_time(s, now))
+            .transpose()
+            .map_err(|e| CliError::Usage(format!("{flag}: {e}")))
+    };
+    let filter = Filter {
+        since: time("--since", &args.since)?,
+        until: time("--until", &args.until)?,
+        plan: args.plan.clone(),
+        run: args.run.clone(),
+        kind: args.kind.clone(),
+        status: args.status.clone(),
+        risk: args.risk.clone(),
+        approver: args.approver.clone(),
+    };
+    let format = match args.format {
+        ExportFormat::Jsonl => Format::Jsonl,
+        ExportFormat::Csv => Format::Csv,
+    };
+    // Fail on a missing log before creating any output file.
+    std::fs::metadata(path).map_err(|e| read_err(path, e))?;
+    let Some(target) = &args.output else {
+        let mut out = anstream::stdout().lock();
+        export(path, &filter, format, &mut out).map_err(|e| export_err(path, e))?;
+        return Ok(());
+    };
+    // Write beside the target and rename, so the file appears only whole.
+    let partial = partial_path(target);
+    let result = (|| {
+        let mut f = std::fs::File::create(&partial).map_err(|source| CliError::Read {
+            path: partial.clone(),
+            source,
+        })?;
+        let n = export(path, &filter, format, &mut f).map_err(|e| export_err(path, e))?;
+        f.sync_all()?;
+        std::fs::rename(&partial, target)?;
+        Ok::<_, CliError>(n)
+    })();
+    match result {
+        Ok(n) => {
+            writeln!(
+                anstream::stderr().lock(),
+                "exported {n} record(s) to {}",
+                target.display()
+            )?;
+            Ok(())
+        }
+        Err(e) => {
+            let _ = std::fs::remove_file(&partial);
+            Err(e)
+        }
+    }
+}
+
+fn partial_path(target: &Path) -> PathBuf {
+    let mut name = target.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".partial-{}", std::process::id()));
+    target.with_file_name(name)
+}
+
+/// One readable line for a record: time, seq, type, summary.
+fn readable(line: &[u8]) -> String {
+    match serde_json::from_slice::<Record>(line) {
+        Ok(r) => format!(
+            "{}  {:>6}  {:<22}  {}",
+            crate::audit::event::format_ts(&r.ts),
+            r.seq,
+            r.event.kind(),
+            r.event.summary()
+        ),
+        Err(_) => match RecordView::parse(line) {
+            Ok(v) => format!(
+                "{}  {:>6}  {:<22}  (unreadable payload)",
+                v.ts, v.seq, v.kind
+            ),
+            Err(e) => format!("(not a record: {e})"),
+        },
+    }
+}
+
+pub fn tail(path: &Path, lines: usize, follow: bool) -> Result<(), CliError> {
+    let file = std::fs::File::open(path).map_err(|e| read_err(path, e))?;
+    let len = committed_len(&file).map_err(|e| read_err(path, e))?;
+    let view =
+        crate::audit::backward::read_tail(&file, len, lines).map_err(|e| read_err(path, e))?;
+    {
+        let mut out = anstream::stdout().lock();
+        for (_, l) in &view.lines {
+            writeln!(out, "{}", readable(l))?;
+        }
+        out.flush()?;
+    }
+    if !follow {
+        return Ok(());
+    }
+    let start = view.torn_at.unwrap_or(len);
+    let mut follower = Follower::new(path, start).map_err(|e| read_err(path, e))?;
+    loop {
+        let new = follower.poll().map_err(|e| read_err(path, e))?;
+        if new.is_empty() {
+            std::thread::sleep(Duration::from_millis(200));
+            continue;
+        }
+        let mut out = anstream::stdout().lock();
+        for l in &new {
+            writeln!(out, "{}", readable(l))?;
+        }
+        out.flush()?;
+    }
+}
+
+pub fn repair(log: &AuditLog, json: bool) -> Result<(), CliError> {
+    let done = log.repair()?;
+    if json {
+        return print_json(&serde_json::json!({
+            "repaired": done.is_some(),
+            "seq": done.as_ref().map(|a| a.seq),
+        }));
+    }
+    let mut out = anstream::stdout().lock();
+    match done {
+        None => writeln!(
+            out,
+            "nothing to repair: the log ends with a complete record"
+        )?,
+        Some(a) => writeln!(
+            out,
+            "moved a torn tail aside and recorded log_repaired (seq {}); see `opsgate audit tail -n 1`",
+            a.seq
+        )?,
+    }
+    Ok(())
+}

@@ -1,0 +1,178 @@
+//! `opsgate submit FILE`: record a classified plan in the audit log.
+
+use std::io::Write;
+use std::path::Path;
+
+use serde::Serialize;
+
+use super::args::SubmitArgs;
+use super::error::CliError;
+use super::plan_cmd;
+use super::style::badge;
+use crate::audit::read::{LineReader, RecordView};
+use crate::audit::verify::Verifier;
+use crate::audit::{AuditLog, Event};
+use crate::core::policy::LoadedPolicy;
+
+#[derive(Debug, Serialize)]
+struct Submitted {
+    plan_id: String,
+    plan_hash: String,
+    policy_hash: String,
+    risk: String,
+    /// The seq of the `plan_submitted` record (the earlier one when
+    /// nothing new was recorded).
+    seq: u64,
+    /// False when the same plan was already submitted and still open.
+    new: bool,
+}
+
+/// The OS user, for `--as` defaults: `$USER`, `$LOGNAME`, else the name
+/// `/etc/passwd` gives the process's uid (the owner of `/proc/self`).
+pub fn os_user() -> Result<String, CliError> {
+    use std::os::unix::fs::MetadataExt;
+    if let Some(name) = ["USER", "LOGNAME"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|s| !s.trim().is_empty()))
+    {
+        return Ok(name);
+    }
+    let uid = std::fs::metadata("/proc/self")
+        .map(|m| m.uid())
+        .map_err(|_| CliError::Usage("cannot tell who you are: pass --as NAME".into()))?;
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    let name = passwd.lines().find_map(|l| {
+        let mut f = l.split(':');
+        let name = f.next()?;
+        (f.nth(1)?.parse::<u32>().ok()? == uid).then(|| name.to_owned())
+    });
+    Ok(name.unwrap_or_else(|| format!("uid-{uid}")))
+}
+
+pub fn run(args: &SubmitArgs, policy: &LoadedPolicy, log: &AuditLog) -> Result<(), CliError> {
+    let cp = plan_cmd::load(&args.file, policy)?;
+    let submitter = match &args.as_user {
+        Some(name) if name.trim().is_empty() => {
+            return Err(CliError::Usage("--as needs a name".into()));
+        }
+        Some(name) => name.clone(),
+        None => os_user()?,
+    };
+    let plan_id = cp.plan.id.clone();
+    let plan_hash = cp.hash.to_string();
+    let policy_hash = policy.hash.to_string();
+    let plan_json = serde_json::to_value(&cp.plan)
+        .map_err(|e| CliError::Failed(format!("cannot record the plan: {e}")))?;
+    let mut earlier = None;
+    let appended = log.append_with(|len| {
+        earlier = open_submission(log.path(), len, log, &plan_id)?
+            .filter(|s| s.plan_hash == plan_hash && s.policy_hash == policy_hash)
+            .map(|s| s.seq);
+        if earlier.is_some() {
+            return Ok::<_, CliError>(Vec::new());
+        }
+        Ok(vec![Event::PlanSubmitted {
+            plan_id: plan_id.clone(),
+            plan_hash: cp.hash.clone(),
+            policy_hash: policy.hash.clone(),
+            risk: cp.risk,
+            author: cp.plan.author.clone().unwrap_or_else(|| submitter.clone()),
+            submitted_by: submitter.clone(),
+            redacted: false,
+            plan: plan_json,
+        }])
+    })?;
+    let out = Submitted {
+        plan_id,
+        plan_hash,
+        policy_hash,
+        risk: cp.risk.to_string(),
+        seq: appended
+            .last()
+            .map(|a| a.seq)
+            .or(earlier)
+            .unwrap_or_default(),
+        new: !appended.is_empty(),
+    };
+    let mut stdout = anstream::stdout().lock();
+    if args.json {
+        serde_json::to_writer(&mut stdout, &out)
+            .map_err(|e| CliError::Failed(format!("cannot write JSON: {e}")))?;
+        writeln!(stdout)?;
+    } else if out.new {
+        writeln!(
+            stdout,
+            "submitted {}  {}  {}  (seq {})",
+            out.plan_id,
+            badge(cp.risk),
+            out.plan_hash,
+            out.seq
+        )?;
+    } else {
+        writeln!(
+            stdout,
+            "already submitted {}  {}  {}  (seq {}; nothing new recorded)",
+            out.plan_id,
+            badge(cp.risk),
+            out.plan_hash,
+            out.seq
+        )?;
+    }
+    Ok(())
+}
+
+/// A plan's latest submission, while nothing has closed it.
+#[derive(Debug)]
+struct Open {
+    seq: u64,
+    plan_hash: String,
+    policy_hash: String,
+}
+
+/// Scans the log (verifying it: a broken log takes no submissions) for the
+/// latest submission of `plan_id` that no rejection, expiry or finished
+/// real run has closed.
+fn open_submission(
+    path: &Path,
+    len: u64,
+    log: &AuditLog,
+    plan_id: &str,
+) -> Result<Option<Open>, CliError> {
+    let mut reader = LineReader::open_until(path, len).map_err(|source| CliError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let mut verifier = Verifier::new(log.sealer(), None);
+    let mut open = None;
+    while let Some(line) = reader.next_line() {
+        let line = line.map_err(|source| CliError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        verifier.feed(&line).map_err(|p| {
+            CliError::Failed(format!(
+                "the audit log `{}` does not verify, so nothing is submitted: {p}",
+                path.display()
+            ))
+        })?;
+        let view = RecordView::parse(line.bytes).map_err(|e| {
+            CliError::Failed(format!("{}: line {}: {e}", path.display(), line.number))
+        })?;
+        if view.plan_id.as_deref() != Some(plan_id) {
+            continue;
+        }
+        match view.kind.as_str() {
+            "plan_submitted" => {
+                open = Some(Open {
+                    seq: view.seq,
+                    plan_hash: view.plan_hash.unwrap_or_default(),
+                    policy_hash: view.policy_hash.unwrap_or_default(),
+                });
+            }
+            "approval_rejected" | "approval_expired" => open = None,
+            "run_finished" if view.dry_run != Some(true) => open = None,
+            _ => {}
+        }
+    }
+    Ok(open)
+}
