@@ -1,17 +1,20 @@
 //! Appending to the log: `O_APPEND`, an exclusive `flock` per append, one
 //! `write` per batch of lines, and `fdatasync` before an append returns.
 //!
-//! Group commit: appends from several threads of one process share fsyncs.
-//! A writer writes its lines under the lock, then waits for a sync that
-//! covers them; whoever syncs first syncs everything written so far, and
-//! the writers it covered return without another fsync.
+//! Group commit: appends from several threads of one process share one
+//! `write` and one fsync. A writer queues its events; if no batch is in
+//! flight it becomes the leader, takes everything queued, writes it with
+//! one `write`, syncs once, and hands every waiter its result. Writers that
+//! queued meanwhile wait for the next batch. Nobody returns before the
+//! fsync that covers their events.
 
+use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard};
 
 use chrono::Utc;
 
@@ -68,9 +71,9 @@ pub struct AuditLog {
     redactor: Redactor,
     /// The cached tail; valid while the file length matches.
     tail: Mutex<Option<Tail>>,
-    /// Batches written so far, and the highest one known durable.
-    written: AtomicU64,
-    synced: Mutex<u64>,
+    /// Events waiting for the group commit, and its results.
+    queue: Mutex<Queue>,
+    batch_done: Condvar,
     poisoned: AtomicBool,
 }
 
@@ -118,8 +121,8 @@ impl AuditLog {
             sealer,
             redactor,
             tail: Mutex::new(None),
-            written: AtomicU64::new(0),
-            synced: Mutex::new(0),
+            queue: Mutex::new(Queue::default()),
+            batch_done: Condvar::new(),
             poisoned: AtomicBool::new(false),
         })
     }
@@ -141,12 +144,86 @@ impl AuditLog {
 
     /// Appends one event; returns once it is durable.
     pub fn append(&self, event: Event) -> Result<Appended, AuditError> {
-        let mut done = self.append_with(|_| Ok::<_, AuditError>(vec![event]))?;
+        let mut done = self.append_all(vec![event])?;
         done.pop().ok_or_else(|| AuditError::Damaged {
             path: self.path.clone(),
             offset: 0,
             message: "the append wrote nothing".into(),
         })
+    }
+
+    /// Appends events, in order and contiguous, through the group commit;
+    /// returns once they are durable.
+    pub fn append_all(&self, mut events: Vec<Event>) -> Result<Vec<Appended>, AuditError> {
+        // Redact here, in the caller's thread, not in the leader's.
+        events.iter_mut().for_each(|e| e.redact(&self.redactor));
+        let mut q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+        let ticket = q.next_ticket;
+        q.next_ticket += 1;
+        q.pending.push((ticket, events));
+        loop {
+            if let Some(result) = q.done.remove(&ticket) {
+                return result;
+            }
+            if !q.leader_active {
+                break;
+            }
+            q = self.batch_done.wait(q).unwrap_or_else(|p| p.into_inner());
+        }
+        // Lead: commit everything queued so far, ours included. Whatever
+        // queued meanwhile is committed next without a hand-over, for a few
+        // rounds, so a busy log keeps its disk busy.
+        q.leader_active = true;
+        for _ in 0..LEAD_ROUNDS {
+            let batch = std::mem::take(&mut q.pending);
+            drop(q);
+            let results = self.commit_batch(batch);
+            q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+            q.done.extend(results);
+            self.batch_done.notify_all();
+            if q.pending.is_empty() {
+                break;
+            }
+        }
+        q.leader_active = false;
+        self.batch_done.notify_all();
+        q.done.remove(&ticket).unwrap_or_else(|| {
+            Err(AuditError::Damaged {
+                path: self.path.clone(),
+                offset: 0,
+                message: "the group commit lost a result".into(),
+            })
+        })
+    }
+
+    /// Writes a batch of queued appends with one write and one fsync.
+    fn commit_batch(
+        &self,
+        batch: Vec<(u64, Vec<Event>)>,
+    ) -> Vec<(u64, Result<Vec<Appended>, AuditError>)> {
+        let counts: Vec<(u64, usize)> = batch.iter().map(|(t, e)| (*t, e.len())).collect();
+        let events: Vec<Event> = batch.into_iter().flat_map(|(_, e)| e).collect();
+        let written = self
+            .write_locked(|_| Ok::<_, AuditError>(events), false)
+            .and_then(|a| self.sync().map(|()| a));
+        match written {
+            Ok(mut appended) => {
+                // A `log_repaired` record may come first; callers own the rest.
+                let total: usize = counts.iter().map(|(_, n)| n).sum();
+                let mut mine = appended.split_off(appended.len().saturating_sub(total));
+                counts
+                    .into_iter()
+                    .map(|(t, n)| {
+                        let rest = mine.split_off(n.min(mine.len()));
+                        (t, Ok(std::mem::replace(&mut mine, rest)))
+                    })
+                    .collect()
+            }
+            Err(e) => counts
+                .into_iter()
+                .map(|(t, _)| (t, Err(e.duplicate())))
+                .collect(),
+        }
     }
 
     /// Under the log's lock, asks `decide` which events to append (given
@@ -157,56 +234,67 @@ impl AuditLog {
         &self,
         decide: impl FnOnce(u64) -> Result<Vec<Event>, E>,
     ) -> Result<Vec<Appended>, E> {
-        let (generation, appended) = {
-            let mut cached = self.lock_tail()?;
-            let _flock = FileLock::exclusive(&self.file).map_err(|e| self.io(e))?;
-            let (mut tail, torn) = self.current_tail(&mut cached)?;
-            // Decide first, so a refusal leaves the file untouched.
-            let decided = decide(tail.end)?;
-            let mut events = Vec::with_capacity(decided.len() + 1);
-            if let Some(len) = torn {
-                events.push(self.move_torn_tail(tail.end, len)?);
-            }
-            events.extend(decided);
-            if events.is_empty() {
-                return Ok(Vec::new());
-            }
-            let mut buf = Vec::new();
-            let mut appended = Vec::with_capacity(events.len());
-            for mut event in events {
-                event.redact(&self.redactor);
-                let canonical = serde_json::to_vec(&Unsealed {
-                    v: VERSION,
-                    seq: tail.seq + 1,
-                    ts: Utc::now(),
-                    event: &event,
-                    alg: self.sealer.alg(),
-                    key_id: self.sealer.key_id(),
-                    prev: &tail.hash,
-                })
-                .map_err(AuditError::from)?;
-                let (line, hash) = self.sealer.seal(canonical);
-                let offset = tail.end + buf.len() as u64;
-                buf.extend_from_slice(&line);
-                tail.seq += 1;
-                tail.hash.clone_from(&hash);
-                appended.push(Appended {
-                    seq: tail.seq,
-                    hash,
-                    offset,
-                });
-            }
-            if let Err(e) = (&self.file).write_all(&buf) {
-                // A partial write is a torn tail; the next append repairs it.
-                *cached = None;
-                return Err(self.io(e).into());
-            }
-            tail.end += buf.len() as u64;
-            *cached = Some(tail);
-            let generation = self.written.fetch_add(1, Ordering::SeqCst) + 1;
-            (generation, appended)
-        };
-        self.sync_to(generation)?;
+        let appended = self.write_locked(decide, true)?;
+        if !appended.is_empty() {
+            self.sync()?;
+        }
+        Ok(appended)
+    }
+
+    /// Writes under the lock, without syncing.
+    fn write_locked<E: From<AuditError>>(
+        &self,
+        decide: impl FnOnce(u64) -> Result<Vec<Event>, E>,
+        redact: bool,
+    ) -> Result<Vec<Appended>, E> {
+        let mut cached = self.lock_tail()?;
+        let _flock = FileLock::exclusive(&self.file).map_err(|e| self.io(e))?;
+        let (mut tail, torn) = self.current_tail(&mut cached)?;
+        // Decide first, so a refusal leaves the file untouched.
+        let mut decided = decide(tail.end)?;
+        if redact {
+            decided.iter_mut().for_each(|e| e.redact(&self.redactor));
+        }
+        let mut events = Vec::with_capacity(decided.len() + 1);
+        if let Some(len) = torn {
+            events.push(self.move_torn_tail(tail.end, len)?);
+        }
+        events.extend(decided);
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut buf = Vec::new();
+        let mut appended = Vec::with_capacity(events.len());
+        let ts = Utc::now();
+        for event in &events {
+            let canonical = serde_json::to_vec(&Unsealed {
+                v: VERSION,
+                seq: tail.seq + 1,
+                ts,
+                event,
+                alg: self.sealer.alg(),
+                key_id: self.sealer.key_id(),
+                prev: &tail.hash,
+            })
+            .map_err(AuditError::from)?;
+            let (line, hash) = self.sealer.seal(canonical);
+            let offset = tail.end + buf.len() as u64;
+            buf.extend_from_slice(&line);
+            tail.seq += 1;
+            tail.hash.clone_from(&hash);
+            appended.push(Appended {
+                seq: tail.seq,
+                hash,
+                offset,
+            });
+        }
+        if let Err(e) = (&self.file).write_all(&buf) {
+            // A partial write is a torn tail; the next append repairs it.
+            *cached = None;
+            return Err(self.io(e).into());
+        }
+        tail.end += buf.len() as u64;
+        *cached = Some(tail);
         Ok(appended)
     }
 
@@ -301,26 +389,58 @@ impl AuditLog {
         })
     }
 
-    /// Waits until batch `generation` is durable, syncing if nobody has.
-    fn sync_to(&self, generation: u64) -> Result<(), AuditError> {
-        let mut synced = self.synced.lock().unwrap_or_else(|p| p.into_inner());
-        if *synced >= generation {
-            return Ok(());
-        }
+    /// `fdatasync`; after a failure the log is poisoned.
+    fn sync(&self) -> Result<(), AuditError> {
         if self.poisoned.load(Ordering::SeqCst) {
             return Err(AuditError::Poisoned {
                 path: self.path.clone(),
             });
         }
-        let target = self.written.load(Ordering::SeqCst);
-        if let Err(e) = self.file.sync_data() {
+        self.file.sync_data().map_err(|e| {
             // After a failed fsync the kernel may have dropped the dirty
             // pages; a later fsync could falsely succeed. Stop writing.
             self.poisoned.store(true, Ordering::SeqCst);
-            return Err(self.io(e));
+            self.io(e)
+        })
+    }
+}
+
+/// How many batches in a row one leader commits before handing over.
+const LEAD_ROUNDS: usize = 4;
+
+/// The group commit's shared state.
+#[derive(Debug, Default)]
+struct Queue {
+    next_ticket: u64,
+    pending: Vec<(u64, Vec<Event>)>,
+    leader_active: bool,
+    done: HashMap<u64, Result<Vec<Appended>, AuditError>>,
+}
+
+impl AuditError {
+    /// The same error for another waiter of a failed batch.
+    fn duplicate(&self) -> AuditError {
+        match self {
+            AuditError::Io { path, source } => AuditError::Io {
+                path: path.clone(),
+                source: io::Error::new(source.kind(), source.to_string()),
+            },
+            AuditError::Damaged {
+                path,
+                offset,
+                message,
+            } => AuditError::Damaged {
+                path: path.clone(),
+                offset: *offset,
+                message: message.clone(),
+            },
+            AuditError::Poisoned { path } => AuditError::Poisoned { path: path.clone() },
+            AuditError::Serialize(e) => AuditError::Damaged {
+                path: PathBuf::new(),
+                offset: 0,
+                message: format!("cannot serialize an audit event: {e}"),
+            },
         }
-        *synced = target;
-        Ok(())
     }
 }
 
