@@ -165,6 +165,11 @@ impl AuditLog {
             if let Some(result) = q.done.remove(&ticket) {
                 return result;
             }
+            if self.poisoned.load(Ordering::SeqCst) {
+                return Err(AuditError::Poisoned {
+                    path: self.path.clone(),
+                });
+            }
             if !q.leader_active {
                 break;
             }
@@ -174,6 +179,7 @@ impl AuditLog {
         // queued meanwhile is committed next without a hand-over, for a few
         // rounds, so a busy log keeps its disk busy.
         q.leader_active = true;
+        let guard = LeaderGuard(self);
         for _ in 0..LEAD_ROUNDS {
             let batch = std::mem::take(&mut q.pending);
             drop(q);
@@ -186,6 +192,7 @@ impl AuditLog {
             }
         }
         q.leader_active = false;
+        std::mem::forget(guard);
         self.batch_done.notify_all();
         q.done.remove(&ticket).unwrap_or_else(|| {
             Err(AuditError::Damaged {
@@ -365,7 +372,12 @@ impl AuditLog {
                 .mode(0o600)
                 .open(&aside)?;
             f.write_all(&torn)?;
-            f.sync_all()
+            f.sync_all()?;
+            // Make the new file's name durable before the log shrinks.
+            match aside.parent().filter(|d| !d.as_os_str().is_empty()) {
+                Some(dir) => File::open(dir)?.sync_all(),
+                None => File::open(".")?.sync_all(),
+            }
         };
         write_aside().map_err(|source| AuditError::Io {
             path: aside.clone(),
@@ -402,6 +414,25 @@ impl AuditLog {
             self.poisoned.store(true, Ordering::SeqCst);
             self.io(e)
         })
+    }
+}
+
+/// Armed while a thread leads the group commit. If the leader panics, its
+/// batch's fate is unknown: the log is poisoned and the waiters released
+/// with an error rather than left waiting forever.
+struct LeaderGuard<'a>(&'a AuditLog);
+
+impl Drop for LeaderGuard<'_> {
+    fn drop(&mut self) {
+        self.0.poisoned.store(true, Ordering::SeqCst);
+        // The panic may have come while this thread held the queue; then no
+        // waiter is between its check and its wait, and the notify suffices.
+        match self.0.queue.try_lock() {
+            Ok(mut q) => q.leader_active = false,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner().leader_active = false,
+            Err(std::sync::TryLockError::WouldBlock) => {}
+        }
+        self.0.batch_done.notify_all();
     }
 }
 
