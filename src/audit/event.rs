@@ -455,6 +455,26 @@ impl Event {
     }
 }
 
+/// Text fit for one terminal line: control characters (newlines, escape
+/// sequences) are shown escaped, so a record's free text cannot break the
+/// line or forge another record in a human view.
+pub fn printable(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => out.push_str(&c.escape_unicode().to_string()),
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// `sha256:0123456789ab`: enough to recognise a hash on screen.
 pub fn short(hash: &str) -> &str {
     let end = hash.find(':').map_or(0, |i| i + 1) + 12;

@@ -174,6 +174,7 @@ pub fn export(
         Format::Csv => {
             let mut w = csv::WriterBuilder::new()
                 .buffer_capacity(64 * 1024)
+                .terminator(csv::Terminator::CRLF)
                 .from_writer(out);
             w.write_record(CSV_COLUMNS)?;
             let n = for_each_match(path, filter, |_, view| Ok(w.write_record(csv_row(view))?))?;

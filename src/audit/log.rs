@@ -21,6 +21,8 @@ use chrono::Utc;
 use super::backward::read_tail;
 use super::chain::{GENESIS, LineFault, Sealer, check_line};
 use super::event::{Event, Unsealed, VERSION};
+use super::read::LineReader;
+use super::verify::Verifier;
 use crate::core::redact::Redactor;
 
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +43,11 @@ pub enum AuditError {
         path.display()
     )]
     Poisoned { path: PathBuf },
+    #[error(
+        "audit log `{}` does not verify, so nothing was written: {problem}. Run `opsgate audit verify`",
+        path.display()
+    )]
+    Broken { path: PathBuf, problem: String },
     #[error("cannot serialize an audit event: {0}")]
     Serialize(#[from] serde_json::Error),
 }
@@ -307,8 +314,24 @@ impl AuditLog {
 
     /// Moves a torn tail aside and records `log_repaired`; `None` when the
     /// log had no torn tail.
+    ///
+    /// The whole chain before the torn tail must verify first: damage
+    /// before the tail is never repaired, and then nothing changes.
     pub fn repair(&self) -> Result<Option<Appended>, AuditError> {
-        let mut done = self.append_with(|_| Ok::<_, AuditError>(Vec::new()))?;
+        let mut done = self.append_with(|len| {
+            let mut reader = LineReader::open_until(&self.path, len).map_err(|e| self.io(e))?;
+            let mut verifier = Verifier::new(&self.sealer, None);
+            while let Some(line) = reader.next_line() {
+                let line = line.map_err(|e| self.io(e))?;
+                if let Err(problem) = verifier.feed(&line) {
+                    return Err(AuditError::Broken {
+                        path: self.path.clone(),
+                        problem: problem.to_string(),
+                    });
+                }
+            }
+            Ok(Vec::new())
+        })?;
         Ok(done.pop())
     }
 
@@ -466,6 +489,10 @@ impl AuditError {
                 message: message.clone(),
             },
             AuditError::Poisoned { path } => AuditError::Poisoned { path: path.clone() },
+            AuditError::Broken { path, problem } => AuditError::Broken {
+                path: path.clone(),
+                problem: problem.clone(),
+            },
             AuditError::Serialize(e) => AuditError::Damaged {
                 path: PathBuf::new(),
                 offset: 0,
@@ -478,11 +505,18 @@ impl AuditError {
 /// A line fault in words.
 pub fn describe(fault: &LineFault) -> String {
     match fault {
-        LineFault::BadJson(e) => format!("bad JSON: {e}"),
+        LineFault::BadJson(_) => format!("bad JSON: {}", detail(fault)),
+        LineFault::HashMismatch => format!("hash mismatch: {}", detail(fault)),
+        LineFault::Version(_) | LineFault::Key(_) => detail(fault),
+    }
+}
+
+/// A line fault's detail, for a report that names the kind itself.
+pub fn detail(fault: &LineFault) -> String {
+    match fault {
+        LineFault::BadJson(e) => e.clone(),
         LineFault::Version(v) => format!("unsupported record version {v}"),
-        LineFault::HashMismatch => {
-            "hash mismatch: the record was changed after it was written".into()
-        }
+        LineFault::HashMismatch => "the record was changed after it was written".into(),
         LineFault::Key(m) => m.clone(),
     }
 }

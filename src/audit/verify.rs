@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use super::backward::read_tail;
 use super::chain::{GENESIS, Header, LineFault, Sealer, check_line};
-use super::log::describe;
+use super::log::{describe, detail};
 use super::read::{Line, LineReader, committed_len};
 
 /// A chain position to keep elsewhere: `SEQ sha256:HASH`.
@@ -176,7 +176,7 @@ impl<'s> Verifier<'s> {
             let seq = serde_json::from_slice::<SeqOnly>(line.bytes)
                 .ok()
                 .map(|s| s.seq);
-            problem(kind, seq, describe(&fault))
+            problem(kind, seq, detail(&fault))
         })?;
         if header.seq != self.seq + 1 {
             return Err(problem(

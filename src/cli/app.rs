@@ -19,7 +19,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Plan(PlanCommand::Show { file, json }) => plan_cmd::show(file, *json, &policy),
         Command::Plan(PlanCommand::Hash { file }) => plan_cmd::hash(file, &policy),
         Command::Policy(PolicyCommand::Check { json }) => policy_cmd::check(&policy, *json),
-        Command::Submit(args) => submit_cmd::run(args, &policy, &open_log()?),
+        Command::Submit(args) => submit_cmd::run(args, &policy, open_log),
         Command::Audit(cmd) => match cmd {
             AuditCommand::Verify { json, expect_head } => {
                 audit_cmd::verify(&log_path()?, &sealer()?, *json, expect_head.as_deref())
@@ -28,7 +28,11 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             AuditCommand::Replay { id, json } => audit_cmd::replay(&log_path()?, id, *json),
             AuditCommand::Export(args) => audit_cmd::export_cmd(&log_path()?, args),
             AuditCommand::Tail { lines, follow } => audit_cmd::tail(&log_path()?, *lines, *follow),
-            AuditCommand::Repair { json } => audit_cmd::repair(&open_log()?, *json),
+            AuditCommand::Repair { json } => {
+                let path = log_path()?;
+                audit_cmd::require_log(&path)?;
+                audit_cmd::repair(&open_log()?, *json)
+            }
         },
     }
 }

@@ -8,10 +8,18 @@ use chrono::Utc;
 
 use super::args::{ExportArgs, ExportFormat};
 use super::error::CliError;
+use crate::audit::event::printable;
 use crate::audit::export::{ExportError, Filter, Format, export, for_each_match, parse_time};
 use crate::audit::read::{Follower, RecordView, committed_len};
 use crate::audit::verify::{Head, Report, read_head, verify_file};
 use crate::audit::{AuditLog, Record, Sealer};
+
+/// Fails, naming the path, when there is no log there.
+pub fn require_log(path: &Path) -> Result<(), CliError> {
+    std::fs::metadata(path)
+        .map(drop)
+        .map_err(|e| read_err(path, e))
+}
 
 fn missing(path: &Path) -> CliError {
     CliError::Failed(format!(
@@ -146,8 +154,7 @@ pub fn replay(path: &Path, id: &str, json: bool) -> Result<(), CliError> {
             .map(|r| r.event.summary())
             .unwrap_or_default();
         let opt = |o: &Option<String>| o.clone().unwrap_or_else(|| "-".into());
-        writeln!(
-            out,
+        let row = format!(
             "{:<24}  {:>6}  {:<22}  {:>4}  {:<11}  {:<10}  {:>9}  {detail}",
             view.ts,
             view.seq,
@@ -157,7 +164,8 @@ pub fn replay(path: &Path, id: &str, json: bool) -> Result<(), CliError> {
             view.who().unwrap_or("-"),
             view.duration_seconds
                 .map_or("-".into(), |d| format!("{d:.3}s")),
-        )?;
+        );
+        writeln!(out, "{}", printable(&row))?;
         Ok(())
     })
     .map_err(|e| export_err(path, e))?;
@@ -197,7 +205,7 @@ pub fn export_cmd(path: &Path, args: &ExportArgs) -> Result<(), CliError> {
         ExportFormat::Csv => Format::Csv,
     };
     // Fail on a missing log before creating any output file.
-    std::fs::metadata(path).map_err(|e| read_err(path, e))?;
+    require_log(path)?;
     let Some(target) = &args.output else {
         let mut out = anstream::stdout().lock();
         export(path, &filter, format, &mut out).map_err(|e| export_err(path, e))?;
@@ -206,10 +214,8 @@ pub fn export_cmd(path: &Path, args: &ExportArgs) -> Result<(), CliError> {
     // Write beside the target and rename, so the file appears only whole.
     let partial = partial_path(target);
     let result = (|| {
-        let mut f = std::fs::File::create(&partial).map_err(|source| CliError::Read {
-            path: partial.clone(),
-            source,
-        })?;
+        let mut f = std::fs::File::create(&partial)
+            .map_err(|e| CliError::Failed(format!("cannot write `{}`: {e}", target.display())))?;
         let n = export(path, &filter, format, &mut f).map_err(|e| export_err(path, e))?;
         f.sync_all()?;
         std::fs::rename(&partial, target)?;
@@ -239,7 +245,7 @@ fn partial_path(target: &Path) -> PathBuf {
 
 /// One readable line for a record: time, seq, type, summary.
 fn readable(line: &[u8]) -> String {
-    match serde_json::from_slice::<Record>(line) {
+    let text = match serde_json::from_slice::<Record>(line) {
         Ok(r) => format!(
             "{}  {:>6}  {:<22}  {}",
             crate::audit::event::format_ts(&r.ts),
@@ -254,7 +260,8 @@ fn readable(line: &[u8]) -> String {
             ),
             Err(e) => format!("(not a record: {e})"),
         },
-    }
+    };
+    printable(&text).into_owned()
 }
 
 pub fn tail(path: &Path, lines: usize, follow: bool) -> Result<(), CliError> {

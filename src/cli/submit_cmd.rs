@@ -49,7 +49,12 @@ pub fn os_user() -> Result<String, CliError> {
     Ok(name.unwrap_or_else(|| format!("uid-{uid}")))
 }
 
-pub fn run(args: &SubmitArgs, policy: &LoadedPolicy, log: &AuditLog) -> Result<(), CliError> {
+/// Loads the plan, then opens the log (so a bad plan creates no log).
+pub fn run(
+    args: &SubmitArgs,
+    policy: &LoadedPolicy,
+    open_log: impl FnOnce() -> Result<AuditLog, CliError>,
+) -> Result<(), CliError> {
     let cp = plan_cmd::load(&args.file, policy)?;
     let submitter = match &args.as_user {
         Some(name) if name.trim().is_empty() => {
@@ -63,9 +68,10 @@ pub fn run(args: &SubmitArgs, policy: &LoadedPolicy, log: &AuditLog) -> Result<(
     let policy_hash = policy.hash.to_string();
     let plan_json = serde_json::to_value(&cp.plan)
         .map_err(|e| CliError::Failed(format!("cannot record the plan: {e}")))?;
+    let log = open_log()?;
     let mut earlier = None;
     let appended = log.append_with(|len| {
-        earlier = open_submission(log.path(), len, log, &plan_id)?
+        earlier = open_submission(log.path(), len, &log, &plan_id)?
             .filter(|s| s.plan_hash == plan_hash && s.policy_hash == policy_hash)
             .map(|s| s.seq);
         if earlier.is_some() {
@@ -87,12 +93,11 @@ pub fn run(args: &SubmitArgs, policy: &LoadedPolicy, log: &AuditLog) -> Result<(
         plan_hash,
         policy_hash,
         risk: cp.risk.to_string(),
-        seq: appended
-            .last()
-            .map(|a| a.seq)
-            .or(earlier)
+        // With nothing new, `appended` can still hold a `log_repaired`.
+        seq: earlier
+            .or_else(|| appended.last().map(|a| a.seq))
             .unwrap_or_default(),
-        new: !appended.is_empty(),
+        new: earlier.is_none(),
     };
     let mut stdout = anstream::stdout().lock();
     if args.json {

@@ -158,7 +158,9 @@ impl Redactor {
         }
     }
 
-    /// Redacts every string (and object key) inside a JSON value.
+    /// Redacts every string (and object key) inside a JSON value. A
+    /// string or number under a secret-looking key (`db_password`,
+    /// `api_token`, …) is masked whole, as `key=value` would be.
     pub fn redact_json(&self, v: &mut serde_json::Value) {
         match v {
             serde_json::Value::String(s) => self.redact_in_place(s),
@@ -166,14 +168,41 @@ impl Redactor {
             serde_json::Value::Object(map) => {
                 let old = std::mem::take(map);
                 for (mut k, mut item) in old {
+                    if is_secret_key(&k) && (item.is_string() || item.is_number()) {
+                        item = serde_json::Value::String(MASK.to_owned());
+                    } else {
+                        self.redact_json(&mut item);
+                    }
                     self.redact_in_place(&mut k);
-                    self.redact_json(&mut item);
                     map.insert(k, item);
                 }
             }
             _ => {}
         }
     }
+}
+
+/// Whether a map key names a secret: it contains password, passwd, secret,
+/// token, api_key/apikey, private_key, access_key or credential (any case,
+/// `-` or `_`).
+pub fn is_secret_key(key: &str) -> bool {
+    let k: String = key
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
+    [
+        "password",
+        "passwd",
+        "secret",
+        "token",
+        "apikey",
+        "privatekey",
+        "accesskey",
+        "credential",
+    ]
+    .iter()
+    .any(|w| k.contains(w))
 }
 
 /// AWS secret access keys have no prefix: a standalone run of exactly 40
@@ -284,6 +313,16 @@ mod tests {
         assert_eq!(
             red.redact("id corp-123456 pin 4242"),
             "id [REDACTED] pin [REDACTED]"
+        );
+    }
+
+    #[test]
+    fn values_under_secret_keys_are_masked_whole() {
+        let mut v = serde_json::json!({"params": {"db_password": "plain", "API-Token": 1234, "replicas": "5"}});
+        Redactor::default().redact_json(&mut v);
+        assert_eq!(
+            v,
+            serde_json::json!({"params": {"db_password": "[REDACTED]", "API-Token": "[REDACTED]", "replicas": "5"}})
         );
     }
 
