@@ -188,6 +188,20 @@ impl AuditLog {
         q.leader_active = true;
         let guard = LeaderGuard(self);
         for _ in 0..LEAD_ROUNDS {
+            // Writers released by the last batch are about to queue again:
+            // give them the CPU while the queue still grows, so they share
+            // this fsync instead of waiting for the next one. One writer
+            // alone pays one yield.
+            let mut seen = q.pending.len();
+            for _ in 0..MAX_YIELDS {
+                drop(q);
+                std::thread::yield_now();
+                q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+                if q.pending.len() == seen {
+                    break;
+                }
+                seen = q.pending.len();
+            }
             let batch = std::mem::take(&mut q.pending);
             drop(q);
             let results = self.commit_batch(batch);
@@ -461,6 +475,9 @@ impl Drop for LeaderGuard<'_> {
 
 /// How many batches in a row one leader commits before handing over.
 const LEAD_ROUNDS: usize = 4;
+
+/// How many times a leader yields, at most, while the queue grows.
+const MAX_YIELDS: usize = 16;
 
 /// The group commit's shared state.
 #[derive(Debug, Default)]

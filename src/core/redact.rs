@@ -13,7 +13,7 @@ use std::borrow::Cow;
 use std::fmt;
 use std::sync::LazyLock;
 
-use regex::Regex;
+use regex::{Regex, RegexSet};
 use serde::{Deserialize, Serialize};
 
 pub const MASK: &str = "[REDACTED]";
@@ -24,13 +24,17 @@ pub const MASK: &str = "[REDACTED]";
 pub struct RedactPattern {
     src: String,
     re: Regex,
+    /// Whether the regex has a group named `secret`.
+    secret_group: bool,
 }
 
 impl RedactPattern {
     pub fn new(src: &str) -> Result<Self, regex::Error> {
+        let re = Regex::new(src)?;
         Ok(RedactPattern {
             src: src.to_owned(),
-            re: Regex::new(src)?,
+            secret_group: re.capture_names().flatten().any(|n| n == "secret"),
+            re,
         })
     }
 
@@ -40,7 +44,7 @@ impl RedactPattern {
 
     /// Masks every match; borrows when nothing matched.
     fn apply<'a>(&self, text: &'a str) -> Cow<'a, str> {
-        let secret = self.re.capture_names().flatten().any(|n| n == "secret");
+        let secret = self.secret_group;
         let mut out = String::new();
         let mut last = 0;
         for caps in self.re.captures_iter(text) {
@@ -126,23 +130,40 @@ static BUILTIN_PATTERNS: LazyLock<Vec<RedactPattern>> = LazyLock::new(|| {
         .collect()
 });
 
+/// One pass over the text says which patterns can match at all, so clean
+/// text (most of it) costs one scan instead of one per pattern.
+static BUILTIN_SET: LazyLock<Option<RegexSet>> = LazyLock::new(|| RegexSet::new(BUILTIN).ok());
+
 /// Masks secrets: the built-in patterns, then the policy's.
 #[derive(Debug, Clone, Default)]
 pub struct Redactor {
     extra: Vec<RedactPattern>,
+    extra_set: Option<RegexSet>,
 }
 
 impl Redactor {
     pub fn new(extra: Vec<RedactPattern>) -> Self {
-        Redactor { extra }
+        let extra_set = RegexSet::new(extra.iter().map(RedactPattern::as_str)).ok();
+        Redactor { extra, extra_set }
     }
 
     /// The text with every secret masked; borrows when nothing was masked.
     pub fn redact<'a>(&self, text: &'a str) -> Cow<'a, str> {
         let mut cur = Cow::Borrowed(text);
-        for p in BUILTIN_PATTERNS.iter().chain(&self.extra) {
-            if let Cow::Owned(s) = p.apply(&cur) {
-                cur = Cow::Owned(s);
+        let groups = [
+            (&*BUILTIN_PATTERNS, BUILTIN_SET.as_ref()),
+            (&self.extra, self.extra_set.as_ref()),
+        ];
+        for (patterns, set) in groups {
+            // Without a set (it failed to build), try every pattern.
+            let hits = set.map(|s| s.matches(text));
+            for (i, p) in patterns.iter().enumerate() {
+                if hits.as_ref().is_some_and(|h| !h.matched(i)) {
+                    continue;
+                }
+                if let Cow::Owned(s) = p.apply(&cur) {
+                    cur = Cow::Owned(s);
+                }
             }
         }
         if let Cow::Owned(s) = mask_aws_secret_keys(&cur) {
