@@ -1327,3 +1327,59 @@ fn a_keyed_log_takes_submissions_only_with_its_key() {
     let (code, _, _) = run(with_log(&log).args(["audit", "verify"]));
     assert_eq!(code, 1);
 }
+
+/// Reads lines from a child's stdout in a thread, so a test can wait for a
+/// line with a deadline instead of blocking forever.
+fn line_reader(out: std::process::ChildStdout) -> std::sync::mpsc::Receiver<String> {
+    use std::io::BufRead;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+#[test]
+fn tail_follow_prints_what_another_process_appends() {
+    use std::time::Duration;
+    let dir = tempfile::tempdir().unwrap();
+    let log = simple_log(dir.path(), 4);
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin!("opsgate"))
+        .args(["audit", "tail", "-n", "1", "-f", "--audit-log"])
+        .arg(&log)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let lines = line_reader(child.stdout.take().unwrap());
+    let wait = Duration::from_secs(20);
+    let first = lines.recv_timeout(wait);
+    // The follower starts at the end: the next lines are only new records.
+    append(
+        &log,
+        vec![
+            step_finished("p-tail", "r-tail", 7, "late step", Status::Failed),
+            run_finished("p-tail", "r-tail", false, Status::Failed),
+        ],
+    );
+    let second = lines.recv_timeout(wait);
+    let third = lines.recv_timeout(wait);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let first = first.unwrap();
+    assert!(
+        first.contains("run_finished") && first.contains("     4 "),
+        "{first}"
+    );
+    let second = second.unwrap();
+    assert!(
+        second.contains("step_finished") && second.contains("step 7 late step failed"),
+        "{second}"
+    );
+    let third = third.unwrap();
+    assert!(third.contains("     6  run_finished"), "{third}");
+}
