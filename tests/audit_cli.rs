@@ -1383,3 +1383,52 @@ fn tail_follow_prints_what_another_process_appends() {
     let third = third.unwrap();
     assert!(third.contains("     6  run_finished"), "{third}");
 }
+
+#[test]
+fn the_policy_key_file_seals_the_chain_and_is_found_beside_the_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("conf");
+    std::fs::create_dir(&conf).unwrap();
+    std::fs::write(conf.join("audit.key"), "a-key-of-thirty-two-bytes-exact\n").unwrap();
+    let policy = conf.join("opsgate.yaml");
+    std::fs::write(&policy, "audit:\n  key_file: audit.key\n").unwrap();
+    let log = dir.path().join("audit.jsonl");
+
+    let s = json(&ok(with_log(&log)
+        .arg("--config")
+        .arg(&policy)
+        .args(["submit", "--json", "--as", "alice"])
+        .arg(demo())));
+    assert_eq!(s["new"], true);
+    let line = json(&read_lines(&log)[0]);
+    assert_eq!(line["alg"], "hmac-sha256");
+    assert!(
+        line["hash"].as_str().unwrap().starts_with("hmac-sha256:"),
+        "{line}"
+    );
+
+    // With the policy (from another directory) it verifies; without, the
+    // key is missing and verify says so.
+    ok(with_log(&log)
+        .current_dir(dir.path())
+        .arg("--config")
+        .arg(&policy)
+        .args(["audit", "verify"]));
+    let (code, out, _) = run(with_log(&log).args(["audit", "verify", "--json"]));
+    assert_eq!(code, 1);
+    assert_eq!(json(&out)["problem"]["kind"], "key_mismatch", "{out}");
+
+    // A key file that is too short is refused before anything is written.
+    std::fs::write(conf.join("audit.key"), "short\n").unwrap();
+    let (code, _, err) = run(with_log(&log)
+        .arg("--config")
+        .arg(&policy)
+        .args(["submit", "--as", "bob"])
+        .arg(repo().join("plans/k8s-scale-api.yaml")));
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("audit.key") && err.contains("16 bytes"),
+        "{err}"
+    );
+    assert_eq!(read_lines(&log).len(), 1);
+}
