@@ -167,6 +167,7 @@ fn submitted(plan: &str, risk: RiskLevel, author: &str) -> Event {
         risk,
         author: author.into(),
         submitted_by: author.into(),
+        mutates_production: false,
         redacted: false,
         plan: json!({"id": plan}),
     }
@@ -251,10 +252,12 @@ fn submit_prints_the_plan_and_records_it_once_while_open() {
             risk,
             author,
             submitted_by,
+            mutates_production,
             redacted,
             plan,
         } => {
             assert_eq!(plan_id, "demo-local");
+            assert!(!mutates_production, "the demo touches no production scope");
             assert_eq!(plan_hash.as_str(), hash.trim());
             assert_eq!(Some(policy_hash.as_str()), policy["policy_hash"].as_str());
             assert_eq!(*risk, RiskLevel::Medium);

@@ -66,6 +66,7 @@ fn submitted(plan: &str, risk: RiskLevel, author: &str) -> Event {
         risk,
         author: author.into(),
         submitted_by: author.into(),
+        mutates_production: false,
         redacted: false,
         plan: json!({"id": plan, "steps": [{"name": "s1", "run": "echo hi"}]}),
     }

@@ -13,7 +13,8 @@
 
 pub mod backward;
 pub mod chain;
-pub mod event;
+/// The event types live in the pure core; re-exported here.
+pub use crate::core::event;
 pub mod export;
 pub mod log;
 pub mod read;

@@ -84,6 +84,7 @@ pub fn run(
             risk: cp.risk,
             author: cp.plan.author.clone().unwrap_or_else(|| submitter.clone()),
             submitted_by: submitter.clone(),
+            mutates_production: cp.mutates_production(),
             redacted: false,
             plan: plan_json,
         }])

@@ -4,11 +4,14 @@
 //! inputs (file text, the current date) are passed in. That is what keeps the
 //! table tests cheap and the behaviour the same everywhere.
 
+pub mod approval;
 pub mod classify;
 pub mod digest;
 pub mod duration;
+pub mod event;
 pub mod plan;
 pub mod policy;
 pub mod redact;
 pub mod risk;
+pub mod state;
 pub mod yaml;

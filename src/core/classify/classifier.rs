@@ -491,7 +491,13 @@ impl Rating<'_> {
                 }
                 _ => continue,
             };
-            self.push(RiskLevel::High, part, via, "production-scope", message);
+            self.push(
+                RiskLevel::High,
+                part,
+                via,
+                crate::core::plan::PRODUCTION_RULE,
+                message,
+            );
         }
     }
 }

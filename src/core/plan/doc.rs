@@ -31,6 +31,16 @@ pub struct PlanDoc {
     pub steps: Vec<StepDoc>,
     #[serde(default)]
     pub rollback: Option<PlanRollbackDoc>,
+    /// Lets a plan that mutates a production scope run under
+    /// `safety.block_production`, with the CRITICAL quorum.
+    #[serde(default, rename = "override")]
+    pub production_override: Option<Spanned<OverrideDoc>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OverrideDoc {
+    pub reason: String,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

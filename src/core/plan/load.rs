@@ -12,7 +12,7 @@ use serde_saphyr::Spanned;
 use super::doc::{ActionDoc, CheckDoc, PlanDoc, PlanRollbackDoc, StepDoc};
 use super::model::{
     Action, Check, DEFAULT_CHECK_TIMEOUT, DEFAULT_RETRY_INTERVAL, DEFAULT_STEP_TIMEOUT, Expect,
-    Plan, PlanRollback, Retry, RollbackStep, Step, Target,
+    Override, Plan, PlanRollback, Retry, RollbackStep, Step, Target,
 };
 use super::params::{is_param_name, references, substitute};
 use super::review::{ClassifiedPlan, StepReview};
@@ -170,6 +170,17 @@ pub fn review(
         }
     }
 
+    let production_override = doc.production_override.as_ref().map(|o| {
+        let reason = o.value.reason.trim().to_owned();
+        if reason.is_empty() {
+            v.at(
+                &o.referenced,
+                "`override: {reason: …}` needs a reason".into(),
+            );
+        }
+        Override { reason }
+    });
+
     if !v.problems.is_empty() {
         v.problems.sort_by_key(|p| p.position);
         return Err(PlanErrors(v.problems));
@@ -184,6 +195,7 @@ pub fn review(
         estimated_time: doc.estimated_time,
         steps,
         rollback,
+        production_override,
     };
     Ok(ClassifiedPlan {
         hash: plan.hash(),

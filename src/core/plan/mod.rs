@@ -10,4 +10,4 @@ mod review;
 
 pub use load::{PlanErrors, load_plan, parse_doc, review};
 pub use model::{Action, Check, Expect, Plan, PlanRollback, Retry, RollbackStep, Step, Target};
-pub use review::{ClassifiedPlan, StepReview};
+pub use review::{ClassifiedPlan, PRODUCTION_RULE, StepReview};

@@ -28,6 +28,15 @@ pub struct Plan {
     pub estimated_time: Option<HumanDuration>,
     pub steps: Vec<Step>,
     pub rollback: PlanRollback,
+    /// `override: {reason}`: asks to run a production mutation under
+    /// `safety.block_production`. Absent from the hash when absent.
+    #[serde(default, rename = "override", skip_serializing_if = "Option::is_none")]
+    pub production_override: Option<Override>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Override {
+    pub reason: String,
 }
 
 impl Plan {

@@ -20,6 +20,20 @@ pub struct ClassifiedPlan {
     pub rollback: Vec<Classification>,
 }
 
+impl ClassifiedPlan {
+    /// Whether a step mutates a production namespace or context (what
+    /// `safety.block_production` refuses without an override).
+    pub fn mutates_production(&self) -> bool {
+        self.steps
+            .iter()
+            .flat_map(|s| &s.action.reasons)
+            .any(|r| r.rule == PRODUCTION_RULE)
+    }
+}
+
+/// The rule name of the classifier's production safeguard.
+pub const PRODUCTION_RULE: &str = "production-scope";
+
 #[derive(Debug, Clone, Serialize)]
 pub struct StepReview {
     pub action: Classification,

@@ -220,7 +220,7 @@ mod tests {
             LoadedPolicy::load(Some(("p.yaml", "execution:\n  auto_aprove: true\n"))).unwrap_err();
         assert_eq!(
             e.to_string(),
-            "p.yaml:2:3: unknown field `auto_aprove`, expected one of auto_approve_low_risk, require_dry_run"
+            "p.yaml:2:3: unknown field `auto_aprove`, expected one of auto_approve_low_risk, require_dry_run, auto_rollback"
         );
     }
 }

@@ -5,4 +5,6 @@ mod load;
 mod model;
 
 pub use load::{BUILTIN_RULES_YAML, DEFAULT_POLICY_YAML, LoadedPolicy, PolicyError, builtin_pack};
-pub use model::{ApprovalPolicy, ExecutionPolicy, Policy, RequiredApprovals, SafetyPolicy};
+pub use model::{
+    ApprovalPolicy, Approver, ExecutionPolicy, Policy, RequiredApprovals, SafetyPolicy,
+};

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::core::classify::schema::{GlobPattern, RuleSpec, ToolSpec};
 use crate::core::duration::HumanDuration;
+use crate::core::event::Channel;
 use crate::core::redact::RedactPattern;
 use crate::core::risk::RiskLevel;
 
@@ -21,6 +22,9 @@ pub struct Policy {
     pub safety: SafetyPolicy,
     pub approvals: ApprovalPolicy,
     pub audit: AuditPolicy,
+    /// When present, only these people may approve, each within their
+    /// level and channels.
+    pub approvers: Option<Vec<Approver>>,
     pub aliases: BTreeMap<String, String>,
     pub tools: BTreeMap<String, ToolSpec>,
     pub rules: Vec<RuleSpec>,
@@ -31,6 +35,8 @@ pub struct Policy {
 pub struct ExecutionPolicy {
     pub auto_approve_low_risk: bool,
     pub require_dry_run: bool,
+    /// Roll back after a failure or a stop without asking.
+    pub auto_rollback: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
@@ -49,6 +55,8 @@ pub struct ApprovalPolicy {
     pub required: RequiredApprovals,
     pub ttl: HumanDuration,
     pub separation_of_duties: bool,
+    /// The highest level each channel may approve.
+    pub channel_max_risk: BTreeMap<Channel, RiskLevel>,
 }
 
 impl Default for ApprovalPolicy {
@@ -57,8 +65,30 @@ impl Default for ApprovalPolicy {
             required: RequiredApprovals::default(),
             ttl: HumanDuration::from_secs(30 * 60),
             separation_of_duties: false,
+            channel_max_risk: BTreeMap::new(),
         }
     }
+}
+
+/// A person allowed to approve.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Approver {
+    pub name: String,
+    /// The highest level they may approve.
+    #[serde(default = "critical")]
+    pub max_risk: RiskLevel,
+    /// The channels they may approve from (default: all).
+    #[serde(default = "all_channels")]
+    pub channels: Vec<Channel>,
+}
+
+fn critical() -> RiskLevel {
+    RiskLevel::Critical
+}
+
+fn all_channels() -> Vec<Channel> {
+    vec![Channel::Tui, Channel::Cli, Channel::Chat]
 }
 
 /// The audit log's key and extra redaction patterns.

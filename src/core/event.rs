@@ -1,4 +1,6 @@
-//! Audit events and records (format v1, see `docs/audit-format.md`).
+//! Audit events and records (format v1, see `docs/audit-format.md`): plain
+//! data, so the state fold and the approval rules stay pure; writing and
+//! sealing them is `crate::audit`.
 //!
 //! A record is one JSON line: `v`, `seq`, `ts`, `type`, the event's fields,
 //! `alg`/`key_id` when keyed, `prev`, and `hash` last. Field order is the
@@ -18,7 +20,7 @@ use crate::core::risk::RiskLevel;
 pub const VERSION: u32 = 1;
 
 /// Where an approval came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Channel {
     Tui,
@@ -91,6 +93,10 @@ pub enum Event {
         /// The plan's author, or the submitter when the plan names none.
         author: String,
         submitted_by: String,
+        /// Whether a step mutates a production scope (for
+        /// `safety.block_production`).
+        #[serde(default, skip_serializing_if = "is_false")]
+        mutates_production: bool,
         /// Whether redaction changed the stored plan, which then no longer
         /// matches `plan_hash` and can only be run from its file.
         #[serde(default, skip_serializing_if = "is_false")]

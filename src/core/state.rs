@@ -1,0 +1,382 @@
+//! The state of every plan and run: a fold over the audit records, in log
+//! order. Nothing here reads the log; callers feed records in.
+//!
+//! A plan is known by its id. A new submission under the same id (a changed
+//! plan, or the same plan again after it was closed) starts it over: its
+//! approvals and runs start from zero. The log keeps the history.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::core::approval::{Subject, Verdict, Vote, evaluate};
+use crate::core::digest::{PlanHash, PolicyHash};
+use crate::core::event::{Decision, Event, Record, Status};
+use crate::core::policy::Policy;
+use crate::core::risk::RiskLevel;
+
+/// A plan's latest submission.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Submission {
+    pub seq: u64,
+    pub ts: DateTime<Utc>,
+    pub plan_hash: PlanHash,
+    pub policy_hash: PolicyHash,
+    pub risk: RiskLevel,
+    pub author: String,
+    pub submitted_by: String,
+    pub mutates_production: bool,
+    pub redacted: bool,
+    /// The normalized plan as recorded.
+    #[serde(skip)]
+    pub plan: serde_json::Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StepState {
+    pub step: u32,
+    pub name: String,
+    pub started: DateTime<Utc>,
+    pub finished: Option<Status>,
+    pub duration_seconds: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RollbackState {
+    pub started: DateTime<Utc>,
+    pub steps: Vec<(String, Status)>,
+    pub finished: Option<Status>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunState {
+    pub run_id: String,
+    pub dry_run: bool,
+    pub plan_hash: PlanHash,
+    pub user: String,
+    pub started: DateTime<Utc>,
+    pub steps: Vec<StepState>,
+    /// A stop was requested; `true` when it asked to kill the current step.
+    pub stop: Option<bool>,
+    pub finished: Option<Status>,
+    pub duration_seconds: Option<f64>,
+    pub rollback: Option<RollbackState>,
+}
+
+impl RunState {
+    /// The step that started and never finished, if any.
+    pub fn unfinished_step(&self) -> Option<&StepState> {
+        self.steps.iter().rev().find(|s| s.finished.is_none())
+    }
+}
+
+/// One plan: its latest submission, the votes and runs since.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PlanState {
+    pub plan_id: String,
+    pub submission: Submission,
+    #[serde(skip)]
+    pub votes: Vec<Vote>,
+    /// Approvals the log records as expired.
+    pub expired_recorded: bool,
+    pub runs: Vec<RunState>,
+}
+
+/// Where a plan stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PlanStatus {
+    Pending,
+    Approved,
+    Rejected,
+    Expired,
+    Refused,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+    RolledBack,
+    Interrupted,
+}
+
+impl PlanStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PlanStatus::Pending => "pending",
+            PlanStatus::Approved => "approved",
+            PlanStatus::Rejected => "rejected",
+            PlanStatus::Expired => "expired",
+            PlanStatus::Refused => "refused",
+            PlanStatus::Running => "running",
+            PlanStatus::Succeeded => "succeeded",
+            PlanStatus::Failed => "failed",
+            PlanStatus::Cancelled => "cancelled",
+            PlanStatus::RolledBack => "rolled_back",
+            PlanStatus::Interrupted => "interrupted",
+        }
+    }
+
+    /// Whether the plan can still gather approvals and run.
+    pub fn is_open(self) -> bool {
+        matches!(
+            self,
+            PlanStatus::Pending | PlanStatus::Approved | PlanStatus::Expired | PlanStatus::Refused
+        )
+    }
+}
+
+impl PlanState {
+    pub fn subject(&self) -> Subject<'_> {
+        Subject {
+            plan_id: &self.plan_id,
+            plan_hash: &self.submission.plan_hash,
+            risk: self.submission.risk,
+            author: &self.submission.author,
+            mutates_production: self.submission.mutates_production,
+            has_override: self.submission.plan.get("override").is_some(),
+        }
+    }
+
+    /// The approval verdict under the current policy, at `now`.
+    pub fn verdict(
+        &self,
+        policy: &Policy,
+        policy_hash: &PolicyHash,
+        now: DateTime<Utc>,
+    ) -> Verdict {
+        evaluate(policy, policy_hash, &self.subject(), &self.votes, now)
+    }
+
+    /// The last real (not dry) run.
+    pub fn last_run(&self) -> Option<&RunState> {
+        self.runs.iter().rev().find(|r| !r.dry_run)
+    }
+
+    /// Whether a dry run of the current plan hash succeeded.
+    pub fn dry_run_succeeded(&self) -> bool {
+        self.runs.iter().any(|r| {
+            r.dry_run
+                && r.plan_hash == self.submission.plan_hash
+                && r.finished == Some(Status::Succeeded)
+        })
+    }
+
+    /// The plan's status. `live` says whether a run without a
+    /// `run_finished` is still being run by a live engine.
+    pub fn status(&self, verdict: &Verdict, live: impl Fn(&str) -> bool) -> PlanStatus {
+        if let Some(run) = self.last_run() {
+            return run_status(run, &live);
+        }
+        match verdict {
+            Verdict::Refused { .. } => PlanStatus::Refused,
+            Verdict::Rejected { .. } => PlanStatus::Rejected,
+            Verdict::Approved { .. } => PlanStatus::Approved,
+            Verdict::Pending { expired: true, .. } => PlanStatus::Expired,
+            Verdict::Pending { .. } if self.expired_recorded => PlanStatus::Expired,
+            Verdict::Pending { .. } => PlanStatus::Pending,
+        }
+    }
+}
+
+/// A run's status as a plan status.
+pub fn run_status(run: &RunState, live: &impl Fn(&str) -> bool) -> PlanStatus {
+    if run
+        .rollback
+        .as_ref()
+        .is_some_and(|r| r.finished == Some(Status::Succeeded))
+    {
+        return PlanStatus::RolledBack;
+    }
+    match run.finished {
+        Some(Status::Succeeded) => PlanStatus::Succeeded,
+        Some(Status::Cancelled) => PlanStatus::Cancelled,
+        Some(Status::Interrupted) => PlanStatus::Interrupted,
+        Some(_) => PlanStatus::Failed,
+        None if live(&run.run_id) => PlanStatus::Running,
+        None => PlanStatus::Interrupted,
+    }
+}
+
+/// Every plan and run, folded from the records.
+#[derive(Debug, Clone, Default)]
+pub struct Ledger {
+    plans: BTreeMap<String, PlanState>,
+    /// run id → plan id
+    runs: HashMap<String, String>,
+}
+
+impl Ledger {
+    pub fn plans(&self) -> impl Iterator<Item = &PlanState> {
+        self.plans.values()
+    }
+
+    pub fn plan(&self, id: &str) -> Option<&PlanState> {
+        self.plans.get(id)
+    }
+
+    /// A run and its plan.
+    pub fn run(&self, run_id: &str) -> Option<(&PlanState, &RunState)> {
+        let plan = self.plans.get(self.runs.get(run_id)?)?;
+        let run = plan.runs.iter().find(|r| r.run_id == run_id)?;
+        Some((plan, run))
+    }
+
+    /// Applies one record.
+    pub fn apply(&mut self, r: &Record) {
+        match &r.event {
+            Event::PlanSubmitted {
+                plan_id,
+                plan_hash,
+                policy_hash,
+                risk,
+                author,
+                submitted_by,
+                mutates_production,
+                redacted,
+                plan,
+            } => {
+                let state = PlanState {
+                    plan_id: plan_id.clone(),
+                    submission: Submission {
+                        seq: r.seq,
+                        ts: r.ts,
+                        plan_hash: plan_hash.clone(),
+                        policy_hash: policy_hash.clone(),
+                        risk: *risk,
+                        author: author.clone(),
+                        submitted_by: submitted_by.clone(),
+                        mutates_production: *mutates_production,
+                        redacted: *redacted,
+                        plan: plan.clone(),
+                    },
+                    votes: Vec::new(),
+                    expired_recorded: false,
+                    runs: Vec::new(),
+                };
+                self.plans.insert(plan_id.clone(), state);
+            }
+            Event::ApprovalGranted(d) => self.vote(d, r.ts, true),
+            Event::ApprovalRejected(d) => self.vote(d, r.ts, false),
+            Event::ApprovalExpired(d) => {
+                if let Some(p) = self.plans.get_mut(&d.plan_id) {
+                    p.votes
+                        .retain(|v| !(v.approver == d.approver && v.plan_hash == d.plan_hash));
+                    p.expired_recorded = true;
+                }
+            }
+            Event::RunStarted {
+                plan_id,
+                run_id,
+                plan_hash,
+                dry_run,
+                user,
+                ..
+            } => {
+                if let Some(p) = self.plans.get_mut(plan_id) {
+                    p.runs.push(RunState {
+                        run_id: run_id.clone(),
+                        dry_run: *dry_run,
+                        plan_hash: plan_hash.clone(),
+                        user: user.clone(),
+                        started: r.ts,
+                        steps: Vec::new(),
+                        stop: None,
+                        finished: None,
+                        duration_seconds: None,
+                        rollback: None,
+                    });
+                    self.runs.insert(run_id.clone(), plan_id.clone());
+                }
+            }
+            Event::StepStarted {
+                run_id, step, name, ..
+            } => {
+                if let Some(run) = self.run_mut(run_id) {
+                    run.steps.push(StepState {
+                        step: *step,
+                        name: name.clone(),
+                        started: r.ts,
+                        finished: None,
+                        duration_seconds: None,
+                    });
+                }
+            }
+            Event::StepFinished {
+                run_id,
+                step,
+                status,
+                duration_seconds,
+                ..
+            } => {
+                if let Some(s) = self
+                    .run_mut(run_id)
+                    .and_then(|run| run.steps.iter_mut().rev().find(|s| s.step == *step))
+                {
+                    s.finished = Some(*status);
+                    s.duration_seconds = Some(*duration_seconds);
+                }
+            }
+            Event::RunCancelled { run_id, kill, .. } => {
+                if let Some(run) = self.run_mut(run_id) {
+                    run.stop = Some(run.stop.unwrap_or(false) || *kill);
+                }
+            }
+            Event::RunFinished {
+                run_id,
+                status,
+                duration_seconds,
+                ..
+            } => {
+                if let Some(run) = self.run_mut(run_id) {
+                    run.finished = Some(*status);
+                    run.duration_seconds = Some(*duration_seconds);
+                }
+            }
+            Event::RollbackStarted { run_id, .. } => {
+                if let Some(run) = self.run_mut(run_id) {
+                    run.rollback = Some(RollbackState {
+                        started: r.ts,
+                        steps: Vec::new(),
+                        finished: None,
+                    });
+                }
+            }
+            Event::RollbackStepFinished {
+                run_id,
+                name,
+                status,
+                ..
+            } => {
+                if let Some(rb) = self.run_mut(run_id).and_then(|run| run.rollback.as_mut()) {
+                    rb.steps.push((name.clone(), *status));
+                }
+            }
+            Event::RollbackFinished { run_id, status, .. } => {
+                if let Some(rb) = self.run_mut(run_id).and_then(|run| run.rollback.as_mut()) {
+                    rb.finished = Some(*status);
+                }
+            }
+            Event::CheckFinished { .. } | Event::LogRepaired { .. } => {}
+        }
+    }
+
+    fn vote(&mut self, d: &Decision, at: DateTime<Utc>, granted: bool) {
+        if let Some(p) = self.plans.get_mut(&d.plan_id) {
+            p.votes.push(Vote {
+                approver: d.approver.clone(),
+                channel: d.channel,
+                plan_hash: d.plan_hash.clone(),
+                policy_hash: d.policy_hash.clone(),
+                at,
+                granted,
+                reason: d.reason.clone(),
+            });
+        }
+    }
+
+    fn run_mut(&mut self, run_id: &str) -> Option<&mut RunState> {
+        let plan = self.plans.get_mut(self.runs.get(run_id)?)?;
+        plan.runs.iter_mut().find(|r| r.run_id == run_id)
+    }
+}
