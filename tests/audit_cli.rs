@@ -399,7 +399,8 @@ fn a_closed_submission_can_be_submitted_again() {
             None,
         ))],
     );
-    resubmit(true, 5, "after an expiry");
+    // Approvals expire; the plan stays open for new ones.
+    resubmit(false, 3, "after an expiry");
 
     // A decision about another plan closes nothing.
     append(
@@ -411,7 +412,7 @@ fn a_closed_submission_can_be_submitted_again() {
             None,
         ))],
     );
-    resubmit(false, 5, "another plan rejected");
+    resubmit(false, 3, "another plan rejected");
 
     // A finished dry run does not close it; a finished real run does.
     append(
@@ -422,7 +423,7 @@ fn a_closed_submission_can_be_submitted_again() {
             run_finished("demo-local", "dry-1", true, Status::Succeeded),
         ],
     );
-    resubmit(false, 5, "after a dry run");
+    resubmit(false, 3, "after a dry run");
     append(
         &log,
         vec![
@@ -430,8 +431,8 @@ fn a_closed_submission_can_be_submitted_again() {
             run_finished("demo-local", "run-1", false, Status::Succeeded),
         ],
     );
-    resubmit(true, 12, "after a real run");
-    assert_eq!(read_lines(&log).len(), 12);
+    resubmit(true, 11, "after a real run");
+    assert_eq!(read_lines(&log).len(), 11);
     assert!(verifies(&log));
 }
 
@@ -460,7 +461,7 @@ fn submit_refuses_a_broken_log_and_appends_nothing() {
         let (code, out, err) = run(with_log(&log)
             .args(["submit", "--json", "--as", "alice"])
             .arg(&plan));
-        assert_eq!(code, 1, "{out} {err}");
+        assert_eq!(code, 3, "refused: {out} {err}");
         assert!(out.is_empty(), "{out}");
         assert!(err.contains("does not verify"), "{err}");
         assert!(err.contains("line 2 (seq 2): hash mismatch"), "{err}");
@@ -473,7 +474,7 @@ fn submit_refuses_a_broken_log_and_appends_nothing() {
     write_lines(&log, &lines);
     let before = std::fs::read(&log).unwrap();
     let (code, _, err) = run(with_log(&log).args(["submit", "--as", "alice"]).arg(demo()));
-    assert_eq!(code, 1);
+    assert_eq!(code, 3);
     assert!(err.contains("seq gap"), "{err}");
     assert_eq!(std::fs::read(&log).unwrap(), before);
 
@@ -484,7 +485,7 @@ fn submit_refuses_a_broken_log_and_appends_nothing() {
     write_lines(&log, &lines);
     let before = std::fs::read(&log).unwrap();
     let (code, _, err) = run(with_log(&log).args(["submit", "--as", "alice"]).arg(demo()));
-    assert_eq!(code, 1);
+    assert_eq!(code, 3);
     assert!(err.contains("hash mismatch"), "{err}");
     assert_eq!(std::fs::read(&log).unwrap(), before);
 
@@ -1310,7 +1311,7 @@ fn a_keyed_log_takes_submissions_only_with_its_key() {
             cmd.env(KEY_ENV, k);
         }
         let (code, out, err) = run(cmd.args(["submit", "--json", "--as", "bob"]).arg(demo()));
-        assert_eq!(code, 1, "key {env_key:?}: {out} {err}");
+        assert_eq!(code, 3, "refused, key {env_key:?}: {out} {err}");
         assert!(err.contains(&log.display().to_string()), "{err}");
         assert_eq!(std::fs::read(&log).unwrap(), before);
     }

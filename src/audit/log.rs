@@ -378,10 +378,16 @@ impl AuditLog {
             hash: GENESIS.to_owned(),
         };
         if let Some((offset, line)) = view.lines.last() {
-            let header = check_line(line, &self.sealer).map_err(|fault| AuditError::Damaged {
-                path: self.path.clone(),
-                offset: *offset,
-                message: describe(&fault),
+            let header = check_line(line, &self.sealer).map_err(|fault| match fault {
+                LineFault::Key(problem) => AuditError::Broken {
+                    path: self.path.clone(),
+                    problem,
+                },
+                fault => AuditError::Damaged {
+                    path: self.path.clone(),
+                    offset: *offset,
+                    message: describe(&fault),
+                },
             })?;
             tail.seq = header.seq;
             tail.hash = header.hash.into_owned();

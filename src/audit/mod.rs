@@ -16,6 +16,7 @@ pub mod chain;
 /// The event types live in the pure core; re-exported here.
 pub use crate::core::event;
 pub mod export;
+pub mod ledger;
 pub mod log;
 pub mod read;
 pub mod verify;

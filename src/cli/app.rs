@@ -3,7 +3,7 @@
 use super::args::{AuditCommand, Cli, Command, PlanCommand, PolicyCommand};
 use super::config::{audit_log_path, load_policy, redactor, sealer};
 use super::error::CliError;
-use super::{audit_cmd, classify_cmd, plan_cmd, policy_cmd, submit_cmd};
+use super::{approve_cmd, audit_cmd, classify_cmd, plan_cmd, policy_cmd, status_cmd, submit_cmd};
 use crate::audit::AuditLog;
 
 pub fn run(cli: Cli) -> Result<(), CliError> {
@@ -20,6 +20,11 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Plan(PlanCommand::Hash { file }) => plan_cmd::hash(file, &policy),
         Command::Policy(PolicyCommand::Check { json }) => policy_cmd::check(&policy, *json),
         Command::Submit(args) => submit_cmd::run(args, &policy, open_log),
+        Command::Approve(args) => approve_cmd::approve(args, &policy, open_log),
+        Command::Reject(args) => approve_cmd::reject(args, &policy, open_log),
+        Command::Status { id, json } => {
+            status_cmd::run(&log_path()?, &sealer()?, &policy, id.as_deref(), *json)
+        }
         Command::Audit(cmd) => match cmd {
             AuditCommand::Verify { json, expect_head } => {
                 audit_cmd::verify(&log_path()?, &sealer()?, *json, expect_head.as_deref())

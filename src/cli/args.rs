@@ -49,9 +49,64 @@ pub enum Command {
         after_help = "Examples:\n  opsgate submit plans/demo-local.yaml\n  opsgate submit --as alice --json plans/k8s-scale-api.yaml"
     )]
     Submit(SubmitArgs),
+    /// Approve a submitted plan (CLI channel). The approval is bound to the
+    /// plan hash and the policy hash, and counts for `approvals.ttl`.
+    #[command(
+        after_help = "Exit 3 when the approval is refused (self-approval, not a listed approver, above your level, a stale --hash, a changed policy, a closed plan).\n\nExamples:\n  opsgate approve demo-local --as alice\n  opsgate approve demo-local --as alice --hash sha256:ab12… --reason \"checked the rollback\""
+    )]
+    Approve(ApproveArgs),
+    /// Reject a submitted plan. One rejection rejects it; a new submission
+    /// is then needed.
+    #[command(
+        after_help = "Examples:\n  opsgate reject demo-local --as bob --reason \"wrong namespace\""
+    )]
+    Reject(RejectArgs),
+    /// Plans and runs from the audit log: state, approvals n/m and who.
+    #[command(
+        after_help = "Examples:\n  opsgate status\n  opsgate status demo-local\n  opsgate status --json | jq '.[] | select(.status == \"pending\")'"
+    )]
+    Status {
+        /// A plan id or a run id; all plans without it.
+        #[arg(value_name = "ID")]
+        id: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Verify, inspect, replay and export the audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct ApproveArgs {
+    /// The plan id.
+    #[arg(value_name = "ID")]
+    pub id: String,
+    /// Who approves (default: the OS user).
+    #[arg(long = "as", value_name = "NAME")]
+    pub as_user: Option<String>,
+    /// The plan hash you reviewed (`plan hash FILE`, or a prefix of at least
+    /// 12 hex digits): refused if the plan is now another.
+    #[arg(long, value_name = "HASH")]
+    pub hash: Option<String>,
+    #[arg(long, value_name = "TEXT")]
+    pub reason: Option<String>,
+    /// Print the approval state as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RejectArgs {
+    #[arg(value_name = "ID")]
+    pub id: String,
+    #[arg(long = "as", value_name = "NAME")]
+    pub as_user: Option<String>,
+    /// Why: recorded, and shown to everyone who looks at the plan.
+    #[arg(long, value_name = "TEXT", required = true)]
+    pub reason: String,
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -19,6 +19,9 @@ pub enum CliError {
     Reported(String),
     #[error("{0}")]
     Usage(String),
+    /// Refused by a rule (exit 3): an approval or run that may not happen.
+    #[error("refused: {0}")]
+    Refused(String),
     /// A failure with its message still to print.
     #[error("{0}")]
     Failed(String),
@@ -32,6 +35,11 @@ impl CliError {
     pub fn exit_code(&self) -> u8 {
         match self {
             CliError::Usage(_) => 2,
+            CliError::Refused(_) => 3,
+            // Nothing is written to a log that does not verify: refused.
+            CliError::Audit(
+                crate::audit::AuditError::Damaged { .. } | crate::audit::AuditError::Broken { .. },
+            ) => 3,
             CliError::Read { .. }
             | CliError::Policy(_)
             | CliError::Reported(_)

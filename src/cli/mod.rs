@@ -3,6 +3,7 @@
 //! reads files and the clock and hands plain values to `core`.
 
 mod app;
+mod approve_cmd;
 pub mod args;
 mod audit_cmd;
 mod classify_cmd;
@@ -11,6 +12,7 @@ pub mod error;
 mod plan_cmd;
 mod plan_view;
 mod policy_cmd;
+mod status_cmd;
 mod style;
 mod submit_cmd;
 

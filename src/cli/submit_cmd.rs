@@ -1,7 +1,6 @@
 //! `opsgate submit FILE`: record a classified plan in the audit log.
 
 use std::io::Write;
-use std::path::Path;
 
 use serde::Serialize;
 
@@ -9,8 +8,10 @@ use super::args::SubmitArgs;
 use super::error::CliError;
 use super::plan_cmd;
 use super::style::badge;
-use crate::audit::read::{LineReader, RecordView};
-use crate::audit::verify::Verifier;
+use chrono::Utc;
+
+use super::approve_cmd::fold;
+use crate::audit::ledger::run_is_live;
 use crate::audit::{AuditLog, Event};
 use crate::core::policy::LoadedPolicy;
 
@@ -50,19 +51,22 @@ pub fn os_user() -> Result<String, CliError> {
 }
 
 /// Loads the plan, then opens the log (so a bad plan creates no log).
+/// `--as NAME`, or the OS user.
+pub fn who(as_user: Option<&str>) -> Result<String, CliError> {
+    match as_user {
+        Some(name) if name.trim().is_empty() => Err(CliError::Usage("--as needs a name".into())),
+        Some(name) => Ok(name.trim().to_owned()),
+        None => os_user(),
+    }
+}
+
 pub fn run(
     args: &SubmitArgs,
     policy: &LoadedPolicy,
     open_log: impl FnOnce() -> Result<AuditLog, CliError>,
 ) -> Result<(), CliError> {
     let cp = plan_cmd::load(&args.file, policy)?;
-    let submitter = match &args.as_user {
-        Some(name) if name.trim().is_empty() => {
-            return Err(CliError::Usage("--as needs a name".into()));
-        }
-        Some(name) => name.clone(),
-        None => os_user()?,
-    };
+    let submitter = who(args.as_user.as_deref())?;
     let plan_id = cp.plan.id.clone();
     let plan_hash = cp.hash.to_string();
     let policy_hash = policy.hash.to_string();
@@ -71,9 +75,19 @@ pub fn run(
     let log = open_log()?;
     let mut earlier = None;
     let appended = log.append_with(|len| {
-        earlier = open_submission(log.path(), len, &log, &plan_id)?
-            .filter(|s| s.plan_hash == plan_hash && s.policy_hash == policy_hash)
-            .map(|s| s.seq);
+        let ledger = fold(&log, len)?;
+        earlier = ledger
+            .plan(&plan_id)
+            .filter(|p| {
+                p.submission.plan_hash.as_str() == plan_hash
+                    && p.submission.policy_hash.as_str() == policy_hash
+                    && p.status(
+                        &p.verdict(&policy.policy, &policy.hash, Utc::now()),
+                        |run| run_is_live(log.path(), run),
+                    )
+                    .is_open()
+            })
+            .map(|p| p.submission.seq);
         if earlier.is_some() {
             return Ok::<_, CliError>(Vec::new());
         }
@@ -125,60 +139,4 @@ pub fn run(
         )?;
     }
     Ok(())
-}
-
-/// A plan's latest submission, while nothing has closed it.
-#[derive(Debug)]
-struct Open {
-    seq: u64,
-    plan_hash: String,
-    policy_hash: String,
-}
-
-/// Scans the log (verifying it: a broken log takes no submissions) for the
-/// latest submission of `plan_id` that no rejection, expiry or finished
-/// real run has closed.
-fn open_submission(
-    path: &Path,
-    len: u64,
-    log: &AuditLog,
-    plan_id: &str,
-) -> Result<Option<Open>, CliError> {
-    let mut reader = LineReader::open_until(path, len).map_err(|source| CliError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
-    let mut verifier = Verifier::new(log.sealer(), None);
-    let mut open = None;
-    while let Some(line) = reader.next_line() {
-        let line = line.map_err(|source| CliError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        verifier.feed(&line).map_err(|p| {
-            CliError::Failed(format!(
-                "the audit log `{}` does not verify, so nothing is submitted: {p}",
-                path.display()
-            ))
-        })?;
-        let view = RecordView::parse(line.bytes).map_err(|e| {
-            CliError::Failed(format!("{}: line {}: {e}", path.display(), line.number))
-        })?;
-        if view.plan_id.as_deref() != Some(plan_id) {
-            continue;
-        }
-        match view.kind.as_str() {
-            "plan_submitted" => {
-                open = Some(Open {
-                    seq: view.seq,
-                    plan_hash: view.plan_hash.unwrap_or_default(),
-                    policy_hash: view.policy_hash.unwrap_or_default(),
-                });
-            }
-            "approval_rejected" | "approval_expired" => open = None,
-            "run_finished" if view.dry_run != Some(true) => open = None,
-            _ => {}
-        }
-    }
-    Ok(open)
 }

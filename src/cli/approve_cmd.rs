@@ -1,0 +1,274 @@
+//! `opsgate approve` and `opsgate reject`: decisions on the CLI channel.
+//!
+//! Every check runs under the audit log's lock, on state folded from the
+//! verified log, so two approvers racing cannot both count as the second.
+
+use std::io::Write;
+
+use chrono::Utc;
+use serde::Serialize;
+
+use super::args::{ApproveArgs, RejectArgs};
+use super::error::CliError;
+use super::submit_cmd::who;
+use crate::audit::ledger::{LedgerError, load_until, run_is_live};
+use crate::audit::{AuditLog, Channel, Decision, Event};
+use crate::core::approval::{Verdict, requirement};
+use crate::core::event::short;
+use crate::core::policy::LoadedPolicy;
+use crate::core::state::{Ledger, PlanState};
+
+/// The approval state printed after a decision.
+#[derive(Debug, Serialize)]
+struct DecisionOut {
+    plan_id: String,
+    plan_hash: String,
+    decision: &'static str,
+    by: String,
+    seq: u64,
+    status: &'static str,
+    needed: u32,
+    approvers: Vec<String>,
+    missing: Option<String>,
+}
+
+pub fn approve(
+    args: &ApproveArgs,
+    policy: &LoadedPolicy,
+    open_log: impl FnOnce() -> Result<AuditLog, CliError>,
+) -> Result<(), CliError> {
+    let who = who(args.as_user.as_deref())?;
+    let log = open_log()?;
+    let appended = log.append_with(|len| {
+        let ledger = fold(&log, len)?;
+        let plan = open_plan(&ledger, &args.id, policy, &log)?;
+        if let Some(h) = &args.hash {
+            check_hash(h, plan)?;
+        }
+        let subject = plan.subject();
+        let level = requirement(&policy.policy, &subject)
+            .map_err(|r| CliError::Refused(r.0))?
+            .level;
+        crate::core::approval::may_approve(&policy.policy, &subject, level, &who, Channel::Cli)
+            .map_err(|p| CliError::Refused(p.describe(&who, level)))?;
+        let verdict = plan.verdict(&policy.policy, &policy.hash, Utc::now());
+        let have = match &verdict {
+            Verdict::Approved { plan, .. } => plan.approvers().to_vec(),
+            Verdict::Pending { have, .. } => have.clone(),
+            _ => Vec::new(),
+        };
+        if have
+            .iter()
+            .any(|h| h.trim().eq_ignore_ascii_case(who.trim()))
+        {
+            return Err(CliError::Refused(format!(
+                "{who} already approved plan `{}`; one person counts once",
+                args.id
+            )));
+        }
+        Ok(vec![Event::ApprovalGranted(decision(
+            plan,
+            policy,
+            &who,
+            args.reason.clone(),
+        ))])
+    })?;
+    report(
+        &log, policy, &args.id, "approved", &who, &appended, args.json,
+    )
+}
+
+pub fn reject(
+    args: &RejectArgs,
+    policy: &LoadedPolicy,
+    open_log: impl FnOnce() -> Result<AuditLog, CliError>,
+) -> Result<(), CliError> {
+    let who = who(args.as_user.as_deref())?;
+    if args.reason.trim().is_empty() {
+        return Err(CliError::Usage("--reason must say why".into()));
+    }
+    let log = open_log()?;
+    let appended = log.append_with(|len| {
+        let ledger = fold(&log, len)?;
+        let plan = open_plan(&ledger, &args.id, policy, &log)?;
+        if let Some(list) = &policy.policy.approvers
+            && !list
+                .iter()
+                .any(|a| a.name.trim().eq_ignore_ascii_case(who.trim()))
+        {
+            return Err(CliError::Refused(format!(
+                "{who} is not on the policy's approvers list"
+            )));
+        }
+        Ok(vec![Event::ApprovalRejected(decision(
+            plan,
+            policy,
+            &who,
+            Some(args.reason.clone()),
+        ))])
+    })?;
+    report(
+        &log, policy, &args.id, "rejected", &who, &appended, args.json,
+    )
+}
+
+fn decision(
+    plan: &PlanState,
+    policy: &LoadedPolicy,
+    who: &str,
+    reason: Option<String>,
+) -> Decision {
+    Decision {
+        plan_id: plan.plan_id.clone(),
+        plan_hash: plan.submission.plan_hash.clone(),
+        policy_hash: policy.hash.clone(),
+        risk: plan.submission.risk,
+        approver: who.to_owned(),
+        channel: Channel::Cli,
+        reason,
+        metadata: Default::default(),
+    }
+}
+
+/// Approvals needed and the approvers who count, for display.
+pub fn counts(plan: &PlanState, policy: &LoadedPolicy, verdict: &Verdict) -> (u32, Vec<String>) {
+    match verdict {
+        Verdict::Approved { plan, needed } => (*needed, plan.approvers().to_vec()),
+        Verdict::Pending { needed, have, .. } => (*needed, have.clone()),
+        Verdict::Rejected { .. } | Verdict::Refused { .. } => (
+            requirement(&policy.policy, &plan.subject()).map_or(0, |r| r.approvals),
+            Vec::new(),
+        ),
+    }
+}
+
+/// The verified state of the log's first `len` bytes; a broken log
+/// refuses every decision.
+pub fn fold(log: &AuditLog, len: u64) -> Result<Ledger, CliError> {
+    load_until(log.path(), len, log.sealer()).map_err(|e| ledger_error(log.path(), e))
+}
+
+pub fn ledger_error(path: &std::path::Path, e: LedgerError) -> CliError {
+    match e {
+        LedgerError::Io(source) => CliError::Read {
+            path: path.to_owned(),
+            source,
+        },
+        LedgerError::Broken(p) => CliError::Refused(format!(
+            "the audit log `{}` does not verify ({p}); nothing is decided or run on a broken log",
+            path.display()
+        )),
+    }
+}
+
+/// The plan, if it can still take decisions: submitted under the current
+/// policy and neither rejected, run nor running.
+fn open_plan<'l>(
+    ledger: &'l Ledger,
+    id: &str,
+    policy: &LoadedPolicy,
+    log: &AuditLog,
+) -> Result<&'l PlanState, CliError> {
+    let plan = ledger.plan(id).ok_or_else(|| {
+        CliError::Failed(format!(
+            "no plan `{id}` in the audit log `{}`; submit it first (`opsgate submit FILE`)",
+            log.path().display()
+        ))
+    })?;
+    if plan.submission.policy_hash != policy.hash {
+        return Err(CliError::Refused(format!(
+            "plan `{id}` was submitted under policy {}, and the policy is now {}: submit it again to have it rated under the current policy",
+            short(plan.submission.policy_hash.as_str()),
+            short(policy.hash.as_str())
+        )));
+    }
+    let verdict = plan.verdict(&policy.policy, &policy.hash, Utc::now());
+    let status = plan.status(&verdict, |run| run_is_live(log.path(), run));
+    if !status.is_open() {
+        return Err(CliError::Refused(format!(
+            "plan `{id}` is {}: it takes no more decisions; a new submission is needed",
+            status.as_str()
+        )));
+    }
+    Ok(plan)
+}
+
+/// `--hash`: the full hash, or a prefix of at least 12 hex digits.
+fn check_hash(given: &str, plan: &PlanState) -> Result<(), CliError> {
+    let given = given.trim();
+    let full = if given.starts_with("sha256:") {
+        given.to_owned()
+    } else {
+        format!("sha256:{given}")
+    };
+    let current = plan.submission.plan_hash.as_str();
+    let hex_len = full.len() - "sha256:".len();
+    if hex_len < 12 {
+        return Err(CliError::Usage(format!(
+            "--hash `{given}` is too short: give at least 12 hex digits"
+        )));
+    }
+    if !current.starts_with(&full) {
+        return Err(CliError::Refused(format!(
+            "approval for {}, but plan `{}` is now {}: review the plan again",
+            short(&full),
+            plan.plan_id,
+            short(current)
+        )));
+    }
+    Ok(())
+}
+
+fn report(
+    log: &AuditLog,
+    policy: &LoadedPolicy,
+    id: &str,
+    decision: &'static str,
+    who: &str,
+    appended: &[crate::audit::Appended],
+    json: bool,
+) -> Result<(), CliError> {
+    let ledger = crate::audit::ledger::load(log.path(), log.sealer())
+        .map_err(|e| ledger_error(log.path(), e))?;
+    let plan = ledger
+        .plan(id)
+        .ok_or_else(|| CliError::Failed(format!("plan `{id}` vanished from the log")))?;
+    let verdict = plan.verdict(&policy.policy, &policy.hash, Utc::now());
+    let status = plan.status(&verdict, |run| run_is_live(log.path(), run));
+    let (needed, approvers) = counts(plan, policy, &verdict);
+    let out = DecisionOut {
+        plan_id: id.to_owned(),
+        plan_hash: plan.submission.plan_hash.to_string(),
+        decision,
+        by: who.to_owned(),
+        seq: appended.last().map(|a| a.seq).unwrap_or_default(),
+        status: status.as_str(),
+        needed,
+        approvers,
+        missing: verdict.missing(),
+    };
+    let mut stdout = anstream::stdout().lock();
+    if json {
+        serde_json::to_writer(&mut stdout, &out)
+            .map_err(|e| CliError::Failed(format!("cannot write JSON: {e}")))?;
+        writeln!(stdout)?;
+        return Ok(());
+    }
+    writeln!(
+        stdout,
+        "{decision} {id} as {who} (seq {}): {} · {}/{} approval(s){}",
+        out.seq,
+        out.status,
+        out.approvers.len(),
+        out.needed,
+        if out.approvers.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", out.approvers.join(", "))
+        }
+    )?;
+    if let Some(m) = &out.missing {
+        writeln!(stdout, "  {m}")?;
+    }
+    Ok(())
+}

@@ -1,0 +1,232 @@
+//! `opsgate status [ID]`: plans and runs as the audit log has them.
+
+use std::io::Write;
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::approve_cmd::{counts, ledger_error};
+use super::error::CliError;
+use super::style::badge;
+use crate::audit::Sealer;
+use crate::audit::ledger::{load, run_is_live};
+use crate::core::event::short;
+use crate::core::policy::LoadedPolicy;
+use crate::core::state::{PlanState, RunState, run_status};
+
+#[derive(Debug, Serialize)]
+struct PlanOut<'a> {
+    plan_id: &'a str,
+    status: &'static str,
+    risk: String,
+    plan_hash: &'a str,
+    policy_hash: &'a str,
+    author: &'a str,
+    submitted_at: String,
+    approvals: Approvals,
+    /// What is missing before it may run, or why it is closed.
+    missing: Option<String>,
+    runs: Vec<RunOut<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+struct Approvals {
+    needed: u32,
+    have: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct RunOut<'a> {
+    run_id: &'a str,
+    dry_run: bool,
+    status: &'static str,
+    user: &'a str,
+    started_at: String,
+    steps_finished: usize,
+    steps_started: usize,
+    /// `interrupted at step N`, for a run no engine is running.
+    interrupted_at: Option<u32>,
+}
+
+fn plan_out<'a>(
+    p: &'a PlanState,
+    policy: &LoadedPolicy,
+    log: &Path,
+    now: DateTime<Utc>,
+) -> PlanOut<'a> {
+    let verdict = p.verdict(&policy.policy, &policy.hash, now);
+    let live = |run: &str| run_is_live(log, run);
+    let status = p.status(&verdict, live);
+    let (needed, have) = counts(p, policy, &verdict);
+    let mut missing = verdict.missing();
+    if p.submission.policy_hash != policy.hash && status.is_open() {
+        missing = Some(format!(
+            "submitted under policy {}, the policy is now {}: submit it again",
+            short(p.submission.policy_hash.as_str()),
+            short(policy.hash.as_str())
+        ));
+    }
+    PlanOut {
+        plan_id: &p.plan_id,
+        status: status.as_str(),
+        risk: p.submission.risk.to_string(),
+        plan_hash: p.submission.plan_hash.as_str(),
+        policy_hash: p.submission.policy_hash.as_str(),
+        author: &p.submission.author,
+        submitted_at: crate::core::event::format_ts(&p.submission.ts),
+        approvals: Approvals { needed, have },
+        missing: if status.is_open() { missing } else { None },
+        runs: p.runs.iter().map(|r| run_out(r, log)).collect(),
+    }
+}
+
+fn run_out<'a>(r: &'a RunState, log: &Path) -> RunOut<'a> {
+    let status = run_status(r, &|run: &str| run_is_live(log, run));
+    RunOut {
+        run_id: &r.run_id,
+        dry_run: r.dry_run,
+        status: status.as_str(),
+        user: &r.user,
+        started_at: crate::core::event::format_ts(&r.started),
+        steps_finished: r.steps.iter().filter(|s| s.finished.is_some()).count(),
+        steps_started: r.steps.len(),
+        interrupted_at: (status == crate::core::state::PlanStatus::Interrupted)
+            .then(|| r.unfinished_step().map(|s| s.step))
+            .flatten(),
+    }
+}
+
+fn age(since: DateTime<Utc>, now: DateTime<Utc>) -> String {
+    let secs = (now - since).num_seconds().max(0);
+    match secs {
+        0..60 => format!("{secs}s"),
+        60..3600 => format!("{}m", secs / 60),
+        3600..86400 => format!("{}h", secs / 3600),
+        _ => format!("{}d", secs / 86400),
+    }
+}
+
+pub fn run(
+    path: &Path,
+    sealer: &Sealer,
+    policy: &LoadedPolicy,
+    id: Option<&str>,
+    json: bool,
+) -> Result<(), CliError> {
+    if !path.exists() {
+        return Err(CliError::Failed(format!(
+            "no audit log at `{}` (nothing was submitted yet, or pass --audit-log)",
+            path.display()
+        )));
+    }
+    let ledger = load(path, sealer).map_err(|e| ledger_error(path, e))?;
+    let now = Utc::now();
+    let mut out = anstream::stdout().lock();
+    let Some(id) = id else {
+        let plans: Vec<PlanOut<'_>> = ledger
+            .plans()
+            .map(|p| plan_out(p, policy, path, now))
+            .collect();
+        if json {
+            serde_json::to_writer(&mut out, &plans)
+                .map_err(|e| CliError::Failed(format!("cannot write JSON: {e}")))?;
+            writeln!(out)?;
+            return Ok(());
+        }
+        writeln!(
+            out,
+            "{:<28} {:<12} {:<13} {:<18} {:>5}  HASH",
+            "PLAN", "STATUS", "RISK", "APPROVALS", "AGE"
+        )?;
+        for (p, o) in ledger.plans().zip(&plans) {
+            let approvals = format!(
+                "{}/{} {}",
+                o.approvals.have.len(),
+                o.approvals.needed,
+                o.approvals.have.join(",")
+            );
+            writeln!(
+                out,
+                "{:<28} {:<12} {} {:<18} {:>5}  {}",
+                o.plan_id,
+                o.status,
+                badge(p.submission.risk),
+                approvals.trim_end(),
+                age(p.submission.ts, now),
+                short(o.plan_hash)
+            )?;
+        }
+        return Ok(());
+    };
+    let (plan, run) = match ledger.plan(id) {
+        Some(p) => (p, None),
+        None => match ledger.run(id) {
+            Some((p, r)) => (p, Some(r)),
+            None => {
+                return Err(CliError::Failed(format!(
+                    "no plan or run `{id}` in `{}`",
+                    path.display()
+                )));
+            }
+        },
+    };
+    let o = plan_out(plan, policy, path, now);
+    if json {
+        let value = match run {
+            Some(r) => serde_json::json!({"plan": o, "run": run_out(r, path)}),
+            None => serde_json::to_value(&o)
+                .map_err(|e| CliError::Failed(format!("cannot write JSON: {e}")))?,
+        };
+        writeln!(out, "{value}")?;
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "plan      {}  {}",
+        o.plan_id,
+        badge(plan.submission.risk)
+    )?;
+    writeln!(out, "status    {}", o.status)?;
+    writeln!(out, "hash      {}", o.plan_hash)?;
+    writeln!(out, "policy    {}", o.policy_hash)?;
+    writeln!(
+        out,
+        "author    {} (submitted by {} at {})",
+        o.author, plan.submission.submitted_by, o.submitted_at
+    )?;
+    writeln!(
+        out,
+        "approvals {}/{}{}",
+        o.approvals.have.len(),
+        o.approvals.needed,
+        if o.approvals.have.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", o.approvals.have.join(", "))
+        }
+    )?;
+    if let Some(m) = &o.missing {
+        writeln!(out, "missing   {m}")?;
+    }
+    for r in &o.runs {
+        if run.is_some_and(|x| x.run_id != r.run_id) {
+            continue;
+        }
+        let mut line = format!(
+            "run       {} {}{} by {} at {}, {}/{} step(s) finished",
+            r.run_id,
+            if r.dry_run { "dry run " } else { "" },
+            r.status,
+            r.user,
+            r.started_at,
+            r.steps_finished,
+            r.steps_started
+        );
+        if let Some(step) = r.interrupted_at {
+            line.push_str(&format!(", interrupted at step {step}"));
+        }
+        writeln!(out, "{line}")?;
+    }
+    Ok(())
+}
