@@ -1,5 +1,10 @@
 //! `approve`, `reject` and `status` through the binary, on a real log.
 
+#![expect(
+    clippy::expect_used,
+    reason = "test helpers: a broken fixture should stop the test loudly"
+)]
+
 mod common;
 
 use std::path::{Path, PathBuf};
