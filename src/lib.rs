@@ -10,3 +10,4 @@
 pub mod audit;
 pub mod cli;
 pub mod core;
+pub mod exec;

@@ -1,0 +1,520 @@
+//! The run loop. For each step: `step_started` is durable in the log; the
+//! pre-checks must all pass; the action runs with its timeout; the
+//! post-checks run with their retries; `step_finished` is recorded. The
+//! first failure stops the run. A stop request is honoured between steps,
+//! a second one kills the current step. The rollback runs the completed
+//! steps' rollbacks in reverse order, then the plan-level rollback, and
+//! records each with its true outcome.
+//!
+//! The engine takes an [`ApprovedPlan`] (only `core::approval` makes one)
+//! or runs a dry run; nothing else runs.
+
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, watch};
+
+use super::Stop;
+use super::shell::{self, OutputLine, Spec};
+use crate::audit::{AuditError, AuditLog, CheckPhase, Event, Status};
+use crate::core::approval::ApprovedPlan;
+use crate::core::digest::PolicyHash;
+use crate::core::plan::{Check, Plan, PlanRollback};
+use crate::core::risk::RiskLevel;
+
+/// What allows this run.
+#[derive(Debug, Clone)]
+pub enum Authority {
+    Approved(ApprovedPlan),
+    /// Pre-checks, and mutations only in their native dry-run form.
+    DryRun,
+}
+
+/// What the engine tells its observers (the CLI now, the TUI later).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Progress {
+    StepStarted {
+        index: usize,
+        total: usize,
+        name: String,
+        command: String,
+    },
+    Output {
+        index: usize,
+        line: OutputLine,
+    },
+    CheckFinished {
+        index: usize,
+        name: String,
+        phase: CheckPhase,
+        status: Status,
+    },
+    StepFinished {
+        index: usize,
+        status: Status,
+        duration: Duration,
+    },
+    Note(String),
+    RollbackStep {
+        name: String,
+        status: Status,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    /// Nothing may run that cannot be recorded first.
+    #[error("{0}")]
+    Audit(#[from] AuditError),
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunReport {
+    pub run_id: String,
+    pub status: Status,
+    /// Indexes (0-based) of the steps that succeeded, in order.
+    pub completed: Vec<usize>,
+    /// The step that failed, if one did.
+    pub failed_step: Option<usize>,
+    pub stopped: bool,
+    pub duration: Duration,
+}
+
+/// One run of one plan.
+#[derive(Debug)]
+pub struct Engine<'a> {
+    pub log: &'a AuditLog,
+    pub plan_id: &'a str,
+    pub plan: &'a Plan,
+    pub policy_hash: &'a PolicyHash,
+    /// Each step's rating, in step order.
+    pub risks: Vec<RiskLevel>,
+    pub run_id: String,
+    pub user: String,
+    /// Between SIGTERM and SIGKILL.
+    pub grace: Duration,
+    pub progress: Option<mpsc::UnboundedSender<Progress>>,
+    pub stop: watch::Receiver<Stop>,
+}
+
+impl Engine<'_> {
+    fn tell(&self, p: Progress) {
+        if let Some(tx) = &self.progress {
+            let _ = tx.send(p);
+        }
+    }
+
+    fn record(&self, e: Event) -> Result<(), ExecError> {
+        self.log.append(e)?;
+        Ok(())
+    }
+
+    /// Runs the plan. `run_started` must already be recorded by the caller
+    /// (under the log's lock, with the approval checked there).
+    pub async fn run(&self, authority: &Authority) -> Result<RunReport, ExecError> {
+        let dry_run = matches!(authority, Authority::DryRun);
+        if let Authority::Approved(a) = authority {
+            let hash = self.plan.hash();
+            if a.plan_hash() != &hash
+                || a.plan_id() != self.plan_id
+                || a.policy_hash() != self.policy_hash
+            {
+                return Err(ExecError::Refused(format!(
+                    "the approval is for plan `{}` {} under policy {}, not for plan `{}` {hash} under {}",
+                    a.plan_id(),
+                    a.plan_hash(),
+                    a.policy_hash(),
+                    self.plan_id,
+                    self.policy_hash
+                )));
+            }
+        }
+        let started = Instant::now();
+        let total = self.plan.steps.len();
+        let mut completed = Vec::new();
+        let mut failed_step = None;
+        let mut stopped = false;
+        let mut status = Status::Succeeded;
+        for (index, step) in self.plan.steps.iter().enumerate() {
+            if *self.stop.borrow() >= Stop::AfterStep {
+                stopped = true;
+                status = Status::Cancelled;
+                break;
+            }
+            let number = index as u32 + 1;
+            let command = step.action.command_line();
+            self.record(Event::StepStarted {
+                plan_id: self.plan_id.to_owned(),
+                run_id: self.run_id.clone(),
+                step: number,
+                name: step.name.clone(),
+                action: command.to_owned(),
+                risk: self
+                    .risks
+                    .get(index)
+                    .copied()
+                    .unwrap_or(RiskLevel::Critical),
+                resource: None,
+            })?;
+            self.tell(Progress::StepStarted {
+                index,
+                total,
+                name: step.name.clone(),
+                command: command.to_owned(),
+            });
+            let step_start = Instant::now();
+            let outcome = self.step(index, step, dry_run).await?;
+            self.record(Event::StepFinished {
+                plan_id: self.plan_id.to_owned(),
+                run_id: self.run_id.clone(),
+                step: number,
+                name: step.name.clone(),
+                action: command.to_owned(),
+                status: outcome.status,
+                exit_code: outcome.exit_code,
+                duration_seconds: step_start.elapsed().as_secs_f64(),
+                output: outcome.output,
+            })?;
+            self.tell(Progress::StepFinished {
+                index,
+                status: outcome.status,
+                duration: step_start.elapsed(),
+            });
+            match outcome.status {
+                Status::Succeeded | Status::Skipped if dry_run => completed.push(index),
+                Status::Succeeded => completed.push(index),
+                Status::Killed => {
+                    stopped = true;
+                    status = Status::Cancelled;
+                    failed_step = Some(index);
+                    break;
+                }
+                other => {
+                    status = if other == Status::Skipped {
+                        Status::Failed
+                    } else {
+                        other
+                    };
+                    failed_step = Some(index);
+                    break;
+                }
+            }
+        }
+        if status == Status::TimedOut || status == Status::Skipped {
+            status = Status::Failed;
+        }
+        self.record(Event::RunFinished {
+            plan_id: self.plan_id.to_owned(),
+            run_id: self.run_id.clone(),
+            dry_run,
+            status,
+            duration_seconds: started.elapsed().as_secs_f64(),
+        })?;
+        Ok(RunReport {
+            run_id: self.run_id.clone(),
+            status,
+            completed,
+            failed_step,
+            stopped,
+            duration: started.elapsed(),
+        })
+    }
+
+    /// One step: pre-checks, the action (or its dry-run form), post-checks.
+    async fn step(
+        &self,
+        index: usize,
+        step: &crate::core::plan::Step,
+        dry_run: bool,
+    ) -> Result<StepOutcome, ExecError> {
+        for check in &step.pre_checks {
+            if !self.check(index, check, CheckPhase::Pre).await? {
+                return Ok(StepOutcome {
+                    status: Status::Skipped,
+                    exit_code: None,
+                    output: format!("pre-check `{}` failed: the step did not run", check.name),
+                });
+            }
+        }
+        let command = step.action.command_line();
+        let command = if dry_run {
+            match dry_run_form(command) {
+                Some(c) => c,
+                None => {
+                    let note = format!("dry run: would run `{command}` (it has no dry-run form)");
+                    self.tell(Progress::Note(note.clone()));
+                    return Ok(StepOutcome {
+                        status: Status::Skipped,
+                        exit_code: None,
+                        output: note,
+                    });
+                }
+            }
+        } else {
+            command.to_owned()
+        };
+        let outcome = self.shell(index, &command, step.timeout.get()).await?;
+        if outcome.status != Status::Succeeded || dry_run {
+            return Ok(StepOutcome {
+                status: outcome.status,
+                exit_code: outcome.exit_code,
+                output: outcome.output,
+            });
+        }
+        for check in &step.post_checks {
+            if !self.check(index, check, CheckPhase::Post).await? {
+                return Ok(StepOutcome {
+                    status: Status::Failed,
+                    exit_code: outcome.exit_code,
+                    output: format!("{}post-check `{}` failed", outcome.output, check.name),
+                });
+            }
+        }
+        Ok(StepOutcome {
+            status: Status::Succeeded,
+            exit_code: outcome.exit_code,
+            output: outcome.output,
+        })
+    }
+
+    async fn shell(
+        &self,
+        index: usize,
+        command: &str,
+        timeout: Duration,
+    ) -> Result<shell::Outcome, ExecError> {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let spec = Spec {
+            command,
+            timeout,
+            grace: self.grace,
+        };
+        let run = shell::run(&spec, Some(&tx), self.stop.clone());
+        tokio::pin!(run);
+        let outcome = loop {
+            tokio::select! {
+                o = &mut run => break o,
+                Some(line) = rx.recv() => self.tell(Progress::Output { index, line }),
+            }
+        };
+        while let Ok(line) = rx.try_recv() {
+            self.tell(Progress::Output { index, line });
+        }
+        outcome.map_err(|e| ExecError::Refused(format!("cannot start `/bin/sh -c {command}`: {e}")))
+    }
+
+    /// A check, with its retries; records `check_finished`.
+    async fn check(
+        &self,
+        index: usize,
+        check: &Check,
+        phase: CheckPhase,
+    ) -> Result<bool, ExecError> {
+        let started = Instant::now();
+        let attempts = check.retry.attempts.max(1);
+        let mut last = None;
+        let mut tried = 0;
+        for attempt in 1..=attempts {
+            tried = attempt;
+            let o = self
+                .shell(index, check.action.command_line(), check.timeout.get())
+                .await?;
+            let passed = o.exit_code == Some(check.expect.exit_code)
+                && o.status != Status::TimedOut
+                && o.status != Status::Killed
+                && check
+                    .expect
+                    .stdout_contains
+                    .as_deref()
+                    .is_none_or(|s| o.stdout.contains(s));
+            let killed = o.status == Status::Killed;
+            last = Some((passed, o));
+            if passed || killed || attempt == attempts {
+                break;
+            }
+            tokio::time::sleep(check.retry.interval.get()).await;
+        }
+        let (passed, o) =
+            last.ok_or_else(|| ExecError::Refused("a check ran no attempt".into()))?;
+        let status = if passed {
+            Status::Passed
+        } else {
+            Status::Failed
+        };
+        self.record(Event::CheckFinished {
+            plan_id: self.plan_id.to_owned(),
+            run_id: self.run_id.clone(),
+            step: index as u32 + 1,
+            phase,
+            action: check.action.command_line().to_owned(),
+            status,
+            attempts: tried,
+            duration_seconds: started.elapsed().as_secs_f64(),
+            output: o.output,
+        })?;
+        self.tell(Progress::CheckFinished {
+            index,
+            name: check.name.clone(),
+            phase,
+            status,
+        });
+        Ok(passed)
+    }
+
+    /// Rolls back after `report`: the completed steps' own rollbacks in
+    /// reverse order, then the plan-level rollback. With `keep_going`, a
+    /// failed rollback step does not end the rollback. Returns its status:
+    /// `succeeded` only if every rollback step succeeded.
+    pub async fn rollback(
+        &self,
+        report: &RunReport,
+        reason: &str,
+        keep_going: bool,
+    ) -> Result<Status, ExecError> {
+        let started = Instant::now();
+        self.record(Event::RollbackStarted {
+            plan_id: self.plan_id.to_owned(),
+            run_id: self.run_id.clone(),
+            reason: reason.to_owned(),
+        })?;
+        let mut work: Vec<(u32, String, String, Duration)> = Vec::new();
+        for &i in report.completed.iter().rev() {
+            let step = &self.plan.steps[i];
+            if let Some(action) = &step.rollback {
+                work.push((
+                    i as u32 + 1,
+                    format!("undo {}", step.name),
+                    action.command_line().to_owned(),
+                    step.timeout.get(),
+                ));
+            }
+        }
+        if let PlanRollback::Steps { steps, .. } = &self.plan.rollback {
+            for (n, s) in steps.iter().enumerate() {
+                work.push((
+                    n as u32 + 1,
+                    s.name.clone(),
+                    s.action.command_line().to_owned(),
+                    s.timeout.get(),
+                ));
+            }
+        }
+        let mut status = Status::Succeeded;
+        for (number, name, command, timeout) in work {
+            let o = self.shell(usize::MAX, &command, timeout).await?;
+            let step_status = match o.status {
+                Status::Succeeded => Status::Succeeded,
+                Status::Killed => Status::Killed,
+                Status::TimedOut => Status::TimedOut,
+                _ => Status::Failed,
+            };
+            self.record(Event::RollbackStepFinished {
+                plan_id: self.plan_id.to_owned(),
+                run_id: self.run_id.clone(),
+                step: number,
+                name: name.clone(),
+                action: command,
+                status: step_status,
+                exit_code: o.exit_code,
+                duration_seconds: o.duration.as_secs_f64(),
+                output: o.output,
+            })?;
+            self.tell(Progress::RollbackStep {
+                name,
+                status: step_status,
+            });
+            if step_status != Status::Succeeded {
+                status = Status::Failed;
+                if !keep_going || step_status == Status::Killed {
+                    break;
+                }
+            }
+        }
+        self.record(Event::RollbackFinished {
+            plan_id: self.plan_id.to_owned(),
+            run_id: self.run_id.clone(),
+            status,
+            duration_seconds: started.elapsed().as_secs_f64(),
+        })?;
+        Ok(status)
+    }
+}
+
+struct StepOutcome {
+    status: Status,
+    exit_code: Option<i32>,
+    output: String,
+}
+
+/// The native dry-run form of a simple mutating command, if it has one:
+/// kubectl `--dry-run=server`, `aws ec2 … --dry-run`, `terraform plan`.
+/// Compound commands (pipes, lists, substitutions, redirections) have none.
+pub fn dry_run_form(command: &str) -> Option<String> {
+    let c = command.trim();
+    if c.contains(['|', ';', '&', '$', '`', '>', '<', '\n', '(', ')']) {
+        return None;
+    }
+    let words: Vec<&str> = c.split_whitespace().collect();
+    match words.as_slice() {
+        ["kubectl", verb, ..]
+            if matches!(
+                *verb,
+                "apply"
+                    | "create"
+                    | "delete"
+                    | "patch"
+                    | "replace"
+                    | "scale"
+                    | "label"
+                    | "annotate"
+                    | "set"
+                    | "autoscale"
+                    | "expose"
+            ) =>
+        {
+            Some(format!("{c} --dry-run=server"))
+        }
+        ["aws", "ec2", ..] => Some(format!("{c} --dry-run")),
+        ["terraform", "apply", rest @ ..] => Some(
+            format!("terraform plan {}", rest.join(" "))
+                .trim_end()
+                .to_owned(),
+        ),
+        ["terraform", "destroy", rest @ ..] => Some(
+            format!("terraform plan -destroy {}", rest.join(" "))
+                .trim_end()
+                .to_owned(),
+        ),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dry_run_forms() {
+        assert_eq!(
+            dry_run_form("kubectl scale deployment api --replicas=5").as_deref(),
+            Some("kubectl scale deployment api --replicas=5 --dry-run=server")
+        );
+        assert_eq!(
+            dry_run_form("aws ec2 stop-instances --instance-ids i-1").as_deref(),
+            Some("aws ec2 stop-instances --instance-ids i-1 --dry-run")
+        );
+        assert_eq!(
+            dry_run_form("terraform apply -auto-approve").as_deref(),
+            Some("terraform plan -auto-approve")
+        );
+        assert_eq!(
+            dry_run_form("terraform destroy").as_deref(),
+            Some("terraform plan -destroy")
+        );
+        assert_eq!(dry_run_form("kubectl get pods"), None);
+        assert_eq!(dry_run_form("kubectl delete pod x; rm -rf /"), None);
+        assert_eq!(dry_run_form("systemctl restart app"), None);
+    }
+}

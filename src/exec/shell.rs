@@ -1,0 +1,288 @@
+//! Running one command line: `/bin/sh -c` in its own process group, with a
+//! timeout, a kill switch, bounded output capture and live output lines.
+//!
+//! On timeout or kill the whole group gets SIGTERM, then SIGKILL after the
+//! grace period, so grandchildren (`sleep 100 &`) die too. A command's
+//! background processes never outlive it: when the shell exits, whatever
+//! is left in its group is killed.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use rustix::process::{Pid, Signal, kill_process_group};
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::process::Command;
+use tokio::sync::{mpsc, watch};
+
+use super::Stop;
+use crate::core::event::Status;
+
+/// How much output is kept: the last 64 KiB.
+pub const OUTPUT_LIMIT: usize = 64 * 1024;
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct Spec<'a> {
+    pub command: &'a str,
+    pub timeout: Duration,
+    /// Between SIGTERM and SIGKILL.
+    pub grace: Duration,
+}
+
+/// A line of output, as it arrives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputLine {
+    pub stderr: bool,
+    pub text: String,
+}
+
+/// How a command ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    /// `succeeded` (exit 0), `failed` (another exit code or a signal),
+    /// `timed_out`, or `killed` (by a stop request).
+    pub status: Status,
+    pub exit_code: Option<i32>,
+    /// The last 64 KiB of stdout and stderr, interleaved as they arrived.
+    pub output: String,
+    /// The last 64 KiB of stdout alone (for `expect.stdout_contains`).
+    pub stdout: String,
+    pub duration: Duration,
+}
+
+/// Keeps the last `OUTPUT_LIMIT` bytes of a stream of lines.
+#[derive(Debug, Default)]
+struct Tail {
+    text: String,
+    dropped: bool,
+}
+
+impl Tail {
+    fn push(&mut self, line: &str) {
+        self.text.push_str(line);
+        self.text.push('\n');
+        if self.text.len() > OUTPUT_LIMIT {
+            let mut cut = self.text.len() - OUTPUT_LIMIT;
+            while !self.text.is_char_boundary(cut) {
+                cut += 1;
+            }
+            self.text.drain(..cut);
+            self.dropped = true;
+        }
+    }
+
+    fn finish(self) -> String {
+        if self.dropped {
+            format!("[… earlier output dropped …]\n{}", self.text)
+        } else {
+            self.text
+        }
+    }
+}
+
+/// Runs `spec`. Lines go to `lines` as they arrive; a stop request of
+/// [`Stop::Kill`] kills the command.
+pub async fn run(
+    spec: &Spec<'_>,
+    lines: Option<&mpsc::UnboundedSender<OutputLine>>,
+    mut stop: watch::Receiver<Stop>,
+) -> std::io::Result<Outcome> {
+    let started = Instant::now();
+    let mut child = Command::new("/bin/sh")
+        .arg("-c")
+        .arg(spec.command)
+        .process_group(0)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()?;
+    let group = child.id().and_then(|id| Pid::from_raw(id as i32));
+    let (tx, mut rx) = mpsc::unbounded_channel::<OutputLine>();
+    let readers = [
+        child.stdout.take().map(|s| forward(s, false, tx.clone())),
+        child.stderr.take().map(|s| forward(s, true, tx.clone())),
+    ];
+    drop(tx);
+    let readers: Vec<_> = readers.into_iter().flatten().collect();
+
+    let mut output = Tail::default();
+    let mut stdout = Tail::default();
+    let mut take = |line: OutputLine| {
+        output.push(&line.text);
+        if !line.stderr {
+            stdout.push(&line.text);
+        }
+        if let Some(l) = lines {
+            let _ = l.send(line);
+        }
+    };
+
+    let deadline = tokio::time::sleep(spec.timeout);
+    tokio::pin!(deadline);
+    let mut ended_by: Option<Status> = None;
+    let mut open = true;
+    let mut stop_gone = false;
+    if *stop.borrow() == Stop::Kill {
+        ended_by = Some(Status::Killed);
+        terminate(group, &mut child, spec.grace).await;
+    }
+    let exit = loop {
+        tokio::select! {
+            status = child.wait() => break status?,
+            line = rx.recv(), if open => match line {
+                Some(line) => take(line),
+                None => open = false,
+            },
+            () = &mut deadline, if ended_by.is_none() => {
+                ended_by = Some(Status::TimedOut);
+                terminate(group, &mut child, spec.grace).await;
+            }
+            changed = stop.changed(), if ended_by.is_none() && !stop_gone => {
+                if changed.is_err() {
+                    stop_gone = true;
+                } else if *stop.borrow() == Stop::Kill {
+                    ended_by = Some(Status::Killed);
+                    terminate(group, &mut child, spec.grace).await;
+                }
+            }
+        }
+    };
+    // The shell is gone; nothing of its group may stay behind (and keep
+    // the output pipes open).
+    if let Some(pid) = group {
+        let _ = kill_process_group(pid, Signal::KILL);
+    }
+    for r in readers {
+        let _ = r.await;
+    }
+    while let Ok(line) = rx.try_recv() {
+        take(line);
+    }
+    let exit_code = exit.code();
+    let status = match ended_by {
+        Some(s) => s,
+        None if exit.success() => Status::Succeeded,
+        None => Status::Failed,
+    };
+    Ok(Outcome {
+        status,
+        exit_code,
+        output: output.finish(),
+        stdout: stdout.finish(),
+        duration: started.elapsed(),
+    })
+}
+
+/// SIGTERM to the group; SIGKILL after `grace` if the shell still runs.
+async fn terminate(group: Option<Pid>, child: &mut tokio::process::Child, grace: Duration) {
+    let Some(pid) = group else {
+        let _ = child.start_kill();
+        return;
+    };
+    let _ = kill_process_group(pid, Signal::TERM);
+    if tokio::time::timeout(grace, child.wait()).await.is_err() {
+        let _ = kill_process_group(pid, Signal::KILL);
+    }
+}
+
+fn forward(
+    stream: impl AsyncRead + Unpin + Send + 'static,
+    stderr: bool,
+    tx: mpsc::UnboundedSender<OutputLine>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut reader = BufReader::new(stream);
+        let mut buf = Vec::new();
+        loop {
+            buf.clear();
+            match reader.read_until(b'\n', &mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    if buf.last() == Some(&b'\n') {
+                        buf.pop();
+                    }
+                    let text = String::from_utf8_lossy(&buf).into_owned();
+                    if tx.send(OutputLine { stderr, text }).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(command: &str, timeout_ms: u64) -> Spec<'_> {
+        Spec {
+            command,
+            timeout: Duration::from_millis(timeout_ms),
+            grace: Duration::from_millis(300),
+        }
+    }
+
+    fn rt() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn exit_codes_and_output_are_reported() {
+        let (_tx, rx) = watch::channel(Stop::Run);
+        let o = rt()
+            .block_on(run(&spec("echo out; echo err >&2; exit 3", 5000), None, rx))
+            .unwrap();
+        assert_eq!(o.status, Status::Failed);
+        assert_eq!(o.exit_code, Some(3));
+        assert!(
+            o.output.contains("out\n") && o.output.contains("err\n"),
+            "{o:?}"
+        );
+        assert_eq!(o.stdout, "out\n");
+    }
+
+    #[test]
+    fn output_is_bounded_to_its_tail() {
+        let (_tx, rx) = watch::channel(Stop::Run);
+        let o = rt()
+            .block_on(run(&spec("seq 1 40000; echo last", 20000), None, rx))
+            .unwrap();
+        assert_eq!(o.status, Status::Succeeded);
+        assert!(o.output.len() <= OUTPUT_LIMIT + 64, "{}", o.output.len());
+        assert!(o.output.starts_with("[… earlier output dropped …]"));
+        assert!(o.output.ends_with("40000\nlast\n"));
+    }
+
+    #[test]
+    fn a_timeout_kills_the_group() {
+        let (_tx, rx) = watch::channel(Stop::Run);
+        let o = rt()
+            .block_on(run(&spec("sleep 30 & sleep 30; echo never", 300), None, rx))
+            .unwrap();
+        assert_eq!(o.status, Status::TimedOut);
+        assert!(o.duration < Duration::from_secs(10), "{:?}", o.duration);
+        assert!(!o.output.contains("never"));
+    }
+
+    #[test]
+    fn the_kill_switch_kills() {
+        let (tx, rx) = watch::channel(Stop::Run);
+        let o = rt()
+            .block_on(async {
+                let killer = async {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    let _ = tx.send(Stop::Kill);
+                };
+                let s = spec("sleep 30", 60000);
+                let (o, ()) = tokio::join!(run(&s, None, rx), killer);
+                o
+            })
+            .unwrap();
+        assert_eq!(o.status, Status::Killed);
+    }
+}
