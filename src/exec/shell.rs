@@ -2,9 +2,10 @@
 //! timeout, a kill switch, bounded output capture and live output lines.
 //!
 //! On timeout or kill the whole group gets SIGTERM, then SIGKILL after the
-//! grace period, so grandchildren (`sleep 100 &`) die too. A command's
-//! background processes never outlive it: when the shell exits, whatever
-//! is left in its group is killed.
+//! grace period, so grandchildren (`sleep 100 &`) die too. A command that
+//! exits by itself may leave a daemon behind on purpose (`worker &`); its
+//! output is then read for at most [`DRAIN`] more, so a daemon holding the
+//! pipes open cannot hang the step.
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -16,6 +17,9 @@ use tokio::sync::{mpsc, watch};
 
 use super::Stop;
 use crate::core::event::Status;
+
+/// How long output is still read after the shell exits.
+pub const DRAIN: Duration = Duration::from_millis(500);
 
 /// How much output is kept: the last 64 KiB.
 pub const OUTPUT_LIMIT: usize = 64 * 1024;
@@ -104,7 +108,7 @@ pub async fn run(
         child.stderr.take().map(|s| forward(s, true, tx.clone())),
     ];
     drop(tx);
-    let readers: Vec<_> = readers.into_iter().flatten().collect();
+    let mut readers: Vec<_> = readers.into_iter().flatten().collect();
 
     let mut output = Tail::default();
     let mut stdout = Tail::default();
@@ -148,13 +152,20 @@ pub async fn run(
             }
         }
     };
-    // The shell is gone; nothing of its group may stay behind (and keep
-    // the output pipes open).
-    if let Some(pid) = group {
-        let _ = kill_process_group(pid, Signal::KILL);
+    if ended_by.is_some() {
+        // Timed out or killed: nothing of its group may stay behind.
+        if let Some(pid) = group {
+            let _ = kill_process_group(pid, Signal::KILL);
+        }
     }
-    for r in readers {
-        let _ = r.await;
+    let drain = async {
+        for r in &mut readers {
+            let _ = r.await;
+        }
+    };
+    if tokio::time::timeout(DRAIN, drain).await.is_err() {
+        // A background process still holds the pipes: stop reading.
+        readers.iter().for_each(tokio::task::JoinHandle::abort);
     }
     while let Ok(line) = rx.try_recv() {
         take(line);
@@ -267,6 +278,27 @@ mod tests {
         assert_eq!(o.status, Status::TimedOut);
         assert!(o.duration < Duration::from_secs(10), "{:?}", o.duration);
         assert!(!o.output.contains("never"));
+    }
+
+    #[test]
+    fn a_daemon_left_behind_neither_hangs_the_step_nor_dies() {
+        let (_tx, rx) = watch::channel(Stop::Run);
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("pid");
+        let cmd = format!("sleep 30 & echo $! > {}; echo started", pid_file.display());
+        let o = rt().block_on(run(&spec(&cmd, 20000), None, rx)).unwrap();
+        assert_eq!(o.status, Status::Succeeded);
+        assert!(o.duration < Duration::from_secs(5), "{:?}", o.duration);
+        let pid: i32 = std::fs::read_to_string(&pid_file)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let alive = std::path::Path::new(&format!("/proc/{pid}")).exists();
+        if let Some(p) = Pid::from_raw(pid) {
+            let _ = rustix::process::kill_process(p, Signal::KILL);
+        }
+        assert!(alive, "the background process was left running");
     }
 
     #[test]
