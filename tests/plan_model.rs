@@ -230,3 +230,38 @@ steps:
         lines[2]
     );
 }
+
+#[test]
+fn every_example_plan_reads_back_from_its_json_form_unchanged() {
+    let files = common::yaml_files(&common::repo().join("plans"));
+    assert!(files.len() >= 5, "{files:?}");
+    let mut with_override = false;
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap();
+        let cp = opsgate::core::plan::load_plan("p.yaml", &text, &POLICY, today()).unwrap();
+        let json = serde_json::to_value(&cp.plan).unwrap();
+        let back = opsgate::core::plan::Plan::from_json(json).unwrap();
+        assert_eq!(back, cp.plan, "{}", f.display());
+        assert_eq!(back.hash(), cp.hash, "{}", f.display());
+        with_override |= back.production_override.is_some();
+    }
+    // And a plan with every optional part, including an override.
+    let text = format!("{BASE}override: {{reason: incident 42}}\n");
+    let cp = plan(&text).unwrap();
+    let back =
+        opsgate::core::plan::Plan::from_json(serde_json::to_value(&cp.plan).unwrap()).unwrap();
+    assert_eq!(back, cp.plan);
+    assert_eq!(
+        back.production_override.map(|o| o.reason).as_deref(),
+        Some("incident 42")
+    );
+    assert!(!with_override, "no example plan asks for an override");
+}
+
+#[test]
+fn a_bare_number_is_still_not_a_duration_in_a_plan_file() {
+    let text = BASE.replacen("timeout: 2m", "timeout: 300", 1);
+    assert_ne!(text, BASE, "BASE has a `timeout: 2m`");
+    let e = plan(&text).unwrap_err().to_string();
+    assert!(e.contains("invalid duration"), "{e}");
+}

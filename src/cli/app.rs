@@ -3,7 +3,9 @@
 use super::args::{AuditCommand, Cli, Command, PlanCommand, PolicyCommand};
 use super::config::{audit_log_path, load_policy, redactor, sealer};
 use super::error::CliError;
-use super::{approve_cmd, audit_cmd, classify_cmd, plan_cmd, policy_cmd, status_cmd, submit_cmd};
+use super::{
+    approve_cmd, audit_cmd, classify_cmd, plan_cmd, policy_cmd, run_cmd, status_cmd, submit_cmd,
+};
 use crate::audit::AuditLog;
 
 pub fn run(cli: Cli) -> Result<(), CliError> {
@@ -22,6 +24,15 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Submit(args) => submit_cmd::run(args, &policy, open_log),
         Command::Approve(args) => approve_cmd::approve(args, &policy, open_log),
         Command::Reject(args) => approve_cmd::reject(args, &policy, open_log),
+        Command::Run(args) => run_cmd::run(args, &policy, open_log),
+        Command::Cancel {
+            run_id,
+            as_user,
+            kill,
+        } => run_cmd::cancel(run_id, as_user.as_deref(), *kill, open_log),
+        Command::Rollback { run_id, as_user } => {
+            run_cmd::rollback(run_id, as_user.as_deref(), &policy, open_log)
+        }
         Command::Status { id, json } => {
             status_cmd::run(&log_path()?, &sealer()?, &policy, id.as_deref(), *json)
         }

@@ -61,6 +61,35 @@ pub enum Command {
         after_help = "Examples:\n  opsgate reject demo-local --as bob --reason \"wrong namespace\""
     )]
     Reject(RejectArgs),
+    /// Run an approved plan step by step, recording every step in the audit
+    /// log before it happens. Stops at the first failure.
+    #[command(
+        after_help = "`run ID` runs the plan exactly as submitted (frozen in the log). `run FILE` runs the submitted plan with the same hash: if the file changed since, it is a new, unapproved plan.\n\nCtrl-C once: finish the current step, then stop. Twice: kill it. `opsgate cancel RUN` does the same from another terminal.\n\nExit codes: 0 succeeded, 1 failed or stopped, 3 refused (missing, stale or expired approvals; a broken audit log).\n\nExamples:\n  opsgate run demo-local\n  opsgate run plans/demo-local.yaml --dry-run\n  opsgate run demo-local --rollback-on-failure"
+    )]
+    Run(RunArgs),
+    /// Ask a running plan to stop: after the current step, or, the second
+    /// time (or with --kill), by killing it.
+    #[command(
+        after_help = "Examples:\n  opsgate cancel r-20260126-130000-ab12\n  opsgate cancel r-20260126-130000-ab12 --kill"
+    )]
+    Cancel {
+        #[arg(value_name = "RUN")]
+        run_id: String,
+        #[arg(long = "as", value_name = "NAME")]
+        as_user: Option<String>,
+        /// Kill the current step now.
+        #[arg(long)]
+        kill: bool,
+    },
+    /// Roll back a failed, stopped or interrupted run: the completed steps'
+    /// rollbacks in reverse order, then the plan-level rollback.
+    #[command(after_help = "Examples:\n  opsgate rollback r-20260126-130000-ab12")]
+    Rollback {
+        #[arg(value_name = "RUN")]
+        run_id: String,
+        #[arg(long = "as", value_name = "NAME")]
+        as_user: Option<String>,
+    },
     /// Plans and runs from the audit log: state, approvals n/m and who.
     #[command(
         after_help = "Examples:\n  opsgate status\n  opsgate status demo-local\n  opsgate status --json | jq '.[] | select(.status == \"pending\")'"
@@ -94,6 +123,28 @@ pub struct ApproveArgs {
     /// Print the approval state as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// A plan id, or a plan file.
+    #[arg(value_name = "FILE|ID")]
+    pub target: String,
+    /// Run the pre-checks, and mutations only in their native dry-run form
+    /// (kubectl --dry-run=server, aws ec2 --dry-run, terraform plan).
+    #[arg(long)]
+    pub dry_run: bool,
+    /// After a failure or a stop, run the rollback without asking (as
+    /// `execution.auto_rollback: true` does).
+    #[arg(long)]
+    pub rollback_on_failure: bool,
+    /// Who runs it (default: the OS user).
+    #[arg(long = "as", value_name = "NAME")]
+    pub as_user: Option<String>,
+    /// Seconds between SIGTERM and SIGKILL when a step times out or is
+    /// killed.
+    #[arg(long, value_name = "SECONDS", default_value_t = 5)]
+    pub grace: u64,
 }
 
 #[derive(Debug, Args)]

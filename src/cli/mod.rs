@@ -12,6 +12,7 @@ pub mod error;
 mod plan_cmd;
 mod plan_view;
 mod policy_cmd;
+mod run_cmd;
 mod status_cmd;
 mod style;
 mod submit_cmd;

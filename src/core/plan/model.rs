@@ -40,6 +40,37 @@ pub struct Override {
 }
 
 impl Plan {
+    /// Reads a plan back from its JSON form (as `plan_submitted` records
+    /// it). Durations are whole milliseconds there, while a plan file
+    /// spells them with units; a bare number in a file stays an error.
+    pub fn from_json(mut value: serde_json::Value) -> Result<Plan, serde_json::Error> {
+        fn units(v: &mut serde_json::Value) {
+            match v {
+                serde_json::Value::Object(map) => {
+                    for (k, item) in map.iter_mut() {
+                        match item {
+                            serde_json::Value::Number(n)
+                                if matches!(
+                                    k.as_str(),
+                                    "timeout" | "interval" | "estimated_time"
+                                ) =>
+                            {
+                                if let Some(ms) = n.as_u64() {
+                                    *item = serde_json::Value::String(format!("{ms}ms"));
+                                }
+                            }
+                            other => units(other),
+                        }
+                    }
+                }
+                serde_json::Value::Array(items) => items.iter_mut().for_each(units),
+                _ => {}
+            }
+        }
+        units(&mut value);
+        serde_json::from_value(value)
+    }
+
     /// The plan hash: SHA-256 over the canonical form of this plan.
     pub fn hash(&self) -> PlanHash {
         // Serializing these plain structs cannot fail; the fallback keeps

@@ -1,0 +1,607 @@
+//! `opsgate run`, `cancel` and `rollback`.
+//!
+//! `run` checks everything under the audit log's lock, on state folded from
+//! the verified log: the plan is submitted, the file (if one is given) is
+//! that plan, the approvals count now, a required dry run happened, and no
+//! other run holds it. Only then is `run_started` recorded and the engine
+//! started. Stop requests, from Ctrl-C or `opsgate cancel`, go through the
+//! log too, so every stop is recorded before it takes effect.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::Utc;
+use sha2::{Digest, Sha256};
+use tokio::sync::{mpsc, watch};
+
+use super::approve_cmd::fold;
+use super::args::RunArgs;
+use super::error::CliError;
+use super::plan_cmd;
+use super::submit_cmd::who;
+use crate::audit::ledger::{run_is_live, run_lock_path};
+use crate::audit::read::Follower;
+use crate::audit::{AuditLog, Event, Record, Status};
+use crate::core::approval::{ApprovedPlan, Verdict, needs_dry_run};
+use crate::core::classify::ClassifyContext;
+use crate::core::event::short;
+use crate::core::plan::Plan;
+use crate::core::policy::LoadedPolicy;
+use crate::core::risk::RiskLevel;
+use crate::core::state::{PlanState, PlanStatus};
+use crate::exec::Stop;
+use crate::exec::engine::{Authority, Engine, Progress, RunReport};
+
+/// A run id: `r-20260126-130000-ab12`.
+fn new_run_id() -> String {
+    let now = Utc::now();
+    let mut h = Sha256::new();
+    h.update(now.timestamp_nanos_opt().unwrap_or_default().to_le_bytes());
+    h.update(std::process::id().to_le_bytes());
+    format!(
+        "r-{}-{}",
+        now.format("%Y%m%d-%H%M%S"),
+        &hex::encode(h.finalize())[..4]
+    )
+}
+
+/// Held for the whole run: others see the run as live while it is held.
+#[derive(Debug)]
+struct RunLock {
+    _file: File,
+}
+
+impl RunLock {
+    fn take(log: &Path, run_id: &str) -> Result<Self, CliError> {
+        let path = run_lock_path(log, run_id);
+        let io = |source| CliError::Read {
+            path: path.clone(),
+            source,
+        };
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(io)?;
+        }
+        let file = File::create(&path).map_err(io)?;
+        file.lock().map_err(io)?;
+        Ok(RunLock { _file: file })
+    }
+}
+
+/// The plan as frozen in the log at submission.
+fn frozen_plan(p: &PlanState) -> Result<Plan, CliError> {
+    if p.submission.redacted {
+        return Err(CliError::Refused(format!(
+            "the stored plan `{}` had secrets masked, so it is not what was approved: run it from its file (`opsgate run FILE`)",
+            p.plan_id
+        )));
+    }
+    let plan = Plan::from_json(p.submission.plan.clone()).map_err(|e| {
+        CliError::Refused(format!(
+            "the stored plan `{}` cannot be read: {e}",
+            p.plan_id
+        ))
+    })?;
+    if plan.hash() != p.submission.plan_hash {
+        return Err(CliError::Refused(format!(
+            "the stored plan `{}` does not match its recorded hash {}",
+            p.plan_id, p.submission.plan_hash
+        )));
+    }
+    Ok(plan)
+}
+
+/// Each step's rating under the policy, in the plan's own scope.
+fn step_risks(plan: &Plan, policy: &LoadedPolicy) -> Vec<RiskLevel> {
+    let ctx = ClassifyContext {
+        namespace: plan.target.namespace.clone(),
+        kube_context: plan.target.kube_context.clone(),
+    };
+    plan.steps
+        .iter()
+        .map(|s| {
+            policy
+                .rules
+                .classify(s.action.command_line(), &ctx)
+                .map_or(RiskLevel::Critical, |c| c.risk)
+        })
+        .collect()
+}
+
+/// What `run` decided under the lock.
+struct Start {
+    plan_id: String,
+    plan: Plan,
+    authority: Authority,
+}
+
+pub fn run(
+    args: &RunArgs,
+    policy: &LoadedPolicy,
+    open_log: impl FnOnce() -> Result<AuditLog, CliError>,
+) -> Result<(), CliError> {
+    let user = who(args.as_user.as_deref())?;
+    // A path that exists is a plan file; anything else is a plan id.
+    let file = Path::new(&args.target);
+    let from_file = if file.is_file() {
+        Some(plan_cmd::load(file, policy)?)
+    } else {
+        None
+    };
+    let log = open_log()?;
+    let run_id = new_run_id();
+    let mut start = None;
+    let mut lock = None;
+    log.append_with(|len| {
+        let ledger = fold(&log, len)?;
+        let id = from_file
+            .as_ref()
+            .map_or(args.target.as_str(), |cp| cp.plan.id.as_str());
+        let Some(state) = ledger.plan(id) else {
+            return Err(match &from_file {
+                Some(_) => CliError::Refused(format!(
+                    "plan `{id}` ({}) was never submitted: `opsgate submit {}`, then have it approved",
+                    args.target, args.target
+                )),
+                None => CliError::Failed(format!(
+                    "no plan `{id}` in the audit log, and no file `{id}`"
+                )),
+            });
+        };
+        let plan = match &from_file {
+            Some(cp) if cp.hash != state.submission.plan_hash => {
+                return Err(CliError::Refused(format!(
+                    "{} is plan {}, but the submitted plan `{id}` is {}: the file changed since it was submitted, so it is a new, unapproved plan. Submit it (`opsgate submit {}`) and have it approved, or run the submitted one with `opsgate run {id}`",
+                    args.target,
+                    short(cp.hash.as_str()),
+                    short(state.submission.plan_hash.as_str()),
+                    args.target
+                )));
+            }
+            Some(cp) => cp.plan.clone(),
+            None => frozen_plan(state)?,
+        };
+        let verdict = state.verdict(&policy.policy, &policy.hash, Utc::now());
+        let status = state.status(&verdict, |r| run_is_live(log.path(), r));
+        let authority = authorize(state, status, verdict, policy, args.dry_run)?;
+        lock = Some(RunLock::take(log.path(), &run_id)?);
+        let event = Event::RunStarted {
+            plan_id: id.to_owned(),
+            run_id: run_id.clone(),
+            plan_hash: state.submission.plan_hash.clone(),
+            policy_hash: policy.hash.clone(),
+            dry_run: args.dry_run,
+            user: user.clone(),
+        };
+        start = Some(Start {
+            plan_id: id.to_owned(),
+            plan,
+            authority,
+        });
+        Ok(vec![event])
+    })?;
+    let start = start.ok_or_else(|| CliError::Failed("the run did not start".into()))?;
+    let rollback_now =
+        !args.dry_run && (args.rollback_on_failure || policy.policy.execution.auto_rollback);
+    let report = drive(
+        &log,
+        policy,
+        &start,
+        &run_id,
+        &user,
+        args.grace,
+        rollback_now,
+    )?;
+    drop(lock);
+    match report.status {
+        Status::Succeeded => Ok(()),
+        _ => Err(CliError::Reported(format!(
+            "run {run_id} {}",
+            report.status.as_str()
+        ))),
+    }
+}
+
+/// Whether the plan may run now, and under what authority.
+fn authorize(
+    state: &PlanState,
+    status: PlanStatus,
+    verdict: Verdict,
+    policy: &LoadedPolicy,
+    dry_run: bool,
+) -> Result<Authority, CliError> {
+    let id = &state.plan_id;
+    match status {
+        PlanStatus::Running => {
+            return Err(CliError::Refused(format!("plan `{id}` is running now")));
+        }
+        PlanStatus::Interrupted => {
+            let at = state
+                .last_run()
+                .and_then(|r| r.unfinished_step().map(|s| format!(" at step {}", s.step)))
+                .unwrap_or_default();
+            return Err(CliError::Refused(format!(
+                "plan `{id}` was interrupted{at}: roll it back (`opsgate rollback RUN`) or submit it again"
+            )));
+        }
+        s if !s.is_open() => {
+            return Err(CliError::Refused(format!(
+                "plan `{id}` is {}: submit it again to run it again",
+                s.as_str()
+            )));
+        }
+        _ => {}
+    }
+    if state.submission.policy_hash != policy.hash {
+        return Err(CliError::Refused(format!(
+            "plan `{id}` was submitted under policy {}, and the policy is now {}: submit it again",
+            short(state.submission.policy_hash.as_str()),
+            short(policy.hash.as_str())
+        )));
+    }
+    if dry_run {
+        return Ok(Authority::DryRun);
+    }
+    let approved: ApprovedPlan = match verdict {
+        Verdict::Approved { plan, .. } => plan,
+        other => {
+            return Err(CliError::Refused(format!(
+                "plan `{id}` may not run: {}",
+                other.missing().unwrap_or_default()
+            )));
+        }
+    };
+    if needs_dry_run(&policy.policy, approved.level()) && !state.dry_run_succeeded() {
+        return Err(CliError::Refused(format!(
+            "plan `{id}` is {} and execution.require_dry_run is on: run `opsgate run {id} --dry-run` first",
+            approved.level()
+        )));
+    }
+    Ok(Authority::Approved(approved))
+}
+
+/// Runs the engine with a printer, Ctrl-C and the log's stop requests.
+fn drive(
+    log: &AuditLog,
+    policy: &LoadedPolicy,
+    start: &Start,
+    run_id: &str,
+    user: &str,
+    grace: u64,
+    rollback_now: bool,
+) -> Result<RunReport, CliError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Failed(format!("cannot start the runtime: {e}")))?;
+    let (stop_tx, stop_rx) = watch::channel(Stop::Run);
+    let (progress_tx, progress_rx) = mpsc::unbounded_channel();
+    let engine = Engine {
+        log,
+        plan_id: &start.plan_id,
+        plan: &start.plan,
+        policy_hash: &policy.hash,
+        risks: step_risks(&start.plan, policy),
+        run_id: run_id.to_owned(),
+        user: user.to_owned(),
+        grace: Duration::from_secs(grace),
+        progress: Some(progress_tx),
+        stop: stop_rx,
+    };
+    let dry = matches!(start.authority, Authority::DryRun);
+    {
+        let mut out = anstream::stdout().lock();
+        writeln!(
+            out,
+            "{}run {run_id}: plan `{}`, {} step(s)",
+            if dry { "dry " } else { "" },
+            start.plan_id,
+            start.plan.steps.len()
+        )?;
+    }
+    let offset = std::fs::metadata(log.path()).map_or(0, |m| m.len());
+    rt.block_on(async {
+        let printer = tokio::spawn(print_progress(progress_rx));
+        let stops = tokio::spawn(watch_stops(
+            log.path().to_owned(),
+            offset,
+            run_id.to_owned(),
+            stop_tx,
+        ));
+        let sigint = ctrl_c_requests(log, &start.plan_id, run_id, user);
+        let work = async move {
+            let report = engine.run(&start.authority).await?;
+            if report.status != Status::Succeeded && !dry {
+                if rollback_now {
+                    let reason = format!("run {} {}", report.run_id, report.status.as_str());
+                    let keep_going = false;
+                    let status = engine.rollback(&report, &reason, keep_going).await?;
+                    println!("rollback {}", status.as_str());
+                } else {
+                    println!(
+                        "rollback not run: `opsgate rollback {run_id}` runs it (or set execution.auto_rollback)"
+                    );
+                }
+            }
+            Ok::<_, crate::exec::engine::ExecError>(report)
+        };
+        let result = {
+            // `work` owns the engine: when it is dropped at the end of this
+            // block, the progress channel closes and the printer finishes.
+            tokio::pin!(work);
+            tokio::select! {
+                r = &mut work => r,
+                () = sigint => work.await,
+            }
+        };
+        stops.abort();
+        let _ = printer.await;
+        result
+    })
+    .map_err(|e| match e {
+        crate::exec::engine::ExecError::Audit(a) => CliError::Audit(a),
+        crate::exec::engine::ExecError::Refused(m) => CliError::Refused(m),
+    })
+    .inspect(|report| {
+        println!(
+            "{} {} in {:.1}s",
+            report.run_id,
+            report.status.as_str(),
+            report.duration.as_secs_f64()
+        );
+    })
+}
+
+/// Ctrl-C records a stop request in the log: the first lets the current
+/// step finish, the second kills it. Never completes.
+async fn ctrl_c_requests(log: &AuditLog, plan_id: &str, run_id: &str, user: &str) {
+    let mut count = 0;
+    while tokio::signal::ctrl_c().await.is_ok() {
+        count += 1;
+        let kill = count >= 2;
+        let _ = log.append(Event::RunCancelled {
+            plan_id: plan_id.to_owned(),
+            run_id: run_id.to_owned(),
+            user: user.to_owned(),
+            kill,
+            reason: Some("Ctrl-C".into()),
+        });
+        eprintln!(
+            "{}",
+            if kill {
+                "stop: killing the current step"
+            } else {
+                "stop: finishing the current step, then stopping (Ctrl-C again kills it)"
+            }
+        );
+    }
+    std::future::pending::<()>().await;
+}
+
+/// Follows the log for this run's stop requests.
+async fn watch_stops(path: PathBuf, offset: u64, run_id: String, stop: watch::Sender<Stop>) {
+    let Ok(mut follower) = Follower::new(&path, offset) else {
+        return;
+    };
+    loop {
+        if let Ok(lines) = follower.poll() {
+            for line in lines {
+                let Ok(r) = serde_json::from_slice::<Record>(&line) else {
+                    continue;
+                };
+                if let Event::RunCancelled {
+                    run_id: id, kill, ..
+                } = &r.event
+                    && *id == run_id
+                {
+                    let level = if *kill { Stop::Kill } else { Stop::AfterStep };
+                    stop.send_if_modified(|s| {
+                        let raise = level > *s;
+                        if raise {
+                            *s = level;
+                        }
+                        raise
+                    });
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn print_progress(mut rx: mpsc::UnboundedReceiver<Progress>) {
+    while let Some(p) = rx.recv().await {
+        let line = match p {
+            Progress::StepStarted {
+                index,
+                total,
+                name,
+                command,
+            } => format!(
+                "Step {}/{total}: {name}\n  $ {}",
+                index + 1,
+                crate::core::event::printable(command.lines().next().unwrap_or_default())
+            ),
+            Progress::Output { line, .. } => {
+                format!("  │ {}", crate::core::event::printable(&line.text))
+            }
+            Progress::CheckFinished {
+                name,
+                phase,
+                status,
+                ..
+            } => format!(
+                "  {} {}-check {name}",
+                mark(status),
+                if phase == crate::audit::CheckPhase::Pre {
+                    "pre"
+                } else {
+                    "post"
+                }
+            ),
+            Progress::StepFinished {
+                status, duration, ..
+            } => format!(
+                "  {} {} ({:.2}s)",
+                mark(status),
+                status.as_str(),
+                duration.as_secs_f64()
+            ),
+            Progress::Note(n) => format!("  {}", crate::core::event::printable(&n)),
+            Progress::RollbackStep { name, status } => {
+                format!("  {} rollback: {name} {}", mark(status), status.as_str())
+            }
+        };
+        let mut out = anstream::stdout().lock();
+        let _ = writeln!(out, "{line}");
+        let _ = out.flush();
+    }
+}
+
+fn mark(s: Status) -> &'static str {
+    match s {
+        Status::Passed | Status::Succeeded => "✓",
+        Status::Skipped => "–",
+        _ => "✗",
+    }
+}
+
+pub fn cancel(
+    run_id: &str,
+    as_user: Option<&str>,
+    kill: bool,
+    open_log: impl FnOnce() -> Result<AuditLog, CliError>,
+) -> Result<(), CliError> {
+    let user = who(as_user)?;
+    let log = open_log()?;
+    let mut killing = kill;
+    log.append_with(|len| {
+        let ledger = fold(&log, len)?;
+        let (plan, run) = ledger
+            .run(run_id)
+            .ok_or_else(|| CliError::Failed(format!("no run `{run_id}` in the audit log")))?;
+        if run.finished.is_some() {
+            return Err(CliError::Refused(format!(
+                "run `{run_id}` already finished"
+            )));
+        }
+        if !run_is_live(log.path(), run_id) {
+            return Err(CliError::Refused(format!(
+                "run `{run_id}` is not running (interrupted): roll it back with `opsgate rollback {run_id}`"
+            )));
+        }
+        killing |= run.stop.is_some();
+        Ok(vec![Event::RunCancelled {
+            plan_id: plan.plan_id.clone(),
+            run_id: run_id.to_owned(),
+            user: user.clone(),
+            kill: killing,
+            reason: None,
+        }])
+    })?;
+    writeln!(
+        anstream::stdout().lock(),
+        "{}",
+        if killing {
+            format!("asked run {run_id} to kill its current step and stop")
+        } else {
+            format!("asked run {run_id} to stop after its current step (cancel again to kill it)")
+        }
+    )?;
+    Ok(())
+}
+
+pub fn rollback(
+    run_id: &str,
+    as_user: Option<&str>,
+    policy: &LoadedPolicy,
+    open_log: impl FnOnce() -> Result<AuditLog, CliError>,
+) -> Result<(), CliError> {
+    let user = who(as_user)?;
+    let log = open_log()?;
+    let ledger = crate::audit::ledger::load(log.path(), log.sealer())
+        .map_err(|e| super::approve_cmd::ledger_error(log.path(), e))?;
+    let (state, run) = ledger
+        .run(run_id)
+        .ok_or_else(|| CliError::Failed(format!("no run `{run_id}` in the audit log")))?;
+    if run.dry_run {
+        return Err(CliError::Refused(format!(
+            "run `{run_id}` was a dry run: nothing to roll back"
+        )));
+    }
+    if run_is_live(log.path(), run_id) {
+        return Err(CliError::Refused(format!(
+            "run `{run_id}` is still running: `opsgate cancel {run_id}` first"
+        )));
+    }
+    if run.finished == Some(Status::Succeeded) {
+        return Err(CliError::Refused(format!(
+            "run `{run_id}` succeeded: nothing to roll back"
+        )));
+    }
+    if run.rollback.is_some() {
+        return Err(CliError::Refused(format!(
+            "run `{run_id}` was already rolled back"
+        )));
+    }
+    let plan = frozen_plan(state)?;
+    let completed = run
+        .steps
+        .iter()
+        .filter(|s| s.finished == Some(Status::Succeeded))
+        .map(|s| s.step as usize - 1)
+        .collect();
+    let report = RunReport {
+        run_id: run_id.to_owned(),
+        status: run.finished.unwrap_or(Status::Interrupted),
+        completed,
+        failed_step: None,
+        stopped: false,
+        duration: Duration::ZERO,
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Failed(format!("cannot start the runtime: {e}")))?;
+    let (_stop_tx, stop_rx) = watch::channel(Stop::Run);
+    let (progress_tx, progress_rx) = mpsc::unbounded_channel();
+    let engine = Engine {
+        log: &log,
+        plan_id: &state.plan_id,
+        plan: &plan,
+        policy_hash: &policy.hash,
+        risks: step_risks(&plan, policy),
+        run_id: run_id.to_owned(),
+        user,
+        grace: Duration::from_secs(5),
+        progress: Some(progress_tx),
+        stop: stop_rx,
+    };
+    let status = rt
+        .block_on(async {
+            let printer = tokio::spawn(print_progress(progress_rx));
+            let reason = format!(
+                "operator rollback of run {run_id} ({})",
+                report.status.as_str()
+            );
+            let r = engine.rollback(&report, &reason, false).await;
+            drop(engine);
+            let _ = printer.await;
+            r
+        })
+        .map_err(|e| match e {
+            crate::exec::engine::ExecError::Audit(a) => CliError::Audit(a),
+            crate::exec::engine::ExecError::Refused(m) => CliError::Refused(m),
+        })?;
+    writeln!(
+        anstream::stdout().lock(),
+        "rollback of {run_id} {}",
+        status.as_str()
+    )?;
+    if status == Status::Succeeded {
+        Ok(())
+    } else {
+        Err(CliError::Reported(format!("rollback {}", status.as_str())))
+    }
+}
