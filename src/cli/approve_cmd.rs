@@ -13,7 +13,7 @@ use super::error::CliError;
 use super::submit_cmd::who;
 use crate::audit::ledger::{LedgerError, load_until, run_is_live};
 use crate::audit::{AuditLog, Channel, Decision, Event};
-use crate::core::approval::{Verdict, requirement};
+use crate::core::approval::{Verdict, requirement, same_person};
 use crate::core::event::short;
 use crate::core::policy::LoadedPolicy;
 use crate::core::state::{Ledger, PlanState};
@@ -57,10 +57,7 @@ pub fn approve(
             Verdict::Pending { have, .. } => have.clone(),
             _ => Vec::new(),
         };
-        if have
-            .iter()
-            .any(|h| h.trim().eq_ignore_ascii_case(who.trim()))
-        {
+        if have.iter().any(|h| same_person(h, &who)) {
             return Err(CliError::Refused(format!(
                 "{who} already approved plan `{}`; one person counts once",
                 args.id
@@ -92,9 +89,7 @@ pub fn reject(
         let ledger = fold(&log, len)?;
         let plan = open_plan(&ledger, &args.id, policy, &log)?;
         if let Some(list) = &policy.policy.approvers
-            && !list
-                .iter()
-                .any(|a| a.name.trim().eq_ignore_ascii_case(who.trim()))
+            && !list.iter().any(|a| same_person(&a.name, &who))
         {
             return Err(CliError::Refused(format!(
                 "{who} is not on the policy's approvers list"

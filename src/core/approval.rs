@@ -223,9 +223,15 @@ pub fn may_approve(
     Ok(())
 }
 
-/// Names compare without case and surrounding space: `Alice` is `alice`.
-fn same_person(a: &str, b: &str) -> bool {
-    a.trim().eq_ignore_ascii_case(b.trim())
+/// A name as compared: without surrounding space, in Unicode lower case,
+/// so `Alice` is `alice` and `Émile` is `émile`.
+pub fn person_key(name: &str) -> String {
+    name.trim().to_lowercase()
+}
+
+/// Whether two names are the same person (see [`person_key`]).
+pub fn same_person(a: &str, b: &str) -> bool {
+    person_key(a) == person_key(b)
 }
 
 /// A plan whose approvals are complete and current: the only thing the
@@ -371,7 +377,7 @@ pub fn evaluate(
             Some(VoteProblem::Expired {
                 age_seconds: (now - v.at).num_seconds(),
             })
-        } else if !counted.insert(v.approver.trim().to_ascii_lowercase()) {
+        } else if !counted.insert(person_key(&v.approver)) {
             Some(VoteProblem::Duplicate)
         } else {
             None

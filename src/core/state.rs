@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::core::approval::{Subject, Verdict, Vote, evaluate};
+use crate::core::approval::{Subject, Verdict, Vote, evaluate, same_person};
 use crate::core::digest::{PlanHash, PolicyHash};
 use crate::core::event::{Decision, Event, Record, Status};
 use crate::core::policy::Policy;
@@ -259,9 +259,14 @@ impl Ledger {
             Event::ApprovalGranted(d) => self.vote(d, r.ts, true),
             Event::ApprovalRejected(d) => self.vote(d, r.ts, false),
             Event::ApprovalExpired(d) => {
+                // It expires the votes cast before it, not a later
+                // re-approval by the same person.
                 if let Some(p) = self.plans.get_mut(&d.plan_id) {
-                    p.votes
-                        .retain(|v| !(v.approver == d.approver && v.plan_hash == d.plan_hash));
+                    p.votes.retain(|v| {
+                        !(same_person(&v.approver, &d.approver)
+                            && v.plan_hash == d.plan_hash
+                            && v.at <= r.ts)
+                    });
                     p.expired_recorded = true;
                 }
             }
