@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use super::style::{badge, bold, dim};
 use crate::core::digest::PolicyHash;
+use crate::core::plan::model::OnError;
 use crate::core::plan::{Check, ClassifiedPlan, PlanRollback};
 use crate::core::risk::{Classification, Reason, RiskLevel};
 
@@ -69,6 +70,8 @@ enum RollbackView<'a> {
     Steps {
         method: Option<&'a str>,
         estimated_time_seconds: Option<u64>,
+        /// `stop` or `continue`: what a failed rollback step does.
+        on_error: OnError,
         steps: Vec<ActionView<'a>>,
     },
     Absent,
@@ -123,8 +126,10 @@ impl<'a> PlanView<'a> {
                 method,
                 steps,
                 estimated_time,
+                on_error,
             } => RollbackView::Steps {
                 method: method.as_deref(),
+                on_error: *on_error,
                 estimated_time_seconds: estimated_time.map(|d| d.get().as_secs()),
                 steps: steps
                     .iter()
@@ -253,12 +258,23 @@ impl<'a> PlanView<'a> {
             RollbackView::Steps {
                 method,
                 estimated_time_seconds,
+                on_error,
                 steps,
             } => {
                 let est = estimated_time_seconds
                     .map(|s| format!(" (est. {})", human_secs(s)))
                     .unwrap_or_default();
-                writeln!(out, "{} {}{est}", bold("Rollback"), method.unwrap_or(""))?;
+                let cont = if *on_error == OnError::Continue {
+                    " (a failed step does not stop the rollback)"
+                } else {
+                    ""
+                };
+                writeln!(
+                    out,
+                    "{} {}{est}{cont}",
+                    bold("Rollback"),
+                    method.unwrap_or("")
+                )?;
                 for (i, s) in steps.iter().enumerate() {
                     writeln!(out, "  {:>2}. {}  {}", i + 1, badge(s.risk), s.command)?;
                 }

@@ -109,6 +109,17 @@ fn step_risks(plan: &Plan, policy: &LoadedPolicy) -> Vec<RiskLevel> {
         .collect()
 }
 
+/// `rollback.on_error: continue`.
+fn keep_going(plan: &Plan) -> bool {
+    matches!(
+        plan.rollback,
+        crate::core::plan::PlanRollback::Steps {
+            on_error: crate::core::plan::model::OnError::Continue,
+            ..
+        }
+    )
+}
+
 /// What `run` decided under the lock.
 struct Start {
     plan_id: String,
@@ -315,8 +326,7 @@ fn drive(
             if report.status != Status::Succeeded && !dry {
                 if rollback_now {
                     let reason = format!("run {} {}", report.run_id, report.status.as_str());
-                    let keep_going = false;
-                    let status = engine.rollback(&report, &reason, keep_going).await?;
+                    let status = engine.rollback(&report, &reason, keep_going(&start.plan)).await?;
                     println!("rollback {}", status.as_str());
                 } else {
                     println!(
@@ -585,7 +595,7 @@ pub fn rollback(
                 "operator rollback of run {run_id} ({})",
                 report.status.as_str()
             );
-            let r = engine.rollback(&report, &reason, false).await;
+            let r = engine.rollback(&report, &reason, keep_going(&plan)).await;
             drop(engine);
             let _ = printer.await;
             r

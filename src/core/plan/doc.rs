@@ -8,6 +8,8 @@
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
+
+pub use super::model::OnError;
 use serde_saphyr::Spanned;
 
 use crate::core::duration::HumanDuration;
@@ -128,4 +130,8 @@ pub struct PlanRollbackDoc {
     pub steps: Vec<ActionDoc>,
     #[serde(default)]
     pub estimated_time: Option<HumanDuration>,
+    /// Whether a failed rollback step ends the rollback (`stop`, the
+    /// default) or the rest still run (`continue`).
+    #[serde(default)]
+    pub on_error: OnError,
 }

@@ -367,6 +367,7 @@ fn plan_rollback(
                 .map(|m| v.text(m, params, "rollback method").trim().to_owned()),
             steps,
             estimated_time: doc.estimated_time,
+            on_error: doc.on_error,
         },
         ratings,
     )

@@ -147,9 +147,29 @@ pub enum PlanRollback {
         method: Option<String>,
         steps: Vec<RollbackStep>,
         estimated_time: Option<HumanDuration>,
+        /// Absent from the hash when it is the default, `stop`.
+        #[serde(default, skip_serializing_if = "OnError::is_stop")]
+        on_error: OnError,
     },
     /// No plan-level rollback (steps may still have their own).
     Absent,
+}
+
+/// What a failed rollback step does to the rest of the rollback.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnError {
+    /// End the rollback there.
+    #[default]
+    Stop,
+    /// Run the remaining rollback steps anyway.
+    Continue,
+}
+
+impl OnError {
+    pub fn is_stop(&self) -> bool {
+        *self == OnError::Stop
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
