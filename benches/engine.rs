@@ -89,6 +89,7 @@ fn main() -> BenchResult<()> {
         grace: Duration::from_secs(1),
         progress: None,
         stop: stop_rx,
+        resumed: Vec::new(),
     };
     let t = Instant::now();
     let report = rt.block_on(engine.run(&Authority::Approved(approved)))?;

@@ -138,6 +138,10 @@ pub struct RunArgs {
     /// `execution.auto_rollback: true` does).
     #[arg(long)]
     pub rollback_on_failure: bool,
+    /// Resume an interrupted run of this plan at the step it was
+    /// interrupted in (which runs again), while its approvals still count.
+    #[arg(long, conflicts_with = "dry_run")]
+    pub resume: bool,
     /// Who runs it (default: the OS user).
     #[arg(long = "as", value_name = "NAME")]
     pub as_user: Option<String>,

@@ -125,6 +125,8 @@ struct Start {
     plan_id: String,
     plan: Plan,
     authority: Authority,
+    /// Steps an interrupted run completed, when resuming it.
+    resumed: Vec<usize>,
 }
 
 pub fn run(
@@ -175,22 +177,32 @@ pub fn run(
         };
         let verdict = state.verdict(&policy.policy, &policy.hash, Utc::now());
         let status = state.status(&verdict, |r| run_is_live(log.path(), r));
-        let authority = authorize(state, status, verdict, policy, args.dry_run)?;
+        let mut events = Vec::new();
+        let mut resumed = Vec::new();
+        let authority = if args.resume {
+            let (authority, close, done) = resume(state, status, verdict, policy)?;
+            events.push(close);
+            resumed = done;
+            authority
+        } else {
+            authorize(state, status, verdict, policy, args.dry_run)?
+        };
         lock = Some(RunLock::take(log.path(), &run_id)?);
-        let event = Event::RunStarted {
+        events.push(Event::RunStarted {
             plan_id: id.to_owned(),
             run_id: run_id.clone(),
             plan_hash: state.submission.plan_hash.clone(),
             policy_hash: policy.hash.clone(),
             dry_run: args.dry_run,
             user: user.clone(),
-        };
+        });
         start = Some(Start {
             plan_id: id.to_owned(),
             plan,
             authority,
+            resumed,
         });
-        Ok(vec![event])
+        Ok(events)
     })?;
     let start = start.ok_or_else(|| CliError::Failed("the run did not start".into()))?;
     let rollback_now =
@@ -214,6 +226,42 @@ pub fn run(
     }
 }
 
+/// Resuming an interrupted run: its approvals must still count. Returns
+/// the authority, the record closing the interrupted run, and the steps it
+/// completed.
+fn resume(
+    state: &PlanState,
+    status: PlanStatus,
+    verdict: Verdict,
+    policy: &LoadedPolicy,
+) -> Result<(Authority, Event, Vec<usize>), CliError> {
+    let id = &state.plan_id;
+    let run = match (status, state.last_run()) {
+        (PlanStatus::Interrupted, Some(run)) if run.finished.is_none() => run,
+        _ => {
+            return Err(CliError::Refused(format!(
+                "plan `{id}` has no interrupted run to resume (it is {})",
+                status.as_str()
+            )));
+        }
+    };
+    let authority = authorize(state, PlanStatus::Approved, verdict, policy, false)?;
+    let done = run
+        .steps
+        .iter()
+        .take_while(|s| s.finished == Some(Status::Succeeded))
+        .map(|s| s.step as usize - 1)
+        .collect();
+    let close = Event::RunFinished {
+        plan_id: id.clone(),
+        run_id: run.run_id.clone(),
+        dry_run: false,
+        status: Status::Interrupted,
+        duration_seconds: (Utc::now() - run.started).num_milliseconds() as f64 / 1000.0,
+    };
+    Ok((authority, close, done))
+}
+
 /// Whether the plan may run now, and under what authority.
 fn authorize(
     state: &PlanState,
@@ -233,7 +281,7 @@ fn authorize(
                 .and_then(|r| r.unfinished_step().map(|s| format!(" at step {}", s.step)))
                 .unwrap_or_default();
             return Err(CliError::Refused(format!(
-                "plan `{id}` was interrupted{at}: roll it back (`opsgate rollback RUN`) or submit it again"
+                "plan `{id}` was interrupted{at}: resume it (`opsgate run {id} --resume`), roll it back (`opsgate rollback RUN`), or submit it again"
             )));
         }
         s if !s.is_open() => {
@@ -299,6 +347,7 @@ fn drive(
         grace: Duration::from_secs(grace),
         progress: Some(progress_tx),
         stop: stop_rx,
+        resumed: start.resumed.clone(),
     };
     let dry = matches!(start.authority, Authority::DryRun);
     {
@@ -587,6 +636,7 @@ pub fn rollback(
         grace: Duration::from_secs(5),
         progress: Some(progress_tx),
         stop: stop_rx,
+        resumed: Vec::new(),
     };
     let status = rt
         .block_on(async {

@@ -97,6 +97,9 @@ pub struct Engine<'a> {
     pub grace: Duration,
     pub progress: Option<mpsc::UnboundedSender<Progress>>,
     pub stop: watch::Receiver<Stop>,
+    /// Resuming an interrupted run: the steps (0-based) it completed. The
+    /// run starts at the first step after them, and a rollback covers them.
+    pub resumed: Vec<usize>,
 }
 
 impl Engine<'_> {
@@ -133,11 +136,12 @@ impl Engine<'_> {
         }
         let started = Instant::now();
         let total = self.plan.steps.len();
-        let mut completed = Vec::new();
+        let mut completed = self.resumed.clone();
+        let first = self.resumed.iter().max().map_or(0, |i| i + 1);
         let mut failed_step = None;
         let mut stopped = false;
         let mut status = Status::Succeeded;
-        for (index, step) in self.plan.steps.iter().enumerate() {
+        for (index, step) in self.plan.steps.iter().enumerate().skip(first) {
             if *self.stop.borrow() >= Stop::AfterStep {
                 stopped = true;
                 status = Status::Cancelled;
