@@ -39,40 +39,56 @@ pub fn approve(
 ) -> Result<(), CliError> {
     let who = who(args.as_user.as_deref())?;
     let log = open_log()?;
-    let appended = log.append_with(|len| {
-        let ledger = fold(&log, len)?;
-        let plan = open_plan(&ledger, &args.id, policy, &log)?;
-        if let Some(h) = &args.hash {
+    let appended = grant(
+        &log,
+        policy,
+        &args.id,
+        &who,
+        args.hash.as_deref(),
+        args.reason.clone(),
+    )?;
+    report(
+        &log, policy, &args.id, "approved", &who, &appended, args.json,
+    )
+}
+
+/// Records `who`'s approval of plan `id` on the CLI channel, after every
+/// check, under the log's lock. `hash`: the plan hash they reviewed.
+pub fn grant(
+    log: &AuditLog,
+    policy: &LoadedPolicy,
+    id: &str,
+    who: &str,
+    hash: Option<&str>,
+    reason: Option<String>,
+) -> Result<Vec<crate::audit::Appended>, CliError> {
+    log.append_with(|len| {
+        let ledger = fold(log, len)?;
+        let plan = open_plan(&ledger, id, policy, log)?;
+        if let Some(h) = hash {
             check_hash(h, plan)?;
         }
         let subject = plan.subject();
         let level = requirement(&policy.policy, &subject)
             .map_err(|r| CliError::Refused(r.0))?
             .level;
-        crate::core::approval::may_approve(&policy.policy, &subject, level, &who, Channel::Cli)
-            .map_err(|p| CliError::Refused(p.describe(&who, level)))?;
+        crate::core::approval::may_approve(&policy.policy, &subject, level, who, Channel::Cli)
+            .map_err(|p| CliError::Refused(p.describe(who, level)))?;
         let verdict = plan.verdict(&policy.policy, &policy.hash, Utc::now());
         let have = match &verdict {
             Verdict::Approved { plan, .. } => plan.approvers().to_vec(),
             Verdict::Pending { have, .. } => have.clone(),
             _ => Vec::new(),
         };
-        if have.iter().any(|h| same_person(h, &who)) {
+        if have.iter().any(|h| same_person(h, who)) {
             return Err(CliError::Refused(format!(
-                "{who} already approved plan `{}`; one person counts once",
-                args.id
+                "{who} already approved plan `{id}`; one person counts once"
             )));
         }
         Ok(vec![Event::ApprovalGranted(decision(
-            plan,
-            policy,
-            &who,
-            args.reason.clone(),
+            plan, policy, who, reason,
         ))])
-    })?;
-    report(
-        &log, policy, &args.id, "approved", &who, &appended, args.json,
-    )
+    })
 }
 
 pub fn reject(

@@ -138,6 +138,11 @@ pub struct RunArgs {
     /// `execution.auto_rollback: true` does).
     #[arg(long)]
     pub rollback_on_failure: bool,
+    /// The seed's flow: print the plan, ask `Approve? (yes/no/explain)`
+    /// (`yes` records your approval, submitting a plan file first), run with
+    /// live progress, and on failure ask `Rollback? (yes/no)`.
+    #[arg(long)]
+    pub interactive: bool,
     /// Resume an interrupted run of this plan at the step it was
     /// interrupted in (which runs again), while its approvals still count.
     #[arg(long, conflicts_with = "dry_run")]

@@ -143,6 +143,12 @@ pub fn run(
         None
     };
     let log = open_log()?;
+    if args.interactive && !args.resume {
+        let go = converse(args, policy, &log, from_file.as_ref(), &user)?;
+        if !go {
+            return Err(CliError::Failed("not run".into()));
+        }
+    }
     let run_id = new_run_id();
     let mut start = None;
     let mut lock = None;
@@ -207,6 +213,11 @@ pub fn run(
     let start = start.ok_or_else(|| CliError::Failed("the run did not start".into()))?;
     let rollback_now =
         !args.dry_run && (args.rollback_on_failure || policy.policy.execution.auto_rollback);
+    let ask = if args.interactive {
+        Ask::Prompt
+    } else {
+        Ask::Never
+    };
     let report = drive(
         &log,
         policy,
@@ -215,6 +226,7 @@ pub fn run(
         &user,
         args.grace,
         rollback_now,
+        ask,
     )?;
     drop(lock);
     match report.status {
@@ -320,7 +332,122 @@ fn authorize(
     Ok(Authority::Approved(approved))
 }
 
+/// Whether to ask before a rollback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ask {
+    Prompt,
+    Never,
+}
+
+/// Asks a question on the terminal; the answer, trimmed and lower case.
+/// End of input answers `no`.
+fn ask(question: &str) -> Result<String, CliError> {
+    {
+        let mut out = anstream::stdout().lock();
+        write!(out, "{question} ")?;
+        out.flush()?;
+    }
+    let mut line = String::new();
+    if std::io::stdin().read_line(&mut line)? == 0 {
+        return Ok("no".into());
+    }
+    Ok(line.trim().to_lowercase())
+}
+
+/// `--interactive` before the run: shows the plan and, unless it is
+/// approved already, asks for the user's approval (submitting a plan file
+/// first). Returns whether to go on.
+fn converse(
+    args: &RunArgs,
+    policy: &LoadedPolicy,
+    log: &AuditLog,
+    from_file: Option<&crate::core::plan::ClassifiedPlan>,
+    user: &str,
+) -> Result<bool, CliError> {
+    let cp = match from_file {
+        Some(cp) => {
+            let (seq, new) = super::submit_cmd::record(log, policy, cp, user)?;
+            if new {
+                println!("submitted {} as seq {seq}", cp.plan.id);
+            }
+            cp.clone()
+        }
+        None => {
+            let ledger = crate::audit::ledger::load(log.path(), log.sealer())
+                .map_err(|e| super::approve_cmd::ledger_error(log.path(), e))?;
+            let state = ledger.plan(&args.target).ok_or_else(|| {
+                CliError::Failed(format!("no plan `{}` in the audit log", args.target))
+            })?;
+            crate::core::plan::ClassifiedPlan::from_plan(frozen_plan(state)?, &policy.rules)
+        }
+    };
+    {
+        let mut out = anstream::stdout().lock();
+        super::plan_view::PlanView::new(&cp, &policy.hash).write_text(&mut out)?;
+    }
+    let id = cp.plan.id.as_str();
+    let state_now = || -> Result<Verdict, CliError> {
+        let ledger = crate::audit::ledger::load(log.path(), log.sealer())
+            .map_err(|e| super::approve_cmd::ledger_error(log.path(), e))?;
+        let state = ledger
+            .plan(id)
+            .ok_or_else(|| CliError::Failed(format!("no plan `{id}` in the audit log")))?;
+        Ok(state.verdict(&policy.policy, &policy.hash, Utc::now()))
+    };
+    if let Verdict::Approved { plan, .. } = state_now()? {
+        println!("approved by {}", plan.approvers().join(", "));
+        return Ok(ask("Run? (yes/no)")? == "yes");
+    }
+    loop {
+        match ask("Approve? (yes/no/explain)")?.as_str() {
+            "yes" | "y" => break,
+            "no" | "n" => return Ok(false),
+            "explain" | "e" => explain(&cp)?,
+            other => println!("`{other}`: answer yes, no or explain"),
+        }
+    }
+    super::approve_cmd::grant(log, policy, id, user, Some(cp.hash.as_str()), None)?;
+    match state_now()? {
+        Verdict::Approved { plan, .. } => {
+            println!("approved by {}", plan.approvers().join(", "));
+            Ok(true)
+        }
+        other => Err(CliError::Refused(format!(
+            "your approval is recorded, and plan `{id}` may not run yet: {}",
+            other.missing().unwrap_or_default()
+        ))),
+    }
+}
+
+/// Why each step has its level.
+fn explain(cp: &crate::core::plan::ClassifiedPlan) -> Result<(), CliError> {
+    let mut out = anstream::stdout().lock();
+    for (i, (step, review)) in cp.plan.steps.iter().zip(&cp.steps).enumerate() {
+        writeln!(
+            out,
+            "Step {} {}: {}",
+            i + 1,
+            step.name,
+            super::style::badge(review.action.risk)
+        )?;
+        if review.action.reasons.is_empty() {
+            writeln!(
+                out,
+                "  - no rule matched: read-only or unknown to be harmful"
+            )?;
+        }
+        for r in &review.action.reasons {
+            writeln!(out, "  - {r}")?;
+        }
+    }
+    Ok(())
+}
+
 /// Runs the engine with a printer, Ctrl-C and the log's stop requests.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one call site, each argument distinct"
+)]
 fn drive(
     log: &AuditLog,
     policy: &LoadedPolicy,
@@ -329,6 +456,7 @@ fn drive(
     user: &str,
     grace: u64,
     rollback_now: bool,
+    ask_first: Ask,
 ) -> Result<RunReport, CliError> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -362,7 +490,8 @@ fn drive(
     }
     let offset = std::fs::metadata(log.path()).map_or(0, |m| m.len());
     rt.block_on(async {
-        let printer = tokio::spawn(print_progress(progress_rx));
+        let spinner = ask_first == Ask::Prompt && std::io::IsTerminal::is_terminal(&std::io::stdout());
+        let printer = tokio::spawn(print_progress(progress_rx, spinner));
         let stops = tokio::spawn(watch_stops(
             log.path().to_owned(),
             offset,
@@ -373,7 +502,12 @@ fn drive(
         let work = async move {
             let report = engine.run(&start.authority).await?;
             if report.status != Status::Succeeded && !dry {
-                if rollback_now {
+                // Let the printer catch up before a prompt.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                let answer = ask_first == Ask::Prompt
+                    && !rollback_now
+                    && ask("Rollback? (yes/no)").is_ok_and(|a| a == "yes" || a == "y");
+                if rollback_now || answer {
                     let reason = format!("run {} {}", report.run_id, report.status.as_str());
                     let status = engine.rollback(&report, &reason, keep_going(&start.plan)).await?;
                     println!("rollback {}", status.as_str());
@@ -469,8 +603,36 @@ async fn watch_stops(path: PathBuf, offset: u64, run_id: String, stop: watch::Se
     }
 }
 
-async fn print_progress(mut rx: mpsc::UnboundedReceiver<Progress>) {
-    while let Some(p) = rx.recv().await {
+/// Prints progress. With `spinner`, a running step shows a spinner and its
+/// elapsed time on a line of its own, redrawn in place.
+async fn print_progress(mut rx: mpsc::UnboundedReceiver<Progress>, spinner: bool) {
+    const FRAMES: [char; 10] = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    let mut running: Option<std::time::Instant> = None;
+    let mut shown = false;
+    let mut frame = 0;
+    loop {
+        let p = tokio::select! {
+            p = rx.recv() => match p {
+                Some(p) => p,
+                None => break,
+            },
+            _ = tick.tick(), if spinner && running.is_some() => {
+                if let Some(t) = running {
+                    let mut out = anstream::stdout().lock();
+                    let _ = write!(out, "\r  {} {:.1}s", FRAMES[frame % FRAMES.len()], t.elapsed().as_secs_f64());
+                    let _ = out.flush();
+                    frame += 1;
+                    shown = true;
+                }
+                continue;
+            }
+        };
+        match &p {
+            Progress::StepStarted { .. } => running = Some(std::time::Instant::now()),
+            Progress::StepFinished { .. } => running = None,
+            _ => {}
+        }
         let line = match p {
             Progress::StepStarted {
                 index,
@@ -513,6 +675,11 @@ async fn print_progress(mut rx: mpsc::UnboundedReceiver<Progress>) {
             }
         };
         let mut out = anstream::stdout().lock();
+        if shown {
+            // Clear the spinner's line first.
+            let _ = write!(out, "\r\x1b[K");
+            shown = false;
+        }
         let _ = writeln!(out, "{line}");
         let _ = out.flush();
     }
@@ -640,7 +807,7 @@ pub fn rollback(
     };
     let status = rt
         .block_on(async {
-            let printer = tokio::spawn(print_progress(progress_rx));
+            let printer = tokio::spawn(print_progress(progress_rx, false));
             let reason = format!(
                 "operator rollback of run {run_id} ({})",
                 report.status.as_str()

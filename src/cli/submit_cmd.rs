@@ -13,6 +13,7 @@ use chrono::Utc;
 use super::approve_cmd::fold;
 use crate::audit::ledger::run_is_live;
 use crate::audit::{AuditLog, Event};
+use crate::core::plan::ClassifiedPlan;
 use crate::core::policy::LoadedPolicy;
 
 #[derive(Debug, Serialize)]
@@ -51,6 +52,58 @@ pub fn os_user() -> Result<String, CliError> {
 }
 
 /// Loads the plan, then opens the log (so a bad plan creates no log).
+/// Records `plan_submitted` for a classified plan, unless the same plan
+/// (same plan and policy hashes) is already open. Returns the submission's
+/// seq and whether it is new.
+pub fn record(
+    log: &AuditLog,
+    policy: &LoadedPolicy,
+    cp: &ClassifiedPlan,
+    submitter: &str,
+) -> Result<(u64, bool), CliError> {
+    let plan_json = serde_json::to_value(&cp.plan)
+        .map_err(|e| CliError::Failed(format!("cannot record the plan: {e}")))?;
+    let mut earlier = None;
+    let appended = log.append_with(|len| {
+        let ledger = fold(log, len)?;
+        earlier = ledger
+            .plan(&cp.plan.id)
+            .filter(|p| {
+                p.submission.plan_hash == cp.hash
+                    && p.submission.policy_hash == policy.hash
+                    && p.status(
+                        &p.verdict(&policy.policy, &policy.hash, Utc::now()),
+                        |run| run_is_live(log.path(), run),
+                    )
+                    .is_open()
+            })
+            .map(|p| p.submission.seq);
+        if earlier.is_some() {
+            return Ok::<_, CliError>(Vec::new());
+        }
+        Ok(vec![Event::PlanSubmitted {
+            plan_id: cp.plan.id.clone(),
+            plan_hash: cp.hash.clone(),
+            policy_hash: policy.hash.clone(),
+            risk: cp.risk,
+            author: cp
+                .plan
+                .author
+                .clone()
+                .unwrap_or_else(|| submitter.to_owned()),
+            submitted_by: submitter.to_owned(),
+            mutates_production: cp.mutates_production(),
+            redacted: false,
+            plan: plan_json,
+        }])
+    })?;
+    // With nothing new, `appended` can still hold a `log_repaired`.
+    let seq = earlier
+        .or_else(|| appended.last().map(|a| a.seq))
+        .unwrap_or_default();
+    Ok((seq, earlier.is_none()))
+}
+
 /// `--as NAME`, or the OS user.
 pub fn who(as_user: Option<&str>) -> Result<String, CliError> {
     match as_user {
@@ -67,52 +120,15 @@ pub fn run(
 ) -> Result<(), CliError> {
     let cp = plan_cmd::load(&args.file, policy)?;
     let submitter = who(args.as_user.as_deref())?;
-    let plan_id = cp.plan.id.clone();
-    let plan_hash = cp.hash.to_string();
-    let policy_hash = policy.hash.to_string();
-    let plan_json = serde_json::to_value(&cp.plan)
-        .map_err(|e| CliError::Failed(format!("cannot record the plan: {e}")))?;
     let log = open_log()?;
-    let mut earlier = None;
-    let appended = log.append_with(|len| {
-        let ledger = fold(&log, len)?;
-        earlier = ledger
-            .plan(&plan_id)
-            .filter(|p| {
-                p.submission.plan_hash.as_str() == plan_hash
-                    && p.submission.policy_hash.as_str() == policy_hash
-                    && p.status(
-                        &p.verdict(&policy.policy, &policy.hash, Utc::now()),
-                        |run| run_is_live(log.path(), run),
-                    )
-                    .is_open()
-            })
-            .map(|p| p.submission.seq);
-        if earlier.is_some() {
-            return Ok::<_, CliError>(Vec::new());
-        }
-        Ok(vec![Event::PlanSubmitted {
-            plan_id: plan_id.clone(),
-            plan_hash: cp.hash.clone(),
-            policy_hash: policy.hash.clone(),
-            risk: cp.risk,
-            author: cp.plan.author.clone().unwrap_or_else(|| submitter.clone()),
-            submitted_by: submitter.clone(),
-            mutates_production: cp.mutates_production(),
-            redacted: false,
-            plan: plan_json,
-        }])
-    })?;
+    let (seq, new) = record(&log, policy, &cp, &submitter)?;
     let out = Submitted {
-        plan_id,
-        plan_hash,
-        policy_hash,
+        plan_id: cp.plan.id.clone(),
+        plan_hash: cp.hash.to_string(),
+        policy_hash: policy.hash.to_string(),
         risk: cp.risk.to_string(),
-        // With nothing new, `appended` can still hold a `log_repaired`.
-        seq: earlier
-            .or_else(|| appended.last().map(|a| a.seq))
-            .unwrap_or_default(),
-        new: earlier.is_none(),
+        seq,
+        new,
     };
     let mut stdout = anstream::stdout().lock();
     if args.json {

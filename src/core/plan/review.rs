@@ -3,9 +3,10 @@
 
 use serde::Serialize;
 
-use super::model::Plan;
+use super::model::{Action, Plan, PlanRollback};
+use crate::core::classify::{ClassifyContext, RuleSet};
 use crate::core::digest::PlanHash;
-use crate::core::risk::{Classification, RiskLevel};
+use crate::core::risk::{Classification, Reason, RiskLevel};
 
 /// A valid plan, classified under a policy. The plan's risk is the highest
 /// risk of its steps; checks and rollbacks are rated and shown, but do not
@@ -21,6 +22,52 @@ pub struct ClassifiedPlan {
 }
 
 impl ClassifiedPlan {
+    /// Rates a normalized plan (one read back from the audit log) under a
+    /// rule set, as loading its file would. A command that does not
+    /// classify is rated CRITICAL.
+    pub fn from_plan(plan: Plan, rules: &RuleSet) -> Self {
+        let ctx = ClassifyContext {
+            namespace: plan.target.namespace.clone(),
+            kube_context: plan.target.kube_context.clone(),
+        };
+        let rate = |a: &Action| {
+            rules.classify(a.command_line(), &ctx).unwrap_or_else(|e| {
+                Classification::from_reasons(vec![Reason {
+                    level: RiskLevel::Critical,
+                    part: a.command_line().to_owned(),
+                    via: Vec::new(),
+                    rule: "unclassifiable".into(),
+                    message: e.to_string(),
+                }])
+            })
+        };
+        let steps: Vec<StepReview> = plan
+            .steps
+            .iter()
+            .map(|s| StepReview {
+                action: rate(&s.action),
+                pre_checks: s.pre_checks.iter().map(|c| rate(&c.action)).collect(),
+                post_checks: s.post_checks.iter().map(|c| rate(&c.action)).collect(),
+                rollback: s.rollback.as_ref().map(rate),
+            })
+            .collect();
+        let rollback = match &plan.rollback {
+            PlanRollback::Steps { steps, .. } => steps.iter().map(|s| rate(&s.action)).collect(),
+            PlanRollback::None { .. } | PlanRollback::Absent => Vec::new(),
+        };
+        ClassifiedPlan {
+            hash: plan.hash(),
+            risk: steps
+                .iter()
+                .map(|s| s.action.risk)
+                .max()
+                .unwrap_or(RiskLevel::Low),
+            plan,
+            steps,
+            rollback,
+        }
+    }
+
     /// Whether a step mutates a production namespace or context (what
     /// `safety.block_production` refuses without an override).
     pub fn mutates_production(&self) -> bool {
