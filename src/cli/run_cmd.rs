@@ -25,7 +25,6 @@ use crate::audit::ledger::{run_is_live, run_lock_path};
 use crate::audit::read::Follower;
 use crate::audit::{AuditLog, Event, Record, Status};
 use crate::core::approval::{ApprovedPlan, Verdict, needs_dry_run};
-use crate::core::classify::ClassifyContext;
 use crate::core::event::short;
 use crate::core::plan::Plan;
 use crate::core::policy::LoadedPolicy;
@@ -94,18 +93,10 @@ fn frozen_plan(p: &PlanState) -> Result<Plan, CliError> {
 
 /// Each step's rating under the policy, in the plan's own scope.
 fn step_risks(plan: &Plan, policy: &LoadedPolicy) -> Vec<RiskLevel> {
-    let ctx = ClassifyContext {
-        namespace: plan.target.namespace.clone(),
-        kube_context: plan.target.kube_context.clone(),
-    };
-    plan.steps
+    crate::core::plan::ClassifiedPlan::from_plan(plan.clone(), &policy.rules)
+        .steps
         .iter()
-        .map(|s| {
-            policy
-                .rules
-                .classify(s.action.command_line(), &ctx)
-                .map_or(RiskLevel::Critical, |c| c.risk)
-        })
+        .map(|s| s.action.risk)
         .collect()
 }
 
