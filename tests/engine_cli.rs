@@ -1,0 +1,1073 @@
+//! The execution engine through the binary, with real processes: the
+//! write-ahead log, stop on failure, timeouts, stop requests (cancel,
+//! Ctrl-C), rollback, stale and missing approvals, interrupted runs, dry
+//! runs and the local demo plan.
+//!
+//! Each test works in its own temp dir (plans, markers, audit log); only
+//! `the_demo_plan_runs_end_to_end` touches `/tmp/opsgate-demo`. Every
+//! process a test starts is killed on every path: `Running` kills the
+//! `opsgate run` it wraps when dropped, `Reaper` kills the processes whose
+//! pids the plans' steps wrote to files.
+
+#![expect(
+    clippy::expect_used,
+    reason = "test helpers: a broken fixture should stop the test loudly"
+)]
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use assert_cmd::cargo::cargo_bin;
+use common::repo;
+use serde_json::Value;
+
+/// How long any one `opsgate` command may take before the test gives up.
+const DEADLINE: Duration = Duration::from_secs(60);
+
+/// One audit log in a temp dir, an optional policy file, and the plans.
+struct Env {
+    dir: tempfile::TempDir,
+    log: PathBuf,
+    policy: Option<PathBuf>,
+}
+
+impl Env {
+    fn new(policy: Option<&str>) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let log = dir.path().join("audit.jsonl");
+        let policy = policy.map(|text| {
+            let p = dir.path().join("policy.yaml");
+            std::fs::write(&p, text).expect("policy written");
+            p
+        });
+        Env { dir, log, policy }
+    }
+
+    /// A path in the temp dir.
+    fn p(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn command(&self) -> Command {
+        let mut cmd = Command::new(cargo_bin!("opsgate"));
+        cmd.current_dir(repo())
+            .env("NO_COLOR", "1")
+            .env("USER", "os-user")
+            .env_remove("OPSGATE_CONFIG")
+            .env_remove("OPSGATE_AUDIT_KEY")
+            .env_remove("OPSGATE_AUDIT_LOG")
+            .stdin(Stdio::null())
+            .arg("--audit-log")
+            .arg(&self.log);
+        if let Some(p) = &self.policy {
+            cmd.arg("--config").arg(p);
+        }
+        cmd
+    }
+
+    /// Runs to the end; returns exit code, stdout, stderr.
+    fn run(&self, args: &[&str]) -> (i32, String, String) {
+        let mut running = self.spawn(args);
+        running.finish(DEADLINE)
+    }
+
+    #[track_caller]
+    fn ok(&self, args: &[&str]) -> String {
+        let (code, out, err) = self.run(args);
+        assert_eq!(code, 0, "{args:?}: {out} {err}");
+        out
+    }
+
+    /// Must be refused (exit 3) with a message containing `why`, writing
+    /// nothing to the log.
+    #[track_caller]
+    fn refused(&self, args: &[&str], why: &str) {
+        let lines = self.records().len();
+        let (code, out, err) = self.run(args);
+        assert_eq!(code, 3, "{args:?} should be refused: {out} {err}");
+        assert!(err.contains(why), "{args:?}: want {why:?} in {err}");
+        assert_eq!(self.records().len(), lines, "a refusal writes nothing");
+    }
+
+    /// Starts `opsgate ARGS` with its output piped.
+    fn spawn(&self, args: &[&str]) -> Running {
+        let mut child = self
+            .command()
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("opsgate starts");
+        let stdout = child.stdout.take().expect("stdout piped");
+        let mut stderr = child.stderr.take().expect("stderr piped");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let err = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = stderr.read_to_string(&mut s);
+            s
+        });
+        Running {
+            child,
+            lines,
+            seen: Vec::new(),
+            err: Some(err),
+            args: args.iter().map(|s| (*s).to_owned()).collect(),
+        }
+    }
+
+    /// Writes a plan into the temp dir, with `@D@` replaced by its path.
+    fn plan(&self, name: &str, yaml: &str) -> PathBuf {
+        let p = self.p(name);
+        std::fs::write(&p, self.subst(yaml)).expect("plan written");
+        p
+    }
+
+    fn subst(&self, text: &str) -> String {
+        text.replace("@D@", path(self.dir.path()))
+    }
+
+    /// Submits as alice and approves as bob.
+    fn submit_and_approve(&self, file: &Path, id: &str) {
+        self.ok(&["submit", path(file), "--as", "alice"]);
+        self.ok(&["approve", id, "--as", "bob"]);
+    }
+
+    /// Every record of the log.
+    fn records(&self) -> Vec<Value> {
+        std::fs::read_to_string(&self.log)
+            .map(|text| {
+                text.lines()
+                    .map(|l| serde_json::from_str(l).expect("a JSON record"))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The records of one type (and run, when given).
+    fn of(&self, kind: &str, run_id: Option<&str>) -> Vec<Value> {
+        self.records()
+            .into_iter()
+            .filter(|r| r["type"] == kind && run_id.is_none_or(|id| r["run_id"] == id))
+            .collect()
+    }
+
+    /// The one record of a type for a run's step.
+    #[track_caller]
+    fn step_record(&self, kind: &str, run_id: &str, step: u64) -> Value {
+        let v: Vec<Value> = self
+            .of(kind, Some(run_id))
+            .into_iter()
+            .filter(|r| r["step"] == step)
+            .collect();
+        assert_eq!(v.len(), 1, "one {kind} for step {step}: {v:?}");
+        v.into_iter().next().expect("one record")
+    }
+
+    #[track_caller]
+    fn status(&self, id: &str) -> Value {
+        serde_json::from_str(&self.ok(&["status", id, "--json"])).expect("JSON status")
+    }
+
+    /// The plan's status, as `status ID --json` has it.
+    #[track_caller]
+    fn plan_status(&self, id: &str) -> String {
+        self.status(id)["status"]
+            .as_str()
+            .expect("a status")
+            .to_owned()
+    }
+
+    #[track_caller]
+    fn verify(&self) {
+        let out = self.ok(&["audit", "verify"]);
+        assert!(out.contains("chain intact"), "{out}");
+    }
+}
+
+/// A running `opsgate` process; killed if still running when dropped.
+struct Running {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    /// The stdout lines read so far.
+    seen: Vec<String>,
+    err: Option<JoinHandle<String>>,
+    args: Vec<String>,
+}
+
+impl Running {
+    /// Reads stdout until a line contains `want`; returns it.
+    #[track_caller]
+    fn wait_for(&mut self, want: &str, within: Duration) -> String {
+        let end = Instant::now() + within;
+        if let Some(l) = self.seen.iter().find(|l| l.contains(want)) {
+            return l.clone();
+        }
+        loop {
+            let left = end.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.contains(want) {
+                        return line;
+                    }
+                }
+                Err(e) => panic!(
+                    "{:?}: no line with {want:?} ({e}); stdout so far:\n{}",
+                    self.args,
+                    self.seen.join("\n")
+                ),
+            }
+        }
+    }
+
+    /// The run id, from the first line `run r-…: plan …`.
+    #[track_caller]
+    fn run_id(&mut self) -> String {
+        let line = self.wait_for("run r-", DEADLINE);
+        run_id_of(&line)
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits for the exit (killing the process after `within`); returns
+    /// exit code, all of stdout, stderr.
+    #[track_caller]
+    fn finish(&mut self, within: Duration) -> (i32, String, String) {
+        let end = Instant::now() + within;
+        let status = loop {
+            if let Some(s) = self.child.try_wait().expect("try_wait") {
+                break s;
+            }
+            if Instant::now() > end {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!(
+                    "{:?} did not finish within {within:?}; stdout:\n{}",
+                    self.args,
+                    self.seen.join("\n")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        // The reader thread ends when the pipe closes.
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(10)) {
+            self.seen.push(line);
+        }
+        let err = self
+            .err
+            .take()
+            .map(|h| h.join().expect("stderr reader"))
+            .unwrap_or_default();
+        let code = status.code().unwrap_or_else(|| {
+            panic!("{:?} ended by a signal: {status}\n{err}", self.args);
+        });
+        let mut out = self.seen.join("\n");
+        out.push('\n');
+        (code, out, err)
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        // No-ops when the process was already waited for.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Kills, when dropped, the processes (and process groups) whose pids are
+/// in these files: what a step left behind, on every path of a test.
+struct Reaper(Vec<PathBuf>);
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        for file in &self.0 {
+            if let Some(pid) = read_pid(file) {
+                kill("-KILL", &format!("-{pid}"));
+                kill("-KILL", &pid.to_string());
+            }
+        }
+    }
+}
+
+fn read_pid(file: &Path) -> Option<u32> {
+    std::fs::read_to_string(file).ok()?.trim().parse().ok()
+}
+
+/// `kill SIGNAL -- TARGET`; whether it was delivered.
+fn kill(signal: &str, target: &str) -> bool {
+    Command::new("kill")
+        .args([signal, "--", target])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Whether `pid` is a live process (a zombie counts as gone).
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        // `pid (comm) STATE …`: the state follows the last `)`.
+        stat.rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X")
+    })
+}
+
+/// Waits up to `within` for `pid` to be gone.
+fn gone_within(pid: u32, within: Duration) -> bool {
+    let end = Instant::now() + within;
+    while alive(pid) {
+        if Instant::now() > end {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    true
+}
+
+/// Waits up to `within` for a file to exist.
+fn appears_within(file: &Path, within: Duration) -> bool {
+    let end = Instant::now() + within;
+    while !file.exists() {
+        if Instant::now() > end {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    true
+}
+
+#[track_caller]
+fn run_id_of(line: &str) -> String {
+    line.trim_start_matches("dry ")
+        .strip_prefix("run ")
+        .and_then(|rest| rest.split_once(':'))
+        .map(|(id, _)| id.to_owned())
+        .unwrap_or_else(|| panic!("not a `run r-…: plan` line: {line}"))
+}
+
+/// The run id in the output of a finished `opsgate run`.
+#[track_caller]
+fn run_id_in(out: &str) -> String {
+    run_id_of(out.lines().next().expect("a first line"))
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().expect("UTF-8 path")
+}
+
+// ---------------------------------------------------------------------------
+// Write-ahead and stopping at the first failure.
+
+/// Matches step 2's `step_started` record of plan `write-ahead` only: the
+/// plan as submitted holds this text JSON-escaped (`\"type\"`), so it does
+/// not match that record.
+const STEP2_STARTED: &str = r#"grep -q '^{"v":1,"seq":[0-9]*,"ts":"[^"]*","type":"step_started","plan_id":"write-ahead","run_id":"r-[^"]*","step":2,"name":"second",' @D@/audit.jsonl"#;
+
+#[test]
+fn a_step_finds_its_step_started_record_already_in_the_log() {
+    let env = Env::new(None);
+    let grep = env.subst(STEP2_STARTED);
+    let plan = env.plan(
+        "plan.yaml",
+        &format!(
+            "id: write-ahead
+title: write-ahead
+author: alice
+steps:
+  - name: first
+    run: touch @D@/one
+    rollback: {{run: rm -f @D@/one}}
+  - name: second
+    run: {}
+    rollback: {{run: rm -f @D@/marker}}
+",
+            // A JSON string is a YAML double-quoted string.
+            serde_json::to_string(&format!("{grep} && touch @D@/marker")).expect("a string")
+        ),
+    );
+    env.submit_and_approve(&plan, "write-ahead");
+    // The grep does not match what the log holds before the run.
+    let before = Command::new("/bin/sh")
+        .args(["-c", &grep])
+        .status()
+        .expect("sh runs");
+    assert_eq!(before.code(), Some(1), "the grep matches too much");
+
+    let out = env.ok(&["run", "write-ahead"]);
+    let run_id = run_id_in(&out);
+    assert!(out.contains("Step 2/2: second"), "{out}");
+    assert!(
+        env.p("marker").exists(),
+        "step 2 did not see its record: {out}"
+    );
+    let started = env.step_record("step_started", &run_id, 2);
+    let finished = env.step_record("step_finished", &run_id, 2);
+    assert_eq!(finished["status"], "succeeded", "{finished}");
+    assert!(started["seq"].as_u64() < finished["seq"].as_u64());
+    assert_eq!(env.plan_status("write-ahead"), "succeeded");
+    env.verify();
+}
+
+#[test]
+fn the_first_failure_stops_the_run() {
+    let env = Env::new(None);
+    let plan = env.plan(
+        "plan.yaml",
+        "id: stop-on-failure
+title: stop on failure
+author: alice
+steps:
+  - {name: one, run: touch @D@/one}
+  - {name: two, run: exit 3}
+  - {name: three, run: touch @D@/three}
+rollback: {none: a test}
+",
+    );
+    env.submit_and_approve(&plan, "stop-on-failure");
+    let (code, out, err) = env.run(&["run", "stop-on-failure"]);
+    assert_eq!(code, 1, "{out} {err}");
+    let run_id = run_id_in(&out);
+    assert!(env.p("one").exists());
+    assert!(!env.p("three").exists(), "step 3 ran after a failure");
+    assert!(!out.contains("Step 3/3"), "{out}");
+    let two = env.step_record("step_finished", &run_id, 2);
+    assert_eq!(two["status"], "failed", "{two}");
+    assert_eq!(two["exit_code"], 3, "{two}");
+    assert!(
+        env.of("step_started", Some(&run_id))
+            .iter()
+            .all(|r| r["step"] != 3),
+        "step 3 started"
+    );
+    let finished = env.of("run_finished", Some(&run_id));
+    assert_eq!(finished.len(), 1);
+    assert_eq!(finished[0]["status"], "failed");
+    assert_eq!(env.plan_status("stop-on-failure"), "failed");
+    env.verify();
+}
+
+#[test]
+fn a_timeout_kills_the_step_and_its_children() {
+    let started = Instant::now();
+    let env = Env::new(None);
+    let pid_file = env.p("pid");
+    let _reaper = Reaper(vec![env.p("pgid"), pid_file.clone()]);
+    let plan = env.plan(
+        "plan.yaml",
+        "id: timeout
+title: timeout
+author: alice
+steps:
+  - name: hang
+    run: echo $$ > @D@/pgid; sleep 300 & echo $! > @D@/pid; sleep 300
+    timeout: 1s
+rollback: {none: a test}
+",
+    );
+    env.submit_and_approve(&plan, "timeout");
+    let (code, out, err) = env.run(&["run", "timeout", "--grace", "1"]);
+    assert_eq!(code, 1, "{out} {err}");
+    let run_id = run_id_in(&out);
+    let step = env.step_record("step_finished", &run_id, 1);
+    assert_eq!(step["status"], "timed_out", "{step}");
+    let took = step["duration_seconds"].as_f64().expect("a duration");
+    assert!((1.0..10.0).contains(&took), "{step}");
+    assert_eq!(env.of("run_finished", Some(&run_id))[0]["status"], "failed");
+    let pid = read_pid(&pid_file).expect("the step wrote its child's pid");
+    assert!(
+        gone_within(pid, Duration::from_secs(5)),
+        "the step's background child {pid} survived the timeout"
+    );
+    let shell = read_pid(&env.p("pgid")).expect("the step wrote its pid");
+    assert!(
+        gone_within(shell, Duration::from_secs(5)),
+        "the step survived"
+    );
+    assert_eq!(env.plan_status("timeout"), "failed");
+    env.verify();
+    assert!(started.elapsed() < Duration::from_secs(30), "{started:?}");
+}
+
+// ---------------------------------------------------------------------------
+// Stop requests.
+
+const FINISH_THEN_STOP: &str = "id: stop
+title: stop
+author: alice
+steps:
+  - {name: slow, run: 'sleep 3; touch @D@/a'}
+  - {name: next, run: touch @D@/b}
+rollback: {none: a test}
+";
+
+#[test]
+fn cancel_lets_the_current_step_finish_and_stops() {
+    let env = Env::new(None);
+    let plan = env.plan("plan.yaml", FINISH_THEN_STOP);
+    env.submit_and_approve(&plan, "stop");
+    let mut run = env.spawn(&["run", "stop"]);
+    let run_id = run.run_id();
+    run.wait_for("Step 1/2", DEADLINE);
+    let out = env.ok(&["cancel", &run_id]);
+    assert!(out.contains("stop after its current step"), "{out}");
+    assert!(!env.p("a").exists(), "the cancel came after step 1 ended");
+    let (code, out, err) = run.finish(DEADLINE);
+    assert_eq!(code, 1, "{out} {err}");
+    assert!(env.p("a").exists(), "the current step did not finish");
+    assert!(!env.p("b").exists(), "the step after the stop ran");
+    assert_eq!(
+        env.step_record("step_finished", &run_id, 1)["status"],
+        "succeeded"
+    );
+    assert_eq!(env.of("step_started", Some(&run_id)).len(), 1);
+    let cancelled = env.of("run_cancelled", Some(&run_id));
+    assert_eq!(cancelled.len(), 1);
+    assert_eq!(cancelled[0]["kill"], false);
+    assert_eq!(
+        env.of("run_finished", Some(&run_id))[0]["status"],
+        "cancelled"
+    );
+    assert_eq!(env.plan_status("stop"), "cancelled");
+    env.verify();
+}
+
+const HANG: &str = "id: hang
+title: hang
+author: alice
+steps:
+  - {name: hang, run: 'echo $$ > @D@/pid; sleep 300'}
+  - {name: next, run: touch @D@/b}
+rollback: {none: a test}
+";
+
+/// Step 1 hangs; `cancels` are the stop requests, in order.
+fn killed_by(cancels: &[&[&str]]) {
+    let env = Env::new(None);
+    let pid_file = env.p("pid");
+    let _reaper = Reaper(vec![pid_file.clone()]);
+    let plan = env.plan("plan.yaml", HANG);
+    env.submit_and_approve(&plan, "hang");
+    let mut run = env.spawn(&["run", "hang", "--grace", "1"]);
+    let run_id = run.run_id();
+    run.wait_for("Step 1/2", DEADLINE);
+    assert!(appears_within(&pid_file, DEADLINE), "step 1 did not start");
+    let asked = Instant::now();
+    let mut said = String::new();
+    for args in cancels {
+        said = env.ok(&[&["cancel", run_id.as_str()], *args].concat());
+    }
+    assert!(said.contains("kill its current step"), "{said}");
+    let (code, out, err) = run.finish(DEADLINE);
+    assert!(
+        asked.elapsed() < Duration::from_secs(10),
+        "the kill took {:?}",
+        asked.elapsed()
+    );
+    assert_eq!(code, 1, "{out} {err}");
+    assert!(!env.p("b").exists(), "the step after the stop ran");
+    let step = env.step_record("step_finished", &run_id, 1);
+    assert_eq!(step["status"], "killed", "{step}");
+    let cancelled = env.of("run_cancelled", Some(&run_id));
+    assert_eq!(cancelled.len(), cancels.len());
+    assert_eq!(cancelled.last().expect("a cancel")["kill"], true);
+    assert_eq!(
+        env.of("run_finished", Some(&run_id))[0]["status"],
+        "cancelled"
+    );
+    assert_eq!(env.plan_status("hang"), "cancelled");
+    let pid = read_pid(&pid_file).expect("a pid");
+    assert!(gone_within(pid, Duration::from_secs(5)), "step 1 survived");
+    env.verify();
+}
+
+#[test]
+fn a_second_cancel_kills_the_current_step() {
+    killed_by(&[&[], &[]]);
+}
+
+#[test]
+fn cancel_kill_kills_the_current_step() {
+    killed_by(&[&["--kill"]]);
+}
+
+#[test]
+fn ctrl_c_stops_after_the_current_step() {
+    let env = Env::new(None);
+    let plan = env.plan("plan.yaml", FINISH_THEN_STOP);
+    env.submit_and_approve(&plan, "stop");
+    let mut run = env.spawn(&["run", "stop"]);
+    let run_id = run.run_id();
+    run.wait_for("Step 1/2", DEADLINE);
+    assert!(kill("-INT", &run.pid().to_string()), "SIGINT sent");
+    // The request is in the log before it takes effect.
+    let end = Instant::now() + DEADLINE;
+    while env.of("run_cancelled", Some(&run_id)).is_empty() && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!env.p("a").exists(), "the Ctrl-C came after step 1 ended");
+    let (code, out, err) = run.finish(DEADLINE);
+    assert_eq!(code, 1, "{out} {err}");
+    assert!(err.contains("finishing the current step"), "{err}");
+    let cancelled = env.of("run_cancelled", Some(&run_id));
+    assert_eq!(cancelled.len(), 1, "{cancelled:?}");
+    assert_eq!(cancelled[0]["reason"], "Ctrl-C");
+    assert_eq!(cancelled[0]["kill"], false);
+    assert!(env.p("a").exists(), "the current step did not finish");
+    assert!(!env.p("b").exists(), "the step after Ctrl-C ran");
+    assert_eq!(
+        env.step_record("step_finished", &run_id, 1)["status"],
+        "succeeded"
+    );
+    assert_eq!(
+        env.of("run_finished", Some(&run_id))[0]["status"],
+        "cancelled"
+    );
+    assert_eq!(env.plan_status("stop"), "cancelled");
+    env.verify();
+}
+
+// ---------------------------------------------------------------------------
+// Rollback.
+
+/// Three steps, each with a rollback, step 3 fails; a plan-level rollback.
+const UNDO: &str = "id: undo
+title: undo
+author: alice
+steps:
+  - name: one
+    run: touch @D@/s1
+    rollback: {run: echo undo-1 >> @D@/order}
+  - name: two
+    run: touch @D@/s2
+    rollback: {run: echo undo-2 >> @D@/order}
+  - name: three
+    run: touch @D@/s3; exit 3
+    rollback: {run: echo undo-3 >> @D@/order}
+rollback:
+  method: record the plan-level rollback
+  steps:
+    - {name: plan level, run: echo plan >> @D@/order}
+";
+
+#[test]
+fn rollback_on_failure_undoes_the_completed_steps_in_reverse_then_the_plan() {
+    let env = Env::new(None);
+    let plan = env.plan("plan.yaml", UNDO);
+    env.submit_and_approve(&plan, "undo");
+    let (code, out, err) = env.run(&["run", "undo", "--rollback-on-failure"]);
+    assert_eq!(code, 1, "{out} {err}");
+    let run_id = run_id_in(&out);
+    assert!(out.contains("rollback succeeded"), "{out}");
+    assert_eq!(
+        std::fs::read_to_string(env.p("order")).unwrap(),
+        "undo-2\nundo-1\nplan\n"
+    );
+    let steps: Vec<(String, String)> = env
+        .of("rollback_step_finished", Some(&run_id))
+        .iter()
+        .map(|r| {
+            (
+                r["name"].as_str().unwrap().to_owned(),
+                r["status"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            ("undo two".into(), "succeeded".into()),
+            ("undo one".into(), "succeeded".into()),
+            ("plan level".into(), "succeeded".into()),
+        ]
+    );
+    assert_eq!(
+        env.of("rollback_finished", Some(&run_id))[0]["status"],
+        "succeeded"
+    );
+    assert_eq!(env.plan_status("undo"), "rolled_back");
+    let run = &env.status(&run_id)["run"];
+    assert_eq!(run["status"], "rolled_back", "{run}");
+    env.verify();
+}
+
+#[test]
+fn a_failed_rollback_is_reported_and_is_not_rolled_back() {
+    let env = Env::new(None);
+    let plan = env.plan(
+        "plan.yaml",
+        "id: bad-undo
+title: bad undo
+author: alice
+steps:
+  - name: one
+    run: touch @D@/s1
+    rollback: {run: echo undo-1 >> @D@/order}
+  - {name: two, run: exit 3}
+rollback:
+  method: fails
+  steps:
+    - {name: cannot, run: exit 1}
+",
+    );
+    env.submit_and_approve(&plan, "bad-undo");
+    let (code, out, err) = env.run(&["run", "bad-undo", "--rollback-on-failure"]);
+    assert_eq!(code, 1, "{out} {err}");
+    let run_id = run_id_in(&out);
+    assert!(out.contains("rollback failed"), "{out}");
+    assert_eq!(std::fs::read_to_string(env.p("order")).unwrap(), "undo-1\n");
+    let steps = env.of("rollback_step_finished", Some(&run_id));
+    let cannot: Vec<&Value> = steps.iter().filter(|r| r["name"] == "cannot").collect();
+    assert_eq!(cannot.len(), 1, "{steps:?}");
+    assert_eq!(cannot[0]["status"], "failed");
+    assert_eq!(cannot[0]["exit_code"], 1);
+    assert_eq!(
+        env.of("rollback_finished", Some(&run_id))[0]["status"],
+        "failed"
+    );
+    let status = env.plan_status("bad-undo");
+    assert_ne!(status, "rolled_back");
+    assert_eq!(status, "failed");
+    env.verify();
+}
+
+#[test]
+fn without_the_flag_the_run_says_how_and_rollback_run_does_it() {
+    let env = Env::new(None);
+    let plan = env.plan("plan.yaml", UNDO);
+    env.submit_and_approve(&plan, "undo");
+    let (code, out, err) = env.run(&["run", "undo"]);
+    assert_eq!(code, 1, "{out} {err}");
+    let run_id = run_id_in(&out);
+    assert!(
+        out.contains(&format!("`opsgate rollback {run_id}`")),
+        "{out}"
+    );
+    assert!(!env.p("order").exists(), "a rollback ran unasked");
+    assert!(env.of("rollback_started", None).is_empty());
+    assert_eq!(env.plan_status("undo"), "failed");
+
+    let out = env.ok(&["rollback", &run_id]);
+    assert!(
+        out.contains(&format!("rollback of {run_id} succeeded")),
+        "{out}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(env.p("order")).unwrap(),
+        "undo-2\nundo-1\nplan\n"
+    );
+    assert_eq!(env.plan_status("undo"), "rolled_back");
+    env.refused(&["rollback", &run_id], "already rolled back");
+    env.verify();
+}
+
+// ---------------------------------------------------------------------------
+// Approvals.
+
+#[test]
+fn a_changed_file_is_a_new_plan_and_the_id_runs_the_approved_one() {
+    let env = Env::new(None);
+    let plan = env.plan(
+        "plan.yaml",
+        "id: stale
+title: stale
+author: alice
+steps:
+  - name: mark
+    run: touch @D@/original
+    rollback: {run: rm -f @D@/original}
+",
+    );
+    env.submit_and_approve(&plan, "stale");
+    let text = std::fs::read_to_string(&plan).unwrap();
+    std::fs::write(&plan, text.replace("original", "edited")).unwrap();
+    env.refused(
+        &["run", path(&plan)],
+        "the file changed since it was submitted, so it is a new, unapproved plan",
+    );
+    assert!(!env.p("edited").exists() && !env.p("original").exists());
+
+    let out = env.ok(&["run", "stale"]);
+    assert!(out.contains("$ touch"), "{out}");
+    assert!(env.p("original").exists(), "the approved plan did not run");
+    assert!(!env.p("edited").exists(), "the edited plan ran");
+    env.verify();
+}
+
+#[test]
+fn a_plan_runs_only_with_its_approvals() {
+    let env = Env::new(None);
+    let plan = env.plan(
+        "plan.yaml",
+        "id: needs-one
+title: needs one
+author: alice
+steps:
+  - name: mark
+    run: touch @D@/marker
+    rollback: {run: rm -f @D@/marker}
+",
+    );
+    env.ok(&["submit", path(&plan), "--as", "alice"]);
+    env.refused(&["run", "needs-one"], "needs 1 approval");
+    env.refused(&["run", path(&plan)], "needs 1 approval");
+    env.refused(
+        &["approve", "needs-one", "--as", "alice"],
+        "alice is the plan's author and cannot approve it",
+    );
+    env.refused(&["run", "needs-one"], "needs 1 approval");
+    assert!(env.of("run_started", None).is_empty());
+    assert!(!env.p("marker").exists());
+    env.ok(&["approve", "needs-one", "--as", "bob"]);
+    env.ok(&["run", "needs-one"]);
+    assert!(env.p("marker").exists());
+    env.verify();
+}
+
+/// `touch` is CRITICAL under this policy, so a CRITICAL plan can run here.
+const CRITICAL_TOUCH: &str =
+    "rules:\n  - {program: touch, level: CRITICAL, reason: 'test: critical touch'}\n";
+
+const CRITICAL_PLAN: &str = "id: critical
+title: critical
+author: alice
+steps:
+  - name: mark
+    run: touch @D@/marker
+rollback: {none: a test}
+";
+
+#[test]
+fn a_critical_plan_is_refused_without_allow_critical() {
+    let env = Env::new(Some(CRITICAL_TOUCH));
+    let plan = env.plan("plan.yaml", CRITICAL_PLAN);
+    let out = env.ok(&["plan", "show", path(&plan)]);
+    assert!(out.contains("CRITICAL"), "{out}");
+    env.ok(&["submit", path(&plan), "--as", "alice"]);
+    env.refused(
+        &["approve", "critical", "--as", "bob"],
+        "safety.allow_critical is false",
+    );
+    env.refused(&["run", "critical"], "may not run");
+    assert!(!env.p("marker").exists());
+    assert!(env.of("run_started", None).is_empty());
+    env.verify();
+}
+
+#[test]
+fn a_critical_plan_runs_with_two_distinct_approvers_when_allowed() {
+    let env = Env::new(Some(&format!(
+        "safety: {{allow_critical: true}}\n{CRITICAL_TOUCH}"
+    )));
+    let plan = env.plan("plan.yaml", CRITICAL_PLAN);
+    env.ok(&["submit", path(&plan), "--as", "alice"]);
+    env.ok(&["approve", "critical", "--as", "bob"]);
+    env.refused(&["run", "critical"], "needs 2 approvals");
+    env.refused(
+        &["approve", "critical", "--as", "Bob"],
+        "one person counts once",
+    );
+    env.refused(&["run", "critical"], "needs 2 approvals");
+    assert!(!env.p("marker").exists());
+    env.ok(&["approve", "critical", "--as", "carol"]);
+    let (code, out, err) = env.run(&["run", "critical"]);
+    assert_eq!(code, 0, "{out} {err}");
+    let run_id = run_id_in(&out);
+    let step = env.step_record("step_started", &run_id, 1);
+    assert_eq!(step["risk"], "CRITICAL", "{step}");
+    assert!(env.p("marker").exists());
+    env.verify();
+}
+
+// ---------------------------------------------------------------------------
+// Interrupted runs and dry runs.
+
+#[test]
+fn a_killed_engine_leaves_an_interrupted_run() {
+    let env = Env::new(None);
+    let pid_file = env.p("pid");
+    let _reaper = Reaper(vec![pid_file.clone()]);
+    let plan = env.plan(
+        "plan.yaml",
+        "id: crash
+title: crash
+author: alice
+steps:
+  - {name: one, run: touch @D@/one}
+  - {name: hang, run: 'echo $$ > @D@/pid; sleep 300'}
+rollback: {none: a test}
+",
+    );
+    env.submit_and_approve(&plan, "crash");
+    let mut run = env.spawn(&["run", "crash"]);
+    let run_id = run.run_id();
+    run.wait_for("Step 2/2", DEADLINE);
+    assert!(appears_within(&pid_file, DEADLINE), "step 2 did not start");
+    run.child.kill().unwrap();
+    run.child.wait().unwrap();
+
+    let s = env.status("crash");
+    assert_eq!(s["status"], "interrupted", "{s}");
+    assert_eq!(s["runs"][0]["run_id"], run_id.as_str());
+    assert_eq!(s["runs"][0]["interrupted_at"], 2, "{s}");
+    let r = &env.status(&run_id)["run"];
+    assert_eq!(r["status"], "interrupted", "{r}");
+    assert_eq!(r["interrupted_at"], 2, "{r}");
+    assert!(env.of("run_finished", Some(&run_id)).is_empty());
+    env.refused(&["run", "crash"], "interrupted at step 2");
+    env.refused(&["cancel", &run_id], "not running (interrupted)");
+    env.verify();
+
+    // The step's process group outlived the engine: end it here.
+    let pid = read_pid(&pid_file).unwrap();
+    kill("-KILL", &format!("-{pid}"));
+    assert!(gone_within(pid, Duration::from_secs(5)));
+}
+
+#[test]
+fn a_dry_run_runs_the_pre_checks_and_no_mutation() {
+    let env = Env::new(None);
+    std::fs::write(env.p("ready"), "").unwrap();
+    let plan = env.plan(
+        "plan.yaml",
+        "id: dry
+title: dry
+author: alice
+steps:
+  - name: mark
+    run: touch @D@/marker
+    pre_checks:
+      - {name: ready, run: test -e @D@/ready}
+    rollback: {run: rm -f @D@/marker}
+",
+    );
+    // Submitted, not approved.
+    env.ok(&["submit", path(&plan), "--as", "alice"]);
+    let (code, out, err) = env.run(&["run", "dry", "--dry-run"]);
+    assert_eq!(code, 0, "{out} {err}");
+    assert!(out.starts_with("dry run r-"), "{out}");
+    let run_id = run_id_in(&out);
+    let started = env.of("run_started", Some(&run_id));
+    assert_eq!(started[0]["dry_run"], true);
+    let check = env.of("check_finished", Some(&run_id));
+    assert_eq!(check.len(), 1, "{check:?}");
+    assert_eq!(check[0]["phase"], "pre");
+    assert_eq!(check[0]["status"], "passed");
+    let step = env.step_record("step_finished", &run_id, 1);
+    assert_eq!(step["status"], "skipped", "{step}");
+    assert!(!env.p("marker").exists(), "a dry run mutated");
+    assert_eq!(env.plan_status("dry"), "pending");
+
+    // The pre-check runs for real: without the file it fails.
+    std::fs::remove_file(env.p("ready")).unwrap();
+    let (code, out, err) = env.run(&["run", "dry", "--dry-run"]);
+    assert_eq!(code, 1, "{out} {err}");
+    let run_id = run_id_in(&out);
+    let check = env.of("check_finished", Some(&run_id));
+    assert_eq!(check[0]["status"], "failed", "{check:?}");
+    assert!(!env.p("marker").exists(), "a dry run mutated");
+    env.verify();
+}
+
+#[test]
+fn require_dry_run_refuses_a_high_plan_until_a_dry_run_succeeded() {
+    let env = Env::new(Some("execution: {require_dry_run: true}\n"));
+    std::fs::create_dir(env.p("victim")).unwrap();
+    let plan = env.plan(
+        "plan.yaml",
+        "id: high
+title: high
+author: alice
+steps:
+  - name: remove
+    run: rm -rf @D@/victim
+    rollback: {run: mkdir -p @D@/victim}
+",
+    );
+    let out = env.ok(&["plan", "show", path(&plan)]);
+    assert!(out.contains("risk HIGH"), "{out}");
+    env.submit_and_approve(&plan, "high");
+    env.refused(&["run", "high"], "execution.require_dry_run is on");
+    assert!(env.p("victim").exists());
+    let out = env.ok(&["run", "high", "--dry-run"]);
+    assert!(out.contains("dry run r-"), "{out}");
+    assert!(env.p("victim").exists(), "a dry run mutated");
+    env.ok(&["run", "high"]);
+    assert!(!env.p("victim").exists(), "the real run did not run");
+    env.verify();
+}
+
+// ---------------------------------------------------------------------------
+// The demo.
+
+#[test]
+fn the_demo_plan_runs_end_to_end() {
+    let demo = Path::new("/tmp/opsgate-demo");
+    let worker = demo.join("worker.pid");
+    /// Stops the worker this run started (not one a pid file left from
+    /// before names) and removes what the demo made.
+    struct Cleanup(PathBuf, Option<u32>);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            if let Some(pid) = read_pid(&self.0.join("worker.pid"))
+                && Some(pid) != self.1
+            {
+                kill("-KILL", &pid.to_string());
+            }
+            let _ = std::fs::remove_file(self.0.join("app.conf"));
+            let _ = std::fs::remove_file(self.0.join("worker.pid"));
+            let _ = std::fs::remove_dir(&self.0);
+        }
+    }
+    let _cleanup = Cleanup(demo.to_owned(), read_pid(&worker));
+    let env = Env::new(None);
+    env.ok(&["submit", "plans/demo-local.yaml", "--as", "ops"]);
+    env.ok(&["approve", "demo-local", "--as", "alice"]);
+    let (code, out, err) = env.run(&["run", "demo-local"]);
+    assert_eq!(code, 0, "{out} {err}");
+    let run_id = run_id_in(&out);
+    for want in [
+        "Step 1/4: prepare work dir",
+        "Step 2/4: write config",
+        "Step 3/4: start worker",
+        "Step 4/4: restart worker",
+        "succeeded in",
+    ] {
+        assert!(out.contains(want), "{want:?} in {out}");
+    }
+    let finished = env.of("step_finished", Some(&run_id));
+    assert_eq!(finished.len(), 4);
+    assert!(
+        finished.iter().all(|r| r["status"] == "succeeded"),
+        "{finished:?}"
+    );
+    assert!(
+        env.of("check_finished", Some(&run_id))
+            .iter()
+            .all(|r| r["status"] == "passed")
+    );
+    assert_eq!(
+        std::fs::read_to_string(demo.join("app.conf")).unwrap(),
+        "replicas=3\n"
+    );
+    let pid = read_pid(&worker).unwrap();
+    assert!(alive(pid), "the restarted worker is not running");
+    assert_eq!(env.plan_status("demo-local"), "succeeded");
+    env.verify();
+}
