@@ -9,7 +9,6 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use assert_cmd::cargo::cargo_bin_cmd;
 use common::repo;
 use serde_json::Value;
 
@@ -33,18 +32,7 @@ impl Env {
     }
 
     fn cmd(&self) -> assert_cmd::Command {
-        let mut cmd = cargo_bin_cmd!("opsgate");
-        cmd.current_dir(repo())
-            .env("NO_COLOR", "1")
-            .env("USER", "os-user")
-            .env_remove("OPSGATE_CONFIG")
-            .env_remove("OPSGATE_AUDIT_KEY")
-            .arg("--audit-log")
-            .arg(&self.log);
-        if let Some(p) = &self.policy {
-            cmd.arg("--config").arg(p);
-        }
-        cmd
+        assert_cmd::Command::from_std(common::opsgate_command(&self.log, self.policy.as_deref()))
     }
 
     /// Runs; returns exit code, stdout, stderr.

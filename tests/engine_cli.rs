@@ -23,8 +23,6 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use assert_cmd::cargo::cargo_bin;
-use common::repo;
 use serde_json::Value;
 
 /// How long any one `opsgate` command may take before the test gives up.
@@ -55,19 +53,8 @@ impl Env {
     }
 
     fn command(&self) -> Command {
-        let mut cmd = Command::new(cargo_bin!("opsgate"));
-        cmd.current_dir(repo())
-            .env("NO_COLOR", "1")
-            .env("USER", "os-user")
-            .env_remove("OPSGATE_CONFIG")
-            .env_remove("OPSGATE_AUDIT_KEY")
-            .env_remove("OPSGATE_AUDIT_LOG")
-            .stdin(Stdio::null())
-            .arg("--audit-log")
-            .arg(&self.log);
-        if let Some(p) = &self.policy {
-            cmd.arg("--config").arg(p);
-        }
+        let mut cmd = common::opsgate_command(&self.log, self.policy.as_deref());
+        cmd.stdin(Stdio::null());
         cmd
     }
 

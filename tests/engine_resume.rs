@@ -13,7 +13,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::repo;
 use serde_json::Value;
 
 struct Env {
@@ -29,15 +28,7 @@ impl Env {
     }
 
     fn cmd(&self) -> Command {
-        let mut cmd = Command::new(assert_cmd::cargo::cargo_bin!("opsgate"));
-        cmd.current_dir(repo())
-            .env("NO_COLOR", "1")
-            .env("USER", "os-user")
-            .env_remove("OPSGATE_CONFIG")
-            .env_remove("OPSGATE_AUDIT_KEY")
-            .arg("--audit-log")
-            .arg(&self.log);
-        cmd
+        common::opsgate_command(&self.log, None)
     }
 
     fn run(&self, args: &[&str]) -> (i32, String, String) {

@@ -38,15 +38,8 @@ fn write_plan(dir: &Path, step_two: &str) -> PathBuf {
 }
 
 fn opsgate(log: &Path, args: &[&str]) -> Command {
-    let mut cmd = Command::new(assert_cmd::cargo::cargo_bin!("opsgate"));
-    cmd.current_dir(common::repo())
-        .env("NO_COLOR", "1")
-        .env("TERM", "dumb")
-        .env_remove("OPSGATE_CONFIG")
-        .env_remove("OPSGATE_AUDIT_KEY")
-        .arg("--audit-log")
-        .arg(log)
-        .args(args);
+    let mut cmd = common::opsgate_command(log, None);
+    cmd.env("TERM", "dumb").args(args);
     cmd
 }
 

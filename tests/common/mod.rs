@@ -50,3 +50,22 @@ pub fn expectation(text: &str) -> String {
         .expect("fixture starts with `# expect: LINE:COL: message`")
         .to_owned()
 }
+
+/// `opsgate --audit-log LOG [--config POLICY]`, run from the repository with
+/// a fixed OS user, no colour, and none of the caller's opsgate settings.
+pub fn opsgate_command(log: &Path, policy: Option<&Path>) -> std::process::Command {
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin!("opsgate"));
+    cmd.current_dir(repo())
+        .env("NO_COLOR", "1")
+        .env("USER", "os-user")
+        .env_remove("OPSGATE_CONFIG")
+        .env_remove("OPSGATE_AUDIT_KEY")
+        .env_remove("OPSGATE_AUDIT_LOG")
+        .env_remove("OPSGATE_LOG")
+        .arg("--audit-log")
+        .arg(log);
+    if let Some(p) = policy {
+        cmd.arg("--config").arg(p);
+    }
+    cmd
+}
