@@ -44,6 +44,7 @@ pub fn approve(
         policy,
         &args.id,
         &who,
+        Channel::Cli,
         args.hash.as_deref(),
         args.reason.clone(),
     )?;
@@ -52,13 +53,14 @@ pub fn approve(
     )
 }
 
-/// Records `who`'s approval of plan `id` on the CLI channel, after every
+/// Records `who`'s approval of plan `id` from `channel`, after every
 /// check, under the log's lock. `hash`: the plan hash they reviewed.
 pub fn grant(
     log: &AuditLog,
     policy: &LoadedPolicy,
     id: &str,
     who: &str,
+    channel: Channel,
     hash: Option<&str>,
     reason: Option<String>,
 ) -> Result<Vec<crate::audit::Appended>, CliError> {
@@ -72,7 +74,7 @@ pub fn grant(
         let level = requirement(&policy.policy, &subject)
             .map_err(|r| CliError::Refused(r.0))?
             .level;
-        crate::core::approval::may_approve(&policy.policy, &subject, level, who, Channel::Cli)
+        crate::core::approval::may_approve(&policy.policy, &subject, level, who, channel)
             .map_err(|p| CliError::Refused(p.describe(who, level)))?;
         let verdict = plan.verdict(&policy.policy, &policy.hash, Utc::now());
         let have = match &verdict {
@@ -86,7 +88,40 @@ pub fn grant(
             )));
         }
         Ok(vec![Event::ApprovalGranted(decision(
-            plan, policy, who, reason,
+            plan, policy, who, channel, reason,
+        ))])
+    })
+}
+
+/// Records `who`'s rejection of plan `id` from `channel`, under the log's
+/// lock. Anyone may reject, unless the policy lists approvers.
+pub fn deny(
+    log: &AuditLog,
+    policy: &LoadedPolicy,
+    id: &str,
+    who: &str,
+    channel: Channel,
+    reason: &str,
+) -> Result<Vec<crate::audit::Appended>, CliError> {
+    if reason.trim().is_empty() {
+        return Err(CliError::Usage("a rejection must say why".into()));
+    }
+    log.append_with(|len| {
+        let ledger = fold(log, len)?;
+        let plan = open_plan(&ledger, id, policy, log)?;
+        if let Some(list) = &policy.policy.approvers
+            && !list.iter().any(|a| same_person(&a.name, who))
+        {
+            return Err(CliError::Refused(format!(
+                "{who} is not on the policy's approvers list"
+            )));
+        }
+        Ok(vec![Event::ApprovalRejected(decision(
+            plan,
+            policy,
+            who,
+            channel,
+            Some(reason.to_owned()),
         ))])
     })
 }
@@ -101,23 +136,7 @@ pub fn reject(
         return Err(CliError::Usage("--reason must say why".into()));
     }
     let log = open_log()?;
-    let appended = log.append_with(|len| {
-        let ledger = fold(&log, len)?;
-        let plan = open_plan(&ledger, &args.id, policy, &log)?;
-        if let Some(list) = &policy.policy.approvers
-            && !list.iter().any(|a| same_person(&a.name, &who))
-        {
-            return Err(CliError::Refused(format!(
-                "{who} is not on the policy's approvers list"
-            )));
-        }
-        Ok(vec![Event::ApprovalRejected(decision(
-            plan,
-            policy,
-            &who,
-            Some(args.reason.clone()),
-        ))])
-    })?;
+    let appended = deny(&log, policy, &args.id, &who, Channel::Cli, &args.reason)?;
     report(
         &log, policy, &args.id, "rejected", &who, &appended, args.json,
     )
@@ -127,6 +146,7 @@ fn decision(
     plan: &PlanState,
     policy: &LoadedPolicy,
     who: &str,
+    channel: Channel,
     reason: Option<String>,
 ) -> Decision {
     Decision {
@@ -135,7 +155,7 @@ fn decision(
         policy_hash: policy.hash.clone(),
         risk: plan.submission.risk,
         approver: who.to_owned(),
-        channel: Channel::Cli,
+        channel,
         reason,
         metadata: Default::default(),
     }

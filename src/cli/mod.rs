@@ -3,18 +3,18 @@
 //! reads files and the clock and hands plain values to `core`.
 
 mod app;
-mod approve_cmd;
+pub(crate) mod approve_cmd;
 pub mod args;
 mod audit_cmd;
 mod classify_cmd;
-mod config;
+pub(crate) mod config;
 pub mod error;
-mod plan_cmd;
-mod plan_view;
+pub(crate) mod plan_cmd;
+pub(crate) mod plan_view;
 mod policy_cmd;
-mod run_cmd;
+pub(crate) mod run_cmd;
 mod status_cmd;
-mod style;
-mod submit_cmd;
+pub(crate) mod style;
+pub(crate) mod submit_cmd;
 
 pub use app::run;

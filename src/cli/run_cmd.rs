@@ -397,7 +397,15 @@ fn converse(
             other => println!("`{other}`: answer yes, no or explain"),
         }
     }
-    super::approve_cmd::grant(log, policy, id, user, Some(cp.hash.as_str()), None)?;
+    super::approve_cmd::grant(
+        log,
+        policy,
+        id,
+        user,
+        crate::audit::Channel::Cli,
+        Some(cp.hash.as_str()),
+        None,
+    )?;
     match state_now()? {
         Verdict::Approved { plan, .. } => {
             println!("approved by {}", plan.approvers().join(", "));
