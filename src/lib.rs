@@ -11,3 +11,4 @@ pub mod audit;
 pub mod cli;
 pub mod core;
 pub mod exec;
+pub mod tui;

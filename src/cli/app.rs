@@ -15,7 +15,17 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
     let open_log = || -> Result<AuditLog, CliError> {
         Ok(AuditLog::open(&log_path()?, sealer()?, redactor(&policy))?)
     };
-    match &cli.command {
+    let Some(command) = &cli.command else {
+        use std::io::IsTerminal;
+        if std::io::stdin().is_terminal() && std::io::stdout().is_terminal() {
+            return tui(None, &[], &policy, log_path()?, sealer()?, open_log()?);
+        }
+        return Err(CliError::Usage(
+            "no command: `opsgate tui` opens the terminal UI; `opsgate --help` lists the commands"
+                .into(),
+        ));
+    };
+    match command {
         Command::Classify(args) => classify_cmd::run(args, &policy),
         Command::Plan(PlanCommand::Validate { files }) => plan_cmd::validate(files, &policy),
         Command::Plan(PlanCommand::Show { file, json }) => plan_cmd::show(file, *json, &policy),
@@ -33,6 +43,14 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Rollback { run_id, as_user } => {
             run_cmd::rollback(run_id, as_user.as_deref(), &policy, open_log)
         }
+        Command::Tui(args) => tui(
+            args.as_user.as_deref(),
+            &args.files,
+            &policy,
+            log_path()?,
+            sealer()?,
+            open_log()?,
+        ),
         Command::Status { id, json } => {
             status_cmd::run(&log_path()?, &sealer()?, &policy, id.as_deref(), *json)
         }
@@ -51,4 +69,35 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             }
         },
     }
+}
+
+fn tui(
+    as_user: Option<&str>,
+    files: &[std::path::PathBuf],
+    policy: &crate::core::policy::LoadedPolicy,
+    log_path: std::path::PathBuf,
+    sealer: crate::audit::Sealer,
+    log: AuditLog,
+) -> Result<(), CliError> {
+    for f in files {
+        if !f.is_file() {
+            return Err(CliError::Read {
+                path: f.clone(),
+                source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such plan file"),
+            });
+        }
+    }
+    let files = if files.is_empty() {
+        crate::tui::load::plan_files(std::path::Path::new("plans"))
+    } else {
+        files.to_vec()
+    };
+    crate::tui::app::run(crate::tui::app::Options {
+        user: super::submit_cmd::who(as_user)?,
+        files,
+        log_path,
+        sealer,
+        log,
+        policy: policy.clone(),
+    })
 }

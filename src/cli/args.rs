@@ -11,8 +11,7 @@ use clap::{Args, Parser, Subcommand};
     about = "Approval-gated DevOps execution: classify, approve, and run operational plans",
     long_about = "opsgate rates every action of an operational plan LOW, MEDIUM, HIGH or \
 CRITICAL, shows the plan with its rollback for approval, and runs it step by step.",
-    after_help = "Examples:\n  opsgate classify kubectl delete ns prod\n  opsgate plan show plans/demo-local.yaml\n  opsgate policy check --json",
-    arg_required_else_help = true
+    after_help = "Without a command, on a terminal, opsgate opens the terminal UI (`opsgate tui`).\n\nExamples:\n  opsgate tui plans/demo-local.yaml\n  opsgate classify kubectl delete ns prod\n  opsgate plan show plans/demo-local.yaml\n  opsgate policy check --json"
 )]
 pub struct Cli {
     /// Policy file laid over the embedded default. Without it: ./config/opsgate.yaml,
@@ -26,7 +25,7 @@ pub struct Cli {
     pub audit_log: Option<PathBuf>,
 
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -104,6 +103,23 @@ pub enum Command {
     /// Verify, inspect, replay and export the audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// The terminal UI: review plans, see why each step has its level,
+    /// approve or reject. Opens on the first plan given.
+    #[command(
+        after_help = "Keys: ↑↓ move, Enter open, Esc back, a approve, r reject, x execute, / filter, tab status filter, ? help, q quit.\n\nExamples:\n  opsgate tui plans/demo-local.yaml\n  opsgate tui --as alice"
+    )]
+    Tui(TuiArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TuiArgs {
+    /// Who approves (default: the OS user).
+    #[arg(long = "as", value_name = "NAME")]
+    pub as_user: Option<String>,
+    /// Plan files to show besides the plans in the audit log (default: the
+    /// files in ./plans).
+    #[arg(value_name = "FILE")]
+    pub files: Vec<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -1,0 +1,218 @@
+//! The terminal loop: the only place with crossterm events. It draws,
+//! maps keys to actions, runs `update`, runs the effects, and follows the
+//! audit log so decisions made elsewhere appear within a second.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use crossterm::event::{self, Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+
+use super::load::rows;
+use super::state::{AppState, Dialog, Notice, Source};
+use super::update::{Action, Effect, update};
+use super::view::{Theme, view};
+use crate::audit::{AuditLog, Channel, Sealer};
+use crate::cli::error::CliError;
+use crate::core::plan::load_plan;
+use crate::core::policy::LoadedPolicy;
+
+/// What the TUI needs to start.
+#[derive(Debug)]
+pub struct Options {
+    pub user: String,
+    pub files: Vec<PathBuf>,
+    pub log_path: PathBuf,
+    pub sealer: Sealer,
+    pub log: AuditLog,
+    pub policy: LoadedPolicy,
+}
+
+/// Maps a key to an action; while a text dialog or the filter is open,
+/// characters are text.
+pub fn key_action(state: &AppState, key: KeyEvent) -> Option<Action> {
+    if key.modifiers.contains(KeyModifiers::CONTROL) && key.code == KeyCode::Char('c') {
+        return Some(Action::Quit);
+    }
+    let typing = state.filtering
+        || matches!(
+            state.dialog,
+            Some(Dialog::Approve { .. } | Dialog::Reject { .. })
+        );
+    Some(match key.code {
+        KeyCode::Enter => Action::Open,
+        KeyCode::Esc => Action::Back,
+        KeyCode::Backspace => Action::Backspace,
+        KeyCode::Up => Action::Up,
+        KeyCode::Down => Action::Down,
+        KeyCode::Tab => Action::CycleStatus,
+        KeyCode::Char(c) if typing => Action::Char(c),
+        KeyCode::Char('k') => Action::Up,
+        KeyCode::Char('j') => Action::Down,
+        KeyCode::Char('q') => Action::Quit,
+        KeyCode::Char('a') => Action::Approve,
+        KeyCode::Char('r') => Action::Reject,
+        KeyCode::Char('x') => Action::Execute,
+        KeyCode::Char('?') => Action::Help,
+        KeyCode::Char('/') => Action::Filter,
+        _ => return None,
+    })
+}
+
+/// Runs the TUI until the user quits. The terminal is restored on quit,
+/// on Ctrl-C and on panic.
+pub fn run(opts: Options) -> Result<(), CliError> {
+    let now = Utc::now();
+    let (initial, problems) = rows(&opts.policy, &opts.log_path, &opts.sealer, &opts.files, now)
+        .map_err(CliError::Refused)?;
+    let mut state = AppState::new(
+        opts.user.clone(),
+        opts.policy.hash.to_string(),
+        initial,
+        now,
+    );
+    if let Some(p) = problems.first() {
+        state.notice = Some(Notice {
+            text: p.clone(),
+            error: true,
+        });
+    }
+    let theme = Theme {
+        color: std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+    };
+    let mut terminal = ratatui::try_init().map_err(CliError::Output)?;
+    let result = event_loop(&mut terminal, &mut state, theme, &opts);
+    ratatui::restore();
+    result
+}
+
+fn event_loop(
+    terminal: &mut ratatui::DefaultTerminal,
+    state: &mut AppState,
+    theme: Theme,
+    opts: &Options,
+) -> Result<(), CliError> {
+    let mut log_len = std::fs::metadata(&opts.log_path).map_or(0, |m| m.len());
+    let mut last_tick = Instant::now();
+    while !state.quit {
+        terminal
+            .draw(|f| view(state, theme, f))
+            .map_err(CliError::Output)?;
+        let mut actions = Vec::new();
+        if event::poll(Duration::from_millis(200)).map_err(CliError::Output)? {
+            match event::read().map_err(CliError::Output)? {
+                Event::Key(k) if k.kind != KeyEventKind::Release => {
+                    actions.extend(key_action(state, k));
+                }
+                _ => {} // a resize redraws on the next pass
+            }
+        }
+        if last_tick.elapsed() >= Duration::from_millis(500) {
+            last_tick = Instant::now();
+            actions.push(Action::Tick(Utc::now()));
+            // Another process appended: reload.
+            let len = std::fs::metadata(&opts.log_path).map_or(0, |m| m.len());
+            if len != log_len {
+                log_len = len;
+                run_effects(state, opts, vec![Effect::Reload]);
+            }
+        }
+        for a in actions {
+            let effects = update(state, a);
+            run_effects(state, opts, effects);
+        }
+    }
+    Ok(())
+}
+
+/// Runs effects until none are left; their results go back through
+/// `update`.
+fn run_effects(state: &mut AppState, opts: &Options, mut effects: Vec<Effect>) {
+    while let Some(effect) = effects.pop() {
+        let action = perform(state, opts, effect);
+        effects.extend(update(state, action));
+    }
+}
+
+fn perform(state: &AppState, opts: &Options, effect: Effect) -> Action {
+    let done = |r: Result<String, CliError>| {
+        Action::Done(match r {
+            Ok(text) => Notice { text, error: false },
+            Err(e) => Notice {
+                text: e.to_string(),
+                error: true,
+            },
+        })
+    };
+    match effect {
+        Effect::Reload => match rows(
+            &opts.policy,
+            &opts.log_path,
+            &opts.sealer,
+            &opts.files,
+            Utc::now(),
+        ) {
+            Ok((rows, _)) => Action::Loaded(rows),
+            Err(e) => Action::Done(Notice {
+                text: e,
+                error: true,
+            }),
+        },
+        Effect::Approve {
+            plan_id,
+            hash,
+            source,
+        } => done(approve(state, opts, &plan_id, &hash, &source)),
+        Effect::Reject { plan_id, reason } => done(
+            crate::cli::approve_cmd::deny(
+                &opts.log,
+                &opts.policy,
+                &plan_id,
+                &state.user,
+                Channel::Tui,
+                &reason,
+            )
+            .map(|_| format!("rejected plan `{plan_id}`: {reason}")),
+        ),
+    }
+}
+
+fn approve(
+    state: &AppState,
+    opts: &Options,
+    plan_id: &str,
+    hash: &crate::core::digest::PlanHash,
+    source: &Source,
+) -> Result<String, CliError> {
+    let unsubmitted = state
+        .rows
+        .iter()
+        .any(|r| r.id() == plan_id && r.status == super::state::RowStatus::Unsubmitted);
+    if unsubmitted && let Source::File(path) = source {
+        let text = crate::cli::config::read(path)?;
+        let cp = load_plan(
+            &path.display().to_string(),
+            &text,
+            &opts.policy,
+            Utc::now().date_naive(),
+        )
+        .map_err(|e| CliError::Failed(e.to_string()))?;
+        if &cp.hash != hash {
+            return Err(CliError::Refused(format!(
+                "{} changed since it was shown: review it again",
+                path.display()
+            )));
+        }
+        crate::cli::submit_cmd::record(&opts.log, &opts.policy, &cp, &state.user)?;
+    }
+    crate::cli::approve_cmd::grant(
+        &opts.log,
+        &opts.policy,
+        plan_id,
+        &state.user,
+        Channel::Tui,
+        Some(hash.as_str()),
+        None,
+    )?;
+    Ok(format!("approved plan `{plan_id}` as {}", state.user))
+}

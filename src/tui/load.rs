@@ -1,0 +1,153 @@
+//! Building the plan rows: every plan the audit log knows, and the plan
+//! files given (or found in `plans/`), each with its status and approvals.
+
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+
+use super::state::{PlanRow, RowStatus, Source};
+use crate::audit::Sealer;
+use crate::audit::ledger::{load, run_is_live};
+use crate::core::approval::{Subject, Verdict, requirement};
+use crate::core::plan::{ClassifiedPlan, Plan, load_plan};
+use crate::core::policy::LoadedPolicy;
+use crate::core::state::{Ledger, PlanState};
+
+/// The plan files in `dir` (`*.yaml`, `*.yml`), sorted.
+pub fn plan_files(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// Rows, and the problems met (a plan file that does not load).
+pub fn rows(
+    policy: &LoadedPolicy,
+    log: &Path,
+    sealer: &Sealer,
+    files: &[PathBuf],
+    now: DateTime<Utc>,
+) -> Result<(Vec<PlanRow>, Vec<String>), String> {
+    let ledger = if log.exists() {
+        load(log, sealer).map_err(|e| format!("{}: {e}", log.display()))?
+    } else {
+        Ledger::default()
+    };
+    let live = |run: &str| run_is_live(log, run);
+    let mut problems = Vec::new();
+    let mut rows = Vec::new();
+    let mut from_files = Vec::new();
+    for f in files {
+        let text = match std::fs::read_to_string(f) {
+            Ok(t) => t,
+            Err(e) => {
+                problems.push(format!("{}: {e}", f.display()));
+                continue;
+            }
+        };
+        let cp = match load_plan(&f.display().to_string(), &text, policy, now.date_naive()) {
+            Ok(cp) => cp,
+            Err(e) => {
+                problems.push(
+                    e.0.first()
+                        .map_or_else(|| f.display().to_string(), ToString::to_string),
+                );
+                continue;
+            }
+        };
+        from_files.push(cp.plan.id.clone());
+        let row = match ledger.plan(&cp.plan.id) {
+            Some(state) if state.submission.plan_hash == cp.hash => {
+                submitted_row(state, cp, Source::File(f.clone()), policy, now, &live)
+            }
+            _ => new_row(cp, Source::File(f.clone()), policy),
+        };
+        rows.push(row);
+    }
+    let mut logged: Vec<&PlanState> = ledger
+        .plans()
+        .filter(|p| !from_files.contains(&p.plan_id))
+        .collect();
+    logged.sort_by_key(|p| std::cmp::Reverse(p.submission.ts));
+    for state in logged {
+        let Ok(plan) = Plan::from_json(state.submission.plan.clone()) else {
+            problems.push(format!(
+                "plan `{}` in the log cannot be read back",
+                state.plan_id
+            ));
+            continue;
+        };
+        let cp = ClassifiedPlan::from_plan(plan, &policy.rules);
+        rows.push(submitted_row(state, cp, Source::Log, policy, now, &live));
+    }
+    Ok((rows, problems))
+}
+
+fn submitted_row(
+    state: &PlanState,
+    review: ClassifiedPlan,
+    source: Source,
+    policy: &LoadedPolicy,
+    now: DateTime<Utc>,
+    live: &impl Fn(&str) -> bool,
+) -> PlanRow {
+    let verdict = state.verdict(&policy.policy, &policy.hash, now);
+    let status = state.status(&verdict, live);
+    let (needed, approvers) = match &verdict {
+        Verdict::Approved { plan, needed } => (*needed, plan.approvers().to_vec()),
+        Verdict::Pending { needed, have, .. } => (*needed, have.clone()),
+        _ => (
+            requirement(&policy.policy, &state.subject()).map_or(0, |r| r.approvals),
+            Vec::new(),
+        ),
+    };
+    PlanRow {
+        source,
+        review,
+        status: RowStatus::Plan(status),
+        approvers,
+        needed,
+        missing: status.is_open().then(|| verdict.missing()).flatten(),
+        submitted_at: Some(state.submission.ts),
+        run_id: state.last_run().map(|r| r.run_id.clone()),
+    }
+}
+
+fn new_row(review: ClassifiedPlan, source: Source, policy: &LoadedPolicy) -> PlanRow {
+    let author = review.plan.author.clone().unwrap_or_default();
+    let subject = Subject {
+        plan_id: &review.plan.id,
+        plan_hash: &review.hash,
+        risk: review.risk,
+        author: &author,
+        mutates_production: review.mutates_production(),
+        has_override: review.plan.production_override.is_some(),
+    };
+    let (needed, missing) = match requirement(&policy.policy, &subject) {
+        Ok(r) => (
+            r.approvals,
+            Some(format!(
+                "not submitted; approving submits it (needs {} approval(s))",
+                r.approvals
+            )),
+        ),
+        Err(refusal) => (0, Some(refusal.0)),
+    };
+    PlanRow {
+        source,
+        review,
+        status: RowStatus::Unsubmitted,
+        approvers: Vec::new(),
+        needed,
+        missing,
+        submitted_at: None,
+        run_id: None,
+    }
+}

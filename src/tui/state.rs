@@ -1,0 +1,200 @@
+//! The TUI's model: everything the view draws, nothing it computes.
+
+use std::path::PathBuf;
+
+use chrono::{DateTime, Utc};
+
+use crate::core::plan::ClassifiedPlan;
+use crate::core::risk::RiskLevel;
+use crate::core::state::PlanStatus;
+
+/// Where a plan row came from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Source {
+    /// A plan file (given on the command line or found in `plans/`).
+    File(PathBuf),
+    /// Only the audit log knows it.
+    Log,
+}
+
+/// A plan's standing as the list shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RowStatus {
+    /// A file never submitted (or changed since it was).
+    Unsubmitted,
+    Plan(PlanStatus),
+}
+
+impl RowStatus {
+    pub fn label(self) -> &'static str {
+        match self {
+            RowStatus::Unsubmitted => "new",
+            RowStatus::Plan(s) => match s {
+                PlanStatus::RolledBack => "rolled back",
+                other => other.as_str(),
+            },
+        }
+    }
+}
+
+/// One plan in the list.
+#[derive(Debug, Clone)]
+pub struct PlanRow {
+    pub source: Source,
+    pub review: ClassifiedPlan,
+    pub status: RowStatus,
+    pub approvers: Vec<String>,
+    pub needed: u32,
+    /// What is missing before it may run.
+    pub missing: Option<String>,
+    pub submitted_at: Option<DateTime<Utc>>,
+    /// The last run, if any.
+    pub run_id: Option<String>,
+}
+
+impl PlanRow {
+    pub fn id(&self) -> &str {
+        &self.review.plan.id
+    }
+
+    pub fn risk(&self) -> RiskLevel {
+        self.review.risk
+    }
+}
+
+/// The status filter `tab` cycles through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StatusFilter {
+    #[default]
+    All,
+    Open,
+    Running,
+    Done,
+}
+
+impl StatusFilter {
+    pub fn next(self) -> Self {
+        match self {
+            StatusFilter::All => StatusFilter::Open,
+            StatusFilter::Open => StatusFilter::Running,
+            StatusFilter::Running => StatusFilter::Done,
+            StatusFilter::Done => StatusFilter::All,
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            StatusFilter::All => "all",
+            StatusFilter::Open => "open",
+            StatusFilter::Running => "running",
+            StatusFilter::Done => "done",
+        }
+    }
+
+    pub fn admits(self, s: RowStatus) -> bool {
+        match (self, s) {
+            (StatusFilter::All, _) => true,
+            (StatusFilter::Open, RowStatus::Unsubmitted) => true,
+            (StatusFilter::Open, RowStatus::Plan(p)) => p.is_open(),
+            (StatusFilter::Running, RowStatus::Plan(p)) => {
+                matches!(p, PlanStatus::Running | PlanStatus::Interrupted)
+            }
+            (StatusFilter::Done, RowStatus::Plan(p)) => {
+                !p.is_open() && !matches!(p, PlanStatus::Running | PlanStatus::Interrupted)
+            }
+            _ => false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Screen {
+    Plans,
+    Detail,
+}
+
+/// A modal dialog. Destructive ones have explicit state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Dialog {
+    /// Approving: CRITICAL needs the plan id typed.
+    Approve {
+        plan_id: String,
+        critical: bool,
+        typed: String,
+    },
+    /// Rejecting asks a reason.
+    Reject {
+        plan_id: String,
+        reason: String,
+    },
+    Help,
+}
+
+/// A message on the status line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    pub text: String,
+    pub error: bool,
+}
+
+/// The whole UI state.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// Who approves (the OS user, or `--as`).
+    pub user: String,
+    pub policy_hash: String,
+    pub rows: Vec<PlanRow>,
+    /// Index into `rows` of the selected plan.
+    pub selected: usize,
+    /// The selected step on the detail screen.
+    pub step: usize,
+    pub filter: String,
+    pub filtering: bool,
+    pub status_filter: StatusFilter,
+    pub screen: Screen,
+    pub dialog: Option<Dialog>,
+    pub notice: Option<Notice>,
+    pub quit: bool,
+    /// The clock, as of the last tick (ages are drawn from it).
+    pub now: DateTime<Utc>,
+}
+
+impl AppState {
+    pub fn new(user: String, policy_hash: String, rows: Vec<PlanRow>, now: DateTime<Utc>) -> Self {
+        AppState {
+            user,
+            policy_hash,
+            rows,
+            selected: 0,
+            step: 0,
+            filter: String::new(),
+            filtering: false,
+            status_filter: StatusFilter::All,
+            screen: Screen::Plans,
+            dialog: None,
+            notice: None,
+            quit: false,
+            now,
+        }
+    }
+
+    /// Indexes of the rows the filters let through, in order.
+    pub fn visible(&self) -> Vec<usize> {
+        let needle = self.filter.to_lowercase();
+        self.rows
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| self.status_filter.admits(r.status))
+            .filter(|(_, r)| {
+                needle.is_empty()
+                    || r.id().to_lowercase().contains(&needle)
+                    || r.review.plan.title.to_lowercase().contains(&needle)
+            })
+            .map(|(i, _)| i)
+            .collect()
+    }
+
+    pub fn current(&self) -> Option<&PlanRow> {
+        self.rows.get(self.selected)
+    }
+}

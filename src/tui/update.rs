@@ -1,0 +1,312 @@
+//! Actions, effects and `update`: the only place the state changes. Keys
+//! become [`Action`]s; `update` changes the state and returns [`Effect`]s,
+//! which the terminal loop runs; their results come back as actions.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::state::{AppState, Dialog, Notice, PlanRow, RowStatus, Screen, Source};
+use crate::core::digest::PlanHash;
+use crate::core::risk::RiskLevel;
+use crate::core::state::PlanStatus;
+
+/// What a key (or a finished effect) asks for.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    Up,
+    Down,
+    /// `Enter`: open, or confirm a dialog.
+    Open,
+    /// `Esc`: back, or cancel a dialog.
+    Back,
+    Quit,
+    Approve,
+    Reject,
+    Execute,
+    Help,
+    /// `/`: start typing a filter.
+    Filter,
+    /// `tab`: the next status filter.
+    CycleStatus,
+    /// A character typed into a dialog or the filter.
+    Char(char),
+    Backspace,
+    /// The clock moved on.
+    #[serde(skip)]
+    Tick(DateTime<Utc>),
+    /// Fresh rows from the log and the plan files.
+    #[serde(skip)]
+    Loaded(Vec<PlanRow>),
+    /// An effect finished; what to tell the user.
+    #[serde(skip)]
+    Done(Notice),
+}
+
+/// What the terminal loop must do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    /// Reload the rows from the log and the files.
+    Reload,
+    /// Record an approval on the TUI channel, submitting a plan file first.
+    Approve {
+        plan_id: String,
+        hash: PlanHash,
+        source: Source,
+    },
+    Reject {
+        plan_id: String,
+        reason: String,
+    },
+}
+
+fn notice(state: &mut AppState, text: impl Into<String>, error: bool) {
+    state.notice = Some(Notice {
+        text: text.into(),
+        error,
+    });
+}
+
+/// Moves the selection within the visible rows.
+fn step_selection(state: &mut AppState, down: bool) {
+    let visible = state.visible();
+    if visible.is_empty() {
+        return;
+    }
+    let pos = visible.iter().position(|&i| i == state.selected);
+    let next = match (pos, down) {
+        (None, _) => 0,
+        (Some(p), true) => (p + 1).min(visible.len() - 1),
+        (Some(p), false) => p.saturating_sub(1),
+    };
+    state.selected = visible[next];
+    state.step = 0;
+}
+
+/// Keeps the selection on a visible row after the filters change.
+fn clamp_selection(state: &mut AppState) {
+    let visible = state.visible();
+    if !visible.contains(&state.selected)
+        && let Some(&first) = visible.first()
+    {
+        state.selected = first;
+        state.step = 0;
+    }
+}
+
+fn can_decide(row: &PlanRow) -> Result<(), String> {
+    match row.status {
+        RowStatus::Unsubmitted => Ok(()),
+        RowStatus::Plan(s) if s.is_open() => Ok(()),
+        RowStatus::Plan(s) => Err(format!(
+            "plan `{}` is {}: it takes no more decisions",
+            row.id(),
+            s.as_str()
+        )),
+    }
+}
+
+pub fn update(state: &mut AppState, action: Action) -> Vec<Effect> {
+    match action {
+        Action::Tick(now) => {
+            state.now = now;
+            return Vec::new();
+        }
+        Action::Loaded(rows) => {
+            let keep = state.current().map(|r| r.id().to_owned());
+            state.rows = rows;
+            state.selected = keep
+                .and_then(|id| state.rows.iter().position(|r| r.id() == id))
+                .unwrap_or(0);
+            clamp_selection(state);
+            return Vec::new();
+        }
+        Action::Done(n) => {
+            state.notice = Some(n);
+            return vec![Effect::Reload];
+        }
+        _ => {}
+    }
+    if let Some(dialog) = state.dialog.take() {
+        return dialog_update(state, dialog, action);
+    }
+    if state.filtering {
+        match action {
+            Action::Char(c) => state.filter.push(c),
+            Action::Backspace => {
+                state.filter.pop();
+            }
+            Action::Open | Action::Back => state.filtering = false,
+            _ => {}
+        }
+        clamp_selection(state);
+        return Vec::new();
+    }
+    state.notice = None;
+    match action {
+        Action::Quit => state.quit = true,
+        Action::Up | Action::Down => match state.screen {
+            Screen::Plans => step_selection(state, matches!(action, Action::Down)),
+            Screen::Detail => {
+                let steps = state.current().map_or(0, |r| r.review.plan.steps.len());
+                state.step = if matches!(action, Action::Down) {
+                    (state.step + 1).min(steps.saturating_sub(1))
+                } else {
+                    state.step.saturating_sub(1)
+                };
+            }
+        },
+        Action::Open => {
+            if state.current().is_some() {
+                state.screen = Screen::Detail;
+            }
+        }
+        Action::Back => state.screen = Screen::Plans,
+        Action::Help => state.dialog = Some(Dialog::Help),
+        Action::Filter => state.filtering = true,
+        Action::CycleStatus => {
+            state.status_filter = state.status_filter.next();
+            clamp_selection(state);
+        }
+        Action::Approve => {
+            let Some(row) = state.current() else {
+                return Vec::new();
+            };
+            match can_decide(row) {
+                Ok(()) => {
+                    state.dialog = Some(Dialog::Approve {
+                        plan_id: row.id().to_owned(),
+                        critical: row.risk() == RiskLevel::Critical,
+                        typed: String::new(),
+                    });
+                }
+                Err(e) => notice(state, e, true),
+            }
+        }
+        Action::Reject => {
+            let Some(row) = state.current() else {
+                return Vec::new();
+            };
+            if row.status == RowStatus::Unsubmitted {
+                let id = row.id().to_owned();
+                notice(
+                    state,
+                    format!("plan `{id}` was never submitted: there is nothing to reject"),
+                    true,
+                );
+            } else {
+                match can_decide(row) {
+                    Ok(()) => {
+                        state.dialog = Some(Dialog::Reject {
+                            plan_id: row.id().to_owned(),
+                            reason: String::new(),
+                        });
+                    }
+                    Err(e) => notice(state, e, true),
+                }
+            }
+        }
+        Action::Execute => {
+            let Some(row) = state.current() else {
+                return Vec::new();
+            };
+            let id = row.id().to_owned();
+            if row.status == RowStatus::Plan(PlanStatus::Approved) {
+                notice(
+                    state,
+                    format!("plan `{id}` is approved: run it with `opsgate run {id}`"),
+                    false,
+                );
+            } else {
+                let why = row
+                    .missing
+                    .clone()
+                    .unwrap_or_else(|| format!("it is {}", row.status.label()));
+                notice(state, format!("x: plan `{id}` may not run: {why}"), true);
+            }
+        }
+        Action::Char(_) | Action::Backspace => {}
+        Action::Tick(_) | Action::Loaded(_) | Action::Done(_) => {}
+    }
+    Vec::new()
+}
+
+fn dialog_update(state: &mut AppState, dialog: Dialog, action: Action) -> Vec<Effect> {
+    match (dialog, action) {
+        (_, Action::Back) => Vec::new(),
+        (Dialog::Help, Action::Open | Action::Help | Action::Quit) => Vec::new(),
+        (d @ Dialog::Help, _) => {
+            state.dialog = Some(d);
+            Vec::new()
+        }
+        (
+            Dialog::Approve {
+                plan_id,
+                critical,
+                mut typed,
+            },
+            action,
+        ) => {
+            match action {
+                Action::Char(c) if critical => typed.push(c),
+                Action::Backspace => {
+                    typed.pop();
+                }
+                Action::Open => {
+                    if critical && typed.trim() != plan_id {
+                        state.dialog = Some(Dialog::Approve {
+                            plan_id,
+                            critical,
+                            typed,
+                        });
+                        notice(
+                            state,
+                            "type the plan id exactly to approve a CRITICAL plan",
+                            true,
+                        );
+                        return Vec::new();
+                    }
+                    let Some(row) = state.rows.iter().find(|r| r.id() == plan_id) else {
+                        return Vec::new();
+                    };
+                    return vec![Effect::Approve {
+                        plan_id,
+                        hash: row.review.hash.clone(),
+                        source: row.source.clone(),
+                    }];
+                }
+                _ => {}
+            }
+            state.dialog = Some(Dialog::Approve {
+                plan_id,
+                critical,
+                typed,
+            });
+            Vec::new()
+        }
+        (
+            Dialog::Reject {
+                plan_id,
+                mut reason,
+            },
+            action,
+        ) => {
+            match action {
+                Action::Char(c) => reason.push(c),
+                Action::Backspace => {
+                    reason.pop();
+                }
+                Action::Open if !reason.trim().is_empty() => {
+                    return vec![Effect::Reject {
+                        plan_id,
+                        reason: reason.trim().to_owned(),
+                    }];
+                }
+                Action::Open => notice(state, "a rejection must say why", true),
+                _ => {}
+            }
+            state.dialog = Some(Dialog::Reject { plan_id, reason });
+            Vec::new()
+        }
+    }
+}

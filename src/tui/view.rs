@@ -1,0 +1,438 @@
+//! `view`: draws the state, changes nothing. Tables draw only the rows
+//! that fit.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row, Table, TableState, Wrap};
+
+use super::state::{AppState, Dialog, PlanRow, RowStatus, Screen};
+use crate::core::event::short;
+use crate::core::plan::PlanRollback;
+use crate::core::risk::{Classification, RiskLevel};
+
+/// Styles, or none at all under `NO_COLOR`.
+#[derive(Debug, Clone, Copy)]
+pub struct Theme {
+    pub color: bool,
+}
+
+impl Theme {
+    fn risk(self, level: RiskLevel) -> Style {
+        if !self.color {
+            return match level {
+                RiskLevel::Critical => Style::new().add_modifier(Modifier::BOLD),
+                _ => Style::new(),
+            };
+        }
+        match level {
+            RiskLevel::Low => Style::new().fg(Color::Green),
+            RiskLevel::Medium => Style::new().fg(Color::Yellow),
+            RiskLevel::High => Style::new().fg(Color::Red),
+            RiskLevel::Critical => Style::new().fg(Color::Magenta).add_modifier(Modifier::BOLD),
+        }
+    }
+
+    fn error(self) -> Style {
+        if self.color {
+            Style::new().fg(Color::Red).add_modifier(Modifier::BOLD)
+        } else {
+            Style::new().add_modifier(Modifier::BOLD)
+        }
+    }
+
+    fn dim(self) -> Style {
+        if self.color {
+            Style::new().fg(Color::DarkGray)
+        } else {
+            Style::new()
+        }
+    }
+
+    fn selected(self) -> Style {
+        Style::new().add_modifier(Modifier::REVERSED)
+    }
+}
+
+fn badge(level: RiskLevel) -> String {
+    match level {
+        RiskLevel::Critical => "⛔ CRITICAL".into(),
+        other => other.to_string(),
+    }
+}
+
+fn age(state: &AppState, row: &PlanRow) -> String {
+    let Some(at) = row.submitted_at else {
+        return "-".into();
+    };
+    let secs = (state.now - at).num_seconds().max(0);
+    match secs {
+        0..60 => format!("{secs}s"),
+        60..3600 => format!("{}m", secs / 60),
+        3600..86400 => format!("{}h", secs / 3600),
+        _ => format!("{}d", secs / 86400),
+    }
+}
+
+fn approvals(row: &PlanRow) -> String {
+    if row.status == RowStatus::Unsubmitted {
+        return format!("0/{}", row.needed);
+    }
+    format!("{}/{}", row.approvers.len(), row.needed)
+}
+
+/// Draws the whole UI.
+pub fn view(state: &AppState, theme: Theme, frame: &mut Frame<'_>) {
+    let [top, body, bottom] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Min(3),
+        Constraint::Length(2),
+    ])
+    .areas(frame.area());
+    let title = format!(
+        " opsgate · {} · policy {} · {} plan(s)",
+        state.user,
+        short(&state.policy_hash),
+        state.rows.len()
+    );
+    frame.render_widget(
+        Paragraph::new(title).style(Style::new().add_modifier(Modifier::BOLD)),
+        top,
+    );
+    match state.screen {
+        Screen::Plans => plans(state, theme, frame, body),
+        Screen::Detail => detail(state, theme, frame, body),
+    }
+    footer(state, theme, frame, bottom);
+    if let Some(d) = &state.dialog {
+        dialog(state, theme, d, frame);
+    }
+}
+
+fn footer(state: &AppState, theme: Theme, frame: &mut Frame<'_>, area: Rect) {
+    let [notice, keys] =
+        Layout::vertical([Constraint::Length(1), Constraint::Length(1)]).areas(area);
+    let text = if state.filtering {
+        Line::from(format!(
+            "filter: {}▏ (Enter to keep, Esc to stop)",
+            state.filter
+        ))
+    } else if let Some(n) = &state.notice {
+        Line::styled(
+            n.text.clone(),
+            if n.error { theme.error() } else { Style::new() },
+        )
+    } else {
+        Line::from("")
+    };
+    frame.render_widget(Paragraph::new(text), notice);
+    let keys_text = match state.screen {
+        Screen::Plans => {
+            "↑↓ move  Enter open  a approve  r reject  x execute  / filter  tab status  ? help  q quit"
+        }
+        Screen::Detail => "↑↓ step  a approve  r reject  x execute  Esc back  ? help  q quit",
+    };
+    frame.render_widget(Paragraph::new(keys_text).style(theme.dim()), keys);
+}
+
+fn plans(state: &AppState, theme: Theme, frame: &mut Frame<'_>, area: Rect) {
+    let visible = state.visible();
+    let rows: Vec<Row<'_>> = visible
+        .iter()
+        .map(|&i| {
+            let r = &state.rows[i];
+            Row::new(vec![
+                Cell::from(r.status.label()),
+                Cell::from(badge(r.risk())).style(theme.risk(r.risk())),
+                Cell::from(r.id().to_owned()),
+                Cell::from(approvals(r)),
+                Cell::from(age(state, r)),
+                Cell::from(r.review.plan.title.clone()),
+            ])
+        })
+        .collect();
+    let selected = visible.iter().position(|&i| i == state.selected);
+    let table = Table::new(
+        rows,
+        [
+            Constraint::Length(12),
+            Constraint::Length(11),
+            Constraint::Length(22),
+            Constraint::Length(5),
+            Constraint::Length(4),
+            Constraint::Min(10),
+        ],
+    )
+    .header(
+        Row::new(["STATUS", "RISK", "PLAN", "APPR", "AGE", "TITLE"])
+            .style(Style::new().add_modifier(Modifier::BOLD)),
+    )
+    .row_highlight_style(theme.selected())
+    .block(Block::new().borders(Borders::TOP).title(format!(
+        " Plans · filter: {} · {}{} ",
+        state.status_filter.label(),
+        if state.filter.is_empty() { "" } else { "/" },
+        state.filter
+    )));
+    let mut ts = TableState::default().with_selected(selected);
+    frame.render_stateful_widget(table, area, &mut ts);
+}
+
+fn detail(state: &AppState, theme: Theme, frame: &mut Frame<'_>, area: Rect) {
+    let Some(row) = state.current() else {
+        return;
+    };
+    let plan = &row.review.plan;
+    let [head, steps, below] = Layout::vertical([
+        Constraint::Length(5),
+        Constraint::Min(4),
+        Constraint::Min(6),
+    ])
+    .areas(area);
+    let target = [
+        plan.target
+            .kube_context
+            .as_deref()
+            .map(|c| format!("context {c}")),
+        plan.target
+            .namespace
+            .as_deref()
+            .map(|n| format!("namespace {n}")),
+        plan.target
+            .aws_region
+            .as_deref()
+            .map(|r| format!("region {r}")),
+    ]
+    .into_iter()
+    .flatten()
+    .collect::<Vec<_>>()
+    .join(", ");
+    let who = if row.approvers.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", row.approvers.join(", "))
+    };
+    let lines = vec![
+        Line::from(vec![
+            Span::styled(plan.id.clone(), Style::new().add_modifier(Modifier::BOLD)),
+            Span::raw("  "),
+            Span::styled(badge(row.risk()), theme.risk(row.risk())),
+            Span::raw(format!("  {}  {}", row.status.label(), plan.title)),
+        ]),
+        Line::from(format!(
+            "author {}  target {}  est. {}",
+            plan.author.as_deref().unwrap_or("-"),
+            if target.is_empty() {
+                "-".into()
+            } else {
+                target
+            },
+            plan.estimated_time.map_or("-".into(), |d| d.to_string()),
+        )),
+        Line::from(format!(
+            "plan {}  policy {}",
+            short(row.review.hash.as_str()),
+            short(&state.policy_hash)
+        )),
+        Line::from(format!("approvals {}{who}", approvals(row))),
+        Line::styled(row.missing.clone().unwrap_or_default(), theme.dim()),
+    ];
+    frame.render_widget(Paragraph::new(lines), head);
+
+    let step_rows: Vec<Row<'_>> = plan
+        .steps
+        .iter()
+        .zip(&row.review.steps)
+        .enumerate()
+        .map(|(i, (s, r))| {
+            Row::new(vec![
+                Cell::from(format!("{}", i + 1)),
+                Cell::from(s.name.clone()),
+                Cell::from(badge(r.action.risk)).style(theme.risk(r.action.risk)),
+                Cell::from(s.timeout.to_string()),
+                Cell::from(format!("{}/{}", s.pre_checks.len(), s.post_checks.len())),
+                Cell::from(first_line(s.action.command_line())),
+            ])
+        })
+        .collect();
+    let table = Table::new(
+        step_rows,
+        [
+            Constraint::Length(3),
+            Constraint::Length(20),
+            Constraint::Length(11),
+            Constraint::Length(8),
+            Constraint::Length(6),
+            Constraint::Min(10),
+        ],
+    )
+    .header(
+        Row::new(["#", "STEP", "RISK", "TIMEOUT", "CHECKS", "COMMAND"])
+            .style(Style::new().add_modifier(Modifier::BOLD)),
+    )
+    .row_highlight_style(theme.selected())
+    .block(Block::new().borders(Borders::TOP).title(" Steps "));
+    let mut ts = TableState::default()
+        .with_selected(Some(state.step.min(plan.steps.len().saturating_sub(1))));
+    frame.render_stateful_widget(table, steps, &mut ts);
+
+    let mut lines: Vec<Line<'_>> = Vec::new();
+    if let (Some(s), Some(r)) = (plan.steps.get(state.step), row.review.steps.get(state.step)) {
+        lines.push(Line::from(format!(
+            "$ {}",
+            first_line(s.action.command_line())
+        )));
+        explain(&mut lines, &r.action, theme);
+        for c in &s.pre_checks {
+            lines.push(Line::from(format!(
+                "pre-check  {}: {}",
+                c.name,
+                first_line(c.action.command_line())
+            )));
+        }
+        for c in &s.post_checks {
+            lines.push(Line::from(format!(
+                "post-check {}: {} (×{})",
+                c.name,
+                first_line(c.action.command_line()),
+                c.retry.attempts
+            )));
+        }
+        lines.push(Line::from(match &s.rollback {
+            Some(a) => format!("rollback   {}", first_line(a.command_line())),
+            None => "rollback   (none for this step)".into(),
+        }));
+    }
+    lines.push(Line::from(match &plan.rollback {
+        PlanRollback::Steps { method, steps, .. } => format!(
+            "plan rollback: {} ({} step(s))",
+            method.as_deref().unwrap_or("-"),
+            steps.len()
+        ),
+        PlanRollback::None { reason } => format!("plan rollback: none: {reason}"),
+        PlanRollback::Absent => "plan rollback: per step only".into(),
+    }));
+    frame.render_widget(
+        Paragraph::new(lines).wrap(Wrap { trim: false }).block(
+            Block::new()
+                .borders(Borders::TOP)
+                .title(" Step · explain · rollback "),
+        ),
+        below,
+    );
+}
+
+fn explain<'a>(lines: &mut Vec<Line<'a>>, c: &Classification, theme: Theme) {
+    if c.reasons.is_empty() {
+        lines.push(Line::from("  LOW: no rule matched"));
+    }
+    for r in &c.reasons {
+        lines.push(Line::from(vec![
+            Span::raw("  "),
+            Span::styled(r.level.to_string(), theme.risk(r.level)),
+            Span::raw(format!(": {} [{}]", r.message, r.rule)),
+        ]));
+    }
+}
+
+fn first_line(s: &str) -> String {
+    let mut lines = s.lines();
+    let first = lines.next().unwrap_or_default().to_owned();
+    if lines.next().is_some() {
+        format!("{first} …")
+    } else {
+        first
+    }
+}
+
+fn centered(area: Rect, width: u16, height: u16) -> Rect {
+    let w = width.min(area.width);
+    let h = height.min(area.height);
+    Rect {
+        x: area.x + (area.width - w) / 2,
+        y: area.y + (area.height - h) / 2,
+        width: w,
+        height: h,
+    }
+}
+
+fn dialog(state: &AppState, theme: Theme, d: &Dialog, frame: &mut Frame<'_>) {
+    let (title, lines): (&str, Vec<Line<'_>>) = match d {
+        Dialog::Help => (
+            " Help ",
+            vec![
+                Line::from("a  approve the selected plan (as you, on the tui channel)"),
+                Line::from("r  reject it, with a reason"),
+                Line::from("x  execute (only when approved and current)"),
+                Line::from("Enter open · Esc back · / filter · tab status filter"),
+                Line::from("q  quit · ? this help"),
+            ],
+        ),
+        Dialog::Approve {
+            plan_id,
+            critical,
+            typed,
+        } => {
+            let row = state.rows.iter().find(|r| r.id() == plan_id);
+            let level = row.map_or(RiskLevel::Critical, PlanRow::risk);
+            let mut lines = vec![
+                Line::from(vec![
+                    Span::raw(format!("Approve plan `{plan_id}` as {} at ", state.user)),
+                    Span::styled(badge(level), theme.risk(level)),
+                    Span::raw("?"),
+                ]),
+                Line::from(row.map_or(String::new(), |r| {
+                    format!(
+                        "{} step(s); hash {}",
+                        r.review.plan.steps.len(),
+                        short(r.review.hash.as_str())
+                    )
+                })),
+            ];
+            if let Some(r) = row {
+                lines.push(Line::from(format!(
+                    "{}/{} approvals{}",
+                    r.approvers.len(),
+                    r.needed,
+                    if r.approvers.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {}", r.approvers.join(", "))
+                    }
+                )));
+                if r.status == RowStatus::Unsubmitted {
+                    lines.push(Line::from("The plan file is submitted first."));
+                }
+            }
+            if *critical {
+                lines.push(Line::styled(
+                    "CRITICAL: type the plan id to confirm",
+                    theme.risk(RiskLevel::Critical),
+                ));
+                lines.push(Line::from(format!("> {typed}▏")));
+            }
+            lines.push(Line::from("Enter confirms · Esc cancels"));
+            (" Approve ", lines)
+        }
+        Dialog::Reject { plan_id, reason } => (
+            " Reject ",
+            vec![
+                Line::from(format!(
+                    "Reject plan `{plan_id}` as {}. Reason:",
+                    state.user
+                )),
+                Line::from(format!("> {reason}▏")),
+                Line::from("Enter confirms · Esc cancels"),
+            ],
+        ),
+    };
+    let area = centered(frame.area(), 70, lines.len() as u16 + 2);
+    frame.render_widget(Clear, area);
+    frame.render_widget(
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .block(Block::bordered().title(title)),
+        area,
+    );
+}
