@@ -97,7 +97,7 @@ fn classify_without_a_command_is_a_usage_error() {
 }
 
 #[test]
-fn no_arguments_print_help_and_exit_2() {
+fn no_arguments_without_a_terminal_print_help_and_exit_2() {
     opsgate()
         .assert()
         .code(2)

@@ -20,9 +20,10 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         if std::io::stdin().is_terminal() && std::io::stdout().is_terminal() {
             return tui(None, &[], &policy, log_path()?, sealer()?, open_log()?);
         }
+        let help = <super::args::Cli as clap::CommandFactory>::command().render_help();
+        eprintln!("{help}");
         return Err(CliError::Usage(
-            "no command: `opsgate tui` opens the terminal UI; `opsgate --help` lists the commands"
-                .into(),
+            "no command (and no terminal for the TUI): `opsgate tui` opens the terminal UI".into(),
         ));
     };
     match command {
