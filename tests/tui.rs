@@ -1,0 +1,311 @@
+//! The TUI: `update()` flows, and an insta snapshot of every screen through
+//! ratatui's `TestBackend` at 80×24 and 160×48, with hashes redacted.
+
+#![expect(
+    clippy::expect_used,
+    reason = "test helpers: a broken fixture should stop the test loudly"
+)]
+
+mod common;
+
+use chrono::{DateTime, TimeZone, Utc};
+use opsgate::core::risk::RiskLevel;
+use opsgate::core::state::PlanStatus;
+use opsgate::tui::state::{AppState, Dialog, PlanRow, RowStatus, Screen};
+use opsgate::tui::update::{Action, Effect, update};
+use opsgate::tui::view::{Theme, view};
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+
+fn now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 1, 26, 13, 0, 0)
+        .single()
+        .expect("a valid time")
+}
+
+/// The example plans as rows, in file order, none submitted.
+fn rows() -> Vec<PlanRow> {
+    let files = common::yaml_files(&common::repo().join("plans"));
+    let (rows, problems) = opsgate::tui::load::rows(
+        &common::POLICY,
+        std::path::Path::new("/nonexistent/audit.jsonl"),
+        &opsgate::audit::Sealer::Sha256,
+        &files,
+        now(),
+    )
+    .expect("rows load");
+    assert!(problems.is_empty(), "{problems:?}");
+    rows
+}
+
+/// A state with a spread of statuses, ages and approvals.
+fn state() -> AppState {
+    let mut rows = rows();
+    let minutes = |m: i64| Some(now() - chrono::Duration::minutes(m));
+    for r in &mut rows {
+        match r.id() {
+            "demo-local" => {
+                r.status = RowStatus::Plan(PlanStatus::Pending);
+                r.submitted_at = minutes(3);
+            }
+            "api-scale-20260126" => {
+                r.status = RowStatus::Plan(PlanStatus::Approved);
+                r.approvers = vec!["alice".into()];
+                r.missing = None;
+                r.submitted_at = minutes(90);
+            }
+            "docker-restart-web" => {
+                r.status = RowStatus::Plan(PlanStatus::Succeeded);
+                r.approvers = vec!["bob".into()];
+                r.submitted_at = minutes(3 * 24 * 60);
+            }
+            _ => {}
+        }
+    }
+    AppState::new("carol".into(), common::POLICY.hash.to_string(), rows, now())
+}
+
+fn select(state: &mut AppState, id: &str) {
+    state.selected = state
+        .rows
+        .iter()
+        .position(|r| r.id() == id)
+        .expect("the plan is a row");
+}
+
+/// The screen as text, hashes redacted.
+fn render(state: &AppState, width: u16, height: u16) -> String {
+    let mut terminal = Terminal::new(TestBackend::new(width, height)).expect("a test terminal");
+    terminal
+        .draw(|f| view(state, Theme { color: false }, f))
+        .expect("it draws");
+    let buffer = terminal.backend().buffer().clone();
+    let mut text = String::new();
+    for y in 0..height {
+        let mut line = String::new();
+        let mut skip = 0;
+        for x in 0..width {
+            if skip > 0 {
+                // The cell after a wide character is part of it.
+                skip -= 1;
+                continue;
+            }
+            let symbol = buffer[(x, y)].symbol();
+            skip = unicode_width(symbol).saturating_sub(1);
+            line.push_str(symbol);
+        }
+        text.push_str(line.trim_end());
+        text.push('\n');
+    }
+    let hash = regex::Regex::new(r"sha256:[0-9a-f]{12}").expect("regex");
+    // Same width as a short hash, so the layout in the snapshot is true.
+    hash.replace_all(&text, "sha256:############").into_owned()
+}
+
+/// Cells a symbol covers: the emoji and CJK ranges the UI uses are 2.
+fn unicode_width(s: &str) -> usize {
+    s.chars()
+        .map(|c| {
+            if ('\u{2600}'..='\u{27BF}').contains(&c) || ('\u{1F300}'..='\u{1FAFF}').contains(&c) {
+                2
+            } else {
+                1
+            }
+        })
+        .sum()
+}
+
+fn snapshot_both(name: &str, state: &AppState) {
+    insta::assert_snapshot!(format!("{name}_80x24"), render(state, 80, 24));
+    insta::assert_snapshot!(format!("{name}_160x48"), render(state, 160, 48));
+}
+
+#[test]
+fn snapshot_plans() {
+    let mut s = state();
+    select(&mut s, "demo-local");
+    snapshot_both("plans", &s);
+}
+
+#[test]
+fn snapshot_plans_filtered() {
+    let mut s = state();
+    update(&mut s, Action::Filter);
+    for c in "api".chars() {
+        update(&mut s, Action::Char(c));
+    }
+    snapshot_both("plans_filtered", &s);
+}
+
+#[test]
+fn snapshot_detail() {
+    let mut s = state();
+    select(&mut s, "demo-local");
+    update(&mut s, Action::Open);
+    update(&mut s, Action::Down);
+    assert_eq!(s.screen, Screen::Detail);
+    snapshot_both("detail", &s);
+}
+
+#[test]
+fn snapshot_approve_dialogs() {
+    let mut s = state();
+    select(&mut s, "demo-local");
+    update(&mut s, Action::Approve);
+    snapshot_both("approve", &s);
+
+    let mut s = state();
+    select(&mut s, "drop-legacy-billing");
+    update(&mut s, Action::Approve);
+    for c in "drop".chars() {
+        update(&mut s, Action::Char(c));
+    }
+    snapshot_both("approve_critical", &s);
+}
+
+#[test]
+fn snapshot_reject_and_help() {
+    let mut s = state();
+    select(&mut s, "demo-local");
+    update(&mut s, Action::Reject);
+    for c in "wrong namespace".chars() {
+        update(&mut s, Action::Char(c));
+    }
+    snapshot_both("reject", &s);
+
+    let mut s = state();
+    update(&mut s, Action::Help);
+    snapshot_both("help", &s);
+}
+
+#[test]
+fn approving_a_critical_plan_needs_its_id_typed() {
+    let mut s = state();
+    select(&mut s, "drop-legacy-billing");
+    assert_eq!(s.current().map(PlanRow::risk), Some(RiskLevel::Critical));
+    update(&mut s, Action::Approve);
+    assert!(matches!(
+        s.dialog,
+        Some(Dialog::Approve { critical: true, .. })
+    ));
+    // Enter with nothing typed, or a wrong id: refused, the dialog stays.
+    assert!(update(&mut s, Action::Open).is_empty());
+    assert!(s.notice.as_ref().is_some_and(|n| n.error));
+    for c in "drop-legacy".chars() {
+        update(&mut s, Action::Char(c));
+    }
+    assert!(update(&mut s, Action::Open).is_empty());
+    assert!(s.dialog.is_some());
+    for c in "-billing".chars() {
+        update(&mut s, Action::Char(c));
+    }
+    let effects = update(&mut s, Action::Open);
+    assert!(
+        matches!(&effects[..], [Effect::Approve { plan_id, .. }] if plan_id == "drop-legacy-billing"),
+        "{effects:?}"
+    );
+    assert!(s.dialog.is_none());
+}
+
+#[test]
+fn a_medium_plan_approves_with_enter_and_esc_cancels() {
+    let mut s = state();
+    select(&mut s, "demo-local");
+    update(&mut s, Action::Approve);
+    // Typing does nothing in a non-critical dialog; Esc cancels.
+    update(&mut s, Action::Char('z'));
+    assert!(update(&mut s, Action::Back).is_empty());
+    assert!(s.dialog.is_none());
+    update(&mut s, Action::Approve);
+    let effects = update(&mut s, Action::Open);
+    assert!(matches!(&effects[..], [Effect::Approve { plan_id, .. }] if plan_id == "demo-local"));
+}
+
+#[test]
+fn execute_is_refused_unless_approved() {
+    let mut s = state();
+    for (id, allowed) in [
+        ("demo-local", false),
+        ("drop-legacy-billing", false),
+        ("api-scale-20260126", true),
+    ] {
+        select(&mut s, id);
+        let effects = update(&mut s, Action::Execute);
+        assert!(effects.is_empty());
+        let n = s.notice.clone().expect("a notice");
+        assert_eq!(!n.error, allowed, "{id}: {}", n.text);
+        if !allowed {
+            assert!(n.text.contains("may not run"), "{}", n.text);
+        }
+    }
+}
+
+#[test]
+fn decisions_on_a_closed_plan_are_refused() {
+    let mut s = state();
+    select(&mut s, "docker-restart-web");
+    update(&mut s, Action::Approve);
+    assert!(s.dialog.is_none());
+    assert!(
+        s.notice
+            .as_ref()
+            .is_some_and(|n| n.error && n.text.contains("succeeded"))
+    );
+    update(&mut s, Action::Reject);
+    assert!(s.dialog.is_none());
+}
+
+#[test]
+fn a_rejection_needs_a_reason() {
+    let mut s = state();
+    select(&mut s, "demo-local");
+    update(&mut s, Action::Reject);
+    assert!(update(&mut s, Action::Open).is_empty());
+    assert!(matches!(s.dialog, Some(Dialog::Reject { .. })));
+    for c in "no".chars() {
+        update(&mut s, Action::Char(c));
+    }
+    let effects = update(&mut s, Action::Open);
+    assert!(matches!(&effects[..], [Effect::Reject { reason, .. }] if reason == "no"));
+}
+
+#[test]
+fn filters_narrow_the_list_and_keep_a_visible_selection() {
+    let mut s = state();
+    assert_eq!(s.visible().len(), s.rows.len());
+    update(&mut s, Action::CycleStatus); // open
+    let open: Vec<&str> = s.visible().iter().map(|&i| s.rows[i].id()).collect();
+    assert!(!open.contains(&"docker-restart-web"), "{open:?}");
+    update(&mut s, Action::CycleStatus); // running
+    assert!(s.visible().is_empty());
+    update(&mut s, Action::CycleStatus); // done
+    let done: Vec<&str> = s.visible().iter().map(|&i| s.rows[i].id()).collect();
+    assert_eq!(done, ["docker-restart-web"]);
+    assert_eq!(s.current().map(PlanRow::id), Some("docker-restart-web"));
+    update(&mut s, Action::CycleStatus); // all
+    update(&mut s, Action::Filter);
+    for c in "DEMO".chars() {
+        update(&mut s, Action::Char(c));
+    }
+    update(&mut s, Action::Open);
+    let shown: Vec<&str> = s.visible().iter().map(|&i| s.rows[i].id()).collect();
+    assert_eq!(shown, ["demo-local"]);
+    assert_eq!(s.current().map(PlanRow::id), Some("demo-local"));
+}
+
+#[test]
+fn keys_map_to_actions_and_typing_goes_to_dialogs() {
+    use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+    use opsgate::tui::app::key_action;
+    let key = |c| KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE);
+    let mut s = state();
+    assert!(matches!(key_action(&s, key('a')), Some(Action::Approve)));
+    assert!(matches!(key_action(&s, key('q')), Some(Action::Quit)));
+    assert!(matches!(
+        key_action(&s, KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL)),
+        Some(Action::Quit)
+    ));
+    select(&mut s, "demo-local");
+    update(&mut s, Action::Reject);
+    assert!(matches!(key_action(&s, key('q')), Some(Action::Char('q'))));
+}
