@@ -48,7 +48,7 @@ fn new_run_id() -> String {
 
 /// Held for the whole run: others see the run as live while it is held.
 #[derive(Debug)]
-struct RunLock {
+pub(crate) struct RunLock {
     _file: File,
 }
 
@@ -112,7 +112,7 @@ fn keep_going(plan: &Plan) -> bool {
 }
 
 /// What `run` decided under the lock.
-struct Start {
+pub(crate) struct Start {
     plan_id: String,
     plan: Plan,
     authority: Authority,
@@ -140,68 +140,19 @@ pub fn run(
             return Err(CliError::Failed("not run".into()));
         }
     }
-    let run_id = new_run_id();
-    let mut start = None;
-    let mut lock = None;
-    log.append_with(|len| {
-        let ledger = fold(&log, len)?;
-        let id = from_file
-            .as_ref()
-            .map_or(args.target.as_str(), |cp| cp.plan.id.as_str());
-        let Some(state) = ledger.plan(id) else {
-            return Err(match &from_file {
-                Some(_) => CliError::Refused(format!(
-                    "plan `{id}` ({}) was never submitted: `opsgate submit {}`, then have it approved",
-                    args.target, args.target
-                )),
-                None => CliError::Failed(format!(
-                    "no plan `{id}` in the audit log, and no file `{id}`"
-                )),
-            });
-        };
-        let plan = match &from_file {
-            Some(cp) if cp.hash != state.submission.plan_hash => {
-                return Err(CliError::Refused(format!(
-                    "{} is plan {}, but the submitted plan `{id}` is {}: the file changed since it was submitted, so it is a new, unapproved plan. Submit it (`opsgate submit {}`) and have it approved, or run the submitted one with `opsgate run {id}`",
-                    args.target,
-                    short(cp.hash.as_str()),
-                    short(state.submission.plan_hash.as_str()),
-                    args.target
-                )));
-            }
-            Some(cp) => cp.plan.clone(),
-            None => frozen_plan(state)?,
-        };
-        let verdict = state.verdict(&policy.policy, &policy.hash, Utc::now());
-        let status = state.status(&verdict, |r| run_is_live(log.path(), r));
-        let mut events = Vec::new();
-        let mut resumed = Vec::new();
-        let authority = if args.resume {
-            let (authority, close, done) = resume(state, status, verdict, policy)?;
-            events.push(close);
-            resumed = done;
-            authority
-        } else {
-            authorize(state, status, verdict, policy, args.dry_run)?
-        };
-        lock = Some(RunLock::take(log.path(), &run_id)?);
-        events.push(Event::RunStarted {
-            plan_id: id.to_owned(),
-            run_id: run_id.clone(),
-            plan_hash: state.submission.plan_hash.clone(),
-            policy_hash: policy.hash.clone(),
-            dry_run: args.dry_run,
-            user: user.clone(),
-        });
-        start = Some(Start {
-            plan_id: id.to_owned(),
-            plan,
-            authority,
-            resumed,
-        });
-        Ok(events)
-    })?;
-    let start = start.ok_or_else(|| CliError::Failed("the run did not start".into()))?;
+    let Started {
+        start,
+        run_id,
+        lock,
+    } = begin(
+        &log,
+        policy,
+        &args.target,
+        from_file.as_ref(),
+        &user,
+        args.dry_run,
+        args.resume,
+    )?;
     let rollback_now =
         !args.dry_run && (args.rollback_on_failure || policy.policy.execution.auto_rollback);
     let ask = if args.interactive {
@@ -229,10 +180,98 @@ pub fn run(
     }
 }
 
+/// A run that passed every check and is recorded as started.
+pub(crate) struct Started {
+    pub start: Start,
+    pub run_id: String,
+    /// Held for the whole run.
+    pub lock: RunLock,
+}
+
+/// Checks, under the log's lock, that plan `target` (an id, or the plan
+/// `from_file` was loaded from) may run now, and records `run_started`.
+pub(crate) fn begin(
+    log: &AuditLog,
+    policy: &LoadedPolicy,
+    target: &str,
+    from_file: Option<&crate::core::plan::ClassifiedPlan>,
+    user: &str,
+    dry_run: bool,
+    resume: bool,
+) -> Result<Started, CliError> {
+    let run_id = new_run_id();
+    let mut start = None;
+    let mut lock = None;
+    log.append_with(|len| {
+        let ledger = fold(log, len)?;
+        let id = from_file
+            .map_or(target, |cp| cp.plan.id.as_str());
+        let Some(state) = ledger.plan(id) else {
+            return Err(match from_file {
+                Some(_) => CliError::Refused(format!(
+                    "plan `{id}` ({}) was never submitted: `opsgate submit {}`, then have it approved",
+                    target, target
+                )),
+                None => CliError::Failed(format!(
+                    "no plan `{id}` in the audit log, and no file `{id}`"
+                )),
+            });
+        };
+        let plan = match from_file {
+            Some(cp) if cp.hash != state.submission.plan_hash => {
+                return Err(CliError::Refused(format!(
+                    "{} is plan {}, but the submitted plan `{id}` is {}: the file changed since it was submitted, so it is a new, unapproved plan. Submit it (`opsgate submit {}`) and have it approved, or run the submitted one with `opsgate run {id}`",
+                    target,
+                    short(cp.hash.as_str()),
+                    short(state.submission.plan_hash.as_str()),
+                    target
+                )));
+            }
+            Some(cp) => cp.plan.clone(),
+            None => frozen_plan(state)?,
+        };
+        let verdict = state.verdict(&policy.policy, &policy.hash, Utc::now());
+        let status = state.status(&verdict, |r| run_is_live(log.path(), r));
+        let mut events = Vec::new();
+        let mut resumed = Vec::new();
+        let authority = if resume {
+            let (authority, close, done) = resume_run(state, status, verdict, policy)?;
+            events.push(close);
+            resumed = done;
+            authority
+        } else {
+            authorize(state, status, verdict, policy, dry_run)?
+        };
+        lock = Some(RunLock::take(log.path(), &run_id)?);
+        events.push(Event::RunStarted {
+            plan_id: id.to_owned(),
+            run_id: run_id.clone(),
+            plan_hash: state.submission.plan_hash.clone(),
+            policy_hash: policy.hash.clone(),
+            dry_run: dry_run,
+            user: user.to_owned(),
+        });
+        start = Some(Start {
+            plan_id: id.to_owned(),
+            plan,
+            authority,
+            resumed,
+        });
+        Ok(events)
+    })?;
+    let start = start.ok_or_else(|| CliError::Failed("the run did not start".into()))?;
+    let lock = lock.ok_or_else(|| CliError::Failed("the run did not start".into()))?;
+    Ok(Started {
+        start,
+        run_id,
+        lock,
+    })
+}
+
 /// Resuming an interrupted run: its approvals must still count. Returns
 /// the authority, the record closing the interrupted run, and the steps it
 /// completed.
-fn resume(
+fn resume_run(
     state: &PlanState,
     status: PlanStatus,
     verdict: Verdict,
@@ -321,6 +360,36 @@ fn authorize(
         )));
     }
     Ok(Authority::Approved(approved))
+}
+
+/// The engine for a started run.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "each argument distinct; three callers"
+)]
+pub(crate) fn engine<'a>(
+    log: &'a AuditLog,
+    policy: &'a LoadedPolicy,
+    start: &'a Start,
+    run_id: &str,
+    user: &str,
+    grace: u64,
+    progress: mpsc::UnboundedSender<Progress>,
+    stop: watch::Receiver<Stop>,
+) -> Engine<'a> {
+    Engine {
+        log,
+        plan_id: &start.plan_id,
+        plan: &start.plan,
+        policy_hash: &policy.hash,
+        risks: step_risks(&start.plan, policy),
+        run_id: run_id.to_owned(),
+        user: user.to_owned(),
+        grace: Duration::from_secs(grace),
+        progress: Some(progress),
+        stop,
+        resumed: start.resumed.clone(),
+    }
 }
 
 /// Whether to ask before a rollback.
@@ -463,19 +532,16 @@ fn drive(
         .map_err(|e| CliError::Failed(format!("cannot start the runtime: {e}")))?;
     let (stop_tx, stop_rx) = watch::channel(Stop::Run);
     let (progress_tx, progress_rx) = mpsc::unbounded_channel();
-    let engine = Engine {
+    let engine = engine(
         log,
-        plan_id: &start.plan_id,
-        plan: &start.plan,
-        policy_hash: &policy.hash,
-        risks: step_risks(&start.plan, policy),
-        run_id: run_id.to_owned(),
-        user: user.to_owned(),
-        grace: Duration::from_secs(grace),
-        progress: Some(progress_tx),
-        stop: stop_rx,
-        resumed: start.resumed.clone(),
-    };
+        policy,
+        start,
+        run_id,
+        user,
+        grace,
+        progress_tx,
+        stop_rx,
+    );
     let dry = matches!(start.authority, Authority::DryRun);
     {
         let mut out = anstream::stdout().lock();
@@ -572,7 +638,12 @@ async fn ctrl_c_requests(log: &AuditLog, plan_id: &str, run_id: &str, user: &str
 }
 
 /// Follows the log for this run's stop requests.
-async fn watch_stops(path: PathBuf, offset: u64, run_id: String, stop: watch::Sender<Stop>) {
+pub(crate) async fn watch_stops(
+    path: PathBuf,
+    offset: u64,
+    run_id: String,
+    stop: watch::Sender<Stop>,
+) {
     let Ok(mut follower) = Follower::new(&path, offset) else {
         return;
     };
