@@ -9,9 +9,12 @@
 mod common;
 
 use chrono::{DateTime, TimeZone, Utc};
+use opsgate::core::event::Status;
 use opsgate::core::risk::RiskLevel;
 use opsgate::core::state::PlanStatus;
-use opsgate::tui::state::{AppState, Dialog, PlanRow, RowStatus, Screen};
+use opsgate::exec::engine::Progress;
+use opsgate::tui::runner::RunMsg;
+use opsgate::tui::state::{AppState, Dialog, PlanRow, RollbackPhase, RowStatus, Screen};
 use opsgate::tui::update::{Action, Effect, update};
 use opsgate::tui::view::{Theme, view};
 use ratatui::Terminal;
@@ -91,7 +94,7 @@ fn render(state: &AppState, width: u16, height: u16) -> String {
                 continue;
             }
             let symbol = buffer[(x, y)].symbol();
-            skip = unicode_width(symbol).saturating_sub(1);
+            skip = unicode_width::UnicodeWidthStr::width(symbol).saturating_sub(1);
             line.push_str(symbol);
         }
         text.push_str(line.trim_end());
@@ -100,19 +103,6 @@ fn render(state: &AppState, width: u16, height: u16) -> String {
     let hash = regex::Regex::new(r"sha256:[0-9a-f]{12}").expect("regex");
     // Same width as a short hash, so the layout in the snapshot is true.
     hash.replace_all(&text, "sha256:############").into_owned()
-}
-
-/// Cells a symbol covers: the emoji and CJK ranges the UI uses are 2.
-fn unicode_width(s: &str) -> usize {
-    s.chars()
-        .map(|c| {
-            if ('\u{2600}'..='\u{27BF}').contains(&c) || ('\u{1F300}'..='\u{1FAFF}').contains(&c) {
-                2
-            } else {
-                1
-            }
-        })
-        .sum()
 }
 
 fn snapshot_both(name: &str, state: &AppState) {
@@ -222,22 +212,145 @@ fn a_medium_plan_approves_with_enter_and_esc_cancels() {
 }
 
 #[test]
-fn execute_is_refused_unless_approved() {
+fn execute_is_refused_unless_approved_and_then_asks_for_enter() {
     let mut s = state();
-    for (id, allowed) in [
-        ("demo-local", false),
-        ("drop-legacy-billing", false),
-        ("api-scale-20260126", true),
-    ] {
+    for id in ["demo-local", "drop-legacy-billing", "docker-restart-web"] {
         select(&mut s, id);
-        let effects = update(&mut s, Action::Execute);
-        assert!(effects.is_empty());
+        assert!(update(&mut s, Action::Execute).is_empty());
+        assert!(s.dialog.is_none(), "{id}");
         let n = s.notice.clone().expect("a notice");
-        assert_eq!(!n.error, allowed, "{id}: {}", n.text);
-        if !allowed {
-            assert!(n.text.contains("may not run"), "{}", n.text);
-        }
+        assert!(
+            n.error && n.text.contains("may not run"),
+            "{id}: {}",
+            n.text
+        );
     }
+    select(&mut s, "api-scale-20260126");
+    assert!(update(&mut s, Action::Execute).is_empty());
+    assert!(
+        matches!(&s.dialog, Some(Dialog::ConfirmRun { plan_id }) if plan_id == "api-scale-20260126")
+    );
+    let effects = update(&mut s, Action::Open);
+    assert!(
+        matches!(&effects[..], [Effect::StartRun { plan_id, dry_run: false }] if plan_id == "api-scale-20260126"),
+        "{effects:?}"
+    );
+}
+
+/// The Run screen after a run started, with news applied.
+fn running(msgs: Vec<RunMsg>) -> AppState {
+    let mut s = state();
+    select(&mut s, "demo-local");
+    update(
+        &mut s,
+        Action::RunStarted {
+            plan_id: "demo-local".into(),
+            run_id: "r-20260126-130000-ab12".into(),
+            steps: vec!["prepare".into(), "write".into(), "restart".into()],
+            dry_run: false,
+        },
+    );
+    for m in msgs {
+        update(&mut s, Action::Run(m));
+    }
+    s
+}
+
+fn step_started(index: usize, name: &str) -> RunMsg {
+    RunMsg::Progress(Progress::StepStarted {
+        index,
+        total: 3,
+        name: name.into(),
+        command: format!("./{name}.sh"),
+    })
+}
+
+fn step_finished(index: usize, status: Status) -> RunMsg {
+    RunMsg::Progress(Progress::StepFinished {
+        index,
+        status,
+        duration: std::time::Duration::from_millis(1500),
+    })
+}
+
+#[test]
+fn s_stops_after_the_step_and_twice_kills() {
+    let mut s = running(vec![step_started(0, "prepare")]);
+    assert_eq!(s.screen, Screen::Run);
+    let first = update(&mut s, Action::Stop);
+    assert!(
+        matches!(&first[..], [Effect::Stop { kill: false, .. }]),
+        "{first:?}"
+    );
+    let second = update(&mut s, Action::Stop);
+    assert!(
+        matches!(&second[..], [Effect::Stop { kill: true, run_id, .. }] if run_id == "r-20260126-130000-ab12")
+    );
+    // The run screen cannot be left while the run goes on.
+    assert!(update(&mut s, Action::Back).is_empty());
+    assert_eq!(s.screen, Screen::Run);
+}
+
+#[test]
+fn a_failed_run_offers_the_rollback() {
+    let report = |status| opsgate::exec::engine::RunReport {
+        run_id: "r-20260126-130000-ab12".into(),
+        status,
+        completed: vec![0],
+        failed_step: Some(1),
+        stopped: false,
+        duration: std::time::Duration::from_secs(3),
+    };
+    let mut s = running(vec![
+        step_started(0, "prepare"),
+        step_finished(0, Status::Succeeded),
+        step_started(1, "write"),
+        step_finished(1, Status::Failed),
+        RunMsg::Finished {
+            report: report(Status::Failed),
+            rollback_offered: true,
+        },
+    ]);
+    snapshot_both("run_rollback_offered", &s);
+    assert_eq!(update(&mut s, Action::Open).len(), 1);
+    assert!(matches!(
+        s.run.as_ref().map(|r| r.rollback),
+        Some(RollbackPhase::Running)
+    ));
+    update(
+        &mut s,
+        Action::Run(RunMsg::RollbackFinished(Status::Failed)),
+    );
+    snapshot_both("run_rollback_failed", &s);
+    // Settled: Esc goes back to the plans and reloads them.
+    let effects = update(&mut s, Action::Back);
+    assert!(matches!(&effects[..], [Effect::Reload]));
+    assert_eq!(s.screen, Screen::Plans);
+
+    let mut s = running(vec![RunMsg::Finished {
+        report: report(Status::Failed),
+        rollback_offered: true,
+    }]);
+    let effects = update(&mut s, Action::Back);
+    assert!(matches!(&effects[..], [Effect::Rollback(false)]));
+}
+
+#[test]
+fn snapshot_run_in_progress() {
+    let mut s = running(vec![
+        step_started(0, "prepare"),
+        RunMsg::Progress(Progress::Output {
+            index: 0,
+            line: opsgate::exec::shell::OutputLine {
+                stderr: false,
+                text: "made /tmp/x".into(),
+            },
+        }),
+        step_finished(0, Status::Succeeded),
+        step_started(1, "write"),
+    ]);
+    s.now += chrono::Duration::milliseconds(2300);
+    snapshot_both("run_in_progress", &s);
 }
 
 #[test]

@@ -99,6 +99,7 @@ fn tui(
         log_path,
         sealer,
         log,
+        redactor: super::config::redactor(policy),
         policy: policy.clone(),
     })
 }

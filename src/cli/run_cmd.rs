@@ -101,7 +101,7 @@ fn step_risks(plan: &Plan, policy: &LoadedPolicy) -> Vec<RiskLevel> {
 }
 
 /// `rollback.on_error: continue`.
-fn keep_going(plan: &Plan) -> bool {
+pub(crate) fn keep_going(plan: &Plan) -> bool {
     matches!(
         plan.rollback,
         crate::core::plan::PlanRollback::Steps {
@@ -113,11 +113,11 @@ fn keep_going(plan: &Plan) -> bool {
 
 /// What `run` decided under the lock.
 pub(crate) struct Start {
-    plan_id: String,
-    plan: Plan,
-    authority: Authority,
+    pub plan_id: String,
+    pub plan: Plan,
+    pub authority: Authority,
     /// Steps an interrupted run completed, when resuming it.
-    resumed: Vec<usize>,
+    pub resumed: Vec<usize>,
 }
 
 pub fn run(
@@ -248,7 +248,7 @@ pub(crate) fn begin(
             run_id: run_id.clone(),
             plan_hash: state.submission.plan_hash.clone(),
             policy_hash: policy.hash.clone(),
-            dry_run: dry_run,
+            dry_run,
             user: user.to_owned(),
         });
         start = Some(Start {

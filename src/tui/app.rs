@@ -9,6 +9,7 @@ use chrono::Utc;
 use crossterm::event::{self, Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
 use super::load::rows;
+use super::runner::RunHandle;
 use super::state::{AppState, Dialog, Notice, Source};
 use super::update::{Action, Effect, update};
 use super::view::{Theme, view};
@@ -25,6 +26,7 @@ pub struct Options {
     pub log_path: PathBuf,
     pub sealer: Sealer,
     pub log: AuditLog,
+    pub redactor: crate::core::redact::Redactor,
     pub policy: LoadedPolicy,
 }
 
@@ -53,6 +55,8 @@ pub fn key_action(state: &AppState, key: KeyEvent) -> Option<Action> {
         KeyCode::Char('a') => Action::Approve,
         KeyCode::Char('r') => Action::Reject,
         KeyCode::Char('x') => Action::Execute,
+        KeyCode::Char('d') => Action::DryRun,
+        KeyCode::Char('s') => Action::Stop,
         KeyCode::Char('?') => Action::Help,
         KeyCode::Char('/') => Action::Filter,
         _ => return None,
@@ -94,12 +98,13 @@ fn event_loop(
 ) -> Result<(), CliError> {
     let mut log_len = std::fs::metadata(&opts.log_path).map_or(0, |m| m.len());
     let mut last_tick = Instant::now();
+    let mut run: Option<RunHandle> = None;
     while !state.quit {
         terminal
             .draw(|f| view(state, theme, f))
             .map_err(CliError::Output)?;
         let mut actions = Vec::new();
-        if event::poll(Duration::from_millis(200)).map_err(CliError::Output)? {
+        if event::poll(Duration::from_millis(100)).map_err(CliError::Output)? {
             match event::read().map_err(CliError::Output)? {
                 Event::Key(k) if k.kind != KeyEventKind::Release => {
                     actions.extend(key_action(state, k));
@@ -107,19 +112,28 @@ fn event_loop(
                 _ => {} // a resize redraws on the next pass
             }
         }
-        if last_tick.elapsed() >= Duration::from_millis(500) {
+        if let Some(h) = &run {
+            while let Ok(msg) = h.rx.try_recv() {
+                actions.push(Action::Run(msg));
+            }
+        }
+        let tick = if run.is_some() { 100 } else { 500 };
+        if last_tick.elapsed() >= Duration::from_millis(tick) {
             last_tick = Instant::now();
             actions.push(Action::Tick(Utc::now()));
             // Another process appended: reload.
             let len = std::fs::metadata(&opts.log_path).map_or(0, |m| m.len());
             if len != log_len {
                 log_len = len;
-                run_effects(state, opts, vec![Effect::Reload]);
+                run_effects(state, opts, &mut run, vec![Effect::Reload]);
             }
         }
         for a in actions {
             let effects = update(state, a);
-            run_effects(state, opts, effects);
+            run_effects(state, opts, &mut run, effects);
+        }
+        if state.run.is_none() {
+            run = None;
         }
     }
     Ok(())
@@ -127,14 +141,25 @@ fn event_loop(
 
 /// Runs effects until none are left; their results go back through
 /// `update`.
-fn run_effects(state: &mut AppState, opts: &Options, mut effects: Vec<Effect>) {
+fn run_effects(
+    state: &mut AppState,
+    opts: &Options,
+    run: &mut Option<RunHandle>,
+    mut effects: Vec<Effect>,
+) {
     while let Some(effect) = effects.pop() {
-        let action = perform(state, opts, effect);
-        effects.extend(update(state, action));
+        if let Some(action) = perform(state, opts, run, effect) {
+            effects.extend(update(state, action));
+        }
     }
 }
 
-fn perform(state: &AppState, opts: &Options, effect: Effect) -> Action {
+fn perform(
+    state: &AppState,
+    opts: &Options,
+    run: &mut Option<RunHandle>,
+    effect: Effect,
+) -> Option<Action> {
     let done = |r: Result<String, CliError>| {
         Action::Done(match r {
             Ok(text) => Notice { text, error: false },
@@ -144,7 +169,7 @@ fn perform(state: &AppState, opts: &Options, effect: Effect) -> Action {
             },
         })
     };
-    match effect {
+    Some(match effect {
         Effect::Reload => match rows(
             &opts.policy,
             &opts.log_path,
@@ -158,6 +183,50 @@ fn perform(state: &AppState, opts: &Options, effect: Effect) -> Action {
                 error: true,
             }),
         },
+        Effect::StartRun { plan_id, dry_run } => match super::runner::spawn(
+            opts.log_path.clone(),
+            opts.sealer.clone(),
+            opts.redactor.clone(),
+            opts.policy.clone(),
+            &plan_id,
+            &state.user,
+            dry_run,
+        ) {
+            Ok(h) => {
+                let action = Action::RunStarted {
+                    plan_id: h.plan_id.clone(),
+                    run_id: h.run_id.clone(),
+                    steps: h.steps.clone(),
+                    dry_run: h.dry_run,
+                };
+                *run = Some(h);
+                action
+            }
+            Err(e) => done(Err(e)),
+        },
+        Effect::Stop {
+            plan_id,
+            run_id,
+            kill,
+        } => {
+            let recorded = opts.log.append(crate::audit::Event::RunCancelled {
+                plan_id,
+                run_id,
+                user: state.user.clone(),
+                kill,
+                reason: Some("stop in the TUI".into()),
+            });
+            match recorded {
+                Ok(_) => return None,
+                Err(e) => done(Err(e.into())),
+            }
+        }
+        Effect::Rollback(yes) => {
+            if let Some(h) = run {
+                let _ = h.rollback.try_send(yes);
+            }
+            return None;
+        }
         Effect::Approve {
             plan_id,
             hash,
@@ -174,7 +243,7 @@ fn perform(state: &AppState, opts: &Options, effect: Effect) -> Action {
             )
             .map(|_| format!("rejected plan `{plan_id}`: {reason}")),
         ),
-    }
+    })
 }
 
 fn approve(

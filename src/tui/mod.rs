@@ -7,6 +7,7 @@
 
 pub mod app;
 pub mod load;
+pub mod runner;
 pub mod state;
 pub mod update;
 pub mod view;

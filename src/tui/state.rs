@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
 
+use crate::core::event::Status;
 use crate::core::plan::ClassifiedPlan;
 use crate::core::risk::RiskLevel;
 use crate::core::state::PlanStatus;
@@ -111,6 +112,101 @@ impl StatusFilter {
 pub enum Screen {
     Plans,
     Detail,
+    Run,
+}
+
+/// A step on the Run screen.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StepProgress {
+    Pending,
+    Running { since: DateTime<Utc> },
+    Done { status: Status, seconds: f64 },
+}
+
+/// Where the rollback of a failed or stopped run stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RollbackPhase {
+    NotNeeded,
+    /// The prompt is showing.
+    Offered,
+    Declined,
+    Running,
+    Done(Status),
+}
+
+/// The run being watched.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunView {
+    pub plan_id: String,
+    pub run_id: String,
+    pub dry_run: bool,
+    pub steps: Vec<(String, StepProgress)>,
+    /// The last lines of output and check results.
+    pub output: Vec<String>,
+    /// Lines scrolled up from the bottom.
+    pub scroll: usize,
+    /// Stop requests sent (the second kills).
+    pub stops: u8,
+    pub started: DateTime<Utc>,
+    /// The run's status and length, once it ended.
+    pub finished: Option<(Status, f64)>,
+    pub rollback: RollbackPhase,
+    pub error: Option<String>,
+}
+
+/// How many output lines the Run screen keeps.
+pub const OUTPUT_LINES: usize = 2000;
+
+impl RunView {
+    pub fn new(
+        plan_id: String,
+        run_id: String,
+        steps: Vec<String>,
+        dry_run: bool,
+        now: DateTime<Utc>,
+    ) -> Self {
+        RunView {
+            plan_id,
+            run_id,
+            dry_run,
+            steps: steps
+                .into_iter()
+                .map(|s| (s, StepProgress::Pending))
+                .collect(),
+            output: Vec::new(),
+            scroll: 0,
+            stops: 0,
+            started: now,
+            finished: None,
+            rollback: RollbackPhase::NotNeeded,
+            error: None,
+        }
+    }
+
+    pub fn push_output(&mut self, line: String) {
+        self.output.push(line);
+        if self.output.len() > OUTPUT_LINES {
+            let extra = self.output.len() - OUTPUT_LINES;
+            self.output.drain(..extra);
+        }
+    }
+
+    /// Steps done, of all.
+    pub fn done(&self) -> usize {
+        self.steps
+            .iter()
+            .filter(|(_, p)| matches!(p, StepProgress::Done { .. }))
+            .count()
+    }
+
+    /// Whether the run (and any rollback) is over, so the screen may close.
+    pub fn settled(&self) -> bool {
+        self.finished.is_some()
+            && !matches!(
+                self.rollback,
+                RollbackPhase::Offered | RollbackPhase::Running
+            )
+    }
 }
 
 /// A modal dialog. Destructive ones have explicit state.
@@ -126,6 +222,10 @@ pub enum Dialog {
     Reject {
         plan_id: String,
         reason: String,
+    },
+    /// `x`: confirm the execution with Enter.
+    ConfirmRun {
+        plan_id: String,
     },
     Help,
 }
@@ -154,6 +254,8 @@ pub struct AppState {
     pub screen: Screen,
     pub dialog: Option<Dialog>,
     pub notice: Option<Notice>,
+    /// The run on the Run screen.
+    pub run: Option<RunView>,
     pub quit: bool,
     /// The clock, as of the last tick (ages are drawn from it).
     pub now: DateTime<Utc>,
@@ -173,6 +275,7 @@ impl AppState {
             screen: Screen::Plans,
             dialog: None,
             notice: None,
+            run: None,
             quit: false,
             now,
         }

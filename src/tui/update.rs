@@ -5,10 +5,16 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::state::{AppState, Dialog, Notice, PlanRow, RowStatus, Screen, Source};
+use super::runner::RunMsg;
+use super::state::{
+    AppState, Dialog, Notice, PlanRow, RollbackPhase, RowStatus, RunView, Screen, Source,
+    StepProgress,
+};
 use crate::core::digest::PlanHash;
+use crate::core::event::{CheckPhase, Status};
 use crate::core::risk::RiskLevel;
 use crate::core::state::PlanStatus;
+use crate::exec::engine::Progress;
 
 /// What a key (or a finished effect) asks for.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -24,6 +30,10 @@ pub enum Action {
     Approve,
     Reject,
     Execute,
+    /// `d`: a dry run.
+    DryRun,
+    /// `s`: stop the run after its step; twice: kill the step.
+    Stop,
     Help,
     /// `/`: start typing a filter.
     Filter,
@@ -41,6 +51,17 @@ pub enum Action {
     /// An effect finished; what to tell the user.
     #[serde(skip)]
     Done(Notice),
+    /// A run started: show the Run screen.
+    #[serde(skip)]
+    RunStarted {
+        plan_id: String,
+        run_id: String,
+        steps: Vec<String>,
+        dry_run: bool,
+    },
+    /// News from the run.
+    #[serde(skip)]
+    Run(RunMsg),
 }
 
 /// What the terminal loop must do.
@@ -58,6 +79,18 @@ pub enum Effect {
         plan_id: String,
         reason: String,
     },
+    StartRun {
+        plan_id: String,
+        dry_run: bool,
+    },
+    /// Record a stop request for the run (in the audit log).
+    Stop {
+        plan_id: String,
+        run_id: String,
+        kill: bool,
+    },
+    /// The answer to the rollback prompt.
+    Rollback(bool),
 }
 
 fn notice(state: &mut AppState, text: impl Into<String>, error: bool) {
@@ -125,7 +158,25 @@ pub fn update(state: &mut AppState, action: Action) -> Vec<Effect> {
             state.notice = Some(n);
             return vec![Effect::Reload];
         }
+        Action::RunStarted {
+            plan_id,
+            run_id,
+            steps,
+            dry_run,
+        } => {
+            state.run = Some(RunView::new(plan_id, run_id, steps, dry_run, state.now));
+            state.screen = Screen::Run;
+            state.dialog = None;
+            return vec![Effect::Reload];
+        }
+        Action::Run(msg) => {
+            run_message(state, msg);
+            return Vec::new();
+        }
         _ => {}
+    }
+    if state.screen == Screen::Run && state.dialog.is_none() {
+        return run_update(state, action);
     }
     if let Some(dialog) = state.dialog.take() {
         return dialog_update(state, dialog, action);
@@ -147,6 +198,7 @@ pub fn update(state: &mut AppState, action: Action) -> Vec<Effect> {
         Action::Quit => state.quit = true,
         Action::Up | Action::Down => match state.screen {
             Screen::Plans => step_selection(state, matches!(action, Action::Down)),
+            Screen::Run => {}
             Screen::Detail => {
                 let steps = state.current().map_or(0, |r| r.review.plan.steps.len());
                 state.step = if matches!(action, Action::Down) {
@@ -212,11 +264,7 @@ pub fn update(state: &mut AppState, action: Action) -> Vec<Effect> {
             };
             let id = row.id().to_owned();
             if row.status == RowStatus::Plan(PlanStatus::Approved) {
-                notice(
-                    state,
-                    format!("plan `{id}` is approved: run it with `opsgate run {id}`"),
-                    false,
-                );
+                state.dialog = Some(Dialog::ConfirmRun { plan_id: id });
             } else {
                 let why = row
                     .missing
@@ -225,10 +273,163 @@ pub fn update(state: &mut AppState, action: Action) -> Vec<Effect> {
                 notice(state, format!("x: plan `{id}` may not run: {why}"), true);
             }
         }
+        Action::DryRun => {
+            let Some(row) = state.current() else {
+                return Vec::new();
+            };
+            let id = row.id().to_owned();
+            match row.status {
+                RowStatus::Plan(s) if s.is_open() => {
+                    return vec![Effect::StartRun {
+                        plan_id: id,
+                        dry_run: true,
+                    }];
+                }
+                RowStatus::Unsubmitted => notice(
+                    state,
+                    format!("plan `{id}` was never submitted: approving it submits it"),
+                    true,
+                ),
+                RowStatus::Plan(s) => notice(state, format!("plan `{id}` is {}", s.as_str()), true),
+            }
+        }
+        Action::Stop => notice(state, "s stops a run: there is none on this screen", true),
         Action::Char(_) | Action::Backspace => {}
-        Action::Tick(_) | Action::Loaded(_) | Action::Done(_) => {}
+        Action::Tick(_)
+        | Action::Loaded(_)
+        | Action::Done(_)
+        | Action::RunStarted { .. }
+        | Action::Run(_) => {}
     }
     Vec::new()
+}
+
+/// Keys on the Run screen.
+fn run_update(state: &mut AppState, action: Action) -> Vec<Effect> {
+    let Some(run) = state.run.as_mut() else {
+        state.screen = Screen::Plans;
+        return Vec::new();
+    };
+    match action {
+        Action::Open if run.rollback == RollbackPhase::Offered => {
+            run.rollback = RollbackPhase::Running;
+            return vec![Effect::Rollback(true)];
+        }
+        Action::Back if run.rollback == RollbackPhase::Offered => {
+            run.rollback = RollbackPhase::Declined;
+            return vec![Effect::Rollback(false)];
+        }
+        Action::Stop if run.finished.is_none() => {
+            run.stops = run.stops.saturating_add(1);
+            let kill = run.stops >= 2;
+            let effect = Effect::Stop {
+                plan_id: run.plan_id.clone(),
+                run_id: run.run_id.clone(),
+                kill,
+            };
+            notice(
+                state,
+                if kill {
+                    "stop: killing the current step"
+                } else {
+                    "stop: the current step finishes, then the run stops (s again kills it)"
+                },
+                false,
+            );
+            return vec![effect];
+        }
+        Action::Up => run.scroll = (run.scroll + 1).min(run.output.len()),
+        Action::Down => run.scroll = run.scroll.saturating_sub(1),
+        Action::Back | Action::Quit if run.settled() => {
+            state.screen = Screen::Plans;
+            state.run = None;
+            return vec![Effect::Reload];
+        }
+        Action::Back | Action::Quit => {
+            notice(state, "the run is not over: s stops it", true);
+        }
+        _ => {}
+    }
+    Vec::new()
+}
+
+/// Applies news from the run to the Run screen.
+fn run_message(state: &mut AppState, msg: RunMsg) {
+    let now = state.now;
+    let Some(run) = state.run.as_mut() else {
+        return;
+    };
+    match msg {
+        RunMsg::Progress(p) => match p {
+            Progress::StepStarted {
+                index,
+                total,
+                name,
+                command,
+            } => {
+                if let Some(s) = run.steps.get_mut(index) {
+                    s.1 = StepProgress::Running { since: now };
+                }
+                run.push_output(format!("── step {}/{total}: {name}", index + 1));
+                run.push_output(format!("$ {}", command.lines().next().unwrap_or_default()));
+            }
+            Progress::Output { line, .. } => run.push_output(line.text),
+            Progress::CheckFinished {
+                name,
+                phase,
+                status,
+                ..
+            } => run.push_output(format!(
+                "{} {}-check {name}",
+                if matches!(status, Status::Passed) {
+                    "✓"
+                } else {
+                    "✗"
+                },
+                if phase == CheckPhase::Pre {
+                    "pre"
+                } else {
+                    "post"
+                }
+            )),
+            Progress::StepFinished {
+                index,
+                status,
+                duration,
+            } => {
+                if let Some(s) = run.steps.get_mut(index) {
+                    s.1 = StepProgress::Done {
+                        status,
+                        seconds: duration.as_secs_f64(),
+                    };
+                }
+            }
+            Progress::Note(n) => run.push_output(n),
+            Progress::RollbackStep { name, status } => {
+                run.push_output(format!("rollback: {name} {}", status.as_str()));
+            }
+        },
+        RunMsg::Finished {
+            report,
+            rollback_offered,
+        } => {
+            run.finished = Some((report.status, report.duration.as_secs_f64()));
+            if rollback_offered {
+                run.rollback = RollbackPhase::Offered;
+            }
+        }
+        RunMsg::RollbackFinished(status) => run.rollback = RollbackPhase::Done(status),
+        RunMsg::Failed(e) => {
+            run.error = Some(e.clone());
+            if run.finished.is_none() {
+                run.finished = Some((Status::Failed, 0.0));
+            }
+            if run.rollback == RollbackPhase::Running || run.rollback == RollbackPhase::Offered {
+                run.rollback = RollbackPhase::Done(Status::Failed);
+            }
+            notice(state, e, true);
+        }
+    }
 }
 
 fn dialog_update(state: &mut AppState, dialog: Dialog, action: Action) -> Vec<Effect> {
@@ -236,6 +437,14 @@ fn dialog_update(state: &mut AppState, dialog: Dialog, action: Action) -> Vec<Ef
         (_, Action::Back) => Vec::new(),
         (Dialog::Help, Action::Open | Action::Help | Action::Quit) => Vec::new(),
         (d @ Dialog::Help, _) => {
+            state.dialog = Some(d);
+            Vec::new()
+        }
+        (Dialog::ConfirmRun { plan_id }, Action::Open) => vec![Effect::StartRun {
+            plan_id,
+            dry_run: false,
+        }],
+        (d @ Dialog::ConfirmRun { .. }, _) => {
             state.dialog = Some(d);
             Vec::new()
         }
