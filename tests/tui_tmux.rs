@@ -1,0 +1,182 @@
+//! The TUI end to end in a real terminal: tmux runs the binary, the test
+//! types with `send-keys` and reads the screen with `capture-pane`.
+//! `.ci/run` installs tmux when it is missing; without it this test fails.
+
+#![expect(
+    clippy::expect_used,
+    reason = "test helpers: a broken fixture should stop the test loudly"
+)]
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// A tmux session running `opsgate tui`, killed on drop.
+struct Tmux {
+    name: String,
+}
+
+impl Tmux {
+    fn start(name: &str, log: &Path, args: &[&str]) -> Tmux {
+        let bin = assert_cmd::cargo::cargo_bin!("opsgate");
+        let mut command = format!(
+            "cd {} && env -u OPSGATE_CONFIG -u OPSGATE_AUDIT_KEY NO_COLOR=1 {} --audit-log {} tui --as alice",
+            shell_quote(&common::repo().display().to_string()),
+            shell_quote(&bin.display().to_string()),
+            shell_quote(&log.display().to_string())
+        );
+        for a in args {
+            command.push(' ');
+            command.push_str(&shell_quote(a));
+        }
+        // Keep the pane after the TUI exits, to read what it left.
+        command.push_str("; echo TUI-EXITED $?; sleep 60");
+        let status = Command::new("tmux")
+            .args([
+                "new-session",
+                "-d",
+                "-s",
+                name,
+                "-x",
+                "100",
+                "-y",
+                "30",
+                &command,
+            ])
+            .env_remove("TMUX")
+            .status()
+            .expect("tmux runs (.ci/run installs it)");
+        assert!(status.success(), "tmux new-session failed");
+        Tmux {
+            name: name.to_owned(),
+        }
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        for k in keys {
+            let status = Command::new("tmux")
+                .args(["send-keys", "-t", &self.name, k])
+                .status()
+                .expect("tmux send-keys");
+            assert!(status.success());
+            std::thread::sleep(Duration::from_millis(150));
+        }
+    }
+
+    fn screen(&self) -> String {
+        let out = Command::new("tmux")
+            .args(["capture-pane", "-p", "-t", &self.name])
+            .output()
+            .expect("tmux capture-pane");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Waits until the screen shows `text`; panics with the screen if not.
+    fn wait_for(&self, text: &str) -> String {
+        let start = Instant::now();
+        loop {
+            let screen = self.screen();
+            if screen.contains(text) {
+                return screen;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "waited 30 s for {text:?}; the screen:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["kill-session", "-t", &self.name])
+            .status();
+    }
+}
+
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+fn records(log: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(log)
+        .expect("log")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON"))
+        .collect()
+}
+
+#[test]
+fn approve_and_execute_the_demo_then_quit_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.jsonl");
+    let t = Tmux::start("opsgate-e2e-demo", &log, &["plans/demo-local.yaml"]);
+    t.wait_for("demo-local");
+    t.keys(&["a"]);
+    t.wait_for("Approve plan `demo-local` as alice");
+    t.keys(&["Enter"]);
+    t.wait_for("approved plan `demo-local` as alice");
+    t.keys(&["x"]);
+    t.wait_for("Execute plan `demo-local`");
+    t.keys(&["Enter"]);
+    let screen = t.wait_for("✓ run succeeded");
+    assert!(screen.contains("step 4/4"), "{screen}");
+    t.keys(&["Escape"]);
+    t.wait_for("succeeded");
+    t.keys(&["q"]);
+    let screen = t.wait_for("TUI-EXITED 0");
+    // The terminal was restored: the shell's line is on the normal screen.
+    assert!(!screen.contains("Plans · filter"), "{screen}");
+
+    let kinds: Vec<String> = records(&log)
+        .iter()
+        .filter_map(|r| r["type"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(
+        &kinds[..3],
+        ["plan_submitted", "approval_granted", "run_started"]
+    );
+    assert_eq!(kinds.last().map(String::as_str), Some("run_finished"));
+    let approval = &records(&log)[1];
+    assert_eq!(approval["channel"], "tui");
+    assert_eq!(approval["approver"], "alice");
+    if let Ok(pid) = std::fs::read_to_string("/tmp/opsgate-demo/worker.pid") {
+        let _ = Command::new("kill").arg(pid.trim()).status();
+    }
+}
+
+#[test]
+fn a_failing_plan_offers_the_rollback_and_shows_its_outcome() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.jsonl");
+    let marker = dir.path().join("made");
+    let plan = dir.path().join("fails.yaml");
+    std::fs::write(
+        &plan,
+        format!(
+            "id: fails\ntitle: A plan whose second step fails\nauthor: bob\nsteps:\n  - name: make marker\n    run: touch {m}\n    rollback: {{run: rm -f {m}}}\n  - name: break\n    run: 'echo about to fail; exit 3'\n    rollback: {{run: 'true'}}\n",
+            m = marker.display()
+        ),
+    )
+    .unwrap();
+    let t = Tmux::start("opsgate-e2e-fail", &log, &[plan.to_str().unwrap()]);
+    t.wait_for("fails");
+    t.keys(&["a", "Enter"]);
+    t.wait_for("approved plan `fails`");
+    t.keys(&["x", "Enter"]);
+    let screen = t.wait_for("roll back? Enter yes");
+    assert!(screen.contains("about to fail"), "{screen}");
+    assert!(marker.exists(), "step one ran");
+    t.keys(&["Enter"]);
+    let screen = t.wait_for("rollback succeeded");
+    assert!(screen.contains("undo make marker succeeded"), "{screen}");
+    assert!(!marker.exists(), "the rollback removed the marker");
+    t.keys(&["Escape"]);
+    t.wait_for("rolled back");
+    t.keys(&["q"]);
+    t.wait_for("TUI-EXITED 0");
+}
