@@ -47,14 +47,6 @@ fn session(log: &Path, args: &[&str]) -> PtySession {
     spawn_command(opsgate(log, args), Some(30_000)).expect("opsgate starts on a pty")
 }
 
-fn records(log: &Path) -> Vec<Value> {
-    std::fs::read_to_string(log)
-        .expect("log")
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("JSON"))
-        .collect()
-}
-
 #[test]
 fn explain_then_yes_approves_and_runs_with_progress() {
     let dir = tempfile::tempdir().unwrap();
@@ -84,7 +76,7 @@ fn explain_then_yes_approves_and_runs_with_progress() {
     p.exp_eof().unwrap();
     assert!(dir.path().join("made").exists());
 
-    let recs = records(&log);
+    let recs = common::log_records(&log);
     let kinds: Vec<&str> = recs.iter().filter_map(|r| r["type"].as_str()).collect();
     assert_eq!(
         &kinds[..3],
@@ -114,7 +106,7 @@ fn no_runs_nothing_and_records_no_approval() {
     p.send_line("no").unwrap();
     p.exp_eof().unwrap();
     assert!(!dir.path().join("made").exists());
-    let kinds: Vec<String> = records(&log)
+    let kinds: Vec<String> = common::log_records(&log)
         .iter()
         .filter_map(|r| r["type"].as_str().map(str::to_owned))
         .collect();

@@ -102,14 +102,6 @@ fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
-fn records(log: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(log)
-        .expect("log")
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("JSON"))
-        .collect()
-}
-
 #[test]
 fn approve_and_execute_the_demo_then_quit_cleanly() {
     let dir = tempfile::tempdir().unwrap();
@@ -132,7 +124,7 @@ fn approve_and_execute_the_demo_then_quit_cleanly() {
     // The terminal was restored: the shell's line is on the normal screen.
     assert!(!screen.contains("Plans · filter"), "{screen}");
 
-    let kinds: Vec<String> = records(&log)
+    let kinds: Vec<String> = common::log_records(&log)
         .iter()
         .filter_map(|r| r["type"].as_str().map(str::to_owned))
         .collect();
@@ -141,7 +133,7 @@ fn approve_and_execute_the_demo_then_quit_cleanly() {
         ["plan_submitted", "approval_granted", "run_started"]
     );
     assert_eq!(kinds.last().map(String::as_str), Some("run_finished"));
-    let approval = &records(&log)[1];
+    let approval = &common::log_records(&log)[1];
     assert_eq!(approval["channel"], "tui");
     assert_eq!(approval["approver"], "alice");
     if let Ok(pid) = std::fs::read_to_string("/tmp/opsgate-demo/worker.pid") {

@@ -69,3 +69,12 @@ pub fn opsgate_command(log: &Path, policy: Option<&Path>) -> std::process::Comma
     }
     cmd
 }
+
+/// Every record of an audit log, as JSON.
+pub fn log_records(log: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(log)
+        .expect("the audit log exists")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each record is JSON"))
+        .collect()
+}
