@@ -14,7 +14,10 @@ use opsgate::core::risk::RiskLevel;
 use opsgate::core::state::PlanStatus;
 use opsgate::exec::engine::Progress;
 use opsgate::tui::runner::RunMsg;
-use opsgate::tui::state::{AppState, Dialog, PlanRow, RollbackPhase, RowStatus, Screen};
+use opsgate::tui::state::{
+    AppState, AuditEntry, AuditView, Banner, Dialog, KindFilter, PlanRow, RollbackPhase, RowStatus,
+    Screen,
+};
 use opsgate::tui::update::{Action, Effect, update};
 use opsgate::tui::view::{Theme, view};
 use ratatui::Terminal;
@@ -421,4 +424,119 @@ fn keys_map_to_actions_and_typing_goes_to_dialogs() {
     select(&mut s, "demo-local");
     update(&mut s, Action::Reject);
     assert!(matches!(key_action(&s, key('q')), Some(Action::Char('q'))));
+}
+
+fn audit_entry(
+    seq: u64,
+    kind: &str,
+    plan: &str,
+    step: Option<u32>,
+    status: &str,
+    secs: i64,
+) -> AuditEntry {
+    AuditEntry {
+        seq,
+        ts: now() - chrono::Duration::seconds(600 - secs),
+        kind: kind.into(),
+        plan_id: plan.into(),
+        run_id: if kind.starts_with("approval") || kind == "plan_submitted" {
+            String::new()
+        } else {
+            "r-1".into()
+        },
+        step,
+        status: status.into(),
+        who: if kind == "approval_granted" {
+            "alice".into()
+        } else {
+            String::new()
+        },
+        duration: step.map(|s| f64::from(s) * 1.5),
+        summary: format!("{plan} {kind}"),
+    }
+}
+
+fn audit_state(banner: Banner) -> AppState {
+    let mut s = state();
+    let entries = vec![
+        audit_entry(1, "plan_submitted", "demo-local", None, "", 0),
+        audit_entry(2, "plan_submitted", "api-scale-20260126", None, "", 5),
+        audit_entry(3, "approval_granted", "demo-local", None, "", 10),
+        audit_entry(4, "run_started", "demo-local", None, "", 20),
+        audit_entry(5, "step_finished", "demo-local", Some(1), "succeeded", 30),
+        audit_entry(6, "step_finished", "demo-local", Some(2), "succeeded", 40),
+        audit_entry(7, "step_finished", "demo-local", Some(3), "failed", 50),
+        audit_entry(8, "run_finished", "demo-local", None, "failed", 55),
+    ];
+    let count = entries.len();
+    update(
+        &mut s,
+        Action::AuditLoaded(AuditView {
+            entries,
+            banner,
+            plan: None,
+            kinds: KindFilter::All,
+            selected: count - 1,
+        }),
+    );
+    s
+}
+
+#[test]
+fn snapshot_audit() {
+    let s = audit_state(Banner::Intact {
+        events: 8,
+        seq: 8,
+        hash: "sha256:0123456789ab".into(),
+    });
+    assert_eq!(s.screen, Screen::Audit);
+    snapshot_both("audit", &s);
+    let s = audit_state(Banner::Broken(
+        "line 5 (seq 5): hash mismatch: the record was changed after it was written".into(),
+    ));
+    snapshot_both("audit_broken", &s);
+}
+
+#[test]
+fn the_audit_view_filters_by_kind_and_replays_one_plan() {
+    let mut s = audit_state(Banner::Empty);
+    let kinds = |s: &AppState| -> Vec<u64> {
+        s.audit
+            .as_ref()
+            .map(|a| a.visible().iter().map(|e| e.seq).collect())
+            .unwrap_or_default()
+    };
+    assert_eq!(kinds(&s).len(), 8);
+    update(&mut s, Action::CycleStatus); // decisions
+    assert_eq!(kinds(&s), [1, 2, 3]);
+    update(&mut s, Action::CycleStatus); // runs
+    assert_eq!(kinds(&s), [4, 8]);
+    update(&mut s, Action::CycleStatus); // failures
+    assert_eq!(kinds(&s), [7, 8]);
+    update(&mut s, Action::CycleStatus); // all
+    // `p` asks for the selected record's plan only; `p` again for all.
+    let effects = update(&mut s, Action::Replay);
+    assert!(
+        matches!(&effects[..], [Effect::LoadAudit { plan: Some(p) }] if p == "demo-local"),
+        "{effects:?}"
+    );
+    if let Some(a) = s.audit.as_mut() {
+        a.plan = Some("demo-local".into());
+    }
+    let effects = update(&mut s, Action::Replay);
+    assert!(matches!(&effects[..], [Effect::LoadAudit { plan: None }]));
+    update(&mut s, Action::Back);
+    assert_eq!(s.screen, Screen::Plans);
+    assert!(s.audit.is_none());
+}
+
+#[test]
+fn l_opens_the_audit_view_for_all_or_for_the_plan_in_detail() {
+    let mut s = state();
+    let effects = update(&mut s, Action::AuditView);
+    assert!(matches!(&effects[..], [Effect::LoadAudit { plan: None }]));
+    select(&mut s, "demo-local");
+    update(&mut s, Action::Open);
+    let effects = update(&mut s, Action::AuditView);
+    assert!(matches!(&effects[..], [Effect::LoadAudit { plan: Some(p) }] if p == "demo-local"));
 }

@@ -57,6 +57,8 @@ pub fn key_action(state: &AppState, key: KeyEvent) -> Option<Action> {
         KeyCode::Char('x') => Action::Execute,
         KeyCode::Char('d') => Action::DryRun,
         KeyCode::Char('s') => Action::Stop,
+        KeyCode::Char('l') => Action::AuditView,
+        KeyCode::Char('p') => Action::Replay,
         KeyCode::Char('?') => Action::Help,
         KeyCode::Char('/') => Action::Filter,
         _ => return None,
@@ -125,7 +127,13 @@ fn event_loop(
             let len = std::fs::metadata(&opts.log_path).map_or(0, |m| m.len());
             if len != log_len {
                 log_len = len;
-                run_effects(state, opts, &mut run, vec![Effect::Reload]);
+                let mut effects = vec![Effect::Reload];
+                if let Some(a) = &state.audit {
+                    effects.push(Effect::LoadAudit {
+                        plan: a.plan.clone(),
+                    });
+                }
+                run_effects(state, opts, &mut run, effects);
             }
         }
         for a in actions {
@@ -220,6 +228,9 @@ fn perform(
                 Ok(_) => return None,
                 Err(e) => done(Err(e.into())),
             }
+        }
+        Effect::LoadAudit { plan } => {
+            Action::AuditLoaded(super::load::audit_view(&opts.log_path, &opts.sealer, plan))
         }
         Effect::Rollback(yes) => {
             if let Some(h) = run {

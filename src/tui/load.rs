@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 
-use super::state::{PlanRow, RowStatus, Source};
+use super::state::{AuditEntry, AuditView, Banner, KindFilter, PlanRow, RowStatus, Source};
 use crate::audit::Sealer;
 use crate::audit::ledger::{load, run_is_live};
 use crate::core::approval::{Subject, Verdict, requirement};
@@ -150,4 +150,67 @@ fn new_row(review: ClassifiedPlan, source: Source, policy: &LoadedPolicy) -> Pla
         submitted_at: None,
         run_id: None,
     }
+}
+
+/// How many of the latest records the Audit screen holds.
+pub const AUDIT_RECORDS: usize = 5000;
+
+/// The Audit screen's data: the chain's verdict and the latest records,
+/// read in one streaming pass each.
+pub fn audit_view(log: &Path, sealer: &Sealer, plan: Option<String>) -> AuditView {
+    use crate::audit::read::{LineReader, RecordView};
+    use crate::audit::verify::verify_file;
+    use crate::core::event::{Record, short};
+    let banner = match verify_file(log, sealer, None) {
+        Ok(r) => match (&r.problem, &r.head) {
+            (Some(p), _) => Banner::Broken(p.to_string()),
+            (None, Some(h)) => Banner::Intact {
+                events: r.events,
+                seq: h.seq,
+                hash: short(&h.hash).to_owned(),
+            },
+            (None, None) => Banner::Empty,
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Banner::Empty,
+        Err(e) => Banner::Broken(e.to_string()),
+    };
+    let mut entries = std::collections::VecDeque::new();
+    if let Ok(mut reader) = LineReader::open(log) {
+        while let Some(Ok(line)) = reader.next_line() {
+            if !line.complete {
+                break;
+            }
+            let (Ok(view), Ok(record)) = (
+                RecordView::parse(line.bytes),
+                serde_json::from_slice::<Record>(line.bytes),
+            ) else {
+                continue;
+            };
+            entries.push_back(AuditEntry {
+                seq: view.seq,
+                ts: record.ts,
+                kind: view.kind.clone(),
+                plan_id: view.plan_id.clone().unwrap_or_default(),
+                run_id: view.run_id.clone().unwrap_or_default(),
+                step: view.step,
+                status: view.status.clone().unwrap_or_default(),
+                who: view.who().unwrap_or_default().to_owned(),
+                duration: view.duration_seconds,
+                summary: record.event.summary(),
+            });
+            if entries.len() > AUDIT_RECORDS {
+                entries.pop_front();
+            }
+        }
+    }
+    let entries: Vec<AuditEntry> = entries.into();
+    let mut view = AuditView {
+        entries,
+        banner,
+        plan,
+        kinds: KindFilter::All,
+        selected: 0,
+    };
+    view.selected = view.visible().len().saturating_sub(1);
+    view
 }

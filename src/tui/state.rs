@@ -113,6 +113,96 @@ pub enum Screen {
     Plans,
     Detail,
     Run,
+    Audit,
+}
+
+/// One record on the Audit screen.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditEntry {
+    pub seq: u64,
+    pub ts: DateTime<Utc>,
+    pub kind: String,
+    pub plan_id: String,
+    pub run_id: String,
+    pub step: Option<u32>,
+    pub status: String,
+    pub who: String,
+    pub duration: Option<f64>,
+    pub summary: String,
+}
+
+/// What verifying the chain said.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Banner {
+    Intact { events: u64, seq: u64, hash: String },
+    Empty,
+    Broken(String),
+}
+
+/// Which records the timeline shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum KindFilter {
+    #[default]
+    All,
+    Decisions,
+    Runs,
+    Failures,
+}
+
+impl KindFilter {
+    pub fn next(self) -> Self {
+        match self {
+            KindFilter::All => KindFilter::Decisions,
+            KindFilter::Decisions => KindFilter::Runs,
+            KindFilter::Runs => KindFilter::Failures,
+            KindFilter::Failures => KindFilter::All,
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            KindFilter::All => "all",
+            KindFilter::Decisions => "decisions",
+            KindFilter::Runs => "runs",
+            KindFilter::Failures => "failures",
+        }
+    }
+
+    pub fn admits(self, e: &AuditEntry) -> bool {
+        match self {
+            KindFilter::All => true,
+            KindFilter::Decisions => e.kind.starts_with("approval_") || e.kind == "plan_submitted",
+            KindFilter::Runs => e.kind.starts_with("run_") || e.kind.starts_with("rollback_"),
+            KindFilter::Failures => {
+                matches!(
+                    e.status.as_str(),
+                    "failed" | "timed_out" | "killed" | "cancelled" | "interrupted"
+                ) || e.kind == "approval_rejected"
+            }
+        }
+    }
+}
+
+/// The Audit screen: the latest records, the chain's verdict, filters.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditView {
+    pub entries: Vec<AuditEntry>,
+    pub banner: Banner,
+    /// Replay: only this plan's records.
+    pub plan: Option<String>,
+    pub kinds: KindFilter,
+    /// Index into `visible()` of the selected record.
+    pub selected: usize,
+}
+
+impl AuditView {
+    pub fn visible(&self) -> Vec<&AuditEntry> {
+        self.entries
+            .iter()
+            .filter(|e| self.plan.as_ref().is_none_or(|p| &e.plan_id == p))
+            .filter(|e| self.kinds.admits(e))
+            .collect()
+    }
 }
 
 /// A step on the Run screen.
@@ -256,6 +346,8 @@ pub struct AppState {
     pub notice: Option<Notice>,
     /// The run on the Run screen.
     pub run: Option<RunView>,
+    /// The Audit screen's records.
+    pub audit: Option<AuditView>,
     pub quit: bool,
     /// The clock, as of the last tick (ages are drawn from it).
     pub now: DateTime<Utc>,
@@ -276,6 +368,7 @@ impl AppState {
             dialog: None,
             notice: None,
             run: None,
+            audit: None,
             quit: false,
             now,
         }

@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use super::runner::RunMsg;
 use super::state::{
-    AppState, Dialog, Notice, PlanRow, RollbackPhase, RowStatus, RunView, Screen, Source,
-    StepProgress,
+    AppState, AuditView, Dialog, Notice, PlanRow, RollbackPhase, RowStatus, RunView, Screen,
+    Source, StepProgress,
 };
 use crate::core::digest::PlanHash;
 use crate::core::event::{CheckPhase, Status};
@@ -34,6 +34,10 @@ pub enum Action {
     DryRun,
     /// `s`: stop the run after its step; twice: kill the step.
     Stop,
+    /// `l`: the audit view.
+    AuditView,
+    /// `p` on the audit view: one plan's history, or all again.
+    Replay,
     Help,
     /// `/`: start typing a filter.
     Filter,
@@ -62,6 +66,9 @@ pub enum Action {
     /// News from the run.
     #[serde(skip)]
     Run(RunMsg),
+    /// The audit view's data.
+    #[serde(skip)]
+    AuditLoaded(AuditView),
 }
 
 /// What the terminal loop must do.
@@ -91,6 +98,10 @@ pub enum Effect {
     },
     /// The answer to the rollback prompt.
     Rollback(bool),
+    /// Verify the log and read its latest records (one plan's, or all).
+    LoadAudit {
+        plan: Option<String>,
+    },
 }
 
 fn notice(state: &mut AppState, text: impl Into<String>, error: bool) {
@@ -173,7 +184,21 @@ pub fn update(state: &mut AppState, action: Action) -> Vec<Effect> {
             run_message(state, msg);
             return Vec::new();
         }
+        Action::AuditLoaded(view) => {
+            let keep = state.audit.as_ref().map(|a| a.kinds);
+            let mut view = view;
+            if let Some(k) = keep {
+                view.kinds = k;
+                view.selected = view.visible().len().saturating_sub(1);
+            }
+            state.audit = Some(view);
+            state.screen = Screen::Audit;
+            return Vec::new();
+        }
         _ => {}
+    }
+    if state.screen == Screen::Audit && state.dialog.is_none() {
+        return audit_update(state, action);
     }
     if state.screen == Screen::Run && state.dialog.is_none() {
         return run_update(state, action);
@@ -198,7 +223,7 @@ pub fn update(state: &mut AppState, action: Action) -> Vec<Effect> {
         Action::Quit => state.quit = true,
         Action::Up | Action::Down => match state.screen {
             Screen::Plans => step_selection(state, matches!(action, Action::Down)),
-            Screen::Run => {}
+            Screen::Run | Screen::Audit => {}
             Screen::Detail => {
                 let steps = state.current().map_or(0, |r| r.review.plan.steps.len());
                 state.step = if matches!(action, Action::Down) {
@@ -294,12 +319,57 @@ pub fn update(state: &mut AppState, action: Action) -> Vec<Effect> {
             }
         }
         Action::Stop => notice(state, "s stops a run: there is none on this screen", true),
+        Action::AuditView => {
+            let plan = match state.screen {
+                Screen::Detail => state.current().map(|r| r.id().to_owned()),
+                _ => None,
+            };
+            return vec![Effect::LoadAudit { plan }];
+        }
+        Action::Replay => {}
         Action::Char(_) | Action::Backspace => {}
         Action::Tick(_)
         | Action::Loaded(_)
         | Action::Done(_)
         | Action::RunStarted { .. }
-        | Action::Run(_) => {}
+        | Action::Run(_)
+        | Action::AuditLoaded(_) => {}
+    }
+    Vec::new()
+}
+
+/// Keys on the Audit screen.
+fn audit_update(state: &mut AppState, action: Action) -> Vec<Effect> {
+    let Some(audit) = state.audit.as_mut() else {
+        state.screen = Screen::Plans;
+        return Vec::new();
+    };
+    let count = audit.visible().len();
+    match action {
+        Action::Up => audit.selected = audit.selected.saturating_sub(1),
+        Action::Down => audit.selected = (audit.selected + 1).min(count.saturating_sub(1)),
+        Action::CycleStatus => {
+            audit.kinds = audit.kinds.next();
+            audit.selected = audit.visible().len().saturating_sub(1);
+        }
+        Action::Replay => {
+            let plan = match &audit.plan {
+                Some(_) => None,
+                None => audit
+                    .visible()
+                    .get(audit.selected)
+                    .map(|e| e.plan_id.clone())
+                    .filter(|p| !p.is_empty()),
+            };
+            return vec![Effect::LoadAudit { plan }];
+        }
+        Action::Back | Action::AuditView => {
+            state.screen = Screen::Plans;
+            state.audit = None;
+        }
+        Action::Quit => state.quit = true,
+        Action::Help => state.dialog = Some(Dialog::Help),
+        _ => {}
     }
     Vec::new()
 }
