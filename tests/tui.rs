@@ -540,3 +540,28 @@ fn l_opens_the_audit_view_for_all_or_for_the_plan_in_detail() {
     let effects = update(&mut s, Action::AuditView);
     assert!(matches!(&effects[..], [Effect::LoadAudit { plan: Some(p) }] if p == "demo-local"));
 }
+
+#[test]
+fn a_long_list_draws_the_window_around_the_selection() {
+    let base = state();
+    let template = base.rows[0].clone();
+    let rows: Vec<PlanRow> = (0..60)
+        .map(|i| {
+            let mut r = template.clone();
+            r.review.plan.id = format!("plan-{i:02}");
+            r
+        })
+        .collect();
+    let mut s = AppState::new("carol".into(), common::POLICY.hash.to_string(), rows, now());
+    for _ in 0..45 {
+        update(&mut s, Action::Down);
+    }
+    assert_eq!(s.current().map(PlanRow::id), Some("plan-45"));
+    let screen = render(&s, 80, 24);
+    assert!(screen.contains("plan-45"), "{screen}");
+    assert!(!screen.contains("plan-00"), "{screen}");
+    assert!(
+        !screen.contains("plan-46"),
+        "the selection is the last row drawn: {screen}"
+    );
+}

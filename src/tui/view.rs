@@ -142,10 +142,23 @@ fn footer(state: &AppState, theme: Theme, frame: &mut Frame<'_>, area: Rect) {
     frame.render_widget(Paragraph::new(keys_text).style(theme.dim()), keys);
 }
 
+/// The rows of a table that fit `area` (less its border and header), placed
+/// so that `selected` shows: the first index and how many. Only those rows
+/// are built and drawn.
+fn window(len: usize, selected: Option<usize>, area: Rect) -> (usize, usize) {
+    let fit = usize::from(area.height.saturating_sub(2)).max(1);
+    let start = (selected.unwrap_or(0) + 1).saturating_sub(fit).min(len);
+    (start, fit.min(len - start))
+}
+
 fn plans(state: &AppState, theme: Theme, frame: &mut Frame<'_>, area: Rect) {
     let visible = state.visible();
+    let selected = visible.iter().position(|&i| i == state.selected);
+    let (start, count) = window(visible.len(), selected, area);
     let rows: Vec<Row<'_>> = visible
         .iter()
+        .skip(start)
+        .take(count)
         .map(|&i| {
             let r = &state.rows[i];
             Row::new(vec![
@@ -158,7 +171,6 @@ fn plans(state: &AppState, theme: Theme, frame: &mut Frame<'_>, area: Rect) {
             ])
         })
         .collect();
-    let selected = visible.iter().position(|&i| i == state.selected);
     let table = Table::new(
         rows,
         [
@@ -181,7 +193,7 @@ fn plans(state: &AppState, theme: Theme, frame: &mut Frame<'_>, area: Rect) {
         if state.filter.is_empty() { "" } else { "/" },
         state.filter
     )));
-    let mut ts = TableState::default().with_selected(selected);
+    let mut ts = TableState::default().with_selected(selected.map(|s| s - start));
     frame.render_stateful_widget(table, area, &mut ts);
 }
 
@@ -246,11 +258,15 @@ fn detail(state: &AppState, theme: Theme, frame: &mut Frame<'_>, area: Rect) {
     ];
     frame.render_widget(Paragraph::new(lines), head);
 
+    let step = state.step.min(plan.steps.len().saturating_sub(1));
+    let (start, count) = window(plan.steps.len(), Some(step), steps);
     let step_rows: Vec<Row<'_>> = plan
         .steps
         .iter()
         .zip(&row.review.steps)
         .enumerate()
+        .skip(start)
+        .take(count)
         .map(|(i, (s, r))| {
             Row::new(vec![
                 Cell::from(format!("{}", i + 1)),
@@ -279,8 +295,7 @@ fn detail(state: &AppState, theme: Theme, frame: &mut Frame<'_>, area: Rect) {
     )
     .row_highlight_style(theme.selected())
     .block(Block::new().borders(Borders::TOP).title(" Steps "));
-    let mut ts = TableState::default()
-        .with_selected(Some(state.step.min(plan.steps.len().saturating_sub(1))));
+    let mut ts = TableState::default().with_selected(Some(step - start));
     frame.render_stateful_widget(table, steps, &mut ts);
 
     let mut lines: Vec<Line<'_>> = Vec::new();
@@ -355,8 +370,11 @@ fn audit_screen(state: &AppState, theme: Theme, frame: &mut Frame<'_>, area: Rec
     frame.render_widget(Paragraph::new(banner_line), banner);
 
     let visible = audit.visible();
+    let (start, count) = window(visible.len(), Some(audit.selected), table_area);
     let rows: Vec<Row<'_>> = visible
         .iter()
+        .skip(start)
+        .take(count)
         .map(|e| {
             Row::new(vec![
                 Cell::from(e.ts.format("%m-%d %H:%M:%S").to_string()),
@@ -399,8 +417,8 @@ fn audit_screen(state: &AppState, theme: Theme, frame: &mut Frame<'_>, area: Rec
     )
     .row_highlight_style(theme.selected())
     .block(Block::new().borders(Borders::TOP).title(title));
-    let mut ts =
-        TableState::default().with_selected((!visible.is_empty()).then_some(audit.selected));
+    let mut ts = TableState::default()
+        .with_selected((!visible.is_empty()).then_some(audit.selected - start));
     frame.render_stateful_widget(table, table_area, &mut ts);
 
     let [bars_area, spark_area] =
