@@ -61,6 +61,7 @@ fn launch_to_first_frame() -> Duration {
         std::path::Path::new("/nonexistent/audit.jsonl"),
         &opsgate::audit::Sealer::Sha256,
         &files,
+        &Default::default(),
         chrono::Utc::now(),
     )
     .unwrap_or_else(|e| panic!("rows: {e}"));

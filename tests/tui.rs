@@ -37,6 +37,7 @@ fn rows() -> Vec<PlanRow> {
         std::path::Path::new("/nonexistent/audit.jsonl"),
         &opsgate::audit::Sealer::Sha256,
         &files,
+        &Default::default(),
         now(),
     )
     .expect("rows load");
@@ -563,5 +564,94 @@ fn a_long_list_draws_the_window_around_the_selection() {
     assert!(
         !screen.contains("plan-46"),
         "the selection is the last row drawn: {screen}"
+    );
+}
+
+#[test]
+fn modify_makes_a_new_plan_whose_approvals_start_from_zero() {
+    use opsgate::audit::{AuditLog, Channel, Decision, Event, Sealer};
+    let dir = tempfile::tempdir().unwrap();
+    let log_path = dir.path().join("audit.jsonl");
+    let file = common::repo().join("plans/demo-local.yaml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let cp = opsgate::core::plan::load_plan(
+        "demo-local.yaml",
+        &text,
+        &common::POLICY,
+        now().date_naive(),
+    )
+    .unwrap();
+    let log = AuditLog::open(&log_path, Sealer::Sha256, Default::default()).unwrap();
+    log.append(Event::PlanSubmitted {
+        plan_id: cp.plan.id.clone(),
+        plan_hash: cp.hash.clone(),
+        policy_hash: common::POLICY.hash.clone(),
+        risk: cp.risk,
+        author: "demo".into(),
+        submitted_by: "demo".into(),
+        mutates_production: false,
+        redacted: false,
+        plan: serde_json::to_value(&cp.plan).unwrap(),
+    })
+    .unwrap();
+    log.append(Event::ApprovalGranted(Decision {
+        plan_id: cp.plan.id.clone(),
+        plan_hash: cp.hash.clone(),
+        policy_hash: common::POLICY.hash.clone(),
+        risk: cp.risk,
+        approver: "alice".into(),
+        channel: Channel::Tui,
+        reason: None,
+        metadata: Default::default(),
+    }))
+    .unwrap();
+    let load = |overrides: &opsgate::tui::load::Overrides| {
+        let (rows, problems) = opsgate::tui::load::rows(
+            &common::POLICY,
+            &log_path,
+            &Sealer::Sha256,
+            std::slice::from_ref(&file),
+            overrides,
+            chrono::Utc::now(),
+        )
+        .unwrap();
+        assert!(problems.is_empty(), "{problems:?}");
+        rows
+    };
+    let before = load(&Default::default());
+    assert_eq!(before[0].status, RowStatus::Plan(PlanStatus::Approved));
+    assert_eq!(before[0].approvers, ["alice"]);
+
+    // `m`, type a new value, Enter.
+    let mut s = AppState::new(
+        "carol".into(),
+        common::POLICY.hash.to_string(),
+        before,
+        now(),
+    );
+    update(&mut s, Action::Modify);
+    assert!(matches!(&s.dialog, Some(Dialog::Modify { value, .. }) if value == "3"));
+    update(&mut s, Action::Backspace);
+    update(&mut s, Action::Char('5'));
+    let effects = update(&mut s, Action::Open);
+    assert!(matches!(&effects[..], [Effect::Reload]));
+    assert!(
+        s.notice
+            .as_ref()
+            .is_some_and(|n| n.text.contains("approvals start from zero"))
+    );
+    assert_eq!(s.overrides["demo-local"]["replicas"], "5");
+
+    let after = load(&s.overrides);
+    assert_ne!(after[0].review.hash, cp.hash, "a new plan has a new hash");
+    assert_eq!(after[0].status, RowStatus::Unsubmitted);
+    assert!(after[0].approvers.is_empty());
+    assert_eq!(after[0].review.plan.params["replicas"], "5");
+    assert!(
+        after[0].review.plan.steps[1]
+            .action
+            .command_line()
+            .contains("'5'"),
+        "the command uses the new value"
     );
 }

@@ -15,7 +15,6 @@ use super::update::{Action, Effect, update};
 use super::view::{Theme, view};
 use crate::audit::{AuditLog, Channel, Sealer};
 use crate::cli::error::CliError;
-use crate::core::plan::load_plan;
 use crate::core::policy::LoadedPolicy;
 
 /// What the TUI needs to start.
@@ -39,7 +38,7 @@ pub fn key_action(state: &AppState, key: KeyEvent) -> Option<Action> {
     let typing = state.filtering
         || matches!(
             state.dialog,
-            Some(Dialog::Approve { .. } | Dialog::Reject { .. })
+            Some(Dialog::Approve { .. } | Dialog::Reject { .. } | Dialog::Modify { .. })
         );
     Some(match key.code {
         KeyCode::Enter => Action::Open,
@@ -59,6 +58,7 @@ pub fn key_action(state: &AppState, key: KeyEvent) -> Option<Action> {
         KeyCode::Char('s') => Action::Stop,
         KeyCode::Char('l') => Action::AuditView,
         KeyCode::Char('p') => Action::Replay,
+        KeyCode::Char('m') => Action::Modify,
         KeyCode::Char('?') => Action::Help,
         KeyCode::Char('/') => Action::Filter,
         _ => return None,
@@ -69,8 +69,15 @@ pub fn key_action(state: &AppState, key: KeyEvent) -> Option<Action> {
 /// on Ctrl-C and on panic.
 pub fn run(opts: Options) -> Result<(), CliError> {
     let now = Utc::now();
-    let (initial, problems) = rows(&opts.policy, &opts.log_path, &opts.sealer, &opts.files, now)
-        .map_err(CliError::Refused)?;
+    let (initial, problems) = rows(
+        &opts.policy,
+        &opts.log_path,
+        &opts.sealer,
+        &opts.files,
+        &Default::default(),
+        now,
+    )
+    .map_err(CliError::Refused)?;
     let mut state = AppState::new(
         opts.user.clone(),
         opts.policy.hash.to_string(),
@@ -183,6 +190,7 @@ fn perform(
             &opts.log_path,
             &opts.sealer,
             &opts.files,
+            &state.overrides,
             Utc::now(),
         ) {
             Ok((rows, _)) => Action::Loaded(rows),
@@ -264,26 +272,16 @@ fn approve(
     hash: &crate::core::digest::PlanHash,
     source: &Source,
 ) -> Result<String, CliError> {
-    let unsubmitted = state
-        .rows
-        .iter()
-        .any(|r| r.id() == plan_id && r.status == super::state::RowStatus::Unsubmitted);
-    if unsubmitted && let Source::File(path) = source {
-        let text = crate::cli::config::read(path)?;
-        let cp = load_plan(
-            &path.display().to_string(),
-            &text,
-            &opts.policy,
-            Utc::now().date_naive(),
-        )
-        .map_err(|e| CliError::Failed(e.to_string()))?;
-        if &cp.hash != hash {
+    // What is submitted is exactly the plan that was shown (a modified
+    // plan included), never the file read again.
+    let row = state.rows.iter().find(|r| r.id() == plan_id);
+    if let Some(row) = row.filter(|r| r.status == super::state::RowStatus::Unsubmitted) {
+        if &row.review.hash != hash || !matches!(source, Source::File(_)) {
             return Err(CliError::Refused(format!(
-                "{} changed since it was shown: review it again",
-                path.display()
+                "plan `{plan_id}` changed since it was shown: review it again"
             )));
         }
-        crate::cli::submit_cmd::record(&opts.log, &opts.policy, &cp, &state.user)?;
+        crate::cli::submit_cmd::record(&opts.log, &opts.policy, &row.review, &state.user)?;
     }
     crate::cli::approve_cmd::grant(
         &opts.log,

@@ -9,7 +9,9 @@ use super::state::{AuditEntry, AuditView, Banner, KindFilter, PlanRow, RowStatus
 use crate::audit::Sealer;
 use crate::audit::ledger::{load, run_is_live};
 use crate::core::approval::{Subject, Verdict, requirement};
-use crate::core::plan::{ClassifiedPlan, Plan, load_plan};
+use std::collections::BTreeMap;
+
+use crate::core::plan::{ClassifiedPlan, Plan, load_plan, parse_doc, review};
 use crate::core::policy::LoadedPolicy;
 use crate::core::state::{Ledger, PlanState};
 
@@ -27,12 +29,36 @@ pub fn plan_files(dir: &Path) -> Vec<PathBuf> {
     v
 }
 
+/// Parameter values changed in the TUI, by plan id: a modified plan is a
+/// new plan, with a new hash.
+pub type Overrides = BTreeMap<String, BTreeMap<String, String>>;
+
+/// Loads a plan file, with the overrides for its plan id applied.
+fn load_with(
+    f: &Path,
+    text: &str,
+    policy: &LoadedPolicy,
+    overrides: &Overrides,
+    now: DateTime<Utc>,
+) -> Result<ClassifiedPlan, crate::core::plan::PlanErrors> {
+    let name = f.display().to_string();
+    let cp = load_plan(&name, text, policy, now.date_naive())?;
+    match overrides.get(&cp.plan.id) {
+        Some(o) if !o.is_empty() => {
+            let doc = parse_doc(&name, text)?;
+            review(&doc, &name, text, policy, now.date_naive(), o)
+        }
+        _ => Ok(cp),
+    }
+}
+
 /// Rows, and the problems met (a plan file that does not load).
 pub fn rows(
     policy: &LoadedPolicy,
     log: &Path,
     sealer: &Sealer,
     files: &[PathBuf],
+    overrides: &Overrides,
     now: DateTime<Utc>,
 ) -> Result<(Vec<PlanRow>, Vec<String>), String> {
     let ledger = if log.exists() {
@@ -52,7 +78,7 @@ pub fn rows(
                 continue;
             }
         };
-        let cp = match load_plan(&f.display().to_string(), &text, policy, now.date_naive()) {
+        let cp = match load_with(f, &text, policy, overrides, now) {
             Ok(cp) => cp,
             Err(e) => {
                 problems.push(

@@ -317,6 +317,14 @@ pub enum Dialog {
     ConfirmRun {
         plan_id: String,
     },
+    /// `m`: change a parameter. `params` are the plan's, `index` the one
+    /// being edited, `value` its new text.
+    Modify {
+        plan_id: String,
+        params: Vec<(String, String)>,
+        index: usize,
+        value: String,
+    },
     Help,
 }
 
@@ -348,6 +356,8 @@ pub struct AppState {
     pub run: Option<RunView>,
     /// The Audit screen's records.
     pub audit: Option<AuditView>,
+    /// Parameters changed with `m`, by plan id (each makes a new plan).
+    pub overrides: super::load::Overrides,
     pub quit: bool,
     /// The clock, as of the last tick (ages are drawn from it).
     pub now: DateTime<Utc>,
@@ -369,6 +379,7 @@ impl AppState {
             notice: None,
             run: None,
             audit: None,
+            overrides: Default::default(),
             quit: false,
             now,
         }

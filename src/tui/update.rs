@@ -38,6 +38,8 @@ pub enum Action {
     AuditView,
     /// `p` on the audit view: one plan's history, or all again.
     Replay,
+    /// `m`: modify a plan parameter.
+    Modify,
     Help,
     /// `/`: start typing a filter.
     Filter,
@@ -327,6 +329,43 @@ pub fn update(state: &mut AppState, action: Action) -> Vec<Effect> {
             return vec![Effect::LoadAudit { plan }];
         }
         Action::Replay => {}
+        Action::Modify => {
+            let Some(row) = state.current() else {
+                return Vec::new();
+            };
+            let id = row.id().to_owned();
+            if !matches!(row.source, Source::File(_)) {
+                notice(
+                    state,
+                    format!("plan `{id}` has no file here: modify edits a plan file's parameters"),
+                    true,
+                );
+            } else if row.review.plan.params.is_empty() {
+                notice(
+                    state,
+                    format!("plan `{id}` has no parameters to modify"),
+                    true,
+                );
+            } else if matches!(row.status, RowStatus::Plan(s) if !s.is_open()) {
+                let label = row.status.label();
+                notice(state, format!("plan `{id}` is {label}"), true);
+            } else {
+                let params: Vec<(String, String)> = row
+                    .review
+                    .plan
+                    .params
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                let value = params[0].1.clone();
+                state.dialog = Some(Dialog::Modify {
+                    plan_id: id,
+                    params,
+                    index: 0,
+                    value,
+                });
+            }
+        }
         Action::Char(_) | Action::Backspace => {}
         Action::Tick(_)
         | Action::Loaded(_)
@@ -508,6 +547,58 @@ fn dialog_update(state: &mut AppState, dialog: Dialog, action: Action) -> Vec<Ef
         (Dialog::Help, Action::Open | Action::Help | Action::Quit) => Vec::new(),
         (d @ Dialog::Help, _) => {
             state.dialog = Some(d);
+            Vec::new()
+        }
+        (
+            Dialog::Modify {
+                plan_id,
+                params,
+                mut index,
+                mut value,
+            },
+            action,
+        ) => {
+            match action {
+                Action::Char(c) => value.push(c),
+                Action::Backspace => {
+                    value.pop();
+                }
+                Action::Up | Action::Down => {
+                    index = if matches!(action, Action::Down) {
+                        (index + 1) % params.len()
+                    } else {
+                        (index + params.len() - 1) % params.len()
+                    };
+                    value = params[index].1.clone();
+                }
+                Action::Open => {
+                    let (name, old) = &params[index];
+                    if value.trim().is_empty() || &value == old {
+                        notice(state, "no change: type a new value, or Esc", true);
+                    } else {
+                        state
+                            .overrides
+                            .entry(plan_id.clone())
+                            .or_default()
+                            .insert(name.clone(), value.clone());
+                        notice(
+                            state,
+                            format!(
+                                "plan `{plan_id}` modified ({name}={value}): a new plan with a new hash; its approvals start from zero"
+                            ),
+                            false,
+                        );
+                        return vec![Effect::Reload];
+                    }
+                }
+                _ => {}
+            }
+            state.dialog = Some(Dialog::Modify {
+                plan_id,
+                params,
+                index,
+                value,
+            });
             Vec::new()
         }
         (Dialog::ConfirmRun { plan_id }, Action::Open) => vec![Effect::StartRun {

@@ -131,10 +131,10 @@ fn footer(state: &AppState, theme: Theme, frame: &mut Frame<'_>, area: Rect) {
     frame.render_widget(Paragraph::new(text), notice);
     let keys_text = match state.screen {
         Screen::Plans => {
-            "↑↓ move  Enter open  a approve  r reject  x execute  d dry run  / filter  tab status  ? help  q quit"
+            "↑↓ move  Enter open  a approve  r reject  x execute  d dry run  m modify  l audit  / filter  tab status  ? help  q quit"
         }
         Screen::Detail => {
-            "↑↓ step  a approve  r reject  x execute  d dry run  Esc back  ? help  q quit"
+            "↑↓ step  a approve  r reject  x execute  d dry run  m modify  l audit  Esc back  ? help  q quit"
         }
         Screen::Run => "s stop (twice: kill)  ↑↓ scroll output  Esc back when done",
         Screen::Audit => "↑↓ move  p replay this plan / all plans  tab kinds  Esc back  q quit",
@@ -650,7 +650,9 @@ fn dialog(state: &AppState, theme: Theme, d: &Dialog, frame: &mut Frame<'_>) {
             vec![
                 Line::from("a  approve the selected plan (as you, on the tui channel)"),
                 Line::from("r  reject it, with a reason"),
-                Line::from("x  execute (only when approved and current)"),
+                Line::from("x  execute (only when approved and current) · d dry run"),
+                Line::from("m  modify a parameter (a new plan: approvals start from zero)"),
+                Line::from("s  stop a run after its step; again: kill it · l audit trail"),
                 Line::from("Enter open · Esc back · / filter · tab status filter"),
                 Line::from("q  quit · ? this help"),
             ],
@@ -700,6 +702,30 @@ fn dialog(state: &AppState, theme: Theme, d: &Dialog, frame: &mut Frame<'_>) {
             }
             lines.push(Line::from("Enter confirms · Esc cancels"));
             (" Approve ", lines)
+        }
+        Dialog::Modify {
+            plan_id,
+            params,
+            index,
+            value,
+        } => {
+            let mut lines = vec![Line::from(format!(
+                "Modify plan `{plan_id}`: a new value makes a new plan, with a new hash; its approvals start from zero."
+            ))];
+            for (i, (name, old)) in params.iter().enumerate() {
+                lines.push(if i == *index {
+                    Line::styled(
+                        format!("> {name} = {value}▏  (was {old})"),
+                        theme.selected(),
+                    )
+                } else {
+                    Line::from(format!("  {name} = {old}"))
+                });
+            }
+            lines.push(Line::from(
+                "↑↓ parameter · type the value · Enter applies · Esc cancels",
+            ));
+            (" Modify ", lines)
         }
         Dialog::ConfirmRun { plan_id } => (
             " Execute ",
