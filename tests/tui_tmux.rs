@@ -172,3 +172,22 @@ fn a_failing_plan_offers_the_rollback_and_shows_its_outcome() {
     t.keys(&["q"]);
     t.wait_for("TUI-EXITED 0");
 }
+
+#[test]
+fn an_approval_from_another_process_appears_without_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.jsonl");
+    let cli = |args: &[&str]| {
+        let out = common::opsgate_command(&log, None).args(args).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {out:?}");
+    };
+    cli(&["submit", "--as", "demo", "plans/demo-local.yaml"]);
+    let t = Tmux::start("opsgate-e2e-live", &log, &["plans/demo-local.yaml"]);
+    let screen = t.wait_for("demo-local");
+    assert!(screen.contains("pending"), "{screen}");
+    cli(&["approve", "demo-local", "--as", "bob"]);
+    let screen = t.wait_for("approved");
+    assert!(screen.contains("1/1"), "{screen}");
+    t.keys(&["q"]);
+    t.wait_for("TUI-EXITED 0");
+}
