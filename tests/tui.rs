@@ -415,16 +415,80 @@ fn keys_map_to_actions_and_typing_goes_to_dialogs() {
     use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
     use opsgate::tui::app::key_action;
     let key = |c| KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE);
+    let keys = opsgate::core::policy::TuiKeys::default();
     let mut s = state();
-    assert!(matches!(key_action(&s, key('a')), Some(Action::Approve)));
-    assert!(matches!(key_action(&s, key('q')), Some(Action::Quit)));
     assert!(matches!(
-        key_action(&s, KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL)),
+        key_action(&s, &keys, key('a')),
+        Some(Action::Approve)
+    ));
+    assert!(matches!(
+        key_action(&s, &keys, key('e')),
+        Some(Action::Explain)
+    ));
+    assert!(matches!(
+        key_action(&s, &keys, key('q')),
+        Some(Action::Quit)
+    ));
+    assert!(key_action(&s, &keys, key('z')).is_none());
+    assert!(matches!(
+        key_action(
+            &s,
+            &keys,
+            KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL)
+        ),
         Some(Action::Quit)
     ));
     select(&mut s, "demo-local");
     update(&mut s, Action::Reject);
-    assert!(matches!(key_action(&s, key('q')), Some(Action::Char('q'))));
+    assert!(matches!(
+        key_action(&s, &keys, key('q')),
+        Some(Action::Char('q'))
+    ));
+}
+
+#[test]
+fn keys_come_from_the_policy_and_clashes_are_refused() {
+    use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+    use opsgate::core::policy::LoadedPolicy;
+    use opsgate::tui::app::key_action;
+    let policy =
+        LoadedPolicy::load(Some(("p.yaml", "tui: {keys: {approve: \"y\", quit: Q}}\n"))).unwrap();
+    let keys = &policy.policy.tui.keys;
+    let key = |c| KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE);
+    let s = state();
+    assert!(matches!(
+        key_action(&s, keys, key('y')),
+        Some(Action::Approve)
+    ));
+    assert!(key_action(&s, keys, key('a')).is_none(), "a is free now");
+    assert!(matches!(key_action(&s, keys, key('Q')), Some(Action::Quit)));
+    let e = LoadedPolicy::load(Some(("p.yaml", "tui: {keys: {approve: r}}\n"))).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("`r` is bound to both reject and approve")
+            || e.to_string()
+                .contains("`r` is bound to both approve and reject"),
+        "{e}"
+    );
+    let e = LoadedPolicy::load(Some(("p.yaml", "tui: {keys: {approve: j}}\n"))).unwrap_err();
+    assert!(e.to_string().contains("fixed key"), "{e}");
+    let e = LoadedPolicy::load(Some(("p.yaml", "tui:\n  keys: {aprove: \"y\"}\n"))).unwrap_err();
+    assert!(e.to_string().starts_with("p.yaml:2:"), "{e}");
+}
+
+#[test]
+fn e_explains_every_step() {
+    let mut s = state();
+    select(&mut s, "drop-legacy-billing");
+    update(&mut s, Action::Explain);
+    assert!(
+        matches!(&s.dialog, Some(Dialog::Explain { plan_id }) if plan_id == "drop-legacy-billing")
+    );
+    let screen = render(&s, 160, 48);
+    assert!(screen.contains("2. delete namespace"), "{screen}");
+    assert!(screen.contains("CRITICAL"), "{screen}");
+    update(&mut s, Action::Back);
+    assert!(s.dialog.is_none());
 }
 
 fn audit_entry(

@@ -178,7 +178,10 @@ fn an_approval_from_another_process_appears_without_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("audit.jsonl");
     let cli = |args: &[&str]| {
-        let out = common::opsgate_command(&log, None).args(args).output().unwrap();
+        let out = common::opsgate_command(&log, None)
+            .args(args)
+            .output()
+            .unwrap();
         assert!(out.status.success(), "{args:?}: {out:?}");
     };
     cli(&["submit", "--as", "demo", "plans/demo-local.yaml"]);

@@ -15,7 +15,7 @@ use super::update::{Action, Effect, update};
 use super::view::{Theme, view};
 use crate::audit::{AuditLog, Channel, Sealer};
 use crate::cli::error::CliError;
-use crate::core::policy::LoadedPolicy;
+use crate::core::policy::{LoadedPolicy, TuiKeys};
 
 /// What the TUI needs to start.
 #[derive(Debug)]
@@ -31,7 +31,7 @@ pub struct Options {
 
 /// Maps a key to an action; while a text dialog or the filter is open,
 /// characters are text.
-pub fn key_action(state: &AppState, key: KeyEvent) -> Option<Action> {
+pub fn key_action(state: &AppState, keys: &TuiKeys, key: KeyEvent) -> Option<Action> {
     if key.modifiers.contains(KeyModifiers::CONTROL) && key.code == KeyCode::Char('c') {
         return Some(Action::Quit);
     }
@@ -50,17 +50,24 @@ pub fn key_action(state: &AppState, key: KeyEvent) -> Option<Action> {
         KeyCode::Char(c) if typing => Action::Char(c),
         KeyCode::Char('k') => Action::Up,
         KeyCode::Char('j') => Action::Down,
-        KeyCode::Char('q') => Action::Quit,
-        KeyCode::Char('a') => Action::Approve,
-        KeyCode::Char('r') => Action::Reject,
-        KeyCode::Char('x') => Action::Execute,
-        KeyCode::Char('d') => Action::DryRun,
-        KeyCode::Char('s') => Action::Stop,
-        KeyCode::Char('l') => Action::AuditView,
-        KeyCode::Char('p') => Action::Replay,
-        KeyCode::Char('m') => Action::Modify,
-        KeyCode::Char('?') => Action::Help,
-        KeyCode::Char('/') => Action::Filter,
+        KeyCode::Char(c) => {
+            let name = keys.bindings().into_iter().find(|(_, k)| *k == c)?.0;
+            match name {
+                "approve" => Action::Approve,
+                "reject" => Action::Reject,
+                "explain" => Action::Explain,
+                "modify" => Action::Modify,
+                "dry_run" => Action::DryRun,
+                "execute" => Action::Execute,
+                "stop" => Action::Stop,
+                "audit" => Action::AuditView,
+                "replay" => Action::Replay,
+                "filter" => Action::Filter,
+                "help" => Action::Help,
+                "quit" => Action::Quit,
+                _ => return None,
+            }
+        }
         _ => return None,
     })
 }
@@ -116,7 +123,7 @@ fn event_loop(
         if event::poll(Duration::from_millis(100)).map_err(CliError::Output)? {
             match event::read().map_err(CliError::Output)? {
                 Event::Key(k) if k.kind != KeyEventKind::Release => {
-                    actions.extend(key_action(state, k));
+                    actions.extend(key_action(state, &opts.policy.policy.tui.keys, k));
                 }
                 _ => {} // a resize redraws on the next pass
             }

@@ -313,6 +313,10 @@ pub enum Dialog {
         plan_id: String,
         reason: String,
     },
+    /// `e`: every step's level and the reasons for it.
+    Explain {
+        plan_id: String,
+    },
     /// `x`: confirm the execution with Enter.
     ConfirmRun {
         plan_id: String,

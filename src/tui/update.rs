@@ -40,6 +40,8 @@ pub enum Action {
     Replay,
     /// `m`: modify a plan parameter.
     Modify,
+    /// `e`: why each step of the plan has its level.
+    Explain,
     Help,
     /// `/`: start typing a filter.
     Filter,
@@ -329,6 +331,13 @@ pub fn update(state: &mut AppState, action: Action) -> Vec<Effect> {
             return vec![Effect::LoadAudit { plan }];
         }
         Action::Replay => {}
+        Action::Explain => {
+            if let Some(row) = state.current() {
+                state.dialog = Some(Dialog::Explain {
+                    plan_id: row.id().to_owned(),
+                });
+            }
+        }
         Action::Modify => {
             let Some(row) = state.current() else {
                 return Vec::new();
@@ -545,7 +554,8 @@ fn dialog_update(state: &mut AppState, dialog: Dialog, action: Action) -> Vec<Ef
     match (dialog, action) {
         (_, Action::Back) => Vec::new(),
         (Dialog::Help, Action::Open | Action::Help | Action::Quit) => Vec::new(),
-        (d @ Dialog::Help, _) => {
+        (Dialog::Explain { .. }, Action::Open | Action::Explain | Action::Quit) => Vec::new(),
+        (d @ (Dialog::Help | Dialog::Explain { .. }), _) => {
             state.dialog = Some(d);
             Vec::new()
         }

@@ -654,7 +654,7 @@ fn dialog(state: &AppState, theme: Theme, d: &Dialog, frame: &mut Frame<'_>) {
                 Line::from("m  modify a parameter (a new plan: approvals start from zero)"),
                 Line::from("s  stop a run after its step; again: kill it · l audit trail"),
                 Line::from("Enter open · Esc back · / filter · tab status filter"),
-                Line::from("q  quit · ? this help"),
+                Line::from("e  explain every step's level · q quit · ? this help"),
             ],
         ),
         Dialog::Approve {
@@ -726,6 +726,32 @@ fn dialog(state: &AppState, theme: Theme, d: &Dialog, frame: &mut Frame<'_>) {
                 "↑↓ parameter · type the value · Enter applies · Esc cancels",
             ));
             (" Modify ", lines)
+        }
+        Dialog::Explain { plan_id } => {
+            let mut lines = Vec::new();
+            if let Some(row) = state.rows.iter().find(|r| r.id() == plan_id) {
+                lines.push(Line::from(vec![
+                    Span::raw(format!("Plan `{plan_id}` is ")),
+                    Span::styled(badge(row.risk()), theme.risk(row.risk())),
+                    Span::raw(": its highest step."),
+                ]));
+                for (i, (s, r)) in row
+                    .review
+                    .plan
+                    .steps
+                    .iter()
+                    .zip(&row.review.steps)
+                    .enumerate()
+                {
+                    lines.push(Line::from(vec![
+                        Span::raw(format!("{}. {} ", i + 1, s.name)),
+                        Span::styled(badge(r.action.risk), theme.risk(r.action.risk)),
+                    ]));
+                    explain(&mut lines, &r.action, theme);
+                }
+            }
+            lines.push(Line::from("Esc or Enter closes"));
+            (" Explain ", lines)
         }
         Dialog::ConfirmRun { plan_id } => (
             " Execute ",

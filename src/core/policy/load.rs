@@ -83,6 +83,14 @@ impl LoadedPolicy {
                 message: e.to_string(),
             })?;
         normalize(&mut policy);
+        policy
+            .tui
+            .keys
+            .check()
+            .map_err(|message| PolicyError::Invalid {
+                file: source.clone(),
+                message,
+            })?;
         Self::from_policy(policy, source)
     }
 

@@ -6,5 +6,6 @@ mod model;
 
 pub use load::{BUILTIN_RULES_YAML, DEFAULT_POLICY_YAML, LoadedPolicy, PolicyError, builtin_pack};
 pub use model::{
-    ApprovalPolicy, Approver, ExecutionPolicy, Policy, RequiredApprovals, SafetyPolicy,
+    ApprovalPolicy, Approver, ExecutionPolicy, Policy, RequiredApprovals, SafetyPolicy, TuiKeys,
+    TuiPolicy,
 };

@@ -25,6 +25,7 @@ pub struct Policy {
     /// When present, only these people may approve, each within their
     /// level and channels.
     pub approvers: Option<Vec<Approver>>,
+    pub tui: TuiPolicy,
     pub aliases: BTreeMap<String, String>,
     pub tools: BTreeMap<String, ToolSpec>,
     pub rules: Vec<RuleSpec>,
@@ -67,6 +68,87 @@ impl Default for ApprovalPolicy {
             separation_of_duties: false,
             channel_max_risk: BTreeMap::new(),
         }
+    }
+}
+
+/// The terminal UI's settings.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TuiPolicy {
+    pub keys: TuiKeys,
+}
+
+/// The TUI's action keys, one character each (the arrows, Enter, Esc, tab,
+/// `j` and `k` are fixed).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TuiKeys {
+    pub approve: char,
+    pub reject: char,
+    pub explain: char,
+    pub modify: char,
+    pub dry_run: char,
+    pub execute: char,
+    pub stop: char,
+    pub audit: char,
+    pub replay: char,
+    pub filter: char,
+    pub help: char,
+    pub quit: char,
+}
+
+impl Default for TuiKeys {
+    fn default() -> Self {
+        TuiKeys {
+            approve: 'a',
+            reject: 'r',
+            explain: 'e',
+            modify: 'm',
+            dry_run: 'd',
+            execute: 'x',
+            stop: 's',
+            audit: 'l',
+            replay: 'p',
+            filter: '/',
+            help: '?',
+            quit: 'q',
+        }
+    }
+}
+
+impl TuiKeys {
+    /// Each binding with its action's name.
+    pub fn bindings(&self) -> [(&'static str, char); 12] {
+        [
+            ("approve", self.approve),
+            ("reject", self.reject),
+            ("explain", self.explain),
+            ("modify", self.modify),
+            ("dry_run", self.dry_run),
+            ("execute", self.execute),
+            ("stop", self.stop),
+            ("audit", self.audit),
+            ("replay", self.replay),
+            ("filter", self.filter),
+            ("help", self.help),
+            ("quit", self.quit),
+        ]
+    }
+
+    /// Two actions on one key, or an action on a fixed key, is an error.
+    pub fn check(&self) -> Result<(), String> {
+        let b = self.bindings();
+        for (i, (name, key)) in b.iter().enumerate() {
+            if matches!(key, 'j' | 'k') || key.is_whitespace() {
+                return Err(format!("tui.keys.{name}: `{key}` is a fixed key"));
+            }
+            if let Some((other, _)) = b[..i].iter().find(|(_, k)| k == key) {
+                return Err(format!(
+                    "tui.keys: `{key}` is bound to both {other} and {name}"
+                ));
+            }
+        }
+        Ok(())
     }
 }
 
