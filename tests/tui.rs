@@ -719,3 +719,17 @@ fn modify_makes_a_new_plan_whose_approvals_start_from_zero() {
         "the command uses the new value"
     );
 }
+
+#[test]
+fn snapshot_modify_and_explain() {
+    let mut s = state();
+    select(&mut s, "demo-local");
+    update(&mut s, Action::Modify);
+    update(&mut s, Action::Backspace);
+    update(&mut s, Action::Char('5'));
+    snapshot_both("modify", &s);
+    let mut s = state();
+    select(&mut s, "demo-local");
+    update(&mut s, Action::Explain);
+    snapshot_both("explain", &s);
+}

@@ -169,8 +169,10 @@ fn a_failing_plan_offers_the_rollback_and_shows_its_outcome() {
     assert!(!marker.exists(), "the rollback removed the marker");
     t.keys(&["Escape"]);
     t.wait_for("rolled back");
-    t.keys(&["q"]);
-    t.wait_for("TUI-EXITED 0");
+    // Ctrl-C quits too, and restores the terminal.
+    t.keys(&["C-c"]);
+    let screen = t.wait_for("TUI-EXITED 0");
+    assert!(!screen.contains("Plans · filter"), "{screen}");
 }
 
 #[test]

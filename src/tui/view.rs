@@ -773,7 +773,14 @@ fn dialog(state: &AppState, theme: Theme, d: &Dialog, frame: &mut Frame<'_>) {
             ],
         ),
     };
-    let area = centered(frame.area(), 70, lines.len() as u16 + 2);
+    // Height for the wrapped lines, inside a 70-column box.
+    let inner = usize::from(frame.area().width.min(70).saturating_sub(2)).max(1);
+    let height: usize = lines.iter().map(|l| l.width().div_ceil(inner).max(1)).sum();
+    let area = centered(
+        frame.area(),
+        70,
+        u16::try_from(height + 2).unwrap_or(u16::MAX),
+    );
     frame.render_widget(Clear, area);
     frame.render_widget(
         Paragraph::new(lines)
