@@ -219,3 +219,29 @@ rollback:
         "a failed rollback is not rolled back: {s}"
     );
 }
+
+#[test]
+fn the_rollback_demo_fails_at_its_last_step_and_rolls_back() {
+    let env = Env::new();
+    let text = std::fs::read_to_string(common::repo().join("plans/demo-rollback.yaml"))
+        .expect("the demo plan");
+    // The same plan, without the wait that leaves time to press `s`.
+    let quick = text.replace("wait_seconds: 8", "wait_seconds: 0");
+    assert_ne!(quick, text);
+    let file = env.path("demo-rollback.yaml");
+    std::fs::write(&file, quick).expect("plan written");
+    let f = file.to_str().expect("UTF-8 path");
+    env.ok(&["submit", "--as", "author", f]);
+    env.ok(&["approve", "demo-rollback", "--as", "alice"]);
+    let (code, out, err) = env.run(&["run", "demo-rollback", "--rollback-on-failure"]);
+    assert_eq!(code, 1, "{out} {err}");
+    assert!(out.contains("Step 3/3: switch over"), "{out}");
+    assert!(out.contains("rollback succeeded"), "{out}");
+    assert!(
+        !Path::new("/tmp/opsgate-demo-rb").exists(),
+        "the rollback removed the demo directory"
+    );
+    let s: Value =
+        serde_json::from_str(&env.ok(&["status", "demo-rollback", "--json"])).expect("JSON");
+    assert_eq!(s["status"], "rolled_back");
+}

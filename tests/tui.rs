@@ -404,6 +404,11 @@ fn filters_narrow_the_list_and_keep_a_visible_selection() {
     for c in "DEMO".chars() {
         update(&mut s, Action::Char(c));
     }
+    let shown: Vec<&str> = s.visible().iter().map(|&i| s.rows[i].id()).collect();
+    assert_eq!(shown, ["demo-local", "demo-rollback"]);
+    for c in "-L".chars() {
+        update(&mut s, Action::Char(c));
+    }
     update(&mut s, Action::Open);
     let shown: Vec<&str> = s.visible().iter().map(|&i| s.rows[i].id()).collect();
     assert_eq!(shown, ["demo-local"]);
@@ -732,4 +737,13 @@ fn snapshot_modify_and_explain() {
     select(&mut s, "demo-local");
     update(&mut s, Action::Explain);
     snapshot_both("explain", &s);
+}
+
+#[test]
+fn snapshot_confirm_execute() {
+    let mut s = state();
+    select(&mut s, "api-scale-20260126");
+    update(&mut s, Action::Execute);
+    assert!(matches!(s.dialog, Some(Dialog::ConfirmRun { .. })));
+    snapshot_both("confirm_execute", &s);
 }

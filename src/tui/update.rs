@@ -355,10 +355,8 @@ pub fn update(state: &mut AppState, action: Action) -> Vec<Effect> {
                     format!("plan `{id}` has no parameters to modify"),
                     true,
                 );
-            } else if matches!(row.status, RowStatus::Plan(s) if !s.is_open()) {
-                let label = row.status.label();
-                notice(state, format!("plan `{id}` is {label}"), true);
             } else {
+                // Any plan, closed ones included: the result is a new plan.
                 let params: Vec<(String, String)> = row
                     .review
                     .plan
