@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use super::state::{AuditEntry, AuditView, Banner, KindFilter, PlanRow, RowStatus, Source};
 use crate::audit::Sealer;
 use crate::audit::ledger::{load, run_is_live};
-use crate::core::approval::{Subject, Verdict, requirement};
+use crate::core::approval::{Subject, requirement};
 use std::collections::BTreeMap;
 
 use crate::core::plan::{ClassifiedPlan, Plan, load_plan, parse_doc, review};
@@ -126,14 +126,7 @@ fn submitted_row(
 ) -> PlanRow {
     let verdict = state.verdict(&policy.policy, &policy.hash, now);
     let status = state.status(&verdict, live);
-    let (needed, approvers) = match &verdict {
-        Verdict::Approved { plan, needed } => (*needed, plan.approvers().to_vec()),
-        Verdict::Pending { needed, have, .. } => (*needed, have.clone()),
-        _ => (
-            requirement(&policy.policy, &state.subject()).map_or(0, |r| r.approvals),
-            Vec::new(),
-        ),
-    };
+    let (needed, approvers) = crate::cli::approve_cmd::counts(state, policy, &verdict);
     PlanRow {
         source,
         review,
