@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod audit;
+pub mod bridge;
 pub mod cli;
 pub mod core;
 pub mod exec;

@@ -44,6 +44,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Rollback { run_id, as_user } => {
             run_cmd::rollback(run_id, as_user.as_deref(), &policy, open_log)
         }
+        Command::Serve { listen } => serve(listen.as_deref(), &policy, sealer()?, open_log()?),
         Command::Tui(args) => tui(
             args.as_user.as_deref(),
             &args.files,
@@ -70,6 +71,47 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             }
         },
     }
+}
+
+fn serve(
+    listen: Option<&str>,
+    policy: &crate::core::policy::LoadedPolicy,
+    sealer: crate::audit::Sealer,
+    log: AuditLog,
+) -> Result<(), CliError> {
+    use std::io::Write;
+    let addr = listen.unwrap_or(&policy.policy.bridge.listen).to_owned();
+    let bridge =
+        crate::bridge::Bridge::new(policy.clone(), log, sealer).map_err(CliError::Failed)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Failed(format!("cannot start the runtime: {e}")))?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(&addr)
+            .await
+            .map_err(|e| CliError::Failed(format!("cannot listen on {addr}: {e}")))?;
+        let local = listener.local_addr()?;
+        {
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "listening on {local}")?;
+            out.flush()?;
+        }
+        let shutdown = async {
+            let mut term =
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(s) => s,
+                    Err(_) => return std::future::pending().await,
+                };
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            tracing::info!("shutting down: draining in-flight requests");
+        };
+        crate::bridge::serve(listener, std::sync::Arc::new(bridge), shutdown).await?;
+        Ok::<_, CliError>(())
+    })
 }
 
 fn tui(

@@ -47,14 +47,19 @@ pub fn approve(
         Channel::Cli,
         args.hash.as_deref(),
         args.reason.clone(),
+        Metadata::new(),
     )?;
     report(
         &log, policy, &args.id, "approved", &who, &appended, args.json,
     )
 }
 
+/// Free-form context a decision carries (a chat channel id…).
+pub type Metadata = std::collections::BTreeMap<String, serde_json::Value>;
+
 /// Records `who`'s approval of plan `id` from `channel`, after every
 /// check, under the log's lock. `hash`: the plan hash they reviewed.
+#[expect(clippy::too_many_arguments, reason = "each is a field of the decision")]
 pub fn grant(
     log: &AuditLog,
     policy: &LoadedPolicy,
@@ -63,6 +68,7 @@ pub fn grant(
     channel: Channel,
     hash: Option<&str>,
     reason: Option<String>,
+    metadata: Metadata,
 ) -> Result<Vec<crate::audit::Appended>, CliError> {
     log.append_with(|len| {
         let ledger = fold(log, len)?;
@@ -88,7 +94,7 @@ pub fn grant(
             )));
         }
         Ok(vec![Event::ApprovalGranted(decision(
-            plan, policy, who, channel, reason,
+            plan, policy, who, channel, reason, metadata,
         ))])
     })
 }
@@ -102,6 +108,7 @@ pub fn deny(
     who: &str,
     channel: Channel,
     reason: &str,
+    metadata: Metadata,
 ) -> Result<Vec<crate::audit::Appended>, CliError> {
     if reason.trim().is_empty() {
         return Err(CliError::Usage("a rejection must say why".into()));
@@ -122,6 +129,7 @@ pub fn deny(
             who,
             channel,
             Some(reason.to_owned()),
+            metadata,
         ))])
     })
 }
@@ -136,7 +144,15 @@ pub fn reject(
         return Err(CliError::Usage("--reason must say why".into()));
     }
     let log = open_log()?;
-    let appended = deny(&log, policy, &args.id, &who, Channel::Cli, &args.reason)?;
+    let appended = deny(
+        &log,
+        policy,
+        &args.id,
+        &who,
+        Channel::Cli,
+        &args.reason,
+        Metadata::new(),
+    )?;
     report(
         &log, policy, &args.id, "rejected", &who, &appended, args.json,
     )
@@ -148,6 +164,7 @@ fn decision(
     who: &str,
     channel: Channel,
     reason: Option<String>,
+    metadata: Metadata,
 ) -> Decision {
     Decision {
         plan_id: plan.plan_id.clone(),
@@ -157,7 +174,7 @@ fn decision(
         approver: who.to_owned(),
         channel,
         reason,
-        metadata: Default::default(),
+        metadata,
     }
 }
 

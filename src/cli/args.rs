@@ -103,6 +103,16 @@ pub enum Command {
     /// Verify, inspect, replay and export the audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Serve the chat bridge's HTTP API (policy `bridge:`): bots forward
+    /// people's yes/no, through the same approval rules and audit log.
+    #[command(
+        after_help = "Prints `listening on ADDR` once ready; SIGTERM or Ctrl-C drains in-flight requests and stops.\n\nExamples:\n  opsgate serve\n  opsgate serve --listen 127.0.0.1:0"
+    )]
+    Serve {
+        /// `host:port` (default: the policy's bridge.listen). Port 0 picks one.
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
+    },
     /// The terminal UI: review plans, see why each step has its level,
     /// approve or reject. Opens on the first plan given.
     #[command(

@@ -474,6 +474,7 @@ fn converse(
         crate::audit::Channel::Cli,
         Some(cp.hash.as_str()),
         None,
+        Default::default(),
     )?;
     match state_now()? {
         Verdict::Approved { plan, .. } => {

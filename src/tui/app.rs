@@ -266,6 +266,7 @@ fn perform(
                 &state.user,
                 Channel::Tui,
                 &reason,
+                Default::default(),
             )
             .map(|_| format!("rejected plan `{plan_id}`: {reason}")),
         ),
@@ -298,6 +299,7 @@ fn approve(
         Channel::Tui,
         Some(hash.as_str()),
         None,
+        Default::default(),
     )?;
     Ok(format!("approved plan `{plan_id}` as {}", state.user))
 }

@@ -26,6 +26,7 @@ pub struct Policy {
     /// level and channels.
     pub approvers: Option<Vec<Approver>>,
     pub tui: TuiPolicy,
+    pub bridge: BridgePolicy,
     pub aliases: BTreeMap<String, String>,
     pub tools: BTreeMap<String, ToolSpec>,
     pub rules: Vec<RuleSpec>,
@@ -68,6 +69,61 @@ impl Default for ApprovalPolicy {
             separation_of_duties: false,
             channel_max_risk: BTreeMap::new(),
         }
+    }
+}
+
+/// The chat bridge's HTTP API (`opsgate serve`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BridgePolicy {
+    /// `host:port` to listen on.
+    pub listen: String,
+    /// The largest request body accepted, in bytes.
+    pub max_body: u64,
+    pub clients: Vec<BridgeClient>,
+}
+
+impl Default for BridgePolicy {
+    fn default() -> Self {
+        BridgePolicy {
+            listen: "127.0.0.1:8700".into(),
+            max_body: 64 * 1024,
+            clients: Vec::new(),
+        }
+    }
+}
+
+/// One chat bridge allowed to call the API.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct BridgeClient {
+    pub name: String,
+    /// Hex SHA-256 of the bearer token; the token itself is never stored.
+    pub token_sha256: TokenDigest,
+    /// An environment variable holding a secret: when set, requests must be
+    /// signed with it.
+    #[serde(default)]
+    pub signing_secret_env: Option<String>,
+    /// Chat user id → approver name: the only people this client speaks for.
+    #[serde(default)]
+    pub senders: BTreeMap<String, String>,
+}
+
+/// 64 hex digits, checked when the policy loads.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct TokenDigest(pub String);
+
+impl<'de> Deserialize<'de> for TokenDigest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        let hex = s.trim().to_ascii_lowercase();
+        if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(serde::de::Error::custom(format!(
+                "token_sha256 `{s}` is not 64 hex digits (the SHA-256 of the token: `printf %s TOKEN | sha256sum`)"
+            )));
+        }
+        Ok(TokenDigest(hex))
     }
 }
 

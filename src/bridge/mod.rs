@@ -1,0 +1,600 @@
+//! The chat bridge's HTTP API (axum): chat bots forward a person's yes/no.
+//!
+//! A client authenticates with a bearer token (the policy stores only its
+//! SHA-256, compared in constant time) and, when configured, signs each
+//! request. It speaks only for the senders mapped to it. Every decision goes
+//! through the same approval rules as the CLI and TUI (channel `chat`, with
+//! its ceiling), and is durable in the audit log before the response.
+//! Errors are JSON, `{"error": code, "message": …}`, without internals.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use chrono::Utc;
+use hmac::{KeyInit, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::audit::ledger::{load, run_is_live};
+use crate::audit::{AuditLog, Channel, Sealer};
+use crate::cli::approve_cmd::{Metadata, counts, deny, grant};
+use crate::cli::error::CliError;
+use crate::core::approval::{may_approve, requirement};
+use crate::core::policy::LoadedPolicy;
+use crate::core::state::PlanState;
+
+/// How far a signed request's timestamp may be from now.
+pub const MAX_SKEW_SECONDS: i64 = 300;
+
+/// Metadata keys a client may not set: they are the decision's own fields.
+pub const RESERVED_METADATA: [&str; 3] = ["approver", "plan_hash", "channel"];
+
+/// A configured client, ready to check requests.
+#[derive(Debug)]
+struct Client {
+    name: String,
+    digest: [u8; 32],
+    secret: Option<Vec<u8>>,
+    senders: BTreeMap<String, String>,
+}
+
+/// What the handlers share.
+#[derive(Debug)]
+pub struct Bridge {
+    policy: LoadedPolicy,
+    log: Arc<AuditLog>,
+    log_path: PathBuf,
+    sealer: Sealer,
+    clients: Vec<Client>,
+}
+
+impl Bridge {
+    /// Reads the clients' signing secrets from the environment; a client
+    /// whose secret variable is unset is an error, not an unsigned client.
+    pub fn new(policy: LoadedPolicy, log: AuditLog, sealer: Sealer) -> Result<Self, String> {
+        let mut clients = Vec::new();
+        for c in &policy.policy.bridge.clients {
+            let mut digest = [0u8; 32];
+            hex::decode_to_slice(&c.token_sha256.0, &mut digest)
+                .map_err(|e| format!("bridge client `{}`: token_sha256: {e}", c.name))?;
+            let secret = match &c.signing_secret_env {
+                None => None,
+                Some(var) => Some(
+                    std::env::var(var)
+                        .ok()
+                        .filter(|s| !s.is_empty())
+                        .ok_or_else(|| {
+                            format!(
+                                "bridge client `{}`: signing_secret_env {var} is not set",
+                                c.name
+                            )
+                        })?
+                        .into_bytes(),
+                ),
+            };
+            clients.push(Client {
+                name: c.name.clone(),
+                digest,
+                secret,
+                senders: c.senders.clone(),
+            });
+        }
+        Ok(Bridge {
+            log_path: log.path().to_owned(),
+            policy,
+            log: Arc::new(log),
+            sealer,
+            clients,
+        })
+    }
+}
+
+/// An API error: status, code and message.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+fn err(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+    ApiError {
+        status,
+        code,
+        message: message.into(),
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        #[derive(Serialize)]
+        struct Body<'a> {
+            error: &'a str,
+            message: &'a str,
+        }
+        let body = Body {
+            error: self.code,
+            message: &self.message,
+        };
+        (self.status, axum::Json(body)).into_response()
+    }
+}
+
+/// The routes, over shared state.
+pub fn router(bridge: Arc<Bridge>) -> Router {
+    let max_body = usize::try_from(bridge.policy.policy.bridge.max_body).unwrap_or(usize::MAX);
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/v1/plans", get(list_plans))
+        .route("/v1/plans/{id}", get(plan_detail))
+        .route("/v1/plans/{id}/decision", post(decision))
+        .layer(DefaultBodyLimit::max(max_body))
+        .with_state(bridge)
+}
+
+/// Equal without revealing where two digests differ.
+fn same_digest(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The client a bearer token belongs to.
+fn authenticate<'b>(bridge: &'b Bridge, headers: &HeaderMap) -> Result<&'b Client, ApiError> {
+    let token = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or_else(|| {
+            err(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "a bearer token is required",
+            )
+        })?;
+    let digest: [u8; 32] = Sha256::digest(token.trim().as_bytes()).into();
+    // Check every client, so the time taken does not tell which matched.
+    let mut found = None;
+    for c in &bridge.clients {
+        if same_digest(&c.digest, &digest) {
+            found = Some(c);
+        }
+    }
+    found.ok_or_else(|| err(StatusCode::UNAUTHORIZED, "unauthorized", "unknown token"))
+}
+
+/// `X-Opsgate-Signature: sha256=HMAC(secret, "{timestamp}.{body}")`.
+fn check_signature(client: &Client, headers: &HeaderMap, body: &[u8]) -> Result<(), ApiError> {
+    let Some(secret) = &client.secret else {
+        return Ok(());
+    };
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let (Some(ts), Some(sig)) = (header("x-opsgate-timestamp"), header("x-opsgate-signature"))
+    else {
+        return Err(err(
+            StatusCode::UNAUTHORIZED,
+            "bad_signature",
+            "this client must sign its requests",
+        ));
+    };
+    let ts_num: i64 = ts.trim().parse().map_err(|_| {
+        err(
+            StatusCode::UNAUTHORIZED,
+            "bad_signature",
+            "X-Opsgate-Timestamp is not a number",
+        )
+    })?;
+    if (Utc::now().timestamp() - ts_num).abs() > MAX_SKEW_SECONDS {
+        return Err(err(
+            StatusCode::UNAUTHORIZED,
+            "stale_timestamp",
+            "the timestamp is more than 300 s away",
+        ));
+    }
+    let given = sig
+        .trim()
+        .strip_prefix("sha256=")
+        .and_then(|h| hex::decode(h).ok())
+        .ok_or_else(|| {
+            err(
+                StatusCode::UNAUTHORIZED,
+                "bad_signature",
+                "X-Opsgate-Signature is not sha256=<hex>",
+            )
+        })?;
+    let mut mac = hmac::Hmac::<Sha256>::new_from_slice(secret)
+        .map_err(|_| err(StatusCode::UNAUTHORIZED, "bad_signature", "bad signature"))?;
+    mac.update(ts.trim().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    mac.verify_slice(&given)
+        .map_err(|_| err(StatusCode::UNAUTHORIZED, "bad_signature", "bad signature"))
+}
+
+async fn readyz(State(b): State<Arc<Bridge>>) -> Response {
+    match crate::audit::verify::read_head(&b.log_path, &b.sealer) {
+        Ok(Ok(_)) => (StatusCode::OK, "ready\n").into_response(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            (StatusCode::OK, "ready\n").into_response()
+        }
+        Ok(Err(m)) => {
+            tracing::warn!(problem = %m, "the audit log's tail does not check");
+            err(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not_ready",
+                "the audit log does not verify",
+            )
+            .into_response()
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the audit log");
+            err(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not_ready",
+                "the audit log cannot be read",
+            )
+            .into_response()
+        }
+    }
+}
+
+/// The ledger, folded from the verified log, off the async threads.
+async fn fold_log(b: &Arc<Bridge>) -> Result<crate::core::state::Ledger, ApiError> {
+    let b = Arc::clone(b);
+    tokio::task::spawn_blocking(move || {
+        if !b.log_path.exists() {
+            return Ok(crate::core::state::Ledger::default());
+        }
+        load(&b.log_path, &b.sealer).map_err(|e| {
+            tracing::error!(error = %e, "cannot fold the audit log");
+            err(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "log_unavailable",
+                "the audit log cannot be used",
+            )
+        })
+    })
+    .await
+    .map_err(|_| {
+        err(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error",
+        )
+    })?
+}
+
+#[derive(Debug, Serialize)]
+struct PlanSummary {
+    id: String,
+    title: String,
+    risk: String,
+    status: &'static str,
+    plan_hash: String,
+    approvals: Approvals,
+    expires_at: Option<String>,
+    /// A short text fit for a chat message.
+    summary: String,
+}
+
+#[derive(Debug, Serialize)]
+struct Approvals {
+    have: Vec<String>,
+    needed: u32,
+}
+
+fn summarize(b: &Bridge, p: &PlanState) -> PlanSummary {
+    let now = Utc::now();
+    let verdict = p.verdict(&b.policy.policy, &b.policy.hash, now);
+    let status = p.status(&verdict, |r| run_is_live(&b.log_path, r));
+    let (needed, have) = counts(p, &b.policy, &verdict);
+    let title = p
+        .submission
+        .plan
+        .get("title")
+        .and_then(|t| t.as_str())
+        .unwrap_or_default()
+        .to_owned();
+    let mut summary = format!("{} [{}] {}\n", p.plan_id, p.submission.risk, title);
+    if let Ok(plan) = crate::core::plan::Plan::from_json(p.submission.plan.clone()) {
+        let review = crate::core::plan::ClassifiedPlan::from_plan(plan, &b.policy.rules);
+        for (i, (s, r)) in review.plan.steps.iter().zip(&review.steps).enumerate() {
+            summary.push_str(&format!("{}. {} [{}]\n", i + 1, s.name, r.action.risk));
+        }
+        summary.push_str(match &review.plan.rollback {
+            crate::core::plan::PlanRollback::Steps { .. } => "rollback: plan-level steps\n",
+            crate::core::plan::PlanRollback::None { .. } => "rollback: none (see the plan)\n",
+            crate::core::plan::PlanRollback::Absent => "rollback: per step\n",
+        });
+    }
+    let ttl = chrono::Duration::milliseconds(
+        i64::try_from(b.policy.policy.approvals.ttl.as_millis()).unwrap_or(i64::MAX),
+    );
+    let expires_at = p
+        .votes
+        .iter()
+        .filter(|v| v.granted && v.plan_hash == p.submission.plan_hash)
+        .map(|v| v.at + ttl)
+        .min()
+        .map(|t| crate::core::event::format_ts(&t));
+    PlanSummary {
+        id: p.plan_id.clone(),
+        title,
+        risk: p.submission.risk.to_string(),
+        status: status.as_str(),
+        plan_hash: p.submission.plan_hash.to_string(),
+        approvals: Approvals { have, needed },
+        expires_at,
+        summary,
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct ListQuery {
+    status: Option<String>,
+}
+
+async fn list_plans(
+    State(b): State<Arc<Bridge>>,
+    headers: HeaderMap,
+    Query(q): Query<ListQuery>,
+) -> Result<Response, ApiError> {
+    authenticate(&b, &headers)?;
+    let ledger = fold_log(&b).await?;
+    let plans: Vec<PlanSummary> = ledger
+        .plans()
+        .map(|p| summarize(&b, p))
+        .filter(|s| q.status.as_deref().is_none_or(|want| want == s.status))
+        .collect();
+    Ok(axum::Json(plans).into_response())
+}
+
+async fn plan_detail(
+    State(b): State<Arc<Bridge>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    authenticate(&b, &headers)?;
+    let ledger = fold_log(&b).await?;
+    let p = ledger.plan(&id).ok_or_else(|| {
+        err(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no plan `{id}`"),
+        )
+    })?;
+    let plan = crate::core::plan::Plan::from_json(p.submission.plan.clone()).map_err(|_| {
+        err(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the stored plan cannot be read",
+        )
+    })?;
+    let review = crate::core::plan::ClassifiedPlan::from_plan(plan, &b.policy.rules);
+    let view = crate::cli::plan_view::PlanView::new(&review, &b.policy.hash);
+    let body = serde_json::json!({"plan": view, "state": summarize(&b, p)});
+    Ok(axum::Json(body).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DecisionRequest {
+    decision: String,
+    plan_hash: String,
+    sender_id: String,
+    #[serde(default)]
+    reason: Option<String>,
+    #[serde(default)]
+    metadata: Metadata,
+}
+
+#[derive(Debug, Serialize)]
+struct DecisionResponse {
+    plan_id: String,
+    decision: String,
+    approver: String,
+    seq: u64,
+    status: &'static str,
+    approvals: Approvals,
+}
+
+async fn decision(
+    State(b): State<Arc<Bridge>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let client = authenticate(&b, &headers)?;
+    check_signature(client, &headers, &body)?;
+    let req: DecisionRequest = serde_json::from_slice(&body).map_err(|e| {
+        err(
+            StatusCode::BAD_REQUEST,
+            "malformed",
+            format!("the body is not a decision: {e}"),
+        )
+    })?;
+    let yes = match req.decision.as_str() {
+        "yes" => true,
+        "no" => false,
+        other => {
+            return Err(err(
+                StatusCode::BAD_REQUEST,
+                "malformed",
+                format!("decision `{other}` is not yes or no"),
+            ));
+        }
+    };
+    if let Some(k) = req
+        .metadata
+        .keys()
+        .find(|k| RESERVED_METADATA.contains(&k.as_str()))
+    {
+        return Err(err(
+            StatusCode::BAD_REQUEST,
+            "reserved_metadata_key",
+            format!("`{k}` may not appear in metadata"),
+        ));
+    }
+    if !yes && req.reason.as_deref().is_none_or(|r| r.trim().is_empty()) {
+        return Err(err(
+            StatusCode::BAD_REQUEST,
+            "malformed",
+            "a `no` needs a reason",
+        ));
+    }
+    let approver = client.senders.get(&req.sender_id).cloned().ok_or_else(|| {
+        err(
+            StatusCode::FORBIDDEN,
+            "unknown_sender",
+            format!(
+                "sender `{}` is not mapped for client `{}`",
+                req.sender_id, client.name
+            ),
+        )
+    })?;
+
+    // The checks that have their own error codes, on the current state;
+    // the recording below checks everything again under the log's lock.
+    let ledger = fold_log(&b).await?;
+    let plan = ledger.plan(&id).ok_or_else(|| {
+        err(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no plan `{id}`"),
+        )
+    })?;
+    if plan.submission.plan_hash.as_str() != req.plan_hash {
+        return Err(err(
+            StatusCode::CONFLICT,
+            "stale_plan_hash",
+            format!("plan `{id}` is now {}", plan.submission.plan_hash),
+        ));
+    }
+    let verdict = plan.verdict(&b.policy.policy, &b.policy.hash, Utc::now());
+    let status = plan.status(&verdict, |r| run_is_live(&b.log_path, r));
+    if !status.is_open() || plan.submission.policy_hash != b.policy.hash {
+        return Err(err(
+            StatusCode::GONE,
+            "closed",
+            format!(
+                "plan `{id}` is {} and takes no more decisions",
+                status.as_str()
+            ),
+        ));
+    }
+    if yes {
+        let subject = plan.subject();
+        let level = requirement(&b.policy.policy, &subject)
+            .map_err(|r| err(StatusCode::FORBIDDEN, "not_permitted", r.0))?
+            .level;
+        if let Err(p) = may_approve(&b.policy.policy, &subject, level, &approver, Channel::Chat) {
+            use crate::core::approval::VoteProblem;
+            let code = match p {
+                VoteProblem::SelfApproval => "self_approval",
+                VoteProblem::ChannelCeiling { .. } => "channel_ceiling",
+                _ => "not_permitted",
+            };
+            return Err(err(
+                StatusCode::FORBIDDEN,
+                code,
+                p.describe(&approver, level),
+            ));
+        }
+    }
+    let mut metadata = req.metadata;
+    metadata.insert(
+        "client".into(),
+        serde_json::Value::String(client.name.clone()),
+    );
+    metadata.insert(
+        "sender_id".into(),
+        serde_json::Value::String(req.sender_id.clone()),
+    );
+    let (b2, id2, who, hash, reason) = (
+        Arc::clone(&b),
+        id.clone(),
+        approver.clone(),
+        req.plan_hash.clone(),
+        req.reason.clone(),
+    );
+    let recorded = tokio::task::spawn_blocking(move || {
+        if yes {
+            grant(
+                &b2.log,
+                &b2.policy,
+                &id2,
+                &who,
+                Channel::Chat,
+                Some(&hash),
+                reason,
+                metadata,
+            )
+        } else {
+            deny(
+                &b2.log,
+                &b2.policy,
+                &id2,
+                &who,
+                Channel::Chat,
+                reason.as_deref().unwrap_or_default(),
+                metadata,
+            )
+        }
+    })
+    .await
+    .map_err(|_| {
+        err(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error",
+        )
+    })?;
+    let appended = recorded.map_err(|e| {
+        tracing::warn!(plan = %id, error = %e, "decision refused while recording");
+        match e {
+            CliError::Refused(m) => err(StatusCode::CONFLICT, "refused", m),
+            _ => err(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "log_unavailable",
+                "the decision could not be recorded",
+            ),
+        }
+    })?;
+    // The new state, for the chat message.
+    let ledger = fold_log(&b).await?;
+    let plan = ledger.plan(&id).ok_or_else(|| {
+        err(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the plan vanished",
+        )
+    })?;
+    let s = summarize(&b, plan);
+    Ok(axum::Json(DecisionResponse {
+        plan_id: id,
+        decision: req.decision,
+        approver,
+        seq: appended.last().map_or(0, |a| a.seq),
+        status: s.status,
+        approvals: s.approvals,
+    })
+    .into_response())
+}
+
+/// Serves until `shutdown` completes; in-flight requests (and their fsyncs)
+/// finish first.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    bridge: Arc<Bridge>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(bridge))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
