@@ -7,6 +7,8 @@
 //! its ceiling), and is durable in the audit log before the response.
 //! Errors are JSON, `{"error": code, "message": …}`, without internals.
 
+pub mod notify;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -97,6 +97,16 @@ fn serve(
             writeln!(out, "listening on {local}")?;
             out.flush()?;
         }
+        crate::bridge::notify::notify("READY=1");
+        if let Some(every) = crate::bridge::notify::watchdog_interval() {
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(every / 2);
+                loop {
+                    tick.tick().await;
+                    crate::bridge::notify::notify("WATCHDOG=1");
+                }
+            });
+        }
         let shutdown = async {
             let mut term =
                 match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
@@ -108,6 +118,7 @@ fn serve(
                 _ = tokio::signal::ctrl_c() => {}
             }
             tracing::info!("shutting down: draining in-flight requests");
+            crate::bridge::notify::notify("STOPPING=1");
         };
         crate::bridge::serve(listener, std::sync::Arc::new(bridge), shutdown).await?;
         Ok::<_, CliError>(())
