@@ -138,6 +138,14 @@ pub fn router(bridge: Arc<Bridge>) -> Router {
         .route("/v1/plans", get(list_plans))
         .route("/v1/plans/{id}", get(plan_detail))
         .route("/v1/plans/{id}/decision", post(decision))
+        .fallback(|| async { err(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
+        .method_not_allowed_fallback(|| async {
+            err(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "wrong method for this endpoint",
+            )
+        })
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(bridge)
 }
@@ -345,9 +353,10 @@ struct ListQuery {
 async fn list_plans(
     State(b): State<Arc<Bridge>>,
     headers: HeaderMap,
-    Query(q): Query<ListQuery>,
+    q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     authenticate(&b, &headers)?;
+    let Query(q) = q.map_err(|e| err(StatusCode::BAD_REQUEST, "malformed", e.body_text()))?;
     let ledger = fold_log(&b).await?;
     let plans: Vec<PlanSummary> = ledger
         .plans()
@@ -410,9 +419,21 @@ async fn decision(
     State(b): State<Arc<Bridge>>,
     headers: HeaderMap,
     Path(id): Path<String>,
-    body: Bytes,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Response, ApiError> {
     let client = authenticate(&b, &headers)?;
+    let body = body.map_err(|e| {
+        let status = e.status();
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            err(
+                status,
+                "body_too_large",
+                "the body is larger than bridge.max_body",
+            )
+        } else {
+            err(StatusCode::BAD_REQUEST, "malformed", e.body_text())
+        }
+    })?;
     check_signature(client, &headers, &body)?;
     let req: DecisionRequest = serde_json::from_slice(&body).map_err(|e| {
         err(
@@ -488,6 +509,18 @@ async fn decision(
                 "plan `{id}` is {} and takes no more decisions",
                 status.as_str()
             ),
+        ));
+    }
+    if !yes
+        && let Some(list) = &b.policy.policy.approvers
+        && !list
+            .iter()
+            .any(|a| crate::core::approval::same_person(&a.name, &approver))
+    {
+        return Err(err(
+            StatusCode::FORBIDDEN,
+            "not_permitted",
+            format!("{approver} is not on the policy's approvers list"),
         ));
     }
     if yes {

@@ -92,6 +92,11 @@ fn serve(
             .await
             .map_err(|e| CliError::Failed(format!("cannot listen on {addr}: {e}")))?;
         let local = listener.local_addr()?;
+        // The signal handlers exist before anyone is told we are ready, so
+        // a SIGTERM right after `listening on` still shuts down gracefully.
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
         {
             let mut out = std::io::stdout().lock();
             writeln!(out, "listening on {local}")?;
@@ -107,15 +112,10 @@ fn serve(
                 }
             });
         }
-        let shutdown = async {
-            let mut term =
-                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                    Ok(s) => s,
-                    Err(_) => return std::future::pending().await,
-                };
+        let shutdown = async move {
             tokio::select! {
                 _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
+                _ = int.recv() => {}
             }
             tracing::info!("shutting down: draining in-flight requests");
             crate::bridge::notify::notify("STOPPING=1");

@@ -1,0 +1,1366 @@
+//! The chat bridge (`opsgate serve`) over a real socket, with the real
+//! binary: authentication, signing, every rejection class, what a decision
+//! records, a CRITICAL plan approved by two senders and then run, and
+//! concurrent decisions, also across a SIGTERM.
+//!
+//! The HTTP client is a few lines over `TcpStream` (`Connection: close`,
+//! read to the end), so the tests need no HTTP dependency.
+
+#![expect(
+    clippy::expect_used,
+    reason = "test helpers: a broken fixture should stop the test loudly"
+)]
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ExitStatus, Stdio};
+use std::sync::{Arc, Barrier, mpsc};
+use std::time::{Duration, Instant};
+
+use hmac::{KeyInit, Mac};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+// ---------------------------------------------------------------------------
+// A tiny HTTP/1.1 client.
+
+/// A parsed response.
+#[derive(Debug)]
+struct Resp {
+    status: u16,
+    /// Lower-cased names.
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Resp {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    #[track_caller]
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {} {}", self.status, self.text()))
+    }
+
+    /// The `error` code of a JSON error body.
+    #[track_caller]
+    fn code(&self) -> String {
+        let v = self.json();
+        assert!(
+            v["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "an error has a message: {v}"
+        );
+        v["error"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no error code: {v}"))
+            .to_owned()
+    }
+}
+
+fn bad_data(m: impl Into<String>) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, m.into())
+}
+
+/// Sends one request with `Connection: close` and reads the response to EOF.
+fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, String)],
+    body: &[u8],
+) -> std::io::Result<Resp> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    s.set_read_timeout(Some(Duration::from_secs(60)))?;
+    s.set_write_timeout(Some(Duration::from_secs(60)))?;
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    if !body.is_empty() {
+        req.push_str("Content-Type: application/json\r\n");
+    }
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    let mut bytes = req.into_bytes();
+    bytes.extend_from_slice(body);
+    s.write_all(&bytes)?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)?;
+    parse_response(&raw)
+}
+
+fn parse_response(raw: &[u8]) -> std::io::Result<Resp> {
+    let end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| bad_data(format!("no end of headers in {} bytes", raw.len())))?;
+    let head = std::str::from_utf8(&raw[..end]).map_err(|e| bad_data(e.to_string()))?;
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().unwrap_or_default();
+    let mut parts = status_line.splitn(3, ' ');
+    let version = parts.next().unwrap_or_default();
+    if !version.starts_with("HTTP/1.") {
+        return Err(bad_data(format!("bad status line `{status_line}`")));
+    }
+    let status: u16 = parts
+        .next()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| bad_data(format!("bad status line `{status_line}`")))?;
+    let mut headers = Vec::new();
+    for l in lines {
+        let (n, v) = l
+            .split_once(':')
+            .ok_or_else(|| bad_data(format!("bad header `{l}`")))?;
+        headers.push((n.trim().to_ascii_lowercase(), v.trim().to_owned()));
+    }
+    let rest = &raw[end + 4..];
+    let find = |name: &str| {
+        headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+    };
+    let body = if find("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
+        dechunk(rest)?
+    } else if let Some(len) = find("content-length") {
+        let len: usize = len
+            .parse()
+            .map_err(|_| bad_data(format!("bad content-length `{len}`")))?;
+        rest.get(..len)
+            .ok_or_else(|| bad_data(format!("body shorter than {len}")))?
+            .to_vec()
+    } else {
+        rest.to_vec()
+    };
+    Ok(Resp {
+        status,
+        headers,
+        body,
+    })
+}
+
+fn dechunk(mut rest: &[u8]) -> std::io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    loop {
+        let eol = rest
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .ok_or_else(|| bad_data("no chunk size line"))?;
+        let line = std::str::from_utf8(&rest[..eol]).map_err(|e| bad_data(e.to_string()))?;
+        let size_hex = line.split(';').next().unwrap_or_default().trim();
+        let size = usize::from_str_radix(size_hex, 16)
+            .map_err(|_| bad_data(format!("bad chunk size `{line}`")))?;
+        rest = &rest[eol + 2..];
+        if size == 0 {
+            return Ok(out);
+        }
+        out.extend_from_slice(rest.get(..size).ok_or_else(|| bad_data("short chunk"))?);
+        rest = rest
+            .get(size..)
+            .and_then(|r| r.strip_prefix(b"\r\n"))
+            .ok_or_else(|| bad_data("chunk without CRLF"))?;
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The server, the policy and the log.
+
+const TOKEN: &str = "tok-slackbot-6f1d2c";
+const SIGNED_TOKEN: &str = "tok-signed-93ab07";
+const SECRET_ENV: &str = "TEST_BRIDGE_SECRET";
+const SECRET: &str = "signing-secret-4c2e";
+
+/// Chat user id → approver, the same for every client here. `U3` and `U5`
+/// are the demo plan's author (`demo`), spelled two ways.
+const SENDERS: &str = "{U1: alice, U2: carol, U3: demo, U4: dave, U5: ' Demo'}";
+
+fn sha256_hex(s: &str) -> String {
+    hex::encode(Sha256::digest(s.as_bytes()))
+}
+
+/// A `bridge:` section: the plain `slackbot` client, and `signed` (signing
+/// with `$TEST_BRIDGE_SECRET`) when asked.
+fn bridge_yaml(max_body: Option<u64>, signed: bool) -> String {
+    let mut s = String::from("bridge:\n");
+    if let Some(m) = max_body {
+        s.push_str(&format!("  max_body: {m}\n"));
+    }
+    s.push_str(&format!(
+        "  clients:\n    - name: slackbot\n      token_sha256: \"{}\"\n      senders: {SENDERS}\n",
+        sha256_hex(TOKEN)
+    ));
+    if signed {
+        s.push_str(&format!(
+            "    - name: signed\n      token_sha256: \"{}\"\n      signing_secret_env: {SECRET_ENV}\n      senders: {SENDERS}\n",
+            sha256_hex(SIGNED_TOKEN)
+        ));
+    }
+    s
+}
+
+/// A running `opsgate serve`, killed on drop.
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+    stderr: PathBuf,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    fn pid(&self) -> String {
+        self.child.id().to_string()
+    }
+
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    fn get(&self, path: &str, token: Option<&str>) -> Resp {
+        let headers: Vec<(&str, String)> = token
+            .map(|t| ("Authorization", format!("Bearer {t}")))
+            .into_iter()
+            .collect();
+        http(self.addr, "GET", path, &headers, b"").expect("GET answered")
+    }
+
+    /// POSTs a decision body (already serialized) with these headers.
+    fn post(&self, id: &str, headers: &[(&str, String)], body: &str) -> Resp {
+        http(
+            self.addr,
+            "POST",
+            &format!("/v1/plans/{id}/decision"),
+            headers,
+            body.as_bytes(),
+        )
+        .expect("POST answered")
+    }
+
+    /// POSTs a decision as the `slackbot` client.
+    fn decide(&self, id: &str, body: &Value) -> Resp {
+        self.post(id, &bearer(TOKEN), &body.to_string())
+    }
+
+    /// Sends SIGTERM (and returns once it is delivered).
+    fn sigterm(&self) {
+        let st = std::process::Command::new("kill")
+            .args(["-TERM", &self.pid()])
+            .status()
+            .expect("kill runs");
+        assert!(st.success(), "kill -TERM failed");
+    }
+
+    fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(st) = self.child.try_wait().expect("try_wait") {
+                return st;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the server did not exit within {limit:?}: {}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+fn bearer(token: &str) -> Vec<(&'static str, String)> {
+    vec![("Authorization", format!("Bearer {token}"))]
+}
+
+/// A `yes` from a sender for a plan hash.
+fn yes(hash: &str, sender: &str) -> Value {
+    json!({"decision": "yes", "plan_hash": hash, "sender_id": sender})
+}
+
+/// A `no` with a reason.
+fn no(hash: &str, sender: &str, reason: &str) -> Value {
+    json!({"decision": "no", "plan_hash": hash, "sender_id": sender, "reason": reason})
+}
+
+fn now_secs() -> i64 {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970");
+    i64::try_from(d.as_secs()).expect("seconds fit")
+}
+
+/// `sha256=<hex HMAC-SHA256(secret, "{ts}.{body}")>`.
+fn signature(secret: &str, ts: &str, body: &str) -> String {
+    let mut mac =
+        hmac::Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("any key length works");
+    mac.update(ts.as_bytes());
+    mac.update(b".");
+    mac.update(body.as_bytes());
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// The headers of a request by the `signed` client.
+fn signed_headers(ts: i64, sig: &str) -> Vec<(&'static str, String)> {
+    let mut h = bearer(SIGNED_TOKEN);
+    h.push(("X-Opsgate-Timestamp", ts.to_string()));
+    h.push(("X-Opsgate-Signature", sig.to_owned()));
+    h
+}
+
+/// One log and one policy in a temp dir.
+struct Env {
+    dir: tempfile::TempDir,
+    log: PathBuf,
+    policy: PathBuf,
+}
+
+impl Env {
+    fn new(policy: &str) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let log = dir.path().join("audit.jsonl");
+        let path = dir.path().join("policy.yaml");
+        std::fs::write(&path, policy).expect("policy written");
+        Env {
+            dir,
+            log,
+            policy: path,
+        }
+    }
+
+    fn p(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Starts `opsgate serve --listen 127.0.0.1:0` with these extra env
+    /// vars, and waits for its `listening on` line.
+    fn serve(&self, env: &[(&str, &str)]) -> Server {
+        let stderr = self.p(&format!("serve-{}.stderr", now_nanos()));
+        let mut cmd = common::opsgate_command(&self.log, Some(&self.policy));
+        cmd.args(["serve", "--listen", "127.0.0.1:0"])
+            .env_remove(SECRET_ENV)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&stderr).expect("stderr file"));
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("opsgate serve starts");
+        let stdout = child.stdout.take().expect("stdout piped");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let mut server = Server {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            stderr,
+        };
+        let line = rx.recv_timeout(Duration::from_secs(30)).unwrap_or_default();
+        server.addr = line
+            .trim()
+            .strip_prefix("listening on ")
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| {
+                panic!(
+                    "no `listening on ADDR` line: {line:?}; stderr: {}",
+                    server.stderr()
+                )
+            });
+        server
+    }
+
+    fn cmd(&self, policy: &Path) -> std::process::Command {
+        common::opsgate_command(&self.log, Some(policy))
+    }
+
+    /// Runs an opsgate command under the env's policy; exit code, stdout,
+    /// stderr.
+    fn run(&self, args: &[&str]) -> (i32, String, String) {
+        let out = self.cmd(&self.policy).args(args).output().expect("runs");
+        (
+            out.status.code().expect("an exit code"),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    #[track_caller]
+    fn ok(&self, args: &[&str]) -> String {
+        let (code, out, err) = self.run(args);
+        assert_eq!(code, 0, "{args:?}: {out} {err}");
+        out
+    }
+
+    /// Submits a plan file as `author` under `policy`; returns the plan hash.
+    fn submit_under(&self, policy: &Path, file: &Path, author: &str) -> String {
+        let out = self
+            .cmd(policy)
+            .arg("submit")
+            .arg(file)
+            .args(["--json", "--as", author])
+            .output()
+            .expect("submit runs");
+        assert!(
+            out.status.success(),
+            "submit {}: {}",
+            file.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: Value = serde_json::from_slice(&out.stdout).expect("submit --json");
+        v["plan_hash"].as_str().expect("a plan hash").to_owned()
+    }
+
+    fn submit(&self, file: impl AsRef<Path>, author: &str) -> String {
+        self.submit_under(&self.policy, file.as_ref(), author)
+    }
+
+    /// Writes a small plan (one harmless `touch` in the temp dir); returns
+    /// its file.
+    fn small_plan(&self, id: &str, author: &str) -> PathBuf {
+        let file = self.p(&format!("{id}.yaml"));
+        let marker = self.p(&format!("{id}.marker"));
+        std::fs::write(
+            &file,
+            format!(
+                "id: {id}\ntitle: small plan {id}\nauthor: {author}\nsteps:\n  - name: touch\n    run: touch {}\nrollback: {{none: a test plan}}\n",
+                marker.display()
+            ),
+        )
+        .expect("plan written");
+        file
+    }
+
+    fn records(&self) -> Vec<Value> {
+        if !self.log.exists() {
+            return Vec::new();
+        }
+        common::log_records(&self.log)
+    }
+
+    /// The `approval_*` records.
+    fn approvals(&self) -> Vec<Value> {
+        self.records()
+            .into_iter()
+            .filter(|r| {
+                r["type"]
+                    .as_str()
+                    .is_some_and(|t| t.starts_with("approval_"))
+            })
+            .collect()
+    }
+
+    /// Sends a request that must be refused with `status` and `code`, and
+    /// checks that no decision was recorded.
+    #[track_caller]
+    fn refuses(&self, status: u16, code: &str, send: impl FnOnce() -> Resp) -> Resp {
+        let before = self.approvals().len();
+        let lines = self.records().len();
+        let r = send();
+        assert_eq!(r.status, status, "want {status} {code}: {}", r.text());
+        assert_eq!(r.code(), code, "{}", r.text());
+        assert_eq!(
+            self.approvals().len(),
+            before,
+            "a refused decision ({code}) was recorded"
+        );
+        assert_eq!(self.records().len(), lines, "a refusal ({code}) wrote");
+        r
+    }
+
+    #[track_caller]
+    fn verify(&self) {
+        self.ok(&["audit", "verify"]);
+    }
+}
+
+fn now_nanos() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_nanos()
+}
+
+const DEMO: &str = "plans/demo-local.yaml";
+const CRITICAL: &str = "plans/critical-drop-namespace.yaml";
+
+fn repo_file(rel: &str) -> PathBuf {
+    common::repo().join(rel)
+}
+
+// ---------------------------------------------------------------------------
+// 1. Probes and the read-only API.
+
+#[test]
+fn probes_are_open_and_plan_reads_need_the_token() {
+    let env = Env::new(&bridge_yaml(None, false));
+    let srv = env.serve(&[]);
+
+    let r = srv.get("/healthz", None);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = srv.get("/readyz", None);
+    assert_eq!(r.status, 200, "{}", r.text());
+
+    let demo_hash = env.submit(repo_file(DEMO), "someone");
+    let second = env.small_plan("second", "bob");
+    env.submit(&second, "bob");
+    env.ok(&["approve", "second", "--as", "alice"]);
+
+    for path in [
+        "/v1/plans",
+        "/v1/plans?status=pending",
+        "/v1/plans/demo-local",
+    ] {
+        let r = srv.get(path, None);
+        assert_eq!(r.status, 401, "{path} without a token: {}", r.text());
+        assert_eq!(r.code(), "unauthorized");
+        let r = srv.get(path, Some("not-the-token"));
+        assert_eq!(r.status, 401, "{path} with a bad token: {}", r.text());
+        assert_eq!(r.code(), "unauthorized");
+        let r = http(
+            srv.addr,
+            "GET",
+            path,
+            &[("Authorization", format!("Basic {TOKEN}"))],
+            b"",
+        )
+        .expect("answered");
+        assert_eq!(r.status, 401, "{path} with a Basic scheme: {}", r.text());
+    }
+
+    let r = srv.get("/v1/plans", Some(TOKEN));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(
+        r.header("content-type")
+            .is_some_and(|c| c.starts_with("application/json")),
+        "{:?}",
+        r.headers
+    );
+    let all = r.json();
+    let ids = |v: &Value| -> Vec<(String, String)> {
+        v.as_array()
+            .expect("an array")
+            .iter()
+            .map(|p| {
+                (
+                    p["id"].as_str().unwrap_or_default().to_owned(),
+                    p["status"].as_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect()
+    };
+    let mut got = ids(&all);
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            ("demo-local".to_owned(), "pending".to_owned()),
+            ("second".to_owned(), "approved".to_owned())
+        ]
+    );
+    let demo = all
+        .as_array()
+        .expect("array")
+        .iter()
+        .find(|p| p["id"] == "demo-local")
+        .expect("demo-local listed");
+    assert_eq!(demo["plan_hash"], demo_hash.as_str());
+    assert_eq!(demo["risk"], "MEDIUM");
+    assert_eq!(demo["approvals"]["needed"], 1);
+    assert_eq!(demo["approvals"]["have"], json!([]));
+    assert!(
+        demo["summary"]
+            .as_str()
+            .is_some_and(|s| s.contains("1. prepare work dir [")),
+        "{demo}"
+    );
+
+    let r = srv.get("/v1/plans?status=pending", Some(TOKEN));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        ids(&r.json()),
+        [("demo-local".to_owned(), "pending".to_owned())]
+    );
+    let r = srv.get("/v1/plans?status=approved", Some(TOKEN));
+    assert_eq!(
+        ids(&r.json()),
+        [("second".to_owned(), "approved".to_owned())]
+    );
+    let r = srv.get("/v1/plans?status=running", Some(TOKEN));
+    assert_eq!(r.json(), json!([]));
+
+    // The detail: the rendered plan with each step's level and why.
+    let r = srv.get("/v1/plans/demo-local", Some(TOKEN));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let d = r.json();
+    assert_eq!(d["plan"]["id"], "demo-local");
+    assert_eq!(d["plan"]["author"], "demo");
+    assert_eq!(d["plan"]["plan_hash"], demo_hash.as_str());
+    assert_eq!(d["plan"]["risk"], "MEDIUM");
+    let steps = d["plan"]["steps"].as_array().expect("steps");
+    assert_eq!(steps.len(), 4, "{d}");
+    for s in steps {
+        assert!(s["risk"].is_string(), "{s}");
+        assert!(
+            s["reasons"].as_array().is_some_and(|r| !r.is_empty()),
+            "every step says why: {s}"
+        );
+    }
+    assert_eq!(d["state"]["status"], "pending");
+    assert_eq!(d["state"]["approvals"]["needed"], 1);
+
+    let r = srv.get("/v1/plans/nope", Some(TOKEN));
+    assert_eq!(r.status, 404, "{}", r.text());
+    assert_eq!(r.code(), "not_found");
+
+    // Reads record nothing.
+    assert_eq!(env.approvals().len(), 1, "only the CLI approval");
+
+    // A log whose tail does not check is not ready.
+    let text = std::fs::read_to_string(&env.log).expect("log");
+    std::fs::write(&env.log, text.replace("\"alice\"", "\"mallory\"")).expect("tampered");
+    let r = srv.get("/readyz", None);
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert_eq!(r.code(), "not_ready");
+    let r = srv.get("/healthz", None);
+    assert_eq!(r.status, 200, "liveness does not read the log");
+    // Nothing is read or decided on a broken log.
+    let r = srv.get("/v1/plans", Some(TOKEN));
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert_eq!(r.code(), "log_unavailable");
+    env.refuses(503, "log_unavailable", || {
+        srv.decide("demo-local", &yes(&demo_hash, "U1"))
+    });
+}
+
+// ---------------------------------------------------------------------------
+// 2. Every rejection class.
+
+#[test]
+fn every_rejection_class_has_its_status_and_code_and_records_nothing() {
+    let env = Env::new(&format!(
+        "safety: {{allow_critical: true}}\n{}",
+        bridge_yaml(None, false)
+    ));
+    let srv = env.serve(&[]);
+    let demo = env.submit(repo_file(DEMO), "someone");
+    let critical = env.submit(repo_file(CRITICAL), "bob");
+    let auth = bearer(TOKEN);
+
+    // 400: not a decision.
+    for body in [
+        "{\"decision\":",
+        "",
+        "[]",
+        "not json",
+        &json!({"decision": "yes", "sender_id": "U1"}).to_string(),
+        &json!({"decision": "yes", "plan_hash": demo, "sender_id": "U1", "extra": 1}).to_string(),
+        &json!({"decision": "yes", "plan_hash": demo, "sender_id": "U1", "metadata": [1]})
+            .to_string(),
+    ] {
+        env.refuses(400, "malformed", || srv.post("demo-local", &auth, body));
+    }
+    for d in ["maybe", "YES", "", "approve"] {
+        env.refuses(400, "malformed", || {
+            srv.decide(
+                "demo-local",
+                &json!({"decision": d, "plan_hash": demo, "sender_id": "U1"}),
+            )
+        });
+    }
+    // A `no` needs a reason.
+    env.refuses(400, "malformed", || {
+        srv.decide(
+            "demo-local",
+            &json!({"decision": "no", "plan_hash": demo, "sender_id": "U1"}),
+        )
+    });
+    env.refuses(400, "malformed", || {
+        srv.decide("demo-local", &no(&demo, "U1", "  \n"))
+    });
+    for key in ["approver", "plan_hash", "channel"] {
+        let mut body = yes(&demo, "U1");
+        body["metadata"] = json!({"channel_id": "C1", key: "forged"});
+        let r = env.refuses(400, "reserved_metadata_key", || {
+            srv.decide("demo-local", &body)
+        });
+        assert!(r.text().contains(key), "{}", r.text());
+    }
+
+    // 401: no token, a bad token, a token in the wrong form.
+    let body = yes(&demo, "U1").to_string();
+    env.refuses(401, "unauthorized", || srv.post("demo-local", &[], &body));
+    env.refuses(401, "unauthorized", || {
+        srv.post("demo-local", &bearer("tok-slackbot-6f1d2d"), &body)
+    });
+    env.refuses(401, "unauthorized", || {
+        srv.post("demo-local", &[("Authorization", sha256_hex(TOKEN))], &body)
+    });
+    env.refuses(401, "unauthorized", || {
+        srv.post("demo-local", &[("Authorization", "Bearer ".into())], &body)
+    });
+    // Authentication comes first: a bad token learns nothing else.
+    env.refuses(401, "unauthorized", || {
+        srv.post("no-such-plan", &bearer("wrong"), "{")
+    });
+
+    // 403: who may not decide.
+    env.refuses(403, "unknown_sender", || {
+        srv.decide("demo-local", &yes(&demo, "U999"))
+    });
+    env.refuses(403, "unknown_sender", || {
+        srv.decide("demo-local", &no(&demo, "u1", "sender ids are exact"))
+    });
+    env.refuses(403, "self_approval", || {
+        srv.decide("demo-local", &yes(&demo, "U3"))
+    });
+    env.refuses(403, "self_approval", || {
+        srv.decide("demo-local", &yes(&demo, "U5"))
+    });
+    let r = env.refuses(403, "channel_ceiling", || {
+        srv.decide("drop-legacy-billing", &yes(&critical, "U1"))
+    });
+    assert!(r.text().contains("HIGH"), "{}", r.text());
+
+    // 404, 409.
+    env.refuses(404, "not_found", || {
+        srv.decide("no-such-plan", &yes(&demo, "U1"))
+    });
+    let stale = format!("sha256:{}", "0".repeat(64));
+    env.refuses(409, "stale_plan_hash", || {
+        srv.decide("demo-local", &yes(&stale, "U1"))
+    });
+    env.refuses(409, "stale_plan_hash", || {
+        srv.decide("demo-local", &yes(&critical, "U1"))
+    });
+    // A prefix is not the hash (the CLI accepts one; the API wants it whole).
+    env.refuses(409, "stale_plan_hash", || {
+        srv.decide("demo-local", &yes(&demo[..30], "U1"))
+    });
+
+    // 410: a rejected plan takes no more decisions.
+    let before = env.approvals().len();
+    let r = srv.decide("drop-legacy-billing", &no(&critical, "U4", "not today"));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["status"], "rejected");
+    assert_eq!(env.approvals().len(), before + 1);
+    env.refuses(410, "closed", || {
+        srv.decide("drop-legacy-billing", &yes(&critical, "U2"))
+    });
+    env.refuses(410, "closed", || {
+        srv.decide("drop-legacy-billing", &no(&critical, "U2", "again"))
+    });
+
+    // 410: a plan submitted under another policy.
+    let other = env.p("other-policy.yaml");
+    std::fs::write(
+        &other,
+        format!("approvals: {{ttl: 31m}}\n{}", bridge_yaml(None, false)),
+    )
+    .expect("policy written");
+    let small = env.small_plan("elsewhere", "bob");
+    let h = env.submit_under(&other, &small, "bob");
+    env.refuses(410, "closed", || srv.decide("elsewhere", &yes(&h, "U1")));
+
+    // The one decision that was allowed, and nothing else.
+    let approvals = env.approvals();
+    assert_eq!(approvals.len(), 1, "{approvals:?}");
+    assert_eq!(approvals[0]["type"], "approval_rejected");
+    // After all that, the demo plan is still pending and takes a yes.
+    let r = srv.decide("demo-local", &yes(&demo, "U1"));
+    assert_eq!(r.status, 200, "{}", r.text());
+    env.verify();
+}
+
+#[test]
+fn an_approvers_list_binds_the_bridge() {
+    let env = Env::new(&format!(
+        "approvers:\n  - {{name: alice, max_risk: LOW}}\n  - {{name: carol, channels: [tui, cli]}}\n  - {{name: dave}}\n{}",
+        bridge_yaml(None, false)
+    ));
+    let srv = env.serve(&[]);
+    let small = env.small_plan("listed", "bob");
+    let h = env.submit(&small, "bob");
+    // alice's level is below MEDIUM, carol may not use chat, and demo is
+    // not on the list.
+    for sender in ["U1", "U2", "U3"] {
+        env.refuses(403, "not_permitted", || {
+            srv.decide("listed", &yes(&h, sender))
+        });
+    }
+    let r = srv.decide("listed", &yes(&h, "U4"));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["approver"], "dave");
+    assert_eq!(r.json()["status"], "approved");
+}
+
+#[test]
+fn a_no_from_someone_not_on_the_approvers_list_is_not_permitted() {
+    let env = Env::new(&format!(
+        "approvers:\n  - {{name: dave}}\n{}",
+        bridge_yaml(None, false)
+    ));
+    let srv = env.serve(&[]);
+    let h = env.submit(env.small_plan("listed", "bob"), "bob");
+    env.refuses(403, "not_permitted", || {
+        srv.decide("listed", &no(&h, "U1", "alice may not decide"))
+    });
+}
+
+#[test]
+fn a_body_over_max_body_is_413() {
+    let env = Env::new(&bridge_yaml(Some(200), false));
+    let srv = env.serve(&[]);
+    let small = env.small_plan("limited", "bob");
+    let h = env.submit(&small, "bob");
+    let big = no(&h, "U1", &"x".repeat(400)).to_string();
+    assert!(big.len() > 200);
+    let before = env.records().len();
+    let r = srv.post("limited", &bearer(TOKEN), &big);
+    assert_eq!(r.status, 413, "{}", r.text());
+    assert_eq!(env.records().len(), before, "a 413 recorded something");
+    // Under the limit, the same client is heard.
+    let body = yes(&h, "U1").to_string();
+    assert!(body.len() <= 200, "{}", body.len());
+    let r = srv.post("limited", &bearer(TOKEN), &body);
+    assert_eq!(r.status, 200, "{}", r.text());
+}
+
+#[test]
+fn errors_outside_the_handlers_are_json_too() {
+    let env = Env::new(&bridge_yaml(Some(200), false));
+    let srv = env.serve(&[]);
+    let small = env.small_plan("limited", "bob");
+    let h = env.submit(&small, "bob");
+    let big = no(&h, "U1", &"x".repeat(400)).to_string();
+    let r = env.refuses(413, "body_too_large", || {
+        srv.post("limited", &bearer(TOKEN), &big)
+    });
+    assert!(
+        r.header("content-type")
+            .is_some_and(|c| c.starts_with("application/json")),
+        "{:?}",
+        r.headers
+    );
+    let r = srv.get("/v1/nothing-here", Some(TOKEN));
+    assert_eq!(r.status, 404);
+    assert_eq!(r.code(), "not_found");
+    let r = srv.get("/v1/plans/limited/decision", Some(TOKEN));
+    assert_eq!(r.status, 405);
+    r.code();
+    let r = srv.get("/v1/plans?status=pending&status=approved", Some(TOKEN));
+    assert_eq!(r.status, 400);
+    assert_eq!(r.code(), "malformed");
+}
+
+// ---------------------------------------------------------------------------
+// 3. Signing.
+
+#[test]
+fn a_signing_client_must_sign_every_decision() {
+    let env = Env::new(&bridge_yaml(None, true));
+    let srv = env.serve(&[(SECRET_ENV, SECRET)]);
+    let a = env.submit(env.small_plan("sign-a", "bob"), "bob");
+    let b = env.submit(env.small_plan("sign-b", "bob"), "bob");
+    let body = yes(&a, "U1").to_string();
+    let now = now_secs();
+
+    // No signature at all, or half of one.
+    env.refuses(401, "bad_signature", || {
+        srv.post("sign-a", &bearer(SIGNED_TOKEN), &body)
+    });
+    env.refuses(401, "bad_signature", || {
+        let mut h = bearer(SIGNED_TOKEN);
+        h.push(("X-Opsgate-Timestamp", now.to_string()));
+        srv.post("sign-a", &h, &body)
+    });
+    env.refuses(401, "bad_signature", || {
+        let mut h = bearer(SIGNED_TOKEN);
+        h.push((
+            "X-Opsgate-Signature",
+            signature(SECRET, &now.to_string(), &body),
+        ));
+        srv.post("sign-a", &h, &body)
+    });
+    // A tampered body: signed for plan a, sent for plan b.
+    let tampered = yes(&b, "U1").to_string();
+    env.refuses(401, "bad_signature", || {
+        srv.post(
+            "sign-b",
+            &signed_headers(now, &signature(SECRET, &now.to_string(), &body)),
+            &tampered,
+        )
+    });
+    // One byte more.
+    env.refuses(401, "bad_signature", || {
+        srv.post(
+            "sign-a",
+            &signed_headers(now, &signature(SECRET, &now.to_string(), &body)),
+            &format!("{body} "),
+        )
+    });
+    // The wrong secret; a signature over another timestamp; not hex.
+    env.refuses(401, "bad_signature", || {
+        srv.post(
+            "sign-a",
+            &signed_headers(now, &signature("wrong", &now.to_string(), &body)),
+            &body,
+        )
+    });
+    env.refuses(401, "bad_signature", || {
+        srv.post(
+            "sign-a",
+            &signed_headers(now, &signature(SECRET, &(now - 1).to_string(), &body)),
+            &body,
+        )
+    });
+    env.refuses(401, "bad_signature", || {
+        srv.post("sign-a", &signed_headers(now, "sha256=zz"), &body)
+    });
+    env.refuses(401, "bad_signature", || {
+        let sig = signature(SECRET, &now.to_string(), &body);
+        srv.post(
+            "sign-a",
+            &signed_headers(now, sig.trim_start_matches("sha256=")),
+            &body,
+        )
+    });
+    // Correctly signed, but too old or too far ahead.
+    for ts in [now - 1000, now + 1000] {
+        env.refuses(401, "stale_timestamp", || {
+            srv.post(
+                "sign-a",
+                &signed_headers(ts, &signature(SECRET, &ts.to_string(), &body)),
+                &body,
+            )
+        });
+    }
+    // The signature is checked before the body is read: a bad signature on
+    // a malformed body is still 401.
+    env.refuses(401, "bad_signature", || {
+        srv.post("sign-a", &signed_headers(now, "sha256=00"), "{")
+    });
+
+    // Correctly signed: heard.
+    let r = srv.post(
+        "sign-a",
+        &signed_headers(now, &signature(SECRET, &now.to_string(), &body)),
+        &body,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["status"], "approved");
+    let rec = env.approvals().pop().expect("recorded");
+    assert_eq!(rec["metadata"]["client"], "signed");
+    // A slightly skewed clock is fine.
+    let ts = now_secs() - 250;
+    let body = yes(&b, "U2").to_string();
+    let r = srv.post(
+        "sign-b",
+        &signed_headers(ts, &signature(SECRET, &ts.to_string(), &body)),
+        &body,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    // The plain client of the same server needs no signature.
+    let c = env.submit(env.small_plan("sign-c", "bob"), "bob");
+    let r = srv.decide("sign-c", &yes(&c, "U1"));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(env.approvals().len(), 3);
+}
+
+#[test]
+fn a_signing_client_without_its_secret_stops_the_server() {
+    let env = Env::new(&bridge_yaml(None, true));
+    let out = common::opsgate_command(&env.log, Some(&env.policy))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env_remove(SECRET_ENV)
+        .stdin(Stdio::null())
+        .output()
+        .expect("runs");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(SECRET_ENV) && err.contains("signed"),
+        "the error names the client and the variable: {err}"
+    );
+    assert!(out.stdout.is_empty(), "it never listened");
+}
+
+// ---------------------------------------------------------------------------
+// 4. What a decision records.
+
+#[test]
+fn decisions_record_the_chat_channel_the_approver_and_the_metadata() {
+    let env = Env::new(&bridge_yaml(None, false));
+    let srv = env.serve(&[]);
+    let demo = env.submit(repo_file(DEMO), "someone");
+    let other = env.submit(env.small_plan("other", "bob"), "bob");
+
+    let mut body = yes(&demo, "U1");
+    body["reason"] = json!("looked at the rollback");
+    // `client` and `sender_id` are the bridge's to set, whatever is sent.
+    body["metadata"] =
+        json!({"channel_id": "C42", "thread_ts": "1700.1", "client": "evil", "sender_id": "U2"});
+    let r = srv.decide("demo-local", &body);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v = r.json();
+    let rec = env.approvals().pop().expect("a record");
+    assert_eq!(v["plan_id"], "demo-local");
+    assert_eq!(v["decision"], "yes");
+    assert_eq!(v["approver"], "alice");
+    assert_eq!(v["status"], "approved");
+    assert_eq!(v["approvals"], json!({"have": ["alice"], "needed": 1}));
+    assert_eq!(v["seq"], rec["seq"], "the response names the record");
+
+    assert_eq!(rec["type"], "approval_granted");
+    assert_eq!(rec["plan_id"], "demo-local");
+    assert_eq!(rec["plan_hash"], demo.as_str());
+    assert_eq!(rec["risk"], "MEDIUM");
+    assert_eq!(rec["approver"], "alice");
+    assert_eq!(rec["channel"], "chat");
+    assert_eq!(rec["reason"], "looked at the rollback");
+    assert_eq!(
+        rec["metadata"],
+        json!({"channel_id": "C42", "thread_ts": "1700.1", "client": "slackbot", "sender_id": "U1"})
+    );
+    let status: Value =
+        serde_json::from_str(&env.ok(&["status", "demo-local", "--json"])).expect("JSON");
+    assert_eq!(status["status"], "approved");
+
+    // The same person again: the log's lock refuses it.
+    let r = env.refuses(409, "refused", || {
+        srv.decide("demo-local", &yes(&demo, "U1"))
+    });
+    assert!(r.text().contains("one person counts once"), "{}", r.text());
+
+    let r = srv.decide("other", &no(&other, "U2", "wrong namespace"));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v = r.json();
+    assert_eq!(v["decision"], "no");
+    assert_eq!(v["approver"], "carol");
+    assert_eq!(v["status"], "rejected");
+    let rec = env.approvals().pop().expect("a record");
+    assert_eq!(v["seq"], rec["seq"]);
+    assert_eq!(rec["type"], "approval_rejected");
+    assert_eq!(rec["plan_id"], "other");
+    assert_eq!(rec["approver"], "carol");
+    assert_eq!(rec["channel"], "chat");
+    assert_eq!(rec["reason"], "wrong namespace");
+    assert_eq!(
+        rec["metadata"],
+        json!({"client": "slackbot", "sender_id": "U2"})
+    );
+    assert_eq!(env.approvals().len(), 2);
+    // The plans list shows both decisions.
+    let list = srv.get("/v1/plans", Some(TOKEN)).json();
+    let statuses: Vec<(&str, &str)> = list
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|p| {
+            (
+                p["id"].as_str().unwrap_or_default(),
+                p["status"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert!(statuses.contains(&("demo-local", "approved")), "{list}");
+    assert!(statuses.contains(&("other", "rejected")), "{list}");
+    env.verify();
+}
+
+// ---------------------------------------------------------------------------
+// 5. A CRITICAL plan, two chat approvals, a run.
+
+#[test]
+fn two_senders_approve_a_critical_plan_that_then_runs() {
+    let env = Env::new(&format!(
+        "safety: {{allow_critical: true}}\napprovals: {{channel_max_risk: {{chat: CRITICAL}}}}\nrules:\n  - {{program: touch, level: CRITICAL, reason: a test rule}}\n{}",
+        bridge_yaml(None, false)
+    ));
+    let srv = env.serve(&[]);
+    let marker = env.p("critical-touch.marker");
+    let plan = env.small_plan("critical-touch", "erin");
+    let h = env.submit(&plan, "erin");
+    let s = srv.get("/v1/plans/critical-touch", Some(TOKEN)).json();
+    assert_eq!(s["plan"]["risk"], "CRITICAL", "{s}");
+    assert_eq!(s["state"]["approvals"]["needed"], 2, "{s}");
+
+    let r = srv.decide("critical-touch", &yes(&h, "U1"));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v = r.json();
+    assert_eq!(v["status"], "pending");
+    assert_eq!(v["approvals"], json!({"have": ["alice"], "needed": 2}));
+    // One person counts once.
+    env.refuses(409, "refused", || {
+        srv.decide("critical-touch", &yes(&h, "U1"))
+    });
+    // Not yet runnable.
+    let (code, out, err) = env.run(&["run", "critical-touch"]);
+    assert_eq!(code, 3, "ran with one approval: {out} {err}");
+    assert!(!marker.exists());
+
+    let r = srv.decide("critical-touch", &yes(&h, "U2"));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v = r.json();
+    assert_eq!(v["status"], "approved");
+    assert_eq!(
+        v["approvals"],
+        json!({"have": ["alice", "carol"], "needed": 2})
+    );
+
+    let out = env.ok(&["run", "critical-touch"]);
+    assert!(marker.exists(), "the step did not run: {out}");
+    let s: Value =
+        serde_json::from_str(&env.ok(&["status", "critical-touch", "--json"])).expect("JSON");
+    assert_eq!(s["status"], "succeeded", "{s}");
+    // A ran plan is closed to the bridge.
+    env.refuses(410, "closed", || {
+        srv.decide("critical-touch", &yes(&h, "U4"))
+    });
+    env.verify();
+}
+
+// ---------------------------------------------------------------------------
+// 6 and 7. Concurrency.
+
+/// Submits `n` small plans by bob; returns (id, hash) pairs.
+fn many_plans(env: &Env, prefix: &str, n: usize) -> Vec<(String, String)> {
+    (0..n)
+        .map(|i| {
+            let id = format!("{prefix}-{i:02}");
+            let h = env.submit(env.small_plan(&id, "bob"), "bob");
+            (id, h)
+        })
+        .collect()
+}
+
+#[test]
+fn fifty_concurrent_decisions_are_all_recorded() {
+    let env = Env::new(&bridge_yaml(None, false));
+    let srv = env.serve(&[]);
+    let plans = many_plans(&env, "load", 50);
+    let start = Arc::new(Barrier::new(plans.len()));
+    let addr = srv.addr;
+    let t0 = Instant::now();
+    let threads: Vec<_> = plans
+        .iter()
+        .cloned()
+        .map(|(id, h)| {
+            let start = Arc::clone(&start);
+            std::thread::spawn(move || {
+                start.wait();
+                let r = http(
+                    addr,
+                    "POST",
+                    &format!("/v1/plans/{id}/decision"),
+                    &bearer(TOKEN),
+                    yes(&h, "U1").to_string().as_bytes(),
+                );
+                (id, r)
+            })
+        })
+        .collect();
+    let mut seqs = Vec::new();
+    for t in threads {
+        let (id, r) = t.join().unwrap();
+        let r = r.unwrap_or_else(|e| panic!("{id}: {e}; {}", srv.stderr()));
+        assert_eq!(r.status, 200, "{id}: {}", r.text());
+        let v = r.json();
+        assert_eq!(v["plan_id"], id.as_str());
+        assert_eq!(v["status"], "approved", "{v}");
+        seqs.push(v["seq"].as_u64().expect("seq"));
+    }
+    eprintln!("50 concurrent decisions in {:?}", t0.elapsed());
+    seqs.sort_unstable();
+    seqs.dedup();
+    assert_eq!(seqs.len(), 50, "each response names its own record");
+
+    let approvals = env.approvals();
+    assert_eq!(approvals.len(), 50);
+    let mut ids: Vec<&str> = approvals
+        .iter()
+        .map(|a| {
+            assert_eq!(a["type"], "approval_granted", "{a}");
+            assert_eq!(a["channel"], "chat", "{a}");
+            a["plan_id"].as_str().expect("plan id")
+        })
+        .collect();
+    ids.sort_unstable();
+    let want: Vec<&str> = plans.iter().map(|(id, _)| id.as_str()).collect();
+    assert_eq!(ids, want);
+    env.verify();
+    let pending = srv.get("/v1/plans?status=pending", Some(TOKEN)).json();
+    assert_eq!(pending, json!([]));
+}
+
+#[test]
+fn one_sender_racing_itself_counts_once() {
+    let env = Env::new(&format!(
+        "safety: {{allow_critical: true}}\napprovals: {{channel_max_risk: {{chat: CRITICAL}}}}\n{}",
+        bridge_yaml(None, false)
+    ));
+    let srv = env.serve(&[]);
+    let h = env.submit(repo_file(CRITICAL), "bob");
+    let n = 10;
+    let start = Arc::new(Barrier::new(n));
+    let addr = srv.addr;
+    let threads: Vec<_> = (0..n)
+        .map(|_| {
+            let start = Arc::clone(&start);
+            let h = h.clone();
+            std::thread::spawn(move || {
+                start.wait();
+                http(
+                    addr,
+                    "POST",
+                    "/v1/plans/drop-legacy-billing/decision",
+                    &bearer(TOKEN),
+                    yes(&h, "U1").to_string().as_bytes(),
+                )
+            })
+        })
+        .collect();
+    let mut ok = 0;
+    for t in threads {
+        let r = t.join().unwrap().unwrap();
+        match r.status {
+            200 => ok += 1,
+            409 => assert_eq!(r.code(), "refused", "{}", r.text()),
+            s => panic!("unexpected {s}: {}", r.text()),
+        }
+    }
+    assert_eq!(ok, 1, "one person counted {ok} times");
+    let approvals = env.approvals();
+    assert_eq!(approvals.len(), 1, "{approvals:?}");
+    let s = srv.get("/v1/plans/drop-legacy-billing", Some(TOKEN)).json();
+    assert_eq!(s["state"]["status"], "pending", "{s}");
+    assert_eq!(s["state"]["approvals"]["have"], json!(["alice"]), "{s}");
+}
+
+#[test]
+fn sigterm_under_load_drains_and_loses_no_answered_decision() {
+    let env = Env::new(&bridge_yaml(None, false));
+    let mut srv = env.serve(&[]);
+    let plans = many_plans(&env, "term", 30);
+    let start = Arc::new(Barrier::new(plans.len() + 1));
+    let addr = srv.addr;
+    let (tx, rx) = mpsc::channel();
+    let threads: Vec<_> = plans
+        .iter()
+        .cloned()
+        .map(|(id, h)| {
+            let start = Arc::clone(&start);
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                start.wait();
+                let r = http(
+                    addr,
+                    "POST",
+                    &format!("/v1/plans/{id}/decision"),
+                    &bearer(TOKEN),
+                    yes(&h, "U1").to_string().as_bytes(),
+                );
+                let _ = tx.send(());
+                (id, r, Instant::now())
+            })
+        })
+        .collect();
+    drop(tx);
+    start.wait();
+    // SIGTERM as soon as the first answer is back: the rest are in flight
+    // or queued.
+    rx.recv_timeout(Duration::from_secs(60))
+        .expect("a first answer");
+    srv.sigterm();
+    let signalled = Instant::now();
+    let st = srv.wait_exit(Duration::from_secs(60));
+
+    let mut answered = Vec::new();
+    let (mut failed, mut drained) = (0, 0);
+    for t in threads {
+        let (id, r, at) = t.join().unwrap();
+        match r {
+            Ok(r) => {
+                assert_eq!(
+                    r.status,
+                    200,
+                    "{id}: an answer other than 200 during the drain: {}",
+                    r.text()
+                );
+                answered.push((id, r.json()["seq"].as_u64().expect("seq")));
+                drained += usize::from(at > signalled);
+            }
+            Err(_) => failed += 1,
+        }
+    }
+    eprintln!(
+        "SIGTERM under load: {} answered 200 ({drained} after the signal), {failed} not served",
+        answered.len()
+    );
+    assert!(
+        drained > 0,
+        "no request was in flight at the SIGTERM: the test proves nothing"
+    );
+    assert!(
+        st.success(),
+        "the server did not stop gracefully ({st}): {}",
+        srv.stderr()
+    );
+    let approvals = env.approvals();
+    for (id, seq) in &answered {
+        assert!(
+            approvals
+                .iter()
+                .any(|a| a["plan_id"] == id.as_str() && a["seq"] == *seq),
+            "{id} was answered 200 (seq {seq}) but is not in the log"
+        );
+    }
+    assert!(!answered.is_empty());
+    // Nothing half-written: the log verifies.
+    env.verify();
+}
+
+#[test]
+fn sigterm_right_after_listening_stops_gracefully() {
+    let env = Env::new(&bridge_yaml(None, false));
+    // The window is small: signal as fast as possible (no `kill` process,
+    // no reader thread), a few times.
+    for _ in 0..50 {
+        let mut child = common::opsgate_command(&env.log, Some(&env.policy))
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert!(line.starts_with("listening on "), "{line:?}");
+        let pid = rustix::process::Pid::from_raw(i32::try_from(child.id()).unwrap()).unwrap();
+        rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+        let st = child.wait().unwrap();
+        assert!(st.success(), "killed by SIGTERM: {st}");
+    }
+}
