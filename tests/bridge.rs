@@ -195,7 +195,8 @@ fn sha256_hex(s: &str) -> String {
 /// A `bridge:` section: the plain `slackbot` client, and `signed` (signing
 /// with `$TEST_BRIDGE_SECRET`) when asked.
 fn bridge_yaml(max_body: Option<u64>, signed: bool) -> String {
-    let mut s = String::from("bridge:\n");
+    let mut s =
+        String::from("bridge:\n  rate_limit: {per_sender: 100000/min, per_client: 1000000/min}\n");
     if let Some(m) = max_body {
         s.push_str(&format!("  max_body: {m}\n"));
     }
@@ -1363,4 +1364,97 @@ fn sigterm_right_after_listening_stops_gracefully() {
         let st = child.wait().unwrap();
         assert!(st.success(), "killed by SIGTERM: {st}");
     }
+}
+
+// ---------------------------------------------------------------------------
+// Rate limits, replay protection, metrics.
+
+#[test]
+fn rate_limits_answer_429_and_record_nothing() {
+    let yaml = bridge_yaml(None, false).replace(
+        "rate_limit: {per_sender: 100000/min, per_client: 1000000/min}",
+        "rate_limit: {per_sender: 2/min, per_client: 3/min, max_senders: 10}",
+    );
+    let env = Env::new(&yaml);
+    let srv = env.serve(&[]);
+    let plans: Vec<(String, String)> = (0..4)
+        .map(|i| {
+            let id = format!("limited-{i}");
+            let h = env.submit(env.small_plan(&id, "bob"), "bob");
+            (id, h)
+        })
+        .collect();
+    // Two from U1 pass; the third is the sender's limit.
+    for (id, h) in &plans[..2] {
+        let r = srv.decide(id, &yes(h, "U1"));
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    let r = env.refuses(429, "rate_limited", || {
+        srv.decide(&plans[2].0, &yes(&plans[2].1, "U1"))
+    });
+    assert!(r.text().contains("this sender"), "{}", r.text());
+    // The client's bucket (3/min) is spent as well now.
+    let r = env.refuses(429, "rate_limited", || {
+        srv.decide(&plans[3].0, &yes(&plans[3].1, "U2"))
+    });
+    assert!(r.text().contains("this client"), "{}", r.text());
+    env.verify();
+}
+
+#[test]
+fn an_idempotency_key_repeats_the_answer_and_refuses_another_body() {
+    let env = Env::new(&bridge_yaml(None, false));
+    let srv = env.serve(&[]);
+    let h = env.submit(env.small_plan("idem", "bob"), "bob");
+    let mut headers = bearer(TOKEN);
+    headers.push(("Idempotency-Key", "key-1".to_owned()));
+    let body = yes(&h, "U1").to_string();
+    let first = srv.post("idem", &headers, &body);
+    assert_eq!(first.status, 200, "{}", first.text());
+    // The same key and body: the same answer, nothing new recorded.
+    let records = env.records().len();
+    let again = srv.post("idem", &headers, &body);
+    assert_eq!(again.status, 200, "{}", again.text());
+    assert_eq!(again.json(), first.json());
+    assert_eq!(env.records().len(), records, "a repeat records nothing");
+    // The same key with another body is a replay.
+    let other =
+        json!({"decision": "no", "plan_hash": h, "sender_id": "U1", "reason": "changed my mind"});
+    env.refuses(409, "replayed", || {
+        srv.post("idem", &headers, &other.to_string())
+    });
+    // A refused request frees its key: a corrected retry with it is not a replay.
+    let mut h2 = bearer(TOKEN);
+    h2.push(("Idempotency-Key", "key-2".to_owned()));
+    env.refuses(400, "malformed", || srv.post("idem", &h2, "{not json"));
+    let h3 = env.submit(env.small_plan("idem-2", "bob"), "bob");
+    let r = srv.post("idem-2", &h2, &yes(&h3, "U1").to_string());
+    assert_eq!(r.status, 200, "{}", r.text());
+    env.verify();
+}
+
+#[test]
+fn metrics_count_decisions_and_refusals() {
+    let env = Env::new(&bridge_yaml(None, false));
+    let srv = env.serve(&[]);
+    let h = env.submit(env.small_plan("counted", "bob"), "bob");
+    env.submit(env.small_plan("waiting", "bob"), "bob");
+    assert_eq!(srv.decide("counted", &yes(&h, "U1")).status, 200);
+    assert_eq!(srv.decide("counted", &yes("sha256:00", "U2")).status, 409);
+    let r = srv.get("/metrics", None);
+    assert_eq!(r.status, 200);
+    let text = r.text();
+    assert!(
+        text.contains("opsgate_bridge_decisions_total{outcome=\"yes\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("opsgate_bridge_rejections_total{reason=\"stale_plan_hash\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("opsgate_bridge_request_seconds_count 2"),
+        "{text}"
+    );
+    assert!(text.contains("opsgate_bridge_pending_plans 1"), "{text}");
 }

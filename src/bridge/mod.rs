@@ -7,6 +7,7 @@
 //! its ceiling), and is durable in the audit log before the response.
 //! Errors are JSON, `{"error": code, "message": …}`, without internals.
 
+pub mod guard;
 pub mod notify;
 
 use std::collections::BTreeMap;
@@ -35,6 +36,9 @@ use crate::core::state::PlanState;
 /// How far a signed request's timestamp may be from now.
 pub const MAX_SKEW_SECONDS: i64 = 300;
 
+/// How many request keys the replay cache holds at most.
+pub const REPLAY_CAPACITY: usize = 100_000;
+
 /// Metadata keys a client may not set: they are the decision's own fields.
 pub const RESERVED_METADATA: [&str; 3] = ["approver", "plan_hash", "channel"];
 
@@ -55,6 +59,9 @@ pub struct Bridge {
     log_path: PathBuf,
     sealer: Sealer,
     clients: Vec<Client>,
+    limiter: guard::RateLimiter,
+    replay: guard::ReplayCache,
+    metrics: guard::Metrics,
 }
 
 impl Bridge {
@@ -88,7 +95,13 @@ impl Bridge {
                 senders: c.senders.clone(),
             });
         }
+        let bridge_policy = &policy.policy.bridge;
+        let limiter = guard::RateLimiter::new(bridge_policy.rate_limit.clone());
+        let replay = guard::ReplayCache::new(bridge_policy.replay_window.get(), REPLAY_CAPACITY);
         Ok(Bridge {
+            limiter,
+            replay,
+            metrics: guard::Metrics::default(),
             log_path: log.path().to_owned(),
             policy,
             log: Arc::new(log),
@@ -135,6 +148,7 @@ pub fn router(bridge: Arc<Bridge>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .route("/v1/plans", get(list_plans))
         .route("/v1/plans/{id}", get(plan_detail))
         .route("/v1/plans/{id}/decision", post(decision))
@@ -225,6 +239,30 @@ fn check_signature(client: &Client, headers: &HeaderMap, body: &[u8]) -> Result<
     mac.update(body);
     mac.verify_slice(&given)
         .map_err(|_| err(StatusCode::UNAUTHORIZED, "bad_signature", "bad signature"))
+}
+
+async fn metrics(State(b): State<Arc<Bridge>>) -> Response {
+    let pending = match fold_log(&b).await {
+        Ok(ledger) => ledger
+            .plans()
+            .filter(|p| {
+                let v = p.verdict(&b.policy.policy, &b.policy.hash, Utc::now());
+                matches!(
+                    p.status(&v, |r| run_is_live(&b.log_path, r)),
+                    crate::core::state::PlanStatus::Pending
+                )
+            })
+            .count(),
+        Err(_) => 0,
+    };
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        b.metrics.render(pending),
+    )
+        .into_response()
 }
 
 async fn readyz(State(b): State<Arc<Bridge>>) -> Response {
@@ -415,13 +453,71 @@ struct DecisionResponse {
     approvals: Approvals,
 }
 
+/// How a decision request ended, when it did not fail.
+enum Answer {
+    Done(DecisionResponse, bool),
+    /// The same request again (same key, same body): the first answer.
+    Again(guard::Remembered),
+}
+
 async fn decision(
     State(b): State<Arc<Bridge>>,
     headers: HeaderMap,
     Path(id): Path<String>,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
-) -> Result<Response, ApiError> {
-    let client = authenticate(&b, &headers)?;
+) -> Response {
+    let started = std::time::Instant::now();
+    let mut claimed = None;
+    let result = decide(&b, &headers, id, body, &mut claimed).await;
+    b.metrics.latency(started.elapsed());
+    match result {
+        Ok(Answer::Done(resp, yes)) => {
+            b.metrics.decision(if yes { "yes" } else { "no" });
+            let json = serde_json::to_string(&resp).unwrap_or_default();
+            if let Some((key, digest)) = claimed {
+                b.replay.remember(
+                    &key,
+                    guard::Remembered {
+                        body_sha256: digest,
+                        status: 200,
+                        body: json.clone(),
+                    },
+                );
+            }
+            json_response(StatusCode::OK, json)
+        }
+        Ok(Answer::Again(r)) => json_response(
+            StatusCode::from_u16(r.status).unwrap_or(StatusCode::OK),
+            r.body,
+        ),
+        Err(e) => {
+            b.metrics.rejection(e.code);
+            if let Some((key, _)) = claimed {
+                b.replay.forget(&key);
+            }
+            e.into_response()
+        }
+    }
+}
+
+fn json_response(status: StatusCode, body: String) -> Response {
+    (
+        status,
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response()
+}
+
+async fn decide(
+    b: &Arc<Bridge>,
+    headers: &HeaderMap,
+    id: String,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+    claimed: &mut Option<(String, [u8; 32])>,
+) -> Result<Answer, ApiError> {
+    let b = Arc::clone(b);
+    let client = authenticate(&b, headers)?;
     let body = body.map_err(|e| {
         let status = e.status();
         if status == StatusCode::PAYLOAD_TOO_LARGE {
@@ -434,7 +530,7 @@ async fn decision(
             err(StatusCode::BAD_REQUEST, "malformed", e.body_text())
         }
     })?;
-    check_signature(client, &headers, &body)?;
+    check_signature(client, headers, &body)?;
     let req: DecisionRequest = serde_json::from_slice(&body).map_err(|e| {
         err(
             StatusCode::BAD_REQUEST,
@@ -482,6 +578,39 @@ async fn decision(
         )
     })?;
 
+    if let Err(limited) = b
+        .limiter
+        .check(&client.name, &req.sender_id, std::time::Instant::now())
+    {
+        let what = match limited {
+            guard::Limited::Client => "this client",
+            guard::Limited::Sender => "this sender",
+            guard::Limited::TooManySenders => "new senders (the sender table is full)",
+        };
+        return Err(err(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!("too many decisions from {what}; try again later"),
+        ));
+    }
+    let key = ["idempotency-key", "x-opsgate-signature"]
+        .iter()
+        .find_map(|h| headers.get(*h).and_then(|v| v.to_str().ok()))
+        .map(|k| format!("{}:{}", client.name, k.trim()));
+    if let Some(key) = key {
+        let digest: [u8; 32] = Sha256::digest(&body).into();
+        match b.replay.check(&key, digest, std::time::Instant::now()) {
+            guard::Seen::New => *claimed = Some((key, digest)),
+            guard::Seen::Repeat(r) => return Ok(Answer::Again(r)),
+            guard::Seen::Replay => {
+                return Err(err(
+                    StatusCode::CONFLICT,
+                    "replayed",
+                    "this request was seen before with another body, or is still being answered",
+                ));
+            }
+        }
+    }
     // The checks that have their own error codes, on the current state;
     // the recording below checks everything again under the log's lock.
     let ledger = fold_log(&b).await?;
@@ -611,15 +740,17 @@ async fn decision(
         )
     })?;
     let s = summarize(&b, plan);
-    Ok(axum::Json(DecisionResponse {
-        plan_id: id,
-        decision: req.decision,
-        approver,
-        seq: appended.last().map_or(0, |a| a.seq),
-        status: s.status,
-        approvals: s.approvals,
-    })
-    .into_response())
+    Ok(Answer::Done(
+        DecisionResponse {
+            plan_id: id,
+            decision: req.decision,
+            approver,
+            seq: appended.last().map_or(0, |a| a.seq),
+            status: s.status,
+            approvals: s.approvals,
+        },
+        yes,
+    ))
 }
 
 /// Serves until `shutdown` completes; in-flight requests (and their fsyncs)

@@ -9,3 +9,4 @@ pub use model::{
     ApprovalPolicy, Approver, ExecutionPolicy, Policy, RequiredApprovals, SafetyPolicy, TuiKeys,
     TuiPolicy,
 };
+pub use model::{Rate, RateLimits};

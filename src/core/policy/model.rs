@@ -81,6 +81,10 @@ pub struct BridgePolicy {
     /// The largest request body accepted, in bytes.
     pub max_body: u64,
     pub clients: Vec<BridgeClient>,
+    pub rate_limit: RateLimits,
+    /// How long a decision's `Idempotency-Key` (or signature) is
+    /// remembered: a repeat within it is a replay.
+    pub replay_window: HumanDuration,
 }
 
 impl Default for BridgePolicy {
@@ -89,7 +93,75 @@ impl Default for BridgePolicy {
             listen: "127.0.0.1:8700".into(),
             max_body: 64 * 1024,
             clients: Vec::new(),
+            rate_limit: RateLimits::default(),
+            replay_window: HumanDuration::from_secs(600),
         }
+    }
+}
+
+/// Token buckets per sender and per client.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimits {
+    pub per_sender: Rate,
+    pub per_client: Rate,
+    /// When this many senders have buckets, new senders are refused (fail
+    /// closed), never evicted to make room.
+    pub max_senders: u32,
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        RateLimits {
+            per_sender: Rate {
+                count: 10,
+                per_seconds: 60,
+            },
+            per_client: Rate {
+                count: 600,
+                per_seconds: 60,
+            },
+            max_senders: 10_000,
+        }
+    }
+}
+
+/// `10/min`, `5/s`, `100/h`: so many requests per period (the bucket's
+/// size, refilled evenly over the period).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    pub count: u32,
+    pub per_seconds: u32,
+}
+
+impl Serialize for Rate {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format!("{}/{}s", self.count, self.per_seconds))
+    }
+}
+
+impl<'de> Deserialize<'de> for Rate {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        let bad = || {
+            serde::de::Error::custom(format!("rate `{s}` is not N/s, N/min or N/h (e.g. 10/min)"))
+        };
+        let (n, unit) = s.trim().split_once('/').ok_or_else(bad)?;
+        let count: u32 = n.trim().parse().map_err(|_| bad())?;
+        let unit = unit.trim();
+        let per_seconds = match unit {
+            "s" | "sec" | "second" => 1,
+            "m" | "min" | "minute" => 60,
+            "h" | "hour" => 3600,
+            other => other
+                .strip_suffix('s')
+                .and_then(|n| n.parse().ok())
+                .ok_or_else(bad)?,
+        };
+        if count == 0 || per_seconds == 0 {
+            return Err(bad());
+        }
+        Ok(Rate { count, per_seconds })
     }
 }
 
