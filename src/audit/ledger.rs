@@ -71,3 +71,159 @@ pub fn run_is_live(log: &Path, run_id: &str) -> bool {
         Err(std::fs::TryLockError::Error(_)) => true,
     }
 }
+
+/// A ledger kept current by reading only what was appended since the last
+/// look: for a long-running process (the chat bridge) that folds the log on
+/// every request. The whole log is verified once, on the first look; after
+/// that each new record is checked against the chain as it arrives. (An
+/// edit to older records while the process runs is caught by
+/// `opsgate audit verify` and by a restart, not here.)
+#[derive(Debug)]
+pub struct LedgerCache {
+    sealer: Sealer,
+    state: std::sync::Mutex<Option<Cached>>,
+}
+
+#[derive(Debug)]
+struct Cached {
+    verifier: Verifier,
+    ledger: Ledger,
+    /// Bytes folded so far (always the end of a complete line).
+    offset: u64,
+    line: u64,
+}
+
+impl LedgerCache {
+    pub fn new(sealer: Sealer) -> Self {
+        LedgerCache {
+            sealer,
+            state: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// Brings the ledger up to the first `len` bytes of the log at `path`,
+    /// then calls `f` with it. A log that shrank (a repaired torn tail) is
+    /// folded again from the start; a log that does not verify is an error
+    /// and is read from the start next time.
+    pub fn with<R>(
+        &self,
+        path: &Path,
+        len: u64,
+        f: impl FnOnce(&Ledger) -> R,
+    ) -> Result<R, LedgerError> {
+        let mut guard = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if guard.as_ref().is_none_or(|c| c.offset > len) {
+            *guard = Some(Cached {
+                verifier: Verifier::new(&self.sealer, None),
+                ledger: Ledger::default(),
+                offset: 0,
+                line: 0,
+            });
+        }
+        let Some(cached) = guard.as_mut() else {
+            return Err(LedgerError::Io(std::io::Error::other(
+                "the ledger cache is empty",
+            )));
+        };
+        if cached.offset < len {
+            let mut reader = LineReader::open_range(path, cached.offset, len, cached.line + 1)?;
+            while let Some(line) = reader.next_line() {
+                let line = line?;
+                if !line.complete {
+                    break;
+                }
+                let folded = cached
+                    .verifier
+                    .feed(&line)
+                    .map_err(LedgerError::Broken)
+                    .and_then(|_| {
+                        serde_json::from_slice::<Record>(line.bytes).map_err(|e| {
+                            LedgerError::Broken(Problem {
+                                line: line.number,
+                                offset: line.offset,
+                                seq: None,
+                                kind: super::verify::ProblemKind::BadJson,
+                                message: format!("not a v1 record: {e}"),
+                            })
+                        })
+                    });
+                match folded {
+                    Ok(record) => {
+                        cached.ledger.apply(&record);
+                        cached.offset = line.offset + line.bytes.len() as u64 + 1;
+                        cached.line = line.number;
+                    }
+                    Err(e) => {
+                        *guard = None;
+                        return Err(e);
+                    }
+                }
+            }
+        }
+        Ok(f(&cached.ledger))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::{AuditLog, Event};
+    use crate::core::digest::{PlanHash, PolicyHash};
+    use crate::core::risk::RiskLevel;
+
+    fn submitted(id: &str) -> Event {
+        Event::PlanSubmitted {
+            plan_id: id.into(),
+            plan_hash: PlanHash::new(format!("sha256:{id}")),
+            policy_hash: PolicyHash::new("sha256:p".into()),
+            risk: RiskLevel::Low,
+            author: "a".into(),
+            submitted_by: "a".into(),
+            mutates_production: false,
+            redacted: false,
+            plan: serde_json::json!({}),
+        }
+    }
+
+    fn ids(cache: &LedgerCache, path: &Path) -> Result<Vec<String>, LedgerError> {
+        let len = std::fs::metadata(path)?.len();
+        cache.with(path, len, |l| {
+            l.plans().map(|p| p.plan_id.clone()).collect()
+        })
+    }
+
+    #[test]
+    fn the_cache_follows_appends_repairs_and_damage() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let log = AuditLog::open(&path, Sealer::Sha256, Default::default()).unwrap();
+        let cache = LedgerCache::new(Sealer::Sha256);
+        log.append(submitted("one")).unwrap();
+        assert_eq!(ids(&cache, &path).unwrap(), ["one"]);
+        log.append(submitted("two")).unwrap();
+        assert_eq!(ids(&cache, &path).unwrap(), ["one", "two"]);
+
+        // A torn tail is not folded; the repair that shrinks the file is.
+        use std::io::Write;
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(b"{\"v\":1")
+            .unwrap();
+        assert_eq!(ids(&cache, &path).unwrap(), ["one", "two"]);
+        log.repair().unwrap();
+        log.append(submitted("three")).unwrap();
+        assert_eq!(ids(&cache, &path).unwrap(), ["one", "three", "two"]);
+
+        // A forged record appended by hand breaks the chain: an error, and
+        // the next look starts over (and fails the same way).
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        let last = text.lines().last().unwrap().to_owned();
+        text.push_str(&last.replace("three", "four"));
+        text.push('\n');
+        std::fs::write(&path, text).unwrap();
+        assert!(matches!(ids(&cache, &path), Err(LedgerError::Broken(_))));
+        assert!(matches!(ids(&cache, &path), Err(LedgerError::Broken(_))));
+    }
+}

@@ -54,6 +54,27 @@ impl LineReader {
         Ok(Self::from_file(File::open(path)?, len))
     }
 
+    /// Opens the bytes `[start, end)` of the log, numbering lines from
+    /// `first_line`, without the shared lock (`end` is a committed length).
+    pub fn open_range(path: &Path, start: u64, end: u64, first_line: u64) -> io::Result<Self> {
+        let mut file = File::open(path)?;
+        file.seek(SeekFrom::Start(start))?;
+        let mut r = Self::from_file(file, end.saturating_sub(start));
+        r.offset = start;
+        r.number = first_line.saturating_sub(1);
+        Ok(r)
+    }
+
+    /// The byte offset after the last line read.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// The number of the last line read.
+    pub fn line_number(&self) -> u64 {
+        self.number
+    }
+
     fn from_file(file: File, len: u64) -> Self {
         LineReader {
             reader: BufReader::with_capacity(256 * 1024, file.take(len)),

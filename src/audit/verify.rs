@@ -120,8 +120,8 @@ pub struct Report {
 
 /// Checks lines one at a time, in order; usable by any forward scan.
 #[derive(Debug)]
-pub struct Verifier<'s> {
-    sealer: &'s Sealer,
+pub struct Verifier {
+    sealer: Sealer,
     expect: Option<Head>,
     prev: String,
     seq: u64,
@@ -132,10 +132,10 @@ pub struct Verifier<'s> {
     last_ts: String,
 }
 
-impl<'s> Verifier<'s> {
-    pub fn new(sealer: &'s Sealer, expect: Option<Head>) -> Self {
+impl Verifier {
+    pub fn new(sealer: &Sealer, expect: Option<Head>) -> Self {
         Verifier {
-            sealer,
+            sealer: sealer.clone(),
             expect,
             prev: GENESIS.to_owned(),
             seq: 0,
@@ -166,7 +166,7 @@ impl<'s> Verifier<'s> {
                 ),
             ));
         }
-        let header = check_line(line.bytes, self.sealer).map_err(|fault| {
+        let header = check_line(line.bytes, &self.sealer).map_err(|fault| {
             let kind = match fault {
                 LineFault::BadJson(_) => ProblemKind::BadJson,
                 LineFault::Version(_) => ProblemKind::UnsupportedVersion,

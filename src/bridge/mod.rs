@@ -25,7 +25,7 @@ use hmac::{KeyInit, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::audit::ledger::{load, run_is_live};
+use crate::audit::ledger::run_is_live;
 use crate::audit::{AuditLog, Channel, Sealer};
 use crate::cli::approve_cmd::{Metadata, counts, deny, grant};
 use crate::cli::error::CliError;
@@ -61,6 +61,8 @@ pub struct Bridge {
     clients: Vec<Client>,
     limiter: guard::RateLimiter,
     replay: guard::ReplayCache,
+    /// The ledger, read incrementally.
+    cache: crate::audit::ledger::LedgerCache,
     metrics: guard::Metrics,
 }
 
@@ -99,6 +101,7 @@ impl Bridge {
         let limiter = guard::RateLimiter::new(bridge_policy.rate_limit.clone());
         let replay = guard::ReplayCache::new(bridge_policy.replay_window.get(), REPLAY_CAPACITY);
         Ok(Bridge {
+            cache: crate::audit::ledger::LedgerCache::new(sealer.clone()),
             limiter,
             replay,
             metrics: guard::Metrics::default(),
@@ -296,10 +299,11 @@ async fn readyz(State(b): State<Arc<Bridge>>) -> Response {
 async fn fold_log(b: &Arc<Bridge>) -> Result<crate::core::state::Ledger, ApiError> {
     let b = Arc::clone(b);
     tokio::task::spawn_blocking(move || {
-        if !b.log_path.exists() {
-            return Ok(crate::core::state::Ledger::default());
-        }
-        load(&b.log_path, &b.sealer).map_err(|e| {
+        let len = match std::fs::metadata(&b.log_path) {
+            Ok(m) => m.len(),
+            Err(_) => return Ok(crate::core::state::Ledger::default()),
+        };
+        b.cache.with(&b.log_path, len, Clone::clone).map_err(|e| {
             tracing::error!(error = %e, "cannot fold the audit log");
             err(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -691,6 +695,7 @@ async fn decide(
         if yes {
             grant(
                 &b2.log,
+                Some(&b2.cache),
                 &b2.policy,
                 &id2,
                 &who,
@@ -702,6 +707,7 @@ async fn decide(
         } else {
             deny(
                 &b2.log,
+                Some(&b2.cache),
                 &b2.policy,
                 &id2,
                 &who,

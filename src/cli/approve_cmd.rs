@@ -11,7 +11,7 @@ use serde::Serialize;
 use super::args::{ApproveArgs, RejectArgs};
 use super::error::CliError;
 use super::submit_cmd::who;
-use crate::audit::ledger::{LedgerError, load_until, run_is_live};
+use crate::audit::ledger::{LedgerCache, LedgerError, load_until, run_is_live};
 use crate::audit::{AuditLog, Channel, Decision, Event};
 use crate::core::approval::{Verdict, requirement, same_person};
 use crate::core::event::short;
@@ -41,6 +41,7 @@ pub fn approve(
     let log = open_log()?;
     let appended = grant(
         &log,
+        None,
         policy,
         &args.id,
         &who,
@@ -62,6 +63,7 @@ pub type Metadata = std::collections::BTreeMap<String, serde_json::Value>;
 #[expect(clippy::too_many_arguments, reason = "each is a field of the decision")]
 pub fn grant(
     log: &AuditLog,
+    cache: Option<&LedgerCache>,
     policy: &LoadedPolicy,
     id: &str,
     who: &str,
@@ -71,38 +73,41 @@ pub fn grant(
     metadata: Metadata,
 ) -> Result<Vec<crate::audit::Appended>, CliError> {
     log.append_with(|len| {
-        let ledger = fold(log, len)?;
-        let plan = open_plan(&ledger, id, policy, log)?;
-        if let Some(h) = hash {
-            check_hash(h, plan)?;
-        }
-        let subject = plan.subject();
-        let level = requirement(&policy.policy, &subject)
-            .map_err(|r| CliError::Refused(r.0))?
-            .level;
-        crate::core::approval::may_approve(&policy.policy, &subject, level, who, channel)
-            .map_err(|p| CliError::Refused(p.describe(who, level)))?;
-        let verdict = plan.verdict(&policy.policy, &policy.hash, Utc::now());
-        let have = match &verdict {
-            Verdict::Approved { plan, .. } => plan.approvers().to_vec(),
-            Verdict::Pending { have, .. } => have.clone(),
-            _ => Vec::new(),
-        };
-        if have.iter().any(|h| same_person(h, who)) {
-            return Err(CliError::Refused(format!(
-                "{who} already approved plan `{id}`; one person counts once"
-            )));
-        }
-        Ok(vec![Event::ApprovalGranted(decision(
-            plan, policy, who, channel, reason, metadata,
-        ))])
+        with_ledger(log, cache, len, |ledger| {
+            let plan = open_plan(ledger, id, policy, log)?;
+            if let Some(h) = hash {
+                check_hash(h, plan)?;
+            }
+            let subject = plan.subject();
+            let level = requirement(&policy.policy, &subject)
+                .map_err(|r| CliError::Refused(r.0))?
+                .level;
+            crate::core::approval::may_approve(&policy.policy, &subject, level, who, channel)
+                .map_err(|p| CliError::Refused(p.describe(who, level)))?;
+            let verdict = plan.verdict(&policy.policy, &policy.hash, Utc::now());
+            let have = match &verdict {
+                Verdict::Approved { plan, .. } => plan.approvers().to_vec(),
+                Verdict::Pending { have, .. } => have.clone(),
+                _ => Vec::new(),
+            };
+            if have.iter().any(|h| same_person(h, who)) {
+                return Err(CliError::Refused(format!(
+                    "{who} already approved plan `{id}`; one person counts once"
+                )));
+            }
+            Ok(vec![Event::ApprovalGranted(decision(
+                plan, policy, who, channel, reason, metadata,
+            ))])
+        })
     })
 }
 
 /// Records `who`'s rejection of plan `id` from `channel`, under the log's
 /// lock. Anyone may reject, unless the policy lists approvers.
+#[expect(clippy::too_many_arguments, reason = "each is a field of the decision")]
 pub fn deny(
     log: &AuditLog,
+    cache: Option<&LedgerCache>,
     policy: &LoadedPolicy,
     id: &str,
     who: &str,
@@ -114,24 +119,41 @@ pub fn deny(
         return Err(CliError::Usage("a rejection must say why".into()));
     }
     log.append_with(|len| {
-        let ledger = fold(log, len)?;
-        let plan = open_plan(&ledger, id, policy, log)?;
-        if let Some(list) = &policy.policy.approvers
-            && !list.iter().any(|a| same_person(&a.name, who))
-        {
-            return Err(CliError::Refused(format!(
-                "{who} is not on the policy's approvers list"
-            )));
-        }
-        Ok(vec![Event::ApprovalRejected(decision(
-            plan,
-            policy,
-            who,
-            channel,
-            Some(reason.to_owned()),
-            metadata,
-        ))])
+        with_ledger(log, cache, len, |ledger| {
+            let plan = open_plan(ledger, id, policy, log)?;
+            if let Some(list) = &policy.policy.approvers
+                && !list.iter().any(|a| same_person(&a.name, who))
+            {
+                return Err(CliError::Refused(format!(
+                    "{who} is not on the policy's approvers list"
+                )));
+            }
+            Ok(vec![Event::ApprovalRejected(decision(
+                plan,
+                policy,
+                who,
+                channel,
+                Some(reason.to_owned()),
+                metadata,
+            ))])
+        })
     })
+}
+
+/// Calls `f` with the state of the log's first `len` bytes: from `cache`
+/// when there is one, else folded (and verified) from the start.
+fn with_ledger<R>(
+    log: &AuditLog,
+    cache: Option<&LedgerCache>,
+    len: u64,
+    f: impl FnOnce(&Ledger) -> Result<R, CliError>,
+) -> Result<R, CliError> {
+    match cache {
+        Some(c) => c
+            .with(log.path(), len, f)
+            .map_err(|e| ledger_error(log.path(), e))?,
+        None => f(&fold(log, len)?),
+    }
 }
 
 pub fn reject(
@@ -146,6 +168,7 @@ pub fn reject(
     let log = open_log()?;
     let appended = deny(
         &log,
+        None,
         policy,
         &args.id,
         &who,

@@ -468,6 +468,7 @@ fn converse(
     }
     super::approve_cmd::grant(
         log,
+        None,
         policy,
         id,
         user,

@@ -261,6 +261,7 @@ fn perform(
         Effect::Reject { plan_id, reason } => done(
             crate::cli::approve_cmd::deny(
                 &opts.log,
+                None,
                 &opts.policy,
                 &plan_id,
                 &state.user,
@@ -293,6 +294,7 @@ fn approve(
     }
     crate::cli::approve_cmd::grant(
         &opts.log,
+        None,
         &opts.policy,
         plan_id,
         &state.user,
