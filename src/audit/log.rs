@@ -80,6 +80,9 @@ pub struct AuditLog {
     tail: Mutex<Option<Tail>>,
     /// Events waiting for the group commit, and its results.
     queue: Mutex<Queue>,
+    /// Writes made, and how many of them an fsync has covered.
+    written: std::sync::atomic::AtomicU64,
+    synced: Mutex<u64>,
     batch_done: Condvar,
     poisoned: AtomicBool,
 }
@@ -129,6 +132,8 @@ impl AuditLog {
             redactor,
             tail: Mutex::new(None),
             queue: Mutex::new(Queue::default()),
+            written: std::sync::atomic::AtomicU64::new(0),
+            synced: Mutex::new(0),
             batch_done: Condvar::new(),
             poisoned: AtomicBool::new(false),
         })
@@ -323,6 +328,9 @@ impl AuditLog {
         }
         tail.end += buf.len() as u64;
         *cached = Some(tail);
+        // Counted under the lock, after the write: a sync that reads this
+        // count afterwards covers the write.
+        self.written.fetch_add(1, Ordering::SeqCst);
         Ok(appended)
     }
 
@@ -444,19 +452,30 @@ impl AuditLog {
         })
     }
 
-    /// `fdatasync`; after a failure the log is poisoned.
+    /// Makes every write so far durable: one `fdatasync` covers all the
+    /// writes made before it started, so concurrent callers (the queue's
+    /// leaders and `append_with`) share fsyncs. After a failure the log is
+    /// poisoned.
     fn sync(&self) -> Result<(), AuditError> {
+        let mine = self.written.load(Ordering::SeqCst);
+        let mut synced = self.synced.lock().unwrap_or_else(|p| p.into_inner());
+        if *synced >= mine {
+            return Ok(());
+        }
         if self.poisoned.load(Ordering::SeqCst) {
             return Err(AuditError::Poisoned {
                 path: self.path.clone(),
             });
         }
+        let target = self.written.load(Ordering::SeqCst);
         self.file.sync_data().map_err(|e| {
             // After a failed fsync the kernel may have dropped the dirty
             // pages; a later fsync could falsely succeed. Stop writing.
             self.poisoned.store(true, Ordering::SeqCst);
             self.io(e)
-        })
+        })?;
+        *synced = target;
+        Ok(())
     }
 }
 

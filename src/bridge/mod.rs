@@ -297,13 +297,27 @@ async fn readyz(State(b): State<Arc<Bridge>>) -> Response {
 
 /// The ledger, folded from the verified log, off the async threads.
 async fn fold_log(b: &Arc<Bridge>) -> Result<crate::core::state::Ledger, ApiError> {
+    with_ledger(b, Clone::clone).await
+}
+
+/// One plan's state (cloning only it), off the async threads.
+async fn plan_state(b: &Arc<Bridge>, id: &str) -> Result<Option<PlanState>, ApiError> {
+    let id = id.to_owned();
+    with_ledger(b, move |l| l.plan(&id).cloned()).await
+}
+
+/// Runs `f` on the current ledger, off the async threads.
+async fn with_ledger<R: Send + 'static>(
+    b: &Arc<Bridge>,
+    f: impl FnOnce(&crate::core::state::Ledger) -> R + Send + 'static,
+) -> Result<R, ApiError> {
     let b = Arc::clone(b);
     tokio::task::spawn_blocking(move || {
         let len = match std::fs::metadata(&b.log_path) {
             Ok(m) => m.len(),
-            Err(_) => return Ok(crate::core::state::Ledger::default()),
+            Err(_) => return Ok(f(&crate::core::state::Ledger::default())),
         };
-        b.cache.with(&b.log_path, len, Clone::clone).map_err(|e| {
+        b.cache.with(&b.log_path, len, f).map_err(|e| {
             tracing::error!(error = %e, "cannot fold the audit log");
             err(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -617,8 +631,8 @@ async fn decide(
     }
     // The checks that have their own error codes, on the current state;
     // the recording below checks everything again under the log's lock.
-    let ledger = fold_log(&b).await?;
-    let plan = ledger.plan(&id).ok_or_else(|| {
+    let plan = plan_state(&b, &id).await?;
+    let plan = plan.as_ref().ok_or_else(|| {
         err(
             StatusCode::NOT_FOUND,
             "not_found",
@@ -737,8 +751,8 @@ async fn decide(
         }
     })?;
     // The new state, for the chat message.
-    let ledger = fold_log(&b).await?;
-    let plan = ledger.plan(&id).ok_or_else(|| {
+    let plan = plan_state(&b, &id).await?;
+    let plan = plan.as_ref().ok_or_else(|| {
         err(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal",
