@@ -101,10 +101,10 @@ impl LedgerCache {
         }
     }
 
-    /// Brings the ledger up to the first `len` bytes of the log at `path`,
-    /// then calls `f` with it. A log that shrank (a repaired torn tail) is
-    /// folded again from the start; a log that does not verify is an error
-    /// and is read from the start next time.
+    /// Brings the ledger up to (at least) the first `len` bytes of the log
+    /// at `path`, then calls `f` with it. A log that shrank (a repaired torn
+    /// tail) is folded again from the start; a log that does not verify is
+    /// an error and is read from the start next time.
     pub fn with<R>(
         &self,
         path: &Path,
@@ -112,7 +112,13 @@ impl LedgerCache {
         f: impl FnOnce(&Ledger) -> R,
     ) -> Result<R, LedgerError> {
         let mut guard = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        if guard.as_ref().is_none_or(|c| c.offset > len) {
+        // A `len` below what was folded is usually only a length read before
+        // another thread's append: the cache is newer, and stays. Only a
+        // file that really shrank (a repaired torn tail) is folded again.
+        let shrank = guard.as_ref().is_some_and(|c| {
+            c.offset > len && std::fs::metadata(path).map_or(true, |m| m.len() < c.offset)
+        });
+        if guard.is_none() || shrank {
             *guard = Some(Cached {
                 verifier: Verifier::new(&self.sealer, None),
                 ledger: Ledger::default(),
