@@ -1458,3 +1458,46 @@ fn metrics_count_decisions_and_refusals() {
     );
     assert!(text.contains("opsgate_bridge_pending_plans 1"), "{text}");
 }
+
+#[test]
+fn metadata_rules_bind_decisions_at_their_level_and_above() {
+    let env = Env::new(&format!(
+        "safety: {{allow_critical: true}}\napprovals: {{channel_max_risk: {{chat: CRITICAL}}}}\nrules:\n  - {{program: touch, level: CRITICAL, reason: a test rule}}\n{}  metadata_rules:\n    - {{level: CRITICAL, key: channel_id, op: eq, value: C-oncall}}\n    - {{level: CRITICAL, key: thread, op: regex, value: '^T[0-9]+$'}}\n",
+        bridge_yaml(None, false)
+    ));
+    let srv = env.serve(&[]);
+    let h = env.submit(env.small_plan("guarded", "erin"), "erin");
+    let with = |meta: Value| {
+        let mut body = yes(&h, "U1");
+        body["metadata"] = meta;
+        body
+    };
+    let r = env.refuses(403, "not_permitted", || {
+        srv.decide("guarded", &yes(&h, "U1"))
+    });
+    assert!(r.text().contains("channel_id"), "{}", r.text());
+    let r = env.refuses(403, "not_permitted", || {
+        srv.decide(
+            "guarded",
+            &with(json!({"channel_id": "C-random", "thread": "T1"})),
+        )
+    });
+    assert!(r.text().contains("C-random"), "{}", r.text());
+    let r = env.refuses(403, "not_permitted", || {
+        srv.decide(
+            "guarded",
+            &with(json!({"channel_id": "C-oncall", "thread": "x1"})),
+        )
+    });
+    assert!(r.text().contains("thread"), "{}", r.text());
+    let r = srv.decide(
+        "guarded",
+        &with(json!({"channel_id": "C-oncall", "thread": "T42"})),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let granted = env.approvals();
+    assert_eq!(
+        granted.last().map(|a| a["metadata"]["channel_id"].clone()),
+        Some(json!("C-oncall"))
+    );
+}

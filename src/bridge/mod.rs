@@ -63,6 +63,8 @@ pub struct Bridge {
     replay: guard::ReplayCache,
     /// The ledger, read incrementally.
     cache: crate::audit::ledger::LedgerCache,
+    /// `bridge.metadata_rules`, with their regexes compiled once.
+    rules: Vec<(crate::core::policy::MetadataRule, Option<regex::Regex>)>,
     metrics: guard::Metrics,
 }
 
@@ -98,10 +100,26 @@ impl Bridge {
             });
         }
         let bridge_policy = &policy.policy.bridge;
+        let mut rules = Vec::new();
+        for (i, r) in bridge_policy.metadata_rules.iter().enumerate() {
+            let re = match r.op {
+                crate::core::policy::MetadataOp::Regex => {
+                    Some(regex::Regex::new(&r.value).map_err(|e| {
+                        format!(
+                            "bridge.metadata_rules[{i}]: invalid regex `{}`: {e}",
+                            r.value
+                        )
+                    })?)
+                }
+                _ => None,
+            };
+            rules.push((r.clone(), re));
+        }
         let limiter = guard::RateLimiter::new(bridge_policy.rate_limit.clone());
         let replay = guard::ReplayCache::new(bridge_policy.replay_window.get(), REPLAY_CAPACITY);
         Ok(Bridge {
             cache: crate::audit::ledger::LedgerCache::new(sealer.clone()),
+            rules,
             limiter,
             replay,
             metrics: guard::Metrics::default(),
@@ -471,6 +489,45 @@ struct DecisionResponse {
     approvals: Approvals,
 }
 
+/// The first metadata rule a `yes` at `level` does not meet, in words.
+fn unmet_metadata_rule(
+    rules: &[(crate::core::policy::MetadataRule, Option<regex::Regex>)],
+    level: crate::core::risk::RiskLevel,
+    metadata: &Metadata,
+) -> Option<String> {
+    use crate::core::policy::MetadataOp;
+    rules.iter().find_map(|(r, re)| {
+        if level < r.level {
+            return None;
+        }
+        let have = metadata.get(&r.key).map(|v| match v {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        });
+        let met = have.as_deref().is_some_and(|h| match r.op {
+            MetadataOp::Eq => h == r.value,
+            MetadataOp::Neq => h != r.value,
+            MetadataOp::Contains => h.contains(&r.value),
+            MetadataOp::Regex => re.as_ref().is_some_and(|re| re.is_match(h)),
+        });
+        let op = match r.op {
+            MetadataOp::Eq => "eq",
+            MetadataOp::Neq => "neq",
+            MetadataOp::Contains => "contains",
+            MetadataOp::Regex => "regex",
+        };
+        (!met).then(|| {
+            format!(
+                "{} decisions need metadata `{}` {op} `{}` (got {})",
+                r.level,
+                r.key,
+                r.value,
+                have.map_or_else(|| "none".to_owned(), |h| format!("`{h}`"))
+            )
+        })
+    })
+}
+
 /// How a decision request ended, when it did not fail.
 enum Answer {
     Done(DecisionResponse, bool),
@@ -687,6 +744,9 @@ async fn decide(
                 code,
                 p.describe(&approver, level),
             ));
+        }
+        if let Some(unmet) = unmet_metadata_rule(&b.rules, level, &req.metadata) {
+            return Err(err(StatusCode::FORBIDDEN, "not_permitted", unmet));
         }
     }
     let mut metadata = req.metadata;

@@ -9,4 +9,4 @@ pub use model::{
     ApprovalPolicy, Approver, ExecutionPolicy, Policy, RequiredApprovals, SafetyPolicy, TuiKeys,
     TuiPolicy,
 };
-pub use model::{Rate, RateLimits};
+pub use model::{MetadataOp, MetadataRule, Rate, RateLimits};

@@ -82,6 +82,9 @@ pub struct BridgePolicy {
     pub max_body: u64,
     pub clients: Vec<BridgeClient>,
     pub rate_limit: RateLimits,
+    /// Conditions on a chat decision's metadata, by plan level: e.g.
+    /// CRITICAL only from `channel_id: C-oncall`.
+    pub metadata_rules: Vec<MetadataRule>,
     /// How long a decision's `Idempotency-Key` (or signature) is
     /// remembered: a repeat within it is a replay.
     pub replay_window: HumanDuration,
@@ -94,9 +97,30 @@ impl Default for BridgePolicy {
             max_body: 64 * 1024,
             clients: Vec::new(),
             rate_limit: RateLimits::default(),
+            metadata_rules: Vec::new(),
             replay_window: HumanDuration::from_secs(600),
         }
     }
+}
+
+/// A condition a chat decision's metadata must meet when the plan is at
+/// `level` or above.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetadataRule {
+    pub level: RiskLevel,
+    pub key: String,
+    pub op: MetadataOp,
+    pub value: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MetadataOp {
+    Eq,
+    Neq,
+    Contains,
+    Regex,
 }
 
 /// Token buckets per sender and per client.
