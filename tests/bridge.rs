@@ -1501,3 +1501,109 @@ fn metadata_rules_bind_decisions_at_their_level_and_above() {
         Some(json!("C-oncall"))
     );
 }
+
+// ---------------------------------------------------------------------------
+// Slack interactivity.
+
+/// `v0=<hex HMAC-SHA256(secret, "v0:{ts}:{body}")>`, Slack's scheme.
+fn slack_signature(secret: &str, ts: &str, body: &str) -> String {
+    let mut mac =
+        hmac::Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("any key length works");
+    mac.update(format!("v0:{ts}:{body}").as_bytes());
+    format!("v0={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// A Slack button press, form-encoded as Slack sends it.
+fn slack_form(user: &str, action: &str, plan: &str, hash: &str) -> String {
+    let value = json!({"plan_id": plan, "plan_hash": hash}).to_string();
+    let payload = json!({
+        "type": "block_actions",
+        "user": {"id": user},
+        "channel": {"id": "C-oncall"},
+        "actions": [{"action_id": action, "value": value}],
+    })
+    .to_string();
+    serde_urlencoded::to_string([("payload", payload)]).expect("form encodes")
+}
+
+#[test]
+fn slack_button_presses_are_verified_with_slacks_scheme() {
+    let env = Env::new(&bridge_yaml(None, true));
+    let srv = env.serve(&[(SECRET_ENV, SECRET)]);
+    let h = env.submit(env.small_plan("from-slack", "bob"), "bob");
+    let send = |body: &str, ts: i64, sig: String| {
+        let headers = vec![
+            (
+                "Content-Type",
+                "application/x-www-form-urlencoded".to_owned(),
+            ),
+            ("X-Slack-Request-Timestamp", ts.to_string()),
+            ("X-Slack-Signature", sig),
+        ];
+        http(
+            srv.addr,
+            "POST",
+            "/v1/slack/interactive",
+            &headers,
+            body.as_bytes(),
+        )
+        .expect("answered")
+    };
+    let now = now_secs();
+    let body = slack_form("U1", "approve", "from-slack", &h);
+
+    // Tampered, unsigned, wrong secret, old: refused, nothing recorded.
+    let tampered = body.replace("U1", "U2");
+    env.refuses(401, "bad_signature", || {
+        send(
+            &tampered,
+            now,
+            slack_signature(SECRET, &now.to_string(), &body),
+        )
+    });
+    env.refuses(401, "bad_signature", || {
+        send(
+            &body,
+            now,
+            slack_signature("another-secret", &now.to_string(), &body),
+        )
+    });
+    let old = now - 600;
+    env.refuses(401, "stale_timestamp", || {
+        send(&body, old, slack_signature(SECRET, &old.to_string(), &body))
+    });
+
+    // Signed right: recorded for the mapped person, answered with an update.
+    let r = send(&body, now, slack_signature(SECRET, &now.to_string(), &body));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v = r.json();
+    assert_eq!(v["replace_original"], true);
+    let text = v["text"].as_str().unwrap();
+    assert!(
+        text.contains("approved by alice") && text.contains("1/1"),
+        "{text}"
+    );
+    let last = env.approvals().last().cloned().unwrap();
+    assert_eq!(last["type"], "approval_granted");
+    assert_eq!(last["approver"], "alice");
+    assert_eq!(last["channel"], "chat");
+    assert_eq!(last["metadata"]["channel_id"], "C-oncall");
+    assert_eq!(last["metadata"]["client"], "signed");
+
+    // Slack's retry of the same request is answered again, not recorded twice.
+    let records = env.records().len();
+    let again = send(&body, now, slack_signature(SECRET, &now.to_string(), &body));
+    assert_eq!(again.status, 200, "{}", again.text());
+    assert_eq!(env.records().len(), records);
+
+    // An unknown Slack user is refused.
+    let h2 = env.submit(env.small_plan("from-slack-2", "bob"), "bob");
+    let stranger = slack_form("U999", "reject", "from-slack-2", &h2);
+    env.refuses(403, "unknown_sender", || {
+        send(
+            &stranger,
+            now,
+            slack_signature(SECRET, &now.to_string(), &stranger),
+        )
+    });
+}

@@ -173,6 +173,7 @@ pub fn router(bridge: Arc<Bridge>) -> Router {
         .route("/v1/plans", get(list_plans))
         .route("/v1/plans/{id}", get(plan_detail))
         .route("/v1/plans/{id}/decision", post(decision))
+        .route("/v1/slack/interactive", post(slack_interactive))
         .fallback(|| async { err(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
         .method_not_allowed_fallback(|| async {
             err(
@@ -528,6 +529,213 @@ fn unmet_metadata_rule(
     })
 }
 
+/// Slack's request signing (v0): `X-Slack-Signature: v0=<hex HMAC-SHA256(
+/// secret, "v0:{timestamp}:{body}")>` with `X-Slack-Request-Timestamp`,
+/// refused beyond 5 minutes. The client is the one whose secret verifies.
+fn slack_client<'b>(
+    b: &'b Bridge,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<&'b Client, ApiError> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let (Some(ts), Some(sig)) = (
+        header("x-slack-request-timestamp"),
+        header("x-slack-signature"),
+    ) else {
+        return Err(err(
+            StatusCode::UNAUTHORIZED,
+            "bad_signature",
+            "a Slack request must be signed",
+        ));
+    };
+    let ts_num: i64 = ts.trim().parse().map_err(|_| {
+        err(
+            StatusCode::UNAUTHORIZED,
+            "bad_signature",
+            "X-Slack-Request-Timestamp is not a number",
+        )
+    })?;
+    if (Utc::now().timestamp() - ts_num).abs() > MAX_SKEW_SECONDS {
+        return Err(err(
+            StatusCode::UNAUTHORIZED,
+            "stale_timestamp",
+            "the Slack timestamp is more than 5 minutes away",
+        ));
+    }
+    let given = sig
+        .trim()
+        .strip_prefix("v0=")
+        .and_then(|h| hex::decode(h).ok())
+        .ok_or_else(|| {
+            err(
+                StatusCode::UNAUTHORIZED,
+                "bad_signature",
+                "X-Slack-Signature is not v0=<hex>",
+            )
+        })?;
+    b.clients
+        .iter()
+        .filter_map(|c| c.secret.as_ref().map(|s| (c, s)))
+        .find(|(_, secret)| {
+            hmac::Hmac::<Sha256>::new_from_slice(secret).is_ok_and(|mut mac| {
+                mac.update(b"v0:");
+                mac.update(ts.trim().as_bytes());
+                mac.update(b":");
+                mac.update(body);
+                mac.verify_slice(&given).is_ok()
+            })
+        })
+        .map(|(c, _)| c)
+        .ok_or_else(|| {
+            err(
+                StatusCode::UNAUTHORIZED,
+                "bad_signature",
+                "bad Slack signature",
+            )
+        })
+}
+
+#[derive(Debug, Deserialize)]
+struct SlackForm {
+    payload: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct SlackPayload {
+    user: SlackUser,
+    actions: Vec<SlackAction>,
+    #[serde(default)]
+    channel: Option<SlackChannel>,
+}
+
+#[derive(Debug, Deserialize)]
+struct SlackUser {
+    id: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct SlackChannel {
+    id: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct SlackAction {
+    action_id: String,
+    value: String,
+}
+
+/// What a Slack button carries: `{"plan_id": …, "plan_hash": …}`.
+#[derive(Debug, Deserialize)]
+struct SlackButton {
+    plan_id: String,
+    plan_hash: String,
+}
+
+/// Slack's interactivity payload (a button press): verified with Slack's
+/// signing scheme, mapped through the client's senders, decided like any
+/// decision, and answered with a message update.
+async fn slack_interactive(
+    State(b): State<Arc<Bridge>>,
+    headers: HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Response {
+    let started = std::time::Instant::now();
+    let mut claimed = None;
+    let result = slack_decide(&b, &headers, body, &mut claimed).await;
+    b.metrics.latency(started.elapsed());
+    match result {
+        Ok(Answer::Done(resp, yes)) => {
+            b.metrics.decision(if yes { "yes" } else { "no" });
+            let who = if resp.approvals.have.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", resp.approvals.have.join(", "))
+            };
+            let text = format!(
+                "Plan `{}` {} by {}: now {} · {}/{} approvals{who}",
+                resp.plan_id,
+                if yes { "approved" } else { "rejected" },
+                resp.approver,
+                resp.status,
+                resp.approvals.have.len(),
+                resp.approvals.needed
+            );
+            let json = serde_json::json!({"replace_original": true, "text": text}).to_string();
+            if let Some((key, digest)) = claimed {
+                // Slack retries a slow answer: give it the same one.
+                b.replay.remember(
+                    &key,
+                    guard::Remembered {
+                        body_sha256: digest,
+                        status: 200,
+                        body: json.clone(),
+                    },
+                );
+            }
+            json_response(StatusCode::OK, json)
+        }
+        Ok(Answer::Again(r)) => json_response(
+            StatusCode::from_u16(r.status).unwrap_or(StatusCode::OK),
+            r.body,
+        ),
+        Err(e) => {
+            b.metrics.rejection(e.code);
+            if let Some((key, _)) = claimed {
+                b.replay.forget(&key);
+            }
+            e.into_response()
+        }
+    }
+}
+
+async fn slack_decide(
+    b: &Arc<Bridge>,
+    headers: &HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+    claimed: &mut Option<(String, [u8; 32])>,
+) -> Result<Answer, ApiError> {
+    let body = body.map_err(|e| err(e.status(), "malformed", e.body_text()))?;
+    let client = slack_client(b, headers, &body)?;
+    let malformed = |m: String| err(StatusCode::BAD_REQUEST, "malformed", m);
+    let form: SlackForm = serde_urlencoded::from_bytes(&body)
+        .map_err(|e| malformed(format!("not a Slack form: {e}")))?;
+    let payload: SlackPayload = serde_json::from_str(&form.payload)
+        .map_err(|e| malformed(format!("not a Slack interaction: {e}")))?;
+    let action = payload
+        .actions
+        .first()
+        .ok_or_else(|| malformed("the interaction has no action".into()))?;
+    let button: SlackButton = serde_json::from_str(&action.value).map_err(|e| {
+        malformed(format!(
+            "the button value is not {{plan_id, plan_hash}}: {e}"
+        ))
+    })?;
+    let yes = match action.action_id.as_str() {
+        "approve" | "yes" => true,
+        "reject" | "no" => false,
+        other => {
+            return Err(malformed(format!(
+                "action `{other}` is not approve or reject"
+            )));
+        }
+    };
+    let mut metadata = Metadata::new();
+    if let Some(ch) = &payload.channel {
+        metadata.insert(
+            "channel_id".into(),
+            serde_json::Value::String(ch.id.clone()),
+        );
+    }
+    let req = DecisionRequest {
+        decision: if yes { "yes" } else { "no" }.into(),
+        plan_hash: button.plan_hash,
+        sender_id: payload.user.id.clone(),
+        reason: (!yes).then(|| "rejected in Slack".to_owned()),
+        metadata,
+    };
+    decide_request(b, client, button.plan_id, req, &body, headers, claimed).await
+}
+
 /// How a decision request ended, when it did not fail.
 enum Answer {
     Done(DecisionResponse, bool),
@@ -613,6 +821,20 @@ async fn decide(
             format!("the body is not a decision: {e}"),
         )
     })?;
+    decide_request(&b, client, id, req, &body, headers, claimed).await
+}
+
+/// A parsed decision from `client`: every check, then the recording.
+async fn decide_request(
+    b: &Arc<Bridge>,
+    client: &Client,
+    id: String,
+    req: DecisionRequest,
+    body: &[u8],
+    headers: &HeaderMap,
+    claimed: &mut Option<(String, [u8; 32])>,
+) -> Result<Answer, ApiError> {
+    let b = Arc::clone(b);
     let yes = match req.decision.as_str() {
         "yes" => true,
         "no" => false,
@@ -668,12 +890,16 @@ async fn decide(
             format!("too many decisions from {what}; try again later"),
         ));
     }
-    let key = ["idempotency-key", "x-opsgate-signature"]
-        .iter()
-        .find_map(|h| headers.get(*h).and_then(|v| v.to_str().ok()))
-        .map(|k| format!("{}:{}", client.name, k.trim()));
+    let key = [
+        "idempotency-key",
+        "x-opsgate-signature",
+        "x-slack-signature",
+    ]
+    .iter()
+    .find_map(|h| headers.get(*h).and_then(|v| v.to_str().ok()))
+    .map(|k| format!("{}:{}", client.name, k.trim()));
     if let Some(key) = key {
-        let digest: [u8; 32] = Sha256::digest(&body).into();
+        let digest: [u8; 32] = Sha256::digest(body).into();
         match b.replay.check(&key, digest, std::time::Instant::now()) {
             guard::Seen::New => *claimed = Some((key, digest)),
             guard::Seen::Repeat(r) => return Ok(Answer::Again(r)),
