@@ -1607,3 +1607,39 @@ fn slack_button_presses_are_verified_with_slacks_scheme() {
         )
     });
 }
+
+#[test]
+fn systemd_hears_ready_watchdog_and_stopping() {
+    use std::os::unix::net::UnixDatagram;
+    let env = Env::new(&bridge_yaml(None, false));
+    let socket = env.p("notify.sock");
+    let listener = UnixDatagram::bind(&socket).unwrap();
+    listener
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut srv = env.serve(&[
+        ("NOTIFY_SOCKET", socket.to_str().unwrap()),
+        // A 200 ms watchdog: pings every 100 ms.
+        ("WATCHDOG_USEC", "200000"),
+    ]);
+    let mut buf = [0u8; 64];
+    let mut heard = Vec::new();
+    while heard
+        .iter()
+        .filter(|m: &&String| *m == "WATCHDOG=1")
+        .count()
+        < 2
+    {
+        let n = listener.recv(&mut buf).unwrap();
+        heard.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    assert_eq!(heard[0], "READY=1", "{heard:?}");
+    srv.sigterm();
+    loop {
+        let n = listener.recv(&mut buf).unwrap();
+        if &buf[..n] == b"STOPPING=1" {
+            break;
+        }
+    }
+    assert!(srv.wait_exit(Duration::from_secs(20)).success());
+}
