@@ -468,12 +468,22 @@ struct StepOutcome {
 /// The native dry-run form of a simple mutating command, if it has one:
 /// kubectl `--dry-run=server`, `aws ec2 … --dry-run`, `terraform plan`.
 /// Compound commands (pipes, lists, substitutions, redirections) have none.
+///
+/// A dry run needs no approval, so the form must not be able to run for
+/// real: only plain words are accepted (letters, digits and `-_./=:,@%+`),
+/// so no quoting, comment (`#`) or expansion can hide the added flag, and
+/// not a `--` (after which the flag would be an argument) or a dry-run flag
+/// of the command's own.
 pub fn dry_run_form(command: &str) -> Option<String> {
     let c = command.trim();
-    if c.contains(['|', ';', '&', '$', '`', '>', '<', '\n', '(', ')']) {
+    let plain = |ch: char| ch.is_ascii_alphanumeric() || " -_./=:,@%+".contains(ch);
+    if !c.chars().all(plain) {
         return None;
     }
     let words: Vec<&str> = c.split_whitespace().collect();
+    if words.iter().any(|w| *w == "--" || w.contains("dry-run")) {
+        return None;
+    }
     match words.as_slice() {
         ["kubectl", verb, ..]
             if matches!(
@@ -532,6 +542,19 @@ mod tests {
         );
         assert_eq!(dry_run_form("kubectl get pods"), None);
         assert_eq!(dry_run_form("kubectl delete pod x; rm -rf /"), None);
+        // Forms that would run for real, or could: none of them.
+        for unsafe_form in [
+            "kubectl delete ns prod # note",
+            "kubectl delete ns prod --",
+            "kubectl delete ns prod --dry-run=none",
+            "aws ec2 terminate-instances --instance-ids i-1 --no-dry-run",
+            "kubectl delete ns 'prod'",
+            "kubectl delete ns prod\\",
+            "kubectl delete ns \"$NS\"",
+            "kubectl\tdelete ns prod\n",
+        ] {
+            assert_eq!(dry_run_form(unsafe_form), None, "{unsafe_form}");
+        }
         assert_eq!(dry_run_form("systemctl restart app"), None);
     }
 }
