@@ -1840,6 +1840,7 @@ fn rollback_started(run_id: &str) -> Event {
         plan_id: "p1".into(),
         run_id: run_id.into(),
         reason: "step failed".into(),
+        actions: Vec::new(),
     }
 }
 

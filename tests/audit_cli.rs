@@ -693,6 +693,7 @@ fn secrets_never_reach_the_log() {
             plan_id: "canary-plan".into(),
             run_id: "r1".into(),
             reason: "step failed; retry with PGPASSWORD=CanaryRollbackPw".into(),
+            actions: Vec::new(),
         },
         Event::RunCancelled {
             plan_id: "canary-plan".into(),

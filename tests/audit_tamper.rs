@@ -147,6 +147,7 @@ fn events() -> Vec<Event> {
             plan_id: plan.clone(),
             run_id: r1.clone(),
             reason: "step 2 failed".into(),
+            actions: Vec::new(),
         },
         Event::RollbackStepFinished {
             plan_id: plan.clone(),

@@ -213,6 +213,22 @@ rollback:
             ("second undo".to_owned(), "succeeded".to_owned())
         ]
     );
+    // Write-ahead: the rollback's commands were on record, in order, before
+    // the first of them ran.
+    let records = env.records();
+    let started = records
+        .iter()
+        .position(|r| r["type"] == "rollback_started")
+        .expect("rollback_started");
+    let first_step = records
+        .iter()
+        .position(|r| r["type"] == "rollback_step_finished")
+        .expect("a rollback step");
+    assert!(started < first_step);
+    assert_eq!(
+        records[started]["actions"],
+        serde_json::json!(["exit 1", format!("rm -f {}", env.path("one").display())])
+    );
     let s: Value = serde_json::from_str(&env.ok(&["status", "p", "--json"])).expect("JSON");
     assert_eq!(
         s["status"], "failed",

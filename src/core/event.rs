@@ -170,6 +170,10 @@ pub enum Event {
         plan_id: String,
         run_id: String,
         reason: String,
+        /// The rollback's commands, in the order they will run: recorded
+        /// before the first of them runs, like every action.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        actions: Vec<String>,
     },
     RollbackStepFinished {
         plan_id: String,
@@ -292,7 +296,12 @@ impl Event {
                     r.redact_in_place(reason);
                 }
             }
-            Event::RollbackStarted { reason, .. } => r.redact_in_place(reason),
+            Event::RollbackStarted {
+                reason, actions, ..
+            } => {
+                r.redact_in_place(reason);
+                actions.iter_mut().for_each(|a| r.redact_in_place(a));
+            }
             Event::RunFinished { .. }
             | Event::RollbackFinished { .. }
             | Event::LogRepaired { .. } => {}
@@ -437,6 +446,7 @@ impl Event {
                 plan_id,
                 run_id,
                 reason,
+                ..
             } => write!(s, "{plan_id}/{run_id}  {reason}"),
             Event::RollbackFinished {
                 plan_id,

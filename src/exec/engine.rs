@@ -391,11 +391,6 @@ impl Engine<'_> {
         keep_going: bool,
     ) -> Result<Status, ExecError> {
         let started = Instant::now();
-        self.record(Event::RollbackStarted {
-            plan_id: self.plan_id.to_owned(),
-            run_id: self.run_id.clone(),
-            reason: reason.to_owned(),
-        })?;
         let mut work: Vec<(u32, String, String, Duration)> = Vec::new();
         for &i in report.completed.iter().rev() {
             let step = &self.plan.steps[i];
@@ -418,6 +413,14 @@ impl Engine<'_> {
                 ));
             }
         }
+        // Write-ahead: every command the rollback may run is on record
+        // before the first one runs.
+        self.record(Event::RollbackStarted {
+            plan_id: self.plan_id.to_owned(),
+            run_id: self.run_id.clone(),
+            reason: reason.to_owned(),
+            actions: work.iter().map(|w| w.2.clone()).collect(),
+        })?;
         let mut status = Status::Succeeded;
         for (number, name, command, timeout) in work {
             let o = self.shell(usize::MAX, &command, timeout).await?;
