@@ -40,7 +40,6 @@ fn state(policy: &LoadedPolicy) -> AppState {
             needed: 1,
             missing: None,
             submitted_at: None,
-            run_id: None,
         })
         .collect();
     AppState::new(

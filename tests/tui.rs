@@ -301,8 +301,6 @@ fn a_failed_run_offers_the_rollback() {
         run_id: "r-20260126-130000-ab12".into(),
         status,
         completed: vec![0],
-        failed_step: Some(1),
-        stopped: false,
         duration: std::time::Duration::from_secs(3),
     };
     let mut s = running(vec![

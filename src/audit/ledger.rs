@@ -33,19 +33,26 @@ fn fold(mut reader: LineReader, sealer: &Sealer) -> Result<Ledger, LedgerError> 
     let mut ledger = Ledger::default();
     while let Some(line) = reader.next_line() {
         let line = line?;
-        verifier.feed(&line).map_err(LedgerError::Broken)?;
-        let record: Record = serde_json::from_slice(line.bytes).map_err(|e| {
-            LedgerError::Broken(Problem {
-                line: line.number,
-                offset: line.offset,
-                seq: None,
-                kind: super::verify::ProblemKind::BadJson,
-                message: format!("not a v1 record: {e}"),
-            })
-        })?;
-        ledger.apply(&record);
+        ledger.apply(&checked_record(&mut verifier, &line)?);
     }
     Ok(ledger)
+}
+
+/// The next line checked against the chain, as a record.
+fn checked_record(
+    verifier: &mut Verifier,
+    line: &super::read::Line<'_>,
+) -> Result<Record, LedgerError> {
+    verifier.feed(line).map_err(LedgerError::Broken)?;
+    serde_json::from_slice(line.bytes).map_err(|e| {
+        LedgerError::Broken(Problem {
+            line: line.number,
+            offset: line.offset,
+            seq: None,
+            kind: super::verify::ProblemKind::BadJson,
+            message: format!("not a v1 record: {e}"),
+        })
+    })
 }
 
 /// Where a run's liveness lock lives: `<log>.runs/<run_id>.lock`. The
@@ -138,21 +145,7 @@ impl LedgerCache {
                 if !line.complete {
                     break;
                 }
-                let folded = cached
-                    .verifier
-                    .feed(&line)
-                    .map_err(LedgerError::Broken)
-                    .and_then(|_| {
-                        serde_json::from_slice::<Record>(line.bytes).map_err(|e| {
-                            LedgerError::Broken(Problem {
-                                line: line.number,
-                                offset: line.offset,
-                                seq: None,
-                                kind: super::verify::ProblemKind::BadJson,
-                                message: format!("not a v1 record: {e}"),
-                            })
-                        })
-                    });
+                let folded = checked_record(&mut cached.verifier, &line);
                 match folded {
                     Ok(record) => {
                         cached.ledger.apply(&record);

@@ -65,16 +65,6 @@ impl LineReader {
         Ok(r)
     }
 
-    /// The byte offset after the last line read.
-    pub fn offset(&self) -> u64 {
-        self.offset
-    }
-
-    /// The number of the last line read.
-    pub fn line_number(&self) -> u64 {
-        self.number
-    }
-
     fn from_file(file: File, len: u64) -> Self {
         LineReader {
             reader: BufReader::with_capacity(256 * 1024, file.take(len)),

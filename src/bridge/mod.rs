@@ -220,22 +220,43 @@ fn check_signature(client: &Client, headers: &HeaderMap, body: &[u8]) -> Result<
     let Some(secret) = &client.secret else {
         return Ok(());
     };
+    let (ts, given) = signed_parts(
+        headers,
+        "x-opsgate-timestamp",
+        "x-opsgate-signature",
+        "sha256=",
+    )?;
+    if hmac_matches(secret, &[ts.as_bytes(), b".", body], &given) {
+        Ok(())
+    } else {
+        Err(err(
+            StatusCode::UNAUTHORIZED,
+            "bad_signature",
+            "bad signature",
+        ))
+    }
+}
+
+/// A signed request's timestamp and signature bytes, from the headers
+/// `ts_header` and `sig_header` (`{prefix}<hex>`): refused when either is
+/// missing or malformed, or the timestamp is more than 300 s from now.
+fn signed_parts<'h>(
+    headers: &'h HeaderMap,
+    ts_header: &str,
+    sig_header: &str,
+    prefix: &str,
+) -> Result<(&'h str, Vec<u8>), ApiError> {
+    let bad = |m: String| err(StatusCode::UNAUTHORIZED, "bad_signature", m);
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let (Some(ts), Some(sig)) = (header("x-opsgate-timestamp"), header("x-opsgate-signature"))
-    else {
-        return Err(err(
-            StatusCode::UNAUTHORIZED,
-            "bad_signature",
-            "this client must sign its requests",
-        ));
+    let (Some(ts), Some(sig)) = (header(ts_header), header(sig_header)) else {
+        return Err(bad(format!(
+            "the request must be signed ({ts_header}, {sig_header})"
+        )));
     };
-    let ts_num: i64 = ts.trim().parse().map_err(|_| {
-        err(
-            StatusCode::UNAUTHORIZED,
-            "bad_signature",
-            "X-Opsgate-Timestamp is not a number",
-        )
-    })?;
+    let ts = ts.trim();
+    let ts_num: i64 = ts
+        .parse()
+        .map_err(|_| bad(format!("{ts_header} is not a number")))?;
     if (Utc::now().timestamp() - ts_num).abs() > MAX_SKEW_SECONDS {
         return Err(err(
             StatusCode::UNAUTHORIZED,
@@ -245,22 +266,19 @@ fn check_signature(client: &Client, headers: &HeaderMap, body: &[u8]) -> Result<
     }
     let given = sig
         .trim()
-        .strip_prefix("sha256=")
+        .strip_prefix(prefix)
         .and_then(|h| hex::decode(h).ok())
-        .ok_or_else(|| {
-            err(
-                StatusCode::UNAUTHORIZED,
-                "bad_signature",
-                "X-Opsgate-Signature is not sha256=<hex>",
-            )
-        })?;
-    let mut mac = hmac::Hmac::<Sha256>::new_from_slice(secret)
-        .map_err(|_| err(StatusCode::UNAUTHORIZED, "bad_signature", "bad signature"))?;
-    mac.update(ts.trim().as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    mac.verify_slice(&given)
-        .map_err(|_| err(StatusCode::UNAUTHORIZED, "bad_signature", "bad signature"))
+        .ok_or_else(|| bad(format!("{sig_header} is not {prefix}<hex>")))?;
+    Ok((ts, given))
+}
+
+/// Whether `given` is the HMAC-SHA256 of the parts under `secret`
+/// (compared in constant time).
+fn hmac_matches(secret: &[u8], parts: &[&[u8]], given: &[u8]) -> bool {
+    hmac::Hmac::<Sha256>::new_from_slice(secret).is_ok_and(|mut mac| {
+        parts.iter().for_each(|p| mac.update(p));
+        mac.verify_slice(given).is_ok()
+    })
 }
 
 async fn metrics(State(b): State<Arc<Bridge>>) -> Response {
@@ -537,55 +555,19 @@ fn slack_client<'b>(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<&'b Client, ApiError> {
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let (Some(ts), Some(sig)) = (
-        header("x-slack-request-timestamp"),
-        header("x-slack-signature"),
-    ) else {
-        return Err(err(
-            StatusCode::UNAUTHORIZED,
-            "bad_signature",
-            "a Slack request must be signed",
-        ));
-    };
-    let ts_num: i64 = ts.trim().parse().map_err(|_| {
-        err(
-            StatusCode::UNAUTHORIZED,
-            "bad_signature",
-            "X-Slack-Request-Timestamp is not a number",
-        )
-    })?;
-    if (Utc::now().timestamp() - ts_num).abs() > MAX_SKEW_SECONDS {
-        return Err(err(
-            StatusCode::UNAUTHORIZED,
-            "stale_timestamp",
-            "the Slack timestamp is more than 5 minutes away",
-        ));
-    }
-    let given = sig
-        .trim()
-        .strip_prefix("v0=")
-        .and_then(|h| hex::decode(h).ok())
-        .ok_or_else(|| {
-            err(
-                StatusCode::UNAUTHORIZED,
-                "bad_signature",
-                "X-Slack-Signature is not v0=<hex>",
-            )
-        })?;
+    let (ts, given) = signed_parts(
+        headers,
+        "x-slack-request-timestamp",
+        "x-slack-signature",
+        "v0=",
+    )?;
     b.clients
         .iter()
-        .filter_map(|c| c.secret.as_ref().map(|s| (c, s)))
-        .find(|(_, secret)| {
-            hmac::Hmac::<Sha256>::new_from_slice(secret).is_ok_and(|mut mac| {
-                mac.update(b"v0:");
-                mac.update(ts.trim().as_bytes());
-                mac.update(b":");
-                mac.update(body);
-                mac.verify_slice(&given).is_ok()
+        .find(|c| {
+            c.secret.as_ref().is_some_and(|secret| {
+                hmac_matches(secret, &[b"v0:", ts.as_bytes(), b":", body], &given)
             })
         })
-        .map(|(c, _)| c)
         .ok_or_else(|| {
             err(
                 StatusCode::UNAUTHORIZED,
@@ -642,50 +624,23 @@ async fn slack_interactive(
     let started = std::time::Instant::now();
     let mut claimed = None;
     let result = slack_decide(&b, &headers, body, &mut claimed).await;
-    b.metrics.latency(started.elapsed());
-    match result {
-        Ok(Answer::Done(resp, yes)) => {
-            b.metrics.decision(if yes { "yes" } else { "no" });
-            let who = if resp.approvals.have.is_empty() {
-                String::new()
-            } else {
-                format!(" ({})", resp.approvals.have.join(", "))
-            };
-            let text = format!(
-                "Plan `{}` {} by {}: now {} · {}/{} approvals{who}",
-                resp.plan_id,
-                if yes { "approved" } else { "rejected" },
-                resp.approver,
-                resp.status,
-                resp.approvals.have.len(),
-                resp.approvals.needed
-            );
-            let json = serde_json::json!({"replace_original": true, "text": text}).to_string();
-            if let Some((key, digest)) = claimed {
-                // Slack retries a slow answer: give it the same one.
-                b.replay.remember(
-                    &key,
-                    guard::Remembered {
-                        body_sha256: digest,
-                        status: 200,
-                        body: json.clone(),
-                    },
-                );
-            }
-            json_response(StatusCode::OK, json)
-        }
-        Ok(Answer::Again(r)) => json_response(
-            StatusCode::from_u16(r.status).unwrap_or(StatusCode::OK),
-            r.body,
-        ),
-        Err(e) => {
-            b.metrics.rejection(e.code);
-            if let Some((key, _)) = claimed {
-                b.replay.forget(&key);
-            }
-            e.into_response()
-        }
-    }
+    answer(&b, started, result, claimed, |resp, yes| {
+        let who = if resp.approvals.have.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", resp.approvals.have.join(", "))
+        };
+        let text = format!(
+            "Plan `{}` {} by {}: now {} · {}/{} approvals{who}",
+            resp.plan_id,
+            if yes { "approved" } else { "rejected" },
+            resp.approver,
+            resp.status,
+            resp.approvals.have.len(),
+            resp.approvals.needed
+        );
+        serde_json::json!({"replace_original": true, "text": text}).to_string()
+    })
 }
 
 async fn slack_decide(
@@ -752,11 +707,27 @@ async fn decision(
     let started = std::time::Instant::now();
     let mut claimed = None;
     let result = decide(&b, &headers, id, body, &mut claimed).await;
+    answer(&b, started, result, claimed, |resp, _| {
+        serde_json::to_string(resp).unwrap_or_default()
+    })
+}
+
+/// Turns a decision's outcome into the response, shown by `render` when
+/// recorded: counts it in the metrics, and remembers the answer for its
+/// request key (or frees the key when nothing was recorded), so a retry
+/// gets the same answer.
+fn answer(
+    b: &Bridge,
+    started: std::time::Instant,
+    result: Result<Answer, ApiError>,
+    claimed: Option<(String, [u8; 32])>,
+    render: impl FnOnce(&DecisionResponse, bool) -> String,
+) -> Response {
     b.metrics.latency(started.elapsed());
     match result {
         Ok(Answer::Done(resp, yes)) => {
             b.metrics.decision(if yes { "yes" } else { "no" });
-            let json = serde_json::to_string(&resp).unwrap_or_default();
+            let json = render(&resp, yes);
             if let Some((key, digest)) = claimed {
                 b.replay.remember(
                     &key,

@@ -678,7 +678,6 @@ pub(crate) async fn watch_stops(
 /// Prints progress. With `spinner`, a running step shows a spinner and its
 /// elapsed time on a line of its own, redrawn in place.
 async fn print_progress(mut rx: mpsc::UnboundedReceiver<Progress>, spinner: bool) {
-    const FRAMES: [char; 10] = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     let mut running: Option<std::time::Instant> = None;
     let mut shown = false;
@@ -692,7 +691,7 @@ async fn print_progress(mut rx: mpsc::UnboundedReceiver<Progress>, spinner: bool
             _ = tick.tick(), if spinner && running.is_some() => {
                 if let Some(t) = running {
                     let mut out = anstream::stdout().lock();
-                    let _ = write!(out, "\r  {} {:.1}s", FRAMES[frame % FRAMES.len()], t.elapsed().as_secs_f64());
+                    let _ = write!(out, "\r  {} {:.1}s", super::style::SPINNER[frame % super::style::SPINNER.len()], t.elapsed().as_secs_f64());
                     let _ = out.flush();
                     frame += 1;
                     shown = true;
@@ -726,7 +725,7 @@ async fn print_progress(mut rx: mpsc::UnboundedReceiver<Progress>, spinner: bool
                 ..
             } => format!(
                 "  {} {}-check {name}",
-                mark(status),
+                status.mark(),
                 if phase == crate::audit::CheckPhase::Pre {
                     "pre"
                 } else {
@@ -737,13 +736,13 @@ async fn print_progress(mut rx: mpsc::UnboundedReceiver<Progress>, spinner: bool
                 status, duration, ..
             } => format!(
                 "  {} {} ({:.2}s)",
-                mark(status),
+                status.mark(),
                 status.as_str(),
                 duration.as_secs_f64()
             ),
             Progress::Note(n) => format!("  {}", crate::core::event::printable(&n)),
             Progress::RollbackStep { name, status } => {
-                format!("  {} rollback: {name} {}", mark(status), status.as_str())
+                format!("  {} rollback: {name} {}", status.mark(), status.as_str())
             }
         };
         let mut out = anstream::stdout().lock();
@@ -754,14 +753,6 @@ async fn print_progress(mut rx: mpsc::UnboundedReceiver<Progress>, spinner: bool
         }
         let _ = writeln!(out, "{line}");
         let _ = out.flush();
-    }
-}
-
-fn mark(s: Status) -> &'static str {
-    match s {
-        Status::Passed | Status::Succeeded => "✓",
-        Status::Skipped => "–",
-        _ => "✗",
     }
 }
 
@@ -854,8 +845,6 @@ pub fn rollback(
         run_id: run_id.to_owned(),
         status: run.finished.unwrap_or(Status::Interrupted),
         completed,
-        failed_step: None,
-        stopped: false,
         duration: Duration::ZERO,
     };
     let rt = tokio::runtime::Builder::new_current_thread()

@@ -97,16 +97,6 @@ fn run_out<'a>(r: &'a RunState, log: &Path) -> RunOut<'a> {
     }
 }
 
-fn age(since: DateTime<Utc>, now: DateTime<Utc>) -> String {
-    let secs = (now - since).num_seconds().max(0);
-    match secs {
-        0..60 => format!("{secs}s"),
-        60..3600 => format!("{}m", secs / 60),
-        3600..86400 => format!("{}h", secs / 3600),
-        _ => format!("{}d", secs / 86400),
-    }
-}
-
 pub fn run(
     path: &Path,
     sealer: &Sealer,
@@ -153,7 +143,7 @@ pub fn run(
                 o.status,
                 badge(p.submission.risk),
                 approvals.trim_end(),
-                age(p.submission.ts, now),
+                super::style::age(p.submission.ts, now),
                 short(o.plan_hash)
             )?;
         }

@@ -36,3 +36,17 @@ pub fn dim(text: &str) -> String {
 pub fn bold(text: &str) -> String {
     paint(Style::new().effects(Effects::BOLD), text)
 }
+
+/// The frames of a terminal spinner.
+pub const SPINNER: [char; 10] = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
+
+/// An age in one unit: `42s`, `3m`, `5h`, `2d`.
+pub fn age(since: chrono::DateTime<chrono::Utc>, now: chrono::DateTime<chrono::Utc>) -> String {
+    let secs = (now - since).num_seconds().max(0);
+    match secs {
+        0..60 => format!("{secs}s"),
+        60..3600 => format!("{}m", secs / 60),
+        3600..86400 => format!("{}h", secs / 3600),
+        _ => format!("{}d", secs / 86400),
+    }
+}

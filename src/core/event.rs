@@ -45,6 +45,15 @@ pub enum Status {
 }
 
 impl Status {
+    /// The one-character mark shown beside a step: ✓, – (skipped) or ✗.
+    pub fn mark(self) -> &'static str {
+        match self {
+            Status::Passed | Status::Succeeded => "✓",
+            Status::Skipped => "–",
+            _ => "✗",
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Passed => "passed",

@@ -76,9 +76,6 @@ pub struct RunReport {
     pub status: Status,
     /// Indexes (0-based) of the steps that succeeded, in order.
     pub completed: Vec<usize>,
-    /// The step that failed, if one did.
-    pub failed_step: Option<usize>,
-    pub stopped: bool,
     pub duration: Duration,
 }
 
@@ -138,12 +135,9 @@ impl Engine<'_> {
         let total = self.plan.steps.len();
         let mut completed = self.resumed.clone();
         let first = self.resumed.iter().max().map_or(0, |i| i + 1);
-        let mut failed_step = None;
-        let mut stopped = false;
         let mut status = Status::Succeeded;
         for (index, step) in self.plan.steps.iter().enumerate().skip(first) {
             if *self.stop.borrow() >= Stop::AfterStep {
-                stopped = true;
                 status = Status::Cancelled;
                 break;
             }
@@ -190,24 +184,15 @@ impl Engine<'_> {
                 Status::Succeeded | Status::Skipped if dry_run => completed.push(index),
                 Status::Succeeded => completed.push(index),
                 Status::Killed => {
-                    stopped = true;
                     status = Status::Cancelled;
-                    failed_step = Some(index);
                     break;
                 }
-                other => {
-                    status = if other == Status::Skipped {
-                        Status::Failed
-                    } else {
-                        other
-                    };
-                    failed_step = Some(index);
+                // Failed, timed out, or skipped for a failed pre-check.
+                _ => {
+                    status = Status::Failed;
                     break;
                 }
             }
-        }
-        if status == Status::TimedOut || status == Status::Skipped {
-            status = Status::Failed;
         }
         self.record(Event::RunFinished {
             plan_id: self.plan_id.to_owned(),
@@ -220,8 +205,6 @@ impl Engine<'_> {
             run_id: self.run_id.clone(),
             status,
             completed,
-            failed_step,
-            stopped,
             duration: started.elapsed(),
         })
     }

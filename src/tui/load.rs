@@ -135,7 +135,6 @@ fn submitted_row(
         needed,
         missing: status.is_open().then(|| verdict.missing()).flatten(),
         submitted_at: Some(state.submission.ts),
-        run_id: state.last_run().map(|r| r.run_id.clone()),
     }
 }
 
@@ -167,7 +166,6 @@ fn new_row(review: ClassifiedPlan, source: Source, policy: &LoadedPolicy) -> Pla
         needed,
         missing,
         submitted_at: None,
-        run_id: None,
     }
 }
 

@@ -49,8 +49,6 @@ pub struct PlanRow {
     /// What is missing before it may run.
     pub missing: Option<String>,
     pub submitted_at: Option<DateTime<Utc>>,
-    /// The last run, if any.
-    pub run_id: Option<String>,
 }
 
 impl PlanRow {

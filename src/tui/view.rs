@@ -63,16 +63,8 @@ fn badge(level: RiskLevel) -> String {
 }
 
 fn age(state: &AppState, row: &PlanRow) -> String {
-    let Some(at) = row.submitted_at else {
-        return "-".into();
-    };
-    let secs = (state.now - at).num_seconds().max(0);
-    match secs {
-        0..60 => format!("{secs}s"),
-        60..3600 => format!("{}m", secs / 60),
-        3600..86400 => format!("{}h", secs / 3600),
-        _ => format!("{}d", secs / 86400),
-    }
+    row.submitted_at
+        .map_or_else(|| "-".into(), |at| crate::cli::style::age(at, state.now))
 }
 
 fn approvals(row: &PlanRow) -> String {
@@ -483,17 +475,6 @@ fn audit_screen(state: &AppState, theme: Theme, frame: &mut Frame<'_>, area: Rec
     );
 }
 
-const SPINNER: [char; 10] = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
-
-fn status_icon(status: crate::core::event::Status) -> &'static str {
-    use crate::core::event::Status;
-    match status {
-        Status::Succeeded | Status::Passed => "✓",
-        Status::Skipped => "–",
-        _ => "✗",
-    }
-}
-
 fn run_screen(state: &AppState, theme: Theme, frame: &mut Frame<'_>, area: Rect) {
     use super::state::{RollbackPhase, StepProgress};
     let Some(run) = &state.run else {
@@ -550,14 +531,15 @@ fn run_screen(state: &AppState, theme: Theme, frame: &mut Frame<'_>, area: Rect)
             let (icon, time) = match p {
                 StepProgress::Pending => ("·".to_owned(), String::new()),
                 StepProgress::Running { since } => (
-                    SPINNER[frame_no % SPINNER.len()].to_string(),
+                    crate::cli::style::SPINNER[frame_no % crate::cli::style::SPINNER.len()]
+                        .to_string(),
                     format!(
                         "{:.1}s",
                         ((state.now - *since).num_milliseconds().max(0) as f64) / 1000.0
                     ),
                 ),
                 StepProgress::Done { status, seconds } => (
-                    status_icon(*status).to_owned(),
+                    status.mark().to_owned(),
                     format!("{seconds:.1}s {}", status.as_str()),
                 ),
             };
@@ -583,7 +565,7 @@ fn run_screen(state: &AppState, theme: Theme, frame: &mut Frame<'_>, area: Rect)
             "running…"
         }),
         (Some((s, _)), RollbackPhase::NotNeeded) => {
-            Line::from(format!("{} run {}", status_icon(s), s.as_str()))
+            Line::from(format!("{} run {}", s.mark(), s.as_str()))
         }
         (Some((s, _)), RollbackPhase::Offered) => Line::styled(
             format!("run {}: roll back? Enter yes · Esc no", s.as_str()),
