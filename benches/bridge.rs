@@ -79,6 +79,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let events: Vec<Event> = (0..n)
         .map(|i| Event::PlanSubmitted {
+            fingerprints: Default::default(),
             plan_id: format!("p{i}"),
             plan_hash: PlanHash::new(format!("sha256:{:064x}", i)),
             policy_hash: policy.hash.clone(),

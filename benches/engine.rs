@@ -90,6 +90,7 @@ fn main() -> BenchResult<()> {
         progress: None,
         stop: stop_rx,
         resumed: Vec::new(),
+        backends: &opsgate::native::Backends::new(&Default::default()),
     };
     let t = Instant::now();
     let report = rt.block_on(engine.run(&Authority::Approved(approved)))?;

@@ -12,4 +12,5 @@ pub mod bridge;
 pub mod cli;
 pub mod core;
 pub mod exec;
+pub mod native;
 pub mod tui;

@@ -1726,6 +1726,7 @@ fn fold(events: &[Event]) -> Ledger {
 /// A submission of plan `p1` by `carol`.
 fn submitted_plan(hash: &PlanHash, risk: RiskLevel, production: bool, doc: Value) -> Event {
     Event::PlanSubmitted {
+        fingerprints: Default::default(),
         plan_id: "p1".into(),
         plan_hash: hash.clone(),
         policy_hash: DEFAULT.hash.clone(),

@@ -161,6 +161,7 @@ fn decision(plan: &str, approver: &str, risk: RiskLevel, reason: Option<&str>) -
 
 fn submitted(plan: &str, risk: RiskLevel, author: &str) -> Event {
     Event::PlanSubmitted {
+        fingerprints: Default::default(),
         plan_id: plan.into(),
         plan_hash: plan_hash(plan),
         policy_hash: PolicyHash::new(sha("policy")),
@@ -255,7 +256,9 @@ fn submit_prints_the_plan_and_records_it_once_while_open() {
             mutates_production,
             redacted,
             plan,
+            fingerprints,
         } => {
+            assert!(fingerprints.is_empty(), "the demo has no native targets");
             assert_eq!(plan_id, "demo-local");
             assert!(!mutates_production, "the demo touches no production scope");
             assert_eq!(plan_hash.as_str(), hash.trim());
@@ -457,7 +460,7 @@ fn submit_refuses_a_broken_log_and_appends_nothing() {
     assert_ne!(lines[1], clean[1]);
     write_lines(&log, &lines);
     let before = std::fs::read(&log).unwrap();
-    for plan in [demo(), repo().join("plans/k8s-scale-api.yaml")] {
+    for plan in [demo(), repo().join("plans/demo-rollback.yaml")] {
         let (code, out, err) = run(with_log(&log)
             .args(["submit", "--json", "--as", "alice"])
             .arg(&plan));
@@ -1429,7 +1432,7 @@ fn the_policy_key_file_seals_the_chain_and_is_found_beside_the_policy() {
         .arg("--config")
         .arg(&policy)
         .args(["submit", "--as", "bob"])
-        .arg(repo().join("plans/k8s-scale-api.yaml")));
+        .arg(repo().join("plans/demo-rollback.yaml")));
     assert_eq!(code, 1);
     assert!(
         err.contains("audit.key") && err.contains("16 bytes"),

@@ -60,6 +60,7 @@ fn decision(plan: &str, approver: &str, risk: RiskLevel, reason: Option<&str>) -
 
 fn submitted(plan: &str, risk: RiskLevel, author: &str) -> Event {
     Event::PlanSubmitted {
+        fingerprints: Default::default(),
         plan_id: plan.into(),
         plan_hash: plan_hash(plan),
         policy_hash: policy_hash(),

@@ -180,11 +180,11 @@ fn plan_show_renders_steps_checks_rollback_and_hashes_without_colour() {
         .success()
         .stdout(predicate::str::contains("1. MEDIUM    scale up"))
         .stdout(predicate::str::contains(
-            "$ kubectl scale deployment/api --replicas=5 -n staging",
+            "$ kube scale Deployment staging/api replicas=5 (context staging)",
         ))
         .stdout(predicate::str::contains("post check rolled out"))
         .stdout(predicate::str::contains(
-            "Rollback Roll the deployment back",
+            "Rollback Scale the deployment back",
         ))
         .stdout(predicate::str::contains("plan hash   sha256:"))
         .stdout(predicate::str::contains("\u{1b}[").not());

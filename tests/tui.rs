@@ -650,6 +650,7 @@ fn modify_makes_a_new_plan_whose_approvals_start_from_zero() {
     .unwrap();
     let log = AuditLog::open(&log_path, Sealer::Sha256, Default::default()).unwrap();
     log.append(Event::PlanSubmitted {
+        fingerprints: Default::default(),
         plan_id: cp.plan.id.clone(),
         plan_hash: cp.hash.clone(),
         policy_hash: common::POLICY.hash.clone(),

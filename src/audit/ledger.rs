@@ -172,6 +172,7 @@ mod tests {
 
     fn submitted(id: &str) -> Event {
         Event::PlanSubmitted {
+            fingerprints: Default::default(),
             plan_id: id.into(),
             plan_hash: PlanHash::new(format!("sha256:{id}")),
             policy_hash: PolicyHash::new("sha256:p".into()),

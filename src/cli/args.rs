@@ -45,7 +45,7 @@ pub enum Command {
     /// approval (`plan_submitted`). Submitting the same plan again, while it
     /// is still open, records nothing new.
     #[command(
-        after_help = "Examples:\n  opsgate submit plans/demo-local.yaml\n  opsgate submit --as alice --json plans/k8s-scale-api.yaml"
+        after_help = "Examples:\n  opsgate submit plans/demo-local.yaml\n  opsgate submit --as alice --json plans/k8s-scale-api.yaml\n  opsgate submit plans/ec2-native-restart.yaml --param instance=i-0abc123"
     )]
     Submit(SubmitArgs),
     /// Approve a submitted plan (CLI channel). The approval is bound to the
@@ -176,6 +176,9 @@ pub struct RunArgs {
     /// Who runs it (default: the OS user).
     #[arg(long = "as", value_name = "NAME")]
     pub as_user: Option<String>,
+    /// With a plan file: the `--param` values it was submitted with.
+    #[arg(long = "param", value_name = "KEY=VALUE", value_parser = parse_param)]
+    pub params: Vec<(String, String)>,
     /// Seconds between SIGTERM and SIGKILL when a step times out or is
     /// killed.
     #[arg(long, value_name = "SECONDS", default_value_t = 5)]
@@ -203,6 +206,10 @@ pub struct SubmitArgs {
     /// as its author; without one, the submitter is.
     #[arg(long = "as", value_name = "NAME")]
     pub as_user: Option<String>,
+    /// Sets one of the plan's `params` (repeatable). A plan with other
+    /// values is another plan, with another hash.
+    #[arg(long = "param", value_name = "KEY=VALUE", value_parser = parse_param)]
+    pub params: Vec<(String, String)>,
     /// Print {"plan_id":…,"plan_hash":…,"risk":…,"seq":…,"new":…}.
     #[arg(long)]
     pub json: bool,
@@ -368,4 +375,12 @@ pub enum PolicyCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// `KEY=VALUE` for `--param`.
+fn parse_param(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_owned(), v.to_owned())),
+        _ => Err(format!("`{s}` is not KEY=VALUE")),
+    }
 }

@@ -7,14 +7,31 @@ use super::config::read;
 use super::error::CliError;
 use super::plan_view::PlanView;
 use super::style::badge;
-use crate::core::plan::{ClassifiedPlan, PlanErrors, load_plan};
+use crate::core::plan::{ClassifiedPlan, PlanErrors, load_plan, parse_doc, review};
 use crate::core::policy::LoadedPolicy;
 
 /// Reads and loads a plan file, classified under the policy.
 pub fn load(path: &Path, policy: &LoadedPolicy) -> Result<ClassifiedPlan, CliError> {
+    load_with(path, policy, &[])
+}
+
+/// Loads a plan file with some of its `params` set (`--param KEY=VALUE`).
+pub fn load_with(
+    path: &Path,
+    policy: &LoadedPolicy,
+    params: &[(String, String)],
+) -> Result<ClassifiedPlan, CliError> {
     let text = read(path)?;
     let today = chrono::Utc::now().date_naive();
-    load_plan(&path.display().to_string(), &text, policy, today).map_err(|e| report(&e))
+    let file = path.display().to_string();
+    let result = if params.is_empty() {
+        load_plan(&file, &text, policy, today)
+    } else {
+        let overrides = params.iter().cloned().collect();
+        parse_doc(&file, &text)
+            .and_then(|doc| review(&doc, &file, &text, policy, today, &overrides))
+    };
+    result.map_err(|e| report(&e))
 }
 
 fn report(e: &PlanErrors) -> CliError {

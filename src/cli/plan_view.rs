@@ -32,7 +32,7 @@ pub struct PlanView<'a> {
 struct StepView<'a> {
     index: usize,
     name: &'a str,
-    command: &'a str,
+    command: std::borrow::Cow<'a, str>,
     risk: RiskLevel,
     reasons: &'a [Reason],
     timeout_seconds: u64,
@@ -44,7 +44,7 @@ struct StepView<'a> {
 #[derive(Serialize)]
 struct CheckView<'a> {
     name: &'a str,
-    command: &'a str,
+    command: std::borrow::Cow<'a, str>,
     risk: RiskLevel,
     timeout_seconds: u64,
     retry_attempts: u32,
@@ -56,7 +56,7 @@ struct CheckView<'a> {
 #[derive(Serialize)]
 struct ActionView<'a> {
     name: Option<&'a str>,
-    command: &'a str,
+    command: std::borrow::Cow<'a, str>,
     risk: RiskLevel,
     reasons: &'a [Reason],
 }
@@ -217,7 +217,7 @@ impl<'a> PlanView<'a> {
                 bold(s.name),
                 dim(&format!("timeout {}", human_secs(s.timeout_seconds)))
             )?;
-            write_command(out, s.command, "      ")?;
+            write_command(out, &s.command, "      ")?;
             write_reasons(out, s.reasons, "      ")?;
             for (kind, list) in [("pre ", &s.pre_checks), ("post", &s.post_checks)] {
                 for c in list {

@@ -32,6 +32,7 @@ use crate::core::risk::RiskLevel;
 use crate::core::state::{PlanState, PlanStatus};
 use crate::exec::Stop;
 use crate::exec::engine::{Authority, Engine, Progress, RunReport};
+use crate::native::Backends;
 
 /// A run id: `r-20260126-130000-ab12`.
 fn new_run_id() -> String {
@@ -118,6 +119,8 @@ pub(crate) struct Start {
     pub authority: Authority,
     /// Steps an interrupted run completed, when resuming it.
     pub resumed: Vec<usize>,
+    /// The native backends' clients and breakers.
+    pub backends: std::sync::Arc<Backends>,
 }
 
 pub fn run(
@@ -129,7 +132,7 @@ pub fn run(
     // A path that exists is a plan file; anything else is a plan id.
     let file = Path::new(&args.target);
     let from_file = if file.is_file() {
-        Some(plan_cmd::load(file, policy)?)
+        Some(plan_cmd::load_with(file, policy, &args.params)?)
     } else {
         None
     };
@@ -200,6 +203,7 @@ pub(crate) fn begin(
     resume: bool,
 ) -> Result<Started, CliError> {
     let run_id = new_run_id();
+    let backends = Backends::new(&policy.policy.backends);
     let mut start = None;
     let mut lock = None;
     log.append_with(|len| {
@@ -242,6 +246,9 @@ pub(crate) fn begin(
         } else {
             authorize(state, status, verdict, policy, dry_run)?
         };
+        if !dry_run && !resume {
+            drift_check(policy, id, &plan, &state.submission.fingerprints, &backends)?;
+        }
         lock = Some(RunLock::take(log.path(), &run_id)?);
         events.push(Event::RunStarted {
             plan_id: id.to_owned(),
@@ -256,6 +263,7 @@ pub(crate) fn begin(
             plan,
             authority,
             resumed,
+            backends: backends.clone(),
         });
         Ok(events)
     })?;
@@ -266,6 +274,46 @@ pub(crate) fn begin(
         run_id,
         lock,
     })
+}
+
+/// Drift detection: the plan's native targets must be as they were when it
+/// was submitted (and approved), or the run is refused. A resumed run is
+/// not checked (its own completed steps changed them), nor a dry run.
+fn drift_check(
+    policy: &LoadedPolicy,
+    id: &str,
+    plan: &Plan,
+    recorded: &std::collections::BTreeMap<String, String>,
+    backends: &Backends,
+) -> Result<(), CliError> {
+    if !crate::native::uses_native(plan) {
+        return Ok(());
+    }
+    if let Some(e) = policy
+        .policy
+        .backends
+        .drift_exempt
+        .iter()
+        .find(|e| e.plan.is_match(id))
+    {
+        eprintln!("drift check off for plan `{id}`: {}", e.reason);
+        return Ok(());
+    }
+    let live = crate::native::blocking(backends.fingerprints(plan))
+        .and_then(|r| r)
+        .map_err(|e| {
+            CliError::Refused(format!(
+                "plan `{id}` may not run: its targets cannot be read to check for drift: {e}"
+            ))
+        })?;
+    let changed = crate::native::drift(recorded, &live);
+    if changed.is_empty() {
+        return Ok(());
+    }
+    Err(CliError::Refused(format!(
+        "plan `{id}` may not run: its targets changed since it was submitted and approved:\n  {}\nsubmit it again and have it approved",
+        changed.join("\n  ")
+    )))
 }
 
 /// Resuming an interrupted run: its approvals must still count. Returns
@@ -389,6 +437,7 @@ pub(crate) fn engine<'a>(
         progress: Some(progress),
         stop,
         resumed: start.resumed.clone(),
+        backends: &start.backends,
     }
 }
 
@@ -853,6 +902,7 @@ pub fn rollback(
         .map_err(|e| CliError::Failed(format!("cannot start the runtime: {e}")))?;
     let (_stop_tx, stop_rx) = watch::channel(Stop::Run);
     let (progress_tx, progress_rx) = mpsc::unbounded_channel();
+    let backends = Backends::new(&policy.policy.backends);
     let engine = Engine {
         log: &log,
         plan_id: &state.plan_id,
@@ -865,6 +915,7 @@ pub fn rollback(
         progress: Some(progress_tx),
         stop: stop_rx,
         resumed: Vec::new(),
+        backends: &backends,
     };
     let status = rt
         .block_on(async {

@@ -63,6 +63,7 @@ pub fn record(
 ) -> Result<(u64, bool), CliError> {
     let plan_json = serde_json::to_value(&cp.plan)
         .map_err(|e| CliError::Failed(format!("cannot record the plan: {e}")))?;
+    let fingerprints = fingerprints(policy, cp)?;
     let mut earlier = None;
     let appended = log.append_with(|len| {
         let ledger = fold(log, len)?;
@@ -95,6 +96,7 @@ pub fn record(
             mutates_production: cp.mutates_production(),
             redacted: false,
             plan: plan_json,
+            fingerprints,
         }])
     })?;
     // With nothing new, `appended` can still hold a `log_repaired`.
@@ -102,6 +104,22 @@ pub fn record(
         .or_else(|| appended.last().map(|a| a.seq))
         .unwrap_or_default();
     Ok((seq, earlier.is_none()))
+}
+
+/// The live state of the plan's native targets, for the drift check at
+/// run time. A target that cannot be read (it does not exist, its server
+/// does not answer) refuses the submission: nothing is recorded.
+fn fingerprints(
+    policy: &LoadedPolicy,
+    cp: &ClassifiedPlan,
+) -> Result<std::collections::BTreeMap<String, String>, CliError> {
+    if !crate::native::uses_native(&cp.plan) {
+        return Ok(Default::default());
+    }
+    let backends = crate::native::Backends::new(&policy.policy.backends);
+    crate::native::blocking(backends.fingerprints(&cp.plan))
+        .and_then(|r| r)
+        .map_err(|e| CliError::Failed(format!("plan `{}` cannot be submitted: {e}", cp.plan.id)))
 }
 
 /// `--as NAME`, or the OS user.
@@ -118,7 +136,7 @@ pub fn run(
     policy: &LoadedPolicy,
     open_log: impl FnOnce() -> Result<AuditLog, CliError>,
 ) -> Result<(), CliError> {
-    let cp = plan_cmd::load(&args.file, policy)?;
+    let cp = plan_cmd::load_with(&args.file, policy, &args.params)?;
     let submitter = who(args.as_user.as_deref())?;
     let log = open_log()?;
     let (seq, new) = record(&log, policy, &cp, &submitter)?;

@@ -112,6 +112,11 @@ pub enum Event {
         redacted: bool,
         /// The full normalized plan.
         plan: serde_json::Value,
+        /// The live state of each native target when the plan was
+        /// submitted (`kube:ctx/ns/Kind/name` → `generation=4`), which the
+        /// run compares against before it starts (drift detection).
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        fingerprints: BTreeMap<String, String>,
     },
     ApprovalGranted(Decision),
     ApprovalRejected(Decision),
@@ -203,6 +208,18 @@ pub enum Event {
         status: Status,
         duration_seconds: f64,
     },
+    /// A native backend's circuit breaker changed state (`open` after
+    /// repeated failures, `half_open`, `closed`).
+    BreakerChanged {
+        backend: String,
+        state: String,
+        consecutive_failures: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        run_id: Option<String>,
+        /// The failure that opened it.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        error: String,
+    },
     /// A torn tail was moved aside and the file truncated before this record.
     LogRepaired {
         /// Byte offset where the torn bytes began (the new end of the file).
@@ -233,6 +250,7 @@ impl Event {
             Event::RollbackStarted { .. } => "rollback_started",
             Event::RollbackStepFinished { .. } => "rollback_step_finished",
             Event::RollbackFinished { .. } => "rollback_finished",
+            Event::BreakerChanged { .. } => "breaker_changed",
             Event::LogRepaired { .. } => "log_repaired",
         }
     }
@@ -311,6 +329,7 @@ impl Event {
                 r.redact_in_place(reason);
                 actions.iter_mut().for_each(|a| r.redact_in_place(a));
             }
+            Event::BreakerChanged { error, .. } => r.redact_in_place(error),
             Event::RunFinished { .. }
             | Event::RollbackFinished { .. }
             | Event::LogRepaired { .. } => {}
@@ -466,6 +485,21 @@ impl Event {
                 s,
                 "{plan_id}/{run_id}  {} in {duration_seconds:.3}s",
                 status.as_str()
+            ),
+            Event::BreakerChanged {
+                backend,
+                state,
+                consecutive_failures,
+                error,
+                ..
+            } => write!(
+                s,
+                "{backend} breaker {state} after {consecutive_failures} consecutive failure(s){}",
+                if error.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {error}")
+                }
             ),
             Event::LogRepaired {
                 offset,

@@ -31,6 +31,19 @@ pub struct Submission {
     /// The normalized plan as recorded.
     #[serde(skip)]
     pub plan: serde_json::Value,
+    /// The live state of its native targets at submission.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub fingerprints: BTreeMap<String, String>,
+}
+
+/// A backend's circuit breaker, as last recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BreakerRecord {
+    pub backend: String,
+    pub state: String,
+    pub consecutive_failures: u32,
+    pub since: DateTime<Utc>,
+    pub run_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -204,11 +217,18 @@ pub struct Ledger {
     plans: BTreeMap<String, PlanState>,
     /// run id → plan id
     runs: HashMap<String, String>,
+    /// backend → its breaker's last recorded state
+    breakers: BTreeMap<String, BreakerRecord>,
 }
 
 impl Ledger {
     pub fn plans(&self) -> impl Iterator<Item = &PlanState> {
         self.plans.values()
+    }
+
+    /// Each backend's circuit breaker as last recorded.
+    pub fn breakers(&self) -> impl Iterator<Item = &BreakerRecord> {
+        self.breakers.values()
     }
 
     pub fn plan(&self, id: &str) -> Option<&PlanState> {
@@ -235,6 +255,7 @@ impl Ledger {
                 mutates_production,
                 redacted,
                 plan,
+                fingerprints,
             } => {
                 let state = PlanState {
                     plan_id: plan_id.clone(),
@@ -249,6 +270,7 @@ impl Ledger {
                         mutates_production: *mutates_production,
                         redacted: *redacted,
                         plan: plan.clone(),
+                        fingerprints: fingerprints.clone(),
                     },
                     votes: Vec::new(),
                     expired_recorded: false,
@@ -361,6 +383,24 @@ impl Ledger {
                 if let Some(rb) = self.run_mut(run_id).and_then(|run| run.rollback.as_mut()) {
                     rb.finished = Some(*status);
                 }
+            }
+            Event::BreakerChanged {
+                backend,
+                state,
+                consecutive_failures,
+                run_id,
+                ..
+            } => {
+                self.breakers.insert(
+                    backend.clone(),
+                    BreakerRecord {
+                        backend: backend.clone(),
+                        state: state.clone(),
+                        consecutive_failures: *consecutive_failures,
+                        since: r.ts,
+                        run_id: run_id.clone(),
+                    },
+                );
             }
             Event::CheckFinished { .. } | Event::LogRepaired { .. } => {}
         }

@@ -18,8 +18,9 @@ use super::shell::{self, OutputLine, Spec};
 use crate::audit::{AuditError, AuditLog, CheckPhase, Event, Status};
 use crate::core::approval::ApprovedPlan;
 use crate::core::digest::PolicyHash;
-use crate::core::plan::{Check, Plan, PlanRollback};
+use crate::core::plan::{Action, Check, Plan, PlanRollback};
 use crate::core::risk::RiskLevel;
+use crate::native::{self, Backends};
 
 /// What allows this run.
 #[derive(Debug, Clone)]
@@ -97,6 +98,8 @@ pub struct Engine<'a> {
     /// Resuming an interrupted run: the steps (0-based) it completed. The
     /// run starts at the first step after them, and a rollback covers them.
     pub resumed: Vec<usize>,
+    /// The clients and circuit breakers for native actions.
+    pub backends: &'a Backends,
 }
 
 impl Engine<'_> {
@@ -142,13 +145,13 @@ impl Engine<'_> {
                 break;
             }
             let number = index as u32 + 1;
-            let command = step.action.command_line();
+            let command = step.action.command_line().into_owned();
             self.record(Event::StepStarted {
                 plan_id: self.plan_id.to_owned(),
                 run_id: self.run_id.clone(),
                 step: number,
                 name: step.name.clone(),
-                action: command.to_owned(),
+                action: command.clone(),
                 risk: self
                     .risks
                     .get(index)
@@ -160,7 +163,7 @@ impl Engine<'_> {
                 index,
                 total,
                 name: step.name.clone(),
-                command: command.to_owned(),
+                command: command.clone(),
             });
             let step_start = Instant::now();
             let outcome = self.step(index, step, dry_run).await?;
@@ -169,7 +172,7 @@ impl Engine<'_> {
                 run_id: self.run_id.clone(),
                 step: number,
                 name: step.name.clone(),
-                action: command.to_owned(),
+                action: command,
                 status: outcome.status,
                 exit_code: outcome.exit_code,
                 duration_seconds: step_start.elapsed().as_secs_f64(),
@@ -238,10 +241,9 @@ impl Engine<'_> {
                 });
             }
         }
-        let command = step.action.command_line();
-        let command = if dry_run {
-            match dry_run_form(command) {
-                Some(c) => c,
+        let action = match &step.action {
+            Action::Run(command) if dry_run => match dry_run_form(command) {
+                Some(c) => Action::Run(c),
                 None => {
                     let note = format!("dry run: would run `{command}` (it has no dry-run form)");
                     self.tell(Progress::Note(note.clone()));
@@ -251,11 +253,12 @@ impl Engine<'_> {
                         output: note,
                     });
                 }
-            }
-        } else {
-            command.to_owned()
+            },
+            other => other.clone(),
         };
-        let outcome = self.shell(index, &command, step.timeout.get()).await?;
+        let outcome = self
+            .perform(index, &action, step.timeout.get(), dry_run)
+            .await?;
         if outcome.status != Status::Succeeded || dry_run {
             return Ok(StepOutcome {
                 status: outcome.status,
@@ -305,6 +308,90 @@ impl Engine<'_> {
         outcome.map_err(|e| ExecError::Refused(format!("cannot start `/bin/sh -c {command}`: {e}")))
     }
 
+    /// Runs an action: a command line in a shell, or a native action
+    /// through its backend (its dry-run form with `dry_run`; a native
+    /// dry run is the backend's own). A second stop request kills either.
+    async fn perform(
+        &self,
+        index: usize,
+        action: &Action,
+        timeout: Duration,
+        dry_run: bool,
+    ) -> Result<shell::Outcome, ExecError> {
+        let Action::Run(command) = action else {
+            return self.native(index, action, timeout, dry_run).await;
+        };
+        self.shell(index, command, timeout).await
+    }
+
+    async fn native(
+        &self,
+        index: usize,
+        action: &Action,
+        timeout: Duration,
+        dry_run: bool,
+    ) -> Result<shell::Outcome, ExecError> {
+        let started = Instant::now();
+        let mut stop = self.stop.clone();
+        let call = self.backends.perform(action, dry_run, timeout);
+        let killed = async {
+            // A closed channel means no one can ask to stop any more.
+            while *stop.borrow_and_update() < Stop::Kill {
+                if stop.changed().await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            }
+        };
+        let result = tokio::select! {
+            o = call => Some(o),
+            () = killed => None,
+        };
+        for change in self.backends.take_changes() {
+            self.record(Event::BreakerChanged {
+                backend: change.backend.to_owned(),
+                state: change.state.as_str().to_owned(),
+                consecutive_failures: change.consecutive_failures,
+                run_id: Some(self.run_id.clone()),
+                error: change.error,
+            })?;
+        }
+        let (status, exit_code, output) = match result {
+            None => (
+                Status::Killed,
+                None,
+                "stopped: the call was abandoned (the server may still carry it out)".to_owned(),
+            ),
+            Some(native::Outcome::Answered(reply)) => {
+                let status = if reply.ok {
+                    Status::Succeeded
+                } else {
+                    Status::Failed
+                };
+                (status, Some(if reply.ok { 0 } else { 1 }), reply.output)
+            }
+            Some(native::Outcome::Failed(e) | native::Outcome::BreakerOpen(e)) => {
+                (Status::Failed, None, e)
+            }
+            Some(native::Outcome::TimedOut(e)) => (Status::TimedOut, None, e),
+        };
+        for line in output.lines() {
+            self.tell(Progress::Output {
+                index,
+                line: OutputLine {
+                    stderr: status != Status::Succeeded,
+                    text: line.to_owned(),
+                },
+            });
+        }
+        Ok(shell::Outcome {
+            status,
+            exit_code,
+            stdout: output.clone(),
+            output,
+            duration: started.elapsed(),
+        })
+    }
+
     /// A check, with its retries; records `check_finished`.
     async fn check(
         &self,
@@ -319,7 +406,7 @@ impl Engine<'_> {
         for attempt in 1..=attempts {
             tried = attempt;
             let o = self
-                .shell(index, check.action.command_line(), check.timeout.get())
+                .perform(index, &check.action, check.timeout.get(), false)
                 .await?;
             let passed = o.exit_code == Some(check.expect.exit_code)
                 && o.status != Status::TimedOut
@@ -348,7 +435,7 @@ impl Engine<'_> {
             run_id: self.run_id.clone(),
             step: index as u32 + 1,
             phase,
-            action: check.action.command_line().to_owned(),
+            action: check.action.command_line().into_owned(),
             status,
             attempts: tried,
             duration_seconds: started.elapsed().as_secs_f64(),
@@ -374,26 +461,21 @@ impl Engine<'_> {
         keep_going: bool,
     ) -> Result<Status, ExecError> {
         let started = Instant::now();
-        let mut work: Vec<(u32, String, String, Duration)> = Vec::new();
+        let mut work: Vec<(u32, String, &Action, Duration)> = Vec::new();
         for &i in report.completed.iter().rev() {
             let step = &self.plan.steps[i];
             if let Some(action) = &step.rollback {
                 work.push((
                     i as u32 + 1,
                     format!("undo {}", step.name),
-                    action.command_line().to_owned(),
+                    action,
                     step.timeout.get(),
                 ));
             }
         }
         if let PlanRollback::Steps { steps, .. } = &self.plan.rollback {
             for (n, s) in steps.iter().enumerate() {
-                work.push((
-                    n as u32 + 1,
-                    s.name.clone(),
-                    s.action.command_line().to_owned(),
-                    s.timeout.get(),
-                ));
+                work.push((n as u32 + 1, s.name.clone(), &s.action, s.timeout.get()));
             }
         }
         // Write-ahead: every command the rollback may run is on record
@@ -402,11 +484,15 @@ impl Engine<'_> {
             plan_id: self.plan_id.to_owned(),
             run_id: self.run_id.clone(),
             reason: reason.to_owned(),
-            actions: work.iter().map(|w| w.2.clone()).collect(),
+            actions: work
+                .iter()
+                .map(|w| w.2.command_line().into_owned())
+                .collect(),
         })?;
         let mut status = Status::Succeeded;
-        for (number, name, command, timeout) in work {
-            let o = self.shell(usize::MAX, &command, timeout).await?;
+        for (number, name, action, timeout) in work {
+            let command = action.command_line().into_owned();
+            let o = self.perform(usize::MAX, action, timeout, false).await?;
             let step_status = match o.status {
                 Status::Succeeded => Status::Succeeded,
                 Status::Killed => Status::Killed,

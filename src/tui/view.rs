@@ -266,7 +266,7 @@ fn detail(state: &AppState, theme: Theme, frame: &mut Frame<'_>, area: Rect) {
                 Cell::from(badge(r.action.risk)).style(theme.risk(r.action.risk)),
                 Cell::from(s.timeout.to_string()),
                 Cell::from(format!("{}/{}", s.pre_checks.len(), s.post_checks.len())),
-                Cell::from(first_line(s.action.command_line())),
+                Cell::from(first_line(&s.action.command_line())),
             ])
         })
         .collect();
@@ -294,26 +294,26 @@ fn detail(state: &AppState, theme: Theme, frame: &mut Frame<'_>, area: Rect) {
     if let (Some(s), Some(r)) = (plan.steps.get(state.step), row.review.steps.get(state.step)) {
         lines.push(Line::from(format!(
             "$ {}",
-            first_line(s.action.command_line())
+            first_line(&s.action.command_line())
         )));
         explain(&mut lines, &r.action, theme);
         for c in &s.pre_checks {
             lines.push(Line::from(format!(
                 "pre-check  {}: {}",
                 c.name,
-                first_line(c.action.command_line())
+                first_line(&c.action.command_line())
             )));
         }
         for c in &s.post_checks {
             lines.push(Line::from(format!(
                 "post-check {}: {} (×{})",
                 c.name,
-                first_line(c.action.command_line()),
+                first_line(&c.action.command_line()),
                 c.retry.attempts
             )));
         }
         lines.push(Line::from(match &s.rollback {
-            Some(a) => format!("rollback   {}", first_line(a.command_line())),
+            Some(a) => format!("rollback   {}", first_line(&a.command_line())),
             None => "rollback   (none for this step)".into(),
         }));
     }

@@ -6,6 +6,8 @@
     reason = "test helpers: a broken fixture should stop the test loudly"
 )]
 
+pub mod backends;
+
 use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
 

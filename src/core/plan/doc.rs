@@ -58,14 +58,60 @@ pub struct TargetDoc {
     pub docker_host: Option<String>,
 }
 
-/// A step. It has exactly one action; `run:` is the only kind so far, and the
-/// native `kube:`, `ec2:` and `docker:` actions will sit beside it.
+/// A native action as written: `{op: scale, kind: Deployment, …}`. The
+/// loader checks its fields, so that an error names the step and the field.
+pub type NativeDoc = BTreeMap<String, Spanned<serde_json::Value>>;
+
+/// The action fields every step, check and rollback has: exactly one of
+/// them must be given.
+#[derive(Debug, Clone, Copy)]
+pub struct ActionFields<'a> {
+    pub run: Option<&'a Spanned<String>>,
+    pub kube: Option<&'a Spanned<NativeDoc>>,
+    pub ec2: Option<&'a Spanned<NativeDoc>>,
+    pub docker: Option<&'a Spanned<NativeDoc>>,
+}
+
+impl ActionFields<'_> {
+    /// Where the first action field is written.
+    pub fn location(&self) -> Option<serde_saphyr::Location> {
+        self.run
+            .map(|s| s.referenced)
+            .or_else(|| self.kube.map(|s| s.referenced))
+            .or_else(|| self.ec2.map(|s| s.referenced))
+            .or_else(|| self.docker.map(|s| s.referenced))
+    }
+}
+
+macro_rules! action_fields {
+    ($($t:ty),*) => {$(
+        impl $t {
+            pub fn action_fields(&self) -> ActionFields<'_> {
+                ActionFields {
+                    run: self.run.as_ref(),
+                    kube: self.kube.as_ref(),
+                    ec2: self.ec2.as_ref(),
+                    docker: self.docker.as_ref(),
+                }
+            }
+        }
+    )*};
+}
+action_fields!(StepDoc, CheckDoc, ActionDoc);
+
+/// A step. It has exactly one action: `run:`, `kube:`, `ec2:` or `docker:`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StepDoc {
     pub name: Spanned<String>,
     #[serde(default)]
     pub run: Option<Spanned<String>>,
+    #[serde(default)]
+    pub kube: Option<Spanned<NativeDoc>>,
+    #[serde(default)]
+    pub ec2: Option<Spanned<NativeDoc>>,
+    #[serde(default)]
+    pub docker: Option<Spanned<NativeDoc>>,
     #[serde(default)]
     pub timeout: Option<HumanDuration>,
     #[serde(default)]
@@ -81,7 +127,14 @@ pub struct StepDoc {
 pub struct CheckDoc {
     #[serde(default)]
     pub name: Option<Spanned<String>>,
-    pub run: Spanned<String>,
+    #[serde(default)]
+    pub run: Option<Spanned<String>>,
+    #[serde(default)]
+    pub kube: Option<Spanned<NativeDoc>>,
+    #[serde(default)]
+    pub ec2: Option<Spanned<NativeDoc>>,
+    #[serde(default)]
+    pub docker: Option<Spanned<NativeDoc>>,
     #[serde(default)]
     pub timeout: Option<HumanDuration>,
     #[serde(default)]
@@ -113,7 +166,14 @@ pub struct ExpectDoc {
 pub struct ActionDoc {
     #[serde(default)]
     pub name: Option<Spanned<String>>,
-    pub run: Spanned<String>,
+    #[serde(default)]
+    pub run: Option<Spanned<String>>,
+    #[serde(default)]
+    pub kube: Option<Spanned<NativeDoc>>,
+    #[serde(default)]
+    pub ec2: Option<Spanned<NativeDoc>>,
+    #[serde(default)]
+    pub docker: Option<Spanned<NativeDoc>>,
     #[serde(default)]
     pub timeout: Option<HumanDuration>,
 }

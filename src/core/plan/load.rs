@@ -7,15 +7,16 @@
 use std::collections::{BTreeMap, HashSet};
 
 use chrono::NaiveDate;
-use serde_saphyr::Spanned;
+use serde_saphyr::{Location, Spanned};
 
-use super::doc::{ActionDoc, CheckDoc, PlanDoc, PlanRollbackDoc, StepDoc};
+use super::doc::{ActionDoc, ActionFields, CheckDoc, PlanDoc, PlanRollbackDoc, StepDoc};
 use super::model::{
     Action, Check, DEFAULT_CHECK_TIMEOUT, DEFAULT_RETRY_INTERVAL, DEFAULT_STEP_TIMEOUT, Expect,
     Override, Plan, PlanRollback, Retry, RollbackStep, Step, Target,
 };
+use super::native_load::{Role, Scope, native};
 use super::params::{is_param_name, references, substitute};
-use super::review::{ClassifiedPlan, StepReview};
+use super::review::{ClassifiedPlan, StepReview, classify_action};
 use crate::core::classify::ClassifyContext;
 use crate::core::policy::LoadedPolicy;
 use crate::core::risk::{Classification, RiskLevel};
@@ -121,18 +122,33 @@ pub fn review(
         namespace: target.namespace.clone(),
         kube_context: target.kube_context.clone(),
     };
-    let rate =
-        |v: &mut Validator<'_>, s: &Spanned<String>, what: &str| -> (String, Classification) {
-            let cmd = v.text(s, &params, what);
-            let c = match policy.rules.classify(&cmd, &ctx) {
-                Ok(c) => c,
-                Err(e) => {
-                    v.at(&s.referenced, format!("{what}: {e}"));
-                    Classification::from_reasons(Vec::new())
-                }
-            };
-            (cmd, c)
+    let scope = Scope {
+        params: &params,
+        target: &target,
+        dir: std::path::Path::new(file).parent(),
+    };
+    let rate = |v: &mut Validator<'_>,
+                fields: ActionFields<'_>,
+                owner: &Location,
+                what: &str,
+                role: Role|
+     -> (Action, Location, Classification) {
+        let Some((action, at)) = resolve(v, fields, owner, what, role, &scope) else {
+            return (
+                Action::Run(String::new()),
+                *owner,
+                Classification::from_reasons(Vec::new()),
+            );
         };
+        let c = match classify_action(&policy.rules, &action, &ctx) {
+            Ok(c) => c,
+            Err(e) => {
+                v.at(&at, format!("{what}: {e}"));
+                Classification::from_reasons(Vec::new())
+            }
+        };
+        (action, at, c)
+    };
 
     let mut seen = HashSet::new();
     let mut steps = Vec::new();
@@ -206,7 +222,62 @@ pub fn review(
     })
 }
 
-type Rate<'r> = dyn Fn(&mut Validator<'_>, &Spanned<String>, &str) -> (String, Classification) + 'r;
+type Rate<'r> = dyn Fn(
+        &mut Validator<'_>,
+        ActionFields<'_>,
+        &Location,
+        &str,
+        Role,
+    ) -> (Action, Location, Classification)
+    + 'r;
+
+/// The one action among `run:`, `kube:`, `ec2:` and `docker:`, resolved,
+/// with where it is written.
+fn resolve(
+    v: &mut Validator<'_>,
+    fields: ActionFields<'_>,
+    owner: &Location,
+    what: &str,
+    role: Role,
+    scope: &Scope<'_>,
+) -> Option<(Action, Location)> {
+    let given: Vec<&str> = [
+        fields.run.map(|_| "run"),
+        fields.kube.map(|_| "kube"),
+        fields.ec2.map(|_| "ec2"),
+        fields.docker.map(|_| "docker"),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if given.len() > 1 {
+        v.at(
+            owner,
+            format!(
+                "{what} has more than one action (`{}`): give exactly one",
+                given.join("`, `")
+            ),
+        );
+        return None;
+    }
+    if let Some(run) = fields.run {
+        return Some((Action::Run(v.text(run, scope.params, what)), run.referenced));
+    }
+    let (backend, doc) = match (fields.kube, fields.ec2, fields.docker) {
+        (Some(d), _, _) => ("kube", d),
+        (_, Some(d), _) => ("ec2", d),
+        (_, _, Some(d)) => ("docker", d),
+        _ => {
+            v.at(
+                owner,
+                format!("{what} has no action: add `run:`, `kube:`, `ec2:` or `docker:`"),
+            );
+            return None;
+        }
+    };
+    let action = native(v, backend, doc, what, role, scope)?;
+    Some((action, doc.referenced))
+}
 
 fn step(
     v: &mut Validator<'_>,
@@ -215,16 +286,13 @@ fn step(
     params: &BTreeMap<String, String>,
     rate: &Rate<'_>,
 ) -> (Step, StepReview) {
-    let (command, action_rating) = match &sd.run {
-        Some(run) => rate(v, run, &format!("step `{name}`")),
-        None => {
-            v.at(
-                &sd.name.referenced,
-                format!("step `{name}` has no action: add `run:`"),
-            );
-            (String::new(), Classification::from_reasons(Vec::new()))
-        }
-    };
+    let (action, _, action_rating) = rate(
+        v,
+        sd.action_fields(),
+        &sd.name.referenced,
+        &format!("step `{name}`"),
+        Role::Step,
+    );
     let checks =
         |v: &mut Validator<'_>, list: &[CheckDoc], kind: &str| {
             let mut out = Vec::new();
@@ -234,13 +302,20 @@ fn step(
                     Some(n) => v.text(n, params, &format!("{kind} name")),
                     None => format!("{kind} {}", i + 1),
                 };
-                let (cmd, rating) = rate(v, &c.run, &format!("{kind} `{cname}` of step `{name}`"));
+                let owner = c.name.as_ref().map_or(sd.name.referenced, |n| n.referenced);
+                let (check_action, at, rating) = rate(
+                    v,
+                    c.action_fields(),
+                    &owner,
+                    &format!("{kind} `{cname}` of step `{name}`"),
+                    Role::Check,
+                );
                 if rating.risk > RiskLevel::Low {
                     let why = rating
                         .deciding_reasons()
                         .next()
                         .map_or(String::new(), |r| format!(": {}", r.message));
-                    v.at(&c.run.referenced, format!(
+                    v.at(&at, format!(
                     "{kind} `{cname}` of step `{name}` must be read-only (LOW) but is {}{why}",
                     rating.risk
                 ));
@@ -269,7 +344,7 @@ fn step(
                     .map(|s| v.text(s, params, &format!("{kind} `{cname}` expectation")));
                 out.push(Check {
                     name: cname,
-                    action: Action::Run(cmd),
+                    action: check_action,
                     timeout: c.timeout.unwrap_or(DEFAULT_CHECK_TIMEOUT),
                     retry,
                     expect: Expect {
@@ -285,15 +360,21 @@ fn step(
     let (post_checks, post_ratings) = checks(v, &sd.post_checks, "post_check");
     let (rollback, rollback_rating) = match &sd.rollback {
         Some(r) => {
-            let (cmd, c) = rate(v, &r.run, &format!("rollback of step `{name}`"));
-            (Some(Action::Run(cmd)), Some(c))
+            let (a, _, c) = rate(
+                v,
+                r.action_fields(),
+                &sd.name.referenced,
+                &format!("rollback of step `{name}`"),
+                Role::Rollback,
+            );
+            (Some(a), Some(c))
         }
         None => (None, None),
     };
     (
         Step {
             name: name.to_owned(),
-            action: Action::Run(command),
+            action,
             timeout: sd.timeout.unwrap_or(DEFAULT_STEP_TIMEOUT),
             pre_checks,
             post_checks,
@@ -355,8 +436,22 @@ fn plan_rollback(
             Some(n) => v.text(n, params, "rollback step name"),
             None => format!("rollback {}", i + 1),
         };
-        let (cmd, c) = rate(v, &s.run, &format!("rollback step `{name}`"));
-        steps.push(rollback_step(s, name, cmd));
+        let fields = s.action_fields();
+        let owner = s
+            .name
+            .as_ref()
+            .map(|n| n.referenced)
+            .or_else(|| fields.location())
+            .or_else(|| doc.method.as_ref().map(|m| m.referenced))
+            .unwrap_or(Location::UNKNOWN);
+        let (a, _, c) = rate(
+            v,
+            fields,
+            &owner,
+            &format!("rollback step `{name}`"),
+            Role::Rollback,
+        );
+        steps.push(rollback_step(s, name, a));
         ratings.push(c);
     }
     (
@@ -373,22 +468,22 @@ fn plan_rollback(
     )
 }
 
-fn rollback_step(s: &ActionDoc, name: String, cmd: String) -> RollbackStep {
+fn rollback_step(s: &ActionDoc, name: String, action: Action) -> RollbackStep {
     RollbackStep {
         name,
-        action: Action::Run(cmd),
+        action,
         timeout: s.timeout.unwrap_or(DEFAULT_STEP_TIMEOUT),
     }
 }
 
-struct Validator<'a> {
+pub(super) struct Validator<'a> {
     file: &'a str,
     source: &'a str,
     problems: Vec<FileError>,
 }
 
 impl Validator<'_> {
-    fn at(&mut self, loc: &serde_saphyr::Location, message: String) {
+    pub(super) fn at(&mut self, loc: &serde_saphyr::Location, message: String) {
         self.problems.push(FileError {
             file: self.file.to_owned(),
             position: Position::from_location(loc),
@@ -399,7 +494,7 @@ impl Validator<'_> {
     /// Substitutes parameters into a text (a command, a name, an expected
     /// output), reporting each undefined
     /// reference at its own line and column.
-    fn text(
+    pub(super) fn text(
         &mut self,
         s: &Spanned<String>,
         params: &BTreeMap<String, String>,

@@ -5,6 +5,8 @@
 pub mod doc;
 mod load;
 pub mod model;
+pub mod native;
+mod native_load;
 pub mod params;
 mod review;
 

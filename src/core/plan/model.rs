@@ -6,10 +6,12 @@
 //! milliseconds. Changing any value changes the hash; YAML layout, comments
 //! and key order cannot.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::native::{DockerAction, Ec2Action, KubeAction};
 use crate::core::digest::{PlanHash, canonical_sha256};
 use crate::core::duration::HumanDuration;
 
@@ -96,13 +98,41 @@ pub struct Target {
 pub enum Action {
     /// A command line, run by `/bin/sh -c`.
     Run(String),
+    Kube(KubeAction),
+    Ec2(Ec2Action),
+    Docker(DockerAction),
 }
 
 impl Action {
-    /// The command line as shown to people and given to the classifier.
-    pub fn command_line(&self) -> &str {
+    /// What people are shown: the command line, or a native action's
+    /// summary (`kube scale Deployment staging/api replicas=5`).
+    pub fn command_line(&self) -> Cow<'_, str> {
         match self {
-            Action::Run(cmd) => cmd,
+            Action::Run(cmd) => Cow::Borrowed(cmd),
+            Action::Kube(k) => Cow::Owned(k.summary()),
+            Action::Ec2(e) => Cow::Owned(e.summary()),
+            Action::Docker(d) => Cow::Owned(d.summary()),
+        }
+    }
+
+    /// What the classifier rates: the command line, or a native action's
+    /// shell twin (`kubectl scale deployment/api --replicas=5 -n staging`).
+    pub fn classified_line(&self) -> Cow<'_, str> {
+        match self {
+            Action::Run(cmd) => Cow::Borrowed(cmd),
+            Action::Kube(k) => Cow::Owned(k.twin()),
+            Action::Ec2(e) => Cow::Owned(e.twin()),
+            Action::Docker(d) => Cow::Owned(d.twin()),
+        }
+    }
+
+    /// The backend a native action talks to.
+    pub fn backend(&self) -> Option<&'static str> {
+        match self {
+            Action::Run(_) => None,
+            Action::Kube(_) => Some("kube"),
+            Action::Ec2(_) => Some("ec2"),
+            Action::Docker(_) => Some("docker"),
         }
     }
 }

@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use super::model::{Action, Plan, PlanRollback};
-use crate::core::classify::{ClassifyContext, RuleSet};
+use crate::core::classify::{ClassifyContext, ClassifyError, RuleSet};
 use crate::core::digest::PlanHash;
 use crate::core::risk::{Classification, Reason, RiskLevel};
 
@@ -31,10 +31,10 @@ impl ClassifiedPlan {
             kube_context: plan.target.kube_context.clone(),
         };
         let rate = |a: &Action| {
-            rules.classify(a.command_line(), &ctx).unwrap_or_else(|e| {
+            classify_action(rules, a, &ctx).unwrap_or_else(|e| {
                 Classification::from_reasons(vec![Reason {
                     level: RiskLevel::Critical,
-                    part: a.command_line().to_owned(),
+                    part: a.classified_line().into_owned(),
                     via: Vec::new(),
                     rule: "unclassifiable".into(),
                     message: e.to_string(),
@@ -76,6 +76,28 @@ impl ClassifiedPlan {
             .flat_map(|s| &s.action.reasons)
             .any(|r| r.rule == PRODUCTION_RULE)
     }
+}
+
+/// Rates an action with the policy's rule table. A native action is rated
+/// as its shell twin, and each reason says it came by way of the twin.
+pub fn classify_action(
+    rules: &RuleSet,
+    action: &Action,
+    ctx: &ClassifyContext,
+) -> Result<Classification, ClassifyError> {
+    let mut c = rules.classify(&action.classified_line(), ctx)?;
+    if let Some(backend) = action.backend() {
+        for r in &mut c.reasons {
+            r.via.insert(
+                0,
+                format!(
+                    "native {backend} action, rated as `{}`",
+                    action.classified_line()
+                ),
+            );
+        }
+    }
+    Ok(c)
 }
 
 /// The rule name of the classifier's production safeguard.

@@ -27,6 +27,7 @@ pub struct Policy {
     pub approvers: Option<Vec<Approver>>,
     pub tui: TuiPolicy,
     pub bridge: BridgePolicy,
+    pub backends: BackendsPolicy,
     pub aliases: BTreeMap<String, String>,
     pub tools: BTreeMap<String, ToolSpec>,
     pub rules: Vec<RuleSpec>,
@@ -70,6 +71,49 @@ impl Default for ApprovalPolicy {
             channel_max_risk: BTreeMap::new(),
         }
     }
+}
+
+/// The native backends (`kube:`, `ec2:`, `docker:` actions).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BackendsPolicy {
+    /// The EC2 endpoint (`http://127.0.0.1:5000`); `AWS_ENDPOINT_URL`
+    /// wins over it, the SDK's own endpoint is used when neither is set.
+    pub ec2_endpoint: Option<String>,
+    pub breaker: BreakerPolicy,
+    /// Plans that run without the drift check, each with the reason.
+    pub drift_exempt: Vec<DriftExemption>,
+}
+
+/// The circuit breaker each backend has.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BreakerPolicy {
+    /// Consecutive failures that open it.
+    pub failures: u32,
+    /// How long it stays open before letting one call through (half-open).
+    pub open_for: HumanDuration,
+    /// Successes in half-open that close it.
+    pub close_after: u32,
+}
+
+impl Default for BreakerPolicy {
+    fn default() -> Self {
+        BreakerPolicy {
+            failures: 5,
+            open_for: HumanDuration::from_secs(30),
+            close_after: 2,
+        }
+    }
+}
+
+/// `{plan: "glob", reason: "…"}`: plans whose ids match run without the
+/// drift check.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DriftExemption {
+    pub plan: GlobPattern,
+    pub reason: String,
 }
 
 /// The chat bridge's HTTP API (`opsgate serve`).
