@@ -1440,3 +1440,46 @@ fn the_policy_key_file_seals_the_chain_and_is_found_beside_the_policy() {
     );
     assert_eq!(read_lines(&log).len(), 1);
 }
+
+#[test]
+fn status_shows_a_breaker_that_is_not_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let log_path = dir.path().join("audit.jsonl");
+    let log = AuditLog::open(&log_path, Sealer::Sha256, Default::default()).unwrap();
+    let status = |args: &[&str]| {
+        let out = common::opsgate_command(&log_path, None)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    log.append(Event::BreakerChanged {
+        backend: "kube".into(),
+        state: "open".into(),
+        consecutive_failures: 5,
+        run_id: Some("r-7".into()),
+        error: "cannot reach the API server".into(),
+    })
+    .unwrap();
+    let text = status(&["status"]);
+    assert!(
+        text.contains("breaker   kube open after 5 consecutive failure(s)")
+            && text.contains("(run r-7)"),
+        "{text}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&status(&["status", "--breakers", "--json"])).unwrap();
+    assert_eq!(json[0]["backend"], "kube");
+    assert_eq!(json[0]["state"], "open");
+    log.append(Event::BreakerChanged {
+        backend: "kube".into(),
+        state: "closed".into(),
+        consecutive_failures: 0,
+        run_id: None,
+        error: String::new(),
+    })
+    .unwrap();
+    assert!(!status(&["status"]).contains("breaker"));
+    assert!(status(&["status", "--breakers"]).contains("breaker   kube closed"));
+}

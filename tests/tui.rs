@@ -746,3 +746,52 @@ fn snapshot_confirm_execute() {
     assert!(matches!(s.dialog, Some(Dialog::ConfirmRun { .. })));
     snapshot_both("confirm_execute", &s);
 }
+
+#[test]
+fn an_open_breaker_in_the_log_shows_in_the_title() {
+    use opsgate::audit::{AuditLog, Event, Sealer};
+    let dir = tempfile::tempdir().unwrap();
+    let log_path = dir.path().join("audit.jsonl");
+    let log = AuditLog::open(&log_path, Sealer::Sha256, Default::default()).unwrap();
+    let change = |state: &str| Event::BreakerChanged {
+        backend: "ec2".into(),
+        state: state.into(),
+        consecutive_failures: 5,
+        run_id: Some("r-1".into()),
+        error: "cannot reach EC2".into(),
+    };
+    log.append(change("open")).unwrap();
+    let load = || {
+        opsgate::tui::load::load_all(
+            &common::POLICY,
+            &log_path,
+            &Sealer::Sha256,
+            &[],
+            &Default::default(),
+            now(),
+        )
+        .unwrap()
+    };
+    let loaded = load();
+    assert_eq!(loaded.breakers, ["ec2 breaker open"]);
+    let mut s = state();
+    let rows = s.rows.clone();
+    update(&mut s, Action::Loaded(rows, loaded.breakers));
+    let screen = render(&s, 160, 48);
+    assert!(
+        screen
+            .lines()
+            .next()
+            .unwrap()
+            .contains("⚠ ec2 breaker open"),
+        "{screen}"
+    );
+
+    // Closed again: nothing to show.
+    log.append(change("closed")).unwrap();
+    let loaded = load();
+    assert!(loaded.breakers.is_empty());
+    let rows = s.rows.clone();
+    update(&mut s, Action::Loaded(rows, loaded.breakers));
+    assert!(!render(&s, 160, 48).contains("breaker"));
+}

@@ -222,7 +222,10 @@ impl Metrics {
     }
 
     /// The Prometheus text format, with `pending` plans as a gauge.
-    pub fn render(&self, pending: usize) -> String {
+    /// The Prometheus text. `breakers` are the native backends' circuit
+    /// breakers as last recorded in the audit log: every backend has a
+    /// series, 1 for its current state, closed when none was recorded.
+    pub fn render(&self, pending: usize, breakers: &[crate::core::state::BreakerRecord]) -> String {
         use std::fmt::Write as _;
         let m = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let mut s = String::new();
@@ -271,6 +274,24 @@ impl Metrics {
         );
         let _ = writeln!(s, "# TYPE opsgate_bridge_pending_plans gauge");
         let _ = writeln!(s, "opsgate_bridge_pending_plans {pending}");
+        let _ = writeln!(
+            s,
+            "# HELP opsgate_backend_breaker_state A native backend's circuit breaker, as last recorded (1 for its state)."
+        );
+        let _ = writeln!(s, "# TYPE opsgate_backend_breaker_state gauge");
+        for backend in crate::native::BACKENDS {
+            let now = breakers
+                .iter()
+                .find(|b| b.backend == backend)
+                .map_or("closed", |b| b.state.as_str());
+            for state in ["closed", "open", "half_open"] {
+                let _ = writeln!(
+                    s,
+                    "opsgate_backend_breaker_state{{backend=\"{backend}\",state=\"{state}\"}} {}",
+                    u8::from(now == state)
+                );
+            }
+        }
         s
     }
 }
@@ -353,7 +374,14 @@ mod tests {
         m.decision("yes");
         m.rejection("stale_plan_hash");
         m.latency(Duration::from_millis(3));
-        let text = m.render(4);
+        let open = crate::core::state::BreakerRecord {
+            backend: "ec2".into(),
+            state: "open".into(),
+            consecutive_failures: 5,
+            since: chrono::Utc::now(),
+            run_id: None,
+        };
+        let text = m.render(4, &[open]);
         assert!(
             text.contains("opsgate_bridge_decisions_total{outcome=\"yes\"} 2"),
             "{text}"
@@ -362,5 +390,11 @@ mod tests {
         assert!(text.contains("opsgate_bridge_request_seconds_bucket{le=\"0.005\"} 1"));
         assert!(text.contains("opsgate_bridge_request_seconds_bucket{le=\"0.0025\"} 0"));
         assert!(text.contains("opsgate_bridge_pending_plans 4"));
+        assert!(text.contains("opsgate_backend_breaker_state{backend=\"ec2\",state=\"open\"} 1"));
+        assert!(text.contains("opsgate_backend_breaker_state{backend=\"ec2\",state=\"closed\"} 0"));
+        assert!(
+            text.contains("opsgate_backend_breaker_state{backend=\"kube\",state=\"closed\"} 1"),
+            "{text}"
+        );
     }
 }

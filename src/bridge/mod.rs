@@ -282,25 +282,28 @@ fn hmac_matches(secret: &[u8], parts: &[&[u8]], given: &[u8]) -> bool {
 }
 
 async fn metrics(State(b): State<Arc<Bridge>>) -> Response {
-    let pending = match fold_log(&b).await {
-        Ok(ledger) => ledger
-            .plans()
-            .filter(|p| {
-                let v = p.verdict(&b.policy.policy, &b.policy.hash, Utc::now());
-                matches!(
-                    p.status(&v, |r| run_is_live(&b.log_path, r)),
-                    crate::core::state::PlanStatus::Pending
-                )
-            })
-            .count(),
-        Err(_) => 0,
+    let (pending, breakers) = match fold_log(&b).await {
+        Ok(ledger) => (
+            ledger
+                .plans()
+                .filter(|p| {
+                    let v = p.verdict(&b.policy.policy, &b.policy.hash, Utc::now());
+                    matches!(
+                        p.status(&v, |r| run_is_live(&b.log_path, r)),
+                        crate::core::state::PlanStatus::Pending
+                    )
+                })
+                .count(),
+            ledger.breakers().cloned().collect(),
+        ),
+        Err(_) => (0, Vec::new()),
     };
     (
         [(
             axum::http::header::CONTENT_TYPE,
             "text/plain; version=0.0.4",
         )],
-        b.metrics.render(pending),
+        b.metrics.render(pending, &breakers),
     )
         .into_response()
 }

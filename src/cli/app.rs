@@ -53,8 +53,12 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             sealer()?,
             open_log()?,
         ),
-        Command::Status { id, json } => {
-            status_cmd::run(&log_path()?, &sealer()?, &policy, id.as_deref(), *json)
+        Command::Status { id, json, breakers } => {
+            if *breakers {
+                status_cmd::breakers(&log_path()?, &sealer()?, *json)
+            } else {
+                status_cmd::run(&log_path()?, &sealer()?, &policy, id.as_deref(), *json)
+            }
         }
         Command::Audit(cmd) => match cmd {
             AuditCommand::Verify { json, expect_head } => {

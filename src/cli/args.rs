@@ -91,7 +91,7 @@ pub enum Command {
     },
     /// Plans and runs from the audit log: state, approvals n/m and who.
     #[command(
-        after_help = "Examples:\n  opsgate status\n  opsgate status demo-local\n  opsgate status --json | jq '.[] | select(.status == \"pending\")'"
+        after_help = "Examples:\n  opsgate status\n  opsgate status demo-local\n  opsgate status --json | jq '.[] | select(.status == \"pending\")'\n  opsgate status --breakers --json"
     )]
     Status {
         /// A plan id or a run id; all plans without it.
@@ -99,6 +99,9 @@ pub enum Command {
         id: Option<String>,
         #[arg(long)]
         json: bool,
+        /// The native backends' circuit breakers, as last recorded.
+        #[arg(long, conflicts_with = "id")]
+        breakers: bool,
     },
     /// Verify, inspect, replay and export the audit log.
     #[command(subcommand)]

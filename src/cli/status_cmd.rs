@@ -97,6 +97,51 @@ fn run_out<'a>(r: &'a RunState, log: &Path) -> RunOut<'a> {
     }
 }
 
+/// Each backend whose breaker was last recorded in a state other than
+/// closed (every one with `all`).
+fn write_breakers(
+    out: &mut impl Write,
+    ledger: &crate::core::state::Ledger,
+    all: bool,
+) -> Result<(), CliError> {
+    for b in ledger.breakers().filter(|b| all || b.state != "closed") {
+        writeln!(
+            out,
+            "breaker   {} {} after {} consecutive failure(s), since {}{}",
+            b.backend,
+            b.state,
+            b.consecutive_failures,
+            crate::core::event::format_ts(&b.since),
+            b.run_id
+                .as_deref()
+                .map(|r| format!(" (run {r})"))
+                .unwrap_or_default()
+        )?;
+    }
+    Ok(())
+}
+
+/// `status --breakers`: every backend's breaker as last recorded.
+pub fn breakers(path: &Path, sealer: &Sealer, json: bool) -> Result<(), CliError> {
+    let ledger = if path.exists() {
+        load(path, sealer).map_err(|e| ledger_error(path, e))?
+    } else {
+        Default::default()
+    };
+    let mut out = anstream::stdout().lock();
+    if json {
+        let list: Vec<_> = ledger.breakers().collect();
+        serde_json::to_writer(&mut out, &list)
+            .map_err(|e| CliError::Failed(format!("cannot write JSON: {e}")))?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    if ledger.breakers().next().is_none() {
+        writeln!(out, "no breaker has changed state: all closed")?;
+    }
+    write_breakers(&mut out, &ledger, true)
+}
+
 pub fn run(
     path: &Path,
     sealer: &Sealer,
@@ -147,7 +192,7 @@ pub fn run(
                 short(o.plan_hash)
             )?;
         }
-        return Ok(());
+        return write_breakers(&mut out, &ledger, false);
     };
     let (plan, run) = match ledger.plan(id) {
         Some(p) => (p, None),

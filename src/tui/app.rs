@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use crossterm::event::{self, Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
-use super::load::rows;
 use super::runner::RunHandle;
 use super::state::{AppState, Dialog, Notice, Source};
 use super::update::{Action, Effect, update};
@@ -76,7 +75,11 @@ pub fn key_action(state: &AppState, keys: &TuiKeys, key: KeyEvent) -> Option<Act
 /// on Ctrl-C and on panic.
 pub fn run(opts: Options) -> Result<(), CliError> {
     let now = Utc::now();
-    let (initial, problems) = rows(
+    let super::load::Loaded {
+        rows: initial,
+        problems,
+        breakers,
+    } = super::load::load_all(
         &opts.policy,
         &opts.log_path,
         &opts.sealer,
@@ -91,6 +94,7 @@ pub fn run(opts: Options) -> Result<(), CliError> {
         initial,
         now,
     );
+    state.breakers = breakers;
     if let Some(p) = problems.first() {
         state.notice = Some(Notice {
             text: p.clone(),
@@ -192,7 +196,7 @@ fn perform(
         })
     };
     Some(match effect {
-        Effect::Reload => match rows(
+        Effect::Reload => match super::load::load_all(
             &opts.policy,
             &opts.log_path,
             &opts.sealer,
@@ -200,7 +204,7 @@ fn perform(
             &state.overrides,
             Utc::now(),
         ) {
-            Ok((rows, _)) => Action::Loaded(rows),
+            Ok(l) => Action::Loaded(l.rows, l.breakers),
             Err(e) => Action::Done(Notice {
                 text: e,
                 error: true,

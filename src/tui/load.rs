@@ -61,6 +61,29 @@ pub fn rows(
     overrides: &Overrides,
     now: DateTime<Utc>,
 ) -> Result<(Vec<PlanRow>, Vec<String>), String> {
+    load_all(policy, log, sealer, files, overrides, now).map(|l| (l.rows, l.problems))
+}
+
+/// What the Plans screen shows.
+#[derive(Debug)]
+pub struct Loaded {
+    pub rows: Vec<PlanRow>,
+    /// Plan files that do not load.
+    pub problems: Vec<String>,
+    /// Native backends whose circuit breaker was last recorded other than
+    /// closed: `ec2 breaker open`.
+    pub breakers: Vec<String>,
+}
+
+/// Rows, problems and breakers, from one fold of the log.
+pub fn load_all(
+    policy: &LoadedPolicy,
+    log: &Path,
+    sealer: &Sealer,
+    files: &[PathBuf],
+    overrides: &Overrides,
+    now: DateTime<Utc>,
+) -> Result<Loaded, String> {
     let ledger = if log.exists() {
         load(log, sealer).map_err(|e| format!("{}: {e}", log.display()))?
     } else {
@@ -113,7 +136,16 @@ pub fn rows(
         let cp = ClassifiedPlan::from_plan(plan, &policy.rules);
         rows.push(submitted_row(state, cp, Source::Log, policy, now, &live));
     }
-    Ok((rows, problems))
+    let breakers = ledger
+        .breakers()
+        .filter(|b| b.state != "closed")
+        .map(|b| format!("{} breaker {}", b.backend, b.state.replace('_', "-")))
+        .collect();
+    Ok(Loaded {
+        rows,
+        problems,
+        breakers,
+    })
 }
 
 fn submitted_row(

@@ -360,6 +360,8 @@ pub struct AppState {
     pub audit: Option<AuditView>,
     /// Parameters changed with `m`, by plan id (each makes a new plan).
     pub overrides: super::load::Overrides,
+    /// Native backends whose breaker is not closed (`ec2 breaker open`).
+    pub breakers: Vec<String>,
     pub quit: bool,
     /// The clock, as of the last tick (ages are drawn from it).
     pub now: DateTime<Utc>,
@@ -382,6 +384,7 @@ impl AppState {
             run: None,
             audit: None,
             overrides: Default::default(),
+            breakers: Vec::new(),
             quit: false,
             now,
         }

@@ -55,7 +55,7 @@ pub enum Action {
     Tick(DateTime<Utc>),
     /// Fresh rows from the log and the plan files.
     #[serde(skip)]
-    Loaded(Vec<PlanRow>),
+    Loaded(Vec<PlanRow>, Vec<String>),
     /// An effect finished; what to tell the user.
     #[serde(skip)]
     Done(Notice),
@@ -160,9 +160,10 @@ pub fn update(state: &mut AppState, action: Action) -> Vec<Effect> {
             state.now = now;
             return Vec::new();
         }
-        Action::Loaded(rows) => {
+        Action::Loaded(rows, breakers) => {
             let keep = state.current().map(|r| r.id().to_owned());
             state.rows = rows;
+            state.breakers = breakers;
             state.selected = keep
                 .and_then(|id| state.rows.iter().position(|r| r.id() == id))
                 .unwrap_or(0);
@@ -375,7 +376,7 @@ pub fn update(state: &mut AppState, action: Action) -> Vec<Effect> {
         }
         Action::Char(_) | Action::Backspace => {}
         Action::Tick(_)
-        | Action::Loaded(_)
+        | Action::Loaded(..)
         | Action::Done(_)
         | Action::RunStarted { .. }
         | Action::Run(_)

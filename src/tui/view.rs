@@ -88,10 +88,15 @@ pub fn view(state: &AppState, theme: Theme, frame: &mut Frame<'_>) {
         short(&state.policy_hash),
         state.rows.len()
     );
-    frame.render_widget(
-        Paragraph::new(title).style(Style::new().add_modifier(Modifier::BOLD)),
-        top,
-    );
+    let mut spans = vec![Span::styled(
+        title,
+        Style::new().add_modifier(Modifier::BOLD),
+    )];
+    for b in &state.breakers {
+        spans.push(Span::raw(" · "));
+        spans.push(Span::styled(format!("⚠ {b}"), theme.error()));
+    }
+    frame.render_widget(Paragraph::new(Line::from(spans)), top);
     match state.screen {
         Screen::Plans => plans(state, theme, frame, body),
         Screen::Detail => detail(state, theme, frame, body),
