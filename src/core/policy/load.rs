@@ -91,6 +91,13 @@ impl LoadedPolicy {
                 file: source.clone(),
                 message,
             })?;
+        policy
+            .backends
+            .check()
+            .map_err(|message| PolicyError::Invalid {
+                file: source.clone(),
+                message,
+            })?;
         Self::from_policy(policy, source)
     }
 

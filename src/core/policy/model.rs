@@ -85,6 +85,32 @@ pub struct BackendsPolicy {
     pub drift_exempt: Vec<DriftExemption>,
 }
 
+impl BackendsPolicy {
+    /// What the types cannot say: counts of at least 1, an http(s)
+    /// endpoint, a reason for every drift exemption.
+    pub fn check(&self) -> Result<(), String> {
+        if self.breaker.failures == 0 || self.breaker.close_after == 0 {
+            return Err(
+                "backends.breaker: `failures` and `close_after` must be at least 1".into(),
+            );
+        }
+        if let Some(e) = &self.ec2_endpoint
+            && !(e.starts_with("http://") || e.starts_with("https://"))
+        {
+            return Err(format!(
+                "backends.ec2_endpoint: `{e}` is not an http:// or https:// URL"
+            ));
+        }
+        if let Some(d) = self.drift_exempt.iter().find(|d| d.reason.trim().is_empty()) {
+            return Err(format!(
+                "backends.drift_exempt: `{}` needs a reason",
+                d.plan.as_str()
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// The circuit breaker each backend has.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
