@@ -247,7 +247,7 @@ pub(crate) fn begin(
             authorize(state, status, verdict, policy, dry_run)?
         };
         if !dry_run && !resume {
-            drift_check(policy, id, &plan, &state.submission.fingerprints, &backends)?;
+            drift_check(policy, id, &plan, &state.submission.fingerprints)?;
         }
         lock = Some(RunLock::take(log.path(), &run_id)?);
         events.push(Event::RunStarted {
@@ -284,7 +284,6 @@ fn drift_check(
     id: &str,
     plan: &Plan,
     recorded: &std::collections::BTreeMap<String, String>,
-    backends: &Backends,
 ) -> Result<(), CliError> {
     if !crate::native::uses_native(plan) {
         return Ok(());
@@ -299,6 +298,9 @@ fn drift_check(
         eprintln!("drift check off for plan `{id}`: {}", e.reason);
         return Ok(());
     }
+    // Clients of their own: a client made on this short-lived runtime
+    // (kube's keeps a worker task on it) must not be used by the run's.
+    let backends = Backends::new(&policy.policy.backends);
     let live = crate::native::blocking(backends.fingerprints(plan))
         .and_then(|r| r)
         .map_err(|e| {

@@ -12,7 +12,7 @@ use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
 use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
 use aws_smithy_runtime_api::client::waiters::error::WaiterError;
 
-use super::{CallError, Reply};
+use super::{CallError, Reply, error_chain};
 use crate::core::plan::native::{Ec2Action, Ec2Verb, InstanceState};
 
 /// One TLS stack in the process: rustls with ring, the provider kube uses
@@ -64,21 +64,8 @@ where
             CallError::permanent(format!("cannot build the EC2 request: {e:?}"))
         }
         // Dispatch and timeout failures, unreadable responses.
-        other => CallError::transient(format!("cannot reach EC2: {}", describe(other))),
+        other => CallError::transient(format!("cannot reach EC2: {}", error_chain(other))),
     }
-}
-
-/// The innermost message of an SDK error (its `Display` says only
-/// "dispatch failure").
-fn describe(e: &dyn std::error::Error) -> String {
-    let mut parts = vec![e.to_string()];
-    let mut source = e.source();
-    while let Some(s) = source {
-        parts.push(s.to_string());
-        source = s.source();
-    }
-    parts.dedup();
-    parts.join(": ")
 }
 
 /// The HTTP status of a raw response, for the transient test.

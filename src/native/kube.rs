@@ -12,7 +12,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 use serde_json::{Value, json};
 
-use super::{CallError, Reply};
+use super::{CallError, Reply, error_chain};
 use crate::core::plan::native::{KubeAction, KubeVerb, Propagation, known_kind};
 
 /// The field manager opsgate's writes are recorded under.
@@ -54,21 +54,10 @@ fn error(e: kube::Error, what: &str) -> CallError {
             }
         }
         kube::Error::HyperError(_) | kube::Error::Service(_) => {
-            CallError::transient(format!("cannot reach the API server: {}", chain(&e)))
+            CallError::transient(format!("cannot reach the API server: {}", error_chain(&e)))
         }
-        other => CallError::permanent(format!("{what}: {}", chain(&other))),
+        other => CallError::permanent(format!("{what}: {}", error_chain(&other))),
     }
-}
-
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut parts = vec![e.to_string()];
-    let mut source = e.source();
-    while let Some(s) = source {
-        parts.push(s.to_string());
-        source = s.source();
-    }
-    parts.dedup();
-    parts.join(": ")
 }
 
 /// The API for the action's object: known kinds from the table, others

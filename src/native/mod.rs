@@ -344,6 +344,19 @@ impl Backends {
     }
 }
 
+/// An error with its sources, `outer: inner: innermost` (an SDK error's
+/// own message says only "dispatch failure").
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut source = e.source();
+    while let Some(s) = source {
+        parts.push(s.to_string());
+        source = s.source();
+    }
+    parts.dedup();
+    parts.join(": ")
+}
+
 /// Whether any step, check or rollback of the plan is native.
 pub fn uses_native(plan: &Plan) -> bool {
     plan.steps.iter().any(|s| {
@@ -358,7 +371,8 @@ pub fn uses_native(plan: &Plan) -> bool {
 
 /// Runs a future to completion from synchronous code, on a thread of its
 /// own with its own runtime, so it works whether or not the caller is
-/// inside a runtime.
+/// inside a runtime. Clients made by the future belong to that runtime,
+/// which ends here: use a `Backends` of its own, not the one a run uses.
 pub fn blocking<F>(fut: F) -> Result<F::Output, String>
 where
     F: std::future::Future + Send,

@@ -90,9 +90,7 @@ impl BackendsPolicy {
     /// endpoint, a reason for every drift exemption.
     pub fn check(&self) -> Result<(), String> {
         if self.breaker.failures == 0 || self.breaker.close_after == 0 {
-            return Err(
-                "backends.breaker: `failures` and `close_after` must be at least 1".into(),
-            );
+            return Err("backends.breaker: `failures` and `close_after` must be at least 1".into());
         }
         if let Some(e) = &self.ec2_endpoint
             && !(e.starts_with("http://") || e.starts_with("https://"))
@@ -101,7 +99,11 @@ impl BackendsPolicy {
                 "backends.ec2_endpoint: `{e}` is not an http:// or https:// URL"
             ));
         }
-        if let Some(d) = self.drift_exempt.iter().find(|d| d.reason.trim().is_empty()) {
+        if let Some(d) = self
+            .drift_exempt
+            .iter()
+            .find(|d| d.reason.trim().is_empty())
+        {
             return Err(format!(
                 "backends.drift_exempt: `{}` needs a reason",
                 d.plan.as_str()
