@@ -283,12 +283,30 @@ EOF
 
 pid_alive() { kill -0 "$1" 2>/dev/null; }
 
+# Whether DIR holds a server that is running and answers: then `up` leaves
+# it alone (like the other test servers' scripts), keeping its objects.
+already_up() {
+    local dir=$1 pid
+    [[ -f ${dir}/kube.pids && -f ${dir}/kubeconfig && -f ${dir}/server && -f ${dir}/token ]] || return 1
+    while read -r pid; do
+        [[ -n ${pid} ]] || continue
+        kill -0 "${pid}" 2>/dev/null || return 1
+    done <"${dir}/kube.pids"
+    [[ $(curl -sS --cacert "${dir}/ca.crt" -H "Authorization: Bearer $(cat "${dir}/token")" \
+        --max-time 5 "$(cat "${dir}/server")/readyz" 2>/dev/null || true) == ok ]]
+}
+
 cmd_up() {
     local dir t0 t_ready
     [[ $# -ge 1 ]] || die "usage: $0 up DIR"
     dir=$(abs_dir "$1")
     if ! apiserver_ok; then (cmd_build); fi
     ensure_runtime_pkgs
+    if already_up "${dir}"; then
+        echo "kube test server already up in ${dir}" >&2
+        printf 'KUBECONFIG=%s\n' "${dir}/kubeconfig"
+        return 0
+    fi
     if [[ -f ${dir}/kube.pids ]]; then cmd_down "${dir}"; fi
     t0=$(date +%s.%N)
 

@@ -49,6 +49,10 @@ up)
         tail -n 30 "$dir/$name.up.log" >&2 || true
         failed+=("$name")
     done
+    if grep -q OPSGATE_TEST_EC2_ENDPOINT "$env_file.new"; then
+        # moto takes any credentials; the SDK's chain wants some.
+        printf 'export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing\n' >>"$env_file.new"
+    fi
     mv "$env_file.new" "$env_file"
     if [ "${#failed[@]}" -gt 0 ]; then
         if [ -n "${OPSGATE_REQUIRE_BACKENDS:-}" ]; then

@@ -21,7 +21,11 @@ pub(super) async fn client(region: Option<&str>, endpoint: Option<&str>) -> Clie
     let http = aws_smithy_http_client::Builder::new()
         .tls_provider(Provider::Rustls(CryptoMode::Ring))
         .build_https();
-    let mut loader = aws_config::defaults(BehaviorVersion::latest()).http_client(http);
+    // Retries are opsgate's (backoff with jitter within the step's timeout,
+    // each attempt counted by the breaker), not the SDK's as well.
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(http)
+        .retry_config(aws_config::retry::RetryConfig::disabled());
     if let Some(r) = region {
         loader = loader.region(Region::new(r.to_owned()));
     }
@@ -64,6 +68,12 @@ where
             CallError::permanent(format!("cannot build the EC2 request: {e:?}"))
         }
         // Dispatch and timeout failures, unreadable responses.
+        // A connection that failed or timed out is worth another try; a
+        // dispatch that failed for another reason (no credentials, a bad
+        // endpoint) is not.
+        SdkError::DispatchFailure(d) if !(d.is_io() || d.is_timeout()) => {
+            CallError::permanent(format!("cannot call EC2: {}", error_chain(e)))
+        }
         other => CallError::transient(format!("cannot reach EC2: {}", error_chain(other))),
     }
 }
