@@ -1779,6 +1779,7 @@ fn run_started_for(run_id: &str, dry_run: bool, hash: &PlanHash) -> Event {
         policy_hash: DEFAULT.hash.clone(),
         dry_run,
         user: "alice".into(),
+        drift: None,
     }
 }
 

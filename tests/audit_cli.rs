@@ -182,6 +182,7 @@ fn run_started(plan: &str, run: &str, user: &str, dry_run: bool) -> Event {
         policy_hash: PolicyHash::new(sha("policy")),
         dry_run,
         user: user.into(),
+        drift: None,
     }
 }
 

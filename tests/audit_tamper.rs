@@ -92,6 +92,7 @@ fn events() -> Vec<Event> {
             policy_hash: policy_hash(),
             dry_run: false,
             user: "carol".into(),
+            drift: None,
         },
         Event::StepStarted {
             plan_id: plan.clone(),
@@ -193,6 +194,7 @@ fn events() -> Vec<Event> {
             policy_hash: policy_hash(),
             dry_run: true,
             user: "carol".into(),
+            drift: None,
         },
         Event::StepStarted {
             plan_id: plan.clone(),

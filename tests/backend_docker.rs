@@ -175,6 +175,11 @@ fn the_example_plan_restarts_a_container_end_to_end() {
     let finished = of_type(&cli, "step_finished");
     assert_eq!(finished.len(), 1);
     assert_eq!(finished[0]["status"], "succeeded");
+    // The drift check ran, and the run's record says so.
+    assert_eq!(
+        of_type(&cli, "run_started")[0]["drift"],
+        "checked 1 target(s)"
+    );
 }
 
 #[test]

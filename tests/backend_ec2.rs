@@ -834,7 +834,9 @@ fn drift_refuses_the_run_unless_the_plan_is_exempt() {
     assert!(err.contains("drift check off"), "{err}");
     assert_eq!(ec2.state(&b), "stopped");
     let records = cli2.records();
-    assert_eq!(of_type(&records, "run_started").len(), 1);
+    let started = of_type(&records, "run_started");
+    assert_eq!(started.len(), 1);
+    assert_eq!(started[0]["drift"], "exempt: test", "the log says why");
     assert_eq!(step_finished(&records, 1).unwrap()["status"], "succeeded");
 }
 

@@ -246,9 +246,11 @@ pub(crate) fn begin(
         } else {
             authorize(state, status, verdict, policy, dry_run)?
         };
-        if !dry_run && !resume {
-            drift_check(policy, id, &plan, &state.submission.fingerprints)?;
-        }
+        let drift = if dry_run || resume {
+            None
+        } else {
+            drift_check(policy, id, &plan, &state.submission.fingerprints)?
+        };
         lock = Some(RunLock::take(log.path(), &run_id)?);
         events.push(Event::RunStarted {
             plan_id: id.to_owned(),
@@ -257,6 +259,7 @@ pub(crate) fn begin(
             policy_hash: policy.hash.clone(),
             dry_run,
             user: user.to_owned(),
+            drift,
         });
         start = Some(Start {
             plan_id: id.to_owned(),
@@ -279,14 +282,16 @@ pub(crate) fn begin(
 /// Drift detection: the plan's native targets must be as they were when it
 /// was submitted (and approved), or the run is refused. A resumed run is
 /// not checked (its own completed steps changed them), nor a dry run.
+/// Returns what `run_started` records of it: nothing for a plan with no
+/// native step.
 fn drift_check(
     policy: &LoadedPolicy,
     id: &str,
     plan: &Plan,
     recorded: &std::collections::BTreeMap<String, String>,
-) -> Result<(), CliError> {
+) -> Result<Option<String>, CliError> {
     if !crate::native::uses_native(plan) {
-        return Ok(());
+        return Ok(None);
     }
     if let Some(e) = policy
         .policy
@@ -296,7 +301,7 @@ fn drift_check(
         .find(|e| e.plan.is_match(id))
     {
         eprintln!("drift check off for plan `{id}`: {}", e.reason);
-        return Ok(());
+        return Ok(Some(format!("exempt: {}", e.reason)));
     }
     // Clients of their own: a client made on this short-lived runtime
     // (kube's keeps a worker task on it) must not be used by the run's.
@@ -310,7 +315,7 @@ fn drift_check(
         })?;
     let changed = crate::native::drift(recorded, &live);
     if changed.is_empty() {
-        return Ok(());
+        return Ok(Some(format!("checked {} target(s)", live.len())));
     }
     Err(CliError::Refused(format!(
         "plan `{id}` may not run: its targets changed since it was submitted and approved:\n  {}\nsubmit it again and have it approved",

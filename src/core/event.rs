@@ -128,6 +128,10 @@ pub enum Event {
         policy_hash: PolicyHash,
         dry_run: bool,
         user: String,
+        /// For a plan with native steps: how the drift check went
+        /// (`checked N target(s)`, or `exempt: REASON`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        drift: Option<String>,
     },
     StepStarted {
         plan_id: String,
