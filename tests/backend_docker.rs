@@ -368,6 +368,27 @@ fn a_container_changed_after_submission_refuses_the_run() {
     assert!(err.contains("state=exited"), "{err}");
     assert!(of_type(&cli, "run_started").is_empty(), "nothing ran");
     assert_eq!(web.state(), "exited");
+
+    // Submitted again, for the world as it is now: a new submission, whose
+    // approvals start from zero, and then it runs.
+    let out = cli.ok(&[
+        "submit",
+        "--json",
+        &plan.display().to_string(),
+        "--param",
+        &param,
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["new"], true, "{out}");
+    let (code, _, err) = cli.run(&["run", &id]);
+    assert_eq!(code, 3, "the old approval does not carry over: {err}");
+    cli.ok(&["approve", &id, "--as", "alice"]);
+    let (code, out, err) = cli.run(&["run", &id]);
+    // Its pre-check wants the container running: it is not, so the step
+    // is skipped and the run fails, honestly, without drift.
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(!err.contains("changed since"), "{err}");
+    assert_eq!(of_type(&cli, "plan_submitted").len(), 2);
 }
 
 #[test]

@@ -53,7 +53,8 @@ pub fn os_user() -> Result<String, CliError> {
 
 /// Loads the plan, then opens the log (so a bad plan creates no log).
 /// Records `plan_submitted` for a classified plan, unless the same plan
-/// (same plan and policy hashes) is already open. Returns the submission's
+/// (same plan and policy hashes, and its native targets in the same state)
+/// is already open. Returns the submission's
 /// seq and whether it is new.
 pub fn record(
     log: &AuditLog,
@@ -70,8 +71,11 @@ pub fn record(
         earlier = ledger
             .plan(&cp.plan.id)
             .filter(|p| {
+                // After drift, the same plan is submitted again for the
+                // world as it is now: that is a new submission.
                 p.submission.plan_hash == cp.hash
                     && p.submission.policy_hash == policy.hash
+                    && p.submission.fingerprints == fingerprints
                     && p.status(
                         &p.verdict(&policy.policy, &policy.hash, Utc::now()),
                         |run| run_is_live(log.path(), run),
