@@ -1457,6 +1457,33 @@ fn metrics_count_decisions_and_refusals() {
         "{text}"
     );
     assert!(text.contains("opsgate_bridge_pending_plans 1"), "{text}");
+    assert!(
+        text.contains("opsgate_backend_breaker_state{backend=\"ec2\",state=\"closed\"} 1"),
+        "{text}"
+    );
+
+    // A run elsewhere records that the EC2 breaker opened: /metrics says so.
+    let log = opsgate::audit::AuditLog::open(
+        &env.log,
+        opsgate::audit::Sealer::Sha256,
+        Default::default(),
+    )
+    .unwrap();
+    log.append(opsgate::audit::Event::BreakerChanged {
+        backend: "ec2".into(),
+        state: "open".into(),
+        consecutive_failures: 5,
+        run_id: Some("r-1".into()),
+        error: "cannot reach EC2".into(),
+    })
+    .unwrap();
+    let text = srv.get("/metrics", None).text();
+    assert!(
+        text.contains("opsgate_backend_breaker_state{backend=\"ec2\",state=\"open\"} 1")
+            && text.contains("opsgate_backend_breaker_state{backend=\"ec2\",state=\"closed\"} 0")
+            && text.contains("opsgate_backend_breaker_state{backend=\"kube\",state=\"closed\"} 1"),
+        "{text}"
+    );
 }
 
 #[test]
