@@ -215,19 +215,25 @@ impl Backends {
         };
         let deadline = Instant::now() + timeout;
         let mut attempt: u32 = 0;
+        let mut last_error = None;
         loop {
             if let Admit::No { retry_in } = self.admit(backend) {
-                return Outcome::BreakerOpen(format!(
-                    "the {backend} circuit breaker is open after repeated failures: nothing was sent (it lets a call through again in {}s)",
-                    retry_in.as_secs().max(1)
-                ));
+                let retry_in = retry_in.as_secs().max(1);
+                return Outcome::BreakerOpen(match last_error {
+                    None => format!(
+                        "the {backend} circuit breaker is open after repeated failures: nothing was sent (it lets a call through again in {retry_in}s)"
+                    ),
+                    Some(e) => format!(
+                        "the {backend} circuit breaker is open after repeated failures, the last: {e} (it lets a call through again in {retry_in}s)"
+                    ),
+                });
             }
             attempt += 1;
             let left = deadline.saturating_duration_since(Instant::now());
             let result = match tokio::time::timeout(left, self.call(action, dry_run, left)).await {
                 Ok(r) => r,
                 Err(_) => Err(CallError::transient(format!(
-                    "no answer within the step's {}s timeout",
+                    "no answer within the {}s timeout",
                     timeout.as_secs_f64()
                 ))),
             };
@@ -239,11 +245,12 @@ impl Backends {
                     let wait = backoff(attempt);
                     if Instant::now() + wait >= deadline {
                         return Outcome::TimedOut(format!(
-                            "{} (gave up after {attempt} attempt(s): the step's timeout is reached)",
+                            "{} (gave up after {attempt} attempt(s): the timeout is reached)",
                             e.message
                         ));
                     }
                     tracing::info!(backend, attempt, error = %e.message, "transient error, retrying");
+                    last_error = Some(e.message);
                     tokio::time::sleep(wait).await;
                 }
             }
