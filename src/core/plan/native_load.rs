@@ -406,10 +406,6 @@ impl Fields<'_, '_> {
         );
     }
 
-    fn missing(&mut self, _v: &mut Validator<'_>, key: &'static str) {
-        self.missing.push(key);
-    }
-
     /// A text field, with parameters substituted. Numbers are read as text.
     fn string(&mut self, v: &mut Validator<'_>, key: &'static str) -> Option<String> {
         let s = self.get(key)?.clone();
@@ -431,10 +427,18 @@ impl Fields<'_, '_> {
         Some(out)
     }
 
+    /// Whether a required field is there; noted as missing when not.
+    fn present(&mut self, key: &'static str) -> bool {
+        if self.map.contains_key(key) {
+            return true;
+        }
+        self.used.push(key);
+        self.missing.push(key);
+        false
+    }
+
     fn required_string(&mut self, v: &mut Validator<'_>, key: &'static str) -> Option<String> {
-        if !self.map.contains_key(key) {
-            self.used.push(key);
-            self.missing(v, key);
+        if !self.present(key) {
             return None;
         }
         self.string(v, key)
@@ -456,9 +460,7 @@ impl Fields<'_, '_> {
     }
 
     fn required_int(&mut self, v: &mut Validator<'_>, key: &'static str) -> Option<i32> {
-        if !self.map.contains_key(key) {
-            self.used.push(key);
-            self.missing(v, key);
+        if !self.present(key) {
             return None;
         }
         self.int(v, key)
@@ -482,10 +484,10 @@ impl Fields<'_, '_> {
         v: &mut Validator<'_>,
         key: &'static str,
     ) -> Option<Vec<String>> {
-        let Some(s) = self.get(key).cloned() else {
-            self.missing(v, key);
+        if !self.present(key) {
             return None;
-        };
+        }
+        let s = self.get(key).cloned()?;
         let items: Vec<Value> = match &s.value {
             Value::Array(items) => items.clone(),
             one @ Value::String(_) => vec![one.clone()],
