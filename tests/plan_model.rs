@@ -265,3 +265,51 @@ fn a_bare_number_is_still_not_a_duration_in_a_plan_file() {
     let e = plan(&text).unwrap_err().to_string();
     assert!(e.contains("invalid duration"), "{e}");
 }
+
+#[test]
+fn an_applied_manifest_is_read_through_the_edge_and_hashed_with_the_plan() {
+    use opsgate::core::plan::{Action, native::KubeVerb, parse_doc, review_with};
+    let text = "id: cm\ntitle: Apply a config map\nauthor: a\ntarget: {namespace: staging}\nsteps:\n  - name: apply it\n    kube: {op: apply, manifest: cm.yaml}\nrollback: {none: test}\n";
+    // The core reads no file: without a reader, the plan says so.
+    let err = common::plan(text).unwrap_err().to_string();
+    assert!(
+        err.contains("field `manifest`") && err.contains("is not read here"),
+        "{err}"
+    );
+
+    let doc = parse_doc("dir/plan.yaml", text).unwrap();
+    let load = |data: &'static str| {
+        let read = move |p: &std::path::Path| -> Result<String, String> {
+            assert_eq!(
+                p,
+                std::path::Path::new("dir/cm.yaml"),
+                "relative to the plan file"
+            );
+            Ok(format!(
+                "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: settings}}\ndata: {{mode: {data}}}\n"
+            ))
+        };
+        review_with(
+            &doc,
+            "dir/plan.yaml",
+            text,
+            &common::POLICY,
+            common::today(),
+            &Default::default(),
+            &read,
+        )
+        .unwrap()
+    };
+    let a = load("fast");
+    let Action::Kube(k) = &a.plan.steps[0].action else {
+        panic!("not a kube action: {:?}", a.plan.steps[0].action);
+    };
+    assert_eq!(
+        (k.kind.as_str(), k.name.as_str(), k.namespace.as_deref()),
+        ("ConfigMap", "settings", Some("staging"))
+    );
+    assert!(matches!(&k.verb, KubeVerb::Apply { content, .. } if content.contains("mode: fast")));
+    // Another manifest is another plan: the approval cannot carry over.
+    assert_ne!(a.hash, load("slow").hash);
+    assert_eq!(a.hash, load("fast").hash);
+}

@@ -7,7 +7,7 @@ use super::config::read;
 use super::error::CliError;
 use super::plan_view::PlanView;
 use super::style::badge;
-use crate::core::plan::{ClassifiedPlan, PlanErrors, load_plan, parse_doc, review};
+use crate::core::plan::{ClassifiedPlan, PlanErrors, parse_doc, review_with};
 use crate::core::policy::LoadedPolicy;
 
 /// Reads and loads a plan file, classified under the policy.
@@ -24,14 +24,15 @@ pub fn load_with(
     let text = read(path)?;
     let today = chrono::Utc::now().date_naive();
     let file = path.display().to_string();
-    let result = if params.is_empty() {
-        load_plan(&file, &text, policy, today)
-    } else {
-        let overrides = params.iter().cloned().collect();
-        parse_doc(&file, &text)
-            .and_then(|doc| review(&doc, &file, &text, policy, today, &overrides))
-    };
-    result.map_err(|e| report(&e))
+    let overrides = params.iter().cloned().collect();
+    parse_doc(&file, &text)
+        .and_then(|doc| review_with(&doc, &file, &text, policy, today, &overrides, &read_file))
+        .map_err(|e| report(&e))
+}
+
+/// Reads a file a plan names (a kube `apply` manifest), for the plan loader.
+pub fn read_file(path: &Path) -> Result<String, String> {
+    std::fs::read_to_string(path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))
 }
 
 fn report(e: &PlanErrors) -> CliError {

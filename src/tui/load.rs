@@ -11,7 +11,7 @@ use crate::audit::ledger::{load, run_is_live};
 use crate::core::approval::{Subject, requirement};
 use std::collections::BTreeMap;
 
-use crate::core::plan::{ClassifiedPlan, Plan, load_plan, parse_doc, review};
+use crate::core::plan::{ClassifiedPlan, Plan, parse_doc, review_with};
 use crate::core::policy::LoadedPolicy;
 use crate::core::state::{Ledger, PlanState};
 
@@ -42,11 +42,20 @@ fn load_with(
     now: DateTime<Utc>,
 ) -> Result<ClassifiedPlan, crate::core::plan::PlanErrors> {
     let name = f.display().to_string();
-    let cp = load_plan(&name, text, policy, now.date_naive())?;
+    let doc = parse_doc(&name, text)?;
+    let read = crate::cli::plan_cmd::read_file;
+    let cp = review_with(
+        &doc,
+        &name,
+        text,
+        policy,
+        now.date_naive(),
+        &BTreeMap::new(),
+        &read,
+    )?;
     match overrides.get(&cp.plan.id) {
         Some(o) if !o.is_empty() => {
-            let doc = parse_doc(&name, text)?;
-            review(&doc, &name, text, policy, now.date_naive(), o)
+            review_with(&doc, &name, text, policy, now.date_naive(), o, &read)
         }
         _ => Ok(cp),
     }

@@ -14,6 +14,7 @@ use super::model::{
     Action, Check, DEFAULT_CHECK_TIMEOUT, DEFAULT_RETRY_INTERVAL, DEFAULT_STEP_TIMEOUT, Expect,
     Override, Plan, PlanRollback, Retry, RollbackStep, Step, Target,
 };
+pub use super::native_load::ReadFile;
 use super::native_load::{Role, Scope, native};
 use super::params::{is_param_name, references, substitute};
 use super::review::{ClassifiedPlan, StepReview, classify_action};
@@ -50,6 +51,16 @@ pub fn load_plan(
     review(&doc, file, text, policy, today, &BTreeMap::new())
 }
 
+/// What `load_plan` and `review` read files with: nothing. A plan that
+/// names a file (a kube `apply` manifest) loads through `review_with`,
+/// given a reader.
+fn no_files(path: &std::path::Path) -> Result<String, String> {
+    Err(format!(
+        "`{}` is not read here: load the plan from its file (`opsgate plan validate`, `submit`)",
+        path.display()
+    ))
+}
+
 /// Validates and classifies a parsed plan. `overrides` replace parameter
 /// values (a modified plan is a new plan, with a new hash).
 pub fn review(
@@ -59,6 +70,20 @@ pub fn review(
     policy: &LoadedPolicy,
     today: NaiveDate,
     overrides: &BTreeMap<String, String>,
+) -> Result<ClassifiedPlan, PlanErrors> {
+    review_with(doc, file, text, policy, today, overrides, &no_files)
+}
+
+/// `review`, reading the files the plan names (relative to `file`'s
+/// directory) with `read`.
+pub fn review_with(
+    doc: &PlanDoc,
+    file: &str,
+    text: &str,
+    policy: &LoadedPolicy,
+    today: NaiveDate,
+    overrides: &BTreeMap<String, String>,
+    read: ReadFile<'_>,
 ) -> Result<ClassifiedPlan, PlanErrors> {
     let mut v = Validator {
         file,
@@ -126,6 +151,7 @@ pub fn review(
         params: &params,
         target: &target,
         dir: std::path::Path::new(file).parent(),
+        read,
     };
     let rate = |v: &mut Validator<'_>,
                 fields: ActionFields<'_>,

@@ -24,12 +24,17 @@ pub(super) enum Role {
     Rollback,
 }
 
+/// Reads a file a plan names (a kube `apply` manifest). The core does no
+/// I/O: the edge passes a reader in, as it passes the date.
+pub type ReadFile<'a> = &'a dyn Fn(&Path) -> Result<String, String>;
+
 /// What resolving needs beyond the action itself.
 pub(super) struct Scope<'a> {
     pub params: &'a BTreeMap<String, String>,
     pub target: &'a Target,
     /// The plan file's directory: manifests are read relative to it.
     pub dir: Option<&'a Path>,
+    pub read: ReadFile<'a>,
 }
 
 const KUBE_OPS: &[&str] = &["scale", "rollout_restart", "apply", "delete", "get"];
@@ -226,14 +231,10 @@ fn kube_apply(
         Some(dir) => dir.join(&manifest),
         None => Path::new(&manifest).to_path_buf(),
     };
-    let content = match std::fs::read_to_string(&path) {
+    let content = match (f.scope.read)(&path) {
         Ok(c) => c,
         Err(e) => {
-            f.bad(
-                v,
-                "manifest",
-                &format!("cannot read `{}`: {e}", path.display()),
-            );
+            f.bad(v, "manifest", &e);
             return None;
         }
     };
