@@ -255,9 +255,13 @@ pub fn known_kind(kind: &str) -> Option<&'static KnownKind> {
 }
 
 impl KubeAction {
-    /// The `kubectl` line that does the same thing.
+    /// The `kubectl` line that does the same thing. Every value from the
+    /// plan is quoted when it needs it, so no name can read as a flag, a
+    /// comment or a second command to the classifier.
     pub fn twin(&self) -> String {
-        let object = format!("{}/{}", self.kind.to_ascii_lowercase(), self.name);
+        let kind = quote(&self.kind.to_ascii_lowercase());
+        let name = quote(&self.name);
+        let object = quote(&format!("{}/{}", self.kind.to_ascii_lowercase(), self.name));
         let mut line = match &self.verb {
             KubeVerb::Scale { replicas } => {
                 format!("kubectl scale {object} --replicas={replicas}")
@@ -267,9 +271,7 @@ impl KubeAction {
                 format!("kubectl apply --server-side -f {}", quote(manifest))
             }
             KubeVerb::Delete { propagation } => format!(
-                "kubectl delete {} {} --cascade={}",
-                self.kind.to_ascii_lowercase(),
-                self.name,
+                "kubectl delete {kind} {name} --cascade={}",
                 match propagation {
                     Propagation::Foreground => "foreground",
                     Propagation::Background => "background",
@@ -282,10 +284,10 @@ impl KubeAction {
             KubeVerb::RolloutComplete => format!("kubectl rollout status {object}"),
         };
         if let Some(ns) = &self.namespace {
-            let _ = write!(line, " -n {ns}");
+            let _ = write!(line, " -n {}", quote(ns));
         }
         if let Some(ctx) = &self.context {
-            let _ = write!(line, " --context {ctx}");
+            let _ = write!(line, " --context {}", quote(ctx));
         }
         line
     }
@@ -333,7 +335,8 @@ impl KubeAction {
 impl Ec2Action {
     /// The `aws ec2` line that does the same thing.
     pub fn twin(&self) -> String {
-        let ids = self.instance_ids.join(" ");
+        let ids: Vec<String> = self.instance_ids.iter().map(|i| quote(i)).collect();
+        let ids = ids.join(" ");
         let mut line = match &self.verb {
             Ec2Verb::InstanceState { state } => {
                 format!(
@@ -347,7 +350,7 @@ impl Ec2Action {
             ),
         };
         if let Some(region) = &self.region {
-            let _ = write!(line, " --region {region}");
+            let _ = write!(line, " --region {}", quote(region));
         }
         line
     }
@@ -456,6 +459,24 @@ mod tests {
             container: Some("web 1".into()),
         };
         assert_eq!(d.twin(), "docker -H unix:///tmp/d.sock rm -f 'web 1'");
+    }
+
+    #[test]
+    fn a_name_cannot_pass_for_a_flag_or_a_second_command_in_the_twin() {
+        let k = KubeAction {
+            context: Some("prod; true".into()),
+            verb: KubeVerb::Delete {
+                propagation: Propagation::Background,
+            },
+            kind: "Namespace".into(),
+            api_version: None,
+            namespace: None,
+            name: "payments --dry-run=client".into(),
+        };
+        assert_eq!(
+            k.twin(),
+            "kubectl delete namespace 'payments --dry-run=client' --cascade=background --context 'prod; true'"
+        );
     }
 
     #[test]

@@ -37,6 +37,17 @@ pub(super) struct Scope<'a> {
     pub read: ReadFile<'a>,
 }
 
+/// Fields that name something: one plain word each (`Fields::word`).
+const NAME_FIELDS: &[&str] = &[
+    "name",
+    "namespace",
+    "context",
+    "kind",
+    "api_version",
+    "container",
+    "region",
+];
+
 const KUBE_OPS: &[&str] = &["scale", "rollout_restart", "apply", "delete", "get"];
 const KUBE_CHECKS: &[&str] = &["rollout_complete", "exists", "replicas_ready"];
 const EC2_OPS: &[&str] = &[
@@ -116,12 +127,16 @@ pub(super) fn native(
 }
 
 fn kube(v: &mut Validator<'_>, f: &mut Fields<'_, '_>, verb: &str) -> Option<KubeAction> {
-    let context = f
-        .string(v, "context")
-        .or_else(|| f.scope.target.kube_context.clone());
+    let context = f.string(v, "context");
+    let context = f.word(
+        v,
+        "context",
+        context.or_else(|| f.scope.target.kube_context.clone()),
+    )?;
     let namespace_field = f.string(v, "namespace");
+    let target_ns = f.word(v, "namespace", f.scope.target.namespace.clone())?;
     if verb == "apply" {
-        return kube_apply(v, f, context, namespace_field);
+        return kube_apply(v, f, context, namespace_field, target_ns);
     }
     let kind_written = f.required_string(v, "kind");
     let api_version = f.string(v, "api_version");
@@ -202,7 +217,7 @@ fn kube(v: &mut Validator<'_>, f: &mut Fields<'_, '_>, verb: &str) -> Option<Kub
         }
         Some(true) => Some(
             namespace_field
-                .or_else(|| f.scope.target.namespace.clone())
+                .or_else(|| target_ns.clone())
                 .unwrap_or_else(|| "default".into()),
         ),
         // A kind the loader does not know is namespaced only when the
@@ -225,6 +240,7 @@ fn kube_apply(
     f: &mut Fields<'_, '_>,
     context: Option<String>,
     namespace_field: Option<String>,
+    target_ns: Option<String>,
 ) -> Option<KubeAction> {
     let manifest = f.required_string(v, "manifest")?;
     let path = match f.scope.dir {
@@ -277,13 +293,9 @@ fn kube_apply(
             return None;
         }
         (Some(ns), _) | (None, Some(ns)) => Some(ns),
-        (None, None) if namespaced != Some(false) => Some(
-            f.scope
-                .target
-                .namespace
-                .clone()
-                .unwrap_or_else(|| "default".into()),
-        ),
+        (None, None) if namespaced != Some(false) => {
+            Some(target_ns.unwrap_or_else(|| "default".into()))
+        }
         (None, None) => None,
     };
     Some(KubeAction {
@@ -328,6 +340,7 @@ fn ec2(v: &mut Validator<'_>, f: &mut Fields<'_, '_>, verb: &str) -> Option<Ec2A
             }
         }
     };
+    let region = f.word(v, "region", region)?;
     let ids = ids?;
     if let Some(bad) = ids.iter().find(|id| !is_instance_id(id)) {
         f.bad(
@@ -365,6 +378,7 @@ fn docker(v: &mut Validator<'_>, f: &mut Fields<'_, '_>, verb: &str) -> Option<D
         "running" => DockerVerb::Running,
         _ => DockerVerb::Healthy,
     };
+    let host = f.word(v, "host", host)?;
     let container = if verb == DockerVerb::Ps {
         None
     } else {
@@ -407,6 +421,40 @@ impl Fields<'_, '_> {
         );
     }
 
+    /// A name-like value (from the field, or the plan's target) as one
+    /// plain word: letters, digits and `-_./:=@,+`, not starting with `-`.
+    /// So no value can pass for a flag, a comment or a second command in
+    /// the shell twin the classifier rates.
+    fn word(
+        &self,
+        v: &mut Validator<'_>,
+        key: &str,
+        value: Option<String>,
+    ) -> Option<Option<String>> {
+        let Some(s) = value else {
+            return Some(None);
+        };
+        let plain = s
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:=@,+".contains(c));
+        if plain && !s.starts_with('-') {
+            return Some(Some(s));
+        }
+        let from = if self.map.contains_key(key) {
+            String::new()
+        } else {
+            " (from the plan's target)".into()
+        };
+        self.bad(
+            v,
+            key,
+            &format!(
+                "`{s}`{from} is not a plain name: use letters, digits and `-_./:=@,+`, not starting with `-`"
+            ),
+        );
+        None
+    }
+
     /// A text field, with parameters substituted. Numbers are read as text.
     fn string(&mut self, v: &mut Validator<'_>, key: &'static str) -> Option<String> {
         let s = self.get(key)?.clone();
@@ -424,6 +472,9 @@ impl Fields<'_, '_> {
         if out.trim().is_empty() {
             self.bad(v, key, "is empty");
             return None;
+        }
+        if NAME_FIELDS.contains(&key) {
+            return self.word(v, key, Some(out))?;
         }
         Some(out)
     }
