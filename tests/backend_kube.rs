@@ -795,3 +795,69 @@ rollback: {none: "a namespace cannot be restored"}
         "{text}"
     );
 }
+
+/// A kind the loader's table does not know, cluster-scoped: found by
+/// discovery from its `api_version`, applied, read, and deleted, with no
+/// namespace invented for it.
+#[test]
+fn a_kind_outside_the_table_is_found_by_discovery() {
+    use k8s_openapi::api::scheduling::v1::PriorityClass;
+    let Some(kc) = kubeconfig() else { return };
+    let cluster = Cluster::connect(&kc);
+    let name = unique("batch-low");
+    let classes: Api<PriorityClass> = Api::all(cluster.client.clone());
+    let exists = || {
+        cluster
+            .rt
+            .block_on(classes.get_opt(&name))
+            .expect("the API server answers")
+            .map(|c| c.value)
+    };
+    let cli = cli(&kc);
+    cli.write(
+        "class.yaml",
+        &format!(
+            "apiVersion: scheduling.k8s.io/v1\nkind: PriorityClass\nmetadata:\n  name: {name}\nvalue: 1000\n"
+        ),
+    );
+    let apply = cli.write(
+        "apply.yaml",
+        r#"
+id: kube-discovery-apply
+title: Apply a priority class
+author: dave
+target: {kube_context: staging, namespace: staging}
+steps:
+  - name: apply the class
+    kube: {op: apply, manifest: class.yaml}
+rollback: {none: "test object"}
+"#,
+    );
+    let id = cli.submit_and_approve(&apply, &[]);
+    let submitted = of_type(&cli, "plan_submitted");
+    let step = &submitted[0]["plan"]["steps"][0]["action"]["kube"];
+    assert!(step.get("namespace").is_none(), "no namespace: {step}");
+    cli.ok(&["run", &id]);
+    assert_eq!(exists(), Some(1000));
+
+    let drop = cli.write(
+        "drop.yaml",
+        r#"
+id: kube-discovery-drop
+title: Drop a priority class
+author: dave
+target: {kube_context: staging, namespace: staging}
+params: {name: x}
+steps:
+  - name: drop the class
+    kube: {op: delete, kind: PriorityClass, api_version: scheduling.k8s.io/v1, name: "{{name}}"}
+    pre_checks:
+      - {name: there, kube: {check: exists, kind: PriorityClass, api_version: scheduling.k8s.io/v1, name: "{{name}}"}}
+rollback: {none: "test object"}
+"#,
+    );
+    let param = format!("name={name}");
+    let id = cli.submit_and_approve(&drop, &[&param]);
+    cli.ok(&["run", &id]);
+    assert_eq!(exists(), None, "deleted");
+}

@@ -293,7 +293,9 @@ fn kube_apply(
             return None;
         }
         (Some(ns), _) | (None, Some(ns)) => Some(ns),
-        (None, None) if namespaced != Some(false) => {
+        // A kind the loader does not know is namespaced only when the
+        // manifest or the step says so.
+        (None, None) if namespaced == Some(true) => {
             Some(target_ns.unwrap_or_else(|| "default".into()))
         }
         (None, None) => None,
