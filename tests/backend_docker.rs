@@ -170,6 +170,10 @@ fn the_example_plan_restarts_a_container_end_to_end() {
     let id = cli.submit_and_approve(&plan.display().to_string(), &[&param]);
     let out = cli.ok(&["run", &id]);
     assert!(out.contains("succeeded"), "{out}");
+    assert!(
+        out.contains(&format!("  » docker restart {}", web.name)),
+        "an API call, not a shell line: {out}"
+    );
     assert_eq!(web.state(), "running");
     assert_ne!(web.started_at(), before, "the container was restarted");
     let finished = of_type(&cli, "step_finished");

@@ -180,7 +180,7 @@ fn plan_show_renders_steps_checks_rollback_and_hashes_without_colour() {
         .success()
         .stdout(predicate::str::contains("1. MEDIUM    scale up"))
         .stdout(predicate::str::contains(
-            "$ kube scale Deployment staging/api replicas=5 (context staging)",
+            "» kube scale Deployment staging/api replicas=5 (context staging)",
         ))
         .stdout(predicate::str::contains("post check rolled out"))
         .stdout(predicate::str::contains(

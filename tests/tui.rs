@@ -266,6 +266,7 @@ fn step_started(index: usize, name: &str) -> RunMsg {
         total: 3,
         name: name.into(),
         command: format!("./{name}.sh"),
+        lead: "$ ",
     })
 }
 

@@ -33,6 +33,9 @@ struct StepView<'a> {
     index: usize,
     name: &'a str,
     command: std::borrow::Cow<'a, str>,
+    /// `$ ` for a command line, `» ` for a native action.
+    #[serde(skip)]
+    lead: &'static str,
     risk: RiskLevel,
     reasons: &'a [Reason],
     timeout_seconds: u64,
@@ -104,6 +107,7 @@ impl<'a> PlanView<'a> {
                     index: i + 1,
                     name: &s.name,
                     command: s.action.command_line(),
+                    lead: s.action.lead(),
                     risk: r.action.risk,
                     reasons: &r.action.reasons,
                     timeout_seconds: s.timeout.get().as_secs(),
@@ -217,7 +221,7 @@ impl<'a> PlanView<'a> {
                 bold(s.name),
                 dim(&format!("timeout {}", human_secs(s.timeout_seconds)))
             )?;
-            write_command(out, &s.command, "      ")?;
+            write_command(out, s.lead, &s.command, "      ")?;
             write_reasons(out, s.reasons, "      ")?;
             for (kind, list) in [("pre ", &s.pre_checks), ("post", &s.post_checks)] {
                 for c in list {
@@ -288,9 +292,9 @@ impl<'a> PlanView<'a> {
 }
 
 /// A command, `$ ` before its first line and the rest indented under it.
-fn write_command(out: &mut impl Write, cmd: &str, indent: &str) -> std::io::Result<()> {
+fn write_command(out: &mut impl Write, lead: &str, cmd: &str, indent: &str) -> std::io::Result<()> {
     for (i, line) in cmd.trim_end().lines().enumerate() {
-        let lead = if i == 0 { "$ " } else { "  " };
+        let lead = if i == 0 { lead } else { "  " };
         writeln!(out, "{indent}{lead}{line}")?;
     }
     Ok(())

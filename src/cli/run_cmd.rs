@@ -766,8 +766,9 @@ async fn print_progress(mut rx: mpsc::UnboundedReceiver<Progress>, spinner: bool
                 total,
                 name,
                 command,
+                lead,
             } => format!(
-                "Step {}/{total}: {name}\n  $ {}",
+                "Step {}/{total}: {name}\n  {lead}{}",
                 index + 1,
                 crate::core::event::printable(command.lines().next().unwrap_or_default())
             ),

@@ -38,6 +38,8 @@ pub enum Progress {
         total: usize,
         name: String,
         command: String,
+        /// `$ ` for a command line, `» ` for a native action.
+        lead: &'static str,
     },
     Output {
         index: usize,
@@ -164,6 +166,7 @@ impl Engine<'_> {
                 total,
                 name: step.name.clone(),
                 command: command.clone(),
+                lead: step.action.lead(),
             });
             let step_start = Instant::now();
             let outcome = self.step(index, step, dry_run).await?;

@@ -483,12 +483,16 @@ fn run_message(state: &mut AppState, msg: RunMsg) {
                 total,
                 name,
                 command,
+                lead,
             } => {
                 if let Some(s) = run.steps.get_mut(index) {
                     s.1 = StepProgress::Running { since: now };
                 }
                 run.push_output(format!("── step {}/{total}: {name}", index + 1));
-                run.push_output(format!("$ {}", command.lines().next().unwrap_or_default()));
+                run.push_output(format!(
+                    "{lead}{}",
+                    command.lines().next().unwrap_or_default()
+                ));
             }
             Progress::Output { line, .. } => run.push_output(line.text),
             Progress::CheckFinished {

@@ -298,7 +298,8 @@ fn detail(state: &AppState, theme: Theme, frame: &mut Frame<'_>, area: Rect) {
     let mut lines: Vec<Line<'_>> = Vec::new();
     if let (Some(s), Some(r)) = (plan.steps.get(state.step), row.review.steps.get(state.step)) {
         lines.push(Line::from(format!(
-            "$ {}",
+            "{}{}",
+            s.action.lead(),
             first_line(&s.action.command_line())
         )));
         explain(&mut lines, &r.action, theme);

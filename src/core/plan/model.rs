@@ -126,6 +126,15 @@ impl Action {
         }
     }
 
+    /// What a display puts before the action: `$ ` for a command line, `» `
+    /// for a native action (an API call, not a shell line).
+    pub fn lead(&self) -> &'static str {
+        match self {
+            Action::Run(_) => "$ ",
+            Action::Kube(_) | Action::Ec2(_) | Action::Docker(_) => "» ",
+        }
+    }
+
     /// The backend a native action talks to.
     pub fn backend(&self) -> Option<&'static str> {
         match self {
