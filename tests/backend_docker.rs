@@ -308,6 +308,39 @@ steps:
     );
     assert_eq!(of_type(&cli, "step_finished")[0]["status"], "skipped");
     assert_eq!(sick.started_at(), before, "the step did not run");
+
+    // A container with no health check is not healthy either, and says why.
+    let plain = Container::start(&host, None);
+    let plan = cli.write(
+        "plain.yaml",
+        &format!(
+            r#"
+id: docker-plain
+title: Restart only a healthy container
+author: dave
+steps:
+  - name: bounce it
+    docker: {{op: restart, container: {plain}}}
+    pre_checks:
+      - {{name: healthy, docker: {{check: healthy, container: {plain}}}}}
+    rollback: {{docker: {{op: start, container: {plain}}}}}
+"#,
+            plain = plain.name
+        ),
+    );
+    let id = cli.submit_and_approve(&plan, &[]);
+    let (code, _, _) = cli.run(&["run", &id]);
+    assert_eq!(code, 1);
+    let checks = of_type(&cli, "check_finished");
+    let last = checks.last().unwrap();
+    assert_eq!(last["status"], "failed");
+    assert!(
+        last["output"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("it has no health check"),
+        "{last}"
+    );
 }
 
 #[test]

@@ -110,7 +110,10 @@ pub(super) async fn call(
     let summary = format!("{name}: id {id}, {state}{}", health_note(health.as_deref()));
     Ok(match &a.verb {
         DockerVerb::Running => Reply::check(state == "running", summary),
-        DockerVerb::Healthy => Reply::check(health.as_deref() == Some("healthy"), summary),
+        DockerVerb::Healthy => match health.as_deref() {
+            None => Reply::check(false, format!("{summary}: it has no health check")),
+            h => Reply::check(h == Some("healthy"), summary),
+        },
         DockerVerb::Inspect => Reply::done(summary),
         verb if dry_run => Reply::done(format!(
             "dry run: would {} {name} (it exists: {summary})",
