@@ -660,19 +660,71 @@ steps:
     let id = cli.submit_and_approve(&plan, &[&format!("name={web}")]);
     let submitted = of_type(&cli, "plan_submitted");
     let key = format!("kube:staging/staging/Deployment/{web}");
+    let uid = cluster.must(&web).metadata.uid.expect("a uid");
     assert_eq!(
-        submitted[0]["fingerprints"][&key], "generation=1",
+        submitted[0]["fingerprints"][&key],
+        format!("generation=1 uid={uid}").as_str(),
         "{submitted:?}"
     );
     cluster.set_replicas(&web, 5);
     let (code, out, err) = cli.run(&["run", &id]);
     assert_eq!(code, 3, "{out}{err}");
     assert!(
-        err.contains(&format!("{key}: generation=1 → generation=2")),
+        err.contains(&format!(
+            "{key}: generation=1 uid={uid} → generation=2 uid={uid}"
+        )),
         "{err}"
     );
     assert!(of_type(&cli, "run_started").is_empty(), "nothing ran");
     assert_eq!(cluster.replicas(&web), 5, "the outside change stands");
+}
+
+/// Deleted and made again under the same name, a Deployment is back at
+/// generation 1: only its uid tells it is not the one approved.
+#[test]
+fn a_deployment_made_again_after_submission_refuses_the_run() {
+    let Some(kc) = kubeconfig() else { return };
+    let cluster = Cluster::connect(&kc);
+    let web = cluster.deploy("again", 2);
+    let cli = cli(&kc);
+    let plan = cli.write(
+        "scale.yaml",
+        r#"
+id: kube-made-again
+title: Scale a Deployment
+author: dave
+target: {kube_context: staging, namespace: staging}
+params: {name: web}
+steps:
+  - name: scale {{name}}
+    kube: {op: scale, kind: Deployment, name: "{{name}}", replicas: 3}
+    rollback: {kube: {op: scale, kind: Deployment, name: "{{name}}", replicas: 2}}
+"#,
+    );
+    let id = cli.submit_and_approve(&plan, &[&format!("name={web}")]);
+    let before = cluster.must(&web).metadata.uid.expect("a uid");
+    cluster
+        .rt
+        .block_on(
+            cluster
+                .deployments()
+                .delete(&web, &DeleteParams::background()),
+        )
+        .expect("deleted");
+    cluster.create(&web, 2);
+    let after = cluster.must(&web).metadata.uid.expect("a uid");
+    assert_ne!(before, after);
+    assert_eq!(cluster.generation(&web), 1, "the same generation as before");
+    let (code, out, err) = cli.run(&["run", &id]);
+    assert_eq!(code, 3, "{out}{err}");
+    assert!(
+        err.contains(&format!(
+            "generation=1 uid={before} → generation=1 uid={after}"
+        )),
+        "{err}"
+    );
+    assert!(of_type(&cli, "run_started").is_empty(), "nothing ran");
+    assert_eq!(cluster.replicas(&web), 2, "not scaled");
 }
 
 #[test]

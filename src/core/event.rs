@@ -113,7 +113,7 @@ pub enum Event {
         /// The full normalized plan.
         plan: serde_json::Value,
         /// The live state of each native target when the plan was
-        /// submitted (`kube:ctx/ns/Kind/name` → `generation=4`), which the
+        /// submitted (`kube:ctx/ns/Kind/name` → `generation=4 uid=…`), which the
         /// run compares against before it starts (drift detection).
         #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
         fingerprints: BTreeMap<String, String>,

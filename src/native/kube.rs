@@ -293,7 +293,9 @@ fn rollout_status(kind: &str, o: &DynamicObject) -> (bool, String) {
 }
 
 /// The object's generation (which only a change of its spec moves), else
-/// its resourceVersion; `absent` for an `apply` that will create it.
+/// its resourceVersion, and its uid (so an object deleted and made again
+/// under the same name, or one of the same name in another cluster, is not
+/// the one approved); `absent` for an `apply` that will create it.
 pub(super) async fn fingerprint(
     client: &Client,
     a: &KubeAction,
@@ -302,13 +304,16 @@ pub(super) async fn fingerprint(
     let what = object(a);
     let found = api.get_opt(&a.name).await.map_err(|e| error(e, &what))?;
     let value = match found {
-        Some(o) => match o.metadata.generation {
-            Some(g) => format!("generation={g}"),
-            None => format!(
-                "resourceVersion={}",
-                o.metadata.resource_version.unwrap_or_default()
-            ),
-        },
+        Some(o) => {
+            let uid = o.metadata.uid.unwrap_or_default();
+            match o.metadata.generation {
+                Some(g) => format!("generation={g} uid={uid}"),
+                None => format!(
+                    "resourceVersion={} uid={uid}",
+                    o.metadata.resource_version.unwrap_or_default()
+                ),
+            }
+        }
         None if matches!(a.verb, KubeVerb::Apply { .. }) => "absent".into(),
         None => return Err(CallError::permanent(format!("{what} does not exist"))),
     };

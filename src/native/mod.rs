@@ -311,7 +311,7 @@ impl Backends {
     }
 
     /// The live state of every target the plan's steps act on, by target:
-    /// `kube:ctx/ns/Kind/name` → `generation=4`, `ec2:region/i-…` →
+    /// `kube:ctx/ns/Kind/name` → `generation=4 uid=…`, `ec2:region/i-…` →
     /// `state=running`, `docker:host/web` → `id=… state=running`. A target
     /// that does not exist is an error naming the step, except for a kube
     /// `apply`, which may create it (`absent`).
