@@ -55,7 +55,7 @@ fn launch_to_first_frame() -> Duration {
     let policy = LoadedPolicy::embedded().unwrap_or_else(|e| panic!("policy: {e}"));
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("plans");
     let files = opsgate::tui::load::plan_files(&dir);
-    let (rows, _) = opsgate::tui::load::rows(
+    let rows = opsgate::tui::load::load_all(
         &policy,
         std::path::Path::new("/nonexistent/audit.jsonl"),
         &opsgate::audit::Sealer::Sha256,
@@ -63,7 +63,8 @@ fn launch_to_first_frame() -> Duration {
         &Default::default(),
         chrono::Utc::now(),
     )
-    .unwrap_or_else(|e| panic!("rows: {e}"));
+    .unwrap_or_else(|e| panic!("rows: {e}"))
+    .rows;
     let s = AppState::new(
         "bench".into(),
         policy.hash.to_string(),

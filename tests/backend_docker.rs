@@ -151,14 +151,6 @@ fn cli(host: &str, policy: Option<&str>) -> Cli {
     Cli::new(policy, &[("DOCKER_HOST", host)])
 }
 
-/// The records of one type.
-fn of_type(cli: &Cli, kind: &str) -> Vec<serde_json::Value> {
-    cli.records()
-        .into_iter()
-        .filter(|r| r["type"] == kind)
-        .collect()
-}
-
 #[test]
 fn the_example_plan_restarts_a_container_end_to_end() {
     let Some(host) = docker_host() else { return };
@@ -176,12 +168,12 @@ fn the_example_plan_restarts_a_container_end_to_end() {
     );
     assert_eq!(web.state(), "running");
     assert_ne!(web.started_at(), before, "the container was restarted");
-    let finished = of_type(&cli, "step_finished");
+    let finished = cli.of_type("step_finished");
     assert_eq!(finished.len(), 1);
     assert_eq!(finished[0]["status"], "succeeded");
     // The drift check ran, and the run's record says so.
     assert_eq!(
-        of_type(&cli, "run_started")[0]["drift"],
+        cli.of_type("run_started")[0]["drift"],
         "checked 1 target(s)"
     );
 }
@@ -233,7 +225,8 @@ rollback: {{none: "the removed container is disposable"}}
     assert!(out.contains(&web.name), "ps lists the container: {out}");
     assert_eq!(web.state(), "running");
     assert_eq!(doomed.state(), "gone");
-    let statuses: Vec<String> = of_type(&cli, "step_finished")
+    let statuses: Vec<String> = cli
+        .of_type("step_finished")
         .iter()
         .map(|r| r["status"].as_str().unwrap_or_default().to_owned())
         .collect();
@@ -297,7 +290,7 @@ steps:
     let id = cli.submit_and_approve(&plan, &[]);
     let (code, out, _) = cli.run(&["run", &id]);
     assert_eq!(code, 1, "{out}");
-    let checks = of_type(&cli, "check_finished");
+    let checks = cli.of_type("check_finished");
     assert_eq!(checks[0]["status"], "failed");
     assert!(
         checks[0]["output"]
@@ -306,7 +299,7 @@ steps:
             .contains("unhealthy"),
         "{checks:?}"
     );
-    assert_eq!(of_type(&cli, "step_finished")[0]["status"], "skipped");
+    assert_eq!(cli.of_type("step_finished")[0]["status"], "skipped");
     assert_eq!(sick.started_at(), before, "the step did not run");
 
     // A container with no health check is not healthy either, and says why.
@@ -331,7 +324,7 @@ steps:
     let id = cli.submit_and_approve(&plan, &[]);
     let (code, _, _) = cli.run(&["run", &id]);
     assert_eq!(code, 1);
-    let checks = of_type(&cli, "check_finished");
+    let checks = cli.of_type("check_finished");
     let last = checks.last().unwrap();
     assert_eq!(last["status"], "failed");
     assert!(
@@ -376,12 +369,13 @@ rollback: {{none: "step rollbacks only"}}
     let id = cli.submit_and_approve(&plan, &[]);
     let (code, out, err) = cli.run(&["run", &id, "--rollback-on-failure"]);
     assert_eq!(code, 1, "{out}{err}");
-    let started: Vec<u64> = of_type(&cli, "step_started")
+    let started: Vec<u64> = cli
+        .of_type("step_started")
         .iter()
         .filter_map(|r| r["step"].as_u64())
         .collect();
     assert_eq!(started, [1, 2], "the third step never started");
-    assert_eq!(of_type(&cli, "rollback_finished")[0]["status"], "succeeded");
+    assert_eq!(cli.of_type("rollback_finished")[0]["status"], "succeeded");
     assert_eq!(web.state(), "running", "the completed step was undone");
     // The failed step's own undo does not run: only completed steps'.
     assert_eq!(other.state(), "exited");
@@ -403,7 +397,7 @@ fn a_container_changed_after_submission_refuses_the_run() {
         "{err}"
     );
     assert!(err.contains("state=exited"), "{err}");
-    assert!(of_type(&cli, "run_started").is_empty(), "nothing ran");
+    assert!(cli.of_type("run_started").is_empty(), "nothing ran");
     assert_eq!(web.state(), "exited");
 
     // Submitted again, for the world as it is now: a new submission, whose
@@ -425,7 +419,7 @@ fn a_container_changed_after_submission_refuses_the_run() {
     // is skipped and the run fails, honestly, without drift.
     assert_eq!(code, 1, "{out}{err}");
     assert!(!err.contains("changed since"), "{err}");
-    assert_eq!(of_type(&cli, "plan_submitted").len(), 2);
+    assert_eq!(cli.of_type("plan_submitted").len(), 2);
 }
 
 #[test]
@@ -447,5 +441,5 @@ fn a_missing_container_is_refused_at_submission() {
         )),
         "{err}"
     );
-    assert!(of_type(&cli, "plan_submitted").is_empty());
+    assert!(cli.of_type("plan_submitted").is_empty());
 }

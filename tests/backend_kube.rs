@@ -198,17 +198,9 @@ fn cli(kubeconfig: &Path) -> Cli {
     Cli::new(None, &[("KUBECONFIG", path.as_str())])
 }
 
-/// The records of one type.
-fn of_type(cli: &Cli, kind: &str) -> Vec<Value> {
-    cli.records()
-        .into_iter()
-        .filter(|r| r["type"] == kind)
-        .collect()
-}
-
 /// `field` of each record of one type, as text.
 fn texts(cli: &Cli, kind: &str, field: &str) -> Vec<String> {
-    of_type(cli, kind)
+    cli.of_type(kind)
         .iter()
         .map(|r| r[field].as_str().unwrap_or_default().to_owned())
         .collect()
@@ -258,7 +250,7 @@ fn the_example_plan_scales_api_and_waits_for_the_rollout() {
     assert_eq!(code, 0, "{out}{err}");
     assert!(patched, "the plan never scaled `api` to 5: {out}");
     assert_eq!(cluster.replicas("api"), 5);
-    let checks = of_type(&cli, "check_finished");
+    let checks = cli.of_type("check_finished");
     let statuses: Vec<&str> = checks
         .iter()
         .map(|c| c["status"].as_str().unwrap_or_default())
@@ -443,11 +435,12 @@ rollback: {none: "read-only"}
     );
     // Each run: its params, then each check's status and output.
     let run = |params: &[String]| -> (i32, Vec<(String, String)>) {
-        let before = of_type(&cli, "check_finished").len();
+        let before = cli.of_type("check_finished").len();
         let params: Vec<&str> = params.iter().map(String::as_str).collect();
         let id = cli.submit_and_approve(&plan, &params);
         let (code, _, _) = cli.run(&["run", &id]);
-        let checks = of_type(&cli, "check_finished")
+        let checks = cli
+            .of_type("check_finished")
             .into_iter()
             .skip(before)
             .map(|c| {
@@ -560,7 +553,7 @@ rollback: {none: "test objects"}
         "{out}"
     );
     assert_eq!(texts(&cli, "step_finished", "status"), vec!["succeeded"; 3]);
-    let finished = of_type(&cli, "run_finished");
+    let finished = cli.of_type("run_finished");
     assert_eq!(finished[0]["dry_run"], true);
     assert_eq!(finished[0]["status"], "succeeded");
 
@@ -609,7 +602,8 @@ rollback: {none: "step rollbacks only"}
     let id = cli.submit_and_approve(&plan, &[&format!("name={web}")]);
     let (code, out, err) = cli.run(&["run", &id, "--rollback-on-failure"]);
     assert_eq!(code, 1, "{out}{err}");
-    let started: Vec<u64> = of_type(&cli, "step_started")
+    let started: Vec<u64> = cli
+        .of_type("step_started")
         .iter()
         .filter_map(|r| r["step"].as_u64())
         .collect();
@@ -618,7 +612,7 @@ rollback: {none: "step rollbacks only"}
         texts(&cli, "step_finished", "status"),
         ["succeeded", "failed"]
     );
-    let checks = of_type(&cli, "check_finished");
+    let checks = cli.of_type("check_finished");
     assert_eq!(checks[0]["status"], "failed", "{checks:?}");
     assert_eq!(checks[0]["attempts"], 1, "{checks:?}");
     assert!(
@@ -628,10 +622,10 @@ rollback: {none: "step rollbacks only"}
             .contains("0 of 4 replicas ready"),
         "{checks:?}"
     );
-    let rollback = of_type(&cli, "rollback_step_finished");
+    let rollback = cli.of_type("rollback_step_finished");
     assert_eq!(rollback.len(), 1, "only the completed step is undone");
     assert_eq!(rollback[0]["status"], "succeeded");
-    assert_eq!(of_type(&cli, "rollback_finished")[0]["status"], "succeeded");
+    assert_eq!(cli.of_type("rollback_finished")[0]["status"], "succeeded");
     assert_eq!(cluster.replicas(&web), 2, "the rollback restored it");
     // Scaled to 4 (generation 2), back to 2 (3); never to 9.
     assert_eq!(cluster.generation(&web), 3);
@@ -658,7 +652,7 @@ steps:
 "#,
     );
     let id = cli.submit_and_approve(&plan, &[&format!("name={web}")]);
-    let submitted = of_type(&cli, "plan_submitted");
+    let submitted = cli.of_type("plan_submitted");
     let key = format!("kube:staging/staging/Deployment/{web}");
     let uid = cluster.must(&web).metadata.uid.expect("a uid");
     assert_eq!(
@@ -675,7 +669,7 @@ steps:
         )),
         "{err}"
     );
-    assert!(of_type(&cli, "run_started").is_empty(), "nothing ran");
+    assert!(cli.of_type("run_started").is_empty(), "nothing ran");
     assert_eq!(cluster.replicas(&web), 5, "the outside change stands");
 }
 
@@ -723,7 +717,7 @@ steps:
         )),
         "{err}"
     );
-    assert!(of_type(&cli, "run_started").is_empty(), "nothing ran");
+    assert!(cli.of_type("run_started").is_empty(), "nothing ran");
     assert_eq!(cluster.replicas(&web), 2, "not scaled");
 }
 
@@ -754,10 +748,7 @@ steps:
         )),
         "{err}"
     );
-    assert!(
-        of_type(&cli, "plan_submitted").is_empty(),
-        "nothing recorded"
-    );
+    assert!(cli.of_type("plan_submitted").is_empty(), "nothing recorded");
 
     let plan = cli.write(
         "kind.yaml",
@@ -886,7 +877,7 @@ rollback: {none: "test object"}
 "#,
     );
     let id = cli.submit_and_approve(&apply, &[]);
-    let submitted = of_type(&cli, "plan_submitted");
+    let submitted = cli.of_type("plan_submitted");
     let step = &submitted[0]["plan"]["steps"][0]["action"]["kube"];
     assert!(step.get("namespace").is_none(), "no namespace: {step}");
     cli.ok(&["run", &id]);

@@ -32,7 +32,7 @@ fn now() -> DateTime<Utc> {
 /// The example plans as rows, in file order, none submitted.
 fn rows() -> Vec<PlanRow> {
     let files = common::yaml_files(&common::repo().join("plans"));
-    let (rows, problems) = opsgate::tui::load::rows(
+    let loaded = opsgate::tui::load::load_all(
         &common::POLICY,
         std::path::Path::new("/nonexistent/audit.jsonl"),
         &opsgate::audit::Sealer::Sha256,
@@ -41,8 +41,8 @@ fn rows() -> Vec<PlanRow> {
         now(),
     )
     .expect("rows load");
-    assert!(problems.is_empty(), "{problems:?}");
-    rows
+    assert!(loaded.problems.is_empty(), "{:?}", loaded.problems);
+    loaded.rows
 }
 
 /// A state with a spread of statuses, ages and approvals.
@@ -675,7 +675,7 @@ fn modify_makes_a_new_plan_whose_approvals_start_from_zero() {
     }))
     .unwrap();
     let load = |overrides: &opsgate::tui::load::Overrides| {
-        let (rows, problems) = opsgate::tui::load::rows(
+        let loaded = opsgate::tui::load::load_all(
             &common::POLICY,
             &log_path,
             &Sealer::Sha256,
@@ -684,8 +684,8 @@ fn modify_makes_a_new_plan_whose_approvals_start_from_zero() {
             chrono::Utc::now(),
         )
         .unwrap();
-        assert!(problems.is_empty(), "{problems:?}");
-        rows
+        assert!(loaded.problems.is_empty(), "{:?}", loaded.problems);
+        loaded.rows
     };
     let before = load(&Default::default());
     assert_eq!(before[0].status, RowStatus::Plan(PlanStatus::Approved));

@@ -11,6 +11,7 @@ use aws_sdk_ec2::client::Waiters;
 use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
 use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
 use aws_smithy_runtime_api::client::waiters::error::WaiterError;
+use aws_smithy_runtime_api::http::Response as HttpResponse;
 
 use super::{CallError, Reply, error_chain};
 use crate::core::plan::native::{Ec2Action, Ec2Verb, InstanceState};
@@ -48,17 +49,16 @@ const TRANSIENT_CODES: &[&str] = &[
     "Unavailable",
 ];
 
-fn error<E, R>(e: &SdkError<E, R>) -> CallError
+fn error<E>(e: &SdkError<E, HttpResponse>) -> CallError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: HasStatus + std::fmt::Debug,
 {
     match e {
         SdkError::ServiceError(s) => {
             let err = s.err();
             let code = err.code().unwrap_or("unknown");
             let message = err.message().unwrap_or_default();
-            let status = s.raw().status();
+            let status = s.raw().status().as_u16();
             CallError {
                 transient: TRANSIENT_CODES.contains(&code) || status >= 500,
                 message: format!("EC2 refused: {code}: {message}"),
@@ -67,37 +67,25 @@ where
         SdkError::ConstructionFailure(_) => {
             CallError::permanent(format!("cannot build the EC2 request: {e:?}"))
         }
-        // Dispatch and timeout failures, unreadable responses.
         // A connection that failed or timed out is worth another try; a
         // dispatch that failed for another reason (no credentials, a bad
         // endpoint) is not.
         SdkError::DispatchFailure(d) if !(d.is_io() || d.is_timeout()) => {
             CallError::permanent(format!("cannot call EC2: {}", error_chain(e)))
         }
+        // Timeouts and unreadable responses.
         other => CallError::transient(format!("cannot reach EC2: {}", error_chain(other))),
-    }
-}
-
-/// The HTTP status of a raw response, for the transient test.
-pub(super) trait HasStatus {
-    fn status(&self) -> u16;
-}
-
-impl HasStatus for aws_smithy_runtime_api::http::Response {
-    fn status(&self) -> u16 {
-        self.status().as_u16()
     }
 }
 
 /// A dry run answers `DryRunOperation` when the real call would have
 /// succeeded; any other answer is the reason it would not.
-fn dry_run_result<O, E, R>(
-    result: Result<O, SdkError<E, R>>,
+fn dry_run_result<O, E>(
+    result: Result<O, SdkError<E, HttpResponse>>,
     what: &str,
 ) -> Result<Reply, CallError>
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: HasStatus + std::fmt::Debug,
 {
     match result {
         Err(SdkError::ServiceError(s)) if s.err().code() == Some("DryRunOperation") => {

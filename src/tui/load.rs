@@ -61,18 +61,6 @@ fn load_with(
     }
 }
 
-/// Rows, and the problems met (a plan file that does not load).
-pub fn rows(
-    policy: &LoadedPolicy,
-    log: &Path,
-    sealer: &Sealer,
-    files: &[PathBuf],
-    overrides: &Overrides,
-    now: DateTime<Utc>,
-) -> Result<(Vec<PlanRow>, Vec<String>), String> {
-    load_all(policy, log, sealer, files, overrides, now).map(|l| (l.rows, l.problems))
-}
-
 /// What the Plans screen shows.
 #[derive(Debug)]
 pub struct Loaded {

@@ -142,6 +142,14 @@ impl Cli {
         id
     }
 
+    /// The audit log's records of one type.
+    pub fn of_type(&self, kind: &str) -> Vec<serde_json::Value> {
+        self.records()
+            .into_iter()
+            .filter(|r| r["type"] == kind)
+            .collect()
+    }
+
     /// Every record of the audit log.
     pub fn records(&self) -> Vec<serde_json::Value> {
         if !self.log.exists() {

@@ -317,7 +317,7 @@ fn step(
         sd.action_fields(),
         &sd.name.referenced,
         &format!("step `{name}`"),
-        Role::Step,
+        Role::Op,
     );
     let checks =
         |v: &mut Validator<'_>, list: &[CheckDoc], kind: &str| {
@@ -391,7 +391,7 @@ fn step(
                 r.action_fields(),
                 &sd.name.referenced,
                 &format!("rollback of step `{name}`"),
-                Role::Rollback,
+                Role::Op,
             );
             (Some(a), Some(c))
         }
@@ -475,7 +475,7 @@ fn plan_rollback(
             fields,
             &owner,
             &format!("rollback step `{name}`"),
-            Role::Rollback,
+            Role::Op,
         );
         steps.push(rollback_step(s, name, a));
         ratings.push(c);

@@ -321,15 +321,6 @@ impl KubeAction {
         }
         s
     }
-
-    /// Whether this is one of the checks (`rollout_complete`, `exists`,
-    /// `replicas_ready`).
-    pub fn is_check(&self) -> bool {
-        matches!(
-            self.verb,
-            KubeVerb::RolloutComplete | KubeVerb::Exists | KubeVerb::ReplicasReady { .. }
-        )
-    }
 }
 
 impl Ec2Action {
@@ -364,10 +355,6 @@ impl Ec2Action {
             let _ = write!(s, " (region {region})");
         }
         s
-    }
-
-    pub fn is_check(&self) -> bool {
-        matches!(self.verb, Ec2Verb::InstanceState { .. })
     }
 }
 
@@ -404,10 +391,6 @@ impl DockerAction {
             let _ = write!(s, " (host {host})");
         }
         s
-    }
-
-    pub fn is_check(&self) -> bool {
-        matches!(self.verb, DockerVerb::Running | DockerVerb::Healthy)
     }
 }
 

@@ -16,12 +16,12 @@ use super::native::{
     known_kind,
 };
 
-/// Where a native action sits: checks take `check:`, the others `op:`.
+/// Where a native action sits: checks take `check:`; steps and rollbacks
+/// take `op:`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Role {
-    Step,
+    Op,
     Check,
-    Rollback,
 }
 
 /// Reads a file a plan names (a kube `apply` manifest). The core does no
@@ -80,7 +80,7 @@ pub(super) fn native(
     };
     let (key, other) = match role {
         Role::Check => ("check", "op"),
-        Role::Step | Role::Rollback => ("op", "check"),
+        Role::Op => ("op", "check"),
     };
     let (ops, checks) = match backend {
         "kube" => (KUBE_OPS, KUBE_CHECKS),
