@@ -7,6 +7,7 @@
 )]
 
 pub mod backends;
+pub mod env;
 
 use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
