@@ -153,7 +153,7 @@ fn modifying_a_parameter_makes_a_new_plan() {
 }
 
 #[test]
-fn plan_risk_is_the_highest_step_and_rollbacks_do_not_count() {
+fn plan_risk_is_the_highest_of_the_steps_and_their_rollbacks() {
     let text = r#"
 id: mixed
 title: Mixed levels
@@ -167,7 +167,12 @@ rollback:
     assert_eq!(p.steps[0].action.risk, RiskLevel::Low);
     assert_eq!(p.steps[1].action.risk, RiskLevel::Medium);
     assert_eq!(p.rollback[0].risk, RiskLevel::High);
-    assert_eq!(p.risk, RiskLevel::Medium);
+    // The rollback runs on the same approval: it sets the plan's level.
+    assert_eq!(p.risk, RiskLevel::High);
+    assert_eq!(
+        p.risk_set_by_rollback.as_deref(),
+        Some("rollback step `rollback 1`")
+    );
 }
 
 #[test]

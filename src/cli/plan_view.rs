@@ -22,6 +22,9 @@ pub struct PlanView<'a> {
     params: &'a std::collections::BTreeMap<String, String>,
     estimated_time_seconds: Option<u64>,
     risk: RiskLevel,
+    /// When a rollback, not a step, sets the plan's risk: which one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    risk_set_by_rollback: Option<&'a str>,
     plan_hash: &'a str,
     policy_hash: &'a str,
     steps: Vec<StepView<'a>>,
@@ -156,6 +159,7 @@ impl<'a> PlanView<'a> {
             params: &p.params,
             estimated_time_seconds: p.estimated_time.map(|d| d.get().as_secs()),
             risk: cp.risk,
+            risk_set_by_rollback: cp.risk_set_by_rollback.as_deref(),
             plan_hash: cp.hash.as_str(),
             policy_hash: policy_hash.as_str(),
             steps,
@@ -204,9 +208,13 @@ impl<'a> PlanView<'a> {
         if !facts.is_empty() {
             writeln!(out, "  {}", facts.join(" · "))?;
         }
+        let by = self
+            .risk_set_by_rollback
+            .map(|by| format!(" (set by {by})"))
+            .unwrap_or_default();
         writeln!(
             out,
-            "  risk {}   steps {}",
+            "  risk {}{by}   steps {}",
             badge(self.risk),
             self.steps.len()
         )?;

@@ -233,7 +233,16 @@ fn detail(state: &AppState, theme: Theme, frame: &mut Frame<'_>, area: Rect) {
             Span::styled(plan.id.clone(), Style::new().add_modifier(Modifier::BOLD)),
             Span::raw("  "),
             Span::styled(badge(row.risk()), theme.risk(row.risk())),
-            Span::raw(format!("  {}  {}", row.status.label(), plan.title)),
+            Span::raw(format!(
+                "{}  {}  {}",
+                row.review
+                    .risk_set_by_rollback
+                    .as_deref()
+                    .map(|by| format!(" (set by {by})"))
+                    .unwrap_or_default(),
+                row.status.label(),
+                plan.title
+            )),
         ]),
         Line::from(format!(
             "author {}  target {}  est. {}",

@@ -17,7 +17,7 @@ use super::model::{
 pub use super::native_load::ReadFile;
 use super::native_load::{Role, Scope, native};
 use super::params::{is_param_name, references, substitute};
-use super::review::{ClassifiedPlan, StepReview, classify_action};
+use super::review::{ClassifiedPlan, StepReview, classify_action, plan_risk};
 use crate::core::classify::ClassifyContext;
 use crate::core::policy::LoadedPolicy;
 use crate::core::risk::{Classification, RiskLevel};
@@ -195,12 +195,12 @@ pub fn review_with(
     }
 
     let (rollback, rollback_ratings) = plan_rollback(&mut v, doc.rollback.as_ref(), &params, &rate);
-    let risk = reviews
+    let steps_risk = reviews
         .iter()
         .map(|r| r.action.risk)
         .max()
         .unwrap_or(RiskLevel::Low);
-    if risk >= RiskLevel::Medium && matches!(rollback, PlanRollback::Absent) {
+    if steps_risk >= RiskLevel::Medium && matches!(rollback, PlanRollback::Absent) {
         for (sd, r) in doc.steps.iter().zip(&reviews) {
             if r.action.risk >= RiskLevel::Medium && r.rollback.is_none() {
                 v.at(&sd.name.referenced, format!(
@@ -239,10 +239,12 @@ pub fn review_with(
         rollback,
         production_override,
     };
+    let (risk, risk_set_by_rollback) = plan_risk(&plan, &reviews, &rollback_ratings);
     Ok(ClassifiedPlan {
         hash: plan.hash(),
         plan,
         risk,
+        risk_set_by_rollback,
         steps: reviews,
         rollback: rollback_ratings,
     })

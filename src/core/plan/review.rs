@@ -9,16 +9,53 @@ use crate::core::digest::PlanHash;
 use crate::core::risk::{Classification, Reason, RiskLevel};
 
 /// A valid plan, classified under a policy. The plan's risk is the highest
-/// risk of its steps; checks and rollbacks are rated and shown, but do not
-/// count towards it.
+/// risk of its steps **and** of its rollbacks (each step's own and the
+/// plan-level steps): a rollback runs on the same approval, so it may not
+/// be worse than what was approved. Checks are rated and shown, and must be
+/// LOW.
 #[derive(Debug, Clone, Serialize)]
 pub struct ClassifiedPlan {
     pub plan: Plan,
     pub hash: PlanHash,
     pub risk: RiskLevel,
+    /// When a rollback, not a step, sets the plan's risk: which one
+    /// (`rollback of step `x``, `rollback step `y``).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub risk_set_by_rollback: Option<String>,
     pub steps: Vec<StepReview>,
     /// One rating per plan-level rollback step.
     pub rollback: Vec<Classification>,
+}
+
+/// The plan's risk: the highest of its steps and its rollbacks, and which
+/// rollback set it when a rollback is higher than every step.
+pub(super) fn plan_risk(
+    plan: &Plan,
+    steps: &[StepReview],
+    rollback: &[Classification],
+) -> (RiskLevel, Option<String>) {
+    let of_steps = steps
+        .iter()
+        .map(|s| s.action.risk)
+        .max()
+        .unwrap_or(RiskLevel::Low);
+    let mut risk = of_steps;
+    let mut by = None;
+    for (step, review) in plan.steps.iter().zip(steps) {
+        if let Some(c) = review.rollback.as_ref().filter(|c| c.risk > risk) {
+            risk = c.risk;
+            by = Some(format!("the rollback of step `{}`", step.name));
+        }
+    }
+    if let PlanRollback::Steps { steps: rb, .. } = &plan.rollback {
+        for (s, c) in rb.iter().zip(rollback) {
+            if c.risk > risk {
+                risk = c.risk;
+                by = Some(format!("rollback step `{}`", s.name));
+            }
+        }
+    }
+    (risk, by)
 }
 
 impl ClassifiedPlan {
@@ -55,25 +92,30 @@ impl ClassifiedPlan {
             PlanRollback::Steps { steps, .. } => steps.iter().map(|s| rate(&s.action)).collect(),
             PlanRollback::None { .. } | PlanRollback::Absent => Vec::new(),
         };
+        let (risk, risk_set_by_rollback) = plan_risk(&plan, &steps, &rollback);
         ClassifiedPlan {
             hash: plan.hash(),
-            risk: steps
-                .iter()
-                .map(|s| s.action.risk)
-                .max()
-                .unwrap_or(RiskLevel::Low),
+            risk,
+            risk_set_by_rollback,
             plan,
             steps,
             rollback,
         }
     }
 
-    /// Whether a step mutates a production namespace or context (what
-    /// `safety.block_production` refuses without an override).
+    /// Whether a step or a rollback mutates a production namespace or
+    /// context (what `safety.block_production` refuses without an
+    /// override).
     pub fn mutates_production(&self) -> bool {
         self.steps
             .iter()
-            .flat_map(|s| &s.action.reasons)
+            .flat_map(|s| {
+                s.action
+                    .reasons
+                    .iter()
+                    .chain(s.rollback.iter().flat_map(|c| &c.reasons))
+            })
+            .chain(self.rollback.iter().flat_map(|c| &c.reasons))
             .any(|r| r.rule == PRODUCTION_RULE)
     }
 }
