@@ -3,11 +3,6 @@
 //! fix (checked by reverting the fix); the item number of the issue is in
 //! each test's comment.
 
-#![expect(
-    clippy::expect_used,
-    reason = "test helpers: a broken fixture should stop the test loudly"
-)]
-
 mod common;
 
 use common::env::*;
@@ -73,4 +68,46 @@ steps:
         out.contains("risk HIGH") && out.contains("(set by the rollback of step `stage`)"),
         "{out}"
     );
+}
+
+// ---------------------------------------------------------------------------
+// 16. Control and bidi characters are shown escaped wherever a command is.
+
+/// A carriage return makes `rm -rf` render as `kubectl scale` on a
+/// terminal; a right-to-left override reverses what follows it; U+0085 and
+/// a form feed break lines. `plan show` prints every one escaped.
+#[test]
+fn plan_show_escapes_control_and_bidi_characters() {
+    let env = Env::new(None);
+    let plan = env.plan(
+        "plan.yaml",
+        "id: disguise
+title: \"scale \\u202Eipa\"
+author: alice
+steps:
+  - name: \"scale\\rnothing\"
+    run: \"rm -rf @D@/victim\\rkubectl scale deploy/api --replicas=3\"
+    rollback: {run: \"echo undo\\u0085rm -rf /\\fx\"}
+",
+    );
+    let out = env.ok(&["plan", "show", path(&plan)]);
+    for hidden in ['\r', '\u{202e}', '\u{85}', '\u{c}'] {
+        assert!(
+            !out.contains(hidden),
+            "{hidden:?} reached the output: {out}"
+        );
+    }
+    // JSON is data: it carries the command exactly, for a program to read.
+    let json: serde_json::Value =
+        serde_json::from_str(&env.ok(&["plan", "show", path(&plan), "--json"])).expect("JSON");
+    assert_eq!(
+        json["steps"][0]["command"],
+        env.subst("rm -rf @D@/victim\rkubectl scale deploy/api --replicas=3")
+    );
+    assert!(
+        out.contains("rm -rf ") && out.contains("victim\\rkubectl scale"),
+        "{out}"
+    );
+    assert!(out.contains("scale \\u{202e}ipa"), "{out}");
+    assert!(out.contains("echo undo\\u{85}rm -rf /\\u{c}x"), "{out}");
 }

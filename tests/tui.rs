@@ -796,3 +796,62 @@ fn an_open_breaker_in_the_log_shows_in_the_title() {
     update(&mut s, Action::Loaded(rows, loaded.breakers));
     assert!(!render(&s, 160, 48).contains("breaker"));
 }
+
+/// A command with a carriage return and a right-to-left override: the list,
+/// the detail and the explain dialog draw them escaped, and no cell of the
+/// screen holds a control or bidi character (hardening 16).
+#[test]
+fn hidden_characters_are_drawn_escaped() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("disguise.yaml");
+    std::fs::write(
+        &file,
+        "id: disguise
+title: \"tidy \\u202Egol\"
+steps:
+  - name: \"scale\\u2066\"
+    run: \"rm -rf /srv/data\\rkubectl scale deploy/api --replicas=3\\ntrue\"
+    rollback: {run: echo undo}
+",
+    )
+    .expect("plan written");
+    let loaded = opsgate::tui::load::load_all(
+        &common::POLICY,
+        std::path::Path::new("/nonexistent/audit.jsonl"),
+        &opsgate::audit::Sealer::Sha256,
+        &[file],
+        &Default::default(),
+        now(),
+    )
+    .expect("rows load");
+    let mut s = AppState::new(
+        "carol".into(),
+        common::POLICY.hash.to_string(),
+        loaded.rows,
+        now(),
+    );
+    for screen in [Screen::Plans, Screen::Detail] {
+        s.screen = screen;
+        let text = render(&s, 160, 48);
+        assert!(!hidden(&text), "{text}");
+        assert!(text.contains("tidy \\u{202e}gol"), "{text}");
+    }
+    let text = render(&s, 160, 48);
+    assert!(
+        text.contains("$ rm -rf /srv/data\\rkubectl scale deploy/api --replicas=3"),
+        "{text}"
+    );
+    assert!(text.contains("  true"), "every line of the command: {text}");
+    s.dialog = Some(Dialog::Explain {
+        plan_id: "disguise".into(),
+    });
+    let text = render(&s, 160, 48);
+    assert!(text.contains("scale\\u{2066}"), "{text}");
+    assert!(!hidden(&text), "{text}");
+}
+
+/// Whether a rendered screen holds one of the plan's control or bidi
+/// characters (the newlines between its rows aside).
+fn hidden(text: &str) -> bool {
+    text.contains(['\r', '\u{202e}', '\u{2066}'])
+}

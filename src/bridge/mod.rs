@@ -407,11 +407,17 @@ fn summarize(b: &Bridge, p: &PlanState) -> PlanSummary {
         .and_then(|t| t.as_str())
         .unwrap_or_default()
         .to_owned();
+    let title = crate::core::event::printable(&title).into_owned();
     let mut summary = format!("{} [{}] {}\n", p.plan_id, p.submission.risk, title);
     if let Ok(plan) = crate::core::plan::Plan::from_json(p.submission.plan.clone()) {
         let review = crate::core::plan::ClassifiedPlan::from_plan(plan, &b.policy.rules);
         for (i, (s, r)) in review.plan.steps.iter().zip(&review.steps).enumerate() {
-            summary.push_str(&format!("{}. {} [{}]\n", i + 1, s.name, r.action.risk));
+            summary.push_str(&format!(
+                "{}. {} [{}]\n",
+                i + 1,
+                crate::core::event::printable(&s.name),
+                r.action.risk
+            ));
         }
         summary.push_str(match &review.plan.rollback {
             crate::core::plan::PlanRollback::Steps { .. } => "rollback: plan-level steps\n",

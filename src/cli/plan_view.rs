@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use super::style::{badge, bold, dim};
 use crate::core::digest::PolicyHash;
+use crate::core::event::{printable, printable_lines};
 use crate::core::plan::model::OnError;
 use crate::core::plan::{Check, ClassifiedPlan, PlanRollback};
 use crate::core::risk::{Classification, Reason, RiskLevel};
@@ -172,16 +173,16 @@ impl<'a> PlanView<'a> {
             out,
             "{}  {}",
             bold(&format!("Plan {}", self.id)),
-            self.title
+            shown(self.title)
         )?;
         if let Some(d) = self.description {
-            for line in d.lines() {
-                writeln!(out, "  {}", dim(line))?;
+            for line in printable_lines(d) {
+                writeln!(out, "  {}", dim(&line))?;
             }
         }
         let mut facts = Vec::new();
         if let Some(a) = self.author {
-            facts.push(format!("author {a}"));
+            facts.push(format!("author {}", shown(a)));
         }
         let t = self.target;
         for (k, v) in [
@@ -191,7 +192,7 @@ impl<'a> PlanView<'a> {
             ("docker", &t.docker_host),
         ] {
             if let Some(v) = v {
-                facts.push(format!("{k} {v}"));
+                facts.push(format!("{k} {}", shown(v)));
             }
         }
         if let Some(s) = self.estimated_time_seconds {
@@ -201,7 +202,7 @@ impl<'a> PlanView<'a> {
             let ps: Vec<String> = self
                 .params
                 .iter()
-                .map(|(k, v)| format!("{k}={v}"))
+                .map(|(k, v)| format!("{}={}", shown(k), shown(v)))
                 .collect();
             facts.push(format!("params {}", ps.join(" ")));
         }
@@ -226,7 +227,7 @@ impl<'a> PlanView<'a> {
                 "  {:>2}. {}  {}  {}",
                 s.index,
                 badge(s.risk),
-                bold(s.name),
+                bold(&shown(s.name)),
                 dim(&format!("timeout {}", human_secs(s.timeout_seconds)))
             )?;
             write_command(out, s.lead, &s.command, "      ")?;
@@ -245,24 +246,34 @@ impl<'a> PlanView<'a> {
                         extra.push(format!("expect exit {}", c.expect_exit_code));
                     }
                     if let Some(s) = c.expect_stdout_contains {
-                        extra.push(format!("expect stdout ∋ {s:?}"));
+                        extra.push(format!("expect stdout ∋ \"{}\"", shown(s)));
                     }
                     let extra = if extra.is_empty() {
                         String::new()
                     } else {
                         format!("  {}", dim(&format!("({})", extra.join(", "))))
                     };
-                    writeln!(out, "      {kind} check {}: {}{extra}", c.name, c.command)?;
+                    writeln!(
+                        out,
+                        "      {kind} check {}: {}{extra}",
+                        shown(c.name),
+                        one_line(&c.command)
+                    )?;
                 }
             }
             if let Some(r) = &s.rollback {
-                writeln!(out, "      undo  {}  {}", badge(r.risk), r.command)?;
+                writeln!(
+                    out,
+                    "      undo  {}  {}",
+                    badge(r.risk),
+                    one_line(&r.command)
+                )?;
             }
         }
         writeln!(out)?;
         match &self.rollback {
             RollbackView::None { reason } => {
-                writeln!(out, "{} none: {reason}", bold("Rollback"))?;
+                writeln!(out, "{} none: {}", bold("Rollback"), shown(reason))?;
             }
             RollbackView::Absent => {
                 writeln!(out, "{} per step only (see `undo` above)", bold("Rollback"))?;
@@ -285,10 +296,16 @@ impl<'a> PlanView<'a> {
                     out,
                     "{} {}{est}{cont}",
                     bold("Rollback"),
-                    method.unwrap_or("")
+                    shown(method.unwrap_or(""))
                 )?;
                 for (i, s) in steps.iter().enumerate() {
-                    writeln!(out, "  {:>2}. {}  {}", i + 1, badge(s.risk), s.command)?;
+                    writeln!(
+                        out,
+                        "  {:>2}. {}  {}",
+                        i + 1,
+                        badge(s.risk),
+                        one_line(&s.command)
+                    )?;
                 }
             }
         }
@@ -299,9 +316,11 @@ impl<'a> PlanView<'a> {
     }
 }
 
-/// A command, `$ ` before its first line and the rest indented under it.
+/// A command, `$ ` before its first line and the rest indented under it;
+/// control and bidi characters shown escaped, so what is shown is what
+/// runs.
 fn write_command(out: &mut impl Write, lead: &str, cmd: &str, indent: &str) -> std::io::Result<()> {
-    for (i, line) in cmd.trim_end().lines().enumerate() {
+    for (i, line) in printable_lines(cmd.trim_end()).enumerate() {
         let lead = if i == 0 { lead } else { "  " };
         writeln!(out, "{indent}{lead}{line}")?;
     }
@@ -314,11 +333,22 @@ fn write_reasons(out: &mut impl Write, reasons: &[Reason], indent: &str) -> std:
         let via = if r.via.is_empty() {
             String::new()
         } else {
-            format!(" via {}", r.via.join(" › "))
+            format!(" via {}", shown(&r.via.join(" › ")))
         };
-        writeln!(out, "{indent}{} {}{via}", dim("why:"), r.message)?;
+        writeln!(out, "{indent}{} {}{via}", dim("why:"), shown(&r.message))?;
     }
     Ok(())
+}
+
+/// One text on one line, escaped (`shown`).
+fn shown(s: &str) -> std::borrow::Cow<'_, str> {
+    printable(s)
+}
+
+/// A command on one line: its lines joined by ` ⏎ `, each escaped, so a
+/// second line is never out of sight.
+fn one_line(cmd: &str) -> String {
+    printable_lines(cmd).collect::<Vec<_>>().join(" ⏎ ")
 }
 
 fn human_secs(s: u64) -> String {

@@ -553,7 +553,7 @@ fn explain(cp: &crate::core::plan::ClassifiedPlan) -> Result<(), CliError> {
             out,
             "Step {} {}: {}",
             i + 1,
-            step.name,
+            crate::core::event::printable(&step.name),
             super::style::badge(review.action.risk)
         )?;
         if review.action.reasons.is_empty() {
@@ -563,7 +563,7 @@ fn explain(cp: &crate::core::plan::ClassifiedPlan) -> Result<(), CliError> {
             )?;
         }
         for r in &review.action.reasons {
-            writeln!(out, "  - {r}")?;
+            writeln!(out, "  - {}", crate::core::event::printable(&r.to_string()))?;
         }
     }
     Ok(())
@@ -768,9 +768,12 @@ async fn print_progress(mut rx: mpsc::UnboundedReceiver<Progress>, spinner: bool
                 command,
                 lead,
             } => format!(
-                "Step {}/{total}: {name}\n  {lead}{}",
+                "Step {}/{total}: {}\n  {lead}{}",
                 index + 1,
-                crate::core::event::printable(command.lines().next().unwrap_or_default())
+                crate::core::event::printable(&name),
+                crate::core::event::printable_lines(&command)
+                    .collect::<Vec<_>>()
+                    .join("\n    ")
             ),
             Progress::Output { line, .. } => {
                 format!("  │ {}", crate::core::event::printable(&line.text))
@@ -799,7 +802,12 @@ async fn print_progress(mut rx: mpsc::UnboundedReceiver<Progress>, spinner: bool
             ),
             Progress::Note(n) => format!("  {}", crate::core::event::printable(&n)),
             Progress::RollbackStep { name, status } => {
-                format!("  {} rollback: {name} {}", status.mark(), status.as_str())
+                format!(
+                    "  {} rollback: {} {}",
+                    status.mark(),
+                    crate::core::event::printable(&name),
+                    status.as_str()
+                )
             }
         };
         let mut out = anstream::stdout().lock();

@@ -518,11 +518,34 @@ impl Event {
     }
 }
 
+/// Whether a character is shown escaped rather than as itself: a control
+/// character (newlines, CR, FF, escape sequences, U+0085), or an invisible
+/// format character that reorders or hides text on screen (bidi embeddings,
+/// overrides and isolates such as U+202E, zero-width characters, line and
+/// paragraph separators, the BOM, Unicode tags). Any of these can make a
+/// `rm -rf` line render as something harmless.
+pub fn is_hidden_char(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{00AD}'
+                | '\u{061C}'
+                | '\u{180E}'
+                | '\u{200B}'..='\u{200F}'
+                | '\u{2028}'..='\u{202E}'
+                | '\u{2060}'..='\u{206F}'
+                | '\u{FEFF}'
+                | '\u{FFF9}'..='\u{FFFB}'
+                | '\u{E0000}'..='\u{E007F}'
+        )
+}
+
 /// Text fit for one terminal line: control characters (newlines, escape
-/// sequences) are shown escaped, so a record's free text cannot break the
-/// line or forge another record in a human view.
+/// sequences) and invisible format characters (bidi overrides, zero-width
+/// characters) are shown escaped, so a record's or a plan's text cannot
+/// break the line, forge another record, or hide what a command does.
 pub fn printable(s: &str) -> std::borrow::Cow<'_, str> {
-    if !s.chars().any(char::is_control) {
+    if !s.chars().any(is_hidden_char) {
         return std::borrow::Cow::Borrowed(s);
     }
     let mut out = String::with_capacity(s.len() + 8);
@@ -531,11 +554,17 @@ pub fn printable(s: &str) -> std::borrow::Cow<'_, str> {
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
-            c if c.is_control() => out.push_str(&c.escape_unicode().to_string()),
+            c if is_hidden_char(c) => out.push_str(&c.escape_unicode().to_string()),
             c => out.push(c),
         }
     }
     std::borrow::Cow::Owned(out)
+}
+
+/// A multi-line text (a command) as printable lines: split on `\n` only,
+/// so a carriage return stays in its line and is shown escaped.
+pub fn printable_lines(s: &str) -> impl Iterator<Item = std::borrow::Cow<'_, str>> {
+    s.trim_end_matches('\n').split('\n').map(printable)
 }
 
 /// `sha256:0123456789ab`: enough to recognise a hash on screen.

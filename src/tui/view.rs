@@ -107,6 +107,29 @@ pub fn view(state: &AppState, theme: Theme, frame: &mut Frame<'_>) {
     if let Some(d) = &state.dialog {
         dialog(state, theme, d, frame);
     }
+    sweep(frame.buffer_mut());
+}
+
+/// The last line of defence: no cell may send a control or bidi character
+/// to the terminal, whatever text reached it. The texts that matter
+/// (commands, names) are already escaped where they are drawn; anything
+/// else is replaced by `�`.
+fn sweep(buf: &mut ratatui::buffer::Buffer) {
+    for cell in &mut buf.content {
+        if cell
+            .symbol()
+            .chars()
+            .any(crate::core::event::is_hidden_char)
+        {
+            cell.set_symbol("�");
+        }
+    }
+}
+
+/// A plan's text (a title, a name, a reason) as drawn: control and bidi
+/// characters shown escaped.
+fn shown(s: &str) -> String {
+    crate::core::event::printable(s).into_owned()
 }
 
 fn footer(state: &AppState, theme: Theme, frame: &mut Frame<'_>, area: Rect) {
@@ -164,7 +187,7 @@ fn plans(state: &AppState, theme: Theme, frame: &mut Frame<'_>, area: Rect) {
                 Cell::from(r.id().to_owned()),
                 Cell::from(approvals(r)),
                 Cell::from(age(state, r)),
-                Cell::from(r.review.plan.title.clone()),
+                Cell::from(shown(&r.review.plan.title)),
             ])
         })
         .collect();
@@ -241,12 +264,12 @@ fn detail(state: &AppState, theme: Theme, frame: &mut Frame<'_>, area: Rect) {
                     .map(|by| format!(" (set by {by})"))
                     .unwrap_or_default(),
                 row.status.label(),
-                plan.title
+                shown(&plan.title)
             )),
         ]),
         Line::from(format!(
             "author {}  target {}  est. {}",
-            plan.author.as_deref().unwrap_or("-"),
+            shown(plan.author.as_deref().unwrap_or("-")),
             if target.is_empty() {
                 "-".into()
             } else {
@@ -276,7 +299,7 @@ fn detail(state: &AppState, theme: Theme, frame: &mut Frame<'_>, area: Rect) {
         .map(|(i, (s, r))| {
             Row::new(vec![
                 Cell::from(format!("{}", i + 1)),
-                Cell::from(s.name.clone()),
+                Cell::from(shown(&s.name)),
                 Cell::from(badge(r.action.risk)).style(theme.risk(r.action.risk)),
                 Cell::from(s.timeout.to_string()),
                 Cell::from(format!("{}/{}", s.pre_checks.len(), s.post_checks.len())),
@@ -306,23 +329,24 @@ fn detail(state: &AppState, theme: Theme, frame: &mut Frame<'_>, area: Rect) {
 
     let mut lines: Vec<Line<'_>> = Vec::new();
     if let (Some(s), Some(r)) = (plan.steps.get(state.step), row.review.steps.get(state.step)) {
-        lines.push(Line::from(format!(
-            "{}{}",
-            s.action.lead(),
-            first_line(&s.action.command_line())
-        )));
+        // Every line of the command, not only the first: the list shows
+        // one line, the detail all of them.
+        for (i, l) in crate::core::event::printable_lines(&s.action.command_line()).enumerate() {
+            let lead = if i == 0 { s.action.lead() } else { "  " };
+            lines.push(Line::from(format!("{lead}{l}")));
+        }
         explain(&mut lines, &r.action, theme);
         for c in &s.pre_checks {
             lines.push(Line::from(format!(
                 "pre-check  {}: {}",
-                c.name,
+                shown(&c.name),
                 first_line(&c.action.command_line())
             )));
         }
         for c in &s.post_checks {
             lines.push(Line::from(format!(
                 "post-check {}: {} (×{})",
-                c.name,
+                shown(&c.name),
                 first_line(&c.action.command_line()),
                 c.retry.attempts
             )));
@@ -335,10 +359,10 @@ fn detail(state: &AppState, theme: Theme, frame: &mut Frame<'_>, area: Rect) {
     lines.push(Line::from(match &plan.rollback {
         PlanRollback::Steps { method, steps, .. } => format!(
             "plan rollback: {} ({} step(s))",
-            method.as_deref().unwrap_or("-"),
+            shown(method.as_deref().unwrap_or("-")),
             steps.len()
         ),
-        PlanRollback::None { reason } => format!("plan rollback: none: {reason}"),
+        PlanRollback::None { reason } => format!("plan rollback: none: {}", shown(reason)),
         PlanRollback::Absent => "plan rollback: per step only".into(),
     }));
     frame.render_widget(
@@ -558,7 +582,7 @@ fn run_screen(state: &AppState, theme: Theme, frame: &mut Frame<'_>, area: Rect)
                     format!("{seconds:.1}s {}", status.as_str()),
                 ),
             };
-            Line::from(format!("{icon} {:>2}. {name}  {time}", i + 1))
+            Line::from(format!("{icon} {:>2}. {}  {time}", i + 1, shown(name)))
         })
         .collect();
     frame.render_widget(Paragraph::new(lines), steps);
@@ -614,14 +638,15 @@ fn explain<'a>(lines: &mut Vec<Line<'a>>, c: &Classification, theme: Theme) {
         lines.push(Line::from(vec![
             Span::raw("  "),
             Span::styled(r.level.to_string(), theme.risk(r.level)),
-            Span::raw(format!(": {} [{}]", r.message, r.rule)),
+            Span::raw(format!(": {} [{}]", shown(&r.message), r.rule)),
         ]));
     }
 }
 
+/// The first line of a command, escaped, with ` …` when more follow.
 fn first_line(s: &str) -> String {
-    let mut lines = s.lines();
-    let first = lines.next().unwrap_or_default().to_owned();
+    let mut lines = crate::core::event::printable_lines(s);
+    let first = lines.next().unwrap_or_default().into_owned();
     if lines.next().is_some() {
         format!("{first} …")
     } else {
@@ -712,11 +737,11 @@ fn dialog(state: &AppState, theme: Theme, d: &Dialog, frame: &mut Frame<'_>) {
             for (i, (name, old)) in params.iter().enumerate() {
                 lines.push(if i == *index {
                     Line::styled(
-                        format!("> {name} = {value}▏  (was {old})"),
+                        format!("> {name} = {}▏  (was {})", shown(value), shown(old)),
                         theme.selected(),
                     )
                 } else {
-                    Line::from(format!("  {name} = {old}"))
+                    Line::from(format!("  {name} = {}", shown(old)))
                 });
             }
             lines.push(Line::from(
@@ -730,7 +755,10 @@ fn dialog(state: &AppState, theme: Theme, d: &Dialog, frame: &mut Frame<'_>) {
                 lines.push(Line::from(vec![
                     Span::raw(format!("Plan `{plan_id}` is ")),
                     Span::styled(badge(row.risk()), theme.risk(row.risk())),
-                    Span::raw(": its highest step."),
+                    Span::raw(match &row.review.risk_set_by_rollback {
+                        Some(by) => format!(": set by {by}."),
+                        None => ": its highest step.".to_owned(),
+                    }),
                 ]));
                 for (i, (s, r)) in row
                     .review
@@ -741,7 +769,7 @@ fn dialog(state: &AppState, theme: Theme, d: &Dialog, frame: &mut Frame<'_>) {
                     .enumerate()
                 {
                     lines.push(Line::from(vec![
-                        Span::raw(format!("{}. {} ", i + 1, s.name)),
+                        Span::raw(format!("{}. {} ", i + 1, shown(&s.name))),
                         Span::styled(badge(r.action.risk), theme.risk(r.action.risk)),
                     ]));
                     explain(&mut lines, &r.action, theme);
