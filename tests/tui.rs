@@ -180,7 +180,10 @@ fn approving_a_critical_plan_needs_its_id_typed() {
     update(&mut s, Action::Approve);
     assert!(matches!(
         s.dialog,
-        Some(Dialog::Approve { critical: true, .. })
+        Some(Dialog::Approve {
+            level: RiskLevel::Critical,
+            ..
+        })
     ));
     // Enter with nothing typed, or a wrong id: refused, the dialog stays.
     assert!(update(&mut s, Action::Open).is_empty());
@@ -232,13 +235,102 @@ fn execute_is_refused_unless_approved_and_then_asks_for_enter() {
     select(&mut s, "api-scale-20260126");
     assert!(update(&mut s, Action::Execute).is_empty());
     assert!(
-        matches!(&s.dialog, Some(Dialog::ConfirmRun { plan_id }) if plan_id == "api-scale-20260126")
+        matches!(&s.dialog, Some(Dialog::ConfirmRun { plan_id, .. }) if plan_id == "api-scale-20260126")
     );
     let effects = update(&mut s, Action::Open);
     assert!(
-        matches!(&effects[..], [Effect::StartRun { plan_id, dry_run: false }] if plan_id == "api-scale-20260126"),
+        matches!(&effects[..], [Effect::StartRun { plan_id, dry_run: false, .. }] if plan_id == "api-scale-20260126"),
         "{effects:?}"
     );
+}
+
+/// Hardening 5: the approve dialog keeps only what it showed. The rows
+/// reload from disk while it is open (another process submitted an edited
+/// plan under the same id): Enter refuses, names both hashes, and approves
+/// nothing, not the new plan at its new hash.
+#[test]
+fn the_approve_dialog_approves_only_the_hash_it_showed() {
+    let mut s = state();
+    select(&mut s, "demo-local");
+    let shown = s.current().expect("a row").review.hash.clone();
+    update(&mut s, Action::Approve);
+    let mut rows = s.rows.clone();
+    let edited = rows
+        .iter_mut()
+        .find(|r| r.id() == "demo-local")
+        .expect("the demo row");
+    edited.review.plan.title.push_str(" (edited)");
+    edited.review.hash = edited.review.plan.hash();
+    assert_ne!(edited.review.hash, shown);
+    update(&mut s, Action::Loaded(rows, Vec::new()));
+    let effects = update(&mut s, Action::Open);
+    assert!(effects.is_empty(), "{effects:?}");
+    let n = s.notice.clone().expect("a notice");
+    assert!(
+        n.error && n.text.contains("changed since it was shown"),
+        "{}",
+        n.text
+    );
+    assert!(s.dialog.is_none());
+    // Opened again, it shows (and approves) the new hash.
+    update(&mut s, Action::Approve);
+    let effects = update(&mut s, Action::Open);
+    assert!(
+        matches!(&effects[..], [Effect::Approve { hash, .. }] if *hash != shown),
+        "{effects:?}"
+    );
+}
+
+/// Hardening 5: a plan that became CRITICAL while a MEDIUM dialog was open
+/// does not skip the typed-id guard: Enter refuses.
+#[test]
+fn a_plan_that_became_critical_is_not_approved_by_a_medium_dialog() {
+    let mut s = state();
+    select(&mut s, "demo-local");
+    update(&mut s, Action::Approve);
+    let mut rows = s.rows.clone();
+    let critical = rows
+        .iter()
+        .find(|r| r.id() == "drop-legacy-billing")
+        .expect("the critical row")
+        .review
+        .clone();
+    let row = rows
+        .iter_mut()
+        .find(|r| r.id() == "demo-local")
+        .expect("the demo row");
+    let mut review = critical;
+    review.plan.id = "demo-local".into();
+    review.hash = review.plan.hash();
+    row.review = review;
+    update(&mut s, Action::Loaded(rows, Vec::new()));
+    let effects = update(&mut s, Action::Open);
+    assert!(effects.is_empty(), "{effects:?}");
+    assert!(
+        s.notice
+            .as_ref()
+            .is_some_and(|n| n.error && n.text.contains("changed since it was shown")),
+        "{:?}",
+        s.notice
+    );
+}
+
+/// Hardening 5: the execute dialog runs the submission it showed.
+#[test]
+fn the_execute_dialog_runs_only_the_hash_it_showed() {
+    let mut s = state();
+    select(&mut s, "api-scale-20260126");
+    update(&mut s, Action::Execute);
+    let mut rows = s.rows.clone();
+    let row = rows
+        .iter_mut()
+        .find(|r| r.id() == "api-scale-20260126")
+        .expect("the row");
+    row.review.plan.title.push_str(" (edited)");
+    row.review.hash = row.review.plan.hash();
+    update(&mut s, Action::Loaded(rows, Vec::new()));
+    assert!(update(&mut s, Action::Open).is_empty());
+    assert!(s.notice.as_ref().is_some_and(|n| n.error));
 }
 
 /// The Run screen after a run started, with news applied.

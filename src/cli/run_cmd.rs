@@ -25,6 +25,7 @@ use crate::audit::ledger::{run_is_live, run_lock_path};
 use crate::audit::read::Follower;
 use crate::audit::{AuditLog, Event, Record, Status};
 use crate::core::approval::{ApprovedPlan, Verdict, needs_dry_run};
+use crate::core::digest::PlanHash;
 use crate::core::event::short;
 use crate::core::plan::Plan;
 use crate::core::policy::LoadedPolicy;
@@ -150,8 +151,16 @@ pub fn run(
     } = begin(
         &log,
         policy,
-        &args.target,
-        from_file.as_ref(),
+        match &from_file {
+            Some(plan) => Target::File {
+                path: &args.target,
+                plan,
+            },
+            None => Target::Submitted {
+                id: &args.target,
+                hash: None,
+            },
+        },
         &user,
         args.dry_run,
         args.resume,
@@ -191,13 +200,28 @@ pub(crate) struct Started {
     pub lock: RunLock,
 }
 
-/// Checks, under the log's lock, that plan `target` (an id, or the plan
-/// `from_file` was loaded from) may run now, and records `run_started`.
+/// What `begin` is asked to run.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Target<'a> {
+    /// A submitted plan, by id; with `hash`, only if its submission still
+    /// has that hash (what a confirmation dialog showed).
+    Submitted {
+        id: &'a str,
+        hash: Option<&'a PlanHash>,
+    },
+    /// A plan file, loaded and rated: the submitted plan with its hash.
+    File {
+        path: &'a str,
+        plan: &'a crate::core::plan::ClassifiedPlan,
+    },
+}
+
+/// Checks, under the log's lock, that the `target` plan may run now, and
+/// records `run_started`.
 pub(crate) fn begin(
     log: &AuditLog,
     policy: &LoadedPolicy,
-    target: &str,
-    from_file: Option<&crate::core::plan::ClassifiedPlan>,
+    target: Target<'_>,
     user: &str,
     dry_run: bool,
     resume: bool,
@@ -208,31 +232,39 @@ pub(crate) fn begin(
     let mut lock = None;
     log.append_with(|len| {
         let ledger = fold(log, len)?;
-        let id = from_file
-            .map_or(target, |cp| cp.plan.id.as_str());
+        let id = match target {
+            Target::Submitted { id, .. } => id,
+            Target::File { plan, .. } => plan.plan.id.as_str(),
+        };
         let Some(state) = ledger.plan(id) else {
-            return Err(match from_file {
-                Some(_) => CliError::Refused(format!(
-                    "plan `{id}` ({}) was never submitted: `opsgate submit {}`, then have it approved",
-                    target, target
+            return Err(match target {
+                Target::File { path, .. } => CliError::Refused(format!(
+                    "plan `{id}` ({path}) was never submitted: `opsgate submit {path}`, then have it approved"
                 )),
-                None => CliError::Failed(format!(
+                Target::Submitted { .. } => CliError::Failed(format!(
                     "no plan `{id}` in the audit log, and no file `{id}`"
                 )),
             });
         };
-        let plan = match from_file {
-            Some(cp) if cp.hash != state.submission.plan_hash => {
+        let plan = match target {
+            Target::File { path, plan: cp } if cp.hash != state.submission.plan_hash => {
                 return Err(CliError::Refused(format!(
-                    "{} is plan {}, but the submitted plan `{id}` is {}: the file changed since it was submitted, so it is a new, unapproved plan. Submit it (`opsgate submit {}`) and have it approved, or run the submitted one with `opsgate run {id}`",
-                    target,
+                    "{path} is plan {}, but the submitted plan `{id}` is {}: the file changed since it was submitted, so it is a new, unapproved plan. Submit it (`opsgate submit {path}`) and have it approved, or run the submitted one with `opsgate run {id}`",
                     short(cp.hash.as_str()),
                     short(state.submission.plan_hash.as_str()),
-                    target
                 )));
             }
-            Some(cp) => cp.plan.clone(),
-            None => frozen_plan(state)?,
+            Target::File { plan: cp, .. } => cp.plan.clone(),
+            Target::Submitted {
+                hash: Some(shown), ..
+            } if shown != &state.submission.plan_hash => {
+                return Err(CliError::Refused(format!(
+                    "plan `{id}` was {} when shown and is now {}: it was submitted again; review it again",
+                    short(shown.as_str()),
+                    short(state.submission.plan_hash.as_str()),
+                )));
+            }
+            Target::Submitted { .. } => frozen_plan(state)?,
         };
         let verdict = state.verdict(&policy.policy, &policy.hash, Utc::now());
         let status = state.status(&verdict, |r| run_is_live(log.path(), r));

@@ -210,12 +210,17 @@ fn perform(
                 error: true,
             }),
         },
-        Effect::StartRun { plan_id, dry_run } => match super::runner::spawn(
+        Effect::StartRun {
+            plan_id,
+            hash,
+            dry_run,
+        } => match super::runner::spawn(
             opts.log_path.clone(),
             opts.sealer.clone(),
             opts.redactor.clone(),
             opts.policy.clone(),
             &plan_id,
+            &hash,
             &state.user,
             dry_run,
         ) {
@@ -286,7 +291,9 @@ fn approve(
     source: &Source,
 ) -> Result<String, CliError> {
     // What is submitted is exactly the plan that was shown (a modified
-    // plan included), never the file read again.
+    // plan included), never the file read again: `hash` is the one the
+    // dialog pinned when it opened, and `grant` binds the approval to it
+    // under the log's lock.
     let row = state.rows.iter().find(|r| r.id() == plan_id);
     if let Some(row) = row.filter(|r| r.status == super::state::RowStatus::Unsubmitted) {
         if &row.review.hash != hash || !matches!(source, Source::File(_)) {

@@ -9,7 +9,8 @@ use tokio::sync::{mpsc, watch};
 
 use crate::audit::{AuditLog, Sealer, Status};
 use crate::cli::error::CliError;
-use crate::cli::run_cmd::{Started, begin, engine, keep_going, watch_stops};
+use crate::cli::run_cmd::{Started, Target, begin, engine, keep_going, watch_stops};
+use crate::core::digest::PlanHash;
 use crate::core::policy::LoadedPolicy;
 use crate::core::redact::Redactor;
 use crate::exec::Stop;
@@ -48,11 +49,22 @@ pub fn spawn(
     redactor: Redactor,
     policy: LoadedPolicy,
     plan_id: &str,
+    hash: &PlanHash,
     user: &str,
     dry_run: bool,
 ) -> Result<RunHandle, CliError> {
     let log = AuditLog::open(&log_path, sealer, redactor)?;
-    let started = begin(&log, &policy, plan_id, None, user, dry_run, false)?;
+    let started = begin(
+        &log,
+        &policy,
+        Target::Submitted {
+            id: plan_id,
+            hash: Some(hash),
+        },
+        user,
+        dry_run,
+        false,
+    )?;
     let (tx, rx) = std_mpsc::channel();
     let (rollback_tx, rollback_rx) = mpsc::channel(1);
     let handle = RunHandle {

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
 
+use crate::core::digest::PlanHash;
 use crate::core::event::Status;
 use crate::core::plan::ClassifiedPlan;
 use crate::core::risk::RiskLevel;
@@ -300,10 +301,13 @@ impl RunView {
 /// A modal dialog. Destructive ones have explicit state.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Dialog {
-    /// Approving: CRITICAL needs the plan id typed.
+    /// Approving: CRITICAL needs the plan id typed. The dialog carries the
+    /// hash and level it showed: Enter approves exactly that plan, or
+    /// refuses if the plan changed meanwhile.
     Approve {
         plan_id: String,
-        critical: bool,
+        hash: PlanHash,
+        level: RiskLevel,
         typed: String,
     },
     /// Rejecting asks a reason.
@@ -315,9 +319,11 @@ pub enum Dialog {
     Explain {
         plan_id: String,
     },
-    /// `x`: confirm the execution with Enter.
+    /// `x`: confirm the execution with Enter, of the plan with the hash
+    /// shown.
     ConfirmRun {
         plan_id: String,
+        hash: PlanHash,
     },
     /// `m`: change a parameter. `params` are the plan's, `index` the one
     /// being edited, `value` its new text.

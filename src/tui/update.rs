@@ -90,8 +90,11 @@ pub enum Effect {
         plan_id: String,
         reason: String,
     },
+    /// Start a run of the plan submitted with `hash` (refused if the plan
+    /// was submitted again since).
     StartRun {
         plan_id: String,
+        hash: PlanHash,
         dry_run: bool,
     },
     /// Record a stop request for the run (in the audit log).
@@ -106,6 +109,34 @@ pub enum Effect {
     LoadAudit {
         plan: Option<String>,
     },
+}
+
+/// Why a confirmation may not act on what its dialog showed: the plan is
+/// gone, or its hash (or, when given, its level) is no longer the one
+/// shown. `None` when it is exactly what was shown.
+fn changed_since_shown(
+    state: &AppState,
+    plan_id: &str,
+    hash: &PlanHash,
+    level: Option<RiskLevel>,
+) -> Option<String> {
+    let Some(row) = state.rows.iter().find(|r| r.id() == plan_id) else {
+        return Some(format!("plan `{plan_id}` is gone: nothing was done"));
+    };
+    if &row.review.hash != hash {
+        return Some(format!(
+            "plan `{plan_id}` changed since it was shown ({} → {}): nothing was done; review it again",
+            crate::core::event::short(hash.as_str()),
+            crate::core::event::short(row.review.hash.as_str())
+        ));
+    }
+    if let Some(level) = level.filter(|l| *l != row.risk()) {
+        return Some(format!(
+            "plan `{plan_id}` was {level} when shown and is {} now: nothing was done; review it again",
+            row.risk()
+        ));
+    }
+    None
 }
 
 fn notice(state: &mut AppState, text: impl Into<String>, error: bool) {
@@ -258,7 +289,8 @@ pub fn update(state: &mut AppState, action: Action) -> Vec<Effect> {
                 Ok(()) => {
                     state.dialog = Some(Dialog::Approve {
                         plan_id: row.id().to_owned(),
-                        critical: row.risk() == RiskLevel::Critical,
+                        hash: row.review.hash.clone(),
+                        level: row.risk(),
                         typed: String::new(),
                     });
                 }
@@ -294,7 +326,10 @@ pub fn update(state: &mut AppState, action: Action) -> Vec<Effect> {
             };
             let id = row.id().to_owned();
             if row.status == RowStatus::Plan(PlanStatus::Approved) {
-                state.dialog = Some(Dialog::ConfirmRun { plan_id: id });
+                state.dialog = Some(Dialog::ConfirmRun {
+                    plan_id: id,
+                    hash: row.review.hash.clone(),
+                });
             } else {
                 let why = row
                     .missing
@@ -312,6 +347,7 @@ pub fn update(state: &mut AppState, action: Action) -> Vec<Effect> {
                 RowStatus::Plan(s) if s.is_open() => {
                     return vec![Effect::StartRun {
                         plan_id: id,
+                        hash: row.review.hash.clone(),
                         dry_run: true,
                     }];
                 }
@@ -614,10 +650,19 @@ fn dialog_update(state: &mut AppState, dialog: Dialog, action: Action) -> Vec<Ef
             });
             Vec::new()
         }
-        (Dialog::ConfirmRun { plan_id }, Action::Open) => vec![Effect::StartRun {
-            plan_id,
-            dry_run: false,
-        }],
+        (Dialog::ConfirmRun { plan_id, hash }, Action::Open) => {
+            match changed_since_shown(state, &plan_id, &hash, None) {
+                Some(why) => {
+                    notice(state, why, true);
+                    Vec::new()
+                }
+                None => vec![Effect::StartRun {
+                    plan_id,
+                    hash,
+                    dry_run: false,
+                }],
+            }
+        }
         (d @ Dialog::ConfirmRun { .. }, _) => {
             state.dialog = Some(d);
             Vec::new()
@@ -625,21 +670,32 @@ fn dialog_update(state: &mut AppState, dialog: Dialog, action: Action) -> Vec<Ef
         (
             Dialog::Approve {
                 plan_id,
-                critical,
+                hash,
+                level,
                 mut typed,
             },
             action,
         ) => {
+            let critical = level == RiskLevel::Critical;
             match action {
                 Action::Char(c) if critical => typed.push(c),
                 Action::Backspace => {
                     typed.pop();
                 }
                 Action::Open => {
+                    // What was shown is what is approved: a plan whose hash
+                    // or level changed since the dialog opened (a reload
+                    // from disk, a resubmission) is refused, never approved
+                    // at its new hash.
+                    if let Some(why) = changed_since_shown(state, &plan_id, &hash, Some(level)) {
+                        notice(state, why, true);
+                        return Vec::new();
+                    }
                     if critical && typed.trim() != plan_id {
                         state.dialog = Some(Dialog::Approve {
                             plan_id,
-                            critical,
+                            hash,
+                            level,
                             typed,
                         });
                         notice(
@@ -654,7 +710,7 @@ fn dialog_update(state: &mut AppState, dialog: Dialog, action: Action) -> Vec<Ef
                     };
                     return vec![Effect::Approve {
                         plan_id,
-                        hash: row.review.hash.clone(),
+                        hash,
                         source: row.source.clone(),
                     }];
                 }
@@ -662,7 +718,8 @@ fn dialog_update(state: &mut AppState, dialog: Dialog, action: Action) -> Vec<Ef
             }
             state.dialog = Some(Dialog::Approve {
                 plan_id,
-                critical,
+                hash,
+                level,
                 typed,
             });
             Vec::new()

@@ -681,24 +681,25 @@ fn dialog(state: &AppState, theme: Theme, d: &Dialog, frame: &mut Frame<'_>) {
         ),
         Dialog::Approve {
             plan_id,
-            critical,
+            hash,
+            level,
             typed,
         } => {
+            // The hash and level this dialog approves are its own, pinned
+            // when it opened; Enter refuses if the plan changed since.
+            let level = *level;
             let row = state.rows.iter().find(|r| r.id() == plan_id);
-            let level = row.map_or(RiskLevel::Critical, PlanRow::risk);
             let mut lines = vec![
                 Line::from(vec![
                     Span::raw(format!("Approve plan `{plan_id}` as {} at ", state.user)),
                     Span::styled(badge(level), theme.risk(level)),
                     Span::raw("?"),
                 ]),
-                Line::from(row.map_or(String::new(), |r| {
-                    format!(
-                        "{} step(s); hash {}",
-                        r.review.plan.steps.len(),
-                        short(r.review.hash.as_str())
-                    )
-                })),
+                Line::from(format!(
+                    "{} step(s); hash {}",
+                    row.map_or(0, |r| r.review.plan.steps.len()),
+                    short(hash.as_str())
+                )),
             ];
             if let Some(r) = row {
                 lines.push(Line::from(format!(
@@ -715,7 +716,7 @@ fn dialog(state: &AppState, theme: Theme, d: &Dialog, frame: &mut Frame<'_>) {
                     lines.push(Line::from("The plan file is submitted first."));
                 }
             }
-            if *critical {
+            if level == RiskLevel::Critical {
                 lines.push(Line::styled(
                     "CRITICAL: type the plan id to confirm",
                     theme.risk(RiskLevel::Critical),
@@ -778,7 +779,7 @@ fn dialog(state: &AppState, theme: Theme, d: &Dialog, frame: &mut Frame<'_>) {
             lines.push(Line::from("Esc or Enter closes"));
             (" Explain ", lines)
         }
-        Dialog::ConfirmRun { plan_id } => (
+        Dialog::ConfirmRun { plan_id, .. } => (
             " Execute ",
             vec![
                 Line::from(format!("Execute plan `{plan_id}` now, as {}?", state.user)),
