@@ -214,16 +214,7 @@ fn perform(
             plan_id,
             hash,
             dry_run,
-        } => match super::runner::spawn(
-            opts.log_path.clone(),
-            opts.sealer.clone(),
-            opts.redactor.clone(),
-            opts.policy.clone(),
-            &plan_id,
-            &hash,
-            &state.user,
-            dry_run,
-        ) {
+        } => match super::runner::spawn(opts, &plan_id, &hash, &state.user, dry_run) {
             Ok(h) => {
                 let action = Action::RunStarted {
                     plan_id: h.plan_id.clone(),

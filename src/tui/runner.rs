@@ -2,17 +2,15 @@
 //! on a thread of its own, reporting to the UI over a channel. Stop
 //! requests go through the audit log, as from the CLI.
 
-use std::path::PathBuf;
 use std::sync::mpsc as std_mpsc;
 
 use tokio::sync::{mpsc, watch};
 
-use crate::audit::{AuditLog, Sealer, Status};
+use crate::audit::{AuditLog, Status};
 use crate::cli::error::CliError;
 use crate::cli::run_cmd::{Started, Target, begin, engine, keep_going, watch_stops};
 use crate::core::digest::PlanHash;
 use crate::core::policy::LoadedPolicy;
-use crate::core::redact::Redactor;
 use crate::exec::Stop;
 use crate::exec::engine::{Authority, Progress, RunReport};
 
@@ -44,16 +42,14 @@ pub struct RunHandle {
 /// Checks and starts a run of `plan_id` (refusals come back at once), then
 /// runs it on its own thread.
 pub fn spawn(
-    log_path: PathBuf,
-    sealer: Sealer,
-    redactor: Redactor,
-    policy: LoadedPolicy,
+    opts: &super::app::Options,
     plan_id: &str,
     hash: &PlanHash,
     user: &str,
     dry_run: bool,
 ) -> Result<RunHandle, CliError> {
-    let log = AuditLog::open(&log_path, sealer, redactor)?;
+    let log = AuditLog::open(&opts.log_path, opts.sealer.clone(), opts.redactor.clone())?;
+    let policy = opts.policy.clone();
     let started = begin(
         &log,
         &policy,
