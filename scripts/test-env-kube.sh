@@ -89,6 +89,9 @@ ensure_pkgs() {
 
 ensure_runtime_pkgs() {
     ensure_pkgs etcd-server curl openssl python3
+    # kubectl, for the tests of `run:` steps that call it (dry-run forms):
+    # Debian's kubernetes-client when the machine has no kubectl.
+    command -v kubectl >/dev/null 2>&1 || ensure_pkgs kubernetes-client
 }
 
 apiserver_ok() {

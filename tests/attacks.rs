@@ -111,3 +111,78 @@ steps:
     assert!(out.contains("scale \\u{202e}ipa"), "{out}");
     assert!(out.contains("echo undo\\u{85}rm -rf /\\u{c}x"), "{out}");
 }
+
+// ---------------------------------------------------------------------------
+// 1. A dry run of a plan that is not approved runs nothing through a shell.
+
+/// Pre-checks that rate LOW and still run code: awk's `system()`, sed's
+/// `w` command, `sort -o`. A dry run needs no approval, and ran every one
+/// of them through `/bin/sh`, even on a plan the policy refuses outright.
+const LOW_BUT_RUNS_CODE: &str = "id: sneaky-checks
+title: t
+author: alice
+steps:
+  - name: step
+    run: touch @D@/step-ran
+    pre_checks:
+      - {name: awk, run: \"awk 'BEGIN{system(\\\"touch @D@/awk-ran\\\")}'\"}
+      - {name: sed, run: \"sed -n 'w @D@/sed-ran' /etc/hostname\"}
+      - {name: sort, run: sort -o @D@/sort-ran /etc/hostname}
+    rollback: {run: rm -f @D@/step-ran}
+";
+
+const RAN: [&str; 4] = ["step-ran", "awk-ran", "sed-ran", "sort-ran"];
+
+#[test]
+fn an_unapproved_dry_run_runs_no_check_and_no_step() {
+    let env = Env::new(None);
+    let plan = env.plan("plan.yaml", LOW_BUT_RUNS_CODE);
+    env.ok(&["submit", path(&plan), "--as", "alice"]);
+    let out = env.ok(&["run", "sneaky-checks", "--dry-run"]);
+    assert!(out.contains("not run: the plan is not approved"), "{out}");
+    for f in RAN {
+        assert!(!env.p(f).exists(), "{f}: a dry run ran code: {out}");
+    }
+    let run_id = run_id_in(&out);
+    let checks = env.of("check_finished", Some(&run_id));
+    assert_eq!(checks.len(), 3, "{checks:?}");
+    assert!(
+        checks.iter().all(|c| c["status"] == "skipped"),
+        "{checks:?}"
+    );
+    let step = env.step_record("step_finished", &run_id, 1);
+    assert_eq!(step["status"], "skipped", "{step}");
+    env.verify();
+}
+
+/// The same checks in a plan the policy refuses outright (CRITICAL under
+/// `allow_critical: false`): nothing runs either.
+#[test]
+fn a_dry_run_of_a_refused_plan_runs_nothing() {
+    let env = Env::new(None);
+    let plan = env.plan(
+        "plan.yaml",
+        &LOW_BUT_RUNS_CODE.replace("touch @D@/step-ran", "shred -u @D@/step-ran"),
+    );
+    env.ok(&["submit", path(&plan), "--as", "alice"]);
+    assert_eq!(env.plan_status("sneaky-checks"), "refused");
+    env.ok(&["run", "sneaky-checks", "--dry-run"]);
+    for f in RAN {
+        assert!(!env.p(f).exists(), "{f}: a dry run ran code");
+    }
+}
+
+/// Once approved, the dry run is a rehearsal: its checks run (so it can
+/// tell whether they pass), its mutations only in a dry-run form.
+#[test]
+fn a_dry_run_of_the_approved_plan_rehearses_its_checks() {
+    let env = Env::new(None);
+    let plan = env.plan("plan.yaml", LOW_BUT_RUNS_CODE);
+    env.submit_and_approve(&plan, "sneaky-checks");
+    let out = env.ok(&["run", "sneaky-checks", "--dry-run"]);
+    let run_id = run_id_in(&out);
+    let checks = env.of("check_finished", Some(&run_id));
+    assert!(checks.iter().all(|c| c["status"] == "passed"), "{checks:?}");
+    assert!(env.p("awk-ran").exists(), "the rehearsal ran its checks");
+    assert!(!env.p("step-ran").exists(), "a dry run ran the step");
+}

@@ -86,6 +86,23 @@ impl Cluster {
         self.made.borrow_mut().push(("ConfigMap", name.to_owned()));
     }
 
+    /// Creates a ConfigMap, removed on drop.
+    fn config_map_made(&self, prefix: &str) -> String {
+        let name = unique(prefix);
+        let cm: ConfigMap = serde_json::from_value(json!({
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": name},
+            "data": {"k": "v"},
+        }))
+        .expect("a ConfigMap");
+        self.rt
+            .block_on(self.config_maps().create(&PostParams::default(), &cm))
+            .expect("the ConfigMap is created");
+        self.forget_later(&name);
+        name
+    }
+
     fn create(&self, name: &str, replicas: i32) {
         let d: Deployment = serde_json::from_value(json!({
             "apiVersion": "apps/v1",
@@ -903,4 +920,52 @@ rollback: {none: "test object"}
     let id = cli.submit_and_approve(&drop, &[&param]);
     cli.ok(&["run", &id]);
     assert_eq!(exists(), None, "deleted");
+}
+
+/// Hardening 2: `kubectl delete --raw PATH` ignores `--dry-run`, so its
+/// "dry-run form" sent a real DELETE. A rehearsal (a dry run of the
+/// approved plan) now runs such a line not at all, and still runs a plain
+/// delete in its server-side dry-run form. Against the real API server,
+/// with the real kubectl: both ConfigMaps are still there.
+#[test]
+fn a_rehearsal_never_runs_kubectl_raw_and_runs_a_plain_delete_as_a_server_dry_run() {
+    let Some(kc) = kubeconfig() else { return };
+    let cluster = Cluster::connect(&kc);
+    let raw = cluster.config_map_made("raw");
+    let plain = cluster.config_map_made("plain");
+    let cli = cli(&kc);
+    let kc = kc.display().to_string();
+    let plan = cli.write(
+        "raw.yaml",
+        &format!(
+            "id: kube-raw
+title: Deletes, one of them raw
+author: dave
+steps:
+  - name: raw delete
+    run: kubectl --kubeconfig {kc} delete --raw /api/v1/namespaces/{NS}/configmaps/{raw}
+  - name: plain delete
+    run: kubectl --kubeconfig {kc} delete configmap {plain} -n {NS}
+rollback: {{none: test objects}}
+"
+        ),
+    );
+    cli.submit_and_approve(&plan, &[]);
+    let out = cli.ok(&["run", "kube-raw", "--dry-run"]);
+    for name in [&raw, &plain] {
+        let cm = cluster
+            .config_map(name)
+            .unwrap_or_else(|| panic!("ConfigMap {name} was deleted by a dry run: {out}"));
+        assert!(cm.metadata.deletion_timestamp.is_none(), "{cm:?}");
+    }
+    assert!(out.contains("has no dry-run form"), "{out}");
+    assert_eq!(
+        texts(&cli, "step_finished", "status"),
+        vec!["skipped", "succeeded"],
+        "{out}"
+    );
+    // The real run deletes both: the lines do work.
+    cli.ok(&["run", "kube-raw"]);
+    assert!(cluster.config_map(&raw).is_none());
+    assert!(cluster.config_map(&plain).is_none());
 }

@@ -592,7 +592,7 @@ rollback: {none: a test}
 }
 
 #[test]
-fn a_dry_run_runs_the_pre_checks_and_no_mutation() {
+fn a_rehearsal_runs_the_pre_checks_and_no_mutation() {
     let env = Env::new(None);
     std::fs::write(env.p("ready"), "").unwrap();
     let plan = env.plan(
@@ -608,8 +608,9 @@ steps:
     rollback: {run: rm -f @D@/marker}
 ",
     );
-    // Submitted, not approved.
-    env.ok(&["submit", path(&plan), "--as", "alice"]);
+    // Approved: a dry run rehearses it, checks included (an unapproved
+    // dry run runs no check: tests/attacks.rs).
+    env.submit_and_approve(&plan, "dry");
     let (code, out, err) = env.run(&["run", "dry", "--dry-run"]);
     assert_eq!(code, 0, "{out} {err}");
     assert!(out.starts_with("dry run r-"), "{out}");
@@ -623,7 +624,7 @@ steps:
     let step = env.step_record("step_finished", &run_id, 1);
     assert_eq!(step["status"], "skipped", "{step}");
     assert!(!env.p("marker").exists(), "a dry run mutated");
-    assert_eq!(env.plan_status("dry"), "pending");
+    assert_eq!(env.plan_status("dry"), "approved");
 
     // The pre-check runs for real: without the file it fails.
     std::fs::remove_file(env.p("ready")).unwrap();

@@ -429,7 +429,13 @@ fn authorize(
         )));
     }
     if dry_run {
-        return Ok(Authority::DryRun);
+        // An approved plan is rehearsed: its checks run, and its mutations
+        // in their dry-run forms. Any other plan (pending, expired, refused
+        // by the policy) gets a preview that runs nothing through a shell.
+        return Ok(match verdict {
+            Verdict::Approved { plan, .. } => Authority::Rehearsal(plan),
+            _ => Authority::DryRun,
+        });
     }
     let approved: ApprovedPlan = match verdict {
         Verdict::Approved { plan, .. } => plan,
@@ -632,7 +638,7 @@ fn drive(
         progress_tx,
         stop_rx,
     );
-    let dry = matches!(start.authority, Authority::DryRun);
+    let dry = start.authority.is_dry_run();
     {
         let mut out = anstream::stdout().lock();
         writeln!(

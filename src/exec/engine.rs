@@ -25,9 +25,54 @@ use crate::native::{self, Backends};
 /// What allows this run.
 #[derive(Debug, Clone)]
 pub enum Authority {
+    /// A real run of an approved plan.
     Approved(ApprovedPlan),
-    /// Pre-checks, and mutations only in their native dry-run form.
+    /// A dry run of an approved plan: its pre-checks run, and mutations
+    /// run only in a dry-run form (a `run:` line's, when it has one, or a
+    /// native action's server-side dry run).
+    Rehearsal(ApprovedPlan),
+    /// A dry run of a plan that is not approved: nothing runs through a
+    /// shell, neither a step nor a check. It shows what it would run, and
+    /// performs only native server-side dry runs.
     DryRun,
+}
+
+impl Authority {
+    /// Whether this is a dry run (a rehearsal or an unapproved preview).
+    pub fn is_dry_run(&self) -> bool {
+        !matches!(self, Authority::Approved(_))
+    }
+
+    /// The approval this run holds, if any.
+    fn approved(&self) -> Option<&ApprovedPlan> {
+        match self {
+            Authority::Approved(a) | Authority::Rehearsal(a) => Some(a),
+            Authority::DryRun => None,
+        }
+    }
+}
+
+/// How a run may act, from its authority.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Real,
+    Rehearsal,
+    /// Unapproved: no shell at all.
+    Preview,
+}
+
+impl Mode {
+    fn of(authority: &Authority) -> Self {
+        match authority {
+            Authority::Approved(_) => Mode::Real,
+            Authority::Rehearsal(_) => Mode::Rehearsal,
+            Authority::DryRun => Mode::Preview,
+        }
+    }
+
+    fn dry_run(self) -> bool {
+        self != Mode::Real
+    }
 }
 
 /// What the engine tells its observers (the CLI now, the TUI later).
@@ -119,8 +164,9 @@ impl Engine<'_> {
     /// Runs the plan. `run_started` must already be recorded by the caller
     /// (under the log's lock, with the approval checked there).
     pub async fn run(&self, authority: &Authority) -> Result<RunReport, ExecError> {
-        let dry_run = matches!(authority, Authority::DryRun);
-        if let Authority::Approved(a) = authority {
+        let mode = Mode::of(authority);
+        let dry_run = mode.dry_run();
+        if let Some(a) = authority.approved() {
             let hash = self.plan.hash();
             if a.plan_hash() != &hash
                 || a.plan_id() != self.plan_id
@@ -169,7 +215,7 @@ impl Engine<'_> {
                 lead: step.action.lead(),
             });
             let step_start = Instant::now();
-            let outcome = self.step(index, step, dry_run).await?;
+            let outcome = self.step(index, step, mode).await?;
             self.record(Event::StepFinished {
                 plan_id: self.plan_id.to_owned(),
                 run_id: self.run_id.clone(),
@@ -220,10 +266,15 @@ impl Engine<'_> {
         &self,
         index: usize,
         step: &crate::core::plan::Step,
-        dry_run: bool,
+        mode: Mode,
     ) -> Result<StepOutcome, ExecError> {
+        let dry_run = mode.dry_run();
         for check in &step.pre_checks {
-            if !self.check(index, check, CheckPhase::Pre).await? {
+            if mode == Mode::Preview {
+                self.skip_check(index, check, CheckPhase::Pre)?;
+                continue;
+            }
+            if !self.check(index, check, CheckPhase::Pre, mode).await? {
                 if dry_run && index > 0 {
                     // The earlier steps were not applied, so this check may
                     // fail only because of that.
@@ -244,8 +295,19 @@ impl Engine<'_> {
                 });
             }
         }
-        let action = match &step.action {
-            Action::Run(command) if dry_run => match dry_run_form(command) {
+        let action = match (&step.action, mode) {
+            (Action::Run(command), Mode::Preview) => {
+                let note = format!(
+                    "dry run: would run `{command}` (not run: the plan is not approved, and an unapproved dry run runs nothing through a shell; once approved, a dry run rehearses it)"
+                );
+                self.tell(Progress::Note(note.clone()));
+                return Ok(StepOutcome {
+                    status: Status::Skipped,
+                    exit_code: None,
+                    output: note,
+                });
+            }
+            (Action::Run(command), Mode::Rehearsal) => match dry_run_form(command) {
                 Some(c) => Action::Run(c),
                 None => {
                     let note = format!("dry run: would run `{command}` (it has no dry-run form)");
@@ -257,10 +319,10 @@ impl Engine<'_> {
                     });
                 }
             },
-            other => other.clone(),
+            (other, _) => other.clone(),
         };
         let outcome = self
-            .perform(index, &action, step.timeout.get(), dry_run)
+            .perform(index, &action, step.timeout.get(), mode)
             .await?;
         if outcome.status != Status::Succeeded || dry_run {
             return Ok(StepOutcome {
@@ -270,7 +332,7 @@ impl Engine<'_> {
             });
         }
         for check in &step.post_checks {
-            if !self.check(index, check, CheckPhase::Post).await? {
+            if !self.check(index, check, CheckPhase::Post, mode).await? {
                 return Ok(StepOutcome {
                     status: Status::Failed,
                     exit_code: outcome.exit_code,
@@ -312,19 +374,51 @@ impl Engine<'_> {
     }
 
     /// Runs an action: a command line in a shell, or a native action
-    /// through its backend (its dry-run form with `dry_run`; a native
-    /// dry run is the backend's own). A second stop request kills either.
+    /// through its backend (in a dry run, the backend's own server-side
+    /// dry run). A second stop request kills either. An unapproved dry run
+    /// never reaches a shell: that is refused here too, whatever the
+    /// caller.
     async fn perform(
         &self,
         index: usize,
         action: &Action,
         timeout: Duration,
-        dry_run: bool,
+        mode: Mode,
     ) -> Result<shell::Outcome, ExecError> {
         let Action::Run(command) = action else {
-            return self.native(index, action, timeout, dry_run).await;
+            return self.native(index, action, timeout, mode.dry_run()).await;
         };
+        if mode == Mode::Preview {
+            return Err(ExecError::Refused(format!(
+                "`{command}` was not run: a dry run of a plan that is not approved runs nothing through a shell"
+            )));
+        }
         self.shell(index, command, timeout).await
+    }
+
+    /// Records a check that a preview does not run, as skipped.
+    fn skip_check(&self, index: usize, check: &Check, phase: CheckPhase) -> Result<(), ExecError> {
+        let output =
+            "not run: the plan is not approved (a dry run of the approved plan runs its checks)"
+                .to_owned();
+        self.record(Event::CheckFinished {
+            plan_id: self.plan_id.to_owned(),
+            run_id: self.run_id.clone(),
+            step: index as u32 + 1,
+            phase,
+            action: check.action.command_line().into_owned(),
+            status: Status::Skipped,
+            attempts: 0,
+            duration_seconds: 0.0,
+            output,
+        })?;
+        self.tell(Progress::CheckFinished {
+            index,
+            name: check.name.clone(),
+            phase,
+            status: Status::Skipped,
+        });
+        Ok(())
     }
 
     async fn native(
@@ -401,6 +495,7 @@ impl Engine<'_> {
         index: usize,
         check: &Check,
         phase: CheckPhase,
+        mode: Mode,
     ) -> Result<bool, ExecError> {
         let started = Instant::now();
         let attempts = check.retry.attempts.max(1);
@@ -408,8 +503,15 @@ impl Engine<'_> {
         let mut tried = 0;
         for attempt in 1..=attempts {
             tried = attempt;
+            // A check is a read: it runs as it is, never in a dry-run form,
+            // and never in a preview (`perform` refuses a shell there).
+            let check_mode = if mode == Mode::Preview {
+                Mode::Preview
+            } else {
+                Mode::Real
+            };
             let o = self
-                .perform(index, &check.action, check.timeout.get(), false)
+                .perform(index, &check.action, check.timeout.get(), check_mode)
                 .await?;
             let passed = o.exit_code == Some(check.expect.exit_code)
                 && o.status != Status::TimedOut
@@ -495,7 +597,9 @@ impl Engine<'_> {
         let mut status = Status::Succeeded;
         for (number, name, action, timeout) in work {
             let command = action.command_line().into_owned();
-            let o = self.perform(usize::MAX, action, timeout, false).await?;
+            let o = self
+                .perform(usize::MAX, action, timeout, Mode::Real)
+                .await?;
             let step_status = match o.status {
                 Status::Succeeded => Status::Succeeded,
                 Status::Killed => Status::Killed,
@@ -544,11 +648,19 @@ struct StepOutcome {
 /// kubectl `--dry-run=server`, `aws ec2 … --dry-run`, `terraform plan`.
 /// Compound commands (pipes, lists, substitutions, redirections) have none.
 ///
-/// A dry run needs no approval, so the form must not be able to run for
-/// real: only plain words are accepted (letters, digits and `-_./=:,@%+`),
-/// so no quoting, comment (`#`) or expansion can hide the added flag, and
-/// not a `--` (after which the flag would be an argument) or a dry-run flag
-/// of the command's own.
+/// The form must not be able to run for real, so it is made only from
+/// (tool, verb, flags) known to honour the dry-run flag:
+/// - only plain words (letters, digits and `-_./=:,@%+`), so no quoting,
+///   comment (`#`) or expansion can hide the added flag;
+/// - no `--` (after which the flag would be an argument), and no dry-run
+///   flag of the command's own (`--dry-run=none`, `--no-dry-run`: a flag
+///   the line sets or overrides itself);
+/// - kubectl: the verbs below, found after kubectl's own global flags,
+///   without a flag that bypasses the dry run (`--raw` sends the request
+///   as it is; `--edit` opens an editor) or a subcommand of `apply` that is
+///   not a plain apply;
+/// - aws: `ec2` operations only, without `--cli-input-json|yaml` (which
+///   can carry `DryRun: false`).
 pub fn dry_run_form(command: &str) -> Option<String> {
     let c = command.trim();
     let plain = |ch: char| ch.is_ascii_alphanumeric() || " -_./=:,@%+".contains(ch);
@@ -560,25 +672,15 @@ pub fn dry_run_form(command: &str) -> Option<String> {
         return None;
     }
     match words.as_slice() {
-        ["kubectl", verb, ..]
-            if matches!(
-                *verb,
-                "apply"
-                    | "create"
-                    | "delete"
-                    | "patch"
-                    | "replace"
-                    | "scale"
-                    | "label"
-                    | "annotate"
-                    | "set"
-                    | "autoscale"
-                    | "expose"
-            ) =>
+        ["kubectl", rest @ ..] => kubectl_dry_run(rest).then(|| format!("{c} --dry-run=server")),
+        ["aws", "ec2", rest @ ..]
+            if !rest.is_empty()
+                && !rest
+                    .iter()
+                    .any(|w| flag_is(w, "--cli-input-json") || flag_is(w, "--cli-input-yaml")) =>
         {
-            Some(format!("{c} --dry-run=server"))
+            Some(format!("{c} --dry-run"))
         }
-        ["aws", "ec2", ..] => Some(format!("{c} --dry-run")),
         ["terraform", "apply", rest @ ..] => Some(
             format!("terraform plan {}", rest.join(" "))
                 .trim_end()
@@ -591,6 +693,79 @@ pub fn dry_run_form(command: &str) -> Option<String> {
         ),
         _ => None,
     }
+}
+
+/// Whether `word` is the flag `name`, alone or as `name=value`.
+fn flag_is(word: &str, name: &str) -> bool {
+    word == name
+        || word
+            .strip_prefix(name)
+            .is_some_and(|rest| rest.starts_with('='))
+}
+
+/// kubectl's global flags that take a value, as they may come before the
+/// verb (`kubectl --context prod delete …`).
+const KUBECTL_GLOBAL_VALUE_FLAGS: &[&str] = &[
+    "--kubeconfig",
+    "--context",
+    "--cluster",
+    "--user",
+    "-n",
+    "--namespace",
+    "-s",
+    "--server",
+    "--request-timeout",
+    "-v",
+];
+
+/// The kubectl verbs whose mutations honour `--dry-run=server`.
+const KUBECTL_DRY_RUN_VERBS: &[&str] = &[
+    "apply",
+    "create",
+    "delete",
+    "patch",
+    "replace",
+    "scale",
+    "label",
+    "annotate",
+    "set",
+    "autoscale",
+    "expose",
+];
+
+/// Flags with which kubectl ignores `--dry-run`: `--raw` sends the request
+/// as written (a real DELETE, POST or PUT), `--edit` runs an editor.
+const KUBECTL_NO_DRY_RUN_FLAGS: &[&str] = &["--raw", "--edit"];
+
+/// Whether kubectl's arguments (after `kubectl`) are a verb and flags known
+/// to honour `--dry-run=server`.
+fn kubectl_dry_run(args: &[&str]) -> bool {
+    let mut i = 0;
+    while let Some(w) = args.get(i) {
+        if KUBECTL_GLOBAL_VALUE_FLAGS.contains(w) {
+            i += 2;
+        } else if KUBECTL_GLOBAL_VALUE_FLAGS.iter().any(|f| flag_is(w, f)) {
+            i += 1;
+        } else {
+            break;
+        }
+    }
+    let Some(verb) = args.get(i) else {
+        return false;
+    };
+    if !KUBECTL_DRY_RUN_VERBS.contains(verb) {
+        return false;
+    }
+    let rest = &args[i + 1..];
+    if rest
+        .iter()
+        .any(|w| KUBECTL_NO_DRY_RUN_FLAGS.iter().any(|f| flag_is(w, f)))
+    {
+        return false;
+    }
+    // `apply edit-last-applied` opens an editor; `set-last-applied` and
+    // `view-last-applied` are not an apply either.
+    !(*verb == "apply" && rest.first().is_some_and(|w| w.ends_with("-last-applied")))
 }
 
 #[cfg(test)]
@@ -627,9 +802,28 @@ mod tests {
             "kubectl delete ns prod\\",
             "kubectl delete ns \"$NS\"",
             "kubectl\tdelete ns prod\n",
+            // kubectl ignores --dry-run with --raw: a real DELETE.
+            "kubectl delete --raw /api/v1/namespaces/prod",
+            "kubectl --context prod delete --raw=/api/v1/namespaces/prod",
+            "kubectl create --raw /api/v1/namespaces -f ns.json",
+            "kubectl replace --raw /api/v1/namespaces/prod -f ns.json",
+            "kubectl create --edit -f x.yaml",
+            "kubectl apply edit-last-applied deploy/api",
+            "aws ec2 terminate-instances --cli-input-json file://x.json",
+            "aws ec2",
         ] {
             assert_eq!(dry_run_form(unsafe_form), None, "{unsafe_form}");
         }
         assert_eq!(dry_run_form("systemctl restart app"), None);
+        // Global flags before the verb are kubectl's own.
+        assert_eq!(
+            dry_run_form("kubectl --context staging -n web delete deploy api").as_deref(),
+            Some("kubectl --context staging -n web delete deploy api --dry-run=server")
+        );
+        assert_eq!(
+            dry_run_form("kubectl --kubeconfig=k.yaml get pods"),
+            None,
+            "a read has no dry-run form"
+        );
     }
 }

@@ -12,7 +12,7 @@ use crate::cli::run_cmd::{Started, Target, begin, engine, keep_going, watch_stop
 use crate::core::digest::PlanHash;
 use crate::core::policy::LoadedPolicy;
 use crate::exec::Stop;
-use crate::exec::engine::{Authority, Progress, RunReport};
+use crate::exec::engine::{Progress, RunReport};
 
 /// What the run thread tells the UI.
 #[derive(Debug, Clone, PartialEq)]
@@ -137,8 +137,7 @@ fn drive(
             let report = pump(eng.run(&start.authority), &mut progress_rx, tx)
                 .await
                 .map_err(|e| e.to_string())?;
-            let offered =
-                report.status != Status::Succeeded && !matches!(start.authority, Authority::DryRun);
+            let offered = report.status != Status::Succeeded && !start.authority.is_dry_run();
             let _ = tx.send(RunMsg::Finished {
                 report: report.clone(),
                 rollback_offered: offered,
