@@ -1745,6 +1745,8 @@ fn submitted(hash: &PlanHash, risk: RiskLevel) -> Event {
 
 fn decision(who: &str, hash: &PlanHash) -> Decision {
     Decision {
+        rollback_of: None,
+        submission_seq: None,
         plan_id: "p1".into(),
         plan_hash: hash.clone(),
         policy_hash: DEFAULT.hash.clone(),
@@ -1773,6 +1775,7 @@ fn expiry(who: &str) -> Event {
 
 fn run_started_for(run_id: &str, dry_run: bool, hash: &PlanHash) -> Event {
     Event::RunStarted {
+        env: Default::default(),
         plan_id: "p1".into(),
         run_id: run_id.into(),
         plan_hash: hash.clone(),
@@ -1803,6 +1806,7 @@ fn run_finished(run_id: &str, dry_run: bool, status: Status) -> Event {
 
 fn step_started(run_id: &str, step: u32) -> Event {
     Event::StepStarted {
+        action_sha256: None,
         plan_id: "p1".into(),
         run_id: run_id.into(),
         step,
@@ -1839,6 +1843,7 @@ fn run_cancelled(run_id: &str, kill: bool) -> Event {
 
 fn rollback_started(run_id: &str) -> Event {
     Event::RollbackStarted {
+        user: None,
         plan_id: "p1".into(),
         run_id: run_id.into(),
         reason: "step failed".into(),

@@ -3,6 +3,11 @@
 //! fix (checked by reverting the fix); the item number of the issue is in
 //! each test's comment.
 
+#![expect(
+    clippy::expect_used,
+    reason = "test helpers: a broken fixture should stop the test loudly"
+)]
+
 mod common;
 
 use common::env::*;
@@ -185,4 +190,113 @@ fn a_dry_run_of_the_approved_plan_rehearses_its_checks() {
     assert!(checks.iter().all(|c| c["status"] == "passed"), "{checks:?}");
     assert!(env.p("awk-ran").exists(), "the rehearsal ran its checks");
     assert!(!env.p("step-ran").exists(), "a dry run ran the step");
+}
+
+// ---------------------------------------------------------------------------
+// 4. A one-byte truncation does not erase a rejection; a deleted last line
+//    is caught by the high-water mark.
+
+const REJECTED: &str = "id: rejected
+title: t
+author: alice
+steps:
+  - {name: touch, run: touch @D@/ran, rollback: {run: rm -f @D@/ran}}
+";
+
+/// A keyed log, a plan submitted and rejected.
+fn keyed_and_rejected() -> (Env, std::path::PathBuf) {
+    let env = Env::new(Some("audit: {key_file: audit.key}\n"));
+    std::fs::write(env.p("audit.key"), "an-audit-key-of-32-bytes-0123456").expect("key written");
+    let plan = env.plan("plan.yaml", REJECTED);
+    env.ok(&["submit", path(&plan), "--as", "alice"]);
+    env.ok(&["reject", "rejected", "--as", "bob", "--reason", "no"]);
+    (env, plan)
+}
+
+/// Removing the final `\n` of the fsync'd rejection made it a "torn tail"
+/// that the next `run` moved aside, and the rejected plan ran. Now every
+/// append refuses a torn tail (exit 3, naming the repair), and the repair
+/// restores the newline of a complete, sealed record instead of removing
+/// it: the plan stays rejected.
+#[test]
+fn a_cut_newline_neither_erases_a_rejection_nor_is_repaired_by_run() {
+    let (env, _) = keyed_and_rejected();
+    let mut bytes = std::fs::read(&env.log).expect("log");
+    assert_eq!(bytes.pop(), Some(b'\n'));
+    std::fs::write(&env.log, &bytes).expect("cut");
+    let (code, _, err) = env.run(&["run", "rejected"]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("opsgate audit repair"), "{err}");
+    assert!(!env.p("ran").exists(), "the rejected plan ran");
+    assert_eq!(
+        std::fs::read(&env.log).expect("log"),
+        bytes,
+        "run repaired the log"
+    );
+    let (code, out, _) = env.run(&["audit", "verify"]);
+    assert_eq!(code, 1, "{out}");
+
+    env.ok(&["audit", "repair"]);
+    let repaired = env.of("log_repaired", None);
+    assert_eq!(repaired.len(), 1);
+    assert_eq!(repaired[0]["newline_restored"], true, "{repaired:?}");
+    assert_eq!(
+        env.of("approval_rejected", None).len(),
+        1,
+        "the rejection is kept"
+    );
+    assert_eq!(env.plan_status("rejected"), "rejected");
+    env.refused(&["run", "rejected"], "rejected");
+    assert!(!env.p("ran").exists());
+    env.verify();
+}
+
+/// Deleting the whole last line (the rejection) left a shorter, intact
+/// chain. Every process that folds the log now checks it against the
+/// high-water mark it keeps outside the log: a shorter log is refused,
+/// naming both heads, and nothing is recorded until an operator accepts it.
+#[test]
+fn a_deleted_last_line_is_caught_by_the_high_water_mark() {
+    let (env, _) = keyed_and_rejected();
+    let text = std::fs::read_to_string(&env.log).expect("log");
+    let kept: String = text.lines().take(1).map(|l| format!("{l}\n")).collect();
+    std::fs::write(&env.log, &kept).expect("cut");
+    for args in [
+        &["run", "rejected"][..],
+        &["approve", "rejected", "--as", "carol"],
+        &["status", "rejected"],
+    ] {
+        let (code, _, err) = env.run(args);
+        assert_eq!(code, 3, "{args:?}: {err}");
+        assert!(
+            err.contains("ends at seq 1") && err.contains("reach seq 2"),
+            "{args:?}: {err}"
+        );
+    }
+    assert_eq!(
+        std::fs::read_to_string(&env.log).expect("log"),
+        kept,
+        "nothing recorded"
+    );
+    assert!(!env.p("ran").exists());
+    let (code, out, _) = env.run(&["audit", "verify"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("high-water mark"), "{out}");
+
+    // The operator checks it and accepts it: recorded, and the plan is as
+    // the log says (pending: nothing was approved by the cut).
+    let out = env.ok(&[
+        "audit",
+        "verify",
+        "--acknowledge-truncation",
+        "--reason",
+        "restored from backup",
+    ]);
+    assert!(out.contains("accepted"), "{out}");
+    let ack = env.of("truncation_acknowledged", None);
+    assert_eq!(ack[0]["expected_seq"], 2, "{ack:?}");
+    assert_eq!(ack[0]["found_seq"], 1, "{ack:?}");
+    env.verify();
+    env.refused(&["run", "rejected"], "needs 1 approval");
+    assert!(!env.p("ran").exists());
 }

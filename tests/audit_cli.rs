@@ -43,6 +43,10 @@ fn opsgate() -> assert_cmd::Command {
 fn with_log(log: &Path) -> assert_cmd::Command {
     let mut cmd = opsgate();
     cmd.arg("--audit-log").arg(log);
+    if let Some(dir) = log.parent() {
+        // This log's high-water marks live beside it.
+        cmd.env("XDG_STATE_HOME", dir.join("state"));
+    }
     cmd
 }
 
@@ -148,6 +152,8 @@ fn plan_hash(id: &str) -> PlanHash {
 
 fn decision(plan: &str, approver: &str, risk: RiskLevel, reason: Option<&str>) -> Decision {
     Decision {
+        rollback_of: None,
+        submission_seq: None,
         plan_id: plan.into(),
         plan_hash: plan_hash(plan),
         policy_hash: PolicyHash::new(sha("policy")),
@@ -176,6 +182,7 @@ fn submitted(plan: &str, risk: RiskLevel, author: &str) -> Event {
 
 fn run_started(plan: &str, run: &str, user: &str, dry_run: bool) -> Event {
     Event::RunStarted {
+        env: Default::default(),
         plan_id: plan.into(),
         run_id: run.into(),
         plan_hash: plan_hash(plan),
@@ -661,6 +668,7 @@ fn secrets_never_reach_the_log() {
             ..decision("canary-plan", "bob", RiskLevel::Medium, None)
         }),
         Event::StepStarted {
+            action_sha256: None,
             plan_id: "canary-plan".into(),
             run_id: "r1".into(),
             step: 1,
@@ -694,6 +702,7 @@ fn secrets_never_reach_the_log() {
             ),
         },
         Event::RollbackStarted {
+            user: None,
             plan_id: "canary-plan".into(),
             run_id: "r1".into(),
             reason: "step failed; retry with PGPASSWORD=CanaryRollbackPw".into(),
@@ -1279,15 +1288,21 @@ fn head_of_an_empty_log_is_seq_zero_and_the_genesis_hash() {
 }
 
 #[test]
-fn resubmitting_over_a_torn_tail_is_still_not_new() {
+fn a_torn_tail_refuses_submissions_until_repair() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("audit.jsonl");
     submit(&log, &demo(), &["--as", "alice"]);
     let mut bytes = std::fs::read(&log).unwrap();
     bytes.extend_from_slice(b"{\"v\":1,\"seq\":2,\"ts\"");
-    std::fs::write(&log, bytes).unwrap();
+    std::fs::write(&log, &bytes).unwrap();
+    // Repair is an operator's act, never a side effect of a submission.
+    let (code, _, err) = run(with_log(&log).args(["submit", "--as", "alice"]).arg(demo()));
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("opsgate audit repair"), "{err}");
+    assert_eq!(std::fs::read(&log).unwrap(), bytes, "nothing was written");
+    ok(with_log(&log).args(["audit", "repair"]));
     let v = submit(&log, &demo(), &["--as", "alice"]);
-    // The torn tail is repaired (seq 2 is log_repaired), but the plan was
+    // The torn tail is repaired (seq 2 is log_repaired), and the plan was
     // already open: nothing new was submitted, and its seq is 1.
     let recs = records(&log);
     assert_eq!(recs.len(), 2);

@@ -425,6 +425,11 @@ fn acked_appends_survive_sigkill_at_random_moments() {
             Some(SIGKILL),
             "child {n} ended on its own ({status}) instead of being killed after {delay:?} (seed {seed:#x})"
         );
+        // As an operator would after a crash: appends refuse a torn tail
+        // until `opsgate audit repair` mends it.
+        open_log(&path)
+            .repair()
+            .unwrap_or_else(|e| panic!("repair after child {n} (seed {seed:#x}): {e}"));
         assert!(
             out.malformed.is_empty(),
             "child {n} printed malformed acks: {:?}",
@@ -518,7 +523,7 @@ fn acked_appends_survive_sigkill_at_random_moments() {
 }
 
 #[test]
-fn a_torn_tail_is_moved_aside_and_recorded_by_the_next_append() {
+fn a_torn_tail_refuses_appends_until_repair_moves_it_aside() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.jsonl");
     {
@@ -540,11 +545,23 @@ fn a_torn_tail_is_moved_aside_and_recorded_by_the_next_append() {
     assert_eq!(problem.offset, torn_at);
     assert_eq!(report.events, 3);
 
-    // A new process appends: it repairs first.
+    // A new process may not append: repair is an operator's act
+    // (`opsgate audit repair`), never a side effect of an append.
     let log = open_log(&path);
     let (event, tag) = tagged("after", 0);
+    let refused = log.append(event.clone()).unwrap_err();
+    assert!(
+        matches!(refused, opsgate::audit::AuditError::TornTail { offset, .. } if offset == torn_at),
+        "{refused}"
+    );
+    assert_eq!(
+        fs::read(&path).unwrap().len() as u64,
+        torn_at + torn.len() as u64
+    );
+    let repaired = log.repair().unwrap().expect("a torn tail to repair");
+    assert_eq!(repaired.seq, 4, "seq 4 is the log_repaired record");
     let done = log.append(event).unwrap();
-    assert_eq!(done.seq, 5, "seq 4 is the log_repaired record");
+    assert_eq!(done.seq, 5);
 
     let aside = torn_files(&path);
     assert_eq!(aside.len(), 1, "{aside:?}");
@@ -563,7 +580,9 @@ fn a_torn_tail_is_moved_aside_and_recorded_by_the_next_append() {
             offset,
             torn_bytes,
             moved_to,
+            newline_restored,
         } => {
+            assert!(!newline_restored, "half a record is not a record");
             assert_eq!(*offset, torn_at);
             assert_eq!(*torn_bytes, torn.len() as u64);
             assert_eq!(
@@ -797,6 +816,7 @@ fn a_follower_picks_up_what_another_process_appends() {
     );
     assert_eq!(follower.offset(), offset);
     let (event, tag) = tagged("here", 1);
+    log.repair().unwrap().expect("a torn tail to repair");
     log.append(event).unwrap();
     let lines = follower.poll().unwrap();
     let kinds: Vec<(u64, String)> = lines

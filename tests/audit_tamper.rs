@@ -47,6 +47,8 @@ fn policy_hash() -> PolicyHash {
 
 fn decision(plan: &str, approver: &str, risk: RiskLevel, reason: Option<&str>) -> Decision {
     Decision {
+        rollback_of: None,
+        submission_seq: None,
         plan_id: plan.into(),
         plan_hash: plan_hash(plan),
         policy_hash: policy_hash(),
@@ -86,6 +88,7 @@ fn events() -> Vec<Event> {
             Some("looks fine"),
         )),
         Event::RunStarted {
+            env: Default::default(),
             plan_id: plan.clone(),
             run_id: r1.clone(),
             plan_hash: plan_hash("p-alpha"),
@@ -95,6 +98,7 @@ fn events() -> Vec<Event> {
             drift: None,
         },
         Event::StepStarted {
+            action_sha256: None,
             plan_id: plan.clone(),
             run_id: r1.clone(),
             step: 1,
@@ -126,6 +130,7 @@ fn events() -> Vec<Event> {
             output: "deployment.apps/api scaled".into(),
         },
         Event::StepStarted {
+            action_sha256: None,
             plan_id: plan.clone(),
             run_id: r1.clone(),
             step: 2,
@@ -146,6 +151,7 @@ fn events() -> Vec<Event> {
             output: "error: lock held".into(),
         },
         Event::RollbackStarted {
+            user: None,
             plan_id: plan.clone(),
             run_id: r1.clone(),
             reason: "step 2 failed".into(),
@@ -188,6 +194,7 @@ fn events() -> Vec<Event> {
             ..decision("p-gamma", "system", RiskLevel::Low, None)
         }),
         Event::RunStarted {
+            env: Default::default(),
             plan_id: plan.clone(),
             run_id: r2.clone(),
             plan_hash: plan_hash("p-alpha"),
@@ -197,6 +204,7 @@ fn events() -> Vec<Event> {
             drift: None,
         },
         Event::StepStarted {
+            action_sha256: None,
             plan_id: plan.clone(),
             run_id: r2.clone(),
             step: 1,
@@ -334,6 +342,10 @@ fn opsgate() -> assert_cmd::Command {
 fn audit(log: &Path, key: Option<&str>) -> assert_cmd::Command {
     let mut cmd = opsgate();
     cmd.arg("--audit-log").arg(log).arg("audit");
+    if let Some(dir) = log.parent() {
+        // This log's high-water marks live beside it.
+        cmd.env("XDG_STATE_HOME", dir.join("state"));
+    }
     if let Some(k) = key {
         cmd.env(KEY_ENV, k);
     }
@@ -636,7 +648,7 @@ fn an_unsupported_version_is_named() {
     let dir = tempfile::tempdir().unwrap();
     let log = write_log(dir.path(), Sealer::Sha256);
     let mut lines = read_lines(&log);
-    lines[10] = set_raw(&lines[10], "v", "2");
+    lines[10] = set_raw(&lines[10], "v", "3");
     write_lines(&log, &lines);
     let result = verify(&log, None, &[]);
     assert_problem(
@@ -1215,7 +1227,9 @@ fn repair_moves_a_torn_tail_aside_and_records_it() {
             offset,
             torn_bytes,
             moved_to,
+            newline_restored,
         } => {
+            assert!(!newline_restored);
             assert_eq!(offset, torn_at);
             assert_eq!(torn_bytes, TORN.len() as u64);
             assert_eq!(

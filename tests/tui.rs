@@ -36,6 +36,7 @@ fn rows() -> Vec<PlanRow> {
         &common::POLICY,
         std::path::Path::new("/nonexistent/audit.jsonl"),
         &opsgate::audit::Sealer::Sha256,
+        None,
         &files,
         &Default::default(),
         now(),
@@ -756,6 +757,8 @@ fn modify_makes_a_new_plan_whose_approvals_start_from_zero() {
     })
     .unwrap();
     log.append(Event::ApprovalGranted(Decision {
+        rollback_of: None,
+        submission_seq: None,
         plan_id: cp.plan.id.clone(),
         plan_hash: cp.hash.clone(),
         policy_hash: common::POLICY.hash.clone(),
@@ -771,6 +774,7 @@ fn modify_makes_a_new_plan_whose_approvals_start_from_zero() {
             &common::POLICY,
             &log_path,
             &Sealer::Sha256,
+            None,
             std::slice::from_ref(&file),
             overrides,
             chrono::Utc::now(),
@@ -859,6 +863,7 @@ fn an_open_breaker_in_the_log_shows_in_the_title() {
             &common::POLICY,
             &log_path,
             &Sealer::Sha256,
+            None,
             &[],
             &Default::default(),
             now(),
@@ -911,6 +916,7 @@ steps:
         &common::POLICY,
         std::path::Path::new("/nonexistent/audit.jsonl"),
         &opsgate::audit::Sealer::Sha256,
+        None,
         &[file],
         &Default::default(),
         now(),

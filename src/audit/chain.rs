@@ -144,7 +144,7 @@ pub enum LineFault {
 pub fn check_line<'a>(line: &'a [u8], sealer: &Sealer) -> Result<Header<'a>, LineFault> {
     let header: Header<'a> =
         serde_json::from_slice(line).map_err(|e| LineFault::BadJson(e.to_string()))?;
-    if header.v != super::event::VERSION {
+    if !(super::event::OLDEST_VERSION..=super::event::VERSION).contains(&header.v) {
         return Err(LineFault::Version(header.v));
     }
     match (sealer, header.alg.as_deref(), header.key_id.as_deref()) {

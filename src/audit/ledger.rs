@@ -4,8 +4,9 @@
 use std::path::Path;
 
 use super::chain::Sealer;
+use super::mark::HighWater;
 use super::read::LineReader;
-use super::verify::{Problem, Verifier};
+use super::verify::{Head, Problem, ProblemKind, Verifier};
 use crate::core::event::Record;
 use crate::core::state::Ledger;
 
@@ -16,26 +17,72 @@ pub enum LedgerError {
     Io(#[from] std::io::Error),
     #[error("the audit log does not verify: {0}")]
     Broken(Problem),
+    /// The log is behind this host's high-water mark.
+    #[error("{}", super::log::truncation(mark, found.as_ref()))]
+    Truncated { mark: Head, found: Option<Head> },
 }
 
-/// Folds the whole committed log at `path`.
-pub fn load(path: &Path, sealer: &Sealer) -> Result<Ledger, LedgerError> {
-    fold(LineReader::open(path)?, sealer)
+/// Folds the whole committed log at `path`, checked against (and then
+/// raising) the host's high-water `mark` when there is one.
+pub fn load(path: &Path, sealer: &Sealer, mark: Option<&HighWater>) -> Result<Ledger, LedgerError> {
+    fold(LineReader::open(path)?, sealer, mark)
 }
 
 /// Folds the first `len` bytes, for a caller that holds the log's lock.
-pub fn load_until(path: &Path, len: u64, sealer: &Sealer) -> Result<Ledger, LedgerError> {
-    fold(LineReader::open_until(path, len)?, sealer)
+pub fn load_until(
+    path: &Path,
+    len: u64,
+    sealer: &Sealer,
+    mark: Option<&HighWater>,
+) -> Result<Ledger, LedgerError> {
+    fold(LineReader::open_until(path, len)?, sealer, mark)
 }
 
-fn fold(mut reader: LineReader, sealer: &Sealer) -> Result<Ledger, LedgerError> {
-    let mut verifier = Verifier::new(sealer, None);
+fn fold(
+    mut reader: LineReader,
+    sealer: &Sealer,
+    mark: Option<&HighWater>,
+) -> Result<Ledger, LedgerError> {
+    let expect = match mark {
+        Some(m) => m.get()?,
+        None => None,
+    };
+    let mut verifier = Verifier::new(sealer, expect.clone());
     let mut ledger = Ledger::default();
     while let Some(line) = reader.next_line() {
         let line = line?;
         ledger.apply(&checked_record(&mut verifier, &line)?);
     }
+    let head = verifier.head();
+    check_reached(expect.as_ref(), head.as_ref())?;
+    if let (Some(m), Some(h)) = (mark, &head) {
+        m.raise(h)?;
+    }
     Ok(ledger)
+}
+
+impl super::AuditLog {
+    /// The verified state of the whole log, checked against this log's
+    /// high-water mark.
+    pub fn ledger(&self) -> Result<Ledger, LedgerError> {
+        load(self.path(), self.sealer(), self.mark())
+    }
+
+    /// The verified state of the first `len` bytes (under the log's lock).
+    pub fn ledger_until(&self, len: u64) -> Result<Ledger, LedgerError> {
+        load_until(self.path(), len, self.sealer(), self.mark())
+    }
+}
+
+/// A log that ends before the mark was cut: refused, naming both heads.
+fn check_reached(mark: Option<&Head>, head: Option<&Head>) -> Result<(), LedgerError> {
+    match mark {
+        Some(m) if head.is_none_or(|h| h.seq < m.seq) => Err(LedgerError::Truncated {
+            mark: m.clone(),
+            found: head.cloned(),
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// The next line checked against the chain, as a record.
@@ -43,7 +90,17 @@ fn checked_record(
     verifier: &mut Verifier,
     line: &super::read::Line<'_>,
 ) -> Result<Record, LedgerError> {
-    verifier.feed(line).map_err(LedgerError::Broken)?;
+    verifier.feed(line).map_err(|p| match p.kind {
+        // Another record where this host saw the mark: rewritten.
+        ProblemKind::HeadMismatch => match verifier.expected() {
+            Some(mark) => LedgerError::Truncated {
+                mark: mark.clone(),
+                found: None,
+            },
+            None => LedgerError::Broken(p),
+        },
+        _ => LedgerError::Broken(p),
+    })?;
     serde_json::from_slice(line.bytes).map_err(|e| {
         LedgerError::Broken(Problem {
             line: line.number,
@@ -85,9 +142,17 @@ pub fn run_is_live(log: &Path, run_id: &str) -> bool {
 /// that each new record is checked against the chain as it arrives. (An
 /// edit to older records while the process runs is caught by
 /// `opsgate audit verify` and by a restart, not here.)
+///
+/// The cache keeps the last record it saw in memory, and raises the host's
+/// high-water mark on disk: a log that shrinks below what the process saw
+/// (records cut from its tail) is refused until an operator acknowledges
+/// it, even if the mark file was removed.
 #[derive(Debug)]
 pub struct LedgerCache {
     sealer: Sealer,
+    mark: Option<HighWater>,
+    /// The furthest record this process has seen of the log.
+    seen: std::sync::Mutex<Option<Head>>,
     state: std::sync::Mutex<Option<Cached>>,
 }
 
@@ -98,20 +163,38 @@ struct Cached {
     /// Bytes folded so far (always the end of a complete line).
     offset: u64,
     line: u64,
+    /// The head the fold must reach before its state may be used.
+    expect: Option<Head>,
 }
 
 impl LedgerCache {
-    pub fn new(sealer: Sealer) -> Self {
+    pub fn new(sealer: Sealer, mark: Option<HighWater>) -> Self {
         LedgerCache {
             sealer,
+            mark,
+            seen: std::sync::Mutex::new(None),
             state: std::sync::Mutex::new(None),
         }
     }
 
+    /// The furthest of what this process saw and the mark on disk.
+    fn expected(&self) -> Result<Option<Head>, LedgerError> {
+        let seen = self.seen.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let disk = match &self.mark {
+            Some(m) => m.get()?,
+            None => None,
+        };
+        Ok(match (seen, disk) {
+            (Some(a), Some(b)) => Some(if a.seq >= b.seq { a } else { b }),
+            (a, b) => a.or(b),
+        })
+    }
+
     /// Brings the ledger up to (at least) the first `len` bytes of the log
-    /// at `path`, then calls `f` with it. A log that shrank (a repaired torn
-    /// tail) is folded again from the start; a log that does not verify is
-    /// an error and is read from the start next time.
+    /// at `path`, then calls `f` with it. A log that shrank is folded again
+    /// from the start, and must still reach what this process saw; a log
+    /// that does not verify is an error and is read from the start next
+    /// time.
     pub fn with<R>(
         &self,
         path: &Path,
@@ -121,16 +204,18 @@ impl LedgerCache {
         let mut guard = self.state.lock().unwrap_or_else(|p| p.into_inner());
         // A `len` below what was folded is usually only a length read before
         // another thread's append: the cache is newer, and stays. Only a
-        // file that really shrank (a repaired torn tail) is folded again.
+        // file that really shrank is folded again.
         let shrank = guard.as_ref().is_some_and(|c| {
             c.offset > len && std::fs::metadata(path).map_or(true, |m| m.len() < c.offset)
         });
         if guard.is_none() || shrank {
+            let expect = self.expected()?;
             *guard = Some(Cached {
-                verifier: Verifier::new(&self.sealer, None),
+                verifier: Verifier::new(&self.sealer, expect.clone()),
                 ledger: Ledger::default(),
                 offset: 0,
                 line: 0,
+                expect,
             });
         }
         let Some(cached) = guard.as_mut() else {
@@ -156,6 +241,21 @@ impl LedgerCache {
                         *guard = None;
                         return Err(e);
                     }
+                }
+            }
+        }
+        let head = cached.verifier.head();
+        if let Err(e) = check_reached(cached.expect.as_ref(), head.as_ref()) {
+            *guard = None;
+            return Err(e);
+        }
+        cached.expect = None;
+        if let Some(h) = &head {
+            let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+            if seen.as_ref().is_none_or(|s| s.seq < h.seq) {
+                *seen = Some(h.clone());
+                if let Some(m) = &self.mark {
+                    m.raise(h)?;
                 }
             }
         }
@@ -192,12 +292,54 @@ mod tests {
         })
     }
 
+    /// Hardening 4: a bridge that saw seq 3 refuses the log cut to seq 2,
+    /// from memory, even when the mark file on disk is gone too; a fresh
+    /// process reads the mark on disk.
+    #[test]
+    fn the_cache_refuses_a_log_cut_below_what_it_saw() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let mark = HighWater::for_log(&dir.path().join("state"), &path);
+        let log = AuditLog::open(&path, Sealer::Sha256, Default::default())
+            .unwrap()
+            .with_mark(mark.clone());
+        for id in ["one", "two", "three"] {
+            log.append(submitted(id)).unwrap();
+        }
+        let cache = LedgerCache::new(Sealer::Sha256, Some(mark.clone()));
+        assert_eq!(ids(&cache, &path).unwrap().len(), 3);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let cut: String = text.lines().take(2).map(|l| format!("{l}\n")).collect();
+        std::fs::write(&path, cut).unwrap();
+        std::fs::remove_file(mark.path()).unwrap();
+        assert!(matches!(
+            ids(&cache, &path),
+            Err(LedgerError::Truncated { mark, found: Some(found) }) if mark.seq == 3 && found.seq == 2
+        ));
+        // The next append refuses too, and writes nothing.
+        mark.raise(&Head {
+            seq: 3,
+            hash: "sha256:x".into(),
+        })
+        .unwrap();
+        assert!(matches!(
+            log.append(submitted("four")),
+            Err(crate::audit::AuditError::Truncated { .. })
+        ));
+        assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 2);
+        let fresh = LedgerCache::new(Sealer::Sha256, Some(mark));
+        assert!(matches!(
+            ids(&fresh, &path),
+            Err(LedgerError::Truncated { .. })
+        ));
+    }
+
     #[test]
     fn the_cache_follows_appends_repairs_and_damage() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("audit.jsonl");
         let log = AuditLog::open(&path, Sealer::Sha256, Default::default()).unwrap();
-        let cache = LedgerCache::new(Sealer::Sha256);
+        let cache = LedgerCache::new(Sealer::Sha256, None);
         log.append(submitted("one")).unwrap();
         assert_eq!(ids(&cache, &path).unwrap(), ["one"]);
         log.append(submitted("two")).unwrap();

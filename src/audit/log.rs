@@ -21,8 +21,9 @@ use chrono::Utc;
 use super::backward::read_tail;
 use super::chain::{GENESIS, LineFault, Sealer, check_line};
 use super::event::{Event, Unsealed, VERSION};
+use super::mark::HighWater;
 use super::read::LineReader;
-use super::verify::Verifier;
+use super::verify::{Head, Verifier};
 use crate::core::redact::Redactor;
 
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +51,44 @@ pub enum AuditError {
     Broken { path: PathBuf, problem: String },
     #[error("cannot serialize an audit event: {0}")]
     Serialize(#[from] serde_json::Error),
+    #[error(
+        "audit log `{}` ends with {bytes} byte(s) of an unfinished record (at byte {offset}), left by an interrupted write or a cut; nothing was written. `opsgate audit repair` restores a complete record's newline or moves the bytes aside",
+        path.display()
+    )]
+    TornTail {
+        path: PathBuf,
+        offset: u64,
+        bytes: u64,
+    },
+    #[error("audit log `{}`: {}", path.display(), truncation(mark, found.as_ref()))]
+    Truncated {
+        path: PathBuf,
+        /// The last record this host saw.
+        mark: Head,
+        /// The log's last record now (`None`: the log is empty).
+        found: Option<Head>,
+    },
+    #[error("audit log `{}`: its high-water mark `{}`: {source}", path.display(), mark.display())]
+    Mark {
+        path: PathBuf,
+        mark: PathBuf,
+        source: io::Error,
+    },
+}
+
+/// A truncation in words: both heads, and what the operator does next.
+pub fn truncation(mark: &Head, found: Option<&Head>) -> String {
+    let now = match found {
+        Some(h) if h.seq == mark.seq => {
+            format!("holds another record at seq {} ({})", h.seq, h.hash)
+        }
+        Some(h) => format!("ends at seq {} ({})", h.seq, h.hash),
+        None => "is empty".to_owned(),
+    };
+    format!(
+        "the log {now}, but this host saw it reach seq {} ({}): records were removed or rewritten. Nothing is decided, run or recorded until an operator checks it (`opsgate audit verify --expect-head {}:{}`) and accepts the log as it is (`opsgate audit verify --acknowledge-truncation --reason TEXT`)",
+        mark.seq, mark.hash, mark.seq, mark.hash
+    )
 }
 
 /// Where an appended record landed.
@@ -69,6 +108,17 @@ struct Tail {
     hash: String,
 }
 
+/// What an append under the lock is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WriteMode {
+    /// Refuses a torn tail and a log behind its high-water mark.
+    Normal,
+    /// `opsgate audit repair`: completes or moves aside a torn tail.
+    Repair,
+    /// Records an operator's acceptance of a log behind its mark.
+    Acknowledge,
+}
+
 /// An audit log open for appending. Share it between threads by reference.
 #[derive(Debug)]
 pub struct AuditLog {
@@ -76,6 +126,8 @@ pub struct AuditLog {
     file: File,
     sealer: Sealer,
     redactor: Redactor,
+    /// The host's high-water mark of this log, when it keeps one.
+    mark: Option<HighWater>,
     /// The cached tail; valid while the file length matches.
     tail: Mutex<Option<Tail>>,
     /// Events waiting for the group commit, and its results.
@@ -130,6 +182,7 @@ impl AuditLog {
             file,
             sealer,
             redactor,
+            mark: None,
             tail: Mutex::new(None),
             queue: Mutex::new(Queue::default()),
             written: std::sync::atomic::AtomicU64::new(0),
@@ -139,8 +192,65 @@ impl AuditLog {
         })
     }
 
+    /// Keeps `mark` as this log's high-water mark: every append checks the
+    /// log against it and raises it.
+    pub fn with_mark(mut self, mark: HighWater) -> Self {
+        self.mark = Some(mark);
+        self
+    }
+
+    pub fn mark(&self) -> Option<&HighWater> {
+        self.mark.as_ref()
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    fn mark_err(&self, source: io::Error) -> AuditError {
+        AuditError::Mark {
+            path: self.path.clone(),
+            mark: self
+                .mark
+                .as_ref()
+                .map(|m| m.path().to_owned())
+                .unwrap_or_default(),
+            source,
+        }
+    }
+
+    /// Raises the mark to the last of `appended` (once it is durable).
+    fn raise_mark(&self, appended: &[Appended]) -> Result<(), AuditError> {
+        if let (Some(mark), Some(last)) = (&self.mark, appended.last()) {
+            mark.raise(&Head {
+                seq: last.seq,
+                hash: last.hash.clone(),
+            })
+            .map_err(|e| self.mark_err(e))?;
+        }
+        Ok(())
+    }
+
+    /// Refuses to go on when the log is behind this host's mark (records
+    /// cut from its tail) or holds another record at the mark's seq.
+    fn check_mark(&self, tail: &Tail) -> Result<(), AuditError> {
+        let Some(mark) = &self.mark else {
+            return Ok(());
+        };
+        let Some(m) = mark.get().map_err(|e| self.mark_err(e))? else {
+            return Ok(());
+        };
+        if tail.seq < m.seq || (tail.seq == m.seq && tail.hash != m.hash) {
+            return Err(AuditError::Truncated {
+                path: self.path.clone(),
+                found: (tail.seq > 0).then(|| Head {
+                    seq: tail.seq,
+                    hash: tail.hash.clone(),
+                }),
+                mark: m,
+            });
+        }
+        Ok(())
     }
 
     pub fn sealer(&self) -> &Sealer {
@@ -237,8 +347,9 @@ impl AuditLog {
         let counts: Vec<(u64, usize)> = batch.iter().map(|(t, e)| (*t, e.len())).collect();
         let events: Vec<Event> = batch.into_iter().flat_map(|(_, e)| e).collect();
         let written = self
-            .write_locked(|_| Ok::<_, AuditError>(events), false)
-            .and_then(|a| self.sync().map(|()| a));
+            .write_locked(|_| Ok::<_, AuditError>(events), false, WriteMode::Normal)
+            .and_then(|a| self.sync().map(|()| a))
+            .and_then(|a| self.raise_mark(&a).map(|()| a));
         match written {
             Ok(mut appended) => {
                 // A `log_repaired` record may come first; callers own the rest.
@@ -267,22 +378,65 @@ impl AuditLog {
         &self,
         decide: impl FnOnce(u64) -> Result<Vec<Event>, E>,
     ) -> Result<Vec<Appended>, E> {
-        let appended = self.write_locked(decide, true)?;
+        self.append_locked(decide, WriteMode::Normal)
+    }
+
+    /// `append_with` for an operator who accepted a log behind its mark:
+    /// the mark is not checked, and is set to what is appended.
+    pub fn append_acknowledged<E: From<AuditError>>(
+        &self,
+        decide: impl FnOnce(u64) -> Result<Vec<Event>, E>,
+    ) -> Result<Vec<Appended>, E> {
+        self.append_locked(decide, WriteMode::Acknowledge)
+    }
+
+    fn append_locked<E: From<AuditError>>(
+        &self,
+        decide: impl FnOnce(u64) -> Result<Vec<Event>, E>,
+        mode: WriteMode,
+    ) -> Result<Vec<Appended>, E> {
+        let appended = self.write_locked(decide, true, mode)?;
         if !appended.is_empty() {
             self.sync()?;
+            if let (WriteMode::Acknowledge, Some(mark), Some(last)) =
+                (mode, &self.mark, appended.last())
+            {
+                mark.reset(Some(&Head {
+                    seq: last.seq,
+                    hash: last.hash.clone(),
+                }))
+                .map_err(|e| self.mark_err(e))?;
+            } else {
+                self.raise_mark(&appended)?;
+            }
         }
         Ok(appended)
     }
 
-    /// Writes under the lock, without syncing.
+    /// Writes under the lock, without syncing. A torn tail is refused
+    /// (only `opsgate audit repair` mends one), and so is a log behind its
+    /// high-water mark, unless an operator acknowledged it.
     fn write_locked<E: From<AuditError>>(
         &self,
         decide: impl FnOnce(u64) -> Result<Vec<Event>, E>,
         redact: bool,
+        mode: WriteMode,
     ) -> Result<Vec<Appended>, E> {
         let mut cached = self.lock_tail()?;
         let _flock = FileLock::exclusive(&self.file).map_err(|e| self.io(e))?;
         let (mut tail, torn) = self.current_tail(&mut cached)?;
+        if let (Some(len), WriteMode::Normal | WriteMode::Acknowledge) = (torn, mode) {
+            *cached = None;
+            return Err(AuditError::TornTail {
+                path: self.path.clone(),
+                offset: tail.end,
+                bytes: len - tail.end,
+            }
+            .into());
+        }
+        if mode == WriteMode::Normal {
+            self.check_mark(&tail)?;
+        }
         // Decide first, so a refusal leaves the file untouched.
         let mut decided = decide(tail.end)?;
         if redact {
@@ -290,7 +444,7 @@ impl AuditLog {
         }
         let mut events = Vec::with_capacity(decided.len() + 1);
         if let Some(len) = torn {
-            events.push(self.move_torn_tail(tail.end, len)?);
+            events.push(self.mend_torn_tail(&mut tail, len)?);
         }
         events.extend(decided);
         if events.is_empty() {
@@ -334,26 +488,31 @@ impl AuditLog {
         Ok(appended)
     }
 
-    /// Moves a torn tail aside and records `log_repaired`; `None` when the
-    /// log had no torn tail.
+    /// Mends a torn tail and records `log_repaired`; `None` when the log
+    /// had no torn tail. A tail that is a complete record, sealed and
+    /// chained, missing only its newline, gets its newline back: a record
+    /// is never removed. Anything else is moved aside.
     ///
     /// The whole chain before the torn tail must verify first: damage
     /// before the tail is never repaired, and then nothing changes.
     pub fn repair(&self) -> Result<Option<Appended>, AuditError> {
-        let mut done = self.append_with(|len| {
-            let mut reader = LineReader::open_until(&self.path, len).map_err(|e| self.io(e))?;
-            let mut verifier = Verifier::new(&self.sealer, None);
-            while let Some(line) = reader.next_line() {
-                let line = line.map_err(|e| self.io(e))?;
-                if let Err(problem) = verifier.feed(&line) {
-                    return Err(AuditError::Broken {
-                        path: self.path.clone(),
-                        problem: problem.to_string(),
-                    });
+        let mut done = self.append_locked(
+            |len| {
+                let mut reader = LineReader::open_until(&self.path, len).map_err(|e| self.io(e))?;
+                let mut verifier = Verifier::new(&self.sealer, None);
+                while let Some(line) = reader.next_line() {
+                    let line = line.map_err(|e| self.io(e))?;
+                    if let Err(problem) = verifier.feed(&line) {
+                        return Err(AuditError::Broken {
+                            path: self.path.clone(),
+                            problem: problem.to_string(),
+                        });
+                    }
                 }
-            }
-            Ok(Vec::new())
-        })?;
+                Ok(Vec::new())
+            },
+            WriteMode::Repair,
+        )?;
         Ok(done.pop())
     }
 
@@ -409,11 +568,36 @@ impl AuditLog {
         Ok((tail, torn))
     }
 
-    fn move_torn_tail(&self, torn_at: u64, len: u64) -> Result<Event, AuditError> {
+    /// Mends the torn bytes after `tail` (up to `len`): restores the
+    /// newline of a complete record (and moves `tail` past it), or moves
+    /// the bytes aside. Returns the `log_repaired` event.
+    fn mend_torn_tail(&self, tail: &mut Tail, len: u64) -> Result<Event, AuditError> {
+        let torn_at = tail.end;
         let mut torn = vec![0; (len - torn_at) as usize];
         self.file
             .read_exact_at(&mut torn, torn_at)
             .map_err(|e| self.io(e))?;
+        if let Ok(header) = check_line(&torn, &self.sealer)
+            && header.seq == tail.seq + 1
+            && header.prev == tail.hash
+        {
+            (&self.file).write_all(b"\n").map_err(|e| self.io(e))?;
+            self.file.sync_data().map_err(|e| self.io(e))?;
+            tail.seq = header.seq;
+            tail.hash = header.hash.into_owned();
+            tail.end = len + 1;
+            tracing::warn!(log = %self.path.display(), seq = tail.seq, "restored the newline of the last record");
+            return Ok(Event::LogRepaired {
+                offset: torn_at,
+                torn_bytes: torn.len() as u64,
+                moved_to: String::new(),
+                newline_restored: true,
+            });
+        }
+        self.move_torn_tail(torn_at, torn)
+    }
+
+    fn move_torn_tail(&self, torn_at: u64, torn: Vec<u8>) -> Result<Event, AuditError> {
         let stamp = Utc::now().format("%Y%m%dT%H%M%S%.6fZ");
         let aside = PathBuf::from(format!("{}.torn-{stamp}", self.path.display()));
         let write_aside = || -> io::Result<()> {
@@ -449,6 +633,7 @@ impl AuditLog {
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default(),
+            newline_restored: false,
         })
     }
 
@@ -539,6 +724,25 @@ impl AuditError {
                 path: PathBuf::new(),
                 offset: 0,
                 message: format!("cannot serialize an audit event: {e}"),
+            },
+            AuditError::TornTail {
+                path,
+                offset,
+                bytes,
+            } => AuditError::TornTail {
+                path: path.clone(),
+                offset: *offset,
+                bytes: *bytes,
+            },
+            AuditError::Truncated { path, mark, found } => AuditError::Truncated {
+                path: path.clone(),
+                mark: mark.clone(),
+                found: found.clone(),
+            },
+            AuditError::Mark { path, mark, source } => AuditError::Mark {
+                path: path.clone(),
+                mark: mark.clone(),
+                source: io::Error::new(source.kind(), source.to_string()),
             },
         }
     }

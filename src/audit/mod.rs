@@ -18,6 +18,7 @@ pub use crate::core::event;
 pub mod export;
 pub mod ledger;
 pub mod log;
+pub mod mark;
 pub mod read;
 pub mod verify;
 

@@ -221,6 +221,19 @@ impl Verifier {
         Ok(header)
     }
 
+    /// The last sound record's position so far; `None` before the first.
+    pub fn head(&self) -> Option<Head> {
+        (self.events > 0).then(|| Head {
+            seq: self.seq,
+            hash: self.prev.clone(),
+        })
+    }
+
+    /// The head this verification expects the log to reach, if any.
+    pub fn expected(&self) -> Option<&Head> {
+        self.expect.as_ref()
+    }
+
     /// The report after the last line, checking the expected head.
     pub fn finish(self, problem: Option<Problem>) -> Report {
         let problem = problem.or_else(|| {
@@ -257,7 +270,24 @@ struct SeqOnly {
 
 /// Verifies the whole log at `path`, streaming, in constant memory.
 pub fn verify_file(path: &Path, sealer: &Sealer, expect: Option<Head>) -> io::Result<Report> {
-    let mut reader = LineReader::open(path)?;
+    verify_lines(LineReader::open(path)?, sealer, expect)
+}
+
+/// Verifies the first `len` bytes, for a caller that holds the log's lock.
+pub fn verify_until(
+    path: &Path,
+    len: u64,
+    sealer: &Sealer,
+    expect: Option<Head>,
+) -> io::Result<Report> {
+    verify_lines(LineReader::open_until(path, len)?, sealer, expect)
+}
+
+fn verify_lines(
+    mut reader: LineReader,
+    sealer: &Sealer,
+    expect: Option<Head>,
+) -> io::Result<Report> {
     let mut v = Verifier::new(sealer, expect);
     let mut problem = None;
     while let Some(line) = reader.next_line() {

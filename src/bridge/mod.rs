@@ -118,7 +118,7 @@ impl Bridge {
         let limiter = guard::RateLimiter::new(bridge_policy.rate_limit.clone());
         let replay = guard::ReplayCache::new(bridge_policy.replay_window.get(), REPLAY_CAPACITY);
         Ok(Bridge {
-            cache: crate::audit::ledger::LedgerCache::new(sealer.clone()),
+            cache: crate::audit::ledger::LedgerCache::new(sealer.clone(), log.mark().cloned()),
             rules,
             limiter,
             replay,
@@ -309,6 +309,20 @@ async fn metrics(State(b): State<Arc<Bridge>>) -> Response {
 }
 
 async fn readyz(State(b): State<Arc<Bridge>>) -> Response {
+    // Not ready while nothing could be decided: a log behind this bridge's
+    // high-water mark, or one that ends with an unfinished record.
+    let not_ready = |e: ApiError| err(StatusCode::SERVICE_UNAVAILABLE, "not_ready", e.message);
+    if let Err(e) = fold_log(&b).await
+        && e.code == "log_truncated"
+    {
+        return not_ready(e).into_response();
+    }
+    if let Ok(f) = std::fs::File::open(&b.log_path)
+        && let Ok(len) = crate::audit::read::committed_len(&f)
+        && crate::audit::backward::read_tail(&f, len, 0).is_ok_and(|v| v.torn_at.is_some())
+    {
+        return not_ready(log_torn()).into_response();
+    }
     match crate::audit::verify::read_head(&b.log_path, &b.sealer) {
         Ok(Ok(_)) => (StatusCode::OK, "ready\n").into_response(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -346,6 +360,24 @@ async fn plan_state(b: &Arc<Bridge>, id: &str) -> Result<Option<PlanState>, ApiE
     with_ledger(b, move |l| l.plan(&id).cloned()).await
 }
 
+/// The log ends with an unfinished record: only an operator mends it.
+fn log_torn() -> ApiError {
+    err(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "log_needs_repair",
+        "the audit log ends with an unfinished record: nothing is recorded until an operator runs `opsgate audit repair`",
+    )
+}
+
+/// The log is behind this bridge's high-water mark.
+fn log_truncated() -> ApiError {
+    err(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "log_truncated",
+        "the audit log lost records this bridge saw: nothing is recorded until an operator checks it and runs `opsgate audit verify --acknowledge-truncation`",
+    )
+}
+
 /// Runs `f` on the current ledger, off the async threads.
 async fn with_ledger<R: Send + 'static>(
     b: &Arc<Bridge>,
@@ -359,11 +391,14 @@ async fn with_ledger<R: Send + 'static>(
         };
         b.cache.with(&b.log_path, len, f).map_err(|e| {
             tracing::error!(error = %e, "cannot fold the audit log");
-            err(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "log_unavailable",
-                "the audit log cannot be used",
-            )
+            match e {
+                crate::audit::ledger::LedgerError::Truncated { .. } => log_truncated(),
+                _ => err(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "log_unavailable",
+                    "the audit log cannot be used",
+                ),
+            }
         })
     })
     .await
@@ -1009,6 +1044,8 @@ async fn decide_request(
         tracing::warn!(plan = %id, error = %e, "decision refused while recording");
         match e {
             CliError::Refused(m) => err(StatusCode::CONFLICT, "refused", m),
+            CliError::Audit(crate::audit::AuditError::TornTail { .. }) => log_torn(),
+            CliError::Audit(crate::audit::AuditError::Truncated { .. }) => log_truncated(),
             _ => err(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "log_unavailable",

@@ -1,7 +1,7 @@
 //! Dispatch: one function per subcommand, errors returned to `main`.
 
 use super::args::{AuditCommand, Cli, Command, PlanCommand, PolicyCommand};
-use super::config::{audit_log_path, load_policy, redactor, sealer};
+use super::config::{audit_log_path, high_water, load_policy, redactor, sealer};
 use super::error::CliError;
 use super::{
     approve_cmd, audit_cmd, classify_cmd, plan_cmd, policy_cmd, run_cmd, status_cmd, submit_cmd,
@@ -13,8 +13,10 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
     let log_path = || audit_log_path(cli.audit_log.as_deref());
     let sealer = || sealer(&policy, policy_file.as_deref());
     let open_log = || -> Result<AuditLog, CliError> {
-        Ok(AuditLog::open(&log_path()?, sealer()?, redactor(&policy))?)
+        let path = log_path()?;
+        Ok(AuditLog::open(&path, sealer()?, redactor(&policy))?.with_mark(high_water(&path)?))
     };
+    let mark = || high_water(&log_path()?);
     let Some(command) = &cli.command else {
         use std::io::IsTerminal;
         if std::io::stdin().is_terminal() && std::io::stdout().is_terminal() {
@@ -55,14 +57,41 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         ),
         Command::Status { id, json, breakers } => {
             if *breakers {
-                status_cmd::breakers(&log_path()?, &sealer()?, *json)
+                status_cmd::breakers(&log_path()?, &sealer()?, &mark()?, *json)
             } else {
-                status_cmd::run(&log_path()?, &sealer()?, &policy, id.as_deref(), *json)
+                status_cmd::run(
+                    &log_path()?,
+                    &sealer()?,
+                    &mark()?,
+                    &policy,
+                    id.as_deref(),
+                    *json,
+                )
             }
         }
         Command::Audit(cmd) => match cmd {
-            AuditCommand::Verify { json, expect_head } => {
-                audit_cmd::verify(&log_path()?, &sealer()?, *json, expect_head.as_deref())
+            AuditCommand::Verify {
+                json,
+                expect_head,
+                acknowledge_truncation,
+                reason,
+            } => {
+                let path = log_path()?;
+                if *acknowledge_truncation {
+                    audit_cmd::require_log(&path)?;
+                    audit_cmd::acknowledge_truncation(
+                        &open_log()?,
+                        reason.as_deref().unwrap_or_default(),
+                    )
+                } else {
+                    audit_cmd::verify(
+                        &path,
+                        &sealer()?,
+                        Some(&high_water(&path)?),
+                        *json,
+                        expect_head.as_deref(),
+                    )
+                }
             }
             AuditCommand::Head { json } => audit_cmd::head(&log_path()?, &sealer()?, *json),
             AuditCommand::Replay { id, json } => audit_cmd::replay(&log_path()?, id, *json),

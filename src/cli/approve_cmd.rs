@@ -11,7 +11,7 @@ use serde::Serialize;
 use super::args::{ApproveArgs, RejectArgs};
 use super::error::CliError;
 use super::submit_cmd::who;
-use crate::audit::ledger::{LedgerCache, LedgerError, load_until, run_is_live};
+use crate::audit::ledger::{LedgerCache, LedgerError, run_is_live};
 use crate::audit::{AuditLog, Channel, Decision, Event};
 use crate::core::approval::{Verdict, requirement, same_person};
 use crate::core::event::short;
@@ -198,6 +198,8 @@ fn decision(
         channel,
         reason,
         metadata,
+        submission_seq: Some(plan.submission.seq),
+        rollback_of: None,
     }
 }
 
@@ -216,7 +218,8 @@ pub fn counts(plan: &PlanState, policy: &LoadedPolicy, verdict: &Verdict) -> (u3
 /// The verified state of the log's first `len` bytes; a broken log
 /// refuses every decision.
 pub fn fold(log: &AuditLog, len: u64) -> Result<Ledger, CliError> {
-    load_until(log.path(), len, log.sealer()).map_err(|e| ledger_error(log.path(), e))
+    log.ledger_until(len)
+        .map_err(|e| ledger_error(log.path(), e))
 }
 
 pub fn ledger_error(path: &std::path::Path, e: LedgerError) -> CliError {
@@ -229,6 +232,13 @@ pub fn ledger_error(path: &std::path::Path, e: LedgerError) -> CliError {
             "the audit log `{}` does not verify ({p}); nothing is decided or run on a broken log",
             path.display()
         )),
+        LedgerError::Truncated { mark, found } => {
+            CliError::Audit(crate::audit::AuditError::Truncated {
+                path: path.to_owned(),
+                mark,
+                found,
+            })
+        }
     }
 }
 
@@ -299,8 +309,7 @@ fn report(
     appended: &[crate::audit::Appended],
     json: bool,
 ) -> Result<(), CliError> {
-    let ledger = crate::audit::ledger::load(log.path(), log.sealer())
-        .map_err(|e| ledger_error(log.path(), e))?;
+    let ledger = log.ledger().map_err(|e| ledger_error(log.path(), e))?;
     let plan = ledger
         .plan(id)
         .ok_or_else(|| CliError::Failed(format!("plan `{id}` vanished from the log")))?;

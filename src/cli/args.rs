@@ -223,15 +223,26 @@ pub enum AuditCommand {
     /// Check the whole hash chain: seals, links, seqs, torn tail, and an
     /// exported head. Exit 1 names the first bad line.
     #[command(
-        after_help = "Examples:\n  opsgate audit verify\n  opsgate audit verify --expect-head \"$(opsgate audit head | tr ' ' :)\"\n  opsgate audit verify --json | jq .problem"
+        after_help = "Exit 1 names the first bad line, or a log that ends before this host's high-water mark.\n\nExamples:\n  opsgate audit verify\n  opsgate audit verify --expect-head \"$(opsgate audit head | tr ' ' :)\"\n  opsgate audit verify --json | jq .problem\n  opsgate audit verify --acknowledge-truncation --reason \"restored from the 02:00 backup, INC-42\""
     )]
     Verify {
         #[arg(long)]
         json: bool,
         /// A head saved earlier (`SEQ:HASH`): the record at SEQ must have
         /// HASH, and the log must reach SEQ. This catches a truncated tail.
+        /// Without it, the log is checked against this host's high-water
+        /// mark (the last record this user's opsgate saw of it).
         #[arg(long, value_name = "SEQ:HASH")]
         expect_head: Option<String>,
+        /// Accept a log that ends before this host's high-water mark (after
+        /// checking it): records `truncation_acknowledged` with both heads
+        /// and your reason, and resets the mark. Until then nothing is
+        /// decided, run or recorded on that log.
+        #[arg(long, requires = "reason")]
+        acknowledge_truncation: bool,
+        /// Why the truncated log is accepted (with --acknowledge-truncation).
+        #[arg(long, value_name = "TEXT", requires = "acknowledge_truncation")]
+        reason: Option<String>,
     },
     /// Print the last record's `SEQ HASH`: the anchor to keep elsewhere.
     #[command(after_help = "Examples:\n  opsgate audit head >> /secure/opsgate-heads.txt")]

@@ -10,8 +10,9 @@ use super::args::{ExportArgs, ExportFormat};
 use super::error::CliError;
 use crate::audit::event::printable;
 use crate::audit::export::{ExportError, Filter, Format, export, for_each_match, parse_time};
+use crate::audit::mark::HighWater;
 use crate::audit::read::{Follower, RecordView, committed_len};
-use crate::audit::verify::{Head, Report, read_head, verify_file};
+use crate::audit::verify::{Head, ProblemKind, Report, read_head, verify_file, verify_until};
 use crate::audit::{AuditLog, Record, Sealer};
 
 /// Fails, naming the path, when there is no log there.
@@ -57,27 +58,55 @@ fn print_json<T: serde::Serialize>(value: &T) -> Result<(), CliError> {
     Ok(())
 }
 
+/// Verifies the chain; against `--expect-head` when given, else against
+/// this host's high-water `mark` (a log that ends before it was cut).
 pub fn verify(
     path: &Path,
     sealer: &Sealer,
+    mark: Option<&HighWater>,
     json: bool,
     expect_head: Option<&str>,
 ) -> Result<(), CliError> {
-    let expect = expect_head
+    let explicit = expect_head
         .map(str::parse::<Head>)
         .transpose()
         .map_err(|e| CliError::Usage(format!("--expect-head: {e}")))?;
-    let report = verify_file(path, sealer, expect).map_err(|e| read_err(path, e))?;
+    let marked = match (&explicit, mark) {
+        (None, Some(m)) => m.get().map_err(|e| CliError::Read {
+            path: m.path().to_owned(),
+            source: e,
+        })?,
+        _ => None,
+    };
+    let mut report =
+        verify_file(path, sealer, explicit.or(marked.clone())).map_err(|e| read_err(path, e))?;
+    if let (Some(p), Some(m), Some(file)) = (&mut report.problem, &marked, mark)
+        && matches!(
+            p.kind,
+            ProblemKind::ShorterThanHead | ProblemKind::HeadMismatch
+        )
+    {
+        p.message = format!(
+            "{} (the expected head is this host's high-water mark {m}, kept in `{}`): records were removed or rewritten; `opsgate audit verify --acknowledge-truncation --reason TEXT` accepts the log as it is",
+            p.message,
+            file.path().display()
+        );
+    }
     if json {
         #[derive(serde::Serialize)]
         struct Out<'a> {
             log: String,
             #[serde(flatten)]
             report: &'a Report,
+            /// This host's high-water mark, when the log was checked
+            /// against it.
+            #[serde(skip_serializing_if = "Option::is_none")]
+            mark: Option<&'a Head>,
         }
         print_json(&Out {
             log: path.display().to_string(),
             report: &report,
+            mark: marked.as_ref(),
         })?;
     } else {
         let mut out = anstream::stdout().lock();
@@ -108,6 +137,72 @@ pub fn verify(
         None => Ok(()),
         Some(p) => Err(CliError::Reported(format!("audit log broken: {p}"))),
     }
+}
+
+/// `audit verify --acknowledge-truncation`: an operator accepts a log that
+/// ends before this host's high-water mark. The chain itself must verify;
+/// `truncation_acknowledged` records both heads, who and why, and the mark
+/// is reset to it.
+pub fn acknowledge_truncation(log: &AuditLog, reason: &str) -> Result<(), CliError> {
+    if reason.trim().is_empty() {
+        return Err(CliError::Usage(
+            "--reason must say why the log is accepted".into(),
+        ));
+    }
+    let user = super::submit_cmd::os_user()?;
+    let Some(mark) = log.mark() else {
+        return Err(CliError::Failed(
+            "this log has no high-water mark here".into(),
+        ));
+    };
+    let path = log.path();
+    let mut acknowledged = None;
+    log.append_acknowledged(|len| {
+        // The chain on its own must be sound: a cut log, not a damaged one.
+        let plain = verify_until(path, len, log.sealer(), None).map_err(|e| read_err(path, e))?;
+        if let Some(p) = &plain.problem {
+            return Err(CliError::Refused(format!(
+                "the audit log `{}` does not verify ({p}): it is damaged, not only cut; nothing was acknowledged",
+                path.display()
+            )));
+        }
+        let Some(expected) = mark.get().map_err(|e| CliError::Read {
+            path: mark.path().to_owned(),
+            source: e,
+        })?
+        else {
+            return Err(CliError::Failed(format!(
+                "this host has no high-water mark of `{}`: there is nothing to acknowledge",
+                path.display()
+            )));
+        };
+        let against = verify_until(path, len, log.sealer(), Some(expected.clone()))
+            .map_err(|e| read_err(path, e))?;
+        if against.ok {
+            return Err(CliError::Failed(format!(
+                "the log reaches this host's high-water mark ({expected}): there is nothing to acknowledge"
+            )));
+        }
+        let head = plain.head;
+        acknowledged = Some((expected.clone(), head.clone()));
+        Ok(vec![crate::audit::Event::TruncationAcknowledged {
+            expected_seq: expected.seq,
+            expected_hash: expected.hash,
+            found_seq: head.as_ref().map_or(0, |h| h.seq),
+            found_hash: head.map(|h| h.hash),
+            user: user.clone(),
+            reason: reason.trim().to_owned(),
+        }])
+    })?;
+    if let Some((expected, found)) = acknowledged {
+        writeln!(
+            anstream::stdout().lock(),
+            "accepted `{}` as it is: it {}, this host had seen {expected}; recorded truncation_acknowledged by {user}, and the high-water mark moved to it",
+            path.display(),
+            found.map_or_else(|| "was empty".to_owned(), |h| format!("ended at {h}")),
+        )?;
+    }
+    Ok(())
 }
 
 pub fn head(path: &Path, sealer: &Sealer, json: bool) -> Result<(), CliError> {

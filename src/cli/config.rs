@@ -32,16 +32,28 @@ pub fn audit_log_path(explicit: Option<&Path>) -> Result<PathBuf, CliError> {
     if let Some(p) = explicit {
         return Ok(p.to_path_buf());
     }
+    Ok(state_dir()?.join("audit.jsonl"))
+}
+
+/// This user's opsgate state directory: `$XDG_STATE_HOME/opsgate`, else
+/// `~/.local/state/opsgate`. It holds the default log and the high-water
+/// marks of every log this user works with.
+pub fn state_dir() -> Result<PathBuf, CliError> {
     let state = std::env::var_os("XDG_STATE_HOME")
         .filter(|s| !s.is_empty())
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
         .ok_or_else(|| {
             CliError::Usage(
-                "cannot place the audit log: set --audit-log, OPSGATE_AUDIT_LOG or HOME".into(),
+                "cannot place opsgate's state (the audit log, high-water marks): set XDG_STATE_HOME or HOME".into(),
             )
         })?;
-    Ok(state.join("opsgate").join("audit.jsonl"))
+    Ok(state.join("opsgate"))
+}
+
+/// The host's high-water mark of the log at `log` (`audit::mark`).
+pub fn high_water(log: &Path) -> Result<crate::audit::mark::HighWater, CliError> {
+    Ok(crate::audit::mark::HighWater::for_log(&state_dir()?, log))
 }
 
 /// The chain's sealer: `OPSGATE_AUDIT_KEY`, else the policy's

@@ -36,9 +36,13 @@ impl CliError {
         match self {
             CliError::Usage(_) => 2,
             CliError::Refused(_) => 3,
-            // Nothing is written to a log that does not verify: refused.
+            // Nothing is written to a log that does not verify, ends with
+            // a torn tail, or is behind this host's high-water mark: refused.
             CliError::Audit(
-                crate::audit::AuditError::Damaged { .. } | crate::audit::AuditError::Broken { .. },
+                crate::audit::AuditError::Damaged { .. }
+                | crate::audit::AuditError::Broken { .. }
+                | crate::audit::AuditError::TornTail { .. }
+                | crate::audit::AuditError::Truncated { .. },
             ) => 3,
             CliError::Read { .. }
             | CliError::Policy(_)

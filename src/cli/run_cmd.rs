@@ -292,6 +292,7 @@ pub(crate) fn begin(
             dry_run,
             user: user.to_owned(),
             drift,
+            env: Default::default(),
         });
         start = Some(Start {
             plan_id: id.to_owned(),
@@ -527,7 +528,8 @@ fn converse(
             cp.clone()
         }
         None => {
-            let ledger = crate::audit::ledger::load(log.path(), log.sealer())
+            let ledger = log
+                .ledger()
                 .map_err(|e| super::approve_cmd::ledger_error(log.path(), e))?;
             let state = ledger.plan(&args.target).ok_or_else(|| {
                 CliError::Failed(format!("no plan `{}` in the audit log", args.target))
@@ -541,7 +543,8 @@ fn converse(
     }
     let id = cp.plan.id.as_str();
     let state_now = || -> Result<Verdict, CliError> {
-        let ledger = crate::audit::ledger::load(log.path(), log.sealer())
+        let ledger = log
+            .ledger()
             .map_err(|e| super::approve_cmd::ledger_error(log.path(), e))?;
         let state = ledger
             .plan(id)
@@ -912,7 +915,8 @@ pub fn rollback(
 ) -> Result<(), CliError> {
     let user = who(as_user)?;
     let log = open_log()?;
-    let ledger = crate::audit::ledger::load(log.path(), log.sealer())
+    let ledger = log
+        .ledger()
         .map_err(|e| super::approve_cmd::ledger_error(log.path(), e))?;
     let (state, run) = ledger
         .run(run_id)

@@ -11,6 +11,7 @@ use super::error::CliError;
 use super::style::badge;
 use crate::audit::Sealer;
 use crate::audit::ledger::{load, run_is_live};
+use crate::audit::mark::HighWater;
 use crate::core::event::short;
 use crate::core::policy::LoadedPolicy;
 use crate::core::state::{PlanState, RunState, run_status};
@@ -122,9 +123,14 @@ fn write_breakers(
 }
 
 /// `status --breakers`: every backend's breaker as last recorded.
-pub fn breakers(path: &Path, sealer: &Sealer, json: bool) -> Result<(), CliError> {
+pub fn breakers(
+    path: &Path,
+    sealer: &Sealer,
+    mark: &HighWater,
+    json: bool,
+) -> Result<(), CliError> {
     let ledger = if path.exists() {
-        load(path, sealer).map_err(|e| ledger_error(path, e))?
+        load(path, sealer, Some(mark)).map_err(|e| ledger_error(path, e))?
     } else {
         Default::default()
     };
@@ -145,6 +151,7 @@ pub fn breakers(path: &Path, sealer: &Sealer, json: bool) -> Result<(), CliError
 pub fn run(
     path: &Path,
     sealer: &Sealer,
+    mark: &HighWater,
     policy: &LoadedPolicy,
     id: Option<&str>,
     json: bool,
@@ -155,7 +162,7 @@ pub fn run(
             path.display()
         )));
     }
-    let ledger = load(path, sealer).map_err(|e| ledger_error(path, e))?;
+    let ledger = load(path, sealer, Some(mark)).map_err(|e| ledger_error(path, e))?;
     let now = Utc::now();
     let mut out = anstream::stdout().lock();
     let Some(id) = id else {

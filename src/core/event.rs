@@ -17,7 +17,12 @@ use crate::core::digest::{PlanHash, PolicyHash};
 use crate::core::redact::Redactor;
 use crate::core::risk::RiskLevel;
 
-pub const VERSION: u32 = 1;
+/// The record format this build writes. It reads every version from
+/// [`OLDEST_VERSION`] up to this one (`docs/audit-format.md`).
+pub const VERSION: u32 = 2;
+
+/// The oldest record format this build still reads.
+pub const OLDEST_VERSION: u32 = 1;
 
 /// Where an approval came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -88,6 +93,14 @@ pub struct Decision {
     pub reason: Option<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub metadata: BTreeMap<String, serde_json::Value>,
+    /// v2: the seq of the `plan_submitted` the decision was made for. A
+    /// decision counts only for that submission, never for a later one
+    /// with the same id and hash (a replayed request). Absent in v1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub submission_seq: Option<u64>,
+    /// v2: a decision on rolling back this run, not on the plan.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback_of: Option<String>,
 }
 
 /// What happened. The `type` of a record is the variant's snake_case name.
@@ -132,6 +145,11 @@ pub enum Event {
         /// (`checked N target(s)`, or `exempt: REASON`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         drift: Option<String>,
+        /// v2: the environment variables that choose where the run acts
+        /// (`KUBECONFIG`, `DOCKER_HOST`, `AWS_PROFILE`, …), as the run
+        /// sees them, redacted.
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        env: BTreeMap<String, String>,
     },
     StepStarted {
         plan_id: String,
@@ -142,6 +160,10 @@ pub enum Event {
         risk: RiskLevel,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         resource: Option<String>,
+        /// v2: SHA-256 of the exact action that runs, taken before
+        /// redaction: what ran is provable even where a secret is masked.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        action_sha256: Option<String>,
     },
     CheckFinished {
         plan_id: String,
@@ -192,6 +214,9 @@ pub enum Event {
         /// before the first of them runs, like every action.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         actions: Vec<String>,
+        /// v2: who started it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        user: Option<String>,
     },
     RollbackStepFinished {
         plan_id: String,
@@ -229,7 +254,48 @@ pub enum Event {
         /// Byte offset where the torn bytes began (the new end of the file).
         offset: u64,
         torn_bytes: u64,
+        /// Where the bytes went; empty when their newline was restored.
         moved_to: String,
+        /// v2: the torn bytes were a complete, sealed record missing only
+        /// its newline, which was restored: no record was removed.
+        #[serde(default, skip_serializing_if = "is_false")]
+        newline_restored: bool,
+    },
+    /// v2: an operator checked a log that ends before this host's
+    /// high-water mark (records cut from its tail) and accepted it as it
+    /// is; the mark is reset to this record.
+    TruncationAcknowledged {
+        /// The last record this host had seen.
+        expected_seq: u64,
+        expected_hash: String,
+        /// Where the log ended instead (0 and no hash: it was empty).
+        found_seq: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        found_hash: Option<String>,
+        user: String,
+        reason: String,
+    },
+    /// v2: an attempt refused by a rule, from an identified caller,
+    /// recorded before the answer: a self-approval, an unapproved run, a
+    /// drift refusal, a stale decision.
+    Refused {
+        /// What was attempted: `approve`, `reject`, `run`, `dry_run`,
+        /// `resume`, `rollback`, `cancel`.
+        attempt: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        plan_id: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        run_id: Option<String>,
+        user: String,
+        channel: Channel,
+        /// A stable reason code (`self_approval`, `not_approved`, `drift`, …).
+        code: String,
+        reason: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        plan_hash: Option<PlanHash>,
+        policy_hash: PolicyHash,
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        metadata: BTreeMap<String, serde_json::Value>,
     },
 }
 
@@ -256,6 +322,8 @@ impl Event {
             Event::RollbackFinished { .. } => "rollback_finished",
             Event::BreakerChanged { .. } => "breaker_changed",
             Event::LogRepaired { .. } => "log_repaired",
+            Event::TruncationAcknowledged { .. } => "truncation_acknowledged",
+            Event::Refused { .. } => "refused",
         }
     }
 
@@ -288,7 +356,18 @@ impl Event {
                     d.metadata = m.into_iter().collect();
                 }
             }
-            Event::RunStarted { user, .. } => r.redact_in_place(user),
+            Event::RunStarted { user, env, .. } => {
+                r.redact_in_place(user);
+                for (k, v) in env.iter_mut() {
+                    let line = format!("{k}={v}");
+                    if let std::borrow::Cow::Owned(masked) = r.redact(&line) {
+                        *v = masked
+                            .strip_prefix(&format!("{k}="))
+                            .unwrap_or(crate::core::redact::MASK)
+                            .to_owned();
+                    }
+                }
+            }
             Event::StepStarted {
                 name,
                 action,
@@ -328,12 +407,37 @@ impl Event {
                 }
             }
             Event::RollbackStarted {
-                reason, actions, ..
+                reason,
+                actions,
+                user,
+                ..
             } => {
                 r.redact_in_place(reason);
                 actions.iter_mut().for_each(|a| r.redact_in_place(a));
+                if let Some(u) = user {
+                    r.redact_in_place(u);
+                }
             }
             Event::BreakerChanged { error, .. } => r.redact_in_place(error),
+            Event::TruncationAcknowledged { user, reason, .. } => {
+                r.redact_in_place(user);
+                r.redact_in_place(reason);
+            }
+            Event::Refused {
+                user,
+                reason,
+                metadata,
+                ..
+            } => {
+                r.redact_in_place(user);
+                r.redact_in_place(reason);
+                let mut meta =
+                    serde_json::Value::Object(std::mem::take(metadata).into_iter().collect());
+                r.redact_json(&mut meta);
+                if let serde_json::Value::Object(m) = meta {
+                    *metadata = m.into_iter().collect();
+                }
+            }
             Event::RunFinished { .. }
             | Event::RollbackFinished { .. }
             | Event::LogRepaired { .. } => {}
@@ -509,10 +613,47 @@ impl Event {
                 offset,
                 torn_bytes,
                 moved_to,
+                newline_restored,
+            } => {
+                if *newline_restored {
+                    write!(
+                        s,
+                        "the newline of the {torn_bytes}-byte record at offset {offset} restored"
+                    )
+                } else {
+                    write!(
+                        s,
+                        "{torn_bytes} torn byte(s) at offset {offset} moved to {moved_to}"
+                    )
+                }
+            }
+            Event::TruncationAcknowledged {
+                expected_seq,
+                found_seq,
+                user,
+                reason,
+                ..
             } => write!(
                 s,
-                "{torn_bytes} torn byte(s) at offset {offset} moved to {moved_to}"
+                "log ends at seq {found_seq}, this host saw seq {expected_seq}: accepted by {user}: {reason}"
             ),
+            Event::Refused {
+                attempt,
+                plan_id,
+                run_id,
+                user,
+                code,
+                reason,
+                ..
+            } => {
+                let what = match (plan_id, run_id) {
+                    (Some(p), Some(r)) => format!("{p}/{r}"),
+                    (Some(p), None) => p.clone(),
+                    (None, Some(r)) => r.clone(),
+                    (None, None) => "-".into(),
+                };
+                write!(s, "{what}  {attempt} by {user} refused ({code}): {reason}")
+            }
         };
         s
     }

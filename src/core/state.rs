@@ -402,7 +402,10 @@ impl Ledger {
                     },
                 );
             }
-            Event::CheckFinished { .. } | Event::LogRepaired { .. } => {}
+            Event::CheckFinished { .. }
+            | Event::LogRepaired { .. }
+            | Event::TruncationAcknowledged { .. }
+            | Event::Refused { .. } => {}
         }
     }
 

@@ -206,6 +206,7 @@ impl Engine<'_> {
                     .copied()
                     .unwrap_or(RiskLevel::Critical),
                 resource: None,
+                action_sha256: Some(step.action.digest()),
             })?;
             self.tell(Progress::StepStarted {
                 index,
@@ -588,6 +589,7 @@ impl Engine<'_> {
         self.record(Event::RollbackStarted {
             plan_id: self.plan_id.to_owned(),
             run_id: self.run_id.clone(),
+            user: Some(self.user.clone()),
             reason: reason.to_owned(),
             actions: work
                 .iter()

@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use super::state::{AuditEntry, AuditView, Banner, KindFilter, PlanRow, RowStatus, Source};
 use crate::audit::Sealer;
 use crate::audit::ledger::{load, run_is_live};
+use crate::audit::mark::HighWater;
 use crate::core::approval::{Subject, requirement};
 use std::collections::BTreeMap;
 
@@ -77,12 +78,13 @@ pub fn load_all(
     policy: &LoadedPolicy,
     log: &Path,
     sealer: &Sealer,
+    mark: Option<&HighWater>,
     files: &[PathBuf],
     overrides: &Overrides,
     now: DateTime<Utc>,
 ) -> Result<Loaded, String> {
     let ledger = if log.exists() {
-        load(log, sealer).map_err(|e| format!("{}: {e}", log.display()))?
+        load(log, sealer, mark).map_err(|e| format!("{}: {e}", log.display()))?
     } else {
         Ledger::default()
     };

@@ -58,9 +58,15 @@ pub fn expectation(text: &str) -> String {
 /// a fixed OS user, no colour, and none of the caller's opsgate settings.
 pub fn opsgate_command(log: &Path, policy: Option<&Path>) -> std::process::Command {
     let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin!("opsgate"));
+    // Each log's high-water marks live beside it, not in the real state
+    // directory: tests never see each other's marks.
+    let state = log
+        .parent()
+        .map_or_else(|| PathBuf::from("state"), |d| d.join("state"));
     cmd.current_dir(repo())
         .env("NO_COLOR", "1")
         .env("USER", "os-user")
+        .env("XDG_STATE_HOME", state)
         .env_remove("OPSGATE_CONFIG")
         .env_remove("OPSGATE_AUDIT_KEY")
         .env_remove("OPSGATE_AUDIT_LOG")

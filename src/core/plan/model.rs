@@ -135,6 +135,18 @@ impl Action {
         }
     }
 
+    /// SHA-256 of exactly what runs: a command line's own bytes (so
+    /// `printf %s "$CMD" | sha256sum` reproduces it), or a native action's
+    /// canonical JSON. Taken before any redaction.
+    pub fn digest(&self) -> String {
+        use sha2::{Digest, Sha256};
+        match self {
+            Action::Run(cmd) => format!("sha256:{}", hex::encode(Sha256::digest(cmd.as_bytes()))),
+            native => canonical_sha256("opsgate-action/1", native)
+                .unwrap_or_else(|e| format!("sha256:unhashable:{e}")),
+        }
+    }
+
     /// The backend a native action talks to.
     pub fn backend(&self) -> Option<&'static str> {
         match self {
