@@ -59,6 +59,7 @@ fn launch_to_first_frame() -> Duration {
         &policy,
         std::path::Path::new("/nonexistent/audit.jsonl"),
         &opsgate::audit::Sealer::Sha256,
+        None,
         &files,
         &Default::default(),
         chrono::Utc::now(),

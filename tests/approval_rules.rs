@@ -1918,6 +1918,33 @@ fn the_ledger_status_follows_votes_and_the_ttl() {
             vote_ts + minute,
             Pending,
         ),
+        // Hardening 7: a decision counts only for the submission it names
+        // (a replayed request after a resubmission of the same hash).
+        (
+            "an approval for an earlier submission of the same hash",
+            vec![
+                high(),
+                high(),
+                Event::ApprovalGranted(Decision {
+                    submission_seq: Some(1),
+                    ..decision("alice", &CURRENT)
+                }),
+            ],
+            vote_ts + minute,
+            Pending,
+        ),
+        (
+            "an approval for this submission",
+            vec![
+                high(),
+                Event::ApprovalGranted(Decision {
+                    submission_seq: Some(1),
+                    ..decision("alice", &CURRENT)
+                }),
+            ],
+            vote_ts + minute,
+            Approved,
+        ),
         (
             "a rejection",
             vec![high(), rejected_by("bob")],

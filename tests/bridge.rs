@@ -1670,3 +1670,82 @@ fn systemd_hears_ready_watchdog_and_stopping() {
     }
     assert!(srv.wait_exit(Duration::from_secs(20)).success());
 }
+
+// ---------------------------------------------------------------------------
+// Hardening 7: replays.
+
+/// A captured signed request, replayed after a reject and a resubmission of
+/// the same plan (same hash) under a fresh `Idempotency-Key`: the replay
+/// cache was keyed on the unsigned key, so the old approval was recorded
+/// for the new submission. Replays are keyed on the signature now: the
+/// replay gets the first answer back and records nothing.
+#[test]
+fn a_signed_request_replayed_under_a_new_idempotency_key_records_nothing() {
+    let env = Env::new(&bridge_yaml(None, true));
+    let srv = env.serve(&[(SECRET_ENV, SECRET)]);
+    let plan = env.small_plan("replayed", "bob");
+    let h = env.submit(&plan, "bob");
+    let now = now_secs();
+    let body = yes(&h, "U1").to_string();
+    let mut headers = signed_headers(now, &signature(SECRET, &now.to_string(), &body));
+    headers.push(("Idempotency-Key", "first".to_owned()));
+    let r = srv.post("replayed", &headers, &body);
+    assert_eq!(r.status, 200, "{}", r.text());
+    env.ok(&["reject", "replayed", "--as", "carol", "--reason", "not now"]);
+    assert_eq!(env.submit(&plan, "bob"), h, "the same plan, the same hash");
+    let before = env.approvals().len();
+    headers.pop();
+    headers.push(("Idempotency-Key", "second".to_owned()));
+    let again = srv.post("replayed", &headers, &body);
+    assert_eq!(again.status, 200, "{}", again.text());
+    assert_eq!(again.json(), r.json(), "the first answer, not a new one");
+    assert_eq!(env.approvals().len(), before, "the replay was recorded");
+    let status: Value =
+        serde_json::from_str(&env.ok(&["status", "replayed", "--json"])).expect("JSON");
+    assert_eq!(status["status"], "pending", "{status}");
+}
+
+/// A decision names the submission it was made for: one for an earlier
+/// submission of the same hash is refused (as after a bridge restart, when
+/// the replay cache is empty), and `GET /v1/plans` gives the seq to send.
+#[test]
+fn a_decision_for_an_earlier_submission_is_refused() {
+    let env = Env::new(&bridge_yaml(None, true));
+    let plan = env.small_plan("bound", "bob");
+    let h = env.submit(&plan, "bob");
+    let srv = env.serve(&[(SECRET_ENV, SECRET)]);
+    let listed = srv.get("/v1/plans", Some(TOKEN)).json();
+    let first_seq = listed[0]["submission_seq"].as_u64().expect("a seq");
+    env.ok(&["reject", "bound", "--as", "carol", "--reason", "not now"]);
+    env.submit(&plan, "bob");
+    let now = now_secs();
+    let mut body = yes(&h, "U1");
+    body["submission_seq"] = json!(first_seq);
+    let body = body.to_string();
+    env.refuses(409, "stale_submission", || {
+        srv.post(
+            "bound",
+            &signed_headers(now, &signature(SECRET, &now.to_string(), &body)),
+            &body,
+        )
+    });
+    // Too far in the future is refused as well (a few seconds of skew).
+    let ahead = now + 60;
+    env.refuses(401, "stale_timestamp", || {
+        srv.post(
+            "bound",
+            &signed_headers(ahead, &signature(SECRET, &ahead.to_string(), &body)),
+            &body,
+        )
+    });
+    let listed = srv.get("/v1/plans", Some(TOKEN)).json();
+    let mut body = yes(&h, "U1");
+    body["submission_seq"] = listed[0]["submission_seq"].clone();
+    let body = body.to_string();
+    let r = srv.post(
+        "bound",
+        &signed_headers(now, &signature(SECRET, &now.to_string(), &body)),
+        &body,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+}

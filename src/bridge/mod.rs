@@ -27,14 +27,19 @@ use sha2::{Digest, Sha256};
 
 use crate::audit::ledger::run_is_live;
 use crate::audit::{AuditLog, Channel, Sealer};
-use crate::cli::approve_cmd::{Metadata, counts, deny, grant};
+use crate::cli::approve_cmd::{Binding, Metadata, check_binding, counts, deny, grant};
 use crate::cli::error::CliError;
 use crate::core::approval::{may_approve, requirement};
 use crate::core::policy::LoadedPolicy;
 use crate::core::state::PlanState;
 
-/// How far a signed request's timestamp may be from now.
+/// How far in the past a signed request's timestamp may be.
 pub const MAX_SKEW_SECONDS: i64 = 300;
+
+/// How far in the future a signed request's timestamp may be: a few
+/// seconds of clock difference, no more (a timestamp far ahead would keep a
+/// captured request fresh).
+pub const MAX_FUTURE_SKEW_SECONDS: i64 = 5;
 
 /// How many request keys the replay cache holds at most.
 pub const REPLAY_CAPACITY: usize = 100_000;
@@ -216,9 +221,15 @@ fn authenticate<'b>(bridge: &'b Bridge, headers: &HeaderMap) -> Result<&'b Clien
 }
 
 /// `X-Opsgate-Signature: sha256=HMAC(secret, "{timestamp}.{body}")`.
-fn check_signature(client: &Client, headers: &HeaderMap, body: &[u8]) -> Result<(), ApiError> {
+/// Returns when the request was signed (`None` for a client that does not
+/// sign).
+fn check_signature(
+    client: &Client,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Option<i64>, ApiError> {
     let Some(secret) = &client.secret else {
-        return Ok(());
+        return Ok(None);
     };
     let (ts, given) = signed_parts(
         headers,
@@ -227,7 +238,7 @@ fn check_signature(client: &Client, headers: &HeaderMap, body: &[u8]) -> Result<
         "sha256=",
     )?;
     if hmac_matches(secret, &[ts.as_bytes(), b".", body], &given) {
-        Ok(())
+        Ok(ts.parse().ok())
     } else {
         Err(err(
             StatusCode::UNAUTHORIZED,
@@ -257,11 +268,19 @@ fn signed_parts<'h>(
     let ts_num: i64 = ts
         .parse()
         .map_err(|_| bad(format!("{ts_header} is not a number")))?;
-    if (Utc::now().timestamp() - ts_num).abs() > MAX_SKEW_SECONDS {
+    let age = Utc::now().timestamp() - ts_num;
+    if age > MAX_SKEW_SECONDS {
         return Err(err(
             StatusCode::UNAUTHORIZED,
             "stale_timestamp",
-            "the timestamp is more than 300 s away",
+            "the timestamp is more than 300 s old",
+        ));
+    }
+    if -age > MAX_FUTURE_SKEW_SECONDS {
+        return Err(err(
+            StatusCode::UNAUTHORIZED,
+            "stale_timestamp",
+            "the timestamp is more than 5 s in the future",
         ));
     }
     let given = sig
@@ -418,6 +437,8 @@ struct PlanSummary {
     risk: String,
     status: &'static str,
     plan_hash: String,
+    /// The submission a decision binds to (send it as `submission_seq`).
+    submission_seq: u64,
     approvals: Approvals,
     expires_at: Option<String>,
     /// A short text fit for a chat message.
@@ -476,6 +497,7 @@ fn summarize(b: &Bridge, p: &PlanState) -> PlanSummary {
         risk: p.submission.risk.to_string(),
         status: status.as_str(),
         plan_hash: p.submission.plan_hash.to_string(),
+        submission_seq: p.submission.seq,
         approvals: Approvals { have, needed },
         expires_at,
         summary,
@@ -535,6 +557,10 @@ async fn plan_detail(
 struct DecisionRequest {
     decision: String,
     plan_hash: String,
+    /// The submission the decision is for (`submission_seq` of the plan
+    /// as listed): a decision for an earlier submission is refused.
+    #[serde(default)]
+    submission_seq: Option<u64>,
     sender_id: String,
     #[serde(default)]
     reason: Option<String>,
@@ -594,11 +620,12 @@ fn unmet_metadata_rule(
 /// Slack's request signing (v0): `X-Slack-Signature: v0=<hex HMAC-SHA256(
 /// secret, "v0:{timestamp}:{body}")>` with `X-Slack-Request-Timestamp`,
 /// refused beyond 5 minutes. The client is the one whose secret verifies.
+/// The client whose secret signed a Slack request, and when it was signed.
 fn slack_client<'b>(
     b: &'b Bridge,
     headers: &HeaderMap,
     body: &[u8],
-) -> Result<&'b Client, ApiError> {
+) -> Result<(&'b Client, Option<i64>), ApiError> {
     let (ts, given) = signed_parts(
         headers,
         "x-slack-request-timestamp",
@@ -612,6 +639,7 @@ fn slack_client<'b>(
                 hmac_matches(secret, &[b"v0:", ts.as_bytes(), b":", body], &given)
             })
         })
+        .map(|c| (c, ts.parse().ok()))
         .ok_or_else(|| {
             err(
                 StatusCode::UNAUTHORIZED,
@@ -650,11 +678,15 @@ struct SlackAction {
     value: String,
 }
 
-/// What a Slack button carries: `{"plan_id": …, "plan_hash": …}`.
+/// What a Slack button carries: `{"plan_id": …, "plan_hash": …,
+/// "submission_seq": …}` (the seq binds the press to the submission it
+/// was shown for).
 #[derive(Debug, Deserialize)]
 struct SlackButton {
     plan_id: String,
     plan_hash: String,
+    #[serde(default)]
+    submission_seq: Option<u64>,
 }
 
 /// Slack's interactivity payload (a button press): verified with Slack's
@@ -666,7 +698,7 @@ async fn slack_interactive(
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Response {
     let started = std::time::Instant::now();
-    let mut claimed = None;
+    let mut claimed = Vec::new();
     let result = slack_decide(&b, &headers, body, &mut claimed).await;
     answer(&b, started, result, claimed, |resp, yes| {
         let who = if resp.approvals.have.is_empty() {
@@ -691,10 +723,10 @@ async fn slack_decide(
     b: &Arc<Bridge>,
     headers: &HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
-    claimed: &mut Option<(String, [u8; 32])>,
+    claimed: &mut Vec<(String, [u8; 32])>,
 ) -> Result<Answer, ApiError> {
     let body = body.map_err(|e| err(e.status(), "malformed", e.body_text()))?;
-    let client = slack_client(b, headers, &body)?;
+    let (client, signed_at) = slack_client(b, headers, &body)?;
     let malformed = |m: String| err(StatusCode::BAD_REQUEST, "malformed", m);
     let form: SlackForm = serde_urlencoded::from_bytes(&body)
         .map_err(|e| malformed(format!("not a Slack form: {e}")))?;
@@ -728,11 +760,21 @@ async fn slack_decide(
     let req = DecisionRequest {
         decision: if yes { "yes" } else { "no" }.into(),
         plan_hash: button.plan_hash,
+        submission_seq: button.submission_seq,
         sender_id: payload.user.id.clone(),
         reason: (!yes).then(|| "rejected in Slack".to_owned()),
         metadata,
     };
-    decide_request(b, client, button.plan_id, req, &body, headers, claimed).await
+    decide_request(
+        b,
+        Signed { client, signed_at },
+        button.plan_id,
+        req,
+        &body,
+        headers,
+        claimed,
+    )
+    .await
 }
 
 /// How a decision request ended, when it did not fail.
@@ -749,7 +791,7 @@ async fn decision(
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Response {
     let started = std::time::Instant::now();
-    let mut claimed = None;
+    let mut claimed = Vec::new();
     let result = decide(&b, &headers, id, body, &mut claimed).await;
     answer(&b, started, result, claimed, |resp, _| {
         serde_json::to_string(resp).unwrap_or_default()
@@ -764,7 +806,7 @@ fn answer(
     b: &Bridge,
     started: std::time::Instant,
     result: Result<Answer, ApiError>,
-    claimed: Option<(String, [u8; 32])>,
+    claimed: Vec<(String, [u8; 32])>,
     render: impl FnOnce(&DecisionResponse, bool) -> String,
 ) -> Response {
     b.metrics.latency(started.elapsed());
@@ -772,7 +814,7 @@ fn answer(
         Ok(Answer::Done(resp, yes)) => {
             b.metrics.decision(if yes { "yes" } else { "no" });
             let json = render(&resp, yes);
-            if let Some((key, digest)) = claimed {
+            for (key, digest) in claimed {
                 b.replay.remember(
                     &key,
                     guard::Remembered {
@@ -790,7 +832,7 @@ fn answer(
         ),
         Err(e) => {
             b.metrics.rejection(e.code);
-            if let Some((key, _)) = claimed {
+            for (key, _) in claimed {
                 b.replay.forget(&key);
             }
             e.into_response()
@@ -812,7 +854,7 @@ async fn decide(
     headers: &HeaderMap,
     id: String,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
-    claimed: &mut Option<(String, [u8; 32])>,
+    claimed: &mut Vec<(String, [u8; 32])>,
 ) -> Result<Answer, ApiError> {
     let b = Arc::clone(b);
     let client = authenticate(&b, headers)?;
@@ -828,7 +870,7 @@ async fn decide(
             err(StatusCode::BAD_REQUEST, "malformed", e.body_text())
         }
     })?;
-    check_signature(client, headers, &body)?;
+    let signed_at = check_signature(client, headers, &body)?;
     let req: DecisionRequest = serde_json::from_slice(&body).map_err(|e| {
         err(
             StatusCode::BAD_REQUEST,
@@ -836,20 +878,37 @@ async fn decide(
             format!("the body is not a decision: {e}"),
         )
     })?;
-    decide_request(&b, client, id, req, &body, headers, claimed).await
+    decide_request(
+        &b,
+        Signed { client, signed_at },
+        id,
+        req,
+        &body,
+        headers,
+        claimed,
+    )
+    .await
+}
+
+/// The authenticated client of a request, and when it signed it.
+#[derive(Debug, Clone, Copy)]
+struct Signed<'c> {
+    client: &'c Client,
+    signed_at: Option<i64>,
 }
 
 /// A parsed decision from `client`: every check, then the recording.
 async fn decide_request(
     b: &Arc<Bridge>,
-    client: &Client,
+    signed: Signed<'_>,
     id: String,
     req: DecisionRequest,
     body: &[u8],
     headers: &HeaderMap,
-    claimed: &mut Option<(String, [u8; 32])>,
+    claimed: &mut Vec<(String, [u8; 32])>,
 ) -> Result<Answer, ApiError> {
     let b = Arc::clone(b);
+    let client = signed.client;
     let yes = match req.decision.as_str() {
         "yes" => true,
         "no" => false,
@@ -905,18 +964,28 @@ async fn decide_request(
             format!("too many decisions from {what}; try again later"),
         ));
     }
-    let key = [
-        "idempotency-key",
+    // Replays are keyed on the signature, always (a captured signed request
+    // or Slack press cannot come back under a fresh Idempotency-Key), and
+    // on the Idempotency-Key too when one is given.
+    let digest: [u8; 32] = Sha256::digest(body).into();
+    let now = std::time::Instant::now();
+    for header in [
         "x-opsgate-signature",
         "x-slack-signature",
-    ]
-    .iter()
-    .find_map(|h| headers.get(*h).and_then(|v| v.to_str().ok()))
-    .map(|k| format!("{}:{}", client.name, k.trim()));
-    if let Some(key) = key {
-        let digest: [u8; 32] = Sha256::digest(body).into();
-        match b.replay.check(&key, digest, std::time::Instant::now()) {
-            guard::Seen::New => *claimed = Some((key, digest)),
+        "idempotency-key",
+    ] {
+        let Some(value) = headers.get(header).and_then(|v| v.to_str().ok()) else {
+            continue;
+        };
+        let key = format!("{}:{header}:{}", client.name, value.trim());
+        let seen = b.replay.check(&key, digest, now);
+        if !matches!(seen, guard::Seen::New) {
+            for (k, _) in claimed.drain(..) {
+                b.replay.forget(&k);
+            }
+        }
+        match seen {
+            guard::Seen::New => claimed.push((key, digest)),
             guard::Seen::Repeat(r) => return Ok(Answer::Again(r)),
             guard::Seen::Replay => {
                 return Err(err(
@@ -943,6 +1012,15 @@ async fn decide_request(
             "stale_plan_hash",
             format!("plan `{id}` is now {}", plan.submission.plan_hash),
         ));
+    }
+    let signed_at = signed.signed_at.map(|at| (at, MAX_SKEW_SECONDS));
+    let binding_of = |hash| Binding {
+        hash: Some(hash),
+        submission_seq: req.submission_seq,
+        signed_at,
+    };
+    if let Err(e) = check_binding(plan, &binding_of(&req.plan_hash)) {
+        return Err(err(StatusCode::CONFLICT, "stale_submission", e.to_string()));
     }
     let verdict = plan.verdict(&b.policy.policy, &b.policy.hash, Utc::now());
     let status = plan.status(&verdict, |r| run_is_live(&b.log_path, r));
@@ -1006,7 +1084,13 @@ async fn decide_request(
         req.plan_hash.clone(),
         req.reason.clone(),
     );
+    let submission_seq = req.submission_seq;
     let recorded = tokio::task::spawn_blocking(move || {
+        let binding = Binding {
+            hash: Some(&hash),
+            submission_seq,
+            signed_at,
+        };
         if yes {
             grant(
                 &b2.log,
@@ -1015,7 +1099,7 @@ async fn decide_request(
                 &id2,
                 &who,
                 Channel::Chat,
-                Some(&hash),
+                &binding,
                 reason,
                 metadata,
             )
@@ -1027,6 +1111,7 @@ async fn decide_request(
                 &id2,
                 &who,
                 Channel::Chat,
+                &binding,
                 reason.as_deref().unwrap_or_default(),
                 metadata,
             )

@@ -46,7 +46,10 @@ pub fn approve(
         &args.id,
         &who,
         Channel::Cli,
-        args.hash.as_deref(),
+        &Binding {
+            hash: args.hash.as_deref(),
+            ..Binding::default()
+        },
         args.reason.clone(),
         Metadata::new(),
     )?;
@@ -58,8 +61,48 @@ pub fn approve(
 /// Free-form context a decision carries (a chat channel id…).
 pub type Metadata = std::collections::BTreeMap<String, serde_json::Value>;
 
+/// What a decision is bound to besides the plan id: checked under the
+/// log's lock against the plan's current submission.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Binding<'a> {
+    /// The plan hash the decider reviewed (full, or 12+ hex digits).
+    pub hash: Option<&'a str>,
+    /// The submission the decider saw: its `plan_submitted` seq.
+    pub submission_seq: Option<u64>,
+    /// When the decider's request was signed (Unix seconds), and how far
+    /// the signer's clock may lag: a request signed before the current
+    /// submission existed (by more than the lag) was made for an earlier
+    /// one (a replay), and does not count for this one.
+    pub signed_at: Option<(i64, i64)>,
+}
+
+/// Why a decision is not for the plan's current submission, if it is not.
+pub fn check_binding(plan: &PlanState, binding: &Binding<'_>) -> Result<(), CliError> {
+    if let Some(h) = binding.hash {
+        check_hash(h, plan)?;
+    }
+    let id = &plan.plan_id;
+    if let Some(seq) = binding.submission_seq
+        && seq != plan.submission.seq
+    {
+        return Err(CliError::Refused(format!(
+            "the decision is for submission {seq} of plan `{id}`, and the plan is now submission {}: review it again",
+            plan.submission.seq
+        )));
+    }
+    if let Some((at, lag)) = binding.signed_at
+        && at.saturating_add(lag) < plan.submission.ts.timestamp()
+    {
+        return Err(CliError::Refused(format!(
+            "the decision was signed at {at}, before plan `{id}` was submitted as it is now ({}): it was made for an earlier submission",
+            plan.submission.ts.timestamp()
+        )));
+    }
+    Ok(())
+}
+
 /// Records `who`'s approval of plan `id` from `channel`, after every
-/// check, under the log's lock. `hash`: the plan hash they reviewed.
+/// check, under the log's lock, bound to what they reviewed (`binding`).
 #[expect(clippy::too_many_arguments, reason = "each is a field of the decision")]
 pub fn grant(
     log: &AuditLog,
@@ -68,16 +111,14 @@ pub fn grant(
     id: &str,
     who: &str,
     channel: Channel,
-    hash: Option<&str>,
+    binding: &Binding<'_>,
     reason: Option<String>,
     metadata: Metadata,
 ) -> Result<Vec<crate::audit::Appended>, CliError> {
     log.append_with(|len| {
         with_ledger(log, cache, len, |ledger| {
             let plan = open_plan(ledger, id, policy, log)?;
-            if let Some(h) = hash {
-                check_hash(h, plan)?;
-            }
+            check_binding(plan, binding)?;
             let subject = plan.subject();
             let level = requirement(&policy.policy, &subject)
                 .map_err(|r| CliError::Refused(r.0))?
@@ -112,6 +153,7 @@ pub fn deny(
     id: &str,
     who: &str,
     channel: Channel,
+    binding: &Binding<'_>,
     reason: &str,
     metadata: Metadata,
 ) -> Result<Vec<crate::audit::Appended>, CliError> {
@@ -121,6 +163,7 @@ pub fn deny(
     log.append_with(|len| {
         with_ledger(log, cache, len, |ledger| {
             let plan = open_plan(ledger, id, policy, log)?;
+            check_binding(plan, binding)?;
             if let Some(list) = &policy.policy.approvers
                 && !list.iter().any(|a| same_person(&a.name, who))
             {
@@ -173,6 +216,7 @@ pub fn reject(
         &args.id,
         &who,
         Channel::Cli,
+        &Binding::default(),
         &args.reason,
         Metadata::new(),
     )?;

@@ -570,7 +570,10 @@ fn converse(
         id,
         user,
         crate::audit::Channel::Cli,
-        Some(cp.hash.as_str()),
+        &super::approve_cmd::Binding {
+            hash: Some(cp.hash.as_str()),
+            ..Default::default()
+        },
         None,
         Default::default(),
     )?;

@@ -411,6 +411,11 @@ impl Ledger {
 
     fn vote(&mut self, d: &Decision, at: DateTime<Utc>, granted: bool) {
         if let Some(p) = self.plans.get_mut(&d.plan_id) {
+            // A v2 decision counts only for the submission it was made
+            // for, never for a later one with the same id and hash.
+            if d.submission_seq.is_some_and(|seq| seq != p.submission.seq) {
+                return;
+            }
             p.votes.push(Vote {
                 approver: d.approver.clone(),
                 channel: d.channel,

@@ -268,6 +268,7 @@ fn perform(
                 &plan_id,
                 &state.user,
                 Channel::Tui,
+                &Default::default(),
                 &reason,
                 Default::default(),
             )
@@ -303,7 +304,10 @@ fn approve(
         plan_id,
         &state.user,
         Channel::Tui,
-        Some(hash.as_str()),
+        &crate::cli::approve_cmd::Binding {
+            hash: Some(hash.as_str()),
+            ..Default::default()
+        },
         None,
         Default::default(),
     )?;

@@ -91,13 +91,12 @@ impl LoadedPolicy {
                 file: source.clone(),
                 message,
             })?;
-        policy
-            .backends
-            .check()
-            .map_err(|message| PolicyError::Invalid {
+        for check in [policy.backends.check(), policy.bridge.check()] {
+            check.map_err(|message| PolicyError::Invalid {
                 file: source.clone(),
                 message,
             })?;
+        }
         Self::from_policy(policy, source)
     }
 

@@ -175,6 +175,39 @@ impl Default for BridgePolicy {
     }
 }
 
+impl BridgePolicy {
+    /// What the types cannot say, so that `policy check` refuses every
+    /// policy `serve` would: each metadata rule's regex compiles, client
+    /// names are unique, and replays are remembered at least as long as a
+    /// signed request's timestamp is accepted (else a captured request
+    /// could be replayed after the cache forgot it).
+    pub fn check(&self) -> Result<(), String> {
+        for (i, r) in self.metadata_rules.iter().enumerate() {
+            if r.op == MetadataOp::Regex {
+                regex::Regex::new(&r.value).map_err(|e| {
+                    format!(
+                        "bridge.metadata_rules[{i}]: invalid regex `{}`: {}",
+                        r.value,
+                        e.to_string().lines().last().unwrap_or_default()
+                    )
+                })?;
+            }
+        }
+        for (i, c) in self.clients.iter().enumerate() {
+            if self.clients[..i].iter().any(|o| o.name == c.name) {
+                return Err(format!("bridge.clients: `{}` is named twice", c.name));
+            }
+        }
+        if self.replay_window.get() < std::time::Duration::from_secs(300) {
+            return Err(format!(
+                "bridge.replay_window: {} is shorter than the 5m a signed request's timestamp is accepted; a captured request could be replayed after it is forgotten",
+                self.replay_window
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// A condition a chat decision's metadata must meet when the plan is at
 /// `level` or above.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
