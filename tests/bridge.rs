@@ -699,7 +699,17 @@ fn every_rejection_class_has_its_status_and_code_and_records_nothing() {
     env.refuses(400, "malformed", || {
         srv.decide("demo-local", &no(&demo, "U1", "  \n"))
     });
-    for key in ["approver", "plan_hash", "channel"] {
+    for key in [
+        "approver",
+        "plan_hash",
+        "channel",
+        "client",
+        "sender_id",
+        "sender",
+        " Client ",
+        "SENDER_ID",
+        "submission_seq",
+    ] {
         let mut body = yes(&demo, "U1");
         body["metadata"] = json!({"channel_id": "C1", key: "forged"});
         let r = env.refuses(400, "reserved_metadata_key", || {
@@ -1018,9 +1028,9 @@ fn decisions_record_the_chat_channel_the_approver_and_the_metadata() {
 
     let mut body = yes(&demo, "U1");
     body["reason"] = json!("looked at the rollback");
-    // `client` and `sender_id` are the bridge's to set, whatever is sent.
-    body["metadata"] =
-        json!({"channel_id": "C42", "thread_ts": "1700.1", "client": "evil", "sender_id": "U2"});
+    // `client` and `sender_id` are the bridge's to set (sending them is
+    // refused: `every_rejection_class…`).
+    body["metadata"] = json!({"channel_id": "C42", "thread_ts": "1700.1"});
     let r = srv.decide("demo-local", &body);
     assert_eq!(r.status, 200, "{}", r.text());
     let v = r.json();
@@ -1744,6 +1754,51 @@ fn a_decision_for_an_earlier_submission_is_refused() {
     let body = body.to_string();
     let r = srv.post(
         "bound",
+        &signed_headers(now, &signature(SECRET, &now.to_string(), &body)),
+        &body,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+}
+
+/// Hardening 6: a rule meant for one bot (`key: client, value: slackbot`)
+/// read the request's own metadata, so another bot that sent
+/// `metadata.client: slackbot` passed it. The bridge's own facts are
+/// reserved (in any case or spacing), and a rule on `client`, `sender` or
+/// `approver` reads the authenticated value.
+#[test]
+fn a_metadata_rule_on_the_client_reads_the_authenticated_client() {
+    let env = Env::new(&format!(
+        "{}  metadata_rules:\n    - {{level: LOW, key: client, op: eq, value: signed}}\n    - {{level: LOW, key: Sender, op: regex, value: '^U[12]$'}}\n",
+        bridge_yaml(None, true)
+    ));
+    let srv = env.serve(&[(SECRET_ENV, SECRET)]);
+    let h = env.submit(env.small_plan("only-signed", "bob"), "bob");
+    // slackbot claims to be the signed client: refused outright.
+    for key in ["client", "Client", " client"] {
+        let mut body = yes(&h, "U1");
+        body["metadata"] = json!({key: "signed"});
+        env.refuses(400, "reserved_metadata_key", || {
+            srv.decide("only-signed", &body)
+        });
+    }
+    // Without the claim, the rule reads who it really is.
+    let r = env.refuses(403, "not_permitted", || {
+        srv.decide("only-signed", &yes(&h, "U1"))
+    });
+    assert!(r.text().contains("slackbot"), "{}", r.text());
+    // The signed client passes, and only for the senders the rule names.
+    let now = now_secs();
+    let body = yes(&h, "U4").to_string();
+    env.refuses(403, "not_permitted", || {
+        srv.post(
+            "only-signed",
+            &signed_headers(now, &signature(SECRET, &now.to_string(), &body)),
+            &body,
+        )
+    });
+    let body = yes(&h, "U1").to_string();
+    let r = srv.post(
+        "only-signed",
         &signed_headers(now, &signature(SECRET, &now.to_string(), &body)),
         &body,
     );

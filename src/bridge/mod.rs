@@ -44,8 +44,28 @@ pub const MAX_FUTURE_SKEW_SECONDS: i64 = 5;
 /// How many request keys the replay cache holds at most.
 pub const REPLAY_CAPACITY: usize = 100_000;
 
-/// Metadata keys a client may not set: they are the decision's own fields.
-pub const RESERVED_METADATA: [&str; 3] = ["approver", "plan_hash", "channel"];
+/// Metadata keys a client may not set, compared without case or spaces:
+/// the decision's own fields, and what the bridge writes itself from the
+/// authenticated request (`client`, `sender_id`), which metadata rules
+/// read as facts (`client`, `sender`, `approver`), never as claims.
+pub const RESERVED_METADATA: [&str; 8] = [
+    "approver",
+    "plan_hash",
+    "channel",
+    "client",
+    "sender",
+    "sender_id",
+    "submission_seq",
+    "rollback_of",
+];
+
+/// A metadata key as compared: no whitespace, lower case.
+fn metadata_key(k: &str) -> String {
+    k.chars()
+        .filter(|c| !c.is_whitespace())
+        .flat_map(char::to_lowercase)
+        .collect()
+}
 
 /// A configured client, ready to check requests.
 #[derive(Debug)]
@@ -579,20 +599,28 @@ struct DecisionResponse {
 }
 
 /// The first metadata rule a `yes` at `level` does not meet, in words.
+/// `facts`: what the bridge itself knows of the request (`client`,
+/// `sender`, `approver`): a rule on one of those keys reads the fact, never
+/// the client's metadata.
 fn unmet_metadata_rule(
     rules: &[(crate::core::policy::MetadataRule, Option<regex::Regex>)],
     level: crate::core::risk::RiskLevel,
     metadata: &Metadata,
+    facts: &[(&str, &str)],
 ) -> Option<String> {
     use crate::core::policy::MetadataOp;
     rules.iter().find_map(|(r, re)| {
         if level < r.level {
             return None;
         }
-        let have = metadata.get(&r.key).map(|v| match v {
-            serde_json::Value::String(s) => s.clone(),
-            other => other.to_string(),
-        });
+        let key = metadata_key(&r.key);
+        let have = match facts.iter().find(|(k, _)| *k == key) {
+            Some((_, v)) => Some((*v).to_owned()),
+            None => metadata.get(&r.key).map(|v| match v {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            }),
+        };
         let met = have.as_deref().is_some_and(|h| match r.op {
             MetadataOp::Eq => h == r.value,
             MetadataOp::Neq => h != r.value,
@@ -923,7 +951,7 @@ async fn decide_request(
     if let Some(k) = req
         .metadata
         .keys()
-        .find(|k| RESERVED_METADATA.contains(&k.as_str()))
+        .find(|k| RESERVED_METADATA.contains(&metadata_key(k).as_str()))
     {
         return Err(err(
             StatusCode::BAD_REQUEST,
@@ -1064,7 +1092,13 @@ async fn decide_request(
                 p.describe(&approver, level),
             ));
         }
-        if let Some(unmet) = unmet_metadata_rule(&b.rules, level, &req.metadata) {
+        let facts = [
+            ("client", client.name.as_str()),
+            ("sender", req.sender_id.as_str()),
+            ("sender_id", req.sender_id.as_str()),
+            ("approver", approver.as_str()),
+        ];
+        if let Some(unmet) = unmet_metadata_rule(&b.rules, level, &req.metadata, &facts) {
             return Err(err(StatusCode::FORBIDDEN, "not_permitted", unmet));
         }
     }
