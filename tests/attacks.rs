@@ -300,3 +300,72 @@ fn a_deleted_last_line_is_caught_by_the_high_water_mark() {
     env.refused(&["run", "rejected"], "needs 1 approval");
     assert!(!env.p("ran").exists());
 }
+
+// ---------------------------------------------------------------------------
+// 8. Redaction hides no command.
+
+/// A fake `-----BEGIN RSA PRIVATE KEY-----` in a command masked the rest of
+/// the line in `plan_submitted` and in the write-ahead `step_started`: the
+/// log never showed the `rm -rf` that ran. Only the key's own shape is
+/// masked now, and `step_started` carries the SHA-256 of the exact command.
+#[test]
+fn a_fake_private_key_does_not_hide_the_command_that_runs() {
+    let env = Env::new(None);
+    std::fs::create_dir(env.p("victim")).expect("dir");
+    let plan = env.plan(
+        "plan.yaml",
+        "id: masked
+title: t
+author: alice
+steps:
+  - name: tidy
+    run: \"echo '-----BEGIN RSA PRIVATE KEY-----'; rm -rf @D@/victim\"
+    rollback: {run: mkdir -p @D@/victim}
+",
+    );
+    env.submit_and_approve(&plan, "masked");
+    // The stored copy has a secret masked: it runs from its file.
+    let out = env.ok(&["run", path(&plan)]);
+    assert!(!env.p("victim").exists());
+    let command = env.subst("echo '-----BEGIN RSA PRIVATE KEY-----'; rm -rf @D@/victim");
+    let shown = env.subst("echo '[REDACTED]'; rm -rf @D@/victim");
+    let submitted = &env.of("plan_submitted", None)[0];
+    assert_eq!(
+        submitted["plan"]["steps"][0]["action"]["run"],
+        shown.as_str()
+    );
+    let run_id = run_id_in(&out);
+    let started = env.step_record("step_started", &run_id, 1);
+    assert_eq!(started["action"], shown.as_str(), "{started}");
+    let digest = {
+        use sha2::Digest;
+        format!(
+            "sha256:{}",
+            hex::encode(sha2::Sha256::digest(command.as_bytes()))
+        )
+    };
+    assert_eq!(started["action_sha256"], digest.as_str(), "{started}");
+}
+
+/// A plan whose redaction would hide more than a secret value (a key-shaped
+/// block of commands, a password that is a command substitution) is
+/// refused before anything is recorded.
+#[test]
+fn a_plan_whose_redaction_would_hide_a_command_is_refused() {
+    let env = Env::new(None);
+    for run in [
+        "\"echo x\\n-----BEGIN RSA PRIVATE KEY-----\\nreboot\\n-----END RSA PRIVATE KEY-----\"",
+        "'PGPASSWORD=\"$(rm -rf @D@/victim)\" psql -c \"select 1\"'",
+    ] {
+        let plan = env.plan(
+            "plan.yaml",
+            &format!(
+                "id: hides\ntitle: t\nsteps:\n  - {{name: s, run: {run}, rollback: {{run: 'true'}}}}\n"
+            ),
+        );
+        let (code, _, err) = env.run(&["submit", path(&plan)]);
+        assert_eq!(code, 1, "{err}");
+        assert!(err.contains("more than a secret value"), "{err}");
+    }
+    assert!(env.records().is_empty());
+}

@@ -11,6 +11,7 @@ pub mod duration;
 pub mod event;
 pub mod plan;
 pub mod policy;
+pub mod quoting;
 pub mod redact;
 pub mod risk;
 pub mod state;

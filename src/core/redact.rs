@@ -14,6 +14,8 @@ use std::fmt;
 use std::sync::LazyLock;
 
 use regex::{Regex, RegexSet};
+
+use crate::core::quoting::Quoting;
 use serde::{Deserialize, Serialize};
 
 pub const MASK: &str = "[REDACTED]";
@@ -101,8 +103,11 @@ impl Serialize for RedactPattern {
 /// The built-in patterns, in the order they are applied. PEM blocks go
 /// first so their base64 body is masked whole.
 const BUILTIN: &[&str] = &[
-    // PEM private keys, including a block cut off by output truncation.
-    r"(?s)-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----.*?(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|\z)",
+    // PEM private keys: the armor, optional headers, the base64 body (lines
+    // of base64 only, separated by newlines or a literal `\n`) and the END
+    // line. Only the key's own shape: a `;` or a space after the armor ends
+    // the match, so text after a fake BEGIN line stays visible.
+    r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----(?:[ \t]*(?:\r?\n|\\n)(?:[A-Za-z0-9-]+:[^\n\\]*(?:\r?\n|\\n))*(?:[A-Za-z0-9+/=]+(?:\r?\n|\\n)?)*|[ \t]*[A-Za-z0-9+/=]+)?(?:-----END [A-Z0-9 ]*PRIVATE KEY-----)?",
     // `Authorization: Bearer …`, `Bearer …` anywhere.
     r"(?i)\bbearer\s+(?P<secret>[A-Za-z0-9._~+/=-]+)",
     r"(?i)\bauthorization\s*[:=]\s*(?:basic|token|digest)?\s*(?P<secret>[A-Za-z0-9._~+/=-]{8,})",
@@ -172,6 +177,61 @@ impl Redactor {
         cur
     }
 
+    /// The byte ranges of `text` that redaction masks, each pattern on the
+    /// original text (merged where they overlap).
+    pub fn spans(&self, text: &str) -> Vec<std::ops::Range<usize>> {
+        let mut spans: Vec<std::ops::Range<usize>> = Vec::new();
+        for p in BUILTIN_PATTERNS.iter().chain(&self.extra) {
+            for caps in p.re.captures_iter(text) {
+                let m = if p.secret_group {
+                    caps.name("secret")
+                } else {
+                    caps.get(0)
+                };
+                if let Some(m) = m.filter(|m| !m.is_empty()) {
+                    spans.push(m.range());
+                }
+            }
+        }
+        spans.extend(aws_secret_key_spans(text));
+        spans.sort_by_key(|r| r.start);
+        let mut merged: Vec<std::ops::Range<usize>> = Vec::new();
+        for r in spans {
+            match merged.last_mut() {
+                Some(last) if r.start <= last.end => last.end = last.end.max(r.end),
+                _ => merged.push(r),
+            }
+        }
+        merged
+    }
+
+    /// Checks that redacting a command line would mask only secret values,
+    /// never shell syntax that runs: the log must show what runs. Returns
+    /// the first masked text that is more than a value: one that crosses an
+    /// unquoted space, newline or operator, or holds a command substitution
+    /// (`$(…)`, `` `…` ``) outside single quotes.
+    pub fn masks_only_values(&self, command: &str) -> Result<(), String> {
+        let quoting = crate::core::quoting::quoting(command);
+        let b = command.as_bytes();
+        for span in self.spans(command) {
+            for i in span.clone() {
+                let q = quoting.get(i).copied().unwrap_or(Quoting::Unquoted);
+                let c = b[i];
+                let syntax = match q {
+                    Quoting::Literal => false,
+                    Quoting::Unquoted => {
+                        c.is_ascii_whitespace() || b";&|<>()`".contains(&c) || substitution_at(b, i)
+                    }
+                    Quoting::Expanding => c == b'`' || substitution_at(b, i),
+                };
+                if syntax {
+                    return Err(command[span].to_owned());
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Redacts a string in place.
     pub fn redact_in_place(&self, text: &mut String) {
         if let Cow::Owned(s) = self.redact(text) {
@@ -226,14 +286,19 @@ pub fn is_secret_key(key: &str) -> bool {
     .any(|w| k.contains(w))
 }
 
+/// Whether a `$` at `i` starts a command substitution or arithmetic
+/// (`$(`), which runs code; `$NAME` and `${NAME}` only read a variable.
+fn substitution_at(b: &[u8], i: usize) -> bool {
+    b[i] == b'$' && b.get(i + 1) == Some(&b'(')
+}
+
 /// AWS secret access keys have no prefix: a standalone run of exactly 40
 /// base64 characters with upper case, lower case and a digit. Git and
 /// SHA-1 hashes are lower-case hex, so they are left alone.
-fn mask_aws_secret_keys(text: &str) -> Cow<'_, str> {
+fn aws_secret_key_spans(text: &str) -> Vec<std::ops::Range<usize>> {
     let is_key_char = |b: u8| b.is_ascii_alphanumeric() || b == b'/' || b == b'+';
     let bytes = text.as_bytes();
-    let mut out: Option<String> = None;
-    let mut last = 0;
+    let mut spans = Vec::new();
     let mut i = 0;
     while i < bytes.len() {
         if !is_key_char(bytes[i]) {
@@ -250,19 +315,26 @@ fn mask_aws_secret_keys(text: &str) -> Cow<'_, str> {
             && run.iter().any(u8::is_ascii_lowercase)
             && run.iter().any(u8::is_ascii_digit);
         if looks_like_key {
-            let o = out.get_or_insert_with(String::new);
-            o.push_str(&text[last..start]);
-            o.push_str(MASK);
-            last = i;
+            spans.push(start..i);
         }
     }
-    match out {
-        None => Cow::Borrowed(text),
-        Some(mut o) => {
-            o.push_str(&text[last..]);
-            Cow::Owned(o)
-        }
+    spans
+}
+
+fn mask_aws_secret_keys(text: &str) -> Cow<'_, str> {
+    let spans = aws_secret_key_spans(text);
+    if spans.is_empty() {
+        return Cow::Borrowed(text);
     }
+    let mut out = String::with_capacity(text.len());
+    let mut last = 0;
+    for r in spans {
+        out.push_str(&text[last..r.start]);
+        out.push_str(MASK);
+        last = r.end;
+    }
+    out.push_str(&text[last..]);
+    Cow::Owned(out)
 }
 
 #[cfg(test)]
@@ -322,7 +394,60 @@ mod tests {
         let pem =
             "a\n-----BEGIN RSA PRIVATE KEY-----\nMIIE\nabcd\n-----END RSA PRIVATE KEY-----\nb";
         assert_eq!(r(pem), "a\n[REDACTED]\nb");
-        assert_eq!(r("-----BEGIN PRIVATE KEY-----\nMIIE…cut"), "[REDACTED]");
+        // A block whose END was cut off (output truncated) is masked whole.
+        assert_eq!(
+            r("-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBg\nkqhkiG9w0B"),
+            "[REDACTED]"
+        );
+        // In a quoted string with literal `\n`s, as commands carry keys.
+        assert_eq!(
+            r(
+                "printf '-----BEGIN EC PRIVATE KEY-----\\nMHcCAQE\\n-----END EC PRIVATE KEY-----' > k"
+            ),
+            "printf '[REDACTED]' > k"
+        );
+    }
+
+    /// Hardening 8: a fake BEGIN line masked the rest of the command, so
+    /// the log never showed the `rm -rf` that ran. Only the key's own
+    /// shape is masked now.
+    #[test]
+    fn a_fake_pem_armor_masks_nothing_after_it() {
+        assert_eq!(
+            r("echo '-----BEGIN RSA PRIVATE KEY-----'; rm -rf /srv"),
+            "echo '[REDACTED]'; rm -rf /srv"
+        );
+        assert_eq!(
+            r("echo -----BEGIN RSA PRIVATE KEY----- && rm -rf /srv"),
+            "echo [REDACTED] && rm -rf /srv"
+        );
+    }
+
+    #[test]
+    fn masking_anything_but_a_value_is_refused() {
+        let red = Redactor::default();
+        for ok in [
+            "mysql --password=hunter2 -h db",
+            "PGPASSWORD='a b; c' psql",
+            "curl -H 'Authorization: Bearer abc.def-123' https://x",
+            "cat > k <<'EOF'\n-----BEGIN RSA PRIVATE KEY-----\nMIIEow\n-----END RSA PRIVATE KEY-----\nEOF\nchmod 600 k",
+            "mysql --password=$DB_PASS db",
+            "kubectl get pods",
+        ] {
+            assert_eq!(red.masks_only_values(ok), Ok(()), "{ok}");
+        }
+        for (bad, hidden) in [
+            (
+                "echo x\n-----BEGIN RSA PRIVATE KEY-----\nreboot\n-----END RSA PRIVATE KEY-----",
+                "reboot",
+            ),
+            ("PGPASSWORD=\"$(rm -rf /srv)\" psql", "$(rm"),
+            ("mysql --password=`rm -rf /` db", "`rm"),
+            ("mysql --password=$(id) db", "$(id)"),
+        ] {
+            let got = red.masks_only_values(bad).unwrap_err();
+            assert!(got.contains(hidden), "{bad}: {got}");
+        }
     }
 
     #[test]

@@ -147,6 +147,7 @@ pub fn review_with(
         namespace: target.namespace.clone(),
         kube_context: target.kube_context.clone(),
     };
+    let redactor = crate::core::redact::Redactor::new(policy.policy.audit.redact.clone());
     let scope = Scope {
         params: &params,
         target: &target,
@@ -166,6 +167,17 @@ pub fn review_with(
                 Classification::from_reasons(Vec::new()),
             );
         };
+        if let Action::Run(cmd) = &action
+            && let Err(masked) = redactor.masks_only_values(cmd)
+        {
+            v.at(
+                &at,
+                format!(
+                    "{what}: the audit log would mask `{}`, which is more than a secret value: the log must show what runs. Pass the secret through the environment or a file",
+                    crate::core::event::printable(&masked)
+                ),
+            );
+        }
         let c = match classify_action(&policy.rules, &action, &ctx) {
             Ok(c) => c,
             Err(e) => {
