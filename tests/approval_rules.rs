@@ -2543,3 +2543,23 @@ fn the_ledger_reads_the_override_from_the_recorded_plan() {
     }
     assert!(mismatches.is_empty(), "{mismatches:#?}");
 }
+
+/// Hardening 10: a run stays reachable by its id after its plan id was
+/// submitted again (as a crafted or raced log could have it), with the
+/// submission it ran, so `cancel` and `rollback` still find it.
+#[test]
+fn a_run_is_found_by_its_id_after_a_resubmission() {
+    let ledger = fold(&[
+        submitted(&OLD, High),
+        granted("alice"),
+        run_started_for("r1", false, &OLD),
+        submitted(&CURRENT, High),
+    ]);
+    let (plan, run) = ledger.run("r1").expect("the run is still known");
+    assert_eq!(run.run_id, "r1");
+    assert_eq!(plan.submission.plan_hash, *OLD);
+    assert_eq!(plan.submission.seq, 1);
+    let current = ledger.plan("p1").expect("the plan");
+    assert_eq!(current.submission.plan_hash, *CURRENT);
+    assert!(current.runs.is_empty());
+}

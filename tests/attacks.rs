@@ -369,3 +369,89 @@ fn a_plan_whose_redaction_would_hide_a_command_is_refused() {
     }
     assert!(env.records().is_empty());
 }
+
+// ---------------------------------------------------------------------------
+// 9. Run liveness follows the log, not the path.
+
+const HANGS: &str = "id: hangs
+title: t
+author: alice
+steps:
+  - {name: hang, run: 'echo $$ > @D@/pid; sleep 300'}
+  - {name: next, run: touch @D@/next}
+rollback: {none: a test}
+";
+
+/// Through a symlink to the same log, a live run showed as interrupted, and
+/// `run --resume` ran its step a second time, concurrently. Run locks are
+/// held on the log file itself now: every path to it sees the run live.
+#[test]
+fn a_live_run_is_live_through_any_path_to_its_log() {
+    let env = Env::new(None);
+    let pid_file = env.p("pid");
+    let _reaper = Reaper(vec![pid_file.clone()]);
+    let plan = env.plan("plan.yaml", HANGS);
+    env.submit_and_approve(&plan, "hangs");
+    let mut run = env.spawn(&["run", "hangs", "--grace", "1"]);
+    let run_id = run.run_id();
+    run.wait_for("Step 1/2", DEADLINE);
+    assert!(appears_within(&pid_file, DEADLINE), "step 1 did not start");
+    let first = read_pid(&pid_file);
+
+    let link = env.p("link.jsonl");
+    std::os::unix::fs::symlink(&env.log, &link).expect("symlink");
+    let via_link = |args: &[&str]| {
+        let out = common::opsgate_command(&link, None)
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("opsgate runs");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, out, err) = via_link(&["status", "hangs", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let status: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    assert_eq!(status["status"], "running", "{status}");
+    let (code, _, err) = via_link(&["run", "hangs", "--resume"]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("running"), "{err}");
+    assert_eq!(read_pid(&pid_file), first, "the step ran a second time");
+    assert!(
+        !env.p("audit.jsonl.runs").exists(),
+        "no lock directory to delete"
+    );
+    let (code, _, err) = via_link(&["cancel", &run_id, "--kill"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, _) = run.finish(DEADLINE);
+    assert_eq!(code, 1);
+    assert!(!env.p("next").exists());
+}
+
+// ---------------------------------------------------------------------------
+// 10. Resubmitting an id during a live run.
+
+/// Resubmitting the id during a live run orphaned the run: `cancel` and
+/// `rollback` answered "no run", and the new plan could run beside it. A
+/// new submission is refused while the id has a live or interrupted run.
+#[test]
+fn an_id_with_a_live_run_cannot_be_submitted_again() {
+    let env = Env::new(None);
+    let pid_file = env.p("pid");
+    let _reaper = Reaper(vec![pid_file.clone()]);
+    let plan = env.plan("plan.yaml", HANGS);
+    env.submit_and_approve(&plan, "hangs");
+    let mut run = env.spawn(&["run", "hangs", "--grace", "1"]);
+    let run_id = run.run_id();
+    run.wait_for("Step 1/2", DEADLINE);
+    let other = env.plan("other.yaml", &HANGS.replace("touch", "echo"));
+    env.refused(&["submit", path(&other), "--as", "alice"], "is running");
+    env.ok(&["cancel", &run_id, "--kill"]);
+    let (code, _, _) = run.finish(DEADLINE);
+    assert_eq!(code, 1);
+    // Finished: the id takes a new submission again.
+    env.ok(&["submit", path(&other), "--as", "alice"]);
+}

@@ -112,27 +112,72 @@ fn checked_record(
     })
 }
 
-/// Where a run's liveness lock lives: `<log>.runs/<run_id>.lock`. The
-/// engine holds an exclusive `flock` on it for the whole run.
-pub fn run_lock_path(log: &Path, run_id: &str) -> std::path::PathBuf {
-    let mut dir = log.as_os_str().to_owned();
-    dir.push(".runs");
-    std::path::PathBuf::from(dir).join(format!("{run_id}.lock"))
+/// A run's liveness lock: an open-file-description (OFD) record lock on
+/// one byte of the log file itself, far past its end, chosen by the run id.
+/// The engine holds it for the whole run; `status`, `cancel`, `resume` and
+/// `rollback` test it. It is keyed on the log's identity (the inode), not
+/// on a path: a symlink to the log, or a deleted directory, cannot make a
+/// live run look interrupted. Two run ids that share a byte (a 2⁻⁴⁰ chance)
+/// only make a dead run look live, the safe direction.
+#[derive(Debug)]
+pub struct RunLock {
+    _file: std::fs::File,
+}
+
+/// Where the lock byte of `run_id` is: above 2⁶², out of reach of any log.
+fn run_lock_byte(run_id: &str) -> i64 {
+    use sha2::{Digest, Sha256};
+    let d = Sha256::digest(run_id.as_bytes());
+    let n = d[..5]
+        .iter()
+        .fold(0i64, |acc, b| (acc << 8) | i64::from(*b));
+    (1i64 << 62) + n
+}
+
+fn lock_request(run_id: &str, kind: libc::c_int) -> libc::flock {
+    libc::flock {
+        // The constants are small; the casts are the C struct's field types.
+        l_type: kind as libc::c_short,
+        l_whence: libc::SEEK_SET as libc::c_short,
+        l_start: run_lock_byte(run_id),
+        l_len: 1,
+        l_pid: 0,
+    }
+}
+
+impl RunLock {
+    /// Takes the lock of `run_id` on the log at `log`; fails if another
+    /// process (or open file) holds it.
+    pub fn take(log: &Path, run_id: &str) -> std::io::Result<Self> {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(log)?;
+        let request = lock_request(run_id, libc::F_WRLCK);
+        nix::fcntl::fcntl(&file, nix::fcntl::FcntlArg::F_OFD_SETLK(&request)).map_err(|e| {
+            if e == nix::errno::Errno::EAGAIN || e == nix::errno::Errno::EACCES {
+                std::io::Error::new(
+                    std::io::ErrorKind::WouldBlock,
+                    format!("run `{run_id}` is held by a live engine"),
+                )
+            } else {
+                std::io::Error::from(e)
+            }
+        })?;
+        Ok(RunLock { _file: file })
+    }
 }
 
 /// Whether an engine is running `run_id` now: its lock is held.
 pub fn run_is_live(log: &Path, run_id: &str) -> bool {
-    let Ok(f) = std::fs::File::open(run_lock_path(log, run_id)) else {
+    let Ok(f) = std::fs::File::open(log) else {
         return false;
     };
-    match f.try_lock_shared() {
-        Ok(()) => {
-            let _ = f.unlock();
-            false
-        }
-        Err(std::fs::TryLockError::WouldBlock) => true,
+    let mut probe = lock_request(run_id, libc::F_RDLCK);
+    match nix::fcntl::fcntl(&f, nix::fcntl::FcntlArg::F_OFD_GETLK(&mut probe)) {
+        Ok(_) => i32::from(probe.l_type) != libc::F_UNLCK,
         // Unknown: say live, so nothing treats the run as dead by mistake.
-        Err(std::fs::TryLockError::Error(_)) => true,
+        Err(_) => true,
     }
 }
 

@@ -7,7 +7,6 @@
 //! started. Stop requests, from Ctrl-C or `opsgate cancel`, go through the
 //! log too, so every stop is recorded before it takes effect.
 
-use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -21,7 +20,7 @@ use super::args::RunArgs;
 use super::error::CliError;
 use super::plan_cmd;
 use super::submit_cmd::who;
-use crate::audit::ledger::{run_is_live, run_lock_path};
+use crate::audit::ledger::{RunLock, run_is_live};
 use crate::audit::read::Follower;
 use crate::audit::{AuditLog, Event, Record, Status};
 use crate::core::approval::{ApprovedPlan, Verdict, needs_dry_run};
@@ -48,26 +47,18 @@ fn new_run_id() -> String {
     )
 }
 
-/// Held for the whole run: others see the run as live while it is held.
-#[derive(Debug)]
-pub(crate) struct RunLock {
-    _file: File,
-}
-
-impl RunLock {
-    fn take(log: &Path, run_id: &str) -> Result<Self, CliError> {
-        let path = run_lock_path(log, run_id);
-        let io = |source| CliError::Read {
-            path: path.clone(),
-            source,
-        };
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(io)?;
-        }
-        let file = File::create(&path).map_err(io)?;
-        file.lock().map_err(io)?;
-        Ok(RunLock { _file: file })
-    }
+/// Takes the liveness lock of `run_id` on the log (held for the whole run:
+/// others see the run as live while it is held).
+fn take_run_lock(log: &Path, run_id: &str) -> Result<RunLock, CliError> {
+    RunLock::take(log, run_id).map_err(|e| match e.kind() {
+        std::io::ErrorKind::WouldBlock => CliError::Refused(format!(
+            "run `{run_id}` is running now (in another process)"
+        )),
+        _ => CliError::Read {
+            path: log.to_owned(),
+            source: e,
+        },
+    })
 }
 
 /// The plan as frozen in the log at submission.
@@ -283,7 +274,7 @@ pub(crate) fn begin(
         } else {
             drift_check(policy, id, &plan, &state.submission.fingerprints)?
         };
-        lock = Some(RunLock::take(log.path(), &run_id)?);
+        lock = Some(take_run_lock(log.path(), &run_id)?);
         events.push(Event::RunStarted {
             plan_id: id.to_owned(),
             run_id: run_id.clone(),

@@ -68,6 +68,28 @@ pub fn record(
     let mut earlier = None;
     let appended = log.append_with(|len| {
         let ledger = fold(log, len)?;
+        // A run still unfinished (live, or interrupted and not yet resumed
+        // or rolled back) keeps its submission: a new one would hide it
+        // from `cancel` and `rollback`, and could run beside it.
+        if let Some(run) = ledger
+            .plan(&cp.plan.id)
+            .and_then(|p| p.last_run())
+            .filter(|r| r.finished.is_none())
+        {
+            let id = &cp.plan.id;
+            let how = if run_is_live(log.path(), &run.run_id) {
+                format!("is running: stop it first (`opsgate cancel {}`)", run.run_id)
+            } else {
+                format!(
+                    "was interrupted: resume it (`opsgate run {id} --resume`) or roll it back (`opsgate rollback {}`) first",
+                    run.run_id
+                )
+            };
+            return Err(CliError::Refused(format!(
+                "plan `{id}` may not be submitted again now: its run {} {how}",
+                run.run_id
+            )));
+        }
         earlier = ledger
             .plan(&cp.plan.id)
             .filter(|p| {

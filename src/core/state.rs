@@ -211,12 +211,24 @@ pub fn run_status(run: &RunState, live: &impl Fn(&str) -> bool) -> PlanStatus {
     }
 }
 
+/// Where a run's plan state is kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum RunHome {
+    /// Under the plan's current submission.
+    Current(String),
+    /// Under a submission since replaced (an index into `retired`).
+    Retired(usize),
+}
+
 /// Every plan and run, folded from the records.
 #[derive(Debug, Clone, Default)]
 pub struct Ledger {
     plans: BTreeMap<String, PlanState>,
-    /// run id → plan id
-    runs: HashMap<String, String>,
+    /// Submissions replaced by a later one with the same id, with their
+    /// runs: a run stays reachable by its id whatever was submitted since.
+    retired: Vec<PlanState>,
+    /// run id → where its plan state is
+    runs: HashMap<String, RunHome>,
     /// backend → its breaker's last recorded state
     breakers: BTreeMap<String, BreakerRecord>,
 }
@@ -235,9 +247,13 @@ impl Ledger {
         self.plans.get(id)
     }
 
-    /// A run and its plan.
+    /// A run and the submission it ran (the plan's current one, or one
+    /// that was replaced since).
     pub fn run(&self, run_id: &str) -> Option<(&PlanState, &RunState)> {
-        let plan = self.plans.get(self.runs.get(run_id)?)?;
+        let plan = match self.runs.get(run_id)? {
+            RunHome::Current(id) => self.plans.get(id)?,
+            RunHome::Retired(i) => self.retired.get(*i)?,
+        };
         let run = plan.runs.iter().find(|r| r.run_id == run_id)?;
         Some((plan, run))
     }
@@ -276,7 +292,13 @@ impl Ledger {
                     expired_recorded: false,
                     runs: Vec::new(),
                 };
-                self.plans.insert(plan_id.clone(), state);
+                if let Some(old) = self.plans.insert(plan_id.clone(), state) {
+                    let at = self.retired.len();
+                    for run in &old.runs {
+                        self.runs.insert(run.run_id.clone(), RunHome::Retired(at));
+                    }
+                    self.retired.push(old);
+                }
             }
             Event::ApprovalGranted(d) => self.vote(d, r.ts, true),
             Event::ApprovalRejected(d) => self.vote(d, r.ts, false),
@@ -313,7 +335,8 @@ impl Ledger {
                         duration_seconds: None,
                         rollback: None,
                     });
-                    self.runs.insert(run_id.clone(), plan_id.clone());
+                    self.runs
+                        .insert(run_id.clone(), RunHome::Current(plan_id.clone()));
                 }
             }
             Event::StepStarted {
@@ -429,7 +452,10 @@ impl Ledger {
     }
 
     fn run_mut(&mut self, run_id: &str) -> Option<&mut RunState> {
-        let plan = self.plans.get_mut(self.runs.get(run_id)?)?;
+        let plan = match self.runs.get(run_id)? {
+            RunHome::Current(id) => self.plans.get_mut(id)?,
+            RunHome::Retired(i) => self.retired.get_mut(*i)?,
+        };
         plan.runs.iter_mut().find(|r| r.run_id == run_id)
     }
 }
