@@ -2350,7 +2350,11 @@ fn a_new_submission_under_the_same_id_starts_the_plan_over() {
     assert!(p.votes.is_empty(), "votes reset: {:?}", p.votes);
     assert!(p.runs.is_empty(), "runs reset: {:?}", p.runs);
     assert!(!p.expired_recorded, "the recorded expiry resets");
-    assert!(ledger.run("r1").is_none());
+    // The old run is still found by its id, with the submission it ran
+    // (hardening 10), and the late record applies to it.
+    let (old, r1) = ledger.run("r1").expect("r1 is still known");
+    assert_eq!(old.submission.seq, 1);
+    assert_eq!(r1.finished, Some(Status::Succeeded));
     let now = t0() + TimeDelta::minutes(1);
     assert_eq!(status_of(&ledger, now, false), Some(PlanStatus::Pending));
 

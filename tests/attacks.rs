@@ -455,3 +455,72 @@ fn an_id_with_a_live_run_cannot_be_submitted_again() {
     // Finished: the id takes a new submission again.
     env.ok(&["submit", path(&other), "--as", "alice"]);
 }
+
+// ---------------------------------------------------------------------------
+// 11. A rollback is decided under the log's lock, with the run lock held,
+//     and only while the run's approvals count or with its own approval.
+
+/// A plan whose second step fails, with a slow rollback.
+const FAILS: &str = "id: fails
+title: t
+author: alice
+steps:
+  - {name: one, run: touch @D@/one, rollback: {run: 'sleep 2; echo undone >> @D@/undone'}}
+  - {name: two, run: 'false'}
+rollback: {none: a test}
+";
+
+fn failed_run(env: &Env) -> String {
+    let plan = env.plan("plan.yaml", FAILS);
+    env.submit_and_approve(&plan, "fails");
+    let (code, out, _) = env.run(&["run", "fails"]);
+    assert_eq!(code, 1, "{out}");
+    run_id_in(&out)
+}
+
+/// Two operators rolled the same run back at once (the decision was made
+/// outside the lock): the rollback ran twice. Now one starts it; the other
+/// is refused.
+#[test]
+fn two_rollbacks_of_one_run_at_once_run_it_once() {
+    let env = Env::new(None);
+    let run_id = failed_run(&env);
+    let mut a = env.spawn(&["rollback", &run_id]);
+    let mut b = env.spawn(&["rollback", &run_id]);
+    let (ca, oa, ea) = a.finish(DEADLINE);
+    let (cb, ob, eb) = b.finish(DEADLINE);
+    let mut codes = [ca, cb];
+    codes.sort_unstable();
+    assert_eq!(codes, [0, 3], "{oa} {ea} | {ob} {eb}");
+    assert_eq!(env.of("rollback_started", Some(&run_id)).len(), 1);
+    let undone = std::fs::read_to_string(env.p("undone")).expect("rolled back");
+    assert_eq!(undone.lines().count(), 1, "the rollback ran twice");
+    env.verify();
+}
+
+/// After the run's approvals expired, anyone could roll it back. Now the
+/// rollback needs the run's approvals to still count, or an approval of
+/// its own, under the plan's rules (the author cannot give it).
+#[test]
+fn a_rollback_after_the_approvals_expired_needs_its_own_approval() {
+    let env = Env::new(Some("approvals: {ttl: 2s}\n"));
+    let run_id = failed_run(&env);
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    env.refused(&["rollback", &run_id], "--rollback");
+    assert!(!env.p("undone").exists());
+    env.refused(
+        &["approve", &run_id, "--rollback", "--as", "alice"],
+        "author",
+    );
+    env.ok(&["approve", &run_id, "--rollback", "--as", "carol"]);
+    env.refused(
+        &["approve", &run_id, "--rollback", "--as", "Carol"],
+        "one person counts once",
+    );
+    env.ok(&["rollback", &run_id, "--as", "dave"]);
+    assert!(env.p("undone").exists());
+    let started = env.of("rollback_started", Some(&run_id));
+    assert_eq!(started[0]["user"], "dave", "{started:?}");
+    env.refused(&["rollback", &run_id], "already rolled back");
+    env.verify();
+}

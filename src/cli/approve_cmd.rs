@@ -39,6 +39,9 @@ pub fn approve(
 ) -> Result<(), CliError> {
     let who = who(args.as_user.as_deref())?;
     let log = open_log()?;
+    if args.rollback {
+        return grant_rollback(&log, policy, &args.id, &who, args.reason.clone(), args.json);
+    }
     let appended = grant(
         &log,
         None,
@@ -181,6 +184,95 @@ pub fn deny(
             ))])
         })
     })
+}
+
+/// `approve RUN --rollback`: records `who`'s approval of rolling back a
+/// failed, stopped or interrupted run, under the same rules as approving
+/// its plan, under the log's lock.
+fn grant_rollback(
+    log: &AuditLog,
+    policy: &LoadedPolicy,
+    run_id: &str,
+    who: &str,
+    reason: Option<String>,
+    json: bool,
+) -> Result<(), CliError> {
+    let mut counted = (0u32, Vec::new());
+    let appended = log.append_with(|len| {
+        let ledger = fold(log, len)?;
+        let (plan, run) = rollback_candidate(&ledger, log, run_id)?;
+        let subject = plan.subject();
+        let level = requirement(&policy.policy, &subject)
+            .map_err(|r| CliError::Refused(r.0))?
+            .level;
+        crate::core::approval::may_approve(&policy.policy, &subject, level, who, Channel::Cli)
+            .map_err(|p| CliError::Refused(p.describe(who, level)))?;
+        let verdict = plan.rollback_verdict(run, &policy.policy, &policy.hash, Utc::now());
+        let (needed, mut have) = counts(plan, policy, &verdict);
+        if have.iter().any(|h| same_person(h, who)) {
+            return Err(CliError::Refused(format!(
+                "{who} already approved rolling back run `{run_id}`; one person counts once"
+            )));
+        }
+        have.push(who.to_owned());
+        counted = (needed, have);
+        Ok(vec![Event::ApprovalGranted(Decision {
+            rollback_of: Some(run_id.to_owned()),
+            ..decision(plan, policy, who, Channel::Cli, reason, Metadata::new())
+        })])
+    })?;
+    let seq = appended.last().map(|a| a.seq).unwrap_or_default();
+    let (needed, have) = counted;
+    let mut out = anstream::stdout().lock();
+    if json {
+        serde_json::to_writer(
+            &mut out,
+            &serde_json::json!({"run_id": run_id, "decision": "rollback_approved", "by": who, "seq": seq, "needed": needed, "approvers": have}),
+        )
+        .map_err(|e| CliError::Failed(format!("cannot write JSON: {e}")))?;
+        writeln!(out)?;
+    } else {
+        writeln!(
+            out,
+            "approved rolling back run {run_id} as {who} (seq {seq}): {}/{needed} approval(s) ({})",
+            have.len(),
+            have.join(", ")
+        )?;
+    }
+    Ok(())
+}
+
+/// A run that may be rolled back, and its plan: a real run, not
+/// succeeded, not rolled back yet, not running.
+pub fn rollback_candidate<'l>(
+    ledger: &'l Ledger,
+    log: &AuditLog,
+    run_id: &str,
+) -> Result<(&'l PlanState, &'l crate::core::state::RunState), CliError> {
+    let (plan, run) = ledger
+        .run(run_id)
+        .ok_or_else(|| CliError::Failed(format!("no run `{run_id}` in the audit log")))?;
+    if run.dry_run {
+        return Err(CliError::Refused(format!(
+            "run `{run_id}` was a dry run: nothing to roll back"
+        )));
+    }
+    if run.finished == Some(crate::audit::Status::Succeeded) {
+        return Err(CliError::Refused(format!(
+            "run `{run_id}` succeeded: nothing to roll back"
+        )));
+    }
+    if run.rollback.is_some() {
+        return Err(CliError::Refused(format!(
+            "run `{run_id}` was already rolled back (or its rollback started)"
+        )));
+    }
+    if run_is_live(log.path(), run_id) {
+        return Err(CliError::Refused(format!(
+            "run `{run_id}` is still running: `opsgate cancel {run_id}` first"
+        )));
+    }
+    Ok((plan, run))
 }
 
 /// Calls `f` with the state of the log's first `len` bytes: from `cache`

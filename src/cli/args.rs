@@ -51,7 +51,7 @@ pub enum Command {
     /// Approve a submitted plan (CLI channel). The approval is bound to the
     /// plan hash and the policy hash, and counts for `approvals.ttl`.
     #[command(
-        after_help = "Exit 3 when the approval is refused (self-approval, not a listed approver, above your level, a stale --hash, a changed policy, a closed plan).\n\nExamples:\n  opsgate approve demo-local --as alice\n  opsgate approve demo-local --as alice --hash sha256:ab12… --reason \"checked the rollback\""
+        after_help = "Exit 3 when the approval is refused (self-approval, not a listed approver, above your level, a stale --hash, a changed policy, a closed plan).\n\nExamples:\n  opsgate approve demo-local --as alice\n  opsgate approve demo-local --as alice --hash sha256:ab12… --reason \"checked the rollback\"\n  opsgate approve r-20260126-130000-ab12 --rollback --as alice"
     )]
     Approve(ApproveArgs),
     /// Reject a submitted plan. One rejection rejects it; a new submission
@@ -137,9 +137,14 @@ pub struct TuiArgs {
 
 #[derive(Debug, Args)]
 pub struct ApproveArgs {
-    /// The plan id.
+    /// The plan id (with --rollback: the run id).
     #[arg(value_name = "ID")]
     pub id: String,
+    /// Approve rolling back run ID, for a failed, stopped or interrupted
+    /// run whose own approvals no longer count (`opsgate rollback RUN`
+    /// needs one or the other). The same rules as the plan's apply.
+    #[arg(long, conflicts_with = "hash")]
+    pub rollback: bool,
     /// Who approves (default: the OS user).
     #[arg(long = "as", value_name = "NAME")]
     pub as_user: Option<String>,

@@ -909,45 +909,56 @@ pub fn rollback(
 ) -> Result<(), CliError> {
     let user = who(as_user)?;
     let log = open_log()?;
-    let ledger = log
-        .ledger()
-        .map_err(|e| super::approve_cmd::ledger_error(log.path(), e))?;
-    let (state, run) = ledger
-        .run(run_id)
-        .ok_or_else(|| CliError::Failed(format!("no run `{run_id}` in the audit log")))?;
-    if run.dry_run {
-        return Err(CliError::Refused(format!(
-            "run `{run_id}` was a dry run: nothing to roll back"
-        )));
-    }
-    if run_is_live(log.path(), run_id) {
-        return Err(CliError::Refused(format!(
-            "run `{run_id}` is still running: `opsgate cancel {run_id}` first"
-        )));
-    }
-    if run.finished == Some(Status::Succeeded) {
-        return Err(CliError::Refused(format!(
-            "run `{run_id}` succeeded: nothing to roll back"
-        )));
-    }
-    if run.rollback.is_some() {
-        return Err(CliError::Refused(format!(
-            "run `{run_id}` was already rolled back"
-        )));
-    }
-    let plan = frozen_plan(state)?;
-    let completed = run
-        .steps
-        .iter()
-        .filter(|s| s.finished == Some(Status::Succeeded))
-        .map(|s| s.step as usize - 1)
-        .collect();
-    let report = RunReport {
-        run_id: run_id.to_owned(),
-        status: run.finished.unwrap_or(Status::Interrupted),
-        completed,
-        duration: Duration::ZERO,
-    };
+    // Decided under the log's lock, with the run's lock taken there: two
+    // operators cannot both roll the run back, and nothing runs unless
+    // the run's approvals still count or the rollback has its own.
+    let mut decided = None;
+    log.append_with(|len| {
+        let ledger = fold(&log, len)?;
+        let (state, run) = super::approve_cmd::rollback_candidate(&ledger, &log, run_id)?;
+        let lock = take_run_lock(log.path(), run_id)?;
+        let now = Utc::now();
+        let plan_ok = matches!(
+            state.verdict(&policy.policy, &policy.hash, now),
+            Verdict::Approved { .. }
+        );
+        if !plan_ok
+            && let other @ (Verdict::Pending { .. } | Verdict::Refused { .. } | Verdict::Rejected { .. }) =
+                state.rollback_verdict(run, &policy.policy, &policy.hash, now)
+        {
+            let why = state
+                .verdict(&policy.policy, &policy.hash, now)
+                .missing()
+                .unwrap_or_default();
+            return Err(CliError::Refused(format!(
+                "run `{run_id}` may not be rolled back: its approvals no longer count ({why}), and the rollback has none of its own ({}): `opsgate approve {run_id} --rollback`",
+                other.missing().unwrap_or_default()
+            )));
+        }
+        let plan = frozen_plan(state)?;
+        let completed: Vec<usize> = run
+            .steps
+            .iter()
+            .filter(|s| s.finished == Some(Status::Succeeded))
+            .filter_map(|s| (s.step as usize).checked_sub(1))
+            .collect();
+        let status = run.finished.unwrap_or(Status::Interrupted);
+        let reason = format!(
+            "operator rollback of run {run_id} ({})",
+            status.as_str()
+        );
+        let event = crate::exec::engine::rollback_started(
+            &state.plan_id,
+            run_id,
+            &user,
+            &reason,
+            &crate::exec::engine::rollback_work(&plan, &completed),
+        );
+        decided = Some((state.plan_id.clone(), plan, completed, lock));
+        Ok(vec![event])
+    })?;
+    let (plan_id, plan, completed, _lock) =
+        decided.ok_or_else(|| CliError::Failed("the rollback did not start".into()))?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -957,7 +968,7 @@ pub fn rollback(
     let backends = Backends::new(&policy.policy.backends);
     let engine = Engine {
         log: &log,
-        plan_id: &state.plan_id,
+        plan_id: &plan_id,
         plan: &plan,
         policy_hash: &policy.hash,
         risks: step_risks(&plan, policy),
@@ -972,11 +983,8 @@ pub fn rollback(
     let status = rt
         .block_on(async {
             let printer = tokio::spawn(print_progress(progress_rx, false));
-            let reason = format!(
-                "operator rollback of run {run_id} ({})",
-                report.status.as_str()
-            );
-            let r = engine.rollback(&report, &reason, keep_going(&plan)).await;
+            let work = crate::exec::engine::rollback_work(&plan, &completed);
+            let r = engine.run_rollback(&work, keep_going(&plan)).await;
             drop(engine);
             let _ = printer.await;
             r

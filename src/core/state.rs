@@ -75,6 +75,10 @@ pub struct RunState {
     pub finished: Option<Status>,
     pub duration_seconds: Option<f64>,
     pub rollback: Option<RollbackState>,
+    /// Approvals of rolling this run back (`approve RUN --rollback`), for
+    /// when the run's own approvals no longer count.
+    #[serde(skip)]
+    pub rollback_votes: Vec<Vote>,
 }
 
 impl RunState {
@@ -159,6 +163,24 @@ impl PlanState {
         now: DateTime<Utc>,
     ) -> Verdict {
         evaluate(policy, policy_hash, &self.subject(), &self.votes, now)
+    }
+
+    /// Whether rolling back `run` is approved now: the rollback's own
+    /// approvals, under the same rules as the plan's.
+    pub fn rollback_verdict(
+        &self,
+        run: &RunState,
+        policy: &Policy,
+        policy_hash: &PolicyHash,
+        now: DateTime<Utc>,
+    ) -> Verdict {
+        evaluate(
+            policy,
+            policy_hash,
+            &self.subject(),
+            &run.rollback_votes,
+            now,
+        )
     }
 
     /// The last real (not dry) run.
@@ -334,6 +356,7 @@ impl Ledger {
                         finished: None,
                         duration_seconds: None,
                         rollback: None,
+                        rollback_votes: Vec::new(),
                     });
                     self.runs
                         .insert(run_id.clone(), RunHome::Current(plan_id.clone()));
@@ -433,29 +456,50 @@ impl Ledger {
     }
 
     fn vote(&mut self, d: &Decision, at: DateTime<Utc>, granted: bool) {
+        let vote = || Vote {
+            approver: d.approver.clone(),
+            channel: d.channel,
+            plan_hash: d.plan_hash.clone(),
+            policy_hash: d.policy_hash.clone(),
+            at,
+            granted,
+            reason: d.reason.clone(),
+        };
+        if let Some(run_id) = &d.rollback_of {
+            // A decision on rolling a run back: it counts for that run, of
+            // that plan and submission, only.
+            if let Some(home) = self.home_mut(run_id)
+                && home.plan_id == d.plan_id
+                && d.submission_seq
+                    .is_none_or(|seq| seq == home.submission.seq)
+                && let Some(run) = home.runs.iter_mut().find(|r| &r.run_id == run_id)
+            {
+                run.rollback_votes.push(vote());
+            }
+            return;
+        }
         if let Some(p) = self.plans.get_mut(&d.plan_id) {
             // A v2 decision counts only for the submission it was made
             // for, never for a later one with the same id and hash.
             if d.submission_seq.is_some_and(|seq| seq != p.submission.seq) {
                 return;
             }
-            p.votes.push(Vote {
-                approver: d.approver.clone(),
-                channel: d.channel,
-                plan_hash: d.plan_hash.clone(),
-                policy_hash: d.policy_hash.clone(),
-                at,
-                granted,
-                reason: d.reason.clone(),
-            });
+            p.votes.push(vote());
+        }
+    }
+
+    /// The plan state (submission) a run belongs to.
+    fn home_mut(&mut self, run_id: &str) -> Option<&mut PlanState> {
+        match self.runs.get(run_id)? {
+            RunHome::Current(id) => self.plans.get_mut(id),
+            RunHome::Retired(i) => self.retired.get_mut(*i),
         }
     }
 
     fn run_mut(&mut self, run_id: &str) -> Option<&mut RunState> {
-        let plan = match self.runs.get(run_id)? {
-            RunHome::Current(id) => self.plans.get_mut(id)?,
-            RunHome::Retired(i) => self.retired.get_mut(*i)?,
-        };
-        plan.runs.iter_mut().find(|r| r.run_id == run_id)
+        self.home_mut(run_id)?
+            .runs
+            .iter_mut()
+            .find(|r| r.run_id == run_id)
     }
 }

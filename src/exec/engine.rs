@@ -556,48 +556,39 @@ impl Engine<'_> {
         Ok(passed)
     }
 
-    /// Rolls back after `report`: the completed steps' own rollbacks in
-    /// reverse order, then the plan-level rollback. With `keep_going`, a
-    /// failed rollback step does not end the rollback. Returns its status:
-    /// `succeeded` only if every rollback step succeeded.
+    /// Rolls back after `report`: records `rollback_started` with every
+    /// action it will run, then runs them (`run_rollback`). With
+    /// `keep_going`, a failed rollback step does not end the rollback.
+    /// Returns its status: `succeeded` only if every rollback step
+    /// succeeded. The caller holds the run's lock, so no one else can
+    /// start a rollback of this run meanwhile.
     pub async fn rollback(
         &self,
         report: &RunReport,
         reason: &str,
         keep_going: bool,
     ) -> Result<Status, ExecError> {
+        let work = rollback_work(self.plan, &report.completed);
+        self.record(rollback_started(
+            self.plan_id,
+            &self.run_id,
+            &self.user,
+            reason,
+            &work,
+        ))?;
+        self.run_rollback(&work, keep_going).await
+    }
+
+    /// Runs a rollback whose `rollback_started` is already recorded.
+    pub async fn run_rollback(
+        &self,
+        work: &[RollbackWork<'_>],
+        keep_going: bool,
+    ) -> Result<Status, ExecError> {
         let started = Instant::now();
-        let mut work: Vec<(u32, String, &Action, Duration)> = Vec::new();
-        for &i in report.completed.iter().rev() {
-            let step = &self.plan.steps[i];
-            if let Some(action) = &step.rollback {
-                work.push((
-                    i as u32 + 1,
-                    format!("undo {}", step.name),
-                    action,
-                    step.timeout.get(),
-                ));
-            }
-        }
-        if let PlanRollback::Steps { steps, .. } = &self.plan.rollback {
-            for (n, s) in steps.iter().enumerate() {
-                work.push((n as u32 + 1, s.name.clone(), &s.action, s.timeout.get()));
-            }
-        }
-        // Write-ahead: every command the rollback may run is on record
-        // before the first one runs.
-        self.record(Event::RollbackStarted {
-            plan_id: self.plan_id.to_owned(),
-            run_id: self.run_id.clone(),
-            user: Some(self.user.clone()),
-            reason: reason.to_owned(),
-            actions: work
-                .iter()
-                .map(|w| w.2.command_line().into_owned())
-                .collect(),
-        })?;
         let mut status = Status::Succeeded;
-        for (number, name, action, timeout) in work {
+        for w in work {
+            let (number, name, action, timeout) = (w.number, w.name.clone(), w.action, w.timeout);
             let command = action.command_line().into_owned();
             let o = self
                 .perform(usize::MAX, action, timeout, Mode::Real)
@@ -637,6 +628,68 @@ impl Engine<'_> {
             duration_seconds: started.elapsed().as_secs_f64(),
         })?;
         Ok(status)
+    }
+}
+
+/// One action of a rollback, in the order it runs.
+#[derive(Debug, Clone)]
+pub struct RollbackWork<'p> {
+    /// The step's number (a step's own rollback) or the rollback step's.
+    pub number: u32,
+    pub name: String,
+    pub action: &'p Action,
+    pub timeout: Duration,
+}
+
+/// The rollback of `plan` after the steps `completed` (0-based indexes):
+/// their own rollbacks in reverse order, then the plan-level rollback. An
+/// index outside the plan (a crafted log) is skipped.
+pub fn rollback_work<'p>(plan: &'p Plan, completed: &[usize]) -> Vec<RollbackWork<'p>> {
+    let mut work = Vec::new();
+    for &i in completed.iter().rev() {
+        let Some(step) = plan.steps.get(i) else {
+            continue;
+        };
+        if let Some(action) = &step.rollback {
+            work.push(RollbackWork {
+                number: u32::try_from(i + 1).unwrap_or(u32::MAX),
+                name: format!("undo {}", step.name),
+                action,
+                timeout: step.timeout.get(),
+            });
+        }
+    }
+    if let PlanRollback::Steps { steps, .. } = &plan.rollback {
+        for (n, s) in steps.iter().enumerate() {
+            work.push(RollbackWork {
+                number: u32::try_from(n + 1).unwrap_or(u32::MAX),
+                name: s.name.clone(),
+                action: &s.action,
+                timeout: s.timeout.get(),
+            });
+        }
+    }
+    work
+}
+
+/// The write-ahead record of a rollback: every action it may run, before
+/// the first runs.
+pub fn rollback_started(
+    plan_id: &str,
+    run_id: &str,
+    user: &str,
+    reason: &str,
+    work: &[RollbackWork<'_>],
+) -> Event {
+    Event::RollbackStarted {
+        plan_id: plan_id.to_owned(),
+        run_id: run_id.to_owned(),
+        user: Some(user.to_owned()),
+        reason: reason.to_owned(),
+        actions: work
+            .iter()
+            .map(|w| w.action.command_line().into_owned())
+            .collect(),
     }
 }
 
