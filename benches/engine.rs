@@ -91,6 +91,7 @@ fn main() -> BenchResult<()> {
         stop: stop_rx,
         resumed: Vec::new(),
         backends: &opsgate::native::Backends::new(&Default::default()),
+        stops_from: std::sync::atomic::AtomicU64::new(0),
     };
     let t = Instant::now();
     let report = rt.block_on(engine.run(&Authority::Approved(approved)))?;

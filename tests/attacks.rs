@@ -524,3 +524,136 @@ fn a_rollback_after_the_approvals_expired_needs_its_own_approval() {
     env.refused(&["rollback", &run_id], "already rolled back");
     env.verify();
 }
+
+// ---------------------------------------------------------------------------
+// 12. A stop recorded just before a step ends stops the run.
+
+/// End to end: step 1 records a stop request itself (`opsgate cancel`) as
+/// its last act, then ends at once; step 2 never starts. (Whether the old
+/// 100 ms poll caught it depended on timing; the deterministic reproduction
+/// is the next test.)
+#[test]
+fn a_stop_recorded_as_a_step_ends_stops_the_next_step() {
+    let env = Env::new(None);
+    let script = env.p("stop.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "RID=$(grep -o '\"run_id\":\"r-[^\"]*\"' '{log}' | tail -1 | cut -d'\"' -f4)\nXDG_STATE_HOME='{state}' '{bin}' --audit-log '{log}' cancel \"$RID\" --as bob\n",
+            log = path(&env.log),
+            state = path(&env.p("state")),
+            bin = assert_cmd::cargo::cargo_bin!("opsgate").display(),
+        ),
+    )
+    .expect("script written");
+    let plan = env.plan(
+        "plan.yaml",
+        "id: stops
+title: t
+author: alice
+steps:
+  - {name: ask to stop, run: sh @D@/stop.sh}
+  - {name: next, run: touch @D@/next, rollback: {run: rm -f @D@/next}}
+rollback: {none: a test}
+",
+    );
+    for _ in 0..2 {
+        env.submit_and_approve(&plan, "stops");
+        let (code, out, err) = env.run(&["run", "stops"]);
+        assert_eq!(code, 1, "{out} {err}");
+        let run_id = run_id_in(&out);
+        assert!(
+            !env.p("next").exists(),
+            "step 2 started after the stop: {out}"
+        );
+        assert_eq!(env.of("run_cancelled", Some(&run_id)).len(), 1);
+        assert_eq!(
+            env.of("run_finished", Some(&run_id))[0]["status"],
+            "cancelled"
+        );
+    }
+}
+
+/// The engine is given a stop request that its follower has not delivered
+/// yet (it polled every 100 ms): the request is in the log before step 1
+/// would start. Read under the lock of `step_started`, it stops the run
+/// before any step; before the fix, every step ran.
+#[test]
+fn a_stop_in_the_log_stops_the_run_before_the_next_step_whatever_the_follower() {
+    use opsgate::audit::{AuditLog, Event, Sealer, Status};
+    use opsgate::core::approval::{Subject, Verdict, evaluate};
+    use opsgate::exec::Stop;
+    use opsgate::exec::engine::{Authority, Engine};
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let marker = dir.path().join("ran");
+    let yaml = format!(
+        "id: e\ntitle: e\nauthor: a\nsteps:\n  - {{name: s, run: 'echo > {}'}}\nrollback: {{none: x}}\n",
+        marker.display()
+    );
+    let policy = &common::POLICY;
+    let cp = opsgate::core::plan::load_plan("e.yaml", &yaml, policy, common::today())
+        .expect("the plan loads");
+    let subject = Subject {
+        plan_id: "e",
+        plan_hash: &cp.hash,
+        risk: cp.risk,
+        author: "a",
+        mutates_production: false,
+        has_override: false,
+    };
+    let vote = opsgate::core::approval::Vote {
+        approver: "bob".into(),
+        channel: opsgate::audit::Channel::Cli,
+        plan_hash: cp.hash.clone(),
+        policy_hash: policy.hash.clone(),
+        at: chrono::Utc::now(),
+        granted: true,
+        reason: None,
+    };
+    let Verdict::Approved { plan: approved, .. } = evaluate(
+        &policy.policy,
+        &policy.hash,
+        &subject,
+        &[vote],
+        chrono::Utc::now(),
+    ) else {
+        panic!("bob's approval approves it");
+    };
+    let log_path = dir.path().join("audit.jsonl");
+    let log = AuditLog::open(&log_path, Sealer::Sha256, Default::default()).expect("log");
+    log.append(Event::RunCancelled {
+        plan_id: "e".into(),
+        run_id: "r-e".into(),
+        user: "bob".into(),
+        kill: false,
+        reason: None,
+    })
+    .expect("the stop is recorded");
+    let (_stop_tx, stop_rx) = tokio::sync::watch::channel(Stop::Run);
+    let backends = opsgate::native::Backends::new(&Default::default());
+    let engine = Engine {
+        log: &log,
+        plan_id: "e",
+        plan: &cp.plan,
+        policy_hash: &policy.hash,
+        risks: vec![cp.risk],
+        run_id: "r-e".into(),
+        user: "a".into(),
+        grace: std::time::Duration::from_secs(1),
+        progress: None,
+        stop: stop_rx,
+        resumed: Vec::new(),
+        backends: &backends,
+        stops_from: std::sync::atomic::AtomicU64::new(0),
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let report = rt
+        .block_on(engine.run(&Authority::Approved(approved)))
+        .expect("the run ends");
+    assert_eq!(report.status, Status::Cancelled);
+    assert!(!marker.exists(), "a step ran after the stop was recorded");
+}

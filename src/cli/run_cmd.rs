@@ -113,6 +113,9 @@ pub(crate) struct Start {
     pub resumed: Vec<usize>,
     /// The native backends' clients and breakers.
     pub backends: std::sync::Arc<Backends>,
+    /// Where the run's `run_started` record is in the log: stop requests
+    /// are read from there on.
+    pub stops_from: u64,
 }
 
 pub fn run(
@@ -221,7 +224,7 @@ pub(crate) fn begin(
     let backends = Backends::new(&policy.policy.backends);
     let mut start = None;
     let mut lock = None;
-    log.append_with(|len| {
+    let appended = log.append_with(|len| {
         let ledger = fold(log, len)?;
         let id = match target {
             Target::Submitted { id, .. } => id,
@@ -291,10 +294,13 @@ pub(crate) fn begin(
             authority,
             resumed,
             backends: backends.clone(),
+            stops_from: 0,
         });
         Ok(events)
     })?;
-    let start = start.ok_or_else(|| CliError::Failed("the run did not start".into()))?;
+    let mut start = start.ok_or_else(|| CliError::Failed("the run did not start".into()))?;
+    // Stop requests count from the run's own `run_started` on.
+    start.stops_from = appended.last().map_or(0, |a| a.offset);
     let lock = lock.ok_or_else(|| CliError::Failed("the run did not start".into()))?;
     Ok(Started {
         start,
@@ -475,6 +481,7 @@ pub(crate) fn engine<'a>(
         stop,
         resumed: start.resumed.clone(),
         backends: &start.backends,
+        stops_from: std::sync::atomic::AtomicU64::new(start.stops_from),
     }
 }
 
@@ -979,6 +986,7 @@ pub fn rollback(
         stop: stop_rx,
         resumed: Vec::new(),
         backends: &backends,
+        stops_from: std::sync::atomic::AtomicU64::new(0),
     };
     let status = rt
         .block_on(async {

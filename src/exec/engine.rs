@@ -147,6 +147,11 @@ pub struct Engine<'a> {
     pub resumed: Vec<usize>,
     /// The clients and circuit breakers for native actions.
     pub backends: &'a Backends,
+    /// Where in the log this run's stop requests may start (its
+    /// `run_started` record): each `step_started` is decided under the
+    /// log's lock after reading the requests recorded since, so a stop
+    /// recorded just before a step ends is never missed.
+    pub stops_from: std::sync::atomic::AtomicU64,
 }
 
 impl Engine<'_> {
@@ -159,6 +164,21 @@ impl Engine<'_> {
     fn record(&self, e: Event) -> Result<(), ExecError> {
         self.log.append(e)?;
         Ok(())
+    }
+
+    /// Records `step_started` under the log's lock, unless a stop request
+    /// for this run was recorded since the last look: then records nothing
+    /// and returns false.
+    fn start_step(&self, started: Event) -> Result<bool, ExecError> {
+        use std::sync::atomic::Ordering;
+        let mut stopped = false;
+        self.log.append_with(|len| {
+            let from = self.stops_from.load(Ordering::SeqCst);
+            stopped = stop_requested(self.log.path(), from, len, &self.run_id)?;
+            self.stops_from.store(len.max(from), Ordering::SeqCst);
+            Ok::<_, crate::audit::AuditError>(if stopped { Vec::new() } else { vec![started] })
+        })?;
+        Ok(!stopped)
     }
 
     /// Runs the plan. `run_started` must already be recorded by the caller
@@ -194,7 +214,7 @@ impl Engine<'_> {
             }
             let number = index as u32 + 1;
             let command = step.action.command_line().into_owned();
-            self.record(Event::StepStarted {
+            let started = self.start_step(Event::StepStarted {
                 plan_id: self.plan_id.to_owned(),
                 run_id: self.run_id.clone(),
                 step: number,
@@ -208,6 +228,10 @@ impl Engine<'_> {
                 resource: None,
                 action_sha256: Some(step.action.digest()),
             })?;
+            if !started {
+                status = Status::Cancelled;
+                break;
+            }
             self.tell(Progress::StepStarted {
                 index,
                 total,
@@ -629,6 +653,33 @@ impl Engine<'_> {
         })?;
         Ok(status)
     }
+}
+
+/// Whether the log's bytes `[from, to)` hold a stop request for `run_id`.
+fn stop_requested(
+    path: &std::path::Path,
+    from: u64,
+    to: u64,
+    run_id: &str,
+) -> Result<bool, crate::audit::AuditError> {
+    if from >= to {
+        return Ok(false);
+    }
+    let io = |source| crate::audit::AuditError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let mut reader = crate::audit::read::LineReader::open_range(path, from, to, 1).map_err(io)?;
+    while let Some(line) = reader.next_line() {
+        let line = line.map_err(io)?;
+        if let Ok(r) = serde_json::from_slice::<crate::audit::Record>(line.bytes)
+            && let Event::RunCancelled { run_id: id, .. } = &r.event
+            && id == run_id
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// One action of a rollback, in the order it runs.
