@@ -176,6 +176,7 @@ fn main() -> BenchResult<()> {
             pre_checks: Vec::new(),
             post_checks: Vec::new(),
             rollback: None,
+            keep_background: false,
         };
         let plan = Plan {
             id: "bench".into(),

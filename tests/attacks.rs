@@ -657,3 +657,78 @@ fn a_stop_in_the_log_stops_the_run_before_the_next_step_whatever_the_follower() 
     assert_eq!(report.status, Status::Cancelled);
     assert!(!marker.exists(), "a step ran after the stop was recorded");
 }
+
+// ---------------------------------------------------------------------------
+// 13. Nothing a step starts outlives it.
+
+/// `setsid` left the step's process group and outlived its timeout. The
+/// engine is a child subreaper now and kills every descendant of the step.
+#[test]
+fn a_setsid_process_dies_with_its_timed_out_step() {
+    let env = Env::new(None);
+    let escaped = env.p("escaped");
+    let _reaper = Reaper(vec![escaped.clone()]);
+    let plan = env.plan(
+        "plan.yaml",
+        "id: escapes
+title: t
+author: alice
+steps:
+  - name: hang
+    run: \"setsid sh -c 'echo $$ > @D@/escaped; exec sleep 300' & sleep 300\"
+    timeout: 1s
+rollback: {none: a test}
+",
+    );
+    env.submit_and_approve(&plan, "escapes");
+    let (code, out, _) = env.run(&["run", "escapes", "--grace", "1"]);
+    assert_eq!(code, 1, "{out}");
+    let pid = read_pid(&escaped).expect("the escaped process started");
+    assert!(
+        gone_within(pid, std::time::Duration::from_secs(5)),
+        "the setsid process {pid} outlived the step"
+    );
+}
+
+/// A step that exits by itself leaves nothing behind either: not a
+/// `setsid` process, not one that also dropped the environment (`env -i`)
+/// that marks the step's processes. With `keep_background: true` (in the
+/// approved plan), a background process may stay.
+#[test]
+fn a_step_leaves_no_process_behind_unless_the_plan_keeps_it() {
+    let env = Env::new(None);
+    let files: Vec<_> = ["setsid", "env-i", "kept"]
+        .iter()
+        .map(|f| env.p(f))
+        .collect();
+    let _reaper = Reaper(files.clone());
+    let plan = env.plan(
+        "plan.yaml",
+        "id: leaves
+title: t
+author: alice
+steps:
+  - name: escape
+    run: |
+      setsid sh -c 'echo $$ > @D@/setsid; exec sleep 300' &
+      env -i /usr/bin/setsid /bin/sh -c 'echo $$ > @D@/env-i; exec sleep 300' &
+      sleep 0.5
+  - name: keep
+    run: \"sleep 300 > /dev/null 2>&1 & echo $! > @D@/kept; sleep 0.2\"
+    keep_background: true
+rollback: {none: a test}
+",
+    );
+    env.submit_and_approve(&plan, "leaves");
+    env.ok(&["run", "leaves"]);
+    for f in &files[..2] {
+        let pid = read_pid(f).expect("the process started");
+        assert!(
+            gone_within(pid, std::time::Duration::from_secs(5)),
+            "{} ({pid}) outlived its step",
+            f.display()
+        );
+    }
+    let kept = read_pid(&files[2]).expect("the kept process started");
+    assert!(alive(kept), "keep_background let it live");
+}

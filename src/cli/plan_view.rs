@@ -46,6 +46,9 @@ struct StepView<'a> {
     pre_checks: Vec<CheckView<'a>>,
     post_checks: Vec<CheckView<'a>>,
     rollback: Option<ActionView<'a>>,
+    /// Processes it starts in the background may outlive it.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    keep_background: bool,
 }
 
 #[derive(Serialize)]
@@ -117,6 +120,7 @@ impl<'a> PlanView<'a> {
                     timeout_seconds: s.timeout.get().as_secs(),
                     pre_checks: checks(&s.pre_checks, &r.pre_checks),
                     post_checks: checks(&s.post_checks, &r.post_checks),
+                    keep_background: s.keep_background,
                     rollback: s.rollback.as_ref().zip(r.rollback.as_ref()).map(|(a, c)| {
                         ActionView {
                             name: None,
@@ -232,6 +236,13 @@ impl<'a> PlanView<'a> {
             )?;
             write_command(out, s.lead, &s.command, "      ")?;
             write_reasons(out, s.reasons, "      ")?;
+            if s.keep_background {
+                writeln!(
+                    out,
+                    "      {}",
+                    dim("keeps its background processes running after it succeeds")
+                )?;
+            }
             for (kind, list) in [("pre ", &s.pre_checks), ("post", &s.post_checks)] {
                 for c in list {
                     let mut extra = Vec::new();

@@ -347,7 +347,13 @@ impl Engine<'_> {
             (other, _) => other.clone(),
         };
         let outcome = self
-            .perform(index, &action, step.timeout.get(), mode)
+            .perform(
+                index,
+                &action,
+                step.timeout.get(),
+                mode,
+                step.keep_background,
+            )
             .await?;
         if outcome.status != Status::Succeeded || dry_run {
             return Ok(StepOutcome {
@@ -377,12 +383,14 @@ impl Engine<'_> {
         index: usize,
         command: &str,
         timeout: Duration,
+        keep_background: bool,
     ) -> Result<shell::Outcome, ExecError> {
         let (tx, mut rx) = mpsc::unbounded_channel();
         let spec = Spec {
             command,
             timeout,
             grace: self.grace,
+            keep_background,
         };
         let run = shell::run(&spec, Some(&tx), self.stop.clone());
         tokio::pin!(run);
@@ -409,6 +417,7 @@ impl Engine<'_> {
         action: &Action,
         timeout: Duration,
         mode: Mode,
+        keep_background: bool,
     ) -> Result<shell::Outcome, ExecError> {
         let Action::Run(command) = action else {
             return self.native(index, action, timeout, mode.dry_run()).await;
@@ -418,7 +427,7 @@ impl Engine<'_> {
                 "`{command}` was not run: a dry run of a plan that is not approved runs nothing through a shell"
             )));
         }
-        self.shell(index, command, timeout).await
+        self.shell(index, command, timeout, keep_background).await
     }
 
     /// Records a check that a preview does not run, as skipped.
@@ -536,7 +545,7 @@ impl Engine<'_> {
                 Mode::Real
             };
             let o = self
-                .perform(index, &check.action, check.timeout.get(), check_mode)
+                .perform(index, &check.action, check.timeout.get(), check_mode, false)
                 .await?;
             let passed = o.exit_code == Some(check.expect.exit_code)
                 && o.status != Status::TimedOut
@@ -615,7 +624,7 @@ impl Engine<'_> {
             let (number, name, action, timeout) = (w.number, w.name.clone(), w.action, w.timeout);
             let command = action.command_line().into_owned();
             let o = self
-                .perform(usize::MAX, action, timeout, Mode::Real)
+                .perform(usize::MAX, action, timeout, Mode::Real, false)
                 .await?;
             let step_status = match o.status {
                 Status::Succeeded => Status::Succeeded,

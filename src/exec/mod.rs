@@ -2,9 +2,11 @@
 //! to the audit log before it acts (tokio).
 //!
 //! - [`shell`]: one command line in its own process group;
-//! - [`engine`]: the run loop: checks, steps, stop requests, rollback.
+//! - [`engine`]: the run loop: checks, steps, stop requests, rollback;
+//! - [`reaper`]: nothing a step starts outlives it (a subreaper, a marker).
 
 pub mod engine;
+pub mod reaper;
 pub mod shell;
 
 /// A stop request's level, as the seed defines stop: the first request

@@ -16,6 +16,7 @@ use tokio::process::Command;
 use tokio::sync::{mpsc, watch};
 
 use super::Stop;
+use super::reaper::{Leftovers, STEP_MARKER};
 use crate::core::event::Status;
 
 /// How long output is still read after the shell exits.
@@ -31,6 +32,9 @@ pub struct Spec<'a> {
     pub timeout: Duration,
     /// Between SIGTERM and SIGKILL.
     pub grace: Duration,
+    /// Let processes the command started in the background live on when it
+    /// exits by itself and succeeds (a plan's `keep_background: true`).
+    pub keep_background: bool,
 }
 
 /// A line of output, as it arrives.
@@ -92,15 +96,18 @@ pub async fn run(
     mut stop: watch::Receiver<Stop>,
 ) -> std::io::Result<Outcome> {
     let started = Instant::now();
+    let mut leftovers = Leftovers::before_step();
     let mut child = Command::new("/bin/sh")
         .arg("-c")
         .arg(spec.command)
+        .env(STEP_MARKER, leftovers.token())
         .process_group(0)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()?;
+    leftovers.started(child.id());
     let group = child.id().and_then(|id| Pid::from_raw(id as i32));
     let (tx, mut rx) = mpsc::unbounded_channel::<OutputLine>();
     let readers = [
@@ -152,11 +159,11 @@ pub async fn run(
             }
         }
     };
-    if ended_by.is_some() {
-        // Timed out or killed: nothing of its group may stay behind.
-        if let Some(pid) = group {
-            let _ = kill_process_group(pid, Signal::KILL);
-        }
+    // Nothing the command started may stay behind (in its group or
+    // escaped from it), unless the plan lets it keep background processes
+    // and it ended by itself, successfully.
+    if !(spec.keep_background && ended_by.is_none() && exit.success()) {
+        leftovers.kill(group);
     }
     let drain = async {
         for r in &mut readers {
@@ -232,6 +239,7 @@ mod tests {
             command,
             timeout: Duration::from_millis(timeout_ms),
             grace: Duration::from_millis(300),
+            keep_background: false,
         }
     }
 
@@ -281,12 +289,16 @@ mod tests {
     }
 
     #[test]
-    fn a_daemon_left_behind_neither_hangs_the_step_nor_dies() {
+    fn a_kept_daemon_neither_hangs_the_step_nor_dies() {
         let (_tx, rx) = watch::channel(Stop::Run);
         let dir = tempfile::tempdir().unwrap();
         let pid_file = dir.path().join("pid");
         let cmd = format!("sleep 30 & echo $! > {}; echo started", pid_file.display());
-        let o = rt().block_on(run(&spec(&cmd, 20000), None, rx)).unwrap();
+        let keep = Spec {
+            keep_background: true,
+            ..spec(&cmd, 20000)
+        };
+        let o = rt().block_on(run(&keep, None, rx)).unwrap();
         assert_eq!(o.status, Status::Succeeded);
         assert!(o.duration < Duration::from_secs(5), "{:?}", o.duration);
         let pid: i32 = std::fs::read_to_string(&pid_file)

@@ -120,6 +120,10 @@ pub struct StepDoc {
     pub post_checks: Vec<CheckDoc>,
     #[serde(default)]
     pub rollback: Option<ActionDoc>,
+    /// Processes the step starts in the background may outlive it when it
+    /// exits by itself and succeeds (a `run:` step only).
+    #[serde(default)]
+    pub keep_background: Option<Spanned<bool>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -411,6 +411,17 @@ fn step(
         }
         None => (None, None),
     };
+    let keep_background = match &sd.keep_background {
+        Some(k) if k.value && !matches!(action, Action::Run(_)) => {
+            v.at(
+                &k.referenced,
+                format!("step `{name}`: `keep_background` is for `run:` steps; a native action starts no process"),
+            );
+            false
+        }
+        Some(k) => k.value,
+        None => false,
+    };
     (
         Step {
             name: name.to_owned(),
@@ -419,6 +430,7 @@ fn step(
             pre_checks,
             post_checks,
             rollback,
+            keep_background,
         },
         StepReview {
             action: action_rating,

@@ -166,6 +166,15 @@ pub struct Step {
     pub pre_checks: Vec<Check>,
     pub post_checks: Vec<Check>,
     pub rollback: Option<Action>,
+    /// Whether processes the step starts in the background may outlive it
+    /// (when it exits by itself and succeeds). Absent from the hash when
+    /// false, so plans without it keep their hashes.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub keep_background: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

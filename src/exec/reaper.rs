@@ -1,0 +1,211 @@
+//! Nothing a step starts outlives it, whatever it does to escape.
+//!
+//! A step runs in its own process group, and a timeout or a kill signals the
+//! group. A process that leaves the group (`setsid`, a double fork) used to
+//! escape that and outlive the step. So:
+//!
+//! - the engine process is a child subreaper (`PR_SET_CHILD_SUBREAPER`):
+//!   an orphaned descendant is re-parented to the engine, not to init, and
+//!   stays in its process tree;
+//! - every step's shell carries a marker in its environment
+//!   (`OPSGATE_STEP=<token>`), inherited by what it starts;
+//! - when the step ends, [`Leftovers::kill`] kills the step's process group
+//!   and every process that descends from the step: the descendants of the
+//!   engine that were not there when the step started and are not another
+//!   step's (their marker is this step's, or they dropped it), and their
+//!   own descendants. Orphans the engine adopted are reaped.
+//!
+//! A step marked `keep_background: true` in the plan (approved like
+//! everything in it) may leave processes running when it exits by itself
+//! and succeeds; on a timeout, a kill or a failure they die too.
+//!
+//! Linux only (`/proc`); elsewhere only the process group is killed.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Mutex, OnceLock};
+
+use rustix::process::{Pid, Signal, WaitOptions};
+
+/// The environment variable that marks a step's processes.
+pub const STEP_MARKER: &str = "OPSGATE_STEP";
+
+/// Makes this process a child subreaper, once. Failure (an old kernel, a
+/// sandbox) is logged: cleanup then finds only what stays in the tree.
+pub fn become_subreaper() {
+    static DONE: OnceLock<()> = OnceLock::new();
+    DONE.get_or_init(|| {
+        if let Err(e) = rustix::process::set_child_subreaper(Some(rustix::process::getpid())) {
+            tracing::warn!(error = %e, "cannot become a child subreaper: a step's escaped processes may outlive it");
+        }
+    });
+}
+
+/// The shells of the steps running in this process, by pid: never treated
+/// as leftovers of another step.
+fn shells() -> &'static Mutex<HashSet<i32>> {
+    static SHELLS: OnceLock<Mutex<HashSet<i32>>> = OnceLock::new();
+    SHELLS.get_or_init(|| Mutex::new(HashSet::new()))
+}
+
+/// One step's cleanup: what the engine's tree held before the step, and
+/// the step's marker.
+#[derive(Debug)]
+pub struct Leftovers {
+    token: String,
+    before: HashSet<i32>,
+    shell: Option<i32>,
+}
+
+impl Leftovers {
+    /// Notes the engine's descendants now, before the step's shell starts.
+    pub fn before_step() -> Self {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static N: AtomicU64 = AtomicU64::new(0);
+        become_subreaper();
+        let me = rustix::process::getpid().as_raw_nonzero().get();
+        let token = format!(
+            "{me}-{}-{}",
+            N.fetch_add(1, Ordering::Relaxed),
+            chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default()
+        );
+        Leftovers {
+            token,
+            before: descendants(&processes(), me),
+            shell: None,
+        }
+    }
+
+    /// The marker value to put in the step's environment.
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// Registers the step's shell, once started.
+    pub fn started(&mut self, shell: Option<u32>) {
+        self.shell = shell.and_then(|p| i32::try_from(p).ok());
+        if let Some(pid) = self.shell {
+            shells()
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(pid);
+        }
+    }
+
+    /// Kills every process the step left: its group, and the descendants
+    /// of the engine that came with this step. Returns how many it killed.
+    pub fn kill(&self, group: Option<Pid>) -> usize {
+        if let Some(pid) = group {
+            let _ = rustix::process::kill_process_group(pid, Signal::KILL);
+        }
+        let me = rustix::process::getpid().as_raw_nonzero().get();
+        let mut killed = HashSet::new();
+        // A process may fork while its siblings are being killed: look
+        // again until nothing is left.
+        for _ in 0..20 {
+            let table = processes();
+            let active = shells().lock().unwrap_or_else(|p| p.into_inner()).clone();
+            let mine: Vec<i32> = descendants(&table, me)
+                .into_iter()
+                .filter(|pid| {
+                    !self.before.contains(pid)
+                        && !active.contains(pid)
+                        && marker(*pid).is_none_or(|t| t == self.token)
+                })
+                .collect();
+            if mine.is_empty() {
+                break;
+            }
+            for pid in &mine {
+                if let Some(p) = Pid::from_raw(*pid) {
+                    let _ = rustix::process::kill_process(p, Signal::KILL);
+                }
+                killed.insert(*pid);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            self.reap(&killed);
+        }
+        self.reap(&killed);
+        killed.len()
+    }
+
+    /// Waits for the killed processes the engine adopted (so no zombie
+    /// stays), without blocking.
+    fn reap(&self, killed: &HashSet<i32>) {
+        for pid in killed {
+            if let Some(p) = Pid::from_raw(*pid) {
+                let _ = rustix::process::waitpid(Some(p), WaitOptions::NOHANG);
+            }
+        }
+    }
+}
+
+impl Drop for Leftovers {
+    fn drop(&mut self) {
+        if let Some(pid) = self.shell {
+            shells()
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&pid);
+        }
+    }
+}
+
+/// Every live process: pid → parent pid. Zombies are left out (they are
+/// already dead).
+fn processes() -> HashMap<i32, i32> {
+    let mut table = HashMap::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return table;
+    };
+    for entry in dir.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // `pid (comm) STATE PPID …`: the comm may hold spaces and parens.
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let mut fields = rest.split_whitespace();
+        let state = fields.next().unwrap_or_default();
+        let ppid = fields.next().and_then(|p| p.parse::<i32>().ok());
+        if let (Some(ppid), false) = (ppid, state == "Z" || state == "X") {
+            table.insert(pid, ppid);
+        }
+    }
+    table
+}
+
+/// The descendants of `root` in `table` (not `root` itself).
+fn descendants(table: &HashMap<i32, i32>, root: i32) -> HashSet<i32> {
+    let mut children: HashMap<i32, Vec<i32>> = HashMap::new();
+    for (pid, ppid) in table {
+        children.entry(*ppid).or_default().push(*pid);
+    }
+    let mut out = HashSet::new();
+    let mut todo = vec![root];
+    while let Some(p) = todo.pop() {
+        for c in children.get(&p).into_iter().flatten() {
+            if out.insert(*c) {
+                todo.push(*c);
+            }
+        }
+    }
+    out
+}
+
+/// The step marker in a process's environment, if it has one.
+fn marker(pid: i32) -> Option<String> {
+    let env = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+    let prefix = format!("{STEP_MARKER}=");
+    env.split(|b| *b == 0).find_map(|var| {
+        var.strip_prefix(prefix.as_bytes())
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+    })
+}
