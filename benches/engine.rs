@@ -92,6 +92,7 @@ fn main() -> BenchResult<()> {
         resumed: Vec::new(),
         backends: &opsgate::native::Backends::new(&Default::default()),
         stops_from: std::sync::atomic::AtomicU64::new(0),
+        env: std::collections::BTreeMap::from([("PATH".to_owned(), "/usr/bin:/bin".to_owned())]),
     };
     let t = Instant::now();
     let report = rt.block_on(engine.run(&Authority::Approved(approved)))?;

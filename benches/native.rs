@@ -185,6 +185,7 @@ fn main() -> BenchResult<()> {
             author: None,
             target: Target::default(),
             params: Default::default(),
+            env: Default::default(),
             estimated_time: None,
             steps: vec![step("a", inspect.clone()), step("b", describe.clone())],
             rollback: PlanRollback::Absent,

@@ -646,6 +646,7 @@ fn a_stop_in_the_log_stops_the_run_before_the_next_step_whatever_the_follower() 
         resumed: Vec::new(),
         backends: &backends,
         stops_from: std::sync::atomic::AtomicU64::new(0),
+        env: std::collections::BTreeMap::from([("PATH".to_owned(), "/usr/bin:/bin".to_owned())]),
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -731,4 +732,94 @@ rollback: {none: a test}
     }
     let kept = read_pid(&files[2]).expect("the kept process started");
     assert!(alive(kept), "keep_background let it live");
+}
+
+// ---------------------------------------------------------------------------
+// 14. The environment is built from an allowlist, and recorded.
+
+/// Whoever starts an approved run chose what its steps did through the
+/// environment: a `PATH` with their own `id` first, a `BASH_ENV` that bash
+/// runs before the command, a `KUBECONFIG` for another cluster. Steps get a
+/// clean environment now (the policy's allowlist, its PATH, the plan's
+/// `env:`), BASH_ENV never passes, and `run_started` records the variables
+/// that choose targets.
+#[test]
+fn the_runner_s_environment_does_not_change_what_an_approved_plan_does() {
+    let env = Env::new(None);
+    let evil = env.p("evil");
+    std::fs::create_dir(&evil).expect("dir");
+    let fake_id = evil.join("id");
+    std::fs::write(
+        &fake_id,
+        format!("#!/bin/sh\ntouch {}\n", env.p("fake-id-ran").display()),
+    )
+    .expect("fake id");
+    std::fs::set_permissions(
+        &fake_id,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("chmod");
+    let bash_env = env.p("bash_env.sh");
+    std::fs::write(
+        &bash_env,
+        format!("touch {}\n", env.p("bash-env-ran").display()),
+    )
+    .expect("bash_env");
+    let plan = env.plan(
+        "plan.yaml",
+        "id: envs
+title: t
+author: alice
+env: {KUBECONFIG: /etc/opsgate-test/kubeconfig, GREETING: hello}
+steps:
+  - name: look
+    run: \"id -u > @D@/uid; bash -c 'echo $GREETING $KUBECONFIG $BASH_ENV' > @D@/seen\"
+    rollback: {run: rm -f @D@/uid @D@/seen}
+",
+    );
+    env.submit_and_approve(&plan, "envs");
+    let out = env
+        .command()
+        .args(["run", "envs"])
+        .env("PATH", format!("{}:/usr/bin:/bin", evil.display()))
+        .env("BASH_ENV", &bash_env)
+        .env("KUBECONFIG", "/tmp/another-cluster")
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !env.p("fake-id-ran").exists(),
+        "the caller's PATH chose `id`"
+    );
+    assert!(!env.p("bash-env-ran").exists(), "BASH_ENV ran");
+    assert_eq!(
+        std::fs::read_to_string(env.p("seen")).expect("seen").trim(),
+        "hello /etc/opsgate-test/kubeconfig"
+    );
+    let started = &env.of("run_started", None)[0];
+    assert_eq!(
+        started["env"]["KUBECONFIG"], "/etc/opsgate-test/kubeconfig",
+        "{started}"
+    );
+    assert_eq!(
+        started["env"]["PATH"],
+        "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+    );
+}
+
+/// `BASH_ENV` and `ENV` cannot be set by a plan either.
+#[test]
+fn a_plan_may_not_set_bash_env() {
+    let env = Env::new(None);
+    let plan = env.plan(
+        "plan.yaml",
+        "id: sneaky-env\ntitle: t\nenv: {BASH_ENV: /tmp/x.sh}\nsteps:\n  - {name: s, run: 'true'}\n",
+    );
+    let (code, _, err) = env.run(&["plan", "validate", path(&plan)]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("`BASH_ENV` never reaches a step"), "{err}");
 }

@@ -116,6 +116,8 @@ pub(crate) struct Start {
     /// Where the run's `run_started` record is in the log: stop requests
     /// are read from there on.
     pub stops_from: u64,
+    /// The environment of its `run:` steps.
+    pub env: std::collections::BTreeMap<String, String>,
 }
 
 pub fn run(
@@ -278,6 +280,7 @@ pub(crate) fn begin(
             drift_check(policy, id, &plan, &state.submission.fingerprints)?
         };
         lock = Some(take_run_lock(log.path(), &run_id)?);
+        let env = step_env(policy, &plan);
         events.push(Event::RunStarted {
             plan_id: id.to_owned(),
             run_id: run_id.clone(),
@@ -286,7 +289,7 @@ pub(crate) fn begin(
             dry_run,
             user: user.to_owned(),
             drift,
-            env: Default::default(),
+            env: recorded_env(&env, &plan),
         });
         start = Some(Start {
             plan_id: id.to_owned(),
@@ -295,6 +298,7 @@ pub(crate) fn begin(
             resumed,
             backends: backends.clone(),
             stops_from: 0,
+            env,
         });
         Ok(events)
     })?;
@@ -482,7 +486,39 @@ pub(crate) fn engine<'a>(
         resumed: start.resumed.clone(),
         backends: &start.backends,
         stops_from: std::sync::atomic::AtomicU64::new(start.stops_from),
+        env: start.env.clone(),
     }
+}
+
+/// The environment of a plan's `run:` steps, from the policy, the plan and
+/// this process's environment (what passes of it).
+fn step_env(policy: &LoadedPolicy, plan: &Plan) -> std::collections::BTreeMap<String, String> {
+    crate::core::environment::step_environment(
+        &policy.policy.execution.environment,
+        &plan.env,
+        std::env::vars(),
+    )
+}
+
+/// What `run_started` records of the environment: the variables that
+/// choose targets in the steps' environment, and (for a plan with native
+/// steps) in this process's own, which the native backends read, as
+/// `native:NAME`.
+fn recorded_env(
+    steps: &std::collections::BTreeMap<String, String>,
+    plan: &Plan,
+) -> std::collections::BTreeMap<String, String> {
+    let mut env = crate::core::environment::targets(steps);
+    if crate::native::uses_native(plan) {
+        let own: std::collections::BTreeMap<String, String> = std::env::vars().collect();
+        env.extend(
+            crate::core::environment::targets(&own)
+                .into_iter()
+                .filter(|(k, _)| k != "PATH")
+                .map(|(k, v)| (format!("native:{k}"), v)),
+        );
+    }
+    env
 }
 
 /// Whether to ask before a rollback.
@@ -987,6 +1023,7 @@ pub fn rollback(
         resumed: Vec::new(),
         backends: &backends,
         stops_from: std::sync::atomic::AtomicU64::new(0),
+        env: step_env(policy, &plan),
     };
     let status = rt
         .block_on(async {

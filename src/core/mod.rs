@@ -8,6 +8,7 @@ pub mod approval;
 pub mod classify;
 pub mod digest;
 pub mod duration;
+pub mod environment;
 pub mod event;
 pub mod plan;
 pub mod policy;

@@ -147,6 +147,8 @@ pub struct Engine<'a> {
     pub resumed: Vec<usize>,
     /// The clients and circuit breakers for native actions.
     pub backends: &'a Backends,
+    /// The environment every `run:` action gets (`core::environment`).
+    pub env: std::collections::BTreeMap<String, String>,
     /// Where in the log this run's stop requests may start (its
     /// `run_started` record): each `step_started` is decided under the
     /// log's lock after reading the requests recorded since, so a stop
@@ -391,6 +393,7 @@ impl Engine<'_> {
             timeout,
             grace: self.grace,
             keep_background,
+            env: &self.env,
         };
         let run = shell::run(&spec, Some(&tx), self.stop.clone());
         tokio::pin!(run);

@@ -35,6 +35,9 @@ pub struct Spec<'a> {
     /// Let processes the command started in the background live on when it
     /// exits by itself and succeeds (a plan's `keep_background: true`).
     pub keep_background: bool,
+    /// The whole environment the command gets (`core::environment`):
+    /// nothing of the engine's own is inherited.
+    pub env: &'a std::collections::BTreeMap<String, String>,
 }
 
 /// A line of output, as it arrives.
@@ -100,6 +103,8 @@ pub async fn run(
     let mut child = Command::new("/bin/sh")
         .arg("-c")
         .arg(spec.command)
+        .env_clear()
+        .envs(spec.env)
         .env(STEP_MARKER, leftovers.token())
         .process_group(0)
         .stdin(Stdio::null())
@@ -234,13 +239,35 @@ fn forward(
 mod tests {
     use super::*;
 
+    fn env() -> &'static std::collections::BTreeMap<String, String> {
+        static ENV: std::sync::LazyLock<std::collections::BTreeMap<String, String>> =
+            std::sync::LazyLock::new(|| {
+                std::collections::BTreeMap::from([("PATH".to_owned(), "/usr/bin:/bin".to_owned())])
+            });
+        &ENV
+    }
+
     fn spec(command: &str, timeout_ms: u64) -> Spec<'_> {
         Spec {
             command,
             timeout: Duration::from_millis(timeout_ms),
             grace: Duration::from_millis(300),
             keep_background: false,
+            env: env(),
         }
+    }
+
+    #[test]
+    fn the_command_sees_only_the_environment_it_is_given() {
+        let (_tx, rx) = watch::channel(Stop::Run);
+        let o = rt()
+            .block_on(run(
+                &spec("env | cut -d= -f1 | sort | tr '\\n' ' '", 5000),
+                None,
+                rx,
+            ))
+            .unwrap();
+        assert_eq!(o.stdout.trim(), "OPSGATE_STEP PATH PWD", "{o:?}");
     }
 
     fn rt() -> tokio::runtime::Runtime {

@@ -28,6 +28,9 @@ pub struct PlanDoc {
     pub target: TargetDoc,
     #[serde(default)]
     pub params: BTreeMap<String, Spanned<String>>,
+    /// Environment variables for every `run:` step.
+    #[serde(default)]
+    pub env: BTreeMap<String, Spanned<String>>,
     #[serde(default)]
     pub estimated_time: Option<HumanDuration>,
     pub steps: Vec<StepDoc>,

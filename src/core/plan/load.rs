@@ -224,6 +224,25 @@ pub fn review_with(
         }
     }
 
+    let mut env = BTreeMap::new();
+    for (name, value) in &doc.env {
+        if !crate::core::environment::is_env_name(name) {
+            v.at(
+                &value.referenced,
+                format!("env: `{name}` is not a variable name (letters, digits and `_`)"),
+            );
+        } else if crate::core::environment::never_passed(name) {
+            v.at(
+                &value.referenced,
+                format!("env: `{name}` never reaches a step (a file a shell would run first)"),
+            );
+        }
+        env.insert(
+            name.clone(),
+            v.text(value, &params, &format!("env `{name}`")),
+        );
+    }
+
     let production_override = doc.production_override.as_ref().map(|o| {
         let reason = o.value.reason.trim().to_owned();
         if reason.is_empty() {
@@ -246,6 +265,7 @@ pub fn review_with(
         author: doc.author.clone(),
         target,
         params,
+        env,
         estimated_time: doc.estimated_time,
         steps,
         rollback,

@@ -27,6 +27,10 @@ pub struct Plan {
     pub author: Option<String>,
     pub target: Target,
     pub params: BTreeMap<String, String>,
+    /// Environment variables every `run:` step gets (over the policy's).
+    /// Absent from the hash when empty.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
     pub estimated_time: Option<HumanDuration>,
     pub steps: Vec<Step>,
     pub rollback: PlanRollback,

@@ -91,7 +91,11 @@ impl LoadedPolicy {
                 file: source.clone(),
                 message,
             })?;
-        for check in [policy.backends.check(), policy.bridge.check()] {
+        for check in [
+            policy.backends.check(),
+            policy.bridge.check(),
+            policy.execution.check(),
+        ] {
             check.map_err(|message| PolicyError::Invalid {
                 file: source.clone(),
                 message,
@@ -234,7 +238,7 @@ mod tests {
             LoadedPolicy::load(Some(("p.yaml", "execution:\n  auto_aprove: true\n"))).unwrap_err();
         assert_eq!(
             e.to_string(),
-            "p.yaml:2:3: unknown field `auto_aprove`, expected one of auto_approve_low_risk, require_dry_run, auto_rollback"
+            "p.yaml:2:3: unknown field `auto_aprove`, expected one of auto_approve_low_risk, require_dry_run, dry_run_exempt, auto_rollback, environment"
         );
     }
 }

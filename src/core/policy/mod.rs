@@ -9,5 +9,5 @@ pub use model::{
     ApprovalPolicy, Approver, ExecutionPolicy, Policy, RequiredApprovals, SafetyPolicy, TuiKeys,
     TuiPolicy,
 };
-pub use model::{BackendsPolicy, BreakerPolicy, DriftExemption};
+pub use model::{BackendsPolicy, BreakerPolicy, DriftExemption, EnvironmentPolicy};
 pub use model::{MetadataOp, MetadataRule, Rate, RateLimits};

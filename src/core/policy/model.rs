@@ -33,13 +33,48 @@ pub struct Policy {
     pub rules: Vec<RuleSpec>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ExecutionPolicy {
     pub auto_approve_low_risk: bool,
     pub require_dry_run: bool,
+    /// Plans exempt from `require_dry_run`, each with the reason.
+    pub dry_run_exempt: Vec<DriftExemption>,
     /// Roll back after a failure or a stop without asking.
     pub auto_rollback: bool,
+    /// What a step's environment is made of.
+    pub environment: EnvironmentPolicy,
+}
+
+/// A step's environment: the inherited variables that pass (names or
+/// globs), and its `PATH`. Nothing else is inherited; `BASH_ENV` and `ENV`
+/// never pass (`core::environment`).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EnvironmentPolicy {
+    pub pass: Vec<GlobPattern>,
+    pub path: String,
+}
+
+impl ExecutionPolicy {
+    /// What the types cannot say: a PATH, and a reason for every dry-run
+    /// exemption.
+    pub fn check(&self) -> Result<(), String> {
+        if self.environment.path.trim().is_empty() {
+            return Err("execution.environment.path: a step needs a PATH".into());
+        }
+        if let Some(d) = self
+            .dry_run_exempt
+            .iter()
+            .find(|d| d.reason.trim().is_empty())
+        {
+            return Err(format!(
+                "execution.dry_run_exempt: `{}` needs a reason",
+                d.plan.as_str()
+            ));
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
