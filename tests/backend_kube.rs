@@ -969,3 +969,46 @@ rollback: {{none: test objects}}
     assert!(cluster.config_map(&raw).is_none());
     assert!(cluster.config_map(&plain).is_none());
 }
+
+/// `execution.require_dry_run`: a native step has a real dry-run form (the
+/// API server's dryRun=All), so a dry run that ran it satisfies the rule,
+/// and the real run may go on.
+#[test]
+fn a_dry_run_that_exercised_the_high_step_satisfies_require_dry_run() {
+    let Some(kc) = kubeconfig() else { return };
+    let cluster = Cluster::connect(&kc);
+    let doomed = cluster.deploy("doomed", 1);
+    let path = kc.display().to_string();
+    let cli = Cli::new(
+        Some("execution: {require_dry_run: true}\n"),
+        &[("KUBECONFIG", path.as_str())],
+    );
+    let plan = cli.write(
+        "doomed.yaml",
+        &format!(
+            "id: kube-doomed
+title: Delete a Deployment
+author: dave
+target: {{kube_context: staging, namespace: staging}}
+steps:
+  - name: delete it
+    kube: {{op: delete, kind: Deployment, name: {doomed}}}
+rollback: {{none: test object}}
+"
+        ),
+    );
+    cli.submit_and_approve(&plan, &[]);
+    let (code, _, err) = cli.run(&["run", "kube-doomed"]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("step 1 `delete it`"), "{err}");
+    cli.ok(&["run", "kube-doomed", "--dry-run"]);
+    assert!(
+        cluster.deployment(&doomed).is_some(),
+        "the dry run deleted it"
+    );
+    cli.ok(&["run", "kube-doomed"]);
+    let gone = cluster
+        .deployment(&doomed)
+        .is_none_or(|d| d.metadata.deletion_timestamp.is_some());
+    assert!(gone, "the real run did not delete it");
+}

@@ -660,8 +660,27 @@ steps:
     let out = env.ok(&["run", "high", "--dry-run"]);
     assert!(out.contains("dry run r-"), "{out}");
     assert!(env.p("victim").exists(), "a dry run mutated");
-    env.ok(&["run", "high"]);
-    assert!(!env.p("victim").exists(), "the real run did not run");
+    // `rm` has no dry-run form: the dry run only showed the HIGH step, so
+    // it does not count (hardening, "also").
+    env.refused(&["run", "high"], "step 1 `remove`");
+    assert!(env.p("victim").exists());
+
+    // The policy can exempt such a plan, with a reason.
+    let exempt = Env::new(Some(
+        "execution: {require_dry_run: true, dry_run_exempt: [{plan: high, reason: rm has no dry-run form}]}\n",
+    ));
+    std::fs::create_dir(exempt.p("victim")).unwrap();
+    let plan = exempt.plan(
+        "plan.yaml",
+        &std::fs::read_to_string(&plan)
+            .unwrap()
+            .replace(&path(env.dir.path()).to_owned(), path(exempt.dir.path())),
+    );
+    exempt.submit_and_approve(&plan, "high");
+    let (code, _, err) = exempt.run(&["run", "high"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("rm has no dry-run form"), "{err}");
+    assert!(!exempt.p("victim").exists(), "the real run did not run");
     env.verify();
 }
 

@@ -266,13 +266,14 @@ pub(crate) fn begin(
         let status = state.status(&verdict, |r| run_is_live(log.path(), r));
         let mut events = Vec::new();
         let mut resumed = Vec::new();
+        let risks = step_risks(&plan, policy);
         let authority = if resume {
-            let (authority, close, done) = resume_run(state, status, verdict, policy)?;
+            let (authority, close, done) = resume_run(state, status, verdict, policy, &risks)?;
             events.push(close);
             resumed = done;
             authority
         } else {
-            authorize(state, status, verdict, policy, dry_run)?
+            authorize(state, status, verdict, policy, dry_run, &risks)?
         };
         let drift = if dry_run || resume {
             None
@@ -365,6 +366,7 @@ fn resume_run(
     status: PlanStatus,
     verdict: Verdict,
     policy: &LoadedPolicy,
+    risks: &[RiskLevel],
 ) -> Result<(Authority, Event, Vec<usize>), CliError> {
     let id = &state.plan_id;
     let run = match (status, state.last_run()) {
@@ -376,12 +378,12 @@ fn resume_run(
             )));
         }
     };
-    let authority = authorize(state, PlanStatus::Approved, verdict, policy, false)?;
+    let authority = authorize(state, PlanStatus::Approved, verdict, policy, false, risks)?;
     let done = run
         .steps
         .iter()
         .take_while(|s| s.finished == Some(Status::Succeeded))
-        .map(|s| s.step as usize - 1)
+        .filter_map(|s| (s.step as usize).checked_sub(1))
         .collect();
     let close = Event::RunFinished {
         plan_id: id.clone(),
@@ -393,13 +395,67 @@ fn resume_run(
     Ok((authority, close, done))
 }
 
-/// Whether the plan may run now, and under what authority.
+/// `execution.require_dry_run`: a successful dry run of this plan hash must
+/// have exercised every HIGH or CRITICAL step in a real dry-run form (a
+/// step only shown, with no dry-run form, does not count), unless the
+/// policy exempts the plan with a reason.
+fn check_dry_run(
+    state: &PlanState,
+    policy: &LoadedPolicy,
+    risks: &[RiskLevel],
+    level: RiskLevel,
+) -> Result<(), CliError> {
+    let id = &state.plan_id;
+    if let Some(e) = policy
+        .policy
+        .execution
+        .dry_run_exempt
+        .iter()
+        .find(|e| e.plan.is_match(id))
+    {
+        eprintln!("no dry run needed for plan `{id}`: {}", e.reason);
+        return Ok(());
+    }
+    let high: Vec<u32> = risks
+        .iter()
+        .zip(1u32..)
+        .filter(|(r, _)| **r >= RiskLevel::High)
+        .map(|(_, n)| n)
+        .collect();
+    if state.dry_run_exercised(&high) {
+        return Ok(());
+    }
+    let names: Vec<String> = high
+        .iter()
+        .map(|n| {
+            let name = state
+                .submission
+                .plan
+                .pointer(&format!("/steps/{}/name", n - 1))
+                .and_then(|v| v.as_str())
+                .unwrap_or("?");
+            format!("step {n} `{name}`")
+        })
+        .collect();
+    Err(CliError::Refused(format!(
+        "plan `{id}` is {level} and execution.require_dry_run is on: no successful dry run exercised {} in a dry-run form. Run `opsgate run {id} --dry-run` once it is approved; a step with no dry-run form needs the plan in execution.dry_run_exempt, with a reason",
+        if names.is_empty() {
+            "the plan".to_owned()
+        } else {
+            names.join(", ")
+        }
+    )))
+}
+
+/// Whether the plan may run now, and under what authority. `risks`: each
+/// step's rating.
 fn authorize(
     state: &PlanState,
     status: PlanStatus,
     verdict: Verdict,
     policy: &LoadedPolicy,
     dry_run: bool,
+    risks: &[RiskLevel],
 ) -> Result<Authority, CliError> {
     let id = &state.plan_id;
     match status {
@@ -448,11 +504,8 @@ fn authorize(
             )));
         }
     };
-    if needs_dry_run(&policy.policy, approved.level()) && !state.dry_run_succeeded() {
-        return Err(CliError::Refused(format!(
-            "plan `{id}` is {} and execution.require_dry_run is on: run `opsgate run {id} --dry-run` first",
-            approved.level()
-        )));
+    if needs_dry_run(&policy.policy, approved.level()) {
+        check_dry_run(state, policy, risks, approved.level())?;
     }
     Ok(Authority::Approved(approved))
 }

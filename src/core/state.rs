@@ -197,6 +197,23 @@ impl PlanState {
         })
     }
 
+    /// Whether a successful dry run of the current plan hash exercised
+    /// every step in `steps` (1-based numbers) in a real dry-run form: its
+    /// `step_finished` succeeded there (a step shown but not run is
+    /// `skipped`).
+    pub fn dry_run_exercised(&self, steps: &[u32]) -> bool {
+        self.runs.iter().any(|r| {
+            r.dry_run
+                && r.plan_hash == self.submission.plan_hash
+                && r.finished == Some(Status::Succeeded)
+                && steps.iter().all(|n| {
+                    r.steps
+                        .iter()
+                        .any(|s| s.step == *n && s.finished == Some(Status::Succeeded))
+                })
+        })
+    }
+
     /// The plan's status. `live` says whether a run without a
     /// `run_finished` is still being run by a live engine.
     pub fn status(&self, verdict: &Verdict, live: impl Fn(&str) -> bool) -> PlanStatus {

@@ -207,7 +207,7 @@ impl Engine<'_> {
         let started = Instant::now();
         let total = self.plan.steps.len();
         let mut completed = self.resumed.clone();
-        let first = self.resumed.iter().max().map_or(0, |i| i + 1);
+        let first = self.resumed.iter().max().map_or(0, |i| i.saturating_add(1));
         let mut status = Status::Succeeded;
         for (index, step) in self.plan.steps.iter().enumerate().skip(first) {
             if *self.stop.borrow() >= Stop::AfterStep {
