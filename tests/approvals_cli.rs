@@ -37,7 +37,11 @@ impl Env {
 
     /// Runs; returns exit code, stdout, stderr.
     fn run(&self, args: &[&str]) -> (i32, String, String) {
-        let out = self.cmd().args(args).output().expect("opsgate runs");
+        let out = self
+            .cmd()
+            .args(common::with_reviewed_hash(&self.log, args))
+            .output()
+            .expect("opsgate runs");
         (
             out.status.code().expect("an exit code"),
             String::from_utf8(out.stdout).expect("UTF-8"),
@@ -317,7 +321,10 @@ fn a_changed_policy_needs_a_new_submission() {
     let out = cmd
         .arg("--config")
         .arg(&strict)
-        .args(["approve", "demo-local", "--as", "bob"])
+        .args(common::with_reviewed_hash(
+            &env.log,
+            &["approve", "demo-local", "--as", "bob"],
+        ))
         .output()
         .expect("runs");
     assert_eq!(out.status.code(), Some(3));
@@ -363,7 +370,7 @@ fn approvals_expire_after_the_ttl() {
 fn decisions_need_a_known_plan_and_a_sound_log() {
     let env = Env::new(None);
     env.ok(&["submit", "--as", "x", DEMO]);
-    let (code, _, err) = env.run(&["approve", "nope", "--as", "alice"]);
+    let (code, _, err) = env.run(&["approve", "nope", "--as", "alice", "--hash", "0123456789ab"]);
     assert_eq!(code, 1);
     assert!(err.contains("no plan `nope`"), "{err}");
     let (code, _, err) = env.run(&["status", "nope"]);
@@ -410,4 +417,39 @@ fn status_lists_every_plan_with_its_approvals() {
     let text = env.ok(&["status"]);
     assert!(text.contains("drop-legacy-billing"), "{text}");
     assert!(text.contains("1/2 alice"), "{text}");
+}
+
+/// Hardening 15: `approve ID` without `--hash` approved whatever was
+/// submitted last, so a plan swapped under the same id was approved. With
+/// no terminal to show the plan and ask, `--hash` is required; the swapped
+/// plan is refused against the hash that was reviewed.
+#[test]
+fn approve_without_a_terminal_needs_the_reviewed_hash() {
+    let env = Env::new(None);
+    let reviewed: Value =
+        serde_json::from_str(&env.ok(&["submit", "--as", "x", "--json", DEMO])).expect("JSON");
+    let raw = |args: &[&str]| {
+        let out = env.cmd().args(args).output().expect("runs");
+        (
+            out.status.code().expect("a code"),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, err) = raw(&["approve", "demo-local", "--as", "alice"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--hash"), "{err}");
+    assert_eq!(env.lines(), 1, "nothing was approved");
+    // Swapped under the same id: the reviewed hash is refused.
+    let swapped = env.plan_file(
+        "swapped.yaml",
+        &std::fs::read_to_string(repo().join(DEMO))
+            .expect("demo")
+            .replace("replicas: 3", "replicas: 30"),
+    );
+    env.ok(&["reject", "demo-local", "--as", "bob", "--reason", "swap"]);
+    env.ok(&["submit", "--as", "x", swapped.to_str().expect("path")]);
+    let hash = reviewed["plan_hash"].as_str().expect("hash");
+    let (code, err) = raw(&["approve", "demo-local", "--as", "alice", "--hash", hash]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("review the plan again"), "{err}");
 }

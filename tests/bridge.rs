@@ -398,7 +398,11 @@ impl Env {
     /// Runs an opsgate command under the env's policy; exit code, stdout,
     /// stderr.
     fn run(&self, args: &[&str]) -> (i32, String, String) {
-        let out = self.cmd(&self.policy).args(args).output().expect("runs");
+        let out = self
+            .cmd(&self.policy)
+            .args(common::with_reviewed_hash(&self.log, args))
+            .output()
+            .expect("runs");
         (
             out.status.code().expect("an exit code"),
             String::from_utf8_lossy(&out.stdout).into_owned(),

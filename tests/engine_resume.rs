@@ -32,7 +32,11 @@ impl Env {
     }
 
     fn run(&self, args: &[&str]) -> (i32, String, String) {
-        let out = self.cmd().args(args).output().expect("opsgate runs");
+        let out = self
+            .cmd()
+            .args(common::with_reviewed_hash(&self.log, args))
+            .output()
+            .expect("opsgate runs");
         (
             out.status.code().unwrap_or(-1),
             String::from_utf8_lossy(&out.stdout).into_owned(),

@@ -145,3 +145,44 @@ fn a_failure_offers_the_rollback_and_yes_runs_it() {
     let s: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(s["status"], "rolled_back", "{s}");
 }
+
+/// Hardening 15: `approve ID` on a terminal, without `--hash`, shows the
+/// plan as submitted now (title, level, hash) and asks; the approval is
+/// bound to exactly that submission. `no` approves nothing.
+#[test]
+fn approve_on_a_terminal_shows_the_plan_and_asks() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.jsonl");
+    let plan = write_plan(dir.path(), "true");
+    let out = opsgate(&log, &["submit", "--json", plan.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let submitted: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let hash = submitted["plan_hash"].as_str().unwrap();
+
+    let mut p = session(&log, &["approve", "chat", "--as", "alice"]);
+    p.exp_string("Interactive demo").unwrap();
+    p.exp_string(hash).unwrap();
+    p.exp_string("Approve exactly this plan? (yes/no)").unwrap();
+    p.send_line("no").unwrap();
+    p.exp_eof().unwrap();
+    let kinds = |log: &Path| -> Vec<String> {
+        common::log_records(log)
+            .iter()
+            .filter_map(|r| r["type"].as_str().map(str::to_owned))
+            .collect()
+    };
+    assert_eq!(kinds(&log), ["plan_submitted"]);
+
+    let mut p = session(&log, &["approve", "chat", "--as", "alice"]);
+    p.exp_string("Approve exactly this plan? (yes/no)").unwrap();
+    p.send_line("yes").unwrap();
+    p.exp_string("approved chat as alice").unwrap();
+    p.exp_eof().unwrap();
+    let recs = common::log_records(&log);
+    let granted = recs.last().unwrap();
+    assert_eq!(granted["type"], "approval_granted");
+    assert_eq!(granted["plan_hash"], hash);
+    assert_eq!(granted["submission_seq"], 1);
+}

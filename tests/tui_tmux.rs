@@ -181,7 +181,7 @@ fn an_approval_from_another_process_appears_without_a_restart() {
     let log = dir.path().join("audit.jsonl");
     let cli = |args: &[&str]| {
         let out = common::opsgate_command(&log, None)
-            .args(args)
+            .args(common::with_reviewed_hash(&log, args))
             .output()
             .unwrap();
         assert!(out.status.success(), "{args:?}: {out:?}");

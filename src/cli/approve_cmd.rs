@@ -42,6 +42,23 @@ pub fn approve(
     if args.rollback {
         return grant_rollback(&log, policy, &args.id, &who, args.reason.clone(), args.json);
     }
+    // An approval names what it approves: the hash given, or the one shown
+    // on the terminal and confirmed; never whatever was submitted last.
+    let confirmed;
+    let binding = match args.hash.as_deref() {
+        Some(hash) => Binding {
+            hash: Some(hash),
+            ..Binding::default()
+        },
+        None => {
+            confirmed = confirm_on_terminal(&log, policy, &args.id)?;
+            Binding {
+                hash: Some(confirmed.0.as_str()),
+                submission_seq: Some(confirmed.1),
+                ..Binding::default()
+            }
+        }
+    };
     let appended = grant(
         &log,
         None,
@@ -49,16 +66,61 @@ pub fn approve(
         &args.id,
         &who,
         Channel::Cli,
-        &Binding {
-            hash: args.hash.as_deref(),
-            ..Binding::default()
-        },
+        &binding,
         args.reason.clone(),
         Metadata::new(),
     )?;
     report(
         &log, policy, &args.id, "approved", &who, &appended, args.json,
     )
+}
+
+/// `approve ID` without `--hash`: on a terminal, shows the plan as it is
+/// submitted now (title, level, steps, hash) and asks; the approval is then
+/// bound to exactly that submission. Without a terminal, `--hash` is
+/// required. Returns the confirmed hash and submission seq.
+fn confirm_on_terminal(
+    log: &AuditLog,
+    policy: &LoadedPolicy,
+    id: &str,
+) -> Result<(String, u64), CliError> {
+    use std::io::IsTerminal;
+    if !(std::io::stdin().is_terminal() && std::io::stdout().is_terminal()) {
+        return Err(CliError::Usage(format!(
+            "approve needs --hash without a terminal: the plan hash you reviewed (`opsgate plan hash FILE`, or `opsgate status {id}`), so that only that plan is approved"
+        )));
+    }
+    let ledger = log.ledger().map_err(|e| ledger_error(log.path(), e))?;
+    let plan = open_plan(&ledger, id, policy, log)?;
+    let title = plan
+        .submission
+        .plan
+        .get("title")
+        .and_then(|t| t.as_str())
+        .unwrap_or_default();
+    let steps = plan
+        .submission
+        .plan
+        .get("steps")
+        .and_then(|s| s.as_array())
+        .map_or(0, Vec::len);
+    {
+        let mut out = anstream::stdout().lock();
+        writeln!(
+            out,
+            "plan {id}: {}\n  {} · {steps} step(s) · author {} · submitted by {} (seq {})\n  hash {}",
+            crate::core::event::printable(title),
+            super::style::badge(plan.submission.risk),
+            crate::core::event::printable(&plan.submission.author),
+            crate::core::event::printable(&plan.submission.submitted_by),
+            plan.submission.seq,
+            plan.submission.plan_hash
+        )?;
+    }
+    match super::run_cmd::ask("Approve exactly this plan? (yes/no)")?.as_str() {
+        "yes" | "y" => Ok((plan.submission.plan_hash.to_string(), plan.submission.seq)),
+        _ => Err(CliError::Failed("not approved".into())),
+    }
 }
 
 /// Free-form context a decision carries (a chat channel id…).

@@ -51,7 +51,7 @@ pub enum Command {
     /// Approve a submitted plan (CLI channel). The approval is bound to the
     /// plan hash and the policy hash, and counts for `approvals.ttl`.
     #[command(
-        after_help = "Exit 3 when the approval is refused (self-approval, not a listed approver, above your level, a stale --hash, a changed policy, a closed plan).\n\nExamples:\n  opsgate approve demo-local --as alice\n  opsgate approve demo-local --as alice --hash sha256:ab12… --reason \"checked the rollback\"\n  opsgate approve r-20260126-130000-ab12 --rollback --as alice"
+        after_help = "Without --hash, on a terminal, the plan as submitted now is shown (title, level, hash) and you are asked; without a terminal --hash is required, so only the plan you reviewed is approved.\n\nExit 3 when the approval is refused (self-approval, not a listed approver, above your level, a stale --hash, a changed policy, a closed plan).\n\nExamples:\n  opsgate approve demo-local --as alice\n  opsgate approve demo-local --as alice --hash sha256:ab12… --reason \"checked the rollback\"\n  opsgate approve r-20260126-130000-ab12 --rollback --as alice"
     )]
     Approve(ApproveArgs),
     /// Reject a submitted plan. One rejection rejects it; a new submission
@@ -149,7 +149,8 @@ pub struct ApproveArgs {
     #[arg(long = "as", value_name = "NAME")]
     pub as_user: Option<String>,
     /// The plan hash you reviewed (`plan hash FILE`, or a prefix of at least
-    /// 12 hex digits): refused if the plan is now another.
+    /// 12 hex digits): refused if the plan is now another. Required without
+    /// a terminal.
     #[arg(long, value_name = "HASH")]
     pub hash: Option<String>,
     #[arg(long, value_name = "TEXT")]

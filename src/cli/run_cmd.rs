@@ -583,7 +583,7 @@ enum Ask {
 
 /// Asks a question on the terminal; the answer, trimmed and lower case.
 /// End of input answers `no`.
-fn ask(question: &str) -> Result<String, CliError> {
+pub(crate) fn ask(question: &str) -> Result<String, CliError> {
     {
         let mut out = anstream::stdout().lock();
         write!(out, "{question} ")?;

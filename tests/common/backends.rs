@@ -95,7 +95,7 @@ impl Cli {
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
-        cmd.args(args)
+        cmd.args(super::with_reviewed_hash(&self.log, args))
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped());

@@ -72,7 +72,7 @@ impl Env {
     pub fn spawn(&self, args: &[&str]) -> Running {
         let mut child = self
             .command()
-            .args(args)
+            .args(super::with_reviewed_hash(&self.log, args))
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()

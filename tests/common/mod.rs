@@ -87,3 +87,30 @@ pub fn log_records(log: &Path) -> Vec<serde_json::Value> {
         .map(|l| serde_json::from_str(l).expect("each record is JSON"))
         .collect()
 }
+
+/// The arguments of an `opsgate` command as a test means them: an
+/// `approve ID` without `--hash` approves the plan as submitted now, so the
+/// hash of its latest submission in `log` is added (`approve` refuses to
+/// guess without a terminal). Anything else is returned as it is.
+pub fn with_reviewed_hash(log: &Path, args: &[&str]) -> Vec<String> {
+    let mut out: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    if args.first() != Some(&"approve") || args.iter().any(|a| *a == "--hash" || *a == "--rollback")
+    {
+        return out;
+    }
+    let Some(id) = args.get(1) else {
+        return out;
+    };
+    let hash = std::fs::read_to_string(log).ok().and_then(|text| {
+        text.lines()
+            .rev()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(|r| r["type"] == "plan_submitted" && r["plan_id"] == *id)
+            .and_then(|r| r["plan_hash"].as_str().map(str::to_owned))
+    });
+    if let Some(h) = hash {
+        out.push("--hash".into());
+        out.push(h);
+    }
+    out
+}
