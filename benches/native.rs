@@ -186,6 +186,7 @@ fn main() -> BenchResult<()> {
             target: Target::default(),
             params: Default::default(),
             env: Default::default(),
+            files: Default::default(),
             estimated_time: None,
             steps: vec![step("a", inspect.clone()), step("b", describe.clone())],
             rollback: PlanRollback::Absent,

@@ -823,3 +823,112 @@ fn a_plan_may_not_set_bash_env() {
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("`BASH_ENV` never reaches a step"), "{err}");
 }
+
+// ---------------------------------------------------------------------------
+// 17. Files a step runs or reads are hashed with the plan.
+
+/// `sh deploy.sh` was approved; the script was edited afterwards and the
+/// edited script ran under the old approval. The files a step runs or
+/// reads are hashed into the plan now and checked before the run and
+/// before each step.
+#[test]
+fn an_edited_script_does_not_run_under_the_old_approval() {
+    let env = Env::new(None);
+    let script = env.p("deploy.sh");
+    std::fs::write(&script, "echo deploying\n").expect("script");
+    let plan = env.plan(
+        "plan.yaml",
+        "id: scripted
+title: t
+author: alice
+steps:
+  - {name: deploy, run: sh @D@/deploy.sh, rollback: {run: 'true'}}
+",
+    );
+    let shown: serde_json::Value =
+        serde_json::from_str(&env.ok(&["plan", "show", path(&plan), "--json"])).expect("JSON");
+    let before = env.ok(&["plan", "hash", path(&plan)]);
+    env.submit_and_approve(&plan, "scripted");
+    std::fs::write(
+        &script,
+        format!("touch {}\n", env.p("edited-ran").display()),
+    )
+    .expect("edit");
+    assert_ne!(
+        env.ok(&["plan", "hash", path(&plan)]),
+        before,
+        "the file is in the hash"
+    );
+    let (code, _, err) = env.run(&["run", "scripted"]);
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains("changed since the plan was submitted"),
+        "{err}"
+    );
+    assert!(!env.p("edited-ran").exists(), "the edited script ran");
+    assert!(env.of("run_started", None).is_empty());
+    let file = &shown["files"][env.subst("@D@/deploy.sh")];
+    assert!(
+        file["sha256"]
+            .as_str()
+            .is_some_and(|h| h.starts_with("sha256:")),
+        "plan show names the hashed file: {shown}"
+    );
+}
+
+/// Edited while the run is on, between two steps: the next step does not
+/// run.
+#[test]
+fn a_script_edited_during_the_run_stops_it_before_its_step() {
+    let env = Env::new(None);
+    let script = env.p("second.sh");
+    std::fs::write(&script, "echo second\n").expect("script");
+    let plan = env.plan(
+        "plan.yaml",
+        "id: mid-run
+title: t
+author: alice
+steps:
+  - {name: first, run: sleep 1}
+  - {name: second, run: sh @D@/second.sh, rollback: {run: 'true'}}
+rollback: {none: a test}
+",
+    );
+    env.submit_and_approve(&plan, "mid-run");
+    let mut run = env.spawn(&["run", "mid-run"]);
+    let run_id = run.run_id();
+    run.wait_for("Step 1/2", DEADLINE);
+    std::fs::write(
+        &script,
+        format!("touch {}\n", env.p("edited-ran").display()),
+    )
+    .expect("edit");
+    let (code, out, _) = run.finish(DEADLINE);
+    assert_eq!(code, 1, "{out}");
+    assert!(!env.p("edited-ran").exists(), "the edited script ran");
+    let step = env.step_record("step_finished", &run_id, 2);
+    assert_eq!(step["status"], "failed", "{step}");
+    assert!(
+        step["output"]
+            .as_str()
+            .is_some_and(|o| o.contains("changed since")),
+        "{step}"
+    );
+}
+
+/// A script that is not there when the plan is loaded cannot be hashed: the
+/// plan is invalid (someone could put any script there before the run).
+#[test]
+fn a_script_missing_at_submission_makes_the_plan_invalid() {
+    let env = Env::new(None);
+    let plan = env.plan(
+        "plan.yaml",
+        "id: later\ntitle: t\nsteps:\n  - {name: s, run: sh @D@/later.sh, rollback: {run: 'true'}}\n",
+    );
+    let (code, _, err) = env.run(&["plan", "validate", path(&plan)]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("runs `") && err.contains("cannot be hashed"),
+        "{err}"
+    );
+}

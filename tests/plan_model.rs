@@ -294,6 +294,9 @@ fn an_applied_manifest_is_read_through_the_edge_and_hashed_with_the_plan() {
                 "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: settings}}\ndata: {{mode: {data}}}\n"
             ))
         };
+        let digest = |w: &str| -> Result<opsgate::core::plan::LocalFile, String> {
+            Err(format!("{w}: no files here"))
+        };
         review_with(
             &doc,
             "dir/plan.yaml",
@@ -301,7 +304,10 @@ fn an_applied_manifest_is_read_through_the_edge_and_hashed_with_the_plan() {
             &common::POLICY,
             common::today(),
             &Default::default(),
-            &read,
+            &opsgate::core::plan::PlanReader {
+                read: &read,
+                digest: &digest,
+            },
         )
         .unwrap()
     };

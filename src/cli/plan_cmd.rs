@@ -7,7 +7,7 @@ use super::config::read;
 use super::error::CliError;
 use super::plan_view::PlanView;
 use super::style::badge;
-use crate::core::plan::{ClassifiedPlan, PlanErrors, parse_doc, review_with};
+use crate::core::plan::{ClassifiedPlan, PlanErrors, PlanReader, parse_doc, review_with};
 use crate::core::policy::LoadedPolicy;
 
 /// Reads and loads a plan file, classified under the policy.
@@ -26,9 +26,16 @@ pub fn load_with(
     let file = path.display().to_string();
     let overrides = params.iter().cloned().collect();
     parse_doc(&file, &text)
-        .and_then(|doc| review_with(&doc, &file, &text, policy, today, &overrides, &read_file))
+        .and_then(|doc| review_with(&doc, &file, &text, policy, today, &overrides, &READER))
         .map_err(|e| report(&e))
 }
+
+/// What the plan loader reads through at the edge: manifests, and the
+/// files `run:` lines run or read.
+pub const READER: PlanReader<'static> = PlanReader {
+    read: &read_file,
+    digest: &crate::exec::files::digest,
+};
 
 /// Reads a file a plan names (a kube `apply` manifest), for the plan loader.
 pub fn read_file(path: &Path) -> Result<String, String> {

@@ -30,6 +30,9 @@ pub struct PlanView<'a> {
     policy_hash: &'a str,
     steps: Vec<StepView<'a>>,
     rollback: RollbackView<'a>,
+    /// The local files the lines run or read, hashed with the plan.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    files: &'a std::collections::BTreeMap<String, crate::core::plan::LocalFile>,
 }
 
 #[derive(Serialize)]
@@ -169,6 +172,7 @@ impl<'a> PlanView<'a> {
             policy_hash: policy_hash.as_str(),
             steps,
             rollback,
+            files: &p.files,
         }
     }
 
@@ -318,6 +322,18 @@ impl<'a> PlanView<'a> {
                         one_line(&s.command)
                     )?;
                 }
+            }
+        }
+        if !self.files.is_empty() {
+            writeln!(out)?;
+            writeln!(out, "{}", bold("Files (hashed with the plan)"))?;
+            for (word, f) in self.files {
+                writeln!(
+                    out,
+                    "  {}  {}",
+                    dim(crate::core::event::short(&f.sha256)),
+                    shown(word)
+                )?;
             }
         }
         writeln!(out)?;

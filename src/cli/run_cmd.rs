@@ -262,6 +262,9 @@ pub(crate) fn begin(
             }
             Target::Submitted { .. } => frozen_plan(state)?,
         };
+        // The scripts and files the steps run or read are as approved.
+        crate::exec::files::check(&plan.files)
+            .map_err(|e| CliError::Refused(format!("plan `{id}` may not run: {e}")))?;
         let verdict = state.verdict(&policy.policy, &policy.hash, Utc::now());
         let status = state.status(&verdict, |r| run_is_live(log.path(), r));
         let mut events = Vec::new();
@@ -1032,6 +1035,9 @@ pub fn rollback(
             )));
         }
         let plan = frozen_plan(state)?;
+        crate::exec::files::check(&plan.files).map_err(|e| {
+            CliError::Refused(format!("run `{run_id}` may not be rolled back: {e}"))
+        })?;
         let completed: Vec<usize> = run
             .steps
             .iter()

@@ -296,6 +296,17 @@ impl Engine<'_> {
         mode: Mode,
     ) -> Result<StepOutcome, ExecError> {
         let dry_run = mode.dry_run();
+        // The files the plan's lines run or read are still as approved
+        // (checked before the run, and again before each step).
+        if let Err(changed) = crate::exec::files::check(&self.plan.files) {
+            let note = format!("the step did not run: {changed}");
+            self.tell(Progress::Note(note.clone()));
+            return Ok(StepOutcome {
+                status: Status::Failed,
+                exit_code: None,
+                output: note,
+            });
+        }
         for check in &step.pre_checks {
             if mode == Mode::Preview {
                 self.skip_check(index, check, CheckPhase::Pre)?;
@@ -605,6 +616,8 @@ impl Engine<'_> {
         keep_going: bool,
     ) -> Result<Status, ExecError> {
         let work = rollback_work(self.plan, &report.completed);
+        crate::exec::files::check(&self.plan.files)
+            .map_err(|e| ExecError::Refused(format!("the rollback did not start: {e}")))?;
         self.record(rollback_started(
             self.plan_id,
             &self.run_id,

@@ -6,6 +6,7 @@
 //! - [`reaper`]: nothing a step starts outlives it (a subreaper, a marker).
 
 pub mod engine;
+pub mod files;
 pub mod reaper;
 pub mod shell;
 

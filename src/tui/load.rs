@@ -44,7 +44,7 @@ fn load_with(
 ) -> Result<ClassifiedPlan, crate::core::plan::PlanErrors> {
     let name = f.display().to_string();
     let doc = parse_doc(&name, text)?;
-    let read = crate::cli::plan_cmd::read_file;
+    let read = crate::cli::plan_cmd::READER;
     let cp = review_with(
         &doc,
         &name,

@@ -15,6 +15,7 @@
 use std::borrow::Cow;
 
 use super::args::{ParsedArgs, parse_args};
+use super::files::{FileUse, file_uses, is_remote};
 use super::matching::{
     basename, decide, dry_run, match_path, match_resource, normalize_path, render_rest,
 };
@@ -44,6 +45,8 @@ struct Rating<'a> {
     set: &'a RuleSet,
     ctx: &'a ClassifyContext,
     out: Vec<Reason>,
+    /// When asked for: the local files the commands run or read.
+    files: Option<Vec<FileUse>>,
 }
 
 fn reason(level: RiskLevel, part: &str, via: &[String], rule: &str, message: String) -> Reason {
@@ -70,12 +73,27 @@ impl RuleSet {
             set: self,
             ctx,
             out: Vec::new(),
+            files: None,
         };
         let units = rating.line(line, &[], 0, None);
         if units == 0 {
             return Err(ClassifyError::Empty);
         }
         Ok(Classification::from_reasons(rating.out))
+    }
+
+    /// The local files a command line runs or reads (`core::classify::
+    /// files`), found by the same walk as the rating: through wrappers and
+    /// `sh -c`, not into remote commands.
+    pub fn files(&self, line: &str, ctx: &ClassifyContext) -> Vec<FileUse> {
+        let mut rating = Rating {
+            set: self,
+            ctx,
+            out: Vec::new(),
+            files: Some(Vec::new()),
+        };
+        rating.line(line, &[], 0, None);
+        rating.files.unwrap_or_default()
     }
 }
 
@@ -159,6 +177,11 @@ impl Rating<'_> {
         let words = self.expand_alias(words_after);
         let program = basename(&words[0].text);
         let args = &words[1..];
+        if let Some(files) = &mut self.files
+            && !via.iter().any(|v| is_remote(v))
+        {
+            files.extend(file_uses(program, &words, cmd));
+        }
         if let Some((level, why)) = self.set.dynamic_programs.get(program) {
             self.push(*level, &part, via, "dynamic-code", why.clone());
             return;
@@ -267,6 +290,7 @@ impl Rating<'_> {
                         let inner_cmd = SimpleCommand {
                             words: words.to_vec(),
                             outputs: Vec::new(),
+                            inputs: Vec::new(),
                             stdin_fed: cmd.stdin_fed,
                             stdin_texts: cmd.stdin_texts.clone(),
                         };

@@ -5,6 +5,7 @@
 
 mod args;
 mod classifier;
+pub mod files;
 mod matching;
 mod plain;
 pub mod ruleset;
@@ -14,4 +15,5 @@ mod unescape;
 mod wrappers;
 
 pub use classifier::{ClassifyContext, ClassifyError};
+pub use files::FileUse;
 pub use ruleset::{ProductionScope, RuleSet, RuleSetError, UserRules};

@@ -52,6 +52,8 @@ pub(crate) struct SimpleCommand {
     pub words: Vec<Word>,
     /// Output redirection targets (`> f`, `>> f`, `&> f`, `<> f`).
     pub outputs: Vec<Word>,
+    /// Files read on standard input (`< f`).
+    pub inputs: Vec<Word>,
     /// Standard input comes from a pipe, `<`, a here-doc or a here-string.
     pub stdin_fed: bool,
     /// Bodies of here-docs and here-strings fed to the command, when static.
@@ -435,6 +437,7 @@ impl Walker {
                             cmd.outputs.push(word);
                         } else if matches!(kind, ast::IoFileRedirectKind::Read) {
                             cmd.stdin_fed = true;
+                            cmd.inputs.push(word);
                         }
                     }
                     ast::IoFileRedirectTarget::Fd(_) => {}

@@ -14,8 +14,7 @@ use super::model::{
     Action, Check, DEFAULT_CHECK_TIMEOUT, DEFAULT_RETRY_INTERVAL, DEFAULT_STEP_TIMEOUT, Expect,
     Override, Plan, PlanRollback, Retry, RollbackStep, Step, Target,
 };
-pub use super::native_load::ReadFile;
-use super::native_load::{Role, Scope, native};
+use super::native_load::{PlanReader, Role, Scope, native};
 use super::params::{is_param_name, references, substitute};
 use super::review::{ClassifiedPlan, StepReview, classify_action, plan_risk};
 use crate::core::classify::ClassifyContext;
@@ -52,13 +51,25 @@ pub fn load_plan(
 }
 
 /// What `load_plan` and `review` read files with: nothing. A plan that
-/// names a file (a kube `apply` manifest) loads through `review_with`,
-/// given a reader.
+/// names a file (a kube `apply` manifest, a script) loads through
+/// `review_with`, given a reader.
 fn no_files(path: &std::path::Path) -> Result<String, String> {
     Err(format!(
         "`{}` is not read here: load the plan from its file (`opsgate plan validate`, `submit`)",
         path.display()
     ))
+}
+
+fn no_digests(word: &str) -> Result<super::model::LocalFile, String> {
+    no_files(std::path::Path::new(word)).map(|_| unreachable_file())
+}
+
+/// `no_files` never returns a file; this keeps `no_digests` total.
+fn unreachable_file() -> super::model::LocalFile {
+    super::model::LocalFile {
+        path: String::new(),
+        sha256: String::new(),
+    }
 }
 
 /// Validates and classifies a parsed plan. `overrides` replace parameter
@@ -71,7 +82,18 @@ pub fn review(
     today: NaiveDate,
     overrides: &BTreeMap<String, String>,
 ) -> Result<ClassifiedPlan, PlanErrors> {
-    review_with(doc, file, text, policy, today, overrides, &no_files)
+    review_with(
+        doc,
+        file,
+        text,
+        policy,
+        today,
+        overrides,
+        &PlanReader {
+            read: &no_files,
+            digest: &no_digests,
+        },
+    )
 }
 
 /// `review`, reading the files the plan names (relative to `file`'s
@@ -83,7 +105,7 @@ pub fn review_with(
     policy: &LoadedPolicy,
     today: NaiveDate,
     overrides: &BTreeMap<String, String>,
-    read: ReadFile<'_>,
+    reader: &PlanReader<'_>,
 ) -> Result<ClassifiedPlan, PlanErrors> {
     let mut v = Validator {
         file,
@@ -152,8 +174,9 @@ pub fn review_with(
         params: &params,
         target: &target,
         dir: std::path::Path::new(file).parent(),
-        read,
+        read: reader.read,
     };
+    let files = std::cell::RefCell::new(BTreeMap::new());
     let rate = |v: &mut Validator<'_>,
                 fields: ActionFields<'_>,
                 owner: &Location,
@@ -167,6 +190,26 @@ pub fn review_with(
                 Classification::from_reasons(Vec::new()),
             );
         };
+        if let Action::Run(cmd) = &action {
+            for f in policy.rules.files(cmd, &ctx) {
+                if f.dynamic {
+                    v.at(&at, format!(
+                        "{what} {} `{}`, a path only known at run time: a file a step runs or reads is hashed with the plan, so it must be named as it is",
+                        f.role, f.path
+                    ));
+                    continue;
+                }
+                match (reader.digest)(&f.path) {
+                    Ok(local) => {
+                        files.borrow_mut().insert(f.path, local);
+                    }
+                    Err(e) => v.at(&at, format!(
+                        "{what} {} `{}`, which cannot be hashed: {e}. A file a step runs or reads is hashed with the plan when it is loaded",
+                        f.role, f.path
+                    )),
+                }
+            }
+        }
         if let Action::Run(cmd) = &action
             && let Err(masked) = redactor.masks_only_values(cmd)
         {
@@ -265,6 +308,7 @@ pub fn review_with(
         author: doc.author.clone(),
         target,
         params,
+        files: files.into_inner(),
         env,
         estimated_time: doc.estimated_time,
         steps,

@@ -10,6 +10,9 @@ mod native_load;
 pub mod params;
 mod review;
 
-pub use load::{PlanErrors, ReadFile, load_plan, parse_doc, review, review_with};
-pub use model::{Action, Check, Expect, Plan, PlanRollback, Retry, RollbackStep, Step, Target};
+pub use load::{PlanErrors, load_plan, parse_doc, review, review_with};
+pub use model::{
+    Action, Check, Expect, LocalFile, Plan, PlanRollback, Retry, RollbackStep, Step, Target,
+};
+pub use native_load::{DigestFile, PlanReader, ReadFile};
 pub use review::{ClassifiedPlan, PRODUCTION_RULE, StepReview};

@@ -27,6 +27,12 @@ pub struct Plan {
     pub author: Option<String>,
     pub target: Target,
     pub params: BTreeMap<String, String>,
+    /// The local files the `run:` lines run or read (scripts, manifests,
+    /// SQL, values), as the lines name them, with their SHA-256 at
+    /// submission: part of the hash, checked before each step. Absent
+    /// from the hash when empty.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub files: BTreeMap<String, LocalFile>,
     /// Environment variables every `run:` step gets (over the policy's).
     /// Absent from the hash when empty.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -86,6 +92,15 @@ impl Plan {
                 .unwrap_or_else(|e| format!("sha256:unhashable:{e}")),
         )
     }
+}
+
+/// A local file (or directory) a plan's command line runs or reads.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LocalFile {
+    /// Its canonical path when it was hashed.
+    pub path: String,
+    /// `sha256:<hex>` of its bytes (of a directory: of every file in it).
+    pub sha256: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

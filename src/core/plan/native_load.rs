@@ -28,6 +28,25 @@ pub(super) enum Role {
 /// I/O: the edge passes a reader in, as it passes the date.
 pub type ReadFile<'a> = &'a dyn Fn(&Path) -> Result<String, String>;
 
+/// Hashes a local file (or directory) a `run:` line runs or reads, named
+/// as the line names it: resolved as the step's shell would resolve it.
+pub type DigestFile<'a> = &'a dyn Fn(&str) -> Result<super::model::LocalFile, String>;
+
+/// What the plan loader may read, from the edge.
+#[derive(Clone, Copy)]
+pub struct PlanReader<'a> {
+    /// Native `apply` manifests, relative to the plan's directory.
+    pub read: ReadFile<'a>,
+    /// The files `run:` lines run or read.
+    pub digest: DigestFile<'a>,
+}
+
+impl std::fmt::Debug for PlanReader<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PlanReader")
+    }
+}
+
 /// What resolving needs beyond the action itself.
 pub(super) struct Scope<'a> {
     pub params: &'a BTreeMap<String, String>,
