@@ -1808,3 +1808,74 @@ fn a_metadata_rule_on_the_client_reads_the_authenticated_client() {
     );
     assert_eq!(r.status, 200, "{}", r.text());
 }
+
+// ---------------------------------------------------------------------------
+// Hardening 18: half-sent requests cannot hold the server.
+
+/// Whether the server closed `s` within `within` (a read returns end of
+/// file or an error instead of blocking).
+fn closed_within(s: &mut std::net::TcpStream, within: Duration) -> bool {
+    use std::io::Read;
+    s.set_read_timeout(Some(within)).expect("timeout set");
+    let mut buf = [0u8; 256];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return true,
+            // A 408 or similar before the close is fine.
+            Ok(_) => continue,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return false;
+            }
+            Err(_) => return true,
+        }
+    }
+}
+
+/// 450 half-sent requests stayed open: there was no header-read timeout and
+/// no cap on connections. Over `bridge.max_connections` a connection is
+/// closed at once; a header not sent within `bridge.header_timeout` closes
+/// its connection; and a proper request is served afterwards.
+#[test]
+fn half_sent_requests_are_cut_off_and_capped() {
+    use std::io::Write;
+    let env = Env::new(&format!(
+        "{}  header_timeout: 1s\n  max_connections: 4\n",
+        bridge_yaml(None, false)
+    ));
+    let srv = env.serve(&[]);
+    let mut open: Vec<std::net::TcpStream> = (0..4)
+        .map(|_| {
+            let mut s = std::net::TcpStream::connect(srv.addr).expect("connects");
+            s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+                .expect("half a request");
+            s
+        })
+        .collect();
+    // Let the server take the four before the fifth knocks.
+    std::thread::sleep(Duration::from_millis(200));
+    let mut over = std::net::TcpStream::connect(srv.addr).expect("connects");
+    over.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .expect("half a request");
+    assert!(
+        closed_within(&mut over, Duration::from_millis(900)),
+        "a connection over the cap stayed open"
+    );
+    for s in &mut open {
+        assert!(
+            closed_within(s, Duration::from_secs(5)),
+            "a half-sent request outlived the header timeout"
+        );
+    }
+    let r = srv.get("/healthz", None);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let metrics = srv.get("/metrics", None).text();
+    assert!(
+        metrics.contains("opsgate_bridge_connections_refused_total 1"),
+        "{metrics}"
+    );
+}

@@ -191,6 +191,8 @@ pub struct Metrics {
 
 #[derive(Debug, Default)]
 struct MetricsInner {
+    /// Connections closed at once for `bridge.max_connections`.
+    connections_refused: u64,
     decisions: BTreeMap<&'static str, u64>,
     rejections: BTreeMap<&'static str, u64>,
     latency_buckets: [u64; BUCKETS.len()],
@@ -202,6 +204,11 @@ impl Metrics {
     pub fn decision(&self, outcome: &'static str) {
         let mut m = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         *m.decisions.entry(outcome).or_default() += 1;
+    }
+
+    pub fn connection_refused(&self) {
+        let mut m = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        m.connections_refused += 1;
     }
 
     pub fn rejection(&self, code: &'static str) {
@@ -245,6 +252,16 @@ impl Metrics {
         for (k, v) in &m.rejections {
             let _ = writeln!(s, "opsgate_bridge_rejections_total{{reason=\"{k}\"}} {v}");
         }
+        let _ = writeln!(
+            s,
+            "# HELP opsgate_bridge_connections_refused_total Connections closed at once: bridge.max_connections were open."
+        );
+        let _ = writeln!(s, "# TYPE opsgate_bridge_connections_refused_total counter");
+        let _ = writeln!(
+            s,
+            "opsgate_bridge_connections_refused_total {}",
+            m.connections_refused
+        );
         let _ = writeln!(
             s,
             "# HELP opsgate_bridge_request_seconds Decision request latency."

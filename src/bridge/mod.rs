@@ -9,6 +9,7 @@
 
 pub mod guard;
 pub mod notify;
+mod serve;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -1195,14 +1196,4 @@ async fn decide_request(
     ))
 }
 
-/// Serves until `shutdown` completes; in-flight requests (and their fsyncs)
-/// finish first.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    bridge: Arc<Bridge>,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(listener, router(bridge))
-        .with_graceful_shutdown(shutdown)
-        .await
-}
+pub use serve::serve;

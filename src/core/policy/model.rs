@@ -195,6 +195,11 @@ pub struct BridgePolicy {
     /// How long a decision's `Idempotency-Key` (or signature) is
     /// remembered: a repeat within it is a replay.
     pub replay_window: HumanDuration,
+    /// A connection that has not sent a whole request header within this
+    /// is closed.
+    pub header_timeout: HumanDuration,
+    /// Open connections at most; more are closed at once.
+    pub max_connections: u32,
 }
 
 impl Default for BridgePolicy {
@@ -206,6 +211,8 @@ impl Default for BridgePolicy {
             rate_limit: RateLimits::default(),
             metadata_rules: Vec::new(),
             replay_window: HumanDuration::from_secs(600),
+            header_timeout: HumanDuration::from_secs(10),
+            max_connections: 256,
         }
     }
 }
@@ -232,6 +239,9 @@ impl BridgePolicy {
             if self.clients[..i].iter().any(|o| o.name == c.name) {
                 return Err(format!("bridge.clients: `{}` is named twice", c.name));
             }
+        }
+        if self.max_connections == 0 || self.header_timeout.get().is_zero() {
+            return Err("bridge: max_connections and header_timeout must be above zero".into());
         }
         if self.replay_window.get() < std::time::Duration::from_secs(300) {
             return Err(format!(
