@@ -932,3 +932,20 @@ fn a_script_missing_at_submission_makes_the_plan_invalid() {
         "{err}"
     );
 }
+
+// ---------------------------------------------------------------------------
+// Also: `run ID --param` is an error, not silently ignored.
+
+#[test]
+fn run_by_id_with_a_param_is_a_usage_error() {
+    let env = Env::new(None);
+    let plan = env.plan(
+        "plan.yaml",
+        "id: params\ntitle: t\nauthor: alice\nparams: {n: 1}\nsteps:\n  - {name: s, run: 'echo {{n}}'}\n",
+    );
+    env.submit_and_approve(&plan, "params");
+    let (code, _, err) = env.run(&["run", "params", "--param", "n=2"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--param applies to a plan file"), "{err}");
+    assert!(env.of("run_started", None).is_empty());
+}

@@ -1879,3 +1879,21 @@ fn half_sent_requests_are_cut_off_and_capped() {
         "{metrics}"
     );
 }
+
+/// Hardening, also: an error echoes at most 64 characters of what the
+/// request named, escaped.
+#[test]
+fn errors_echo_a_bounded_id() {
+    let env = Env::new(&bridge_yaml(None, false));
+    let srv = env.serve(&[]);
+    let long = "x".repeat(5000);
+    let r = srv.get(&format!("/v1/plans/{long}"), Some(TOKEN));
+    assert_eq!(r.status, 404, "{}", r.text());
+    let message = r.json()["message"].as_str().expect("a message").to_owned();
+    assert!(message.len() < 100, "{message}");
+    assert!(message.ends_with("…`"), "{message}");
+    let h = env.submit(env.small_plan("echoed", "bob"), "bob");
+    let r = srv.decide("echoed", &yes(&h, &"U".repeat(5000)));
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(r.text().len() < 300, "{}", r.text());
+}

@@ -400,6 +400,19 @@ async fn plan_state(b: &Arc<Bridge>, id: &str) -> Result<Option<PlanState>, ApiE
     with_ledger(b, move |l| l.plan(&id).cloned()).await
 }
 
+/// Text from a request echoed in an error: at most 64 characters, control
+/// and bidi characters escaped, so an answer never grows with the request.
+fn echo(text: &str) -> String {
+    const MAX: usize = 64;
+    let cut: String = text.chars().take(MAX).collect();
+    let more = if text.chars().nth(MAX).is_some() {
+        "…"
+    } else {
+        ""
+    };
+    format!("{}{more}", crate::core::event::printable(&cut))
+}
+
 /// The log ends with an unfinished record: only an operator mends it.
 fn log_torn() -> ApiError {
     err(
@@ -557,7 +570,7 @@ async fn plan_detail(
         err(
             StatusCode::NOT_FOUND,
             "not_found",
-            format!("no plan `{id}`"),
+            format!("no plan `{}`", echo(&id)),
         )
     })?;
     let plan = crate::core::plan::Plan::from_json(p.submission.plan.clone()).map_err(|_| {
@@ -973,7 +986,8 @@ async fn decide_request(
             "unknown_sender",
             format!(
                 "sender `{}` is not mapped for client `{}`",
-                req.sender_id, client.name
+                echo(&req.sender_id),
+                client.name
             ),
         )
     })?;
@@ -1032,7 +1046,7 @@ async fn decide_request(
         err(
             StatusCode::NOT_FOUND,
             "not_found",
-            format!("no plan `{id}`"),
+            format!("no plan `{}`", echo(&id)),
         )
     })?;
     if plan.submission.plan_hash.as_str() != req.plan_hash {

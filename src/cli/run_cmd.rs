@@ -130,6 +130,11 @@ pub fn run(
     let file = Path::new(&args.target);
     let from_file = if file.is_file() {
         Some(plan_cmd::load_with(file, policy, &args.params)?)
+    } else if !args.params.is_empty() {
+        return Err(CliError::Usage(format!(
+            "--param applies to a plan file: `{}` is not one, and a submitted plan runs with the values it was submitted with",
+            args.target
+        )));
     } else {
         None
     };
