@@ -949,3 +949,38 @@ fn run_by_id_with_a_param_is_a_usage_error() {
     assert!(err.contains("--param applies to a plan file"), "{err}");
     assert!(env.of("run_started", None).is_empty());
 }
+
+// ---------------------------------------------------------------------------
+// Also: a broken policy file does not blind the auditor.
+
+/// `audit verify|tail|export` exited 1 on an invalid `config/opsgate.yaml`.
+/// The commands that only read the log work without the policy now (the
+/// audit key aside, read leniently from it), and say the policy is broken.
+#[test]
+fn the_audit_reads_work_with_a_broken_policy() {
+    let env = Env::new(Some("audit: {key_file: audit.key}\n"));
+    std::fs::write(env.p("audit.key"), "an-audit-key-of-32-bytes-0123456").expect("key");
+    let plan = env.plan("plan.yaml", REJECTED);
+    env.ok(&["submit", path(&plan), "--as", "alice"]);
+    let policy = env.policy.clone().expect("a policy file");
+    std::fs::write(&policy, "audit: {key_file: audit.key}\nnot_a_section: 1\n").expect("broken");
+    let (code, _, err) = env.run(&["status"]);
+    assert_eq!(code, 1, "deciding needs the policy: {err}");
+    for args in [
+        &["audit", "verify"][..],
+        &["audit", "tail", "-n", "1"],
+        &["audit", "export"],
+        &["audit", "head"],
+        &["audit", "replay", "rejected"],
+    ] {
+        let (code, out, err) = env.run(args);
+        assert_eq!(code, 0, "{args:?}: {out} {err}");
+    }
+    let (_, _, err) = env.run(&["audit", "verify"]);
+    assert!(err.contains("the policy does not load"), "{err}");
+    let out = env.ok(&["audit", "verify"]);
+    assert!(
+        out.contains("chain intact"),
+        "the key was read from the broken file: {out}"
+    );
+}

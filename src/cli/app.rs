@@ -9,6 +9,12 @@ use super::{
 use crate::audit::AuditLog;
 
 pub fn run(cli: Cli) -> Result<(), CliError> {
+    // The auditor's tools work whatever state the policy file is in.
+    if let Some(Command::Audit(cmd)) = &cli.command
+        && let Some(done) = read_only_audit(&cli, cmd)
+    {
+        return done;
+    }
     let (policy, policy_file) = load_policy(cli.config.as_deref())?;
     let log_path = || audit_log_path(cli.audit_log.as_deref());
     let sealer = || sealer(&policy, policy_file.as_deref());
@@ -69,41 +75,63 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                 )
             }
         }
-        Command::Audit(cmd) => match cmd {
-            AuditCommand::Verify {
-                json,
-                expect_head,
-                acknowledge_truncation,
-                reason,
-            } => {
-                let path = log_path()?;
-                if *acknowledge_truncation {
-                    audit_cmd::require_log(&path)?;
-                    audit_cmd::acknowledge_truncation(
-                        &open_log()?,
-                        reason.as_deref().unwrap_or_default(),
-                    )
-                } else {
-                    audit_cmd::verify(
-                        &path,
-                        &sealer()?,
-                        Some(&high_water(&path)?),
-                        *json,
-                        expect_head.as_deref(),
-                    )
-                }
-            }
-            AuditCommand::Head { json } => audit_cmd::head(&log_path()?, &sealer()?, *json),
-            AuditCommand::Replay { id, json } => audit_cmd::replay(&log_path()?, id, *json),
-            AuditCommand::Export(args) => audit_cmd::export_cmd(&log_path()?, args),
-            AuditCommand::Tail { lines, follow } => audit_cmd::tail(&log_path()?, *lines, *follow),
-            AuditCommand::Repair { json } => {
-                let path = log_path()?;
-                audit_cmd::require_log(&path)?;
-                audit_cmd::repair(&open_log()?, *json)
-            }
-        },
+        Command::Audit(AuditCommand::Verify {
+            reason,
+            acknowledge_truncation: true,
+            ..
+        }) => {
+            // It writes; the audit commands that only read ran before the
+            // policy was loaded.
+            let path = log_path()?;
+            audit_cmd::require_log(&path)?;
+            audit_cmd::acknowledge_truncation(&open_log()?, reason.as_deref().unwrap_or_default())
+        }
+        Command::Audit(AuditCommand::Repair { json }) => {
+            let path = log_path()?;
+            audit_cmd::require_log(&path)?;
+            audit_cmd::repair(&open_log()?, *json)
+        }
+        Command::Audit(cmd) => read_only_audit(&cli, cmd).unwrap_or(Ok(())),
     }
+}
+
+/// The audit commands that only read the log, run without the policy
+/// (its audit key aside): `None` for the others (repair, acknowledging a
+/// truncation), which write.
+fn read_only_audit(cli: &Cli, cmd: &AuditCommand) -> Option<Result<(), CliError>> {
+    let writes = matches!(
+        cmd,
+        AuditCommand::Repair { .. }
+            | AuditCommand::Verify {
+                acknowledge_truncation: true,
+                ..
+            }
+    );
+    if writes {
+        return None;
+    }
+    let path = || audit_log_path(cli.audit_log.as_deref());
+    let sealer = || super::config::reader_sealer(cli.config.as_deref());
+    let run = || match cmd {
+        AuditCommand::Verify {
+            json, expect_head, ..
+        } => {
+            let path = path()?;
+            audit_cmd::verify(
+                &path,
+                &sealer()?,
+                Some(&high_water(&path)?),
+                *json,
+                expect_head.as_deref(),
+            )
+        }
+        AuditCommand::Head { json } => audit_cmd::head(&path()?, &sealer()?, *json),
+        AuditCommand::Replay { id, json } => audit_cmd::replay(&path()?, id, *json),
+        AuditCommand::Export(args) => audit_cmd::export_cmd(&path()?, args),
+        AuditCommand::Tail { lines, follow } => audit_cmd::tail(&path()?, *lines, *follow),
+        AuditCommand::Repair { .. } => Ok(()),
+    };
+    Some(run())
 }
 
 fn serve(

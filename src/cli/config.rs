@@ -26,6 +26,41 @@ pub fn load_policy(explicit: Option<&Path>) -> Result<(LoadedPolicy, Option<Path
     }
 }
 
+/// The sealer for commands that only read the log (`audit verify`, `head`,
+/// `replay`, `export`, `tail`), which must work even when the policy file
+/// does not load: the policy is loaded if it can be, else only its
+/// `audit.key_file` is read from it, leniently. `OPSGATE_AUDIT_KEY` wins
+/// either way.
+pub fn reader_sealer(explicit: Option<&Path>) -> Result<Sealer, CliError> {
+    match load_policy(explicit) {
+        Ok((policy, file)) => sealer(&policy, file.as_deref()),
+        Err(e) => {
+            let env_key = std::env::var(KEY_ENV).ok().filter(|k| !k.is_empty());
+            let file = match explicit {
+                Some(p) => Some(p.to_path_buf()),
+                None => default_paths().into_iter().find(|p| p.is_file()),
+            };
+            let key_file = file.as_deref().and_then(|f| {
+                let text = std::fs::read_to_string(f).ok()?;
+                let tree: serde_json::Value = serde_saphyr::from_str(&text).ok()?;
+                let key = PathBuf::from(tree.pointer("/audit/key_file")?.as_str()?);
+                Some(match f.parent() {
+                    Some(dir) if key.is_relative() => dir.join(key),
+                    _ => key,
+                })
+            });
+            if env_key.is_none() && key_file.is_none() {
+                tracing::warn!(error = %e, "the policy does not load; reading the log without an audit key");
+            }
+            eprintln!(
+                "opsgate: note: the policy does not load ({}); reading the audit log anyway",
+                e.to_string().lines().next().unwrap_or_default()
+            );
+            sealer_from(env_key, key_file.as_deref()).map_err(CliError::Failed)
+        }
+    }
+}
+
 /// The audit log's path: `--audit-log`/`OPSGATE_AUDIT_LOG`, else
 /// `$XDG_STATE_HOME/opsgate/audit.jsonl`, else `~/.local/state/…`.
 pub fn audit_log_path(explicit: Option<&Path>) -> Result<PathBuf, CliError> {
