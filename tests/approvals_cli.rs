@@ -63,7 +63,7 @@ impl Env {
         let (code, out, err) = self.run(args);
         assert_eq!(code, 3, "{args:?} should be refused: {out} {err}");
         assert!(err.contains(why), "{args:?}: want {why:?} in {err}");
-        assert_eq!(self.lines(), lines, "a refusal writes nothing");
+        common::assert_one_refused_record(&common::log_records(&self.log)[lines..], why);
     }
 
     fn lines(&self) -> usize {
@@ -379,7 +379,12 @@ fn decisions_need_a_known_plan_and_a_sound_log() {
 
     let text = std::fs::read_to_string(&env.log).expect("log");
     std::fs::write(&env.log, text.replace("\"demo\"", "\"eve\"")).expect("tampered");
-    env.refused(&["approve", "demo-local", "--as", "alice"], "hash mismatch");
+    // Refused, and not recorded: nothing is written to a broken log.
+    let lines = env.lines();
+    let (code, _, err) = env.run(&["approve", "demo-local", "--as", "alice"]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("hash mismatch"), "{err}");
+    assert_eq!(env.lines(), lines);
     let (code, _, err) = env.run(&["status"]);
     assert_eq!(code, 3, "{err}");
 }

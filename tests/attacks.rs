@@ -984,3 +984,35 @@ fn the_audit_reads_work_with_a_broken_policy() {
         "the key was read from the broken file: {out}"
     );
 }
+
+// ---------------------------------------------------------------------------
+// Also: refusals leave a trace.
+
+/// A self-approval and an unapproved run exited 3 and wrote nothing: the
+/// attempts left no trace. Each refusal by a rule is a `refused` record now
+/// (who, what, the reason code, the plan and policy hashes), durable before
+/// the answer.
+#[test]
+fn refusals_are_recorded_with_who_what_and_why() {
+    let env = Env::new(None);
+    let plan = env.plan("plan.yaml", REJECTED);
+    env.ok(&["submit", path(&plan), "--as", "alice"]);
+    let hash = env.of("plan_submitted", None)[0]["plan_hash"].clone();
+    env.refused(&["approve", "rejected", "--as", "alice"], "author");
+    env.refused(&["run", "rejected", "--as", "mallory"], "may not run");
+    let refused = env.of("refused", None);
+    assert_eq!(refused.len(), 2, "{refused:?}");
+    assert_eq!(refused[0]["attempt"], "approve");
+    assert_eq!(refused[0]["code"], "self_approval");
+    assert_eq!(refused[0]["user"], "alice");
+    assert_eq!(refused[0]["channel"], "cli");
+    assert_eq!(refused[0]["plan_hash"], hash);
+    assert!(refused[0]["policy_hash"].is_string());
+    assert_eq!(refused[1]["attempt"], "run");
+    assert_eq!(refused[1]["code"], "not_approved");
+    assert_eq!(refused[1]["user"], "mallory");
+    env.verify();
+    // The timeline shows them.
+    let out = env.ok(&["audit", "replay", "rejected"]);
+    assert!(out.contains("refused (self_approval)"), "{out}");
+}

@@ -489,7 +489,27 @@ impl Env {
             before,
             "a refused decision ({code}) was recorded"
         );
-        assert_eq!(self.records().len(), lines, "a refusal ({code}) wrote");
+        let new = self.records().split_off(lines);
+        // A refusal by a rule, for an identified sender, leaves a `refused`
+        // record; a request that is not one (unauthenticated, malformed,
+        // limited, replayed) writes nothing.
+        let by_rule = matches!(
+            code,
+            "self_approval"
+                | "channel_ceiling"
+                | "not_permitted"
+                | "stale_plan_hash"
+                | "stale_submission"
+                | "closed"
+                | "refused"
+        );
+        if by_rule {
+            assert_eq!(new.len(), 1, "a refusal ({code}) is recorded once: {new:?}");
+            assert_eq!(new[0]["type"], "refused", "{:?}", new[0]);
+            assert_eq!(new[0]["channel"], "chat", "{:?}", new[0]);
+        } else {
+            assert!(new.is_empty(), "a refusal ({code}) wrote: {new:?}");
+        }
         r
     }
 

@@ -28,9 +28,9 @@ use sha2::{Digest, Sha256};
 
 use crate::audit::ledger::run_is_live;
 use crate::audit::{AuditLog, Channel, Sealer};
-use crate::cli::approve_cmd::{Binding, Metadata, check_binding, counts, deny, grant};
+use crate::cli::approve_cmd::{Binding, Metadata, counts, deny, grant};
 use crate::cli::error::CliError;
-use crate::core::approval::{may_approve, requirement};
+use crate::core::approval::requirement;
 use crate::core::policy::LoadedPolicy;
 use crate::core::state::PlanState;
 
@@ -411,6 +411,71 @@ fn echo(text: &str) -> String {
         ""
     };
     format!("{}{more}", crate::core::event::printable(&cut))
+}
+
+/// A decision refused by a rule (already recorded as `refused`): its HTTP
+/// status and error code.
+fn denial(code: &'static str, message: String) -> ApiError {
+    let (status, code) = match code {
+        "self_approval" | "channel_ceiling" => (StatusCode::FORBIDDEN, code),
+        "not_listed" | "above_max_risk" | "channel_not_allowed" | "refused_by_policy" => {
+            (StatusCode::FORBIDDEN, "not_permitted")
+        }
+        "stale_plan_hash" | "stale_submission" => (StatusCode::CONFLICT, code),
+        "closed" | "policy_changed" => (StatusCode::GONE, "closed"),
+        _ => (StatusCode::CONFLICT, "refused"),
+    };
+    err(status, code, message)
+}
+
+/// Records a refusal the bridge decided itself (a metadata rule) as a
+/// `refused` record, durable before the answer.
+async fn record_refusal(
+    b: &Arc<Bridge>,
+    approver: &str,
+    id: &str,
+    req: &DecisionRequest,
+    client: &Client,
+    refusal: &CliError,
+) -> Result<(), ApiError> {
+    let mut metadata = req.metadata.clone();
+    metadata.insert("client".into(), client.name.clone().into());
+    metadata.insert("sender_id".into(), req.sender_id.clone().into());
+    let attempt = crate::cli::refusal::Attempt {
+        what: if req.decision == "yes" {
+            "approve"
+        } else {
+            "reject"
+        },
+        user: approver,
+        channel: Channel::Chat,
+        plan_id: Some(id),
+        run_id: None,
+        policy_hash: &b.policy.hash,
+        metadata: Some(&metadata),
+    };
+    let Some(record) = attempt.record_of(refusal) else {
+        return Ok(());
+    };
+    let b = Arc::clone(b);
+    tokio::task::spawn_blocking(move || b.log.append(record))
+        .await
+        .map_err(|_| {
+            err(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "internal error",
+            )
+        })?
+        .map(drop)
+        .map_err(|e| {
+            tracing::error!(error = %e, "cannot record a refusal");
+            err(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "log_unavailable",
+                "the refusal could not be recorded",
+            )
+        })
 }
 
 /// The log ends with an unfinished record: only an operator mends it.
@@ -1039,8 +1104,10 @@ async fn decide_request(
             }
         }
     }
-    // The checks that have their own error codes, on the current state;
-    // the recording below checks everything again under the log's lock.
+    // Every rule is checked under the log's lock when the decision is
+    // recorded (`grant`, `deny`), and a refusal is recorded there too; here
+    // only what is the bridge's own: the plan exists, and a `yes` meets the
+    // metadata rules of its level.
     let plan = plan_state(&b, &id).await?;
     let plan = plan.as_ref().ok_or_else(|| {
         err(
@@ -1049,71 +1116,21 @@ async fn decide_request(
             format!("no plan `{}`", echo(&id)),
         )
     })?;
-    if plan.submission.plan_hash.as_str() != req.plan_hash {
-        return Err(err(
-            StatusCode::CONFLICT,
-            "stale_plan_hash",
-            format!("plan `{id}` is now {}", plan.submission.plan_hash),
-        ));
-    }
     let signed_at = signed.signed_at.map(|at| (at, MAX_SKEW_SECONDS));
-    let binding_of = |hash| Binding {
-        hash: Some(hash),
-        submission_seq: req.submission_seq,
-        signed_at,
-    };
-    if let Err(e) = check_binding(plan, &binding_of(&req.plan_hash)) {
-        return Err(err(StatusCode::CONFLICT, "stale_submission", e.to_string()));
-    }
-    let verdict = plan.verdict(&b.policy.policy, &b.policy.hash, Utc::now());
-    let status = plan.status(&verdict, |r| run_is_live(&b.log_path, r));
-    if !status.is_open() || plan.submission.policy_hash != b.policy.hash {
-        return Err(err(
-            StatusCode::GONE,
-            "closed",
-            format!(
-                "plan `{id}` is {} and takes no more decisions",
-                status.as_str()
-            ),
-        ));
-    }
-    if !yes
-        && let Some(list) = &b.policy.policy.approvers
-        && !list
-            .iter()
-            .any(|a| crate::core::approval::same_person(&a.name, &approver))
-    {
-        return Err(err(
-            StatusCode::FORBIDDEN,
-            "not_permitted",
-            format!("{approver} is not on the policy's approvers list"),
-        ));
-    }
-    if yes {
-        let subject = plan.subject();
-        let level = requirement(&b.policy.policy, &subject)
-            .map_err(|r| err(StatusCode::FORBIDDEN, "not_permitted", r.0))?
-            .level;
-        if let Err(p) = may_approve(&b.policy.policy, &subject, level, &approver, Channel::Chat) {
-            use crate::core::approval::VoteProblem;
-            let code = match p {
-                VoteProblem::SelfApproval => "self_approval",
-                VoteProblem::ChannelCeiling { .. } => "channel_ceiling",
-                _ => "not_permitted",
-            };
-            return Err(err(
-                StatusCode::FORBIDDEN,
-                code,
-                p.describe(&approver, level),
-            ));
-        }
+    if yes && let Ok(req_level) = requirement(&b.policy.policy, &plan.subject()) {
         let facts = [
             ("client", client.name.as_str()),
             ("sender", req.sender_id.as_str()),
             ("sender_id", req.sender_id.as_str()),
             ("approver", approver.as_str()),
         ];
-        if let Some(unmet) = unmet_metadata_rule(&b.rules, level, &req.metadata, &facts) {
+        if let Some(unmet) = unmet_metadata_rule(&b.rules, req_level.level, &req.metadata, &facts) {
+            let refusal = crate::cli::error::denied_for(
+                "metadata_rule",
+                &plan.submission.plan_hash,
+                unmet.clone(),
+            );
+            record_refusal(&b, &approver, &id, &req, client, &refusal).await?;
             return Err(err(StatusCode::FORBIDDEN, "not_permitted", unmet));
         }
     }
@@ -1137,6 +1154,7 @@ async fn decide_request(
     let recorded = tokio::task::spawn_blocking(move || {
         let binding = Binding {
             hash: Some(&hash),
+            whole_hash: true,
             submission_seq,
             signed_at,
         };
@@ -1178,6 +1196,7 @@ async fn decide_request(
         tracing::warn!(plan = %id, error = %e, "decision refused while recording");
         match e {
             CliError::Refused(m) => err(StatusCode::CONFLICT, "refused", m),
+            CliError::Denied { code, message, .. } => denial(code, message),
             CliError::Audit(crate::audit::AuditError::TornTail { .. }) => log_torn(),
             CliError::Audit(crate::audit::AuditError::Truncated { .. }) => log_truncated(),
             _ => err(

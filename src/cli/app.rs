@@ -48,7 +48,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             run_id,
             as_user,
             kill,
-        } => run_cmd::cancel(run_id, as_user.as_deref(), *kill, open_log),
+        } => run_cmd::cancel(run_id, as_user.as_deref(), *kill, &policy, open_log),
         Command::Rollback { run_id, as_user } => {
             run_cmd::rollback(run_id, as_user.as_deref(), &policy, open_log)
         }

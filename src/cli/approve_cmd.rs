@@ -9,7 +9,8 @@ use chrono::Utc;
 use serde::Serialize;
 
 use super::args::{ApproveArgs, RejectArgs};
-use super::error::CliError;
+use super::error::{CliError, denied_for};
+use super::refusal::{Attempt, append_or_record};
 use super::submit_cmd::who;
 use crate::audit::ledger::{LedgerCache, LedgerError, run_is_live};
 use crate::audit::{AuditLog, Channel, Decision, Event};
@@ -134,6 +135,8 @@ pub struct Binding<'a> {
     pub hash: Option<&'a str>,
     /// The submission the decider saw: its `plan_submitted` seq.
     pub submission_seq: Option<u64>,
+    /// The hash must be given whole (the bridge's API), not as a prefix.
+    pub whole_hash: bool,
     /// When the decider's request was signed (Unix seconds), and how far
     /// the signer's clock may lag: a request signed before the current
     /// submission existed (by more than the lag) was made for an earlier
@@ -143,25 +146,44 @@ pub struct Binding<'a> {
 
 /// Why a decision is not for the plan's current submission, if it is not.
 pub fn check_binding(plan: &PlanState, binding: &Binding<'_>) -> Result<(), CliError> {
-    if let Some(h) = binding.hash {
-        check_hash(h, plan)?;
+    match binding.hash {
+        Some(h) if binding.whole_hash && h != plan.submission.plan_hash.as_str() => {
+            return Err(denied_for(
+                "stale_plan_hash",
+                &plan.submission.plan_hash,
+                format!(
+                    "plan `{}` is now {}",
+                    plan.plan_id, plan.submission.plan_hash
+                ),
+            ));
+        }
+        Some(h) => check_hash(h, plan)?,
+        None => {}
     }
     let id = &plan.plan_id;
     if let Some(seq) = binding.submission_seq
         && seq != plan.submission.seq
     {
-        return Err(CliError::Refused(format!(
-            "the decision is for submission {seq} of plan `{id}`, and the plan is now submission {}: review it again",
-            plan.submission.seq
-        )));
+        return Err(denied_for(
+            "stale_submission",
+            &plan.submission.plan_hash,
+            format!(
+                "the decision is for submission {seq} of plan `{id}`, and the plan is now submission {}: review it again",
+                plan.submission.seq
+            ),
+        ));
     }
     if let Some((at, lag)) = binding.signed_at
         && at.saturating_add(lag) < plan.submission.ts.timestamp()
     {
-        return Err(CliError::Refused(format!(
-            "the decision was signed at {at}, before plan `{id}` was submitted as it is now ({}): it was made for an earlier submission",
-            plan.submission.ts.timestamp()
-        )));
+        return Err(denied_for(
+            "stale_submission",
+            &plan.submission.plan_hash,
+            format!(
+                "the decision was signed at {at}, before plan `{id}` was submitted as it is now ({}): it was made for an earlier submission",
+                plan.submission.ts.timestamp()
+            ),
+        ));
     }
     Ok(())
 }
@@ -180,16 +202,26 @@ pub fn grant(
     reason: Option<String>,
     metadata: Metadata,
 ) -> Result<Vec<crate::audit::Appended>, CliError> {
-    log.append_with(|len| {
+    let attempt = Attempt {
+        what: "approve",
+        user: who,
+        channel,
+        plan_id: Some(id),
+        run_id: None,
+        policy_hash: &policy.hash,
+        metadata: Some(&metadata),
+    };
+    append_or_record(log, &attempt, |len| {
         with_ledger(log, cache, len, |ledger| {
             let plan = open_plan(ledger, id, policy, log)?;
             check_binding(plan, binding)?;
+            let hash = &plan.submission.plan_hash;
             let subject = plan.subject();
             let level = requirement(&policy.policy, &subject)
-                .map_err(|r| CliError::Refused(r.0))?
+                .map_err(|r| denied_for("refused_by_policy", hash, r.0))?
                 .level;
             crate::core::approval::may_approve(&policy.policy, &subject, level, who, channel)
-                .map_err(|p| CliError::Refused(p.describe(who, level)))?;
+                .map_err(|p| denied_for(p.code(), hash, p.describe(who, level)))?;
             let verdict = plan.verdict(&policy.policy, &policy.hash, Utc::now());
             let have = match &verdict {
                 Verdict::Approved { plan, .. } => plan.approvers().to_vec(),
@@ -197,12 +229,19 @@ pub fn grant(
                 _ => Vec::new(),
             };
             if have.iter().any(|h| same_person(h, who)) {
-                return Err(CliError::Refused(format!(
-                    "{who} already approved plan `{id}`; one person counts once"
-                )));
+                return Err(denied_for(
+                    "duplicate",
+                    hash,
+                    format!("{who} already approved plan `{id}`; one person counts once"),
+                ));
             }
             Ok(vec![Event::ApprovalGranted(decision(
-                plan, policy, who, channel, reason, metadata,
+                plan,
+                policy,
+                who,
+                channel,
+                reason,
+                metadata.clone(),
             ))])
         })
     })
@@ -225,16 +264,27 @@ pub fn deny(
     if reason.trim().is_empty() {
         return Err(CliError::Usage("a rejection must say why".into()));
     }
-    log.append_with(|len| {
+    let attempt = Attempt {
+        what: "reject",
+        user: who,
+        channel,
+        plan_id: Some(id),
+        run_id: None,
+        policy_hash: &policy.hash,
+        metadata: Some(&metadata),
+    };
+    append_or_record(log, &attempt, |len| {
         with_ledger(log, cache, len, |ledger| {
             let plan = open_plan(ledger, id, policy, log)?;
             check_binding(plan, binding)?;
             if let Some(list) = &policy.policy.approvers
                 && !list.iter().any(|a| same_person(&a.name, who))
             {
-                return Err(CliError::Refused(format!(
-                    "{who} is not on the policy's approvers list"
-                )));
+                return Err(denied_for(
+                    "not_listed",
+                    &plan.submission.plan_hash,
+                    format!("{who} is not on the policy's approvers list"),
+                ));
             }
             Ok(vec![Event::ApprovalRejected(decision(
                 plan,
@@ -242,7 +292,7 @@ pub fn deny(
                 who,
                 channel,
                 Some(reason.to_owned()),
-                metadata,
+                metadata.clone(),
             ))])
         })
     })
@@ -260,21 +310,35 @@ fn grant_rollback(
     json: bool,
 ) -> Result<(), CliError> {
     let mut counted = (0u32, Vec::new());
-    let appended = log.append_with(|len| {
+    let attempt = Attempt {
+        what: "approve_rollback",
+        user: who,
+        channel: Channel::Cli,
+        plan_id: None,
+        run_id: Some(run_id),
+        policy_hash: &policy.hash,
+        metadata: None,
+    };
+    let appended = append_or_record(log, &attempt, |len| {
         let ledger = fold(log, len)?;
         let (plan, run) = rollback_candidate(&ledger, log, run_id)?;
+        let hash = &plan.submission.plan_hash;
         let subject = plan.subject();
         let level = requirement(&policy.policy, &subject)
-            .map_err(|r| CliError::Refused(r.0))?
+            .map_err(|r| denied_for("refused_by_policy", hash, r.0))?
             .level;
         crate::core::approval::may_approve(&policy.policy, &subject, level, who, Channel::Cli)
-            .map_err(|p| CliError::Refused(p.describe(who, level)))?;
+            .map_err(|p| denied_for(p.code(), hash, p.describe(who, level)))?;
         let verdict = plan.rollback_verdict(run, &policy.policy, &policy.hash, Utc::now());
         let (needed, mut have) = counts(plan, policy, &verdict);
         if have.iter().any(|h| same_person(h, who)) {
-            return Err(CliError::Refused(format!(
-                "{who} already approved rolling back run `{run_id}`; one person counts once"
-            )));
+            return Err(denied_for(
+                "duplicate",
+                hash,
+                format!(
+                    "{who} already approved rolling back run `{run_id}`; one person counts once"
+                ),
+            ));
         }
         have.push(who.to_owned());
         counted = (needed, have);
@@ -314,25 +378,34 @@ pub fn rollback_candidate<'l>(
     let (plan, run) = ledger
         .run(run_id)
         .ok_or_else(|| CliError::Failed(format!("no run `{run_id}` in the audit log")))?;
+    let hash = &plan.submission.plan_hash;
     if run.dry_run {
-        return Err(CliError::Refused(format!(
-            "run `{run_id}` was a dry run: nothing to roll back"
-        )));
+        return Err(denied_for(
+            "dry_run",
+            hash,
+            format!("run `{run_id}` was a dry run: nothing to roll back"),
+        ));
     }
     if run.finished == Some(crate::audit::Status::Succeeded) {
-        return Err(CliError::Refused(format!(
-            "run `{run_id}` succeeded: nothing to roll back"
-        )));
+        return Err(denied_for(
+            "succeeded",
+            hash,
+            format!("run `{run_id}` succeeded: nothing to roll back"),
+        ));
     }
     if run.rollback.is_some() {
-        return Err(CliError::Refused(format!(
-            "run `{run_id}` was already rolled back (or its rollback started)"
-        )));
+        return Err(denied_for(
+            "already_rolled_back",
+            hash,
+            format!("run `{run_id}` was already rolled back (or its rollback started)"),
+        ));
     }
     if run_is_live(log.path(), run_id) {
-        return Err(CliError::Refused(format!(
-            "run `{run_id}` is still running: `opsgate cancel {run_id}` first"
-        )));
+        return Err(denied_for(
+            "running",
+            hash,
+            format!("run `{run_id}` is still running: `opsgate cancel {run_id}` first"),
+        ));
     }
     Ok((plan, run))
 }
@@ -426,10 +499,11 @@ pub fn ledger_error(path: &std::path::Path, e: LedgerError) -> CliError {
             path: path.to_owned(),
             source,
         },
-        LedgerError::Broken(p) => CliError::Refused(format!(
-            "the audit log `{}` does not verify ({p}); nothing is decided or run on a broken log",
-            path.display()
-        )),
+        // Not a refusal to record: nothing is written to a broken log.
+        LedgerError::Broken(p) => CliError::Audit(crate::audit::AuditError::Broken {
+            path: path.to_owned(),
+            problem: format!("{p}; nothing is decided or run on a broken log"),
+        }),
         LedgerError::Truncated { mark, found } => {
             CliError::Audit(crate::audit::AuditError::Truncated {
                 path: path.to_owned(),
@@ -454,20 +528,29 @@ fn open_plan<'l>(
             log.path().display()
         ))
     })?;
+    let hash = &plan.submission.plan_hash;
     if plan.submission.policy_hash != policy.hash {
-        return Err(CliError::Refused(format!(
-            "plan `{id}` was submitted under policy {}, and the policy is now {}: submit it again to have it rated under the current policy",
-            short(plan.submission.policy_hash.as_str()),
-            short(policy.hash.as_str())
-        )));
+        return Err(denied_for(
+            "policy_changed",
+            hash,
+            format!(
+                "plan `{id}` was submitted under policy {}, and the policy is now {}: submit it again to have it rated under the current policy",
+                short(plan.submission.policy_hash.as_str()),
+                short(policy.hash.as_str())
+            ),
+        ));
     }
     let verdict = plan.verdict(&policy.policy, &policy.hash, Utc::now());
     let status = plan.status(&verdict, |run| run_is_live(log.path(), run));
     if !status.is_open() {
-        return Err(CliError::Refused(format!(
-            "plan `{id}` is {}: it takes no more decisions; a new submission is needed",
-            status.as_str()
-        )));
+        return Err(denied_for(
+            "closed",
+            hash,
+            format!(
+                "plan `{id}` is {}: it takes no more decisions; a new submission is needed",
+                status.as_str()
+            ),
+        ));
     }
     Ok(plan)
 }
@@ -488,12 +571,16 @@ fn check_hash(given: &str, plan: &PlanState) -> Result<(), CliError> {
         )));
     }
     if !current.starts_with(&full) {
-        return Err(CliError::Refused(format!(
-            "approval for {}, but plan `{}` is now {}: review the plan again",
-            short(&full),
-            plan.plan_id,
-            short(current)
-        )));
+        return Err(denied_for(
+            "stale_plan_hash",
+            &plan.submission.plan_hash,
+            format!(
+                "approval for {}, but plan `{}` is now {}: review the plan again",
+                short(&full),
+                plan.plan_id,
+                short(current)
+            ),
+        ));
     }
     Ok(())
 }

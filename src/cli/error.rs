@@ -22,6 +22,16 @@ pub enum CliError {
     /// Refused by a rule (exit 3): an approval or run that may not happen.
     #[error("refused: {0}")]
     Refused(String),
+    /// Refused by a rule, with a stable reason code (exit 3): recorded in
+    /// the log as a `refused` record before the answer
+    /// (`cli::refusal`).
+    #[error("refused: {message}")]
+    Denied {
+        code: &'static str,
+        message: String,
+        /// The plan hash the refusal was about, when known.
+        plan_hash: Option<crate::core::digest::PlanHash>,
+    },
     /// A failure with its message still to print.
     #[error("{0}")]
     Failed(String),
@@ -35,7 +45,7 @@ impl CliError {
     pub fn exit_code(&self) -> u8 {
         match self {
             CliError::Usage(_) => 2,
-            CliError::Refused(_) => 3,
+            CliError::Refused(_) | CliError::Denied { .. } => 3,
             // Nothing is written to a log that does not verify, ends with
             // a torn tail, or is behind this host's high-water mark: refused.
             CliError::Audit(
@@ -56,5 +66,27 @@ impl CliError {
     /// Whether the message still has to be printed.
     pub fn needs_printing(&self) -> bool {
         !matches!(self, CliError::Reported(_))
+    }
+}
+
+/// A refusal with its reason code.
+pub fn denied(code: &'static str, message: impl Into<String>) -> CliError {
+    CliError::Denied {
+        code,
+        message: message.into(),
+        plan_hash: None,
+    }
+}
+
+/// A refusal with its reason code, about a plan at `hash`.
+pub fn denied_for(
+    code: &'static str,
+    hash: &crate::core::digest::PlanHash,
+    message: impl Into<String>,
+) -> CliError {
+    CliError::Denied {
+        code,
+        message: message.into(),
+        plan_hash: Some(hash.clone()),
     }
 }

@@ -12,6 +12,7 @@ pub mod error;
 pub(crate) mod plan_cmd;
 pub(crate) mod plan_view;
 mod policy_cmd;
+pub(crate) mod refusal;
 pub(crate) mod run_cmd;
 mod status_cmd;
 pub(crate) mod style;

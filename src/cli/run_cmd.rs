@@ -17,8 +17,9 @@ use tokio::sync::{mpsc, watch};
 
 use super::approve_cmd::fold;
 use super::args::RunArgs;
-use super::error::CliError;
+use super::error::{CliError, denied, denied_for};
 use super::plan_cmd;
+use super::refusal::{Attempt, append_or_record};
 use super::submit_cmd::who;
 use crate::audit::ledger::{RunLock, run_is_live};
 use crate::audit::read::Follower;
@@ -51,9 +52,10 @@ fn new_run_id() -> String {
 /// others see the run as live while it is held).
 fn take_run_lock(log: &Path, run_id: &str) -> Result<RunLock, CliError> {
     RunLock::take(log, run_id).map_err(|e| match e.kind() {
-        std::io::ErrorKind::WouldBlock => CliError::Refused(format!(
-            "run `{run_id}` is running now (in another process)"
-        )),
+        std::io::ErrorKind::WouldBlock => denied(
+            "running",
+            format!("run `{run_id}` is running now (in another process)"),
+        ),
         _ => CliError::Read {
             path: log.to_owned(),
             source: e,
@@ -64,22 +66,31 @@ fn take_run_lock(log: &Path, run_id: &str) -> Result<RunLock, CliError> {
 /// The plan as frozen in the log at submission.
 fn frozen_plan(p: &PlanState) -> Result<Plan, CliError> {
     if p.submission.redacted {
-        return Err(CliError::Refused(format!(
-            "the stored plan `{}` had secrets masked, so it is not what was approved: run it from its file (`opsgate run FILE`)",
-            p.plan_id
-        )));
+        return Err(denied_for(
+            "redacted_plan",
+            &p.submission.plan_hash,
+            format!(
+                "the stored plan `{}` had secrets masked, so it is not what was approved: run it from its file (`opsgate run FILE`)",
+                p.plan_id
+            ),
+        ));
     }
     let plan = Plan::from_json(p.submission.plan.clone()).map_err(|e| {
-        CliError::Refused(format!(
-            "the stored plan `{}` cannot be read: {e}",
-            p.plan_id
-        ))
+        denied_for(
+            "frozen_plan",
+            &p.submission.plan_hash,
+            format!("the stored plan `{}` cannot be read: {e}", p.plan_id),
+        )
     })?;
     if plan.hash() != p.submission.plan_hash {
-        return Err(CliError::Refused(format!(
-            "the stored plan `{}` does not match its recorded hash {}",
-            p.plan_id, p.submission.plan_hash
-        )));
+        return Err(denied_for(
+            "frozen_plan",
+            &p.submission.plan_hash,
+            format!(
+                "the stored plan `{}` does not match its recorded hash {}",
+                p.plan_id, p.submission.plan_hash
+            ),
+        ));
     }
     Ok(plan)
 }
@@ -162,7 +173,7 @@ pub fn run(
                 hash: None,
             },
         },
-        &user,
+        (&user, crate::audit::Channel::Cli),
         args.dry_run,
         args.resume,
     )?;
@@ -223,7 +234,7 @@ pub(crate) fn begin(
     log: &AuditLog,
     policy: &LoadedPolicy,
     target: Target<'_>,
-    user: &str,
+    (user, channel): (&str, crate::audit::Channel),
     dry_run: bool,
     resume: bool,
 ) -> Result<Started, CliError> {
@@ -231,17 +242,33 @@ pub(crate) fn begin(
     let backends = Backends::new(&policy.policy.backends);
     let mut start = None;
     let mut lock = None;
-    let appended = log.append_with(|len| {
+    let id = match target {
+        Target::Submitted { id, .. } => id,
+        Target::File { plan, .. } => plan.plan.id.as_str(),
+    };
+    let attempt = Attempt {
+        what: match (resume, dry_run) {
+            (true, _) => "resume",
+            (false, true) => "dry_run",
+            (false, false) => "run",
+        },
+        user,
+        channel,
+        plan_id: Some(id),
+        run_id: None,
+        policy_hash: &policy.hash,
+        metadata: None,
+    };
+    let appended = append_or_record(log, &attempt, |len| {
         let ledger = fold(log, len)?;
-        let id = match target {
-            Target::Submitted { id, .. } => id,
-            Target::File { plan, .. } => plan.plan.id.as_str(),
-        };
         let Some(state) = ledger.plan(id) else {
             return Err(match target {
-                Target::File { path, .. } => CliError::Refused(format!(
-                    "plan `{id}` ({path}) was never submitted: `opsgate submit {path}`, then have it approved"
-                )),
+                Target::File { path, .. } => denied(
+                    "not_submitted",
+                    format!(
+                        "plan `{id}` ({path}) was never submitted: `opsgate submit {path}`, then have it approved"
+                    ),
+                ),
                 Target::Submitted { .. } => CliError::Failed(format!(
                     "no plan `{id}` in the audit log, and no file `{id}`"
                 )),
@@ -249,27 +276,40 @@ pub(crate) fn begin(
         };
         let plan = match target {
             Target::File { path, plan: cp } if cp.hash != state.submission.plan_hash => {
-                return Err(CliError::Refused(format!(
-                    "{path} is plan {}, but the submitted plan `{id}` is {}: the file changed since it was submitted, so it is a new, unapproved plan. Submit it (`opsgate submit {path}`) and have it approved, or run the submitted one with `opsgate run {id}`",
-                    short(cp.hash.as_str()),
-                    short(state.submission.plan_hash.as_str()),
-                )));
+                return Err(denied_for(
+                    "stale_plan_hash",
+                    &state.submission.plan_hash,
+                    format!(
+                        "{path} is plan {}, but the submitted plan `{id}` is {}: the file changed since it was submitted, so it is a new, unapproved plan. Submit it (`opsgate submit {path}`) and have it approved, or run the submitted one with `opsgate run {id}`",
+                        short(cp.hash.as_str()),
+                        short(state.submission.plan_hash.as_str()),
+                    ),
+                ));
             }
             Target::File { plan: cp, .. } => cp.plan.clone(),
             Target::Submitted {
                 hash: Some(shown), ..
             } if shown != &state.submission.plan_hash => {
-                return Err(CliError::Refused(format!(
-                    "plan `{id}` was {} when shown and is now {}: it was submitted again; review it again",
-                    short(shown.as_str()),
-                    short(state.submission.plan_hash.as_str()),
-                )));
+                return Err(denied_for(
+                    "stale_plan_hash",
+                    &state.submission.plan_hash,
+                    format!(
+                        "plan `{id}` was {} when shown and is now {}: it was submitted again; review it again",
+                        short(shown.as_str()),
+                        short(state.submission.plan_hash.as_str()),
+                    ),
+                ));
             }
             Target::Submitted { .. } => frozen_plan(state)?,
         };
         // The scripts and files the steps run or read are as approved.
-        crate::exec::files::check(&plan.files)
-            .map_err(|e| CliError::Refused(format!("plan `{id}` may not run: {e}")))?;
+        crate::exec::files::check(&plan.files).map_err(|e| {
+            denied_for(
+                "files_changed",
+                &state.submission.plan_hash,
+                format!("plan `{id}` may not run: {e}"),
+            )
+        })?;
         let verdict = state.verdict(&policy.policy, &policy.hash, Utc::now());
         let status = state.status(&verdict, |r| run_is_live(log.path(), r));
         let mut events = Vec::new();
@@ -352,18 +392,24 @@ fn drift_check(
     let live = crate::native::blocking(backends.fingerprints(plan))
         .and_then(|r| r)
         .map_err(|e| {
-            CliError::Refused(format!(
-                "plan `{id}` may not run: its targets cannot be read to check for drift: {e}"
-            ))
+            denied(
+                "drift",
+                format!(
+                    "plan `{id}` may not run: its targets cannot be read to check for drift: {e}"
+                ),
+            )
         })?;
     let changed = crate::native::drift(recorded, &live);
     if changed.is_empty() {
         return Ok(Some(format!("checked {} target(s)", live.len())));
     }
-    Err(CliError::Refused(format!(
-        "plan `{id}` may not run: its targets changed since it was submitted and approved:\n  {}\nsubmit it again and have it approved",
-        changed.join("\n  ")
-    )))
+    Err(denied(
+        "drift",
+        format!(
+            "plan `{id}` may not run: its targets changed since it was submitted and approved:\n  {}\nsubmit it again and have it approved",
+            changed.join("\n  ")
+        ),
+    ))
 }
 
 /// Resuming an interrupted run: its approvals must still count. Returns
@@ -380,10 +426,14 @@ fn resume_run(
     let run = match (status, state.last_run()) {
         (PlanStatus::Interrupted, Some(run)) if run.finished.is_none() => run,
         _ => {
-            return Err(CliError::Refused(format!(
-                "plan `{id}` has no interrupted run to resume (it is {})",
-                status.as_str()
-            )));
+            return Err(denied_for(
+                "not_interrupted",
+                &state.submission.plan_hash,
+                format!(
+                    "plan `{id}` has no interrupted run to resume (it is {})",
+                    status.as_str()
+                ),
+            ));
         }
     };
     let authority = authorize(state, PlanStatus::Approved, verdict, policy, false, risks)?;
@@ -445,14 +495,18 @@ fn check_dry_run(
             format!("step {n} `{name}`")
         })
         .collect();
-    Err(CliError::Refused(format!(
-        "plan `{id}` is {level} and execution.require_dry_run is on: no successful dry run exercised {} in a dry-run form. Run `opsgate run {id} --dry-run` once it is approved; a step with no dry-run form needs the plan in execution.dry_run_exempt, with a reason",
-        if names.is_empty() {
-            "the plan".to_owned()
-        } else {
-            names.join(", ")
-        }
-    )))
+    Err(denied_for(
+        "dry_run_required",
+        &state.submission.plan_hash,
+        format!(
+            "plan `{id}` is {level} and execution.require_dry_run is on: no successful dry run exercised {} in a dry-run form. Run `opsgate run {id} --dry-run` once it is approved; a step with no dry-run form needs the plan in execution.dry_run_exempt, with a reason",
+            if names.is_empty() {
+                "the plan".to_owned()
+            } else {
+                names.join(", ")
+            }
+        ),
+    ))
 }
 
 /// Whether the plan may run now, and under what authority. `risks`: each
@@ -468,31 +522,47 @@ fn authorize(
     let id = &state.plan_id;
     match status {
         PlanStatus::Running => {
-            return Err(CliError::Refused(format!("plan `{id}` is running now")));
+            return Err(denied_for(
+                "running",
+                &state.submission.plan_hash,
+                format!("plan `{id}` is running now"),
+            ));
         }
         PlanStatus::Interrupted => {
             let at = state
                 .last_run()
                 .and_then(|r| r.unfinished_step().map(|s| format!(" at step {}", s.step)))
                 .unwrap_or_default();
-            return Err(CliError::Refused(format!(
-                "plan `{id}` was interrupted{at}: resume it (`opsgate run {id} --resume`), roll it back (`opsgate rollback RUN`), or submit it again"
-            )));
+            return Err(denied_for(
+                "interrupted",
+                &state.submission.plan_hash,
+                format!(
+                    "plan `{id}` was interrupted{at}: resume it (`opsgate run {id} --resume`), roll it back (`opsgate rollback RUN`), or submit it again"
+                ),
+            ));
         }
         s if !s.is_open() => {
-            return Err(CliError::Refused(format!(
-                "plan `{id}` is {}: submit it again to run it again",
-                s.as_str()
-            )));
+            return Err(denied_for(
+                "closed",
+                &state.submission.plan_hash,
+                format!(
+                    "plan `{id}` is {}: submit it again to run it again",
+                    s.as_str()
+                ),
+            ));
         }
         _ => {}
     }
     if state.submission.policy_hash != policy.hash {
-        return Err(CliError::Refused(format!(
-            "plan `{id}` was submitted under policy {}, and the policy is now {}: submit it again",
-            short(state.submission.policy_hash.as_str()),
-            short(policy.hash.as_str())
-        )));
+        return Err(denied_for(
+            "policy_changed",
+            &state.submission.plan_hash,
+            format!(
+                "plan `{id}` was submitted under policy {}, and the policy is now {}: submit it again",
+                short(state.submission.policy_hash.as_str()),
+                short(policy.hash.as_str())
+            ),
+        ));
     }
     if dry_run {
         // An approved plan is rehearsed: its checks run, and its mutations
@@ -506,10 +576,14 @@ fn authorize(
     let approved: ApprovedPlan = match verdict {
         Verdict::Approved { plan, .. } => plan,
         other => {
-            return Err(CliError::Refused(format!(
-                "plan `{id}` may not run: {}",
-                other.missing().unwrap_or_default()
-            )));
+            return Err(denied_for(
+                "not_approved",
+                &state.submission.plan_hash,
+                format!(
+                    "plan `{id}` may not run: {}",
+                    other.missing().unwrap_or_default()
+                ),
+            ));
         }
     };
     if needs_dry_run(&policy.policy, approved.level()) {
@@ -616,7 +690,8 @@ fn converse(
 ) -> Result<bool, CliError> {
     let cp = match from_file {
         Some(cp) => {
-            let (seq, new) = super::submit_cmd::record(log, policy, cp, user)?;
+            let (seq, new) =
+                super::submit_cmd::record(log, policy, cp, (user, crate::audit::Channel::Cli))?;
             if new {
                 println!("submitted {} as seq {seq}", cp.plan.id);
             }
@@ -677,10 +752,13 @@ fn converse(
             println!("approved by {}", plan.approvers().join(", "));
             Ok(true)
         }
-        other => Err(CliError::Refused(format!(
-            "your approval is recorded, and plan `{id}` may not run yet: {}",
-            other.missing().unwrap_or_default()
-        ))),
+        other => Err(denied(
+            "not_approved",
+            format!(
+                "your approval is recorded, and plan `{id}` may not run yet: {}",
+                other.missing().unwrap_or_default()
+            ),
+        )),
     }
 }
 
@@ -964,25 +1042,39 @@ pub fn cancel(
     run_id: &str,
     as_user: Option<&str>,
     kill: bool,
+    policy: &LoadedPolicy,
     open_log: impl FnOnce() -> Result<AuditLog, CliError>,
 ) -> Result<(), CliError> {
     let user = who(as_user)?;
     let log = open_log()?;
     let mut killing = kill;
-    log.append_with(|len| {
+    let attempt = Attempt {
+        what: "cancel",
+        user: &user,
+        channel: crate::audit::Channel::Cli,
+        plan_id: None,
+        run_id: Some(run_id),
+        policy_hash: &policy.hash,
+        metadata: None,
+    };
+    append_or_record(&log, &attempt, |len| {
         let ledger = fold(&log, len)?;
         let (plan, run) = ledger
             .run(run_id)
             .ok_or_else(|| CliError::Failed(format!("no run `{run_id}` in the audit log")))?;
         if run.finished.is_some() {
-            return Err(CliError::Refused(format!(
-                "run `{run_id}` already finished"
-            )));
+            return Err(denied(
+                "finished",
+                format!("run `{run_id}` already finished"),
+            ));
         }
         if !run_is_live(log.path(), run_id) {
-            return Err(CliError::Refused(format!(
-                "run `{run_id}` is not running (interrupted): roll it back with `opsgate rollback {run_id}`"
-            )));
+            return Err(denied(
+                "not_running",
+                format!(
+                    "run `{run_id}` is not running (interrupted): roll it back with `opsgate rollback {run_id}`"
+                ),
+            ));
         }
         killing |= run.stop.is_some();
         Ok(vec![Event::RunCancelled {
@@ -1017,7 +1109,16 @@ pub fn rollback(
     // operators cannot both roll the run back, and nothing runs unless
     // the run's approvals still count or the rollback has its own.
     let mut decided = None;
-    log.append_with(|len| {
+    let attempt = Attempt {
+        what: "rollback",
+        user: &user,
+        channel: crate::audit::Channel::Cli,
+        plan_id: None,
+        run_id: Some(run_id),
+        policy_hash: &policy.hash,
+        metadata: None,
+    };
+    append_or_record(&log, &attempt, |len| {
         let ledger = fold(&log, len)?;
         let (state, run) = super::approve_cmd::rollback_candidate(&ledger, &log, run_id)?;
         let lock = take_run_lock(log.path(), run_id)?;
@@ -1027,21 +1128,31 @@ pub fn rollback(
             Verdict::Approved { .. }
         );
         if !plan_ok
-            && let other @ (Verdict::Pending { .. } | Verdict::Refused { .. } | Verdict::Rejected { .. }) =
+            && let other @ (Verdict::Pending { .. }
+            | Verdict::Refused { .. }
+            | Verdict::Rejected { .. }) =
                 state.rollback_verdict(run, &policy.policy, &policy.hash, now)
         {
             let why = state
                 .verdict(&policy.policy, &policy.hash, now)
                 .missing()
                 .unwrap_or_default();
-            return Err(CliError::Refused(format!(
-                "run `{run_id}` may not be rolled back: its approvals no longer count ({why}), and the rollback has none of its own ({}): `opsgate approve {run_id} --rollback`",
-                other.missing().unwrap_or_default()
-            )));
+            return Err(denied_for(
+                "not_approved",
+                &state.submission.plan_hash,
+                format!(
+                    "run `{run_id}` may not be rolled back: its approvals no longer count ({why}), and the rollback has none of its own ({}): `opsgate approve {run_id} --rollback`",
+                    other.missing().unwrap_or_default()
+                ),
+            ));
         }
         let plan = frozen_plan(state)?;
         crate::exec::files::check(&plan.files).map_err(|e| {
-            CliError::Refused(format!("run `{run_id}` may not be rolled back: {e}"))
+            denied_for(
+                "files_changed",
+                &state.submission.plan_hash,
+                format!("run `{run_id}` may not be rolled back: {e}"),
+            )
         })?;
         let completed: Vec<usize> = run
             .steps
@@ -1050,10 +1161,7 @@ pub fn rollback(
             .filter_map(|s| (s.step as usize).checked_sub(1))
             .collect();
         let status = run.finished.unwrap_or(Status::Interrupted);
-        let reason = format!(
-            "operator rollback of run {run_id} ({})",
-            status.as_str()
-        );
+        let reason = format!("operator rollback of run {run_id} ({})", status.as_str());
         let event = crate::exec::engine::rollback_started(
             &state.plan_id,
             run_id,

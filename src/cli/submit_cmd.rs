@@ -60,13 +60,22 @@ pub fn record(
     log: &AuditLog,
     policy: &LoadedPolicy,
     cp: &ClassifiedPlan,
-    submitter: &str,
+    (submitter, channel): (&str, crate::audit::Channel),
 ) -> Result<(u64, bool), CliError> {
     let plan_json = serde_json::to_value(&cp.plan)
         .map_err(|e| CliError::Failed(format!("cannot record the plan: {e}")))?;
     let fingerprints = fingerprints(policy, cp)?;
     let mut earlier = None;
-    let appended = log.append_with(|len| {
+    let attempt = super::refusal::Attempt {
+        what: "submit",
+        user: submitter,
+        channel,
+        plan_id: Some(&cp.plan.id),
+        run_id: None,
+        policy_hash: &policy.hash,
+        metadata: None,
+    };
+    let appended = super::refusal::append_or_record(log, &attempt, |len| {
         let ledger = fold(log, len)?;
         // A run still unfinished (live, or interrupted and not yet resumed
         // or rolled back) keeps its submission: a new one would hide it
@@ -78,17 +87,23 @@ pub fn record(
         {
             let id = &cp.plan.id;
             let how = if run_is_live(log.path(), &run.run_id) {
-                format!("is running: stop it first (`opsgate cancel {}`)", run.run_id)
+                format!(
+                    "is running: stop it first (`opsgate cancel {}`)",
+                    run.run_id
+                )
             } else {
                 format!(
                     "was interrupted: resume it (`opsgate run {id} --resume`) or roll it back (`opsgate rollback {}`) first",
                     run.run_id
                 )
             };
-            return Err(CliError::Refused(format!(
-                "plan `{id}` may not be submitted again now: its run {} {how}",
-                run.run_id
-            )));
+            return Err(super::error::denied(
+                "run_unfinished",
+                format!(
+                    "plan `{id}` may not be submitted again now: its run {} {how}",
+                    run.run_id
+                ),
+            ));
         }
         earlier = ledger
             .plan(&cp.plan.id)
@@ -165,7 +180,7 @@ pub fn run(
     let cp = plan_cmd::load_with(&args.file, policy, &args.params)?;
     let submitter = who(args.as_user.as_deref())?;
     let log = open_log()?;
-    let (seq, new) = record(&log, policy, &cp, &submitter)?;
+    let (seq, new) = record(&log, policy, &cp, (&submitter, crate::audit::Channel::Cli))?;
     let out = Submitted {
         plan_id: cp.plan.id.clone(),
         plan_hash: cp.hash.to_string(),

@@ -147,6 +147,21 @@ fn channel_name(c: Channel) -> &'static str {
 }
 
 impl VoteProblem {
+    /// A stable code for the problem (`self_approval`, `channel_ceiling`…).
+    pub fn code(&self) -> &'static str {
+        match self {
+            VoteProblem::SelfApproval => "self_approval",
+            VoteProblem::NotListed => "not_listed",
+            VoteProblem::AboveMaxRisk { .. } => "above_max_risk",
+            VoteProblem::ChannelNotAllowed { .. } => "channel_not_allowed",
+            VoteProblem::ChannelCeiling { .. } => "channel_ceiling",
+            VoteProblem::StalePlanHash { .. } => "stale_plan_hash",
+            VoteProblem::StalePolicyHash { .. } => "stale_policy_hash",
+            VoteProblem::Expired { .. } => "expired",
+            VoteProblem::Duplicate => "duplicate",
+        }
+    }
+
     /// The problem in words, naming the approver.
     pub fn describe(&self, who: &str, level: RiskLevel) -> String {
         match self {

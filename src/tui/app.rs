@@ -295,7 +295,12 @@ fn approve(
                 "plan `{plan_id}` changed since it was shown: review it again"
             )));
         }
-        crate::cli::submit_cmd::record(&opts.log, &opts.policy, &row.review, &state.user)?;
+        crate::cli::submit_cmd::record(
+            &opts.log,
+            &opts.policy,
+            &row.review,
+            (&state.user, Channel::Tui),
+        )?;
     }
     crate::cli::approve_cmd::grant(
         &opts.log,

@@ -57,7 +57,7 @@ pub fn spawn(
             id: plan_id,
             hash: Some(hash),
         },
-        user,
+        (user, crate::audit::Channel::Tui),
         dry_run,
         false,
     )?;

@@ -170,13 +170,16 @@ impl KindFilter {
     pub fn admits(self, e: &AuditEntry) -> bool {
         match self {
             KindFilter::All => true,
-            KindFilter::Decisions => e.kind.starts_with("approval_") || e.kind == "plan_submitted",
+            KindFilter::Decisions => {
+                e.kind.starts_with("approval_") || e.kind == "plan_submitted" || e.kind == "refused"
+            }
             KindFilter::Runs => e.kind.starts_with("run_") || e.kind.starts_with("rollback_"),
             KindFilter::Failures => {
                 matches!(
                     e.status.as_str(),
                     "failed" | "timed_out" | "killed" | "cancelled" | "interrupted"
                 ) || e.kind == "approval_rejected"
+                    || e.kind == "refused"
             }
         }
     }

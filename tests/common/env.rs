@@ -65,7 +65,7 @@ impl Env {
         let (code, out, err) = self.run(args);
         assert_eq!(code, 3, "{args:?} should be refused: {out} {err}");
         assert!(err.contains(why), "{args:?}: want {why:?} in {err}");
-        assert_eq!(self.records().len(), lines, "a refusal writes nothing");
+        super::assert_one_refused_record(&self.records()[lines..], why);
     }
 
     /// Starts `opsgate ARGS` with its output piped.

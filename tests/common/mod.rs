@@ -114,3 +114,25 @@ pub fn with_reviewed_hash(log: &Path, args: &[&str]) -> Vec<String> {
     }
     out
 }
+
+/// What a refusal by a rule writes: exactly one `refused` record, whose
+/// reason says `why` (hardening: refusals leave a trace).
+#[track_caller]
+pub fn assert_one_refused_record(new: &[serde_json::Value], why: &str) {
+    assert_eq!(
+        new.len(),
+        1,
+        "a refusal writes one `refused` record: {new:?}"
+    );
+    assert_eq!(new[0]["type"], "refused", "{:?}", new[0]);
+    assert!(
+        new[0]["reason"].as_str().is_some_and(|r| r.contains(why)),
+        "the record says why ({why:?}): {:?}",
+        new[0]
+    );
+    assert!(
+        new[0]["code"].is_string() && new[0]["user"].is_string(),
+        "{:?}",
+        new[0]
+    );
+}

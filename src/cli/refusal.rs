@@ -1,0 +1,80 @@
+//! Refusals leave a trace: an attempt refused by a rule (a self-approval,
+//! an unapproved run, a drift or a stale decision) from an identified
+//! caller is recorded as a `refused` record (who, what, the reason code,
+//! the plan and policy hashes) in the same locked write that decided it,
+//! durable before the refusal is answered.
+//!
+//! A refusal about the log itself (broken, torn, behind its high-water
+//! mark) is not recorded: nothing is written to such a log.
+
+use super::error::CliError;
+use crate::audit::{Appended, AuditLog, Channel, Event};
+use crate::core::digest::PolicyHash;
+
+/// Who attempts what, for the `refused` record.
+#[derive(Debug, Clone, Copy)]
+pub struct Attempt<'a> {
+    /// `approve`, `reject`, `run`, `dry_run`, `resume`, `rollback`,
+    /// `cancel`, `submit`.
+    pub what: &'static str,
+    pub user: &'a str,
+    pub channel: Channel,
+    pub plan_id: Option<&'a str>,
+    pub run_id: Option<&'a str>,
+    pub policy_hash: &'a PolicyHash,
+    pub metadata: Option<&'a crate::cli::approve_cmd::Metadata>,
+}
+
+impl Attempt<'_> {
+    /// The `refused` record of `e`, if it is a refusal by a rule.
+    pub fn record_of(&self, e: &CliError) -> Option<Event> {
+        let (code, reason, plan_hash) = match e {
+            CliError::Denied {
+                code,
+                message,
+                plan_hash,
+            } => (*code, message.clone(), plan_hash.clone()),
+            CliError::Refused(message) => ("refused", message.clone(), None),
+            _ => return None,
+        };
+        Some(Event::Refused {
+            attempt: self.what.to_owned(),
+            plan_id: self.plan_id.map(str::to_owned),
+            run_id: self.run_id.map(str::to_owned),
+            user: self.user.to_owned(),
+            channel: self.channel,
+            code: code.to_owned(),
+            reason,
+            plan_hash,
+            policy_hash: self.policy_hash.clone(),
+            metadata: self.metadata.cloned().unwrap_or_default(),
+        })
+    }
+}
+
+/// `log.append_with(decide)`, recording a refusal by a rule as a `refused`
+/// record in the same write before returning it.
+pub fn append_or_record<E>(
+    log: &AuditLog,
+    attempt: &Attempt<'_>,
+    decide: impl FnOnce(u64) -> Result<Vec<Event>, E>,
+) -> Result<Vec<Appended>, CliError>
+where
+    CliError: From<E>,
+{
+    let mut refused = None;
+    let appended = log.append_with(|len| match decide(len).map_err(CliError::from) {
+        Err(e) => match attempt.record_of(&e) {
+            Some(record) => {
+                refused = Some(e);
+                Ok(vec![record])
+            }
+            None => Err(e),
+        },
+        ok => ok,
+    })?;
+    match refused {
+        Some(e) => Err(e),
+        None => Ok(appended),
+    }
+}
