@@ -437,12 +437,7 @@ fn resume_run(
         }
     };
     let authority = authorize(state, PlanStatus::Approved, verdict, policy, false, risks)?;
-    let done = run
-        .steps
-        .iter()
-        .take_while(|s| s.finished == Some(Status::Succeeded))
-        .filter_map(|s| (s.step as usize).checked_sub(1))
-        .collect();
+    let done = run.completed_prefix();
     let close = Event::RunFinished {
         plan_id: id.clone(),
         run_id: run.run_id.clone(),
@@ -1154,12 +1149,7 @@ pub fn rollback(
                 format!("run `{run_id}` may not be rolled back: {e}"),
             )
         })?;
-        let completed: Vec<usize> = run
-            .steps
-            .iter()
-            .filter(|s| s.finished == Some(Status::Succeeded))
-            .filter_map(|s| (s.step as usize).checked_sub(1))
-            .collect();
+        let completed = run.completed_steps();
         let status = run.finished.unwrap_or(Status::Interrupted);
         let reason = format!("operator rollback of run {run_id} ({})", status.as_str());
         let event = crate::exec::engine::rollback_started(

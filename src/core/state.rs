@@ -82,6 +82,27 @@ pub struct RunState {
 }
 
 impl RunState {
+    /// The steps (0-based indexes) this run completed, in log order. A
+    /// step number that cannot be one (0, from a crafted log) is skipped;
+    /// the caller bounds them by its plan.
+    pub fn completed_steps(&self) -> Vec<usize> {
+        self.steps
+            .iter()
+            .filter(|s| s.finished == Some(Status::Succeeded))
+            .filter_map(|s| (s.step as usize).checked_sub(1))
+            .collect()
+    }
+
+    /// The steps completed before the first one that was not: what a
+    /// resumed run counts as done.
+    pub fn completed_prefix(&self) -> Vec<usize> {
+        self.steps
+            .iter()
+            .take_while(|s| s.finished == Some(Status::Succeeded))
+            .filter_map(|s| (s.step as usize).checked_sub(1))
+            .collect()
+    }
+
     /// The step that started and never finished, if any.
     pub fn unfinished_step(&self) -> Option<&StepState> {
         self.steps.iter().rev().find(|s| s.finished.is_none())

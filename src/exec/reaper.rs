@@ -11,9 +11,11 @@
 //!   (`OPSGATE_STEP=<token>`), inherited by what it starts;
 //! - when the step ends, [`Leftovers::kill`] kills the step's process group
 //!   and every process that descends from the step: the descendants of the
-//!   engine that were not there when the step started and are not another
-//!   step's (their marker is this step's, or they dropped it), and their
-//!   own descendants. Orphans the engine adopted are reaped.
+//!   engine that were not there when the step started and carry this
+//!   step's marker, or carry none and left the engine's session (`setsid`,
+//!   a daemon) or stayed in the step's process group. A process the host
+//!   started itself (same session, no marker: a test harness's child, say)
+//!   is left alone. Orphans the engine adopted are reaped.
 //!
 //! A step marked `keep_background: true` in the plan (approved like
 //! everything in it) may leave processes running when it exits by itself
@@ -104,12 +106,20 @@ impl Leftovers {
         for _ in 0..20 {
             let table = processes();
             let active = shells().lock().unwrap_or_else(|p| p.into_inner()).clone();
+            let own_session = table.get(&me).map(|p| p.session);
+            let group = group.map(|g| g.as_raw_nonzero().get());
             let mine: Vec<i32> = descendants(&table, me)
                 .into_iter()
                 .filter(|pid| {
-                    !self.before.contains(pid)
-                        && !active.contains(pid)
-                        && marker(*pid).is_none_or(|t| t == self.token)
+                    if self.before.contains(pid) || active.contains(pid) {
+                        return false;
+                    }
+                    match marker(*pid) {
+                        Some(t) => t == self.token,
+                        None => table.get(pid).is_some_and(|p| {
+                            Some(p.session) != own_session || Some(p.group) == group
+                        }),
+                    }
                 })
                 .collect();
             if mine.is_empty() {
@@ -150,9 +160,17 @@ impl Drop for Leftovers {
     }
 }
 
-/// Every live process: pid → parent pid. Zombies are left out (they are
-/// already dead).
-fn processes() -> HashMap<i32, i32> {
+/// A live process as `/proc` shows it.
+#[derive(Debug, Clone, Copy)]
+struct Proc {
+    parent: i32,
+    group: i32,
+    session: i32,
+}
+
+/// Every live process by pid. Zombies are left out (they are already
+/// dead).
+fn processes() -> HashMap<i32, Proc> {
     let mut table = HashMap::new();
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return table;
@@ -174,19 +192,29 @@ fn processes() -> HashMap<i32, i32> {
         };
         let mut fields = rest.split_whitespace();
         let state = fields.next().unwrap_or_default();
-        let ppid = fields.next().and_then(|p| p.parse::<i32>().ok());
-        if let (Some(ppid), false) = (ppid, state == "Z" || state == "X") {
-            table.insert(pid, ppid);
+        let mut num = || fields.next().and_then(|p| p.parse::<i32>().ok());
+        let (Some(parent), Some(group), Some(session)) = (num(), num(), num()) else {
+            continue;
+        };
+        if state != "Z" && state != "X" {
+            table.insert(
+                pid,
+                Proc {
+                    parent,
+                    group,
+                    session,
+                },
+            );
         }
     }
     table
 }
 
 /// The descendants of `root` in `table` (not `root` itself).
-fn descendants(table: &HashMap<i32, i32>, root: i32) -> HashSet<i32> {
+fn descendants(table: &HashMap<i32, Proc>, root: i32) -> HashSet<i32> {
     let mut children: HashMap<i32, Vec<i32>> = HashMap::new();
-    for (pid, ppid) in table {
-        children.entry(*ppid).or_default().push(*pid);
+    for (pid, p) in table {
+        children.entry(p.parent).or_default().push(*pid);
     }
     let mut out = HashSet::new();
     let mut todo = vec![root];
