@@ -165,8 +165,10 @@ pub struct RunArgs {
     /// A plan id, or a plan file.
     #[arg(value_name = "FILE|ID")]
     pub target: String,
-    /// Run the pre-checks, and mutations only in their native dry-run form
-    /// (kubectl --dry-run=server, aws ec2 --dry-run, terraform plan).
+    /// Dry run. Of an approved plan, a rehearsal: the pre-checks run, and
+    /// mutations only in their native dry-run form (kubectl --dry-run=server,
+    /// aws ec2 --dry-run, terraform plan). Of an unapproved plan, a preview:
+    /// no shell runs at all, only native server-side dry runs.
     #[arg(long)]
     pub dry_run: bool,
     /// After a failure or a stop, run the rollback without asking (as
