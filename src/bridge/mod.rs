@@ -441,32 +441,20 @@ async fn record_refusal(
     let mut metadata = req.metadata.clone();
     metadata.insert("client".into(), client.name.clone().into());
     metadata.insert("sender_id".into(), req.sender_id.clone().into());
-    let attempt = crate::cli::refusal::Attempt {
-        what: if req.decision == "yes" {
-            "approve"
-        } else {
-            "reject"
-        },
-        user: approver,
-        channel: Channel::Chat,
-        plan_id: Some(id),
-        run_id: None,
-        policy_hash: &b.policy.hash,
-        metadata: Some(&metadata),
+    let what = if req.decision == "yes" {
+        "approve"
+    } else {
+        "reject"
     };
+    let attempt =
+        crate::cli::refusal::Attempt::on_plan(what, approver, Channel::Chat, id, &b.policy.hash)
+            .with_metadata(&metadata);
     let Some(record) = attempt.record_of(refusal) else {
         return Ok(());
     };
     let b = Arc::clone(b);
-    tokio::task::spawn_blocking(move || b.log.append(record))
-        .await
-        .map_err(|_| {
-            err(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "internal error",
-            )
-        })?
+    blocking(move || b.log.append(record))
+        .await?
         .map(drop)
         .map_err(|e| {
             tracing::error!(error = %e, "cannot record a refusal");
@@ -488,6 +476,19 @@ fn log_torn() -> ApiError {
 }
 
 /// The log is behind this bridge's high-water mark.
+/// Runs `f` off the async threads (it takes the log's lock and fsyncs).
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f).await.map_err(|_| {
+        err(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error",
+        )
+    })
+}
+
 fn log_truncated() -> ApiError {
     err(
         StatusCode::SERVICE_UNAVAILABLE,
@@ -502,7 +503,7 @@ async fn with_ledger<R: Send + 'static>(
     f: impl FnOnce(&crate::core::state::Ledger) -> R + Send + 'static,
 ) -> Result<R, ApiError> {
     let b = Arc::clone(b);
-    tokio::task::spawn_blocking(move || {
+    blocking(move || {
         let len = match std::fs::metadata(&b.log_path) {
             Ok(m) => m.len(),
             Err(_) => return Ok(f(&crate::core::state::Ledger::default())),
@@ -519,14 +520,7 @@ async fn with_ledger<R: Send + 'static>(
             }
         })
     })
-    .await
-    .map_err(|_| {
-        err(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "internal error",
-        )
-    })?
+    .await?
 }
 
 #[derive(Debug, Serialize)]
@@ -1151,7 +1145,7 @@ async fn decide_request(
         req.reason.clone(),
     );
     let submission_seq = req.submission_seq;
-    let recorded = tokio::task::spawn_blocking(move || {
+    let recorded = blocking(move || {
         let binding = Binding {
             hash: Some(&hash),
             whole_hash: true,
@@ -1184,14 +1178,7 @@ async fn decide_request(
             )
         }
     })
-    .await
-    .map_err(|_| {
-        err(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "internal error",
-        )
-    })?;
+    .await?;
     let appended = recorded.map_err(|e| {
         tracing::warn!(plan = %id, error = %e, "decision refused while recording");
         match e {

@@ -202,15 +202,8 @@ pub fn grant(
     reason: Option<String>,
     metadata: Metadata,
 ) -> Result<Vec<crate::audit::Appended>, CliError> {
-    let attempt = Attempt {
-        what: "approve",
-        user: who,
-        channel,
-        plan_id: Some(id),
-        run_id: None,
-        policy_hash: &policy.hash,
-        metadata: Some(&metadata),
-    };
+    let attempt =
+        Attempt::on_plan("approve", who, channel, id, &policy.hash).with_metadata(&metadata);
     append_or_record(log, &attempt, |len| {
         with_ledger(log, cache, len, |ledger| {
             let plan = open_plan(ledger, id, policy, log)?;
@@ -264,15 +257,8 @@ pub fn deny(
     if reason.trim().is_empty() {
         return Err(CliError::Usage("a rejection must say why".into()));
     }
-    let attempt = Attempt {
-        what: "reject",
-        user: who,
-        channel,
-        plan_id: Some(id),
-        run_id: None,
-        policy_hash: &policy.hash,
-        metadata: Some(&metadata),
-    };
+    let attempt =
+        Attempt::on_plan("reject", who, channel, id, &policy.hash).with_metadata(&metadata);
     append_or_record(log, &attempt, |len| {
         with_ledger(log, cache, len, |ledger| {
             let plan = open_plan(ledger, id, policy, log)?;
@@ -310,15 +296,7 @@ fn grant_rollback(
     json: bool,
 ) -> Result<(), CliError> {
     let mut counted = (0u32, Vec::new());
-    let attempt = Attempt {
-        what: "approve_rollback",
-        user: who,
-        channel: Channel::Cli,
-        plan_id: None,
-        run_id: Some(run_id),
-        policy_hash: &policy.hash,
-        metadata: None,
-    };
+    let attempt = Attempt::on_run("approve_rollback", who, run_id, &policy.hash);
     let appended = append_or_record(log, &attempt, |len| {
         let ledger = fold(log, len)?;
         let (plan, run) = rollback_candidate(&ledger, log, run_id)?;

@@ -25,7 +25,52 @@ pub struct Attempt<'a> {
     pub metadata: Option<&'a crate::cli::approve_cmd::Metadata>,
 }
 
-impl Attempt<'_> {
+impl<'a> Attempt<'a> {
+    /// An attempt on plan `plan_id`.
+    pub fn on_plan(
+        what: &'static str,
+        user: &'a str,
+        channel: Channel,
+        plan_id: &'a str,
+        policy_hash: &'a PolicyHash,
+    ) -> Self {
+        Self {
+            what,
+            user,
+            channel,
+            plan_id: Some(plan_id),
+            run_id: None,
+            policy_hash,
+            metadata: None,
+        }
+    }
+
+    /// An attempt on run `run_id`, from the command line.
+    pub fn on_run(
+        what: &'static str,
+        user: &'a str,
+        run_id: &'a str,
+        policy_hash: &'a PolicyHash,
+    ) -> Self {
+        Self {
+            what,
+            user,
+            channel: Channel::Cli,
+            plan_id: None,
+            run_id: Some(run_id),
+            policy_hash,
+            metadata: None,
+        }
+    }
+
+    /// With the decision's metadata, recorded with a refusal.
+    pub fn with_metadata(self, metadata: &'a crate::cli::approve_cmd::Metadata) -> Self {
+        Self {
+            metadata: Some(metadata),
+            ..self
+        }
+    }
+
     /// The `refused` record of `e`, if it is a refusal by a rule.
     pub fn record_of(&self, e: &CliError) -> Option<Event> {
         let (code, reason, plan_hash) = match e {

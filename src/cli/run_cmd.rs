@@ -246,19 +246,12 @@ pub(crate) fn begin(
         Target::Submitted { id, .. } => id,
         Target::File { plan, .. } => plan.plan.id.as_str(),
     };
-    let attempt = Attempt {
-        what: match (resume, dry_run) {
-            (true, _) => "resume",
-            (false, true) => "dry_run",
-            (false, false) => "run",
-        },
-        user,
-        channel,
-        plan_id: Some(id),
-        run_id: None,
-        policy_hash: &policy.hash,
-        metadata: None,
+    let what = match (resume, dry_run) {
+        (true, _) => "resume",
+        (false, true) => "dry_run",
+        (false, false) => "run",
     };
+    let attempt = Attempt::on_plan(what, user, channel, id, &policy.hash);
     let appended = append_or_record(log, &attempt, |len| {
         let ledger = fold(log, len)?;
         let Some(state) = ledger.plan(id) else {
@@ -1043,15 +1036,7 @@ pub fn cancel(
     let user = who(as_user)?;
     let log = open_log()?;
     let mut killing = kill;
-    let attempt = Attempt {
-        what: "cancel",
-        user: &user,
-        channel: crate::audit::Channel::Cli,
-        plan_id: None,
-        run_id: Some(run_id),
-        policy_hash: &policy.hash,
-        metadata: None,
-    };
+    let attempt = Attempt::on_run("cancel", &user, run_id, &policy.hash);
     append_or_record(&log, &attempt, |len| {
         let ledger = fold(&log, len)?;
         let (plan, run) = ledger
@@ -1104,15 +1089,7 @@ pub fn rollback(
     // operators cannot both roll the run back, and nothing runs unless
     // the run's approvals still count or the rollback has its own.
     let mut decided = None;
-    let attempt = Attempt {
-        what: "rollback",
-        user: &user,
-        channel: crate::audit::Channel::Cli,
-        plan_id: None,
-        run_id: Some(run_id),
-        policy_hash: &policy.hash,
-        metadata: None,
-    };
+    let attempt = Attempt::on_run("rollback", &user, run_id, &policy.hash);
     append_or_record(&log, &attempt, |len| {
         let ledger = fold(&log, len)?;
         let (state, run) = super::approve_cmd::rollback_candidate(&ledger, &log, run_id)?;

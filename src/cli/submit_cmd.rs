@@ -66,15 +66,8 @@ pub fn record(
         .map_err(|e| CliError::Failed(format!("cannot record the plan: {e}")))?;
     let fingerprints = fingerprints(policy, cp)?;
     let mut earlier = None;
-    let attempt = super::refusal::Attempt {
-        what: "submit",
-        user: submitter,
-        channel,
-        plan_id: Some(&cp.plan.id),
-        run_id: None,
-        policy_hash: &policy.hash,
-        metadata: None,
-    };
+    let attempt =
+        super::refusal::Attempt::on_plan("submit", submitter, channel, &cp.plan.id, &policy.hash);
     let appended = super::refusal::append_or_record(log, &attempt, |len| {
         let ledger = fold(log, len)?;
         // A run still unfinished (live, or interrupted and not yet resumed

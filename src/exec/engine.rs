@@ -163,6 +163,16 @@ impl Engine<'_> {
         }
     }
 
+    /// A step that did not run, for the reason in `note` (shown and recorded).
+    fn not_run(&self, status: Status, note: String) -> StepOutcome {
+        self.tell(Progress::Note(note.clone()));
+        StepOutcome {
+            status,
+            exit_code: None,
+            output: note,
+        }
+    }
+
     fn record(&self, e: Event) -> Result<(), ExecError> {
         self.log.append(e)?;
         Ok(())
@@ -300,12 +310,7 @@ impl Engine<'_> {
         // (checked before the run, and again before each step).
         if let Err(changed) = crate::exec::files::check(&self.plan.files) {
             let note = format!("the step did not run: {changed}");
-            self.tell(Progress::Note(note.clone()));
-            return Ok(StepOutcome {
-                status: Status::Failed,
-                exit_code: None,
-                output: note,
-            });
+            return Ok(self.not_run(Status::Failed, note));
         }
         for check in &step.pre_checks {
             if mode == Mode::Preview {
@@ -338,23 +343,13 @@ impl Engine<'_> {
                 let note = format!(
                     "dry run: would run `{command}` (not run: the plan is not approved, and an unapproved dry run runs nothing through a shell; once approved, a dry run rehearses it)"
                 );
-                self.tell(Progress::Note(note.clone()));
-                return Ok(StepOutcome {
-                    status: Status::Skipped,
-                    exit_code: None,
-                    output: note,
-                });
+                return Ok(self.not_run(Status::Skipped, note));
             }
             (Action::Run(command), Mode::Rehearsal) => match dry_run_form(command) {
                 Some(c) => Action::Run(c),
                 None => {
                     let note = format!("dry run: would run `{command}` (it has no dry-run form)");
-                    self.tell(Progress::Note(note.clone()));
-                    return Ok(StepOutcome {
-                        status: Status::Skipped,
-                        exit_code: None,
-                        output: note,
-                    });
+                    return Ok(self.not_run(Status::Skipped, note));
                 }
             },
             (other, _) => other.clone(),
