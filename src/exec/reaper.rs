@@ -72,7 +72,7 @@ impl Leftovers {
         );
         Leftovers {
             token,
-            before: descendants(&processes(), me),
+            before: descendants(me).into_keys().collect(),
             shell: None,
         }
     }
@@ -104,23 +104,22 @@ impl Leftovers {
         // A process may fork while its siblings are being killed: look
         // again until nothing is left.
         for _ in 0..20 {
-            let table = processes();
+            let table = descendants(me);
             let active = shells().lock().unwrap_or_else(|p| p.into_inner()).clone();
-            let own_session = table.get(&me).map(|p| p.session);
+            let own_session = stat(me).map(|p| p.session);
             let group = group.map(|g| g.as_raw_nonzero().get());
-            let mine: Vec<i32> = descendants(&table, me)
-                .into_iter()
-                .filter(|pid| {
+            let mine: Vec<i32> = table
+                .iter()
+                .filter(|(pid, p)| {
                     if self.before.contains(pid) || active.contains(pid) {
                         return false;
                     }
-                    match marker(*pid) {
+                    match marker(**pid) {
                         Some(t) => t == self.token,
-                        None => table.get(pid).is_some_and(|p| {
-                            Some(p.session) != own_session || Some(p.group) == group
-                        }),
+                        None => Some(p.session) != own_session || Some(p.group) == group,
                     }
                 })
+                .map(|(pid, _)| *pid)
                 .collect();
             if mine.is_empty() {
                 break;
@@ -168,59 +167,95 @@ struct Proc {
     session: i32,
 }
 
-/// Every live process by pid. Zombies are left out (they are already
-/// dead).
-fn processes() -> HashMap<i32, Proc> {
-    let mut table = HashMap::new();
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return table;
-    };
-    for entry in dir.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        // `pid (comm) STATE PPID …`: the comm may hold spaces and parens.
-        let Some((_, rest)) = stat.rsplit_once(')') else {
-            continue;
-        };
-        let mut fields = rest.split_whitespace();
-        let state = fields.next().unwrap_or_default();
-        let mut num = || fields.next().and_then(|p| p.parse::<i32>().ok());
-        let (Some(parent), Some(group), Some(session)) = (num(), num(), num()) else {
-            continue;
-        };
-        if state != "Z" && state != "X" {
-            table.insert(
-                pid,
-                Proc {
-                    parent,
-                    group,
-                    session,
-                },
-            );
-        }
-    }
-    table
+/// What `/proc/PID/stat` says of a live process; `None` for one that is
+/// gone or a zombie (already dead).
+fn stat(pid: i32) -> Option<Proc> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // `pid (comm) STATE PPID PGRP SESSION …`: the comm may hold spaces and
+    // parens.
+    let (_, rest) = stat.rsplit_once(')')?;
+    let mut fields = rest.split_whitespace();
+    let state = fields.next()?;
+    let mut num = || fields.next().and_then(|p| p.parse::<i32>().ok());
+    let (parent, group, session) = (num()?, num()?, num()?);
+    (state != "Z" && state != "X").then_some(Proc {
+        parent,
+        group,
+        session,
+    })
 }
 
-/// The descendants of `root` in `table` (not `root` itself).
-fn descendants(table: &HashMap<i32, Proc>, root: i32) -> HashSet<i32> {
+/// The children of `pid`, from `/proc/PID/task/*/children` (each thread's
+/// own); `None` where the kernel does not provide those files.
+fn children(pid: i32) -> Option<Vec<i32>> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    let mut out = Vec::new();
+    let mut supported = false;
+    for task in tasks.flatten() {
+        match std::fs::read_to_string(task.path().join("children")) {
+            Ok(text) => {
+                supported = true;
+                out.extend(
+                    text.split_whitespace()
+                        .filter_map(|c| c.parse::<i32>().ok()),
+                );
+            }
+            // A thread that just ended; or no such file on this kernel.
+            Err(_) => continue,
+        }
+    }
+    supported.then_some(out)
+}
+
+/// The live descendants of `root` (not `root` itself). Walks down from
+/// `root` through its children's lists, so the cost follows the size of
+/// the engine's own tree; where the kernel has no children lists, every
+/// process in `/proc` is read instead. A process forking during the walk
+/// may be missed: [`Leftovers::kill`] looks again until nothing is left.
+fn descendants(root: i32) -> HashMap<i32, Proc> {
+    if children(root).is_none() {
+        return descendants_by_scan(root);
+    }
+    let mut out = HashMap::new();
+    let mut todo = vec![root];
+    while let Some(p) = todo.pop() {
+        for c in children(p).unwrap_or_default() {
+            if out.contains_key(&c) {
+                continue;
+            }
+            if let Some(info) = stat(c) {
+                out.insert(c, info);
+            }
+            todo.push(c);
+        }
+    }
+    out
+}
+
+/// [`descendants`] by reading every process in `/proc`.
+fn descendants_by_scan(root: i32) -> HashMap<i32, Proc> {
+    let mut table = HashMap::new();
+    if let Ok(dir) = std::fs::read_dir("/proc") {
+        for entry in dir.flatten() {
+            let pid = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<i32>().ok());
+            if let Some((pid, info)) = pid.and_then(|pid| stat(pid).map(|i| (pid, i))) {
+                table.insert(pid, info);
+            }
+        }
+    }
     let mut children: HashMap<i32, Vec<i32>> = HashMap::new();
-    for (pid, p) in table {
+    for (pid, p) in &table {
         children.entry(p.parent).or_default().push(*pid);
     }
-    let mut out = HashSet::new();
+    let mut out = HashMap::new();
     let mut todo = vec![root];
     while let Some(p) = todo.pop() {
         for c in children.get(&p).into_iter().flatten() {
-            if out.insert(*c) {
+            if !out.contains_key(c) {
+                out.insert(*c, table[c]);
                 todo.push(*c);
             }
         }
@@ -236,4 +271,48 @@ fn marker(pid: i32) -> Option<String> {
         var.strip_prefix(prefix.as_bytes())
             .map(|v| String::from_utf8_lossy(v).into_owned())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The walk down the children lists finds what a scan of all of
+    /// `/proc` finds: a child, and a grandchild in the background.
+    #[test]
+    fn the_tree_walk_finds_what_the_full_scan_finds() {
+        use std::os::unix::process::CommandExt;
+        let mut child = std::process::Command::new("/bin/sh")
+            .args(["-c", "sleep 30 & sleep 30; wait"])
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let me = rustix::process::getpid().as_raw_nonzero().get();
+        let child_pid = i32::try_from(child.id()).unwrap();
+        // Wait (bounded) until the shell has started both sleeps.
+        let mut walked = HashMap::new();
+        for _ in 0..200 {
+            walked = descendants(me);
+            if walked.values().filter(|p| p.parent == child_pid).count() == 2 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let scanned = descendants_by_scan(me);
+        let _ = child.kill();
+        let _ =
+            rustix::process::kill_process_group(Pid::from_raw(child_pid).unwrap(), Signal::KILL);
+        let _ = child.wait();
+        let under_child = |t: &HashMap<i32, Proc>| {
+            let mut v: Vec<i32> = t
+                .iter()
+                .filter(|(pid, p)| **pid == child_pid || p.parent == child_pid)
+                .map(|(pid, _)| *pid)
+                .collect();
+            v.sort_unstable();
+            v
+        };
+        assert_eq!(under_child(&walked).len(), 3, "{walked:?}");
+        assert_eq!(under_child(&walked), under_child(&scanned));
+    }
 }
