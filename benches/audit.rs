@@ -147,6 +147,10 @@ fn parse_rate(path: &Path) -> BenchResult<(f64, u64)> {
 fn export_run(path: &Path, out: &Path) -> BenchResult<(f64, u64)> {
     let t = Instant::now();
     let mut child = Command::new(env!("CARGO_BIN_EXE_opsgate"))
+        .env(
+            "XDG_STATE_HOME",
+            path.parent().unwrap_or(Path::new(".")).join("state"),
+        )
         .args(["audit", "export", "--format", "csv", "-o"])
         .arg(out)
         .arg("--audit-log")

@@ -95,6 +95,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     drop(log);
 
     let mut child = Command::new(env!("CARGO_BIN_EXE_opsgate"))
+        .env("XDG_STATE_HOME", dir.path().join("state"))
         .args(["--audit-log"])
         .arg(&log_path)
         .arg("--config")

@@ -31,6 +31,7 @@ fn opsgate() -> assert_cmd::Command {
     let mut cmd = cargo_bin_cmd!("opsgate");
     cmd.current_dir(repo())
         .env("NO_COLOR", "1")
+        .env("XDG_STATE_HOME", common::scratch_state())
         .env("USER", "os-user")
         .env_remove("OPSGATE_CONFIG")
         .env_remove("OPSGATE_AUDIT_LOG")
@@ -1373,6 +1374,7 @@ fn tail_follow_prints_what_another_process_appends() {
     let dir = tempfile::tempdir().unwrap();
     let log = simple_log(dir.path(), 4);
     let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin!("opsgate"))
+        .env("XDG_STATE_HOME", common::scratch_state())
         .args(["audit", "tail", "-n", "1", "-f", "--audit-log"])
         .arg(&log)
         .stdout(std::process::Stdio::piped())

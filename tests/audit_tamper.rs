@@ -333,6 +333,7 @@ fn opsgate() -> assert_cmd::Command {
     let mut cmd = cargo_bin_cmd!("opsgate");
     cmd.current_dir(repo())
         .env("NO_COLOR", "1")
+        .env("XDG_STATE_HOME", common::scratch_state())
         .env_remove("OPSGATE_CONFIG")
         .env_remove("OPSGATE_AUDIT_LOG")
         .env_remove(KEY_ENV);

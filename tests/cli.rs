@@ -12,6 +12,7 @@ fn opsgate() -> assert_cmd::Command {
     let mut cmd = cargo_bin_cmd!("opsgate");
     cmd.current_dir(repo())
         .env("NO_COLOR", "1")
+        .env("XDG_STATE_HOME", common::scratch_state())
         .env_remove("OPSGATE_CONFIG");
     cmd
 }

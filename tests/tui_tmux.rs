@@ -22,8 +22,9 @@ impl Tmux {
     fn start(name: &str, log: &Path, args: &[&str]) -> Tmux {
         let bin = assert_cmd::cargo::cargo_bin!("opsgate");
         let mut command = format!(
-            "cd {} && env -u OPSGATE_CONFIG -u OPSGATE_AUDIT_KEY NO_COLOR=1 {} --audit-log {} tui --as alice",
+            "cd {} && env -u OPSGATE_CONFIG -u OPSGATE_AUDIT_KEY NO_COLOR=1 XDG_STATE_HOME={} {} --audit-log {} tui --as alice",
             shell_quote(&common::repo().display().to_string()),
+            shell_quote(&common::scratch_state().display().to_string()),
             shell_quote(&bin.display().to_string()),
             shell_quote(&log.display().to_string())
         );

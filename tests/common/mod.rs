@@ -25,6 +25,13 @@ pub fn today() -> NaiveDate {
     NaiveDate::from_ymd_opt(2026, 1, 26).expect("valid date")
 }
 
+/// A state directory for high-water marks under this test binary's scratch
+/// space, never the user's own (`~/.local/state`). Marks are named by the
+/// log's path, so tests sharing it never see each other's.
+pub fn scratch_state() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("state")
+}
+
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
