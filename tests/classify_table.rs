@@ -257,11 +257,12 @@ fn aws() {
         ("aws ec2 get-password-data --instance-id i-0abc", High),
         // MEDIUM
         ("aws ec2 start-instances --instance-ids i-0abc", Medium),
-        ("aws ec2 stop-instances --instance-ids i-0abc", Medium),
+        // stopping is HIGH: the service is down until someone starts it
+        ("aws ec2 stop-instances --instance-ids i-0abc", High),
         ("aws ec2 reboot-instances --instance-ids i-0abc", Medium),
         (
             "aws rds stop-db-instance --db-instance-identifier db1",
-            Medium,
+            High,
         ),
         (
             "aws ec2 create-tags --resources i-0abc --tags Key=env,Value=staging",
@@ -350,7 +351,7 @@ fn aws() {
         ),
         (
             "aws ec2 --profile ops stop-instances --instance-ids i-0abc",
-            Medium,
+            High,
         ),
         (
             "aws s3 rm --region us-east-1 s3://backups --recursive",
@@ -450,8 +451,8 @@ fn helm() {
 fn terraform_and_tofu() {
     let rows: &[(&str, RiskLevel)] = &[
         // LOW
-        ("terraform plan -out=tfplan", Low),
-        ("terraform plan -destroy -out=destroy.tfplan", Low),
+        ("terraform plan -out=tfplan", Medium),
+        ("terraform plan -destroy -out=destroy.tfplan", Medium),
         ("terraform show -json tfplan", Low),
         ("terraform validate", Low),
         ("terraform output -json", Low),
@@ -681,7 +682,7 @@ fn files_and_system() {
             "curl --request PATCH https://api.example.com/v1/users/1",
             Medium,
         ),
-        ("curl -X DELETE https://api.example.com/v1/cache", Medium),
+        ("curl -X DELETE https://api.example.com/v1/cache", High),
         (
             "curl -fsSL -o /tmp/install.sh https://get.example.com/install.sh",
             Medium,
@@ -728,7 +729,7 @@ fn files_and_system() {
         ),
         (
             "wget --method=DELETE https://api.example.com/v1/cache",
-            Medium,
+            High,
         ),
         // firewall reads stay LOW
         ("iptables -L -n -v", Low),
@@ -1185,4 +1186,250 @@ fn redirections() {
     ];
     let mismatches = mismatches(rows);
     assert!(mismatches.is_empty(), "{mismatches:#?}");
+}
+
+// ------------------------------------------------------------------ beyond the table
+
+/// Cloud CLIs beyond aws: rules for what the lexicon would get wrong (IAM,
+/// credentials, remote commands), the verb lexicon for the rest.
+#[test]
+fn cloud_clis() {
+    let rows: &[(&str, RiskLevel)] = &[
+        ("gcloud compute instances list --project acme-staging", Low),
+        ("gcloud container clusters describe web --zone us-central1-a", Low),
+        ("gcloud container clusters get-credentials web --zone us-central1-a", Medium),
+        ("gcloud compute instances stop web-1 --zone us-east1-b", High),
+        ("gcloud compute ssh web-1 --zone us-east1-b --command uptime", High),
+        ("gcloud container clusters delete prod-cluster --zone us-central1-a --quiet", Critical),
+        ("gcloud projects delete acme-staging", Critical),
+        ("gcloud sql instances delete orders-db", Critical),
+        (
+            "gcloud projects add-iam-policy-binding acme --member user:bob@example.com --role roles/owner",
+            Critical,
+        ),
+        ("gsutil ls gs://acme-backups", Low),
+        ("gsutil cp report.csv gs://acme-reports/", Medium),
+        ("gsutil rm gs://acme-reports/old.csv", High),
+        ("gsutil -m rm -r gs://acme-backups", Critical),
+        ("gsutil rb gs://acme-backups", Critical),
+        ("gsutil iam ch allUsers:objectViewer gs://acme-site", Critical),
+        ("az vm list -g rg1 -o table", Low),
+        ("az vm stop -g rg1 -n vm1", High),
+        ("az vm deallocate -g rg1 -n vm1", High),
+        ("az group delete --name rg-staging --yes --no-wait", Critical),
+        ("az keyvault secret show --name db-pass --vault-name kv1", Medium),
+        ("az role assignment create --assignee bob@example.com --role Owner --scope /subscriptions/x", Critical),
+        ("az vm run-command invoke -g rg1 -n vm1 --command-id RunShellScript --scripts 'uptime'", High),
+        ("doctl compute droplet list", Low),
+        ("doctl compute droplet delete web-1 --force", Critical),
+        ("eksctl get clusters", Low),
+        ("eksctl delete cluster --name staging", Critical),
+        ("oc get pods -n payments", Low),
+        ("oc delete project payments", Critical),
+        ("oc adm policy add-cluster-role-to-user cluster-admin bob", Critical),
+        ("aws ssm get-parameter --name /prod/db/password --with-decryption", Medium),
+        ("aws ssm get-parameter --name /app/region", Low),
+        ("aws sts get-session-token", Medium),
+        (
+            "aws ssm send-command --document-name AWS-RunShellScript --instance-ids i-1 --parameters commands=uptime",
+            High,
+        ),
+        ("aws route53 change-resource-record-sets --hosted-zone-id Z1 --change-batch file://c.json", High),
+        ("aws eks update-kubeconfig --name web", Medium),
+        ("aws s3api delete-bucket --bucket acme-logs", Critical),
+    ];
+    let bad = mismatches(rows);
+    assert!(bad.is_empty(), "{bad:#?}");
+}
+
+/// Data stores: whole-store wipes are CRITICAL, key deletes HIGH, reads LOW,
+/// reads of secrets MEDIUM.
+#[test]
+fn data_stores() {
+    let rows: &[(&str, RiskLevel)] = &[
+        ("redis-cli GET session:123", Low),
+        ("redis-cli -h cache-1 INFO memory", Low),
+        ("redis-cli --scan --pattern 'user:*'", Low),
+        ("redis-cli SET feature:x on", Medium),
+        ("redis-cli DEL session:123", High),
+        ("redis-cli CONFIG SET dir /var/spool/cron", High),
+        ("redis-cli CONFIG GET maxmemory", Low),
+        ("redis-cli SHUTDOWN NOSAVE", High),
+        ("redis-cli FLUSHALL", Critical),
+        ("redis-cli -n 2 FLUSHDB", Critical),
+        ("mongosh --eval 'db.users.find({status: \"deleted\"}).count()'", Low),
+        ("mongosh --eval 'db.users.updateOne({_id: 1}, {$set: {a: 1}})'", Medium),
+        ("mongosh --eval 'db.users.deleteOne({_id: 1})'", High),
+        ("mongosh --eval 'db.users.deleteMany({})'", Critical),
+        ("mongosh \"mongodb://mongo-1:27017/app\" --eval \"db.dropDatabase()\"", Critical),
+        ("mongosh --eval 'db.sessions.drop()'", Critical),
+        ("etcdctl get /app --prefix --keys-only", Low),
+        ("etcdctl put /app/flag on", Medium),
+        ("etcdctl del /app/flag", High),
+        ("etcdctl del \"\" --prefix", Critical),
+        ("etcdctl defrag --endpoints=https://127.0.0.1:2379", High),
+        ("etcdctl snapshot restore snap.db --data-dir /var/lib/etcd-new", High),
+        ("kafka-topics --bootstrap-server localhost:9092 --list", Low),
+        ("kafka-topics --bootstrap-server localhost:9092 --delete --topic orders", Critical),
+        ("kafka-consumer-groups --bootstrap-server k:9092 --group g --reset-offsets --to-earliest --all-topics --execute", High),
+        ("rabbitmqctl list_queues", Low),
+        ("rabbitmqctl purge_queue orders", Critical),
+        ("vault kv get secret/db", Medium),
+        ("vault status", Low),
+        ("vault secrets disable kv/", Critical),
+        ("consul kv delete -recurse app/", Critical),
+        ("nomad job stop -purge web", Critical),
+        ("nomad job plan web.nomad", Low),
+    ];
+    let bad = mismatches(rows);
+    assert!(bad.is_empty(), "{bad:#?}");
+}
+
+/// Hosts: network, processes, users, disks, with their read-only forms.
+#[test]
+fn hosts() {
+    let rows: &[(&str, RiskLevel)] = &[
+        ("ip addr show", Low),
+        ("ip route", Low),
+        ("ip route add 10.0.0.0/8 via 10.1.1.1", Medium),
+        ("ip route del default", High),
+        ("ip link set eth0 down", High),
+        ("firewall-cmd --list-all", Low),
+        ("firewall-cmd --permanent --add-port=8080/tcp", High),
+        ("firewall-cmd --panic-on", Critical),
+        ("kill -0 1234", Low),
+        ("kill 1234", Medium),
+        ("kill -9 1234", High),
+        ("kill -s KILL 4242", High),
+        ("kill -9 -1", Critical),
+        ("pkill -9 nginx", High),
+        ("pgrep -f nginx", Low),
+        ("useradd -m deploy", High),
+        ("userdel -r bob", High),
+        ("passwd -S bob", Low),
+        ("fdisk -l", Low),
+        ("fdisk /dev/sdb", Critical),
+        ("parted -l", Low),
+        ("parted /dev/sda print", Low),
+        ("parted -s /dev/sdb mklabel gpt", Critical),
+        ("sgdisk -p /dev/sda", Low),
+        ("sgdisk --zap-all /dev/sdb", Critical),
+        ("wipefs /dev/sdb", Low),
+        ("wipefs --no-act -a /dev/sdb", Low),
+        ("wipefs -a /dev/sdb", Critical),
+        ("mdadm --detail /dev/md0", Low),
+        ("mdadm --zero-superblock /dev/sdb1", Critical),
+        ("cryptsetup luksDump /dev/sdb1", Low),
+        ("cryptsetup luksFormat /dev/sdb1", Critical),
+        ("lvs", Low),
+        ("zpool status", Low),
+        ("zfs rollback tank/db@monday", High),
+        ("rsync -avn --delete src/ dst/", Low),
+        ("rsync -av --delete src/ dst/", High),
+        ("rclone ls remote:bucket", Low),
+        ("rclone sync ./site remote:bucket", High),
+        ("rclone purge remote:bucket/old", Critical),
+        ("find /var/log -name '*.gz' -exec rm -f {} \\;", High),
+        ("find / -delete", Critical),
+        ("cat /dev/sda", Medium),
+    ];
+    let bad = mismatches(rows);
+    assert!(bad.is_empty(), "{bad:#?}");
+}
+
+/// Commands inside commands, inline scripts and config management: rated
+/// by what they run; what cannot be read is at least HIGH.
+#[test]
+fn commands_inside_commands() {
+    let rows: &[(&str, RiskLevel)] = &[
+        ("python3 -c 'import json,sys; print(json.load(sys.stdin)[\"x\"])'", Low),
+        ("python3 -c 'import shutil; shutil.rmtree(\"/var/lib/postgresql\")'", Critical),
+        ("python3 -c 'import os; os.system(\"reboot\")'", High),
+        ("python3 -c \"exec(__import__('base64').b64decode('cm0='))\"", High),
+        ("perl -e 'system(\"iptables -F\")'", High),
+        ("perl -pi -e 's/foo/bar/' app.conf", Medium),
+        ("ruby -e 'puts 1+1'", Low),
+        ("node -e 'require(\"child_process\").execSync(\"shutdown -h now\")'", High),
+        ("awk -F: '{print $1}' /etc/passwd", Low),
+        ("awk 'BEGIN{system(\"rm -rf /\")}'", Critical),
+        ("awk '{print > \"/etc/hosts\"}' x", High),
+        ("docker run --rm busybox ls /", Medium),
+        ("docker run --privileged --rm -v /dev:/dev ubuntu dd if=/dev/zero of=/dev/sdb bs=1M", Critical),
+        ("docker run --rm --pid=host alpine ps", High),
+        ("kubectl run tmp --image=busybox --restart=Never -- rm -rf /data", High),
+        ("at now + 1 minute <<< 'rm -rf /srv/app'", High),
+        ("tmux new -d 'rm -rf /tmp/x'", High),
+        ("ansible web -m ping", Low),
+        ("ansible all -m shell -a 'rm -rf /tmp/cache'", High),
+        ("ansible all -m shell -a 'rm -rf /var/lib/mysql'", Critical),
+        ("ansible-playbook site.yml --check", Low),
+        ("ansible-playbook site.yml", High),
+        ("salt '*' test.ping", Low),
+        ("salt '*' cmd.run 'systemctl restart nginx'", High),
+        ("pulumi preview", Low),
+        ("pulumi up --yes", High),
+        ("pulumi destroy --yes --stack prod", Critical),
+        ("gdb -p 1234 -batch -ex 'call system(\"id\")'", High),
+    ];
+    let bad = mismatches(rows);
+    assert!(bad.is_empty(), "{bad:#?}");
+}
+
+/// LOW means nothing can change and nothing can run.
+#[test]
+fn low_runs_nothing() {
+    let rows: &[(&str, RiskLevel)] = &[
+        ("sed -n '1e id' notes.txt", High),
+        ("sed 's/x/id/e' notes.txt", High),
+        ("sed -n 'w /tmp/out' notes.txt", Medium),
+        ("sed -n '/error/p' /var/log/syslog", Low),
+        ("sort -o out.txt in.txt", Medium),
+        ("sort in.txt", Low),
+        ("git -c core.fsmonitor='touch /tmp/pwn' status", High),
+        ("git -c alias.x='!id' x", High),
+        ("git log --output=/tmp/log.txt", Medium),
+        ("psql -c 'select 1' -c '\\! id'", High),
+        ("test -v 'a[$(id)]'", High),
+        ("aws ec2 terminate-instances --instance-ids i-1 --dry-run --no-dry-run", Critical),
+        ("kubectl get secret db -o yaml", Medium),
+        ("kubectl config view --raw", Medium),
+        ("kubectl delete --raw /api/v1/namespaces/prod", Critical),
+        ("tar --checkpoint=1 --checkpoint-action=exec=id -cf /dev/null x", High),
+        ("rsync -e 'sh -c id' a b:", High),
+        ("rsync -e 'ssh -p 2222' a b:", Medium),
+    ];
+    let bad = mismatches(rows);
+    assert!(bad.is_empty(), "{bad:#?}");
+}
+
+/// Tools no rule names: the verb lexicon, with wide objects, production
+/// names and dry runs.
+#[test]
+fn tools_no_rule_names() {
+    let rows: &[(&str, RiskLevel)] = &[
+        ("heroku apps:destroy --app acme-web --confirm acme-web", Critical),
+        ("flyctl apps list", Low),
+        ("flyctl apps destroy my-app --yes", Critical),
+        ("openstack server delete web-1", Critical),
+        ("openstack server list", Low),
+        ("firebase firestore:delete --all-collections", Critical),
+        ("mc rb --force myminio/backups", Critical),
+        ("mc ls myminio", Low),
+        ("argocd app list", Low),
+        ("velero backup delete nightly-2024", Critical),
+        ("cf delete-space dev", Critical),
+        ("gh repo delete acme/old --yes", Critical),
+        ("restic forget --prune --keep-last 5", High),
+        ("pg_ctl stop -D /var/lib/postgresql/data", High),
+        ("frobnicate --now", Medium),
+        ("frobnicate deploy-prod", High),
+        ("aliyun ecs DeleteInstance --InstanceId i-123", Critical),
+        ("http DELETE api.example.com/users/1", High),
+        ("http GET api.example.com/users", Low),
+        ("curl -X DELETE http://localhost:9200/_all", Critical),
+        ("curl -XPOST 'http://es:9200/logs/_delete_by_query' -d '{\"query\":{\"match_all\":{}}}'", Critical),
+        ("velero restore create --from-backup nightly --dry-run", Low),
+    ];
+    let bad = mismatches(rows);
+    assert!(bad.is_empty(), "{bad:#?}");
 }

@@ -16,6 +16,8 @@ use std::borrow::Cow;
 
 use super::args::{ParsedArgs, parse_args};
 use super::files::{FileUse, file_uses, is_remote};
+use super::inline::{self, Effect, Language, Script};
+use super::lexicon::Words;
 use super::matching::{
     basename, decide, dry_run, match_path, match_resource, normalize_path, render_rest,
 };
@@ -33,6 +35,10 @@ pub struct ClassifyContext {
     pub namespace: Option<String>,
     pub kube_context: Option<String>,
 }
+
+/// How many leading positionals the lexicon reads for a verb and its
+/// object (`gcloud compute instances delete` has it fourth).
+const LEXICON_PATH_WORDS: usize = 4;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ClassifyError {
@@ -186,6 +192,17 @@ impl Rating<'_> {
             self.push(*level, &part, via, "dynamic-code", why.clone());
             return;
         }
+        if let Some(language) = Language::of(program) {
+            let argv: Vec<(String, bool)> =
+                args.iter().map(|w| (w.text.clone(), w.dynamic)).collect();
+            if let Some(script) = inline::script(language, &argv) {
+                self.inline_script(program, &script, &part, via, depth);
+                // awk is still awk: its own rules (`-i inplace`) apply too.
+                if language != Language::Awk {
+                    return;
+                }
+            }
+        }
         match self.unwrap(program, args, cmd, via, depth) {
             Unwrapped::No => self.rules(program, args, cmd, &part, via, true),
             // A tool with a wrapping subcommand (`kubectl exec`, `find
@@ -193,6 +210,91 @@ impl Rating<'_> {
             // scope apply too, though it is not an unknown command.
             Unwrapped::AlsoRate => self.rules(program, args, cmd, &part, via, false),
             Unwrapped::Yes => {}
+        }
+    }
+
+    /// Rates an inline script (`python3 -c`, `perl -e`, an awk program) by
+    /// the calls in it (`core::classify::inline`).
+    fn inline_script(
+        &mut self,
+        program: &str,
+        script: &Script,
+        part: &str,
+        via: &[String],
+        depth: usize,
+    ) {
+        let label = format!("{program} script");
+        if script.dynamic {
+            let what = if script.code.is_empty() {
+                format!("`{program}` runs a program from a file this classifier cannot read")
+            } else {
+                format!("the script of `{program}` is only known at run time")
+            };
+            self.push(RiskLevel::High, part, via, "inline-script", what);
+            return;
+        }
+        if script.in_place {
+            self.push(
+                RiskLevel::Medium,
+                part,
+                via,
+                "inline-script",
+                format!("`{program} -i` edits files in place"),
+            );
+        }
+        let found = inline::findings(script.language, &script.code);
+        if found.is_empty() && !script.in_place {
+            self.push(
+                RiskLevel::Low,
+                part,
+                via,
+                "inline-script",
+                format!("the `{program}` script runs no command, removes and writes nothing"),
+            );
+            return;
+        }
+        let mut inner_via = via.to_vec();
+        inner_via.push(label);
+        for f in found {
+            let call = f.call;
+            match (f.effect, f.literal) {
+                (Effect::Shell | Effect::Argv, Some(line)) if !line.trim().is_empty() => {
+                    self.line(&line, &inner_via, depth + 1, None);
+                }
+                (Effect::RemoveTree, Some(path)) => {
+                    let line = format!("rm -rf {}", inline::shell_quote(&path));
+                    self.line(&line, &inner_via, depth + 1, None);
+                }
+                (Effect::RemoveFile, Some(path)) => {
+                    let line = format!("rm -f {}", inline::shell_quote(&path));
+                    self.line(&line, &inner_via, depth + 1, None);
+                }
+                (Effect::Write, Some(path)) => {
+                    let target = Word::literal(&path);
+                    self.redirect(&target, part, &inner_via);
+                }
+                (Effect::Write, None) => self.push(
+                    RiskLevel::Medium,
+                    part,
+                    via,
+                    "inline-script",
+                    format!("`{call}` in the `{program}` script writes a file"),
+                ),
+                (Effect::Opaque, _) => self.push(
+                    RiskLevel::High,
+                    part,
+                    via,
+                    "inline-script",
+                    format!("`{call}` in the `{program}` script runs or hides code this classifier cannot read"),
+                ),
+                (_, _) => self.push(
+                    RiskLevel::High,
+                    part,
+                    via,
+                    "inline-script",
+                    format!("`{call}` in the `{program}` script acts on a command or path only known at run time"),
+                ),
+            }
         }
     }
 
@@ -264,7 +366,10 @@ impl Rating<'_> {
             }
             // A plain wrapper's flags end at the command it runs; a tool's
             // wrapping subcommand (`kubectl exec`) takes flags anywhere.
-            syntax.stop_at_positional = w.spec.subcommand.is_none();
+            // `su root -c '…'` passes `-c` after the user: a wrapper whose
+            // command comes in a flag reads flags anywhere.
+            syntax.stop_at_positional =
+                w.spec.subcommand.is_none() && w.spec.string_flags.is_empty();
             let parsed = parse_args(args, syntax);
             if w.spec.passive_flags.iter().any(|f| parsed.has_flag(f)) {
                 continue;
@@ -411,18 +516,7 @@ impl Rating<'_> {
             if !allow_unknown {
                 return;
             }
-            let message = if tool.known {
-                let sub = path_words.first().map_or("", |&i| args[i].text.as_str());
-                if sub.is_empty() {
-                    format!("`{program}` without a known subcommand needs approval")
-                } else {
-                    format!("unknown subcommand `{sub}` of `{program}` needs approval")
-                }
-            } else {
-                format!("unknown program `{program}` needs approval")
-            };
-            self.push(RiskLevel::Medium, part, via, "unknown", message);
-            RiskLevel::Medium
+            self.unknown(program, tool, args, &parsed, path_words, part, via)
         } else {
             let level = deciding
                 .first()
@@ -461,13 +555,86 @@ impl Rating<'_> {
         };
 
         if level >= RiskLevel::Medium {
-            self.production(tool, &parsed, part, via);
+            self.production(tool, &parsed, args, part, via);
+        }
+    }
+
+    /// What no rule knows: rated by the verb lexicon, or MEDIUM when no
+    /// word of it is a known verb.
+    #[allow(clippy::too_many_arguments)]
+    fn unknown(
+        &mut self,
+        program: &str,
+        tool: &Tool,
+        args: &[Word],
+        parsed: &ParsedArgs,
+        path_words: &[usize],
+        part: &str,
+        via: &[String],
+    ) -> RiskLevel {
+        let what = if tool.known {
+            match path_words.first().map(|&i| args[i].text.as_str()) {
+                None | Some("") => format!("`{program}` without a known subcommand"),
+                Some(sub) => format!("unknown subcommand `{sub}` of `{program}`"),
+            }
+        } else {
+            format!("unknown program `{program}`")
+        };
+        let mut all: Vec<&str> = args.iter().filter(|w| !w.dynamic).map(|w| w.text.as_str()).collect();
+        all.extend(parsed.flags().filter_map(|(_, v, d)| v.filter(|_| !d)));
+        let words = Words {
+            // The program's own name may carry the verb (`dropdb`,
+            // `kafka-delete-records`).
+            path: std::iter::once(program)
+                .chain(
+                    path_words
+                        .iter()
+                        .take(LEXICON_PATH_WORDS)
+                        .filter(|&&i| !args[i].dynamic)
+                        .map(|&i| args[i].text.as_str()),
+                )
+                .collect(),
+            flags: parsed.flags().map(|(n, _, _)| n).collect(),
+            all,
+        };
+        if let Some(v) = self.set.lexicon.rate(&words) {
+            self.push(v.level, part, via, "lexicon", format!("{what}: {}", v.message));
+            return v.level;
+        }
+        match words.all.iter().find(|w| self.set.lexicon.names_production(w)) {
+            Some(p) => {
+                self.push(
+                    RiskLevel::High,
+                    part,
+                    via,
+                    "unknown",
+                    format!("{what}: unknown: no rule knows this program, and `{p}` names production"),
+                );
+                RiskLevel::High
+            }
+            None => {
+                self.push(
+                    RiskLevel::Medium,
+                    part,
+                    via,
+                    "unknown",
+                    format!("{what}: unknown: no rule knows this program"),
+                );
+                RiskLevel::Medium
+            }
         }
     }
 
     /// A mutation in a production namespace or context is at least HIGH; so is
     /// one whose namespace or context is only known at run time.
-    fn production(&mut self, tool: &Tool, parsed: &ParsedArgs, part: &str, via: &[String]) {
+    fn production(
+        &mut self,
+        tool: &Tool,
+        parsed: &ParsedArgs,
+        args: &[Word],
+        part: &str,
+        via: &[String],
+    ) {
         /// One kind of scope: the flags that name it, the plan target's value,
         /// and what counts as production.
         struct Scope<'s> {
@@ -491,6 +658,34 @@ impl Rating<'_> {
                 is_production: &|c| set.scope.is_production_context(c),
             },
         ];
+        // Other scopes (`--profile prod`, `--project acme-prod`, a host in
+        // a URI `mongodb://mongo-prod-1/app`): named on the line only.
+        let lexicon = &set.lexicon;
+        let named = |v: &str| {
+            lexicon.names_production(v) || set.scope.scopes.iter().any(|g| g.is_match(v))
+        };
+        let scoped = parsed
+            .flags()
+            .filter(|(n, _, d)| !d && tool.scope_flags.iter().any(|f| f == n))
+            .filter_map(|(n, v, _)| v.map(|v| (n, v)))
+            .find(|(_, v)| named(v))
+            .map(|(n, v)| format!("{n} {v}"))
+            .or_else(|| {
+                parsed
+                    .all_positionals()
+                    .map(|i| args[i].text.as_str())
+                    .find(|w| w.contains("://") && !args.is_empty() && named(uri_host(w)))
+                    .map(str::to_owned)
+            });
+        if let Some(s) = scoped {
+            self.push(
+                RiskLevel::High,
+                part,
+                via,
+                crate::core::plan::PRODUCTION_RULE,
+                format!("mutation in production scope `{s}`"),
+            );
+        }
         for Scope {
             flags,
             fallback,
@@ -524,6 +719,14 @@ impl Rating<'_> {
             );
         }
     }
+}
+
+/// The host of a URI: `mongodb://user@mongo-prod-1:27017/app` is
+/// `mongo-prod-1:27017`.
+fn uri_host(uri: &str) -> &str {
+    let rest = uri.split_once("://").map_or(uri, |(_, r)| r);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
+    authority.rsplit_once('@').map_or(authority, |(_, h)| h)
 }
 
 enum Unwrapped {

@@ -156,7 +156,16 @@ pub(crate) fn dry_run(
         {
             return None;
         }
-        let (name, value, dynamic) = parsed.flags().filter(|(n, _, _)| *n == spec.flag).last()?;
+        let negation = format!("--no-{}", spec.flag.trim_start_matches('-'));
+        let (pos, (name, value, dynamic)) = parsed
+            .flags()
+            .enumerate()
+            .filter(|(_, (n, _, _))| *n == spec.flag)
+            .last()?;
+        // `--dry-run … --no-dry-run` is not a dry run.
+        if parsed.flags().skip(pos + 1).any(|(n, _, _)| n == negation) {
+            return None;
+        }
         match value {
             Some(v) if !dynamic && spec.values.iter().any(|x| x == v) => {
                 Some(format!("{name}={v}"))

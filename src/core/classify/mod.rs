@@ -6,6 +6,8 @@
 mod args;
 mod classifier;
 pub mod files;
+mod inline;
+pub mod lexicon;
 mod matching;
 mod plain;
 pub mod ruleset;
@@ -16,4 +18,5 @@ mod wrappers;
 
 pub use classifier::{ClassifyContext, ClassifyError};
 pub use files::FileUse;
+pub use lexicon::LexiconSpec;
 pub use ruleset::{ProductionScope, RuleSet, RuleSetError, UserRules};

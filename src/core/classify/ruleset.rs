@@ -9,6 +9,7 @@ use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::args::FlagSyntax;
+use super::lexicon::{Lexicon, LexiconSpec};
 use super::schema::{
     DryRunSpec, GlobPattern, Pattern, RedirectSpec, RulePack, RuleSpec, ToolSpec, WrapperSpec,
 };
@@ -19,6 +20,9 @@ use crate::core::risk::RiskLevel;
 pub struct ProductionScope {
     pub namespaces: Vec<String>,
     pub contexts: Vec<GlobPattern>,
+    /// Profiles, projects, resource groups, hosts and stacks (globs) that
+    /// are production, beyond the lexicon's production words.
+    pub scopes: Vec<GlobPattern>,
 }
 
 impl ProductionScope {
@@ -37,6 +41,7 @@ pub struct UserRules<'a> {
     pub tools: &'a BTreeMap<String, ToolSpec>,
     pub rules: &'a [RuleSpec],
     pub aliases: &'a BTreeMap<String, String>,
+    pub lexicon: &'a LexiconSpec,
 }
 
 #[derive(Debug, Clone)]
@@ -117,6 +122,7 @@ pub(crate) struct Tool {
     pub plus_flags: bool,
     pub namespace_flags: Vec<String>,
     pub context_flags: Vec<String>,
+    pub scope_flags: Vec<String>,
     pub resource_aliases: HashMap<String, String>,
     pub dry_run: Vec<DryRunSpec>,
     /// First subcommand words that some rule names exactly.
@@ -171,6 +177,7 @@ pub struct RuleSet {
     pub(crate) dynamic_programs: HashMap<String, (RiskLevel, String)>,
     pub(crate) aliases: HashMap<String, Vec<String>>,
     pub(crate) scope: ProductionScope,
+    pub(crate) lexicon: Lexicon,
     empty_tool: Tool,
     user_rule_count: usize,
 }
@@ -203,9 +210,12 @@ impl RuleSet {
             dynamic_programs: HashMap::new(),
             aliases: HashMap::new(),
             scope,
+            lexicon: Lexicon::default(),
             empty_tool: Tool::default(),
             user_rule_count: user.rules.len(),
         };
+        set.lexicon.extend(&pack.lexicon);
+        set.lexicon.extend(user.lexicon);
         for (name, spec) in &pack.tools {
             set.tool_mut(name).extend(spec);
         }
@@ -389,6 +399,12 @@ impl Tool {
         for f in &spec.context_flags {
             if !self.context_flags.contains(f) {
                 self.context_flags.push(f.clone());
+            }
+            self.value_flags.insert(f.clone());
+        }
+        for f in &spec.scope_flags {
+            if !self.scope_flags.contains(f) {
+                self.scope_flags.push(f.clone());
             }
             self.value_flags.insert(f.clone());
         }

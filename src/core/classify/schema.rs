@@ -220,6 +220,11 @@ pub struct ToolSpec {
     pub plus_flags: bool,
     pub namespace_flags: Vec<String>,
     pub context_flags: Vec<String>,
+    /// Flags that name where a change lands beyond kube (`--profile`,
+    /// `--project`, `-g`, `--host`, `--stack`): a value that names
+    /// production (the lexicon's `production` words, or the policy's
+    /// `safety.production_scopes` globs) makes a change at least HIGH.
+    pub scope_flags: Vec<String>,
     /// Resource aliases: short and plural names to the canonical kind.
     pub resource_aliases: BTreeMap<String, String>,
     /// How the tool asks for a dry run: one spec, or a list (`aws ec2
@@ -307,6 +312,10 @@ pub struct WrapperSpec {
     /// `command -v`); it is then rated as a command of its own.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub passive_flags: Vec<String>,
+    /// Runs what is fed on standard input as a shell script, whatever its
+    /// positionals (`at now <<< 'cmd'`).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub stdin_script: bool,
     /// The wrapper itself is at least this risky (`ssh`, `kubectl exec`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_level: Option<RiskLevel>,
@@ -365,5 +374,7 @@ pub struct RulePack {
     pub wrappers: Vec<WrapperSpec>,
     pub redirects: RedirectSpec,
     pub dynamic_programs: Vec<DynamicProgram>,
+    /// The verb lexicon for what no rule knows (`core::classify::lexicon`).
+    pub lexicon: super::lexicon::LexiconSpec,
     pub rules: Vec<RuleSpec>,
 }

@@ -35,7 +35,6 @@ pub(crate) struct Word {
 }
 
 impl Word {
-    #[cfg(test)]
     pub(crate) fn literal(s: &str) -> Self {
         Word {
             text: s.to_owned(),

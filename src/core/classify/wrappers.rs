@@ -39,6 +39,10 @@ pub(crate) fn inner_commands<'w>(
             _ => return Vec::new(),
         }
     }
+    // `at now <<< 'cmd'`: the script comes on standard input.
+    if spec.stdin_script {
+        return stdin_script(cmd);
+    }
     // `su -c '…'`, `env -S '…'`, `flock -c '…'`: a flag carries a shell line.
     for (name, value, dynamic) in parsed.flags() {
         if spec.string_flags.iter().any(|f| f == name)

@@ -110,6 +110,7 @@ impl LoadedPolicy {
         let scope = ProductionScope {
             namespaces: policy.safety.production_namespaces.clone(),
             contexts: policy.safety.production_contexts.clone(),
+            scopes: policy.safety.production_scopes.clone(),
         };
         let rules = RuleSet::compile(
             pack,
@@ -117,6 +118,7 @@ impl LoadedPolicy {
                 tools: &policy.tools,
                 rules: &policy.rules,
                 aliases: &policy.aliases,
+                lexicon: &policy.lexicon,
             },
             scope,
         )

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::core::classify::LexiconSpec;
 use crate::core::classify::schema::{GlobPattern, RuleSpec, ToolSpec};
 use crate::core::duration::HumanDuration;
 use crate::core::event::Channel;
@@ -31,6 +32,9 @@ pub struct Policy {
     pub aliases: BTreeMap<String, String>,
     pub tools: BTreeMap<String, ToolSpec>,
     pub rules: Vec<RuleSpec>,
+    /// Verbs and words added to the built-in lexicon.
+    #[serde(skip_serializing_if = "LexiconSpec::is_empty")]
+    pub lexicon: LexiconSpec,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
@@ -84,6 +88,11 @@ pub struct SafetyPolicy {
     pub block_production: bool,
     pub production_namespaces: Vec<String>,
     pub production_contexts: Vec<GlobPattern>,
+    /// Cloud profiles, projects, resource groups, subscriptions, hosts and
+    /// stacks (globs) that are production, beyond the lexicon's production
+    /// words (`prod`, `production`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub production_scopes: Vec<GlobPattern>,
     pub allow_critical: bool,
 }
 

@@ -1,0 +1,478 @@
+//! The verb lexicon: what the words of a command say when no rule knows it.
+//!
+//! Most tools will never have a rule. For an unknown program, or an unknown
+//! subcommand of a known one, the classifier reads the leading words and the
+//! flag names as a person would: a word is split on `-`, `_`, `:`, `.`, `/`
+//! and camel case (`cluster-delete`, `apps:destroy`, `_delete_by_query`,
+//! `DeleteStack`), and each piece is looked up here. The highest class found
+//! rates the command:
+//! - `destroy` verbs (delete, drop, purge, …) are HIGH, and CRITICAL when the
+//!   object is wide: a wide word (cluster, project, database, bucket, …), a
+//!   wide flag (`--all`, `--recursive`), a match-everything argument (`*`,
+//!   `.*`, `""`), or a verb wide by itself (`flushall`, `rb`);
+//! - `disrupt` verbs (stop, kill, disable, …) are HIGH;
+//! - `change` verbs are MEDIUM;
+//! - `read` verbs (list, get, show, …) are LOW, when nothing else was found.
+//!
+//! A change (anything not LOW) whose arguments name production (`prod`,
+//! `production` as a word piece: `--prod`, `acme-api-production`,
+//! `prod-db-1`) is at least HIGH. A dry-run flag (`--dry-run`, `--what-if`)
+//! that is not undone later makes it LOW.
+//!
+//! The lexicon is data: built-in in `config/rules.yaml`, extended by the
+//! policy's `lexicon:`. A word in two classes counts in the higher one, so a
+//! policy can add verbs but never soften a built-in one.
+
+use std::collections::{HashMap, HashSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::core::risk::RiskLevel;
+
+/// The lexicon as written in YAML. Words are matched case-insensitively; a
+/// word ending in `*` matches by prefix (`flush*`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LexiconSpec {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub destroy: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub disrupt: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub change: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub read: Vec<String>,
+    /// Objects whose destruction is CRITICAL: clusters, projects, databases.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub wide: Vec<String>,
+    /// Destroy verbs that are wide on their own (`flushall`, `rb`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub wide_verbs: Vec<String>,
+    /// Flags that widen a destroy verb to everything (`--all`, `-r`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub wide_flags: Vec<String>,
+    /// Objects whose change is at least HIGH: identities, permissions,
+    /// secrets, firewalls (`iam`, `role`, `firewall`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sensitive: Vec<String>,
+    /// Objects whose mere reading leaks (`secret`, `password`): a read of
+    /// them is MEDIUM.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub secret: Vec<String>,
+    /// Word pieces that name production (`prod`, `production`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub production: Vec<String>,
+    /// Flags that make a command a dry run (`--dry-run`, `--what-if`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dry_run_flags: Vec<String>,
+    /// Flags that undo a dry-run flag before them (`--no-dry-run`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub not_dry_run_flags: Vec<String>,
+}
+
+impl LexiconSpec {
+    pub fn is_empty(&self) -> bool {
+        *self == LexiconSpec::default()
+    }
+}
+
+/// The class of a verb, in rising order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum VerbClass {
+    Read,
+    Change,
+    Disrupt,
+    Destroy,
+}
+
+impl VerbClass {
+    fn level(self) -> RiskLevel {
+        match self {
+            VerbClass::Read => RiskLevel::Low,
+            VerbClass::Change => RiskLevel::Medium,
+            VerbClass::Disrupt | VerbClass::Destroy => RiskLevel::High,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            VerbClass::Read => "a read verb",
+            VerbClass::Change => "a change verb",
+            VerbClass::Disrupt => "a disruptive verb",
+            VerbClass::Destroy => "a destructive verb",
+        }
+    }
+}
+
+/// A set of words: exact ones, and prefixes from `word*`.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct WordSet {
+    exact: HashSet<String>,
+    prefixes: Vec<String>,
+}
+
+impl WordSet {
+    fn add(&mut self, w: &str) {
+        let w = w.to_ascii_lowercase();
+        match w.strip_suffix('*') {
+            Some(p) => self.prefixes.push(p.to_owned()),
+            None => {
+                self.exact.insert(w);
+            }
+        }
+    }
+
+    pub(crate) fn contains(&self, piece: &str) -> bool {
+        self.exact.contains(piece) || self.prefixes.iter().any(|p| piece.starts_with(p.as_str()))
+    }
+}
+
+/// The compiled lexicon.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Lexicon {
+    verbs: HashMap<String, VerbClass>,
+    verb_prefixes: Vec<(String, VerbClass)>,
+    wide: WordSet,
+    wide_verbs: WordSet,
+    wide_flags: HashSet<String>,
+    sensitive: WordSet,
+    secret: WordSet,
+    production: WordSet,
+    dry_run_flags: HashSet<String>,
+    not_dry_run_flags: HashSet<String>,
+}
+
+/// What the lexicon found in a command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Verdict {
+    pub level: RiskLevel,
+    pub message: String,
+}
+
+/// The words of a command the lexicon reads: the leading positionals (the
+/// subcommand path and its object), every flag name, and every argument.
+pub(crate) struct Words<'a> {
+    /// Leading positional words, where verbs and objects stand.
+    pub path: Vec<&'a str>,
+    /// Flag names as written (`--delete`, `-r`), in order.
+    pub flags: Vec<&'a str>,
+    /// Every argument and flag value, for production names and
+    /// match-everything patterns.
+    pub all: Vec<&'a str>,
+}
+
+impl Lexicon {
+    pub(crate) fn extend(&mut self, spec: &LexiconSpec) {
+        for (class, words) in [
+            (VerbClass::Read, &spec.read),
+            (VerbClass::Change, &spec.change),
+            (VerbClass::Disrupt, &spec.disrupt),
+            (VerbClass::Destroy, &spec.destroy),
+        ] {
+            for w in words {
+                let w = w.to_ascii_lowercase();
+                match w.strip_suffix('*') {
+                    Some(p) => self.verb_prefixes.push((p.to_owned(), class)),
+                    None => {
+                        let e = self.verbs.entry(w).or_insert(class);
+                        *e = (*e).max(class);
+                    }
+                }
+            }
+        }
+        for w in &spec.wide {
+            self.wide.add(w);
+        }
+        for w in &spec.wide_verbs {
+            self.wide_verbs.add(w);
+        }
+        self.wide_flags.extend(spec.wide_flags.iter().cloned());
+        for (set, words) in [
+            (&mut self.production, &spec.production),
+            (&mut self.sensitive, &spec.sensitive),
+            (&mut self.secret, &spec.secret),
+        ] {
+            for w in words {
+                set.add(w);
+            }
+        }
+        self.dry_run_flags.extend(spec.dry_run_flags.iter().cloned());
+        self.not_dry_run_flags
+            .extend(spec.not_dry_run_flags.iter().cloned());
+    }
+
+    /// The class of one word piece (already lower case), if it is a verb.
+    pub(crate) fn class_of(&self, piece: &str) -> Option<VerbClass> {
+        let exact = self.verbs.get(piece).copied();
+        let prefix = self
+            .verb_prefixes
+            .iter()
+            .filter(|(p, _)| piece.starts_with(p.as_str()))
+            .map(|(_, c)| *c)
+            .max();
+        exact.max(prefix)
+    }
+
+    /// Whether a word names production (`acme-api-production`, `prod-db-1`,
+    /// `mongodb://mongo-prod-1/app`).
+    pub(crate) fn names_production(&self, word: &str) -> bool {
+        pieces(word).any(|p| self.production.contains(&p))
+    }
+
+    /// Rates a command by its words. `None` when no verb was found.
+    pub(crate) fn rate(&self, words: &Words<'_>) -> Option<Verdict> {
+        // The verb: the highest class among the leading words and the flag
+        // names (`kafka-topics --delete`, `--reset-offsets`).
+        let mut best: Option<(VerbClass, String, String)> = None;
+        let mut consider = |word: &str, is_flag: bool| {
+            let name = if is_flag {
+                let bare = word.trim_start_matches('-');
+                // `--no-delete` turns a verb off; only long flags are words.
+                if !word.starts_with("--") || bare.starts_with("no-") {
+                    return;
+                }
+                bare
+            } else {
+                word
+            };
+            // A flag is a verb by its first piece only (`--delete-after`
+            // yes, `--show-deleted` no), and a read or change verb only as
+            // the whole flag (`--list`, `--create`; not `--bootstrap-server`).
+            let mut ps: Vec<String> = pieces(name).collect();
+            let whole = ps.len() == 1;
+            if is_flag {
+                ps.truncate(1);
+            }
+            for p in ps {
+                if let Some(c) = self.class_of(&p)
+                    && (!is_flag || whole || c >= VerbClass::Disrupt)
+                    && best.as_ref().is_none_or(|(b, _, _)| c > *b)
+                {
+                    best = Some((c, p, word.to_owned()));
+                }
+            }
+        };
+        for w in &words.path {
+            consider(w, false);
+        }
+        for f in &words.flags {
+            consider(f, true);
+        }
+        let (class, verb, word) = best?;
+        let shown = if verb == word.to_ascii_lowercase() {
+            format!("`{word}`")
+        } else {
+            format!("`{verb}` (in `{word}`)")
+        };
+
+        if let Some(flag) = self.dry_run(words) {
+            return Some(Verdict {
+                level: RiskLevel::Low,
+                message: format!("{shown} is {}, but `{flag}` only shows what it would do", class.name()),
+            });
+        }
+        let mut level = class.level();
+        let mut message = format!("{shown} is {} (lexicon)", class.name());
+        if class == VerbClass::Destroy
+            && let Some(why) = self.wide_object(words, &verb)
+        {
+            level = RiskLevel::Critical;
+            message = format!("{message}, and {why}");
+        }
+        let object = |set: &WordSet| {
+            words
+                .path
+                .iter()
+                .find_map(|w| pieces(w).find(|p| set.contains(p)))
+        };
+        if class == VerbClass::Read
+            && let Some(o) = object(&self.secret)
+        {
+            level = RiskLevel::Medium;
+            message = format!("{message}, but `{o}` is a secret: reading it leaks");
+        }
+        if class == VerbClass::Change
+            && let Some(o) = object(&self.sensitive)
+        {
+            level = RiskLevel::High;
+            message = format!("{message}, and `{o}` guards access (identity, permissions, secrets or network)");
+        }
+        if level < RiskLevel::High
+            && class > VerbClass::Read
+            && let Some(p) = words.all.iter().find(|w| self.names_production(w))
+        {
+            level = RiskLevel::High;
+            message = format!("{message}, and `{p}` names production");
+        }
+        Some(Verdict { level, message })
+    }
+
+    /// Why a destroy verb reaches everything, if it does.
+    fn wide_object(&self, words: &Words<'_>, verb: &str) -> Option<String> {
+        if self.wide_verbs.contains(verb) {
+            return Some(format!("`{verb}` empties or removes a whole store"));
+        }
+        for w in &words.path {
+            if let Some(p) = pieces(w).find(|p| self.wide.contains(p)) {
+                return Some(format!("the object is {p}-wide (`{w}`)"));
+            }
+        }
+        for f in &words.flags {
+            let bare = f.trim_start_matches('-');
+            if self.wide_flags.contains(*f)
+                || (f.starts_with("--") && pieces(bare).next().is_some_and(|p| p == "all"))
+            {
+                return Some(format!("`{f}` reaches everything"));
+            }
+        }
+        for w in &words.all {
+            if matches_everything(w) {
+                return Some(format!("`{w}` matches everything"));
+            }
+        }
+        None
+    }
+
+    /// The dry-run flag in force: the last of the dry-run and not-dry-run
+    /// flags decides.
+    fn dry_run<'w>(&self, words: &Words<'w>) -> Option<&'w str> {
+        let last = words.flags.iter().rev().find(|f| {
+            let name = f.split('=').next().unwrap_or(f);
+            self.dry_run_flags.contains(name) || self.not_dry_run_flags.contains(name)
+        })?;
+        let name = last.split('=').next().unwrap_or(last);
+        self.dry_run_flags.contains(name).then_some(*last)
+    }
+}
+
+/// A pattern argument that selects everything: `*`, `.*`, `%`, `""`, `/*`.
+pub(crate) fn matches_everything(w: &str) -> bool {
+    matches!(w.trim(), "" | "*" | ".*" | "%" | "'*'" | "^.*$" | ".+" | "/*" | "*:*" | "_all")
+}
+
+/// The lower-case pieces of a word, split on `-`, `_`, `:`, `.`, `/`, `@`,
+/// `=`, `,`, spaces and camel case: `DeleteDBCluster` is `delete`, `db`,
+/// `cluster`.
+pub(crate) fn pieces(word: &str) -> impl Iterator<Item = String> + '_ {
+    word.split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|s| !s.is_empty())
+        .flat_map(split_camel)
+}
+
+fn split_camel(s: &str) -> Vec<String> {
+    let chars: Vec<char> = s.chars().collect();
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    for (i, &c) in chars.iter().enumerate() {
+        let boundary = i > 0
+            && c.is_ascii_uppercase()
+            && (chars[i - 1].is_ascii_lowercase()
+                || chars[i - 1].is_ascii_digit()
+                || chars.get(i + 1).is_some_and(char::is_ascii_lowercase)
+                    && chars[i - 1].is_ascii_uppercase());
+        if boundary && !cur.is_empty() {
+            out.push(std::mem::take(&mut cur));
+        }
+        cur.push(c.to_ascii_lowercase());
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lexicon() -> Lexicon {
+        let mut l = Lexicon::default();
+        l.extend(&LexiconSpec {
+            destroy: vec!["delete".into(), "destroy".into(), "flush*".into(), "rb".into()],
+            disrupt: vec!["stop".into()],
+            change: vec!["create".into()],
+            read: vec!["list".into(), "get".into()],
+            wide: vec!["cluster".into(), "clusters".into()],
+            wide_verbs: vec!["flushall".into(), "rb".into()],
+            wide_flags: vec!["--recursive".into()],
+            sensitive: vec!["iam".into()],
+            secret: vec!["secret".into()],
+            production: vec!["prod".into(), "production".into()],
+            dry_run_flags: vec!["--dry-run".into()],
+            not_dry_run_flags: vec!["--no-dry-run".into()],
+        });
+        l
+    }
+
+    fn rate(path: &[&str], flags: &[&str]) -> Option<RiskLevel> {
+        let mut all: Vec<&str> = path.to_vec();
+        all.extend(flags);
+        lexicon()
+            .rate(&Words {
+                path: path.to_vec(),
+                flags: flags.to_vec(),
+                all,
+            })
+            .map(|v| v.level)
+    }
+
+    #[test]
+    fn words_split_on_separators_and_camel_case() {
+        let p: Vec<String> = pieces("DeleteDBCluster").collect();
+        assert_eq!(p, ["delete", "db", "cluster"]);
+        let p: Vec<String> = pieces("apps:destroy").collect();
+        assert_eq!(p, ["apps", "destroy"]);
+        let p: Vec<String> = pieces("_delete_by_query").collect();
+        assert_eq!(p, ["delete", "by", "query"]);
+        let p: Vec<String> = pieces("dropDatabase()").collect();
+        assert_eq!(p, ["drop", "database"]);
+    }
+
+    #[test]
+    fn verbs_rate_by_class_and_widen() {
+        assert_eq!(rate(&["apps:destroy", "web"], &[]), Some(RiskLevel::High));
+        assert_eq!(rate(&["cluster-delete", "x"], &[]), Some(RiskLevel::Critical));
+        assert_eq!(rate(&["rm", "x"], &["--recursive"]), None);
+        assert_eq!(rate(&["delete", "x"], &["--recursive"]), Some(RiskLevel::Critical));
+        assert_eq!(rate(&["delete", "x"], &["--all-collections"]), Some(RiskLevel::Critical));
+        assert_eq!(rate(&["FLUSHALL"], &[]), Some(RiskLevel::Critical));
+        assert_eq!(rate(&["list", "clusters"], &[]), Some(RiskLevel::Low));
+        assert_eq!(rate(&["create", "x"], &[]), Some(RiskLevel::Medium));
+        assert_eq!(rate(&["create", "acme-api-production"], &[]), Some(RiskLevel::High));
+        assert_eq!(rate(&["stop", "x"], &[]), Some(RiskLevel::High));
+        assert_eq!(rate(&["frobnicate"], &[]), None);
+        assert_eq!(rate(&["iam", "create", "x"], &[]), Some(RiskLevel::High));
+        assert_eq!(rate(&["get", "secret/db"], &[]), Some(RiskLevel::Medium));
+        assert_eq!(rate(&["x"], &["--create"]), Some(RiskLevel::Medium));
+        assert_eq!(rate(&["x"], &["--create-server"]), None);
+        // A flag is a verb by its first piece only.
+        assert_eq!(rate(&["x"], &["--delete"]), Some(RiskLevel::High));
+        assert_eq!(rate(&["list"], &["--show-deleted"]), Some(RiskLevel::Low));
+        assert_eq!(rate(&["list"], &["--no-delete"]), Some(RiskLevel::Low));
+    }
+
+    #[test]
+    fn a_read_verb_never_hides_a_destructive_one() {
+        assert_eq!(rate(&["get", "delete"], &[]), Some(RiskLevel::High));
+        assert_eq!(rate(&["list"], &["--delete"]), Some(RiskLevel::High));
+    }
+
+    #[test]
+    fn a_dry_run_is_low_unless_undone() {
+        assert_eq!(rate(&["delete", "cluster"], &["--dry-run"]), Some(RiskLevel::Low));
+        assert_eq!(
+            rate(&["delete", "cluster"], &["--dry-run", "--no-dry-run"]),
+            Some(RiskLevel::Critical)
+        );
+    }
+
+    #[test]
+    fn a_policy_cannot_soften_a_verb() {
+        let mut l = lexicon();
+        l.extend(&LexiconSpec {
+            read: vec!["delete".into()],
+            ..LexiconSpec::default()
+        });
+        assert_eq!(l.class_of("delete"), Some(VerbClass::Destroy));
+    }
+}
