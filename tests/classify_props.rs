@@ -127,7 +127,10 @@ fn wrap(line: &str, how: u8) -> String {
         17 => format!("at now <<< {}", single_quoted(line)),
         18 => format!("xargs -0 {line} < /dev/null"),
         19 => format!("pkexec {line}"),
-        20 => format!("python3 -c {}", single_quoted(&format!("import os; os.system({:?})", line))),
+        20 => format!(
+            "python3 -c {}",
+            single_quoted(&format!("import os; os.system({:?})", line))
+        ),
         _ => format!("{line} || true"),
     }
 }

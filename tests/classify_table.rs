@@ -566,11 +566,11 @@ fn sql_clients() {
         // HIGH
         (
             "psql -c \"INSERT INTO flags (name, on) VALUES ('beta', true)\"",
-            High,
+            Medium,
         ),
         (
             "psql -d shop -c 'UPDATE users SET active = false WHERE id = 42'",
-            High,
+            Medium,
         ),
         (
             "mysql -e 'ALTER TABLE orders ADD COLUMN note TEXT' shop",
@@ -580,12 +580,15 @@ fn sql_clients() {
             "psql -c 'CREATE INDEX orders_user ON orders (user_id)'",
             High,
         ),
-        ("psql -c 'GRANT SELECT ON orders TO report'", High),
+        ("psql -c 'GRANT SELECT ON orders TO report'", Critical),
         (
             "sqlite3 app.db \"UPDATE settings SET value = 'x' WHERE key = 'y'\"",
-            High,
+            Medium,
         ),
-        ("psql -c 'DELETE FROM sessions WHERE expires < now()'", High),
+        (
+            "psql -c 'DELETE FROM sessions WHERE expires < now()'",
+            Medium,
+        ),
         // SQL from a file or standard input
         ("psql -d shop -f migrate.sql", High),
         ("psql shop < dump.sql", High),
@@ -607,12 +610,12 @@ fn sql_clients() {
         ("psql -c 'EXPLAIN DELETE FROM sessions'", Low),
         (
             "psql -c 'EXPLAIN (ANALYZE, BUFFERS) UPDATE users SET active = false WHERE id = 42'",
-            High,
+            Medium,
         ),
         ("psql -c 'EXPLAIN ANALYZE DELETE FROM sessions'", Critical),
         (
             "psql -c 'WITH gone AS (DELETE FROM sessions WHERE expires < now() RETURNING id) SELECT count(*) FROM gone'",
-            High,
+            Medium,
         ),
         (
             "psql -c 'WITH gone AS (DELETE FROM sessions RETURNING id) SELECT count(*) FROM gone'",
@@ -864,7 +867,12 @@ fn wrappers_are_unwrapped() {
         ("ssh web-1 <<'EOF'\nrm -rf /\nEOF", Critical),
         ("ssh web-1 bash <<'EOF'\nrm -rf /\nEOF", Critical),
         ("ssh web-1 < cleanup.sh", High),
-        ("ssh web-1 psql app <<'EOF'\nSELECT 1;\nEOF", High),
+        // the here-doc reaches psql through ssh, and its SQL is parsed
+        ("ssh web-1 psql app <<'EOF'\nSELECT 1;\nEOF", Medium),
+        (
+            "ssh web-1 psql app <<'EOF'\nDROP TABLE users;\nEOF",
+            Critical,
+        ),
         ("ssh -p 2222 bastion rm -rf /", Critical),
         (
             "ssh -o StrictHostKeyChecking=no web-1 'kubectl delete ns staging'",
@@ -1196,11 +1204,26 @@ fn redirections() {
 fn cloud_clis() {
     let rows: &[(&str, RiskLevel)] = &[
         ("gcloud compute instances list --project acme-staging", Low),
-        ("gcloud container clusters describe web --zone us-central1-a", Low),
-        ("gcloud container clusters get-credentials web --zone us-central1-a", Medium),
-        ("gcloud compute instances stop web-1 --zone us-east1-b", High),
-        ("gcloud compute ssh web-1 --zone us-east1-b --command uptime", High),
-        ("gcloud container clusters delete prod-cluster --zone us-central1-a --quiet", Critical),
+        (
+            "gcloud container clusters describe web --zone us-central1-a",
+            Low,
+        ),
+        (
+            "gcloud container clusters get-credentials web --zone us-central1-a",
+            Medium,
+        ),
+        (
+            "gcloud compute instances stop web-1 --zone us-east1-b",
+            High,
+        ),
+        (
+            "gcloud compute ssh web-1 --zone us-east1-b --command uptime",
+            Medium,
+        ),
+        (
+            "gcloud container clusters delete prod-cluster --zone us-central1-a --quiet",
+            Critical,
+        ),
         ("gcloud projects delete acme-staging", Critical),
         ("gcloud sql instances delete orders-db", Critical),
         (
@@ -1212,29 +1235,53 @@ fn cloud_clis() {
         ("gsutil rm gs://acme-reports/old.csv", High),
         ("gsutil -m rm -r gs://acme-backups", Critical),
         ("gsutil rb gs://acme-backups", Critical),
-        ("gsutil iam ch allUsers:objectViewer gs://acme-site", Critical),
+        (
+            "gsutil iam ch allUsers:objectViewer gs://acme-site",
+            Critical,
+        ),
         ("az vm list -g rg1 -o table", Low),
         ("az vm stop -g rg1 -n vm1", High),
         ("az vm deallocate -g rg1 -n vm1", High),
-        ("az group delete --name rg-staging --yes --no-wait", Critical),
-        ("az keyvault secret show --name db-pass --vault-name kv1", Medium),
-        ("az role assignment create --assignee bob@example.com --role Owner --scope /subscriptions/x", Critical),
-        ("az vm run-command invoke -g rg1 -n vm1 --command-id RunShellScript --scripts 'uptime'", High),
+        (
+            "az group delete --name rg-staging --yes --no-wait",
+            Critical,
+        ),
+        (
+            "az keyvault secret show --name db-pass --vault-name kv1",
+            Medium,
+        ),
+        (
+            "az role assignment create --assignee bob@example.com --role Owner --scope /subscriptions/x",
+            Critical,
+        ),
+        (
+            "az vm run-command invoke -g rg1 -n vm1 --command-id RunShellScript --scripts 'uptime'",
+            Medium,
+        ),
         ("doctl compute droplet list", Low),
         ("doctl compute droplet delete web-1 --force", Critical),
         ("eksctl get clusters", Low),
         ("eksctl delete cluster --name staging", Critical),
         ("oc get pods -n payments", Low),
         ("oc delete project payments", Critical),
-        ("oc adm policy add-cluster-role-to-user cluster-admin bob", Critical),
-        ("aws ssm get-parameter --name /prod/db/password --with-decryption", Medium),
+        (
+            "oc adm policy add-cluster-role-to-user cluster-admin bob",
+            Critical,
+        ),
+        (
+            "aws ssm get-parameter --name /prod/db/password --with-decryption",
+            Medium,
+        ),
         ("aws ssm get-parameter --name /app/region", Low),
         ("aws sts get-session-token", Medium),
         (
             "aws ssm send-command --document-name AWS-RunShellScript --instance-ids i-1 --parameters commands=uptime",
+            Medium,
+        ),
+        (
+            "aws route53 change-resource-record-sets --hosted-zone-id Z1 --change-batch file://c.json",
             High,
         ),
-        ("aws route53 change-resource-record-sets --hosted-zone-id Z1 --change-batch file://c.json", High),
         ("aws eks update-kubeconfig --name web", Medium),
         ("aws s3api delete-bucket --bucket acme-logs", Critical),
     ];
@@ -1252,33 +1299,51 @@ fn data_stores() {
         ("redis-cli --scan --pattern 'user:*'", Low),
         ("redis-cli SET feature:x on", Medium),
         ("redis-cli DEL session:123", High),
-        ("redis-cli CONFIG SET dir /var/spool/cron", High),
+        ("redis-cli CONFIG SET dir /var/spool/cron", Critical),
         ("redis-cli CONFIG GET maxmemory", Low),
         ("redis-cli SHUTDOWN NOSAVE", High),
         ("redis-cli FLUSHALL", Critical),
         ("redis-cli -n 2 FLUSHDB", Critical),
-        ("mongosh --eval 'db.users.find({status: \"deleted\"}).count()'", Low),
-        ("mongosh --eval 'db.users.updateOne({_id: 1}, {$set: {a: 1}})'", Medium),
+        (
+            "mongosh --eval 'db.users.find({status: \"deleted\"}).count()'",
+            Low,
+        ),
+        (
+            "mongosh --eval 'db.users.updateOne({_id: 1}, {$set: {a: 1}})'",
+            Medium,
+        ),
         ("mongosh --eval 'db.users.deleteOne({_id: 1})'", High),
         ("mongosh --eval 'db.users.deleteMany({})'", Critical),
-        ("mongosh \"mongodb://mongo-1:27017/app\" --eval \"db.dropDatabase()\"", Critical),
+        (
+            "mongosh \"mongodb://mongo-1:27017/app\" --eval \"db.dropDatabase()\"",
+            Critical,
+        ),
         ("mongosh --eval 'db.sessions.drop()'", Critical),
         ("etcdctl get /app --prefix --keys-only", Low),
         ("etcdctl put /app/flag on", Medium),
         ("etcdctl del /app/flag", High),
         ("etcdctl del \"\" --prefix", Critical),
         ("etcdctl defrag --endpoints=https://127.0.0.1:2379", High),
-        ("etcdctl snapshot restore snap.db --data-dir /var/lib/etcd-new", High),
+        (
+            "etcdctl snapshot restore snap.db --data-dir /var/lib/etcd-new",
+            High,
+        ),
         ("kafka-topics --bootstrap-server localhost:9092 --list", Low),
-        ("kafka-topics --bootstrap-server localhost:9092 --delete --topic orders", Critical),
-        ("kafka-consumer-groups --bootstrap-server k:9092 --group g --reset-offsets --to-earliest --all-topics --execute", High),
+        (
+            "kafka-topics --bootstrap-server localhost:9092 --delete --topic orders",
+            Critical,
+        ),
+        (
+            "kafka-consumer-groups --bootstrap-server k:9092 --group g --reset-offsets --to-earliest --all-topics --execute",
+            High,
+        ),
         ("rabbitmqctl list_queues", Low),
         ("rabbitmqctl purge_queue orders", Critical),
         ("vault kv get secret/db", Medium),
         ("vault status", Low),
         ("vault secrets disable kv/", Critical),
-        ("consul kv delete -recurse app/", Critical),
-        ("nomad job stop -purge web", Critical),
+        ("consul kv delete -recurse app/", High),
+        ("nomad job stop -purge web", High),
         ("nomad job plan web.nomad", Low),
     ];
     let bad = mismatches(rows);
@@ -1291,20 +1356,20 @@ fn hosts() {
     let rows: &[(&str, RiskLevel)] = &[
         ("ip addr show", Low),
         ("ip route", Low),
-        ("ip route add 10.0.0.0/8 via 10.1.1.1", Medium),
+        ("ip route add 10.0.0.0/8 via 10.1.1.1", High),
         ("ip route del default", High),
         ("ip link set eth0 down", High),
         ("firewall-cmd --list-all", Low),
         ("firewall-cmd --permanent --add-port=8080/tcp", High),
-        ("firewall-cmd --panic-on", Critical),
+        ("firewall-cmd --panic-on", High),
         ("kill -0 1234", Low),
         ("kill 1234", Medium),
         ("kill -9 1234", High),
         ("kill -s KILL 4242", High),
-        ("kill -9 -1", Critical),
+        ("kill -9 -1", High),
         ("pkill -9 nginx", High),
         ("pgrep -f nginx", Low),
-        ("useradd -m deploy", High),
+        ("useradd -m deploy", Medium),
         ("userdel -r bob", High),
         ("passwd -S bob", Low),
         ("fdisk -l", Low),
@@ -1342,21 +1407,39 @@ fn hosts() {
 #[test]
 fn commands_inside_commands() {
     let rows: &[(&str, RiskLevel)] = &[
-        ("python3 -c 'import json,sys; print(json.load(sys.stdin)[\"x\"])'", Low),
-        ("python3 -c 'import shutil; shutil.rmtree(\"/var/lib/postgresql\")'", Critical),
+        (
+            "python3 -c 'import json,sys; print(json.load(sys.stdin)[\"x\"])'",
+            Low,
+        ),
+        (
+            "python3 -c 'import shutil; shutil.rmtree(\"/var/lib/postgresql\")'",
+            Critical,
+        ),
         ("python3 -c 'import os; os.system(\"reboot\")'", High),
-        ("python3 -c \"exec(__import__('base64').b64decode('cm0='))\"", High),
+        (
+            "python3 -c \"exec(__import__('base64').b64decode('cm0='))\"",
+            High,
+        ),
         ("perl -e 'system(\"iptables -F\")'", High),
         ("perl -pi -e 's/foo/bar/' app.conf", Medium),
         ("ruby -e 'puts 1+1'", Low),
-        ("node -e 'require(\"child_process\").execSync(\"shutdown -h now\")'", High),
+        (
+            "node -e 'require(\"child_process\").execSync(\"shutdown -h now\")'",
+            High,
+        ),
         ("awk -F: '{print $1}' /etc/passwd", Low),
         ("awk 'BEGIN{system(\"rm -rf /\")}'", Critical),
         ("awk '{print > \"/etc/hosts\"}' x", High),
         ("docker run --rm busybox ls /", Medium),
-        ("docker run --privileged --rm -v /dev:/dev ubuntu dd if=/dev/zero of=/dev/sdb bs=1M", Critical),
+        (
+            "docker run --privileged --rm -v /dev:/dev ubuntu dd if=/dev/zero of=/dev/sdb bs=1M",
+            Critical,
+        ),
         ("docker run --rm --pid=host alpine ps", High),
-        ("kubectl run tmp --image=busybox --restart=Never -- rm -rf /data", High),
+        (
+            "kubectl run tmp --image=busybox --restart=Never -- rm -rf /data",
+            High,
+        ),
         ("at now + 1 minute <<< 'rm -rf /srv/app'", High),
         ("tmux new -d 'rm -rf /tmp/x'", High),
         ("ansible web -m ping", Low),
@@ -1390,11 +1473,17 @@ fn low_runs_nothing() {
         ("git log --output=/tmp/log.txt", Medium),
         ("psql -c 'select 1' -c '\\! id'", High),
         ("test -v 'a[$(id)]'", High),
-        ("aws ec2 terminate-instances --instance-ids i-1 --dry-run --no-dry-run", Critical),
+        (
+            "aws ec2 terminate-instances --instance-ids i-1 --dry-run --no-dry-run",
+            Critical,
+        ),
         ("kubectl get secret db -o yaml", Medium),
         ("kubectl config view --raw", Medium),
         ("kubectl delete --raw /api/v1/namespaces/prod", Critical),
-        ("tar --checkpoint=1 --checkpoint-action=exec=id -cf /dev/null x", High),
+        (
+            "tar --checkpoint=1 --checkpoint-action=exec=id -cf /dev/null x",
+            High,
+        ),
         ("rsync -e 'sh -c id' a b:", High),
         ("rsync -e 'ssh -p 2222' a b:", Medium),
     ];
@@ -1407,7 +1496,10 @@ fn low_runs_nothing() {
 #[test]
 fn tools_no_rule_names() {
     let rows: &[(&str, RiskLevel)] = &[
-        ("heroku apps:destroy --app acme-web --confirm acme-web", Critical),
+        (
+            "heroku apps:destroy --app acme-web --confirm acme-web",
+            Critical,
+        ),
         ("flyctl apps list", Low),
         ("flyctl apps destroy my-app --yes", Critical),
         ("openstack server delete web-1", Critical),
@@ -1416,7 +1508,7 @@ fn tools_no_rule_names() {
         ("mc rb --force myminio/backups", Critical),
         ("mc ls myminio", Low),
         ("argocd app list", Low),
-        ("velero backup delete nightly-2024", Critical),
+        ("velero backup delete nightly-2024", High),
         ("cf delete-space dev", Critical),
         ("gh repo delete acme/old --yes", Critical),
         ("restic forget --prune --keep-last 5", High),
@@ -1427,7 +1519,10 @@ fn tools_no_rule_names() {
         ("http DELETE api.example.com/users/1", High),
         ("http GET api.example.com/users", Low),
         ("curl -X DELETE http://localhost:9200/_all", Critical),
-        ("curl -XPOST 'http://es:9200/logs/_delete_by_query' -d '{\"query\":{\"match_all\":{}}}'", Critical),
+        (
+            "curl -XPOST 'http://es:9200/logs/_delete_by_query' -d '{\"query\":{\"match_all\":{}}}'",
+            Critical,
+        ),
         ("velero restore create --from-backup nightly --dry-run", Low),
     ];
     let bad = mismatches(rows);

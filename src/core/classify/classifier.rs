@@ -23,8 +23,10 @@ use super::matching::{
 };
 use super::ruleset::{RuleSet, Tool};
 use super::schema::WrapperMode;
+use super::schema::{SqlClientSpec, SqlDialectName};
 use super::shell::is_assignment;
 use super::shell::{MAX_DEPTH, SimpleCommand, Unit, Word, parse_units};
+use super::sql::{self, Dialect, SqlRating};
 use super::wrappers::{Inner, inner_commands};
 use crate::core::risk::{Classification, Reason, RiskLevel};
 
@@ -127,6 +129,7 @@ impl Rating<'_> {
                         let mut fed = c.clone();
                         fed.stdin_fed = true;
                         fed.stdin_texts.extend(outer.stdin_texts.iter().cloned());
+                        fed.stdin_from.extend(outer.stdin_from.iter().cloned());
                         self.command(&fed, v, depth);
                     }
                     _ => self.command(c, v, depth),
@@ -196,7 +199,7 @@ impl Rating<'_> {
             let argv: Vec<(String, bool)> =
                 args.iter().map(|w| (w.text.clone(), w.dynamic)).collect();
             if let Some(script) = inline::script(language, &argv) {
-                self.inline_script(program, &script, &part, via, depth);
+                self.inline_script(program, args, &script, &part, via, depth);
                 // awk is still awk: its own rules (`-i inplace`) apply too.
                 if language != Language::Awk {
                     return;
@@ -204,11 +207,13 @@ impl Rating<'_> {
             }
         }
         match self.unwrap(program, args, cmd, via, depth) {
-            Unwrapped::No => self.rules(program, args, cmd, &part, via, true),
+            Unwrapped::No => self.rules(program, args, cmd, Site::new(&part, via, depth), true),
             // A tool with a wrapping subcommand (`kubectl exec`, `find
             // -exec`) is still that tool: its own rules and the production
             // scope apply too, though it is not an unknown command.
-            Unwrapped::AlsoRate => self.rules(program, args, cmd, &part, via, false),
+            Unwrapped::AlsoRate => {
+                self.rules(program, args, cmd, Site::new(&part, via, depth), false);
+            }
             Unwrapped::Yes => {}
         }
     }
@@ -218,6 +223,7 @@ impl Rating<'_> {
     fn inline_script(
         &mut self,
         program: &str,
+        args: &[Word],
         script: &Script,
         part: &str,
         via: &[String],
@@ -241,6 +247,13 @@ impl Rating<'_> {
                 "inline-script",
                 format!("`{program} -i` edits files in place"),
             );
+            // The files it edits, as if written by a redirect (`/etc/…`).
+            for w in args
+                .iter()
+                .filter(|w| !w.text.starts_with('-') && w.text != script.code)
+            {
+                self.redirect(w, part, via);
+            }
         }
         let found = inline::findings(script.language, &script.code);
         if found.is_empty() && !script.in_place {
@@ -374,6 +387,14 @@ impl Rating<'_> {
             if w.spec.passive_flags.iter().any(|f| parsed.has_flag(f)) {
                 continue;
             }
+            if w.spec.when.is_some() || w.spec.unless.is_some() {
+                let rest = render_rest(&parsed, args, &[]);
+                if w.spec.when.as_ref().is_some_and(|re| !re.is_match(&rest))
+                    || w.spec.unless.as_ref().is_some_and(|re| re.is_match(&rest))
+                {
+                    continue;
+                }
+            }
             let inner = inner_commands(w, args, &parsed, cmd);
             if inner.is_empty() {
                 continue;
@@ -398,6 +419,7 @@ impl Rating<'_> {
                             inputs: Vec::new(),
                             stdin_fed: cmd.stdin_fed,
                             stdin_texts: cmd.stdin_texts.clone(),
+                            stdin_from: cmd.stdin_from.clone(),
                         };
                         self.command(&inner_cmd, &inner_via, depth + 1);
                     }
@@ -428,7 +450,9 @@ impl Rating<'_> {
                     }
                 }
             }
-            let is_tool_mode = w.spec.subcommand.is_some() || w.spec.mode == WrapperMode::ExecFlags;
+            let is_tool_mode = w.spec.subcommand.is_some()
+                || w.spec.mode == WrapperMode::ExecFlags
+                || w.spec.also_rate;
             return if is_tool_mode {
                 Unwrapped::AlsoRate
             } else {
@@ -445,13 +469,23 @@ impl Rating<'_> {
         program: &str,
         args: &[Word],
         cmd: &SimpleCommand,
-        part: &str,
-        via: &[String],
+        site: Site<'_>,
         allow_unknown: bool,
     ) {
+        let Site { part, via, .. } = site;
         let set = self.set;
         let tool = set.tool(program);
         let parsed = parse_args(args, tool.syntax());
+        if let Some(flag) = asks_for_help(program, args, &parsed) {
+            self.push(
+                RiskLevel::Low,
+                part,
+                via,
+                "help",
+                format!("`{flag}` only prints the program's help"),
+            );
+            return;
+        }
         let positionals: Vec<usize> = parsed.positionals().collect();
         let start = positionals
             .iter()
@@ -474,10 +508,21 @@ impl Rating<'_> {
             );
         }
 
+        // A SQL client's SQL is parsed; the regex table for SQL is then only
+        // the fallback, for what could not be parsed or seen.
+        let sql = tool
+            .sql
+            .as_ref()
+            .and_then(|spec| self.sql(program, spec, args, &parsed, cmd, site));
+        let sql_parsed = sql.is_some_and(|(all, _)| all);
+
         let mut matched: Vec<(usize, bool)> = Vec::new();
         let mut rests: Vec<(usize, String)> = Vec::new();
         for &idx in set.candidates(program).iter() {
             let r = &set.rules[idx];
+            if r.sql_fallback && sql_parsed {
+                continue;
+            }
             let Some((len, mut assumed)) = match_path(&r.paths, args, path_words) else {
                 continue;
             };
@@ -513,10 +558,14 @@ impl Rating<'_> {
 
         let deciding = decide(set, &matched);
         let level = if deciding.is_empty() {
-            if !allow_unknown {
-                return;
+            if let Some((true, level)) = sql {
+                level
+            } else {
+                if !allow_unknown {
+                    return;
+                }
+                self.unknown(program, tool, args, &parsed, path_words, site)
             }
-            self.unknown(program, tool, args, &parsed, path_words, part, via)
         } else {
             let level = deciding
                 .first()
@@ -540,6 +589,7 @@ impl Rating<'_> {
                 );
                 return;
             }
+            let level = level.max(sql.map_or(RiskLevel::Low, |(_, l)| l));
             for (i, assumed) in &deciding {
                 let r = &set.rules[*i];
                 let mut message = r
@@ -559,9 +609,208 @@ impl Rating<'_> {
         }
     }
 
+    /// Rates the SQL a SQL client runs (`core::classify::sql`): from its
+    /// flags (`psql -c`), a positional (`sqlite3 DB SQL`) and standard
+    /// input. Returns whether every piece of SQL was seen and parsed, and
+    /// the highest level found; `None` when the line carries no SQL.
+    fn sql(
+        &mut self,
+        program: &str,
+        spec: &SqlClientSpec,
+        args: &[Word],
+        parsed: &ParsedArgs,
+        cmd: &SimpleCommand,
+        site: Site<'_>,
+    ) -> Option<(bool, RiskLevel)> {
+        let Site { part, via, depth } = site;
+        let dialect = match spec.dialect {
+            SqlDialectName::Postgres => Dialect::Postgres,
+            SqlDialectName::Mysql => Dialect::MySql,
+            SqlDialectName::Sqlite => Dialect::Sqlite,
+            SqlDialectName::Generic => Dialect::Generic,
+        };
+        // (text, read as a script: meta- and dot-commands allowed)
+        let mut texts: Vec<(String, bool)> = Vec::new();
+        let mut unseen: Vec<String> = Vec::new();
+        for (name, value, dynamic) in parsed.flags() {
+            if !spec.flags.iter().any(|f| f == name) {
+                continue;
+            }
+            match value {
+                Some(v) if dynamic => unseen.push(format!("`{name} {v}`")),
+                Some(v) => texts.push((v.to_owned(), dialect == Dialect::Sqlite)),
+                None => {}
+            }
+        }
+        if let Some(n) = spec.positional
+            && let Some(i) = parsed.positionals().nth(n.saturating_sub(1))
+        {
+            if args[i].dynamic {
+                unseen.push(format!("`{}`", args[i].raw));
+            } else {
+                texts.push((args[i].text.clone(), true));
+            }
+        }
+        if cmd.stdin_fed && cmd.stdin_texts.is_empty() {
+            unseen.push("standard input".into());
+            // What it reads may be made from the writer's templates: rate
+            // the SQL in them as if it ran (`SELECT format('DROP TABLE
+            // %I;', …) … | psql`).
+            for t in &cmd.stdin_from {
+                self.generated_sql(t, dialect, part, via);
+            }
+        }
+        texts.extend(cmd.stdin_texts.iter().map(|t| (t.clone(), true)));
+        if texts.is_empty() && unseen.is_empty() {
+            return None;
+        }
+        let mut level = RiskLevel::Low;
+        let mut all = unseen.is_empty();
+        for u in unseen {
+            self.push(
+                RiskLevel::High,
+                part,
+                via,
+                "sql",
+                format!("runs SQL from {u}, which is only known at run time"),
+            );
+            level = RiskLevel::High;
+        }
+        let mut inner_via = via.to_vec();
+        inner_via.push(format!("{program} shell escape"));
+        for (text, script) in texts {
+            let split = match dialect {
+                Dialect::Postgres if script || text.trim_start().starts_with('\\') => {
+                    sql::split_psql(&text)
+                }
+                Dialect::Sqlite if script => sql::split_sqlite(&text),
+                _ => sql::PsqlScript {
+                    sql: text.clone(),
+                    ..sql::PsqlScript::default()
+                },
+            };
+            for v in split.verdicts {
+                level = level.max(v.level);
+                self.push(v.level, part, via, "sql", v.reason);
+            }
+            for line in split.shell.iter().filter(|l| !l.trim().is_empty()) {
+                self.line(line, &inner_via, depth + 1, None);
+            }
+            match sql::rate_sql(&split.sql, dialect) {
+                SqlRating::Parsed(verdicts) => {
+                    for v in verdicts {
+                        level = level.max(v.level);
+                        self.push(v.level, part, via, "sql", v.reason);
+                    }
+                }
+                SqlRating::Unparseable(e) => {
+                    all = false;
+                    self.push(
+                        RiskLevel::Low,
+                        part,
+                        via,
+                        "sql-unparsed",
+                        format!("the SQL could not be parsed ({e}); the regex table rates it"),
+                    );
+                }
+            }
+        }
+        Some((all, level))
+    }
+
+    /// Rates SQL statements found inside a template (a string literal of
+    /// the command writing to a SQL client's input): each from its leading
+    /// keyword to the end of the template.
+    fn generated_sql(&mut self, template: &str, dialect: Dialect, part: &str, via: &[String]) {
+        const KEYWORDS: &[&str] = &[
+            "drop ",
+            "truncate ",
+            "delete ",
+            "update ",
+            "alter ",
+            "grant ",
+            "insert ",
+        ];
+        let lower = template.to_ascii_lowercase();
+        for k in KEYWORDS {
+            let Some(at) = lower.find(k) else {
+                continue;
+            };
+            let stmt: String = template[at..]
+                .split(['\'', ';'])
+                .next()
+                .unwrap_or("")
+                .replace(['%', '$', '{', '}'], "x");
+            if let SqlRating::Parsed(verdicts) = sql::rate_sql(&stmt, dialect) {
+                for v in verdicts {
+                    self.push(
+                        v.level,
+                        part,
+                        via,
+                        "sql-generated",
+                        format!("reads SQL made from `{}`: {}", template.trim(), v.reason),
+                    );
+                }
+            }
+        }
+    }
+
+    /// The SQL in the `--command`/`--query`/`--sql`/`-e` values of a tool
+    /// no rule knows, when it reads as SQL and parses: its level, with a
+    /// reason per statement.
+    fn embedded_sql(
+        &mut self,
+        parsed: &ParsedArgs,
+        part: &str,
+        via: &[String],
+    ) -> Option<RiskLevel> {
+        const FLAGS: &[&str] = &[
+            "--command",
+            "--query",
+            "--sql",
+            "--execute",
+            "--statement",
+            "-e",
+            "-c",
+            "-q",
+        ];
+        const STARTS: &[&str] = &[
+            "select", "insert", "update", "delete", "drop", "truncate", "alter", "create", "grant",
+            "revoke", "with", "explain", "show", "merge", "replace",
+        ];
+        let mut found: Option<RiskLevel> = None;
+        for (name, value, dynamic) in parsed.flags() {
+            let Some(v) = value.filter(|_| !dynamic && FLAGS.contains(&name)) else {
+                continue;
+            };
+            let first = v
+                .split_whitespace()
+                .next()
+                .unwrap_or("")
+                .to_ascii_lowercase();
+            if !STARTS.contains(&first.as_str()) {
+                continue;
+            }
+            let SqlRating::Parsed(verdicts) = sql::rate_sql(v, Dialect::Generic) else {
+                continue;
+            };
+            for verdict in verdicts {
+                found = Some(found.map_or(verdict.level, |l| l.max(verdict.level)));
+                self.push(
+                    verdict.level,
+                    part,
+                    via,
+                    "sql",
+                    format!("`{name}`: {}", verdict.reason),
+                );
+            }
+            found.get_or_insert(RiskLevel::Low);
+        }
+        found
+    }
+
     /// What no rule knows: rated by the verb lexicon, or MEDIUM when no
     /// word of it is a known verb.
-    #[allow(clippy::too_many_arguments)]
     fn unknown(
         &mut self,
         program: &str,
@@ -569,9 +818,9 @@ impl Rating<'_> {
         args: &[Word],
         parsed: &ParsedArgs,
         path_words: &[usize],
-        part: &str,
-        via: &[String],
+        site: Site<'_>,
     ) -> RiskLevel {
+        let Site { part, via, .. } = site;
         let what = if tool.known {
             match path_words.first().map(|&i| args[i].text.as_str()) {
                 None | Some("") => format!("`{program}` without a known subcommand"),
@@ -580,8 +829,20 @@ impl Rating<'_> {
         } else {
             format!("unknown program `{program}`")
         };
-        let mut all: Vec<&str> = args.iter().filter(|w| !w.dynamic).map(|w| w.text.as_str()).collect();
+        let mut all: Vec<&str> = args
+            .iter()
+            .filter(|w| !w.dynamic)
+            .map(|w| w.text.as_str())
+            .collect();
         all.extend(parsed.flags().filter_map(|(_, v, d)| v.filter(|_| !d)));
+        // A SQL client's SQL that did not parse is read for its words too
+        // (`KILL QUERY …`, `DESCRIBE TABLE …`).
+        let sql_words = tool.sql.iter().flat_map(|spec| {
+            parsed
+                .flags()
+                .filter(|(n, _, d)| !d && spec.flags.iter().any(|f| f == n))
+                .filter_map(|(_, v, _)| v)
+        });
         let words = Words {
             // The program's own name may carry the verb (`dropdb`,
             // `kafka-delete-records`).
@@ -593,22 +854,77 @@ impl Rating<'_> {
                         .filter(|&&i| !args[i].dynamic)
                         .map(|&i| args[i].text.as_str()),
                 )
+                .chain(sql_words)
                 .collect(),
             flags: parsed.flags().map(|(n, _, _)| n).collect(),
             all,
         };
+        // SQL handed to a tool no rule knows (`wrangler d1 execute
+        // --command="DROP TABLE users"`): rated by the SQL parser.
+        if let Some(level) = self.embedded_sql(parsed, part, via) {
+            return level;
+        }
         if let Some(v) = self.set.lexicon.rate(&words) {
-            self.push(v.level, part, via, "lexicon", format!("{what}: {}", v.message));
+            self.push(
+                v.level,
+                part,
+                via,
+                "lexicon",
+                format!("{what}: {}", v.message),
+            );
             return v.level;
         }
-        match words.all.iter().find(|w| self.set.lexicon.names_production(w)) {
+        if let Some(flag) = self.set.lexicon.dry_run(&words) {
+            self.push(
+                RiskLevel::Low,
+                part,
+                via,
+                "lexicon",
+                format!("{what}: `{flag}` only shows what it would do"),
+            );
+            return RiskLevel::Low;
+        }
+        // `heroku apps`, `cf apps`, `restic snapshots`: a bare plural noun,
+        // no flag, lists.
+        // Only one word: with two, the first may be a verb no list knows
+        // (`kubectl frobnicate pods`).
+        let nouns: Vec<&str> = words.path[1..].to_vec();
+        if nouns.len() == 1
+            && !tool.has_subcommands
+            && words.flags.is_empty()
+            && nouns
+                .iter()
+                .all(|w| w.chars().all(|c| c.is_ascii_lowercase()))
+            && nouns
+                .last()
+                .is_some_and(|w| w.len() > 3 && w.ends_with('s') && !w.ends_with("ss"))
+        {
+            self.push(
+                RiskLevel::Low,
+                part,
+                via,
+                "lexicon",
+                format!(
+                    "{what}: a bare plural noun (`{}`) lists what there is",
+                    nouns.join(" ")
+                ),
+            );
+            return RiskLevel::Low;
+        }
+        match words
+            .all
+            .iter()
+            .find(|w| self.set.lexicon.names_production(w))
+        {
             Some(p) => {
                 self.push(
                     RiskLevel::High,
                     part,
                     via,
                     "unknown",
-                    format!("{what}: unknown: no rule knows this program, and `{p}` names production"),
+                    format!(
+                        "{what}: unknown: no rule knows this program, and `{p}` names production"
+                    ),
                 );
                 RiskLevel::High
             }
@@ -661,9 +977,8 @@ impl Rating<'_> {
         // Other scopes (`--profile prod`, `--project acme-prod`, a host in
         // a URI `mongodb://mongo-prod-1/app`): named on the line only.
         let lexicon = &set.lexicon;
-        let named = |v: &str| {
-            lexicon.names_production(v) || set.scope.scopes.iter().any(|g| g.is_match(v))
-        };
+        let named =
+            |v: &str| lexicon.names_production(v) || set.scope.scopes.iter().any(|g| g.is_match(v));
         let scoped = parsed
             .flags()
             .filter(|(n, _, d)| !d && tool.scope_flags.iter().any(|f| f == n))
@@ -721,12 +1036,52 @@ impl Rating<'_> {
     }
 }
 
+/// The help flag of a command that only asks for help: `--help` or
+/// `-help` before any `--`, or a last word `help` (`aws ec2
+/// terminate-instances help`). Not for a script named by its path, which
+/// may ignore it.
+fn asks_for_help<'a>(program: &str, args: &'a [Word], parsed: &ParsedArgs) -> Option<&'a str> {
+    if program.ends_with(".sh") || program.ends_with(".py") || program.contains('/') {
+        return None;
+    }
+    let before_dd = parsed.double_dash.unwrap_or(args.len());
+    let words = &args[..before_dd];
+    if words.iter().any(|w| w.dynamic) {
+        return None;
+    }
+    if let Some(w) = words
+        .iter()
+        .find(|w| matches!(w.text.as_str(), "--help" | "-help"))
+    {
+        return Some(w.text.as_str());
+    }
+    match words.last() {
+        Some(w) if w.text == "help" && words.len() > 1 => Some(w.text.as_str()),
+        _ => None,
+    }
+}
+
 /// The host of a URI: `mongodb://user@mongo-prod-1:27017/app` is
 /// `mongo-prod-1:27017`.
 fn uri_host(uri: &str) -> &str {
     let rest = uri.split_once("://").map_or(uri, |(_, r)| r);
     let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
     authority.rsplit_once('@').map_or(authority, |(_, h)| h)
+}
+
+/// Where a command stands: its text for reasons, the wrappers it runs
+/// under, and how deep.
+#[derive(Clone, Copy)]
+struct Site<'s> {
+    part: &'s str,
+    via: &'s [String],
+    depth: usize,
+}
+
+impl<'s> Site<'s> {
+    fn new(part: &'s str, via: &'s [String], depth: usize) -> Self {
+        Site { part, via, depth }
+    }
 }
 
 enum Unwrapped {

@@ -122,8 +122,6 @@ impl Language {
                 ("ctypes", Opaque),
                 ("marshal", Opaque),
                 ("pickle.loads", Opaque),
-                ("base64", Opaque),
-                ("codecs.decode", Opaque),
                 ("requests.delete", Opaque),
                 ("requests.post", Write),
                 ("requests.put", Write),
@@ -142,8 +140,6 @@ impl Language {
                 ("eval", Opaque),
                 ("do", Opaque),
                 ("require", Opaque),
-                ("decode_base64", Opaque),
-                ("pack", Opaque),
                 ("chmod", Write),
                 ("chown", Write),
                 ("rename", Write),
@@ -172,8 +168,6 @@ impl Language {
                 ("eval", Opaque),
                 ("instance_eval", Opaque),
                 ("send", Opaque),
-                ("Base64", Opaque),
-                ("unpack", Opaque),
             ],
             Language::Node => &[
                 ("execSync", Shell),
@@ -199,8 +193,6 @@ impl Language {
                 ("eval", Opaque),
                 ("Function", Opaque),
                 ("import(", Opaque),
-                ("Buffer.from", Opaque),
-                ("atob", Opaque),
                 ("vm.", Opaque),
             ],
             Language::Php => &[
@@ -219,7 +211,6 @@ impl Language {
                 ("eval", Opaque),
                 ("assert", Opaque),
                 ("create_function", Opaque),
-                ("base64_decode", Opaque),
                 ("include", Opaque),
                 ("require", Opaque),
                 ("posix_kill", Opaque),
@@ -250,7 +241,10 @@ pub(crate) fn script(language: Language, args: &[(String, bool)]) -> Option<Scri
             Language::Awk => {
                 // `-F SEP`, `-v X=1`, `-f FILE` take a value; the first
                 // other word is the program.
-                if w == "-f" || w == "--file" || w.starts_with("-f") && w.len() > 2 && !w.starts_with("-F") {
+                if w == "-f"
+                    || w == "--file"
+                    || w.starts_with("-f") && w.len() > 2 && !w.starts_with("-F")
+                {
                     return Some(Script {
                         language,
                         code: String::new(),
@@ -357,14 +351,20 @@ pub(crate) fn findings(language: Language, code: &str) -> Vec<Finding> {
             let called = after.trim_start().starts_with('(')
                 || call.ends_with('.')
                 || call.ends_with('(')
-                || matches!(call, "ctypes" | "marshal" | "base64" | "importlib" | "Base64")
-                || language != Language::Python && language != Language::Node && after.starts_with([' ', '"', '\''])
+                || matches!(call, "ctypes" | "marshal" | "importlib")
+                || language != Language::Python
+                    && language != Language::Node
+                    && after.starts_with([' ', '"', '\''])
                 || matches!(call, "qx" | "%x") && after.starts_with(['{', '(', '/', '|', '[', '!'])
-                || language == Language::Ruby && matches!(call, "system" | "exec" | "spawn" | "eval");
+                || language == Language::Ruby
+                    && matches!(call, "system" | "exec" | "spawn" | "eval");
             if !called {
                 continue;
             }
-            if out.iter().any(|(p, f)| *p <= pos && pos < *p + f.call.len()) {
+            if out
+                .iter()
+                .any(|(p, f)| *p <= pos && pos < *p + f.call.len())
+            {
                 continue;
             }
             out.push((
@@ -418,7 +418,9 @@ fn awk_io(code: &str, out: &mut Vec<(usize, Finding)>) {
                             literal: lit,
                         },
                     ));
-                } else if after.starts_with('"') || after.starts_with(|c: char| c.is_ascii_alphabetic()) {
+                } else if after.starts_with('"')
+                    || after.starts_with(|c: char| c.is_ascii_alphabetic())
+                {
                     let rest = &code[i + 1..];
                     let rest = rest.strip_prefix('&').unwrap_or(rest);
                     out.push((
@@ -435,10 +437,14 @@ fn awk_io(code: &str, out: &mut Vec<(usize, Finding)>) {
                 // `print > "file"`, not a comparison `$1 > 5`.
                 let before = masked[..i].trim_end();
                 let after = masked[i + 1..].trim_start_matches('>').trim_start();
-                let printing = ["print", "printf"]
-                    .iter()
-                    .any(|p| masked[..i].rfind(p).is_some_and(|q| !masked[q..i].contains(';') && !masked[q..i].contains('{')));
-                if printing && (after.starts_with('"') || after.starts_with(|c: char| c.is_ascii_alphabetic()))
+                let printing = ["print", "printf"].iter().any(|p| {
+                    masked[..i]
+                        .rfind(p)
+                        .is_some_and(|q| !masked[q..i].contains(';') && !masked[q..i].contains('{'))
+                });
+                if printing
+                    && (after.starts_with('"')
+                        || after.starts_with(|c: char| c.is_ascii_alphabetic()))
                     && !before.ends_with(['>', '=', '!', '<'])
                 {
                     out.push((
@@ -574,8 +580,7 @@ fn string_literal(s: &str) -> Option<(String, &str)> {
 /// Quotes a word for a shell line.
 pub(crate) fn shell_quote(w: &str) -> String {
     if !w.is_empty()
-        && w
-            .chars()
+        && w.chars()
             .all(|c| c.is_ascii_alphanumeric() || "-_./=:,@%+".contains(c))
     {
         w.to_owned()
@@ -603,7 +608,10 @@ mod tests {
     fn the_code_is_found_after_each_interpreters_flag() {
         let s = script(Language::Python, &argv(&["-u", "-c", "print(1)"])).map(|s| s.code);
         assert_eq!(s.as_deref(), Some("print(1)"));
-        assert_eq!(script(Language::Python, &argv(&["manage.py", "-c", "x"])), None);
+        assert_eq!(
+            script(Language::Python, &argv(&["manage.py", "-c", "x"])),
+            None
+        );
         let s = script(Language::Perl, &argv(&["-lne", "print", "f"])).map(|s| s.code);
         assert_eq!(s.as_deref(), Some("print"));
         let s = script(Language::Perl, &argv(&["-pi", "-e", "s/a/b/", "f"]));
@@ -623,11 +631,17 @@ mod tests {
             vec![(Effect::Shell, Some("rm -rf /data".into()))]
         );
         assert_eq!(
-            found(Language::Python, r#"import subprocess; subprocess.run(["rm", "-rf", "/x y"])"#),
+            found(
+                Language::Python,
+                r#"import subprocess; subprocess.run(["rm", "-rf", "/x y"])"#
+            ),
             vec![(Effect::Argv, Some("rm -rf '/x y'".into()))]
         );
         assert_eq!(
-            found(Language::Python, r#"import shutil; shutil.rmtree("/var/lib/postgresql")"#),
+            found(
+                Language::Python,
+                r#"import shutil; shutil.rmtree("/var/lib/postgresql")"#
+            ),
             vec![(Effect::RemoveTree, Some("/var/lib/postgresql".into()))]
         );
         assert_eq!(
@@ -643,10 +657,13 @@ mod tests {
             vec![(Effect::RemoveTree, Some("/srv/app".into()))]
         );
         assert_eq!(
-            found(Language::Node, r#"require("child_process").execSync("reboot")"#)
-                .into_iter()
-                .filter(|(e, _)| *e == Effect::Shell)
-                .collect::<Vec<_>>(),
+            found(
+                Language::Node,
+                r#"require("child_process").execSync("reboot")"#
+            )
+            .into_iter()
+            .filter(|(e, _)| *e == Effect::Shell)
+            .collect::<Vec<_>>(),
             vec![(Effect::Shell, Some("reboot".into()))]
         );
         assert_eq!(
@@ -676,13 +693,22 @@ mod tests {
     #[test]
     fn names_inside_strings_and_identifiers_do_not_count() {
         assert!(found(Language::Python, r#"print("os.system is dangerous")"#).is_empty());
-        assert!(found(Language::Python, r#"import json,sys; print(json.load(sys.stdin)["evaluation"])"#).is_empty());
+        assert!(
+            found(
+                Language::Python,
+                r#"import json,sys; print(json.load(sys.stdin)["evaluation"])"#
+            )
+            .is_empty()
+        );
         assert!(found(Language::Perl, r#"print "ok\n""#).is_empty());
     }
 
     #[test]
     fn hidden_code_is_opaque() {
-        let f = found(Language::Python, "exec(__import__('base64').b64decode('cm0gLXJmIC8='))");
+        let f = found(
+            Language::Python,
+            "exec(__import__('base64').b64decode('cm0gLXJmIC8='))",
+        );
         assert!(f.iter().any(|(e, _)| *e == Effect::Opaque));
         let f = found(Language::Perl, "eval $x");
         assert!(f.iter().any(|(e, _)| *e == Effect::Opaque));

@@ -55,6 +55,11 @@ pub struct LexiconSpec {
     /// secrets, firewalls (`iam`, `role`, `firewall`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub sensitive: Vec<String>,
+    /// Objects that are access itself (`secret`, `password`, `user`, `acl`,
+    /// `policy`): creating, changing or removing one is CRITICAL, like a
+    /// kube secret or an IAM change.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub identity: Vec<String>,
     /// Objects whose mere reading leaks (`secret`, `password`): a read of
     /// them is MEDIUM.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -62,6 +67,18 @@ pub struct LexiconSpec {
     /// Word pieces that name production (`prod`, `production`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub production: Vec<String>,
+    /// Flags that are never verbs although a piece of them is one
+    /// (`--format`, `--output`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub inert_flags: Vec<String>,
+    /// Verbs that are nouns as often (`gh run list`, `velero backup get`):
+    /// they count only when no other verb is found.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ambiguous: Vec<String>,
+    /// Verbs after which a secret object is only named, not read
+    /// (`list`, `ls`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub listing: Vec<String>,
     /// Flags that make a command a dry run (`--dry-run`, `--what-if`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub dry_run_flags: Vec<String>,
@@ -136,8 +153,12 @@ pub(crate) struct Lexicon {
     wide_verbs: WordSet,
     wide_flags: HashSet<String>,
     sensitive: WordSet,
+    identity: WordSet,
     secret: WordSet,
     production: WordSet,
+    inert_flags: HashSet<String>,
+    ambiguous: WordSet,
+    listing: WordSet,
     dry_run_flags: HashSet<String>,
     not_dry_run_flags: HashSet<String>,
 }
@@ -190,13 +211,22 @@ impl Lexicon {
         for (set, words) in [
             (&mut self.production, &spec.production),
             (&mut self.sensitive, &spec.sensitive),
+            (&mut self.identity, &spec.identity),
             (&mut self.secret, &spec.secret),
         ] {
             for w in words {
                 set.add(w);
             }
         }
-        self.dry_run_flags.extend(spec.dry_run_flags.iter().cloned());
+        self.inert_flags.extend(spec.inert_flags.iter().cloned());
+        for w in &spec.ambiguous {
+            self.ambiguous.add(w);
+        }
+        for w in &spec.listing {
+            self.listing.add(w);
+        }
+        self.dry_run_flags
+            .extend(spec.dry_run_flags.iter().cloned());
         self.not_dry_run_flags
             .extend(spec.not_dry_run_flags.iter().cloned());
     }
@@ -222,13 +252,18 @@ impl Lexicon {
     /// Rates a command by its words. `None` when no verb was found.
     pub(crate) fn rate(&self, words: &Words<'_>) -> Option<Verdict> {
         // The verb: the highest class among the leading words and the flag
-        // names (`kafka-topics --delete`, `--reset-offsets`).
-        let mut best: Option<(VerbClass, String, String)> = None;
+        // names (`kafka-topics --delete`, `--reset-offsets`). A word that is
+        // a noun as often (`run`, `backup`) counts only when no other verb
+        // is found.
+        let mut found: Vec<(VerbClass, String, String, bool)> = Vec::new();
         let mut consider = |word: &str, is_flag: bool| {
             let name = if is_flag {
                 let bare = word.trim_start_matches('-');
                 // `--no-delete` turns a verb off; only long flags are words.
-                if !word.starts_with("--") || bare.starts_with("no-") {
+                if !word.starts_with("--")
+                    || bare.starts_with("no-")
+                    || self.inert_flags.contains(word)
+                {
                     return;
                 }
                 bare
@@ -246,18 +281,32 @@ impl Lexicon {
             for p in ps {
                 if let Some(c) = self.class_of(&p)
                     && (!is_flag || whole || c >= VerbClass::Disrupt)
-                    && best.as_ref().is_none_or(|(b, _, _)| c > *b)
+                    && (!is_flag || c != VerbClass::Read || READ_FLAGS.contains(&p.as_str()))
                 {
-                    best = Some((c, p, word.to_owned()));
+                    let ambiguous = self.ambiguous.contains(&p);
+                    found.push((c, p, word.to_owned(), ambiguous));
                 }
             }
         };
-        for w in &words.path {
+        // A path, a file name or a host (`./dump.tar.gz`, `acme/backups`)
+        // names an object, not a verb.
+        for w in words
+            .path
+            .iter()
+            .flat_map(|w| w.split_whitespace())
+            .filter(|w| !w.contains(['/', '.']))
+        {
             consider(w, false);
         }
         for f in &words.flags {
             consider(f, true);
         }
+        let clear = found.iter().any(|f| !f.3);
+        let best = found
+            .into_iter()
+            .filter(|f| !clear || !f.3)
+            .max_by_key(|f| f.0)
+            .map(|(c, p, w, _)| (c, p, w));
         let (class, verb, word) = best?;
         let shown = if verb == word.to_ascii_lowercase() {
             format!("`{word}`")
@@ -268,7 +317,10 @@ impl Lexicon {
         if let Some(flag) = self.dry_run(words) {
             return Some(Verdict {
                 level: RiskLevel::Low,
-                message: format!("{shown} is {}, but `{flag}` only shows what it would do", class.name()),
+                message: format!(
+                    "{shown} is {}, but `{flag}` only shows what it would do",
+                    class.name()
+                ),
             });
         }
         let mut level = class.level();
@@ -286,16 +338,25 @@ impl Lexicon {
                 .find_map(|w| pieces(w).find(|p| set.contains(p)))
         };
         if class == VerbClass::Read
+            && !self.listing.contains(&verb)
             && let Some(o) = object(&self.secret)
         {
             level = RiskLevel::Medium;
             message = format!("{message}, but `{o}` is a secret: reading it leaks");
         }
-        if class == VerbClass::Change
+        if class > VerbClass::Read
+            && let Some(o) = object(&self.identity)
+        {
+            level = RiskLevel::Critical;
+            message = format!(
+                "{message}, and `{o}` is access itself (identities, permissions or secrets)"
+            );
+        } else if class == VerbClass::Change
             && let Some(o) = object(&self.sensitive)
         {
             level = RiskLevel::High;
-            message = format!("{message}, and `{o}` guards access (identity, permissions, secrets or network)");
+            message =
+                format!("{message}, and `{o}` guards access (network exposure or privileges)");
         }
         if level < RiskLevel::High
             && class > VerbClass::Read
@@ -312,7 +373,7 @@ impl Lexicon {
         if self.wide_verbs.contains(verb) {
             return Some(format!("`{verb}` empties or removes a whole store"));
         }
-        for w in &words.path {
+        for w in words.path.iter().filter(|w| !w.contains(['/', '.'])) {
             if let Some(p) = pieces(w).find(|p| self.wide.contains(p)) {
                 return Some(format!("the object is {p}-wide (`{w}`)"));
             }
@@ -335,7 +396,7 @@ impl Lexicon {
 
     /// The dry-run flag in force: the last of the dry-run and not-dry-run
     /// flags decides.
-    fn dry_run<'w>(&self, words: &Words<'w>) -> Option<&'w str> {
+    pub(crate) fn dry_run<'w>(&self, words: &Words<'w>) -> Option<&'w str> {
         let last = words.flags.iter().rev().find(|f| {
             let name = f.split('=').next().unwrap_or(f);
             self.dry_run_flags.contains(name) || self.not_dry_run_flags.contains(name)
@@ -345,9 +406,19 @@ impl Lexicon {
     }
 }
 
+/// The read verbs that count as a whole flag (`--list`); others, such as
+/// `--type` or `--time`, are settings.
+const READ_FLAGS: &[&str] = &[
+    "list", "ls", "show", "get", "describe", "status", "info", "version", "help", "check",
+    "validate", "verify", "diff", "plan", "preview", "explain", "print", "dump", "view", "inspect",
+];
+
 /// A pattern argument that selects everything: `*`, `.*`, `%`, `""`, `/*`.
 pub(crate) fn matches_everything(w: &str) -> bool {
-    matches!(w.trim(), "" | "*" | ".*" | "%" | "'*'" | "^.*$" | ".+" | "/*" | "*:*" | "_all")
+    matches!(
+        w.trim(),
+        "" | "*" | ".*" | "%" | "'*'" | "^.*$" | ".+" | "/*" | "*:*" | "_all"
+    )
 }
 
 /// The lower-case pieces of a word, split on `-`, `_`, `:`, `.`, `/`, `@`,
@@ -388,18 +459,25 @@ mod tests {
     fn lexicon() -> Lexicon {
         let mut l = Lexicon::default();
         l.extend(&LexiconSpec {
-            destroy: vec!["delete".into(), "destroy".into(), "flush*".into(), "rb".into()],
+            destroy: vec![
+                "delete".into(),
+                "destroy".into(),
+                "flush*".into(),
+                "rb".into(),
+            ],
             disrupt: vec!["stop".into()],
             change: vec!["create".into()],
             read: vec!["list".into(), "get".into()],
             wide: vec!["cluster".into(), "clusters".into()],
             wide_verbs: vec!["flushall".into(), "rb".into()],
             wide_flags: vec!["--recursive".into()],
-            sensitive: vec!["iam".into()],
+            sensitive: vec!["firewall".into()],
+            identity: vec!["iam".into()],
             secret: vec!["secret".into()],
             production: vec!["prod".into(), "production".into()],
             dry_run_flags: vec!["--dry-run".into()],
             not_dry_run_flags: vec!["--no-dry-run".into()],
+            ..LexiconSpec::default()
         });
         l
     }
@@ -431,17 +509,36 @@ mod tests {
     #[test]
     fn verbs_rate_by_class_and_widen() {
         assert_eq!(rate(&["apps:destroy", "web"], &[]), Some(RiskLevel::High));
-        assert_eq!(rate(&["cluster-delete", "x"], &[]), Some(RiskLevel::Critical));
+        assert_eq!(
+            rate(&["cluster-delete", "x"], &[]),
+            Some(RiskLevel::Critical)
+        );
         assert_eq!(rate(&["rm", "x"], &["--recursive"]), None);
-        assert_eq!(rate(&["delete", "x"], &["--recursive"]), Some(RiskLevel::Critical));
-        assert_eq!(rate(&["delete", "x"], &["--all-collections"]), Some(RiskLevel::Critical));
+        assert_eq!(
+            rate(&["delete", "x"], &["--recursive"]),
+            Some(RiskLevel::Critical)
+        );
+        assert_eq!(
+            rate(&["delete", "x"], &["--all-collections"]),
+            Some(RiskLevel::Critical)
+        );
         assert_eq!(rate(&["FLUSHALL"], &[]), Some(RiskLevel::Critical));
         assert_eq!(rate(&["list", "clusters"], &[]), Some(RiskLevel::Low));
         assert_eq!(rate(&["create", "x"], &[]), Some(RiskLevel::Medium));
-        assert_eq!(rate(&["create", "acme-api-production"], &[]), Some(RiskLevel::High));
+        assert_eq!(
+            rate(&["create", "acme-api-production"], &[]),
+            Some(RiskLevel::High)
+        );
         assert_eq!(rate(&["stop", "x"], &[]), Some(RiskLevel::High));
         assert_eq!(rate(&["frobnicate"], &[]), None);
-        assert_eq!(rate(&["iam", "create", "x"], &[]), Some(RiskLevel::High));
+        assert_eq!(
+            rate(&["iam", "create", "x"], &[]),
+            Some(RiskLevel::Critical)
+        );
+        assert_eq!(
+            rate(&["firewall", "create", "x"], &[]),
+            Some(RiskLevel::High)
+        );
         assert_eq!(rate(&["get", "secret/db"], &[]), Some(RiskLevel::Medium));
         assert_eq!(rate(&["x"], &["--create"]), Some(RiskLevel::Medium));
         assert_eq!(rate(&["x"], &["--create-server"]), None);
@@ -459,7 +556,10 @@ mod tests {
 
     #[test]
     fn a_dry_run_is_low_unless_undone() {
-        assert_eq!(rate(&["delete", "cluster"], &["--dry-run"]), Some(RiskLevel::Low));
+        assert_eq!(
+            rate(&["delete", "cluster"], &["--dry-run"]),
+            Some(RiskLevel::Low)
+        );
         assert_eq!(
             rate(&["delete", "cluster"], &["--dry-run", "--no-dry-run"]),
             Some(RiskLevel::Critical)

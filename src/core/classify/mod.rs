@@ -13,6 +13,7 @@ mod plain;
 pub mod ruleset;
 pub mod schema;
 mod shell;
+mod sql;
 mod unescape;
 mod wrappers;
 

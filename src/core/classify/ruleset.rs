@@ -112,6 +112,7 @@ pub(crate) struct CompiledRule {
     pub regex: Option<Pattern>,
     pub unless: Option<Pattern>,
     pub stdin: Option<bool>,
+    pub sql_fallback: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -124,6 +125,7 @@ pub(crate) struct Tool {
     pub context_flags: Vec<String>,
     pub scope_flags: Vec<String>,
     pub resource_aliases: HashMap<String, String>,
+    pub sql: Option<super::schema::SqlClientSpec>,
     pub dry_run: Vec<DryRunSpec>,
     /// First subcommand words that some rule names exactly.
     pub known_first: HashSet<String>,
@@ -251,7 +253,7 @@ impl RuleSet {
                     .insert(p.to_owned(), (d.level, d.reason.clone()));
             }
         }
-        for (alias, target) in user.aliases {
+        for (alias, target) in pack.aliases.iter().chain(user.aliases) {
             let words: Vec<String> = target.split_whitespace().map(str::to_owned).collect();
             if !words.is_empty() {
                 set.aliases.insert(alias.clone(), words);
@@ -331,6 +333,7 @@ impl RuleSet {
             regex: r.regex.clone(),
             unless: r.unless.clone(),
             stdin: r.stdin,
+            sql_fallback: r.sql_fallback,
         };
         let idx = self.rules.len();
         self.rules.push(compiled);
@@ -401,6 +404,10 @@ impl Tool {
                 self.context_flags.push(f.clone());
             }
             self.value_flags.insert(f.clone());
+        }
+        if let Some(sql) = &spec.sql {
+            self.value_flags.extend(sql.flags.iter().cloned());
+            self.sql = Some(sql.clone());
         }
         for f in &spec.scope_flags {
             if !self.scope_flags.contains(f) {

@@ -196,6 +196,10 @@ pub struct RuleSpec {
     pub level: RiskLevel,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// Only when the line's SQL could not be parsed (or was not seen): the
+    /// regex table for SQL is the fallback of the parser.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub sql_fallback: bool,
     /// Set the level outright instead of acting as a floor (see the
     /// precedence in docs/policy.md).
     #[serde(default, rename = "override", skip_serializing_if = "is_false")]
@@ -227,6 +231,9 @@ pub struct ToolSpec {
     pub scope_flags: Vec<String>,
     /// Resource aliases: short and plural names to the canonical kind.
     pub resource_aliases: BTreeMap<String, String>,
+    /// The tool is a SQL client: where its SQL is, and in which dialect.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sql: Option<SqlClientSpec>,
     /// How the tool asks for a dry run: one spec, or a list (`aws ec2
     /// --dry-run`, `aws s3 --dryrun`).
     #[serde(deserialize_with = "one_or_many_specs")]
@@ -247,6 +254,29 @@ fn one_or_many_specs<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<DryRu
             "expected a dry-run spec `{flag: …}` or a list of them",
         )),
     }
+}
+
+/// Where a SQL client takes its SQL: flag values (`psql -c`), a positional
+/// (`sqlite3 DB SQL`), and standard input (a here-doc, `<<<`, `echo … |`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SqlClientSpec {
+    /// `postgres`, `mysql`, `sqlite` or `generic`.
+    pub dialect: SqlDialectName,
+    #[serde(default)]
+    pub flags: Vec<String>,
+    /// The 1-based positional that holds SQL (`sqlite3 app.db "…"`: 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub positional: Option<usize>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SqlDialectName {
+    Postgres,
+    Mysql,
+    Sqlite,
+    Generic,
 }
 
 /// How a tool asks for a dry run.
@@ -280,6 +310,10 @@ pub enum WrapperMode {
     FirstPositionalShell,
     /// Commands between an exec flag and `;` or `+` (`find -exec … ;`).
     ExecFlags,
+    /// Commands inside a JSON value of a string flag: the `command` and
+    /// `args` arrays of a pod (`kubectl run --overrides`), or a `commands`
+    /// list (`aws ssm send-command --parameters 'commands=[…]'`).
+    JsonCommands,
 }
 
 /// A program that runs another command.
@@ -312,6 +346,17 @@ pub struct WrapperSpec {
     /// `command -v`); it is then rated as a command of its own.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub passive_flags: Vec<String>,
+    /// Only when this regex matches the arguments (one per line, flags as
+    /// `name=value`, as rule regexes see them): `ansible -m shell`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub when: Option<Pattern>,
+    /// Not when this regex matches the arguments.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unless: Option<Pattern>,
+    /// The wrapper is also a tool of its own: its rules apply as well as
+    /// the command it runs being rated (`ansible -m shell -a '…'`).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub also_rate: bool,
     /// Runs what is fed on standard input as a shell script, whatever its
     /// positionals (`at now <<< 'cmd'`).
     #[serde(default, skip_serializing_if = "is_false")]
@@ -374,6 +419,10 @@ pub struct RulePack {
     pub wrappers: Vec<WrapperSpec>,
     pub redirects: RedirectSpec,
     pub dynamic_programs: Vec<DynamicProgram>,
+    /// Programs that are another program's spelling (`docker-compose` is
+    /// `docker compose`, `kafka-topics.sh` is `kafka-topics`), applied like a
+    /// policy's aliases; the policy's own aliases win.
+    pub aliases: BTreeMap<String, String>,
     /// The verb lexicon for what no rule knows (`core::classify::lexicon`).
     pub lexicon: super::lexicon::LexiconSpec,
     pub rules: Vec<RuleSpec>,

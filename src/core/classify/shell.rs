@@ -57,6 +57,11 @@ pub(crate) struct SimpleCommand {
     pub stdin_fed: bool,
     /// Bodies of here-docs and here-strings fed to the command, when static.
     pub stdin_texts: Vec<String>,
+    /// When standard input comes from a command whose output is not known:
+    /// that command's literal arguments of several words, the templates its
+    /// output may be made from (`psql -c "SELECT format('DROP TABLE %I;',
+    /// …)" | psql`).
+    pub stdin_from: Vec<String>,
 }
 
 impl SimpleCommand {
@@ -110,9 +115,34 @@ pub(crate) fn parse_units(line: &str, via: &[String], depth: usize) -> Vec<Unit>
         walker.opaque(line, "too-deep", "nesting is too deep to follow".into());
         return walker.units;
     }
-    if let Some(commands) = plain_list(line) {
+    if let Some(mut commands) = plain_list(line) {
+        // A pipe carries a literal output on (see `Walker::pipeline`).
+        let mut carried: Option<String> = None;
+        let mut decoded = false;
+        let mut hidden = Vec::new();
+        let mut templates: Vec<String> = Vec::new();
+        for cmd in &mut commands {
+            let input = if cmd.stdin_fed { carried.take() } else { None };
+            if cmd.stdin_fed && input.is_none() {
+                cmd.stdin_from = std::mem::take(&mut templates);
+            }
+            templates = templates_of(cmd);
+            if let Some(text) = &input
+                && cmd.stdin_texts.is_empty()
+            {
+                cmd.stdin_texts.push(text.clone());
+            }
+            if decoded && input.is_some() {
+                hidden.push(cmd.display());
+            }
+            decoded = is_decoder(cmd);
+            carried = literal_output(cmd, input.as_deref());
+        }
         for cmd in commands {
             walker.push_command(cmd);
+        }
+        for part in hidden {
+            walker.hidden_input(&part);
         }
         return walker.units;
     }
@@ -188,6 +218,65 @@ impl Walker {
     }
 }
 
+/// The literal arguments of several words a command is given: what its
+/// output may be made from.
+fn templates_of(cmd: &SimpleCommand) -> Vec<String> {
+    cmd.words
+        .iter()
+        .skip(1)
+        .filter(|w| !w.dynamic && w.text.contains(char::is_whitespace))
+        .map(|w| w.text.clone())
+        .collect()
+}
+
+/// `base64 -d`: a command that decodes its input.
+fn is_decoder(cmd: &SimpleCommand) -> bool {
+    cmd.words
+        .first()
+        .is_some_and(|w| w.text.rsplit('/').next() == Some("base64"))
+        && cmd.words[1..]
+            .iter()
+            .any(|w| matches!(w.text.as_str(), "-d" | "--decode" | "-D"))
+}
+
+/// What a simple command writes to standard output, when that is known
+/// here: `echo`/`printf` of literal words, `base64 -d` of a literal, `cat`
+/// of its input or here-doc. `None` otherwise.
+fn literal_output(cmd: &SimpleCommand, input: Option<&str>) -> Option<String> {
+    if cmd.words.iter().any(|w| w.dynamic) || !cmd.outputs.is_empty() {
+        return None;
+    }
+    let program = cmd.words.first()?.text.rsplit('/').next()?;
+    let args: Vec<&str> = cmd.words[1..].iter().map(|w| w.text.as_str()).collect();
+    match program {
+        "echo" => {
+            let start = args
+                .iter()
+                .take_while(|a| matches!(**a, "-n" | "-e" | "-E"))
+                .count();
+            Some(format!("{}\n", args[start..].join(" ")))
+        }
+        "printf" => match args.as_slice() {
+            [format] if !format.contains('%') => Some(format.replace("\\n", "\n")),
+            ["%s", rest @ ..] | ["%s\\n", rest @ ..] => Some(format!("{}\n", rest.join(""))),
+            _ => None,
+        },
+        "base64" if args.iter().any(|a| matches!(*a, "-d" | "--decode" | "-D")) => {
+            use base64::Engine as _;
+            let text = input.or_else(|| cmd.stdin_texts.first().map(String::as_str))?;
+            let clean: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(clean.as_bytes())
+                .ok()?;
+            String::from_utf8(bytes).ok()
+        }
+        "cat" if args.is_empty() => input
+            .map(str::to_owned)
+            .or_else(|| cmd.stdin_texts.first().cloned()),
+        _ => None,
+    }
+}
+
 struct Walker {
     units: Vec<Unit>,
     via: Vec<String>,
@@ -195,6 +284,17 @@ struct Walker {
 }
 
 impl Walker {
+    /// A command fed a decoded literal (`echo … | base64 -d | sh`): what it
+    /// runs is rated from the decoded text, and the disguise itself is at
+    /// least HIGH: a reviewer reads gibberish.
+    fn hidden_input(&mut self, part: &str) {
+        self.opaque(
+            part,
+            "decoded-input",
+            "reads base64-decoded text: what it gets is hidden from a reader (decoded and rated too)".into(),
+        );
+    }
+
     fn opaque(&mut self, part: &str, rule: &'static str, message: String) {
         self.units.push(Unit::Opaque {
             part: part.trim().to_owned(),
@@ -236,8 +336,40 @@ impl Walker {
     }
 
     fn pipeline(&mut self, p: &ast::Pipeline) {
+        // What a command writes, when it is a literal (`echo 'rm -rf /x'`,
+        // `echo …== | base64 -d`, `cat <<EOF`): the next command reads it,
+        // so `echo … | base64 -d | sh` is rated as the decoded line.
+        let mut carried: Option<String> = None;
+        let mut decoded = false;
+        let mut templates: Vec<String> = Vec::new();
         for (i, cmd) in p.seq.iter().enumerate() {
+            let before = self.units.len();
             self.command(cmd, i > 0);
+            let one = self.units.len() == before + 1;
+            let input = carried.take();
+            let mut hidden = None;
+            let from = std::mem::take(&mut templates);
+            if let (true, Some(Unit::Command { cmd: c, .. })) = (one, self.units.get_mut(before)) {
+                if let Some(text) = &input
+                    && c.stdin_texts.is_empty()
+                {
+                    c.stdin_texts.push(text.clone());
+                }
+                if i > 0 && input.is_none() {
+                    c.stdin_from = from;
+                }
+                templates = templates_of(c);
+                if decoded && input.is_some() {
+                    hidden = Some(c.display());
+                }
+                decoded = is_decoder(c);
+                carried = literal_output(c, input.as_deref());
+            } else {
+                decoded = false;
+            }
+            if let Some(part) = hidden {
+                self.hidden_input(&part);
+            }
         }
     }
 

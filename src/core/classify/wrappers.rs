@@ -6,6 +6,7 @@
 //! the classifier's job.
 
 use super::args::ParsedArgs;
+use super::inline::shell_quote;
 use super::ruleset::Wrapper;
 use super::schema::WrapperMode;
 use super::shell::{SimpleCommand, Word, is_assignment};
@@ -39,6 +40,14 @@ pub(crate) fn inner_commands<'w>(
             _ => return Vec::new(),
         }
     }
+    if spec.mode == WrapperMode::JsonCommands {
+        return parsed
+            .flags()
+            .filter(|(name, _, _)| spec.string_flags.iter().any(|f| f == name))
+            .filter_map(|(_, value, dynamic)| value.map(|v| (v, dynamic)))
+            .flat_map(|(v, dynamic)| json_commands(v, dynamic))
+            .collect();
+    }
     // `at now <<< 'cmd'`: the script comes on standard input.
     if spec.stdin_script {
         return stdin_script(cmd);
@@ -56,6 +65,8 @@ pub(crate) fn inner_commands<'w>(
         }
     }
     match spec.mode {
+        // Handled above, before the string flags.
+        WrapperMode::JsonCommands => Vec::new(),
         WrapperMode::ExecFlags => {
             let mut out = Vec::new();
             let mut i = 0;
@@ -148,6 +159,92 @@ pub(crate) fn inner_commands<'w>(
                 }]
             }
         }
+    }
+}
+
+/// The command lines inside a JSON value: each `commands` entry is a shell
+/// line; a `command` array with its `args` is one argument vector. A value
+/// that is not JSON, or only known at run time, runs something unknown.
+fn json_commands<'w>(value: &str, dynamic: bool) -> Vec<Inner<'w>> {
+    let unknown = || {
+        vec![Inner::Line {
+            text: String::new(),
+            dynamic: true,
+            fed: false,
+        }]
+    };
+    if dynamic {
+        return unknown();
+    }
+    let body = value.strip_prefix("commands=").map_or(value, str::trim);
+    let json: serde_json::Value = match serde_json::from_str(body) {
+        Ok(v) => v,
+        // `commands=uptime` (the CLI's shorthand): one command.
+        Err(_) if value.starts_with("commands=") => {
+            return vec![Inner::Line {
+                text: body.trim_matches(['[', ']', '"']).to_owned(),
+                dynamic: false,
+                fed: false,
+            }];
+        }
+        Err(_) => return unknown(),
+    };
+    let mut out = Vec::new();
+    collect_json_commands(&json, &mut out);
+    out
+}
+
+fn collect_json_commands<'w>(v: &serde_json::Value, out: &mut Vec<Inner<'w>>) {
+    let strings = |a: &serde_json::Value| -> Vec<String> {
+        a.as_array()
+            .map(|items| {
+                items
+                    .iter()
+                    .filter_map(|i| i.as_str().map(shell_quote))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    match v {
+        serde_json::Value::Array(items) => {
+            // A bare list of shell lines (`commands=[…]` after the prefix).
+            for i in items {
+                match i.as_str() {
+                    Some(line) => out.push(Inner::Line {
+                        text: line.to_owned(),
+                        dynamic: false,
+                        fed: false,
+                    }),
+                    None => collect_json_commands(i, out),
+                }
+            }
+        }
+        serde_json::Value::Object(map) => {
+            if let Some(lines) = map.get("commands").and_then(|c| c.as_array()) {
+                for line in lines.iter().filter_map(|l| l.as_str()) {
+                    out.push(Inner::Line {
+                        text: line.to_owned(),
+                        dynamic: false,
+                        fed: false,
+                    });
+                }
+            }
+            let mut argv = map.get("command").map(&strings).unwrap_or_default();
+            argv.extend(map.get("args").map(&strings).unwrap_or_default());
+            if !argv.is_empty() {
+                out.push(Inner::Line {
+                    text: argv.join(" "),
+                    dynamic: false,
+                    fed: false,
+                });
+            }
+            for (k, child) in map {
+                if !matches!(k.as_str(), "commands" | "command" | "args") {
+                    collect_json_commands(child, out);
+                }
+            }
+        }
+        _ => {}
     }
 }
 
