@@ -382,10 +382,10 @@ fn docker_and_podman() {
         ("podman logs web", Low),
         // MEDIUM
         ("docker start web", Medium),
-        ("docker stop web", Medium),
+        ("docker stop web", High),
         ("docker restart web", Medium),
         ("docker pause web", Medium),
-        ("docker kill web", Medium),
+        ("docker kill web", High),
         ("docker run --rm -it alpine:3.20 sh", Medium),
         ("docker exec -it web sh", Medium),
         ("docker create --name web nginx:1.27", Medium),
@@ -473,8 +473,8 @@ fn terraform_and_tofu() {
             "terraform state mv aws_instance.web aws_instance.api",
             Medium,
         ),
-        ("terraform state rm aws_instance.web", Medium),
-        ("tofu state rm aws_instance.web", Medium),
+        ("terraform state rm aws_instance.web", High),
+        ("tofu state rm aws_instance.web", High),
         // HIGH
         ("terraform apply tfplan", High),
         (
@@ -701,7 +701,7 @@ fn files_and_system() {
         ("find /var/log/app -name '*.gz' -mtime +30 -delete", High),
         ("find . -type f -name '*.tmp' -print", Low),
         ("find /tmp -name '*.tmp' -exec rm -rf {} +", High),
-        ("find / -maxdepth 1 -exec rm -rf {} \\;", High),
+        ("find / -maxdepth 1 -exec rm -rf {} \\;", Critical),
         ("shutdown -h now", High),
         ("shutdown -r +5", High),
         ("reboot", High),
@@ -773,7 +773,7 @@ fn files_and_system() {
         ("shred -n 3 -z /dev/sdb", Critical),
         ("shred -u secrets.txt", Critical),
         // dd to /dev/null writes no device: an ordinary file operation
-        ("dd if=/dev/sda of=/dev/null bs=1M count=100", Medium),
+        ("dd if=/dev/sda of=/dev/null bs=1M count=100", Low),
     ];
     let mismatches = mismatches(rows);
     assert!(mismatches.is_empty(), "{mismatches:#?}");
@@ -796,7 +796,7 @@ fn wrappers_are_unwrapped() {
         ("busybox rm -rf /etc", Critical),
         // A syntax error does not hide a quoted command line.
         ("sudo ( sh -c 'dd if=/dev/zero of=/dev/sda' )", Critical),
-        ("sudo kubectl exec api-0 -- rm -rf /data", High),
+        ("sudo kubectl exec api-0 -- rm -rf /data", Critical),
         ("doas rm -rf /etc", Critical),
         // env
         ("env KUBECONFIG=/tmp/kc kubectl delete pod api-0", High),
@@ -1177,7 +1177,7 @@ fn redirections() {
         ("echo done >> /tmp/notes.txt", Medium),
         ("echo 'nameserver 1.1.1.1' > /etc/resolv.conf", High),
         ("echo 'vm.swappiness=10' >> /etc/sysctl.conf", High),
-        ("ls > /tmp/../etc/passwd", High),
+        ("ls > /tmp/../etc/passwd", Critical),
         ("cat disk.img > /dev/sda", Critical),
         ("echo > /dev/nvme0n1", Critical),
         ("cat zero.img > /dev/vdb", Critical),
@@ -1438,7 +1438,7 @@ fn commands_inside_commands() {
         ("docker run --rm --pid=host alpine ps", High),
         (
             "kubectl run tmp --image=busybox --restart=Never -- rm -rf /data",
-            High,
+            Critical,
         ),
         ("at now + 1 minute <<< 'rm -rf /srv/app'", High),
         ("tmux new -d 'rm -rf /tmp/x'", High),

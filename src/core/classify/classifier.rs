@@ -22,6 +22,7 @@ use super::matching::{
     basename, decide, dry_run, match_path, match_resource, normalize_path, render_rest,
 };
 use super::ruleset::{RuleSet, Tool};
+use super::schema::GlobPattern;
 use super::schema::WrapperMode;
 use super::schema::{SqlClientSpec, SqlDialectName};
 use super::shell::is_assignment;
@@ -55,6 +56,13 @@ struct Rating<'a> {
     out: Vec<Reason>,
     /// When asked for: the local files the commands run or read.
     files: Option<Vec<FileUse>>,
+    /// What earlier commands of the line set for the later ones: the
+    /// working directory (`cd /etc && rm -rf *`) and the kube context and
+    /// namespace (`kubectl config use-context prod && kubectl …`). `Some("")`
+    /// when set to something only known at run time.
+    cwd: Option<String>,
+    kube_context: Option<String>,
+    kube_namespace: Option<String>,
 }
 
 fn reason(level: RiskLevel, part: &str, via: &[String], rule: &str, message: String) -> Reason {
@@ -82,6 +90,9 @@ impl RuleSet {
             ctx,
             out: Vec::new(),
             files: None,
+            cwd: None,
+            kube_context: None,
+            kube_namespace: None,
         };
         let units = rating.line(line, &[], 0, None);
         if units == 0 {
@@ -99,6 +110,9 @@ impl RuleSet {
             ctx,
             out: Vec::new(),
             files: Some(Vec::new()),
+            cwd: None,
+            kube_context: None,
+            kube_namespace: None,
         };
         rating.line(line, &[], 0, None);
         rating.files.unwrap_or_default()
@@ -183,7 +197,15 @@ impl Rating<'_> {
             );
             return;
         }
+        // `/???/?m`, `/bin/r?`, `/usr/bin/[r]m`: the program is whatever the
+        // glob matches. At least HIGH, and rated as every known program it
+        // could be.
+        if unquoted_glob(&first.raw) {
+            self.globbed_program(cmd, words_after, &part, via, depth);
+            return;
+        }
         let words = self.expand_alias(words_after);
+        let words = self.track_line_state(words);
         let program = basename(&words[0].text);
         let args = &words[1..];
         if let Some(files) = &mut self.files
@@ -311,6 +333,138 @@ impl Rating<'_> {
         }
     }
 
+    /// A program word that is a glob: rated as each known program whose
+    /// name it matches, and at least HIGH.
+    fn globbed_program(
+        &mut self,
+        cmd: &SimpleCommand,
+        words: &[Word],
+        part: &str,
+        via: &[String],
+        depth: usize,
+    ) {
+        let raw = &words[0].raw;
+        let name = basename(raw);
+        let mut candidates: Vec<String> = match GlobPattern::new(name) {
+            Ok(g) => self
+                .set
+                .known_programs()
+                .filter(|p| g.is_match(p))
+                .map(str::to_owned)
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        candidates.sort();
+        candidates.truncate(MAX_GLOB_CANDIDATES);
+        self.push(
+            RiskLevel::High,
+            part,
+            via,
+            "dynamic-program",
+            if candidates.is_empty() {
+                format!("the program `{raw}` is a glob: what runs is only known at run time")
+            } else {
+                format!(
+                    "the program `{raw}` is a glob: it could be {}",
+                    candidates.join(", ")
+                )
+            },
+        );
+        for c in candidates {
+            let mut as_c = cmd.clone();
+            as_c.words = std::iter::once(Word::literal(&c))
+                .chain(words[1..].iter().cloned())
+                .collect();
+            self.command(&as_c, via, depth + 1);
+        }
+    }
+
+    /// Follows what a command sets for the rest of the line (`cd DIR`,
+    /// `kubectl config use-context X`, `kubectx X`), and applies the
+    /// working directory and path globs to a path tool's arguments:
+    /// `cd /etc && rm -rf *` removes `/etc/*`, and `rm -rf /e*c` may remove
+    /// `/etc`.
+    fn track_line_state<'w>(&mut self, words: Cow<'w, [Word]>) -> Cow<'w, [Word]> {
+        let program = basename(&words[0].text).to_owned();
+        let text = |i: usize| words.get(i).filter(|w| !w.dynamic).map(|w| w.text.clone());
+        match program.as_str() {
+            "cd" | "pushd" => {
+                self.cwd = match words.get(1) {
+                    None => Some("~".into()),
+                    Some(w) if w.dynamic => Some(String::new()),
+                    Some(w) if w.text.starts_with('/') => Some(normalize_path(&w.text)),
+                    Some(w) => self
+                        .cwd
+                        .as_ref()
+                        .filter(|c| !c.is_empty())
+                        .map(|c| normalize_path(&format!("{c}/{}", w.text))),
+                };
+                return words;
+            }
+            "kubectx" => {
+                if words.len() == 2 && !words[1].text.starts_with('-') {
+                    self.kube_context = Some(text(1).unwrap_or_default());
+                }
+                return words;
+            }
+            "kubens" => {
+                if words.len() == 2 && !words[1].text.starts_with('-') {
+                    self.kube_namespace = Some(text(1).unwrap_or_default());
+                }
+                return words;
+            }
+            "kubectl" | "oc"
+                if text(1).as_deref() == Some("config")
+                    && text(2).as_deref() == Some("use-context") =>
+            {
+                self.kube_context = Some(text(3).unwrap_or_default());
+                return words;
+            }
+            _ => {}
+        }
+        if !self.set.tool(&program).path_args {
+            return words;
+        }
+        let mut changed = false;
+        let mut out: Vec<Word> = words.to_vec();
+        for w in out.iter_mut().skip(1) {
+            if w.dynamic || w.text.starts_with('-') {
+                continue;
+            }
+            let mut path = w.text.clone();
+            if !path.starts_with('/') && !path.starts_with('~') {
+                match self.cwd.as_deref() {
+                    Some(c) if c.starts_with('/') => path = normalize_path(&format!("{c}/{path}")),
+                    _ => continue,
+                }
+                // `rm -rf *` under `/etc` is `/etc/*`: keep the glob visible.
+                if w.text == "*" {
+                    path = format!(
+                        "{}/*",
+                        path.trim_end_matches("/*")
+                            .trim_end_matches('*')
+                            .trim_end_matches('/')
+                    );
+                }
+            }
+            // `/etc/*` is already what rules read; `/e*c` is not.
+            let plain_children = path
+                .strip_suffix("/*")
+                .is_some_and(|dir| !dir.contains(['*', '?', '[']));
+            if unquoted_glob(&w.raw)
+                && !plain_children
+                && let Some(worst) = worst_case_path(&path)
+            {
+                path = worst.to_owned();
+            }
+            if path != w.text {
+                w.text = path;
+                changed = true;
+            }
+        }
+        if changed { Cow::Owned(out) } else { words }
+    }
+
     /// Applies a policy alias to the program word (one level, like bash).
     fn expand_alias<'w>(&self, words: &'w [Word]) -> Cow<'w, [Word]> {
         let name = basename(&words[0].text);
@@ -410,11 +564,21 @@ impl Rating<'_> {
                     format!("`{}` runs a command somewhere else", w.label),
                 );
             }
+            let inner_from = self.out.len();
             for item in inner {
                 match item {
                     Inner::Argv(words) => {
+                        let mut words = words.to_vec();
+                        if w.spec.args_from_stdin {
+                            words.extend(
+                                cmd.stdin_from
+                                    .iter()
+                                    .filter(|p| p.starts_with('/'))
+                                    .map(|p| Word::literal(p)),
+                            );
+                        }
                         let inner_cmd = SimpleCommand {
-                            words: words.to_vec(),
+                            words,
                             outputs: Vec::new(),
                             inputs: Vec::new(),
                             stdin_fed: cmd.stdin_fed,
@@ -448,6 +612,36 @@ impl Rating<'_> {
                             self.line(&text, &inner_via, depth + 1, stdin);
                         }
                     }
+                }
+            }
+            // `ssh db-prod-1 'systemctl restart postgresql'`: a change on a
+            // production host is at least HIGH.
+            if w.spec.scope_host {
+                let changed = self.out[inner_from..]
+                    .iter()
+                    .any(|r| r.level >= RiskLevel::Medium);
+                let host = parsed
+                    .positionals()
+                    .next()
+                    .filter(|&i| !args[i].dynamic)
+                    .map(|i| args[i].text.as_str());
+                if changed
+                    && let Some(host) = host
+                    && (self.set.lexicon.names_production(uri_host(host))
+                        || self
+                            .set
+                            .scope
+                            .scopes
+                            .iter()
+                            .any(|g| g.is_match(uri_host(host))))
+                {
+                    self.push(
+                        RiskLevel::High,
+                        &cmd.display(),
+                        via,
+                        crate::core::plan::PRODUCTION_RULE,
+                        format!("a change on production host `{host}`"),
+                    );
                 }
             }
             let is_tool_mode = w.spec.subcommand.is_some()
@@ -508,6 +702,11 @@ impl Rating<'_> {
             );
         }
 
+        // An HTTP request that changes something is read for what its path
+        // names (`POST /v1/auth/token/create`, `DELETE /_all`).
+        if tool.http {
+            self.http_request(args, &parsed, part, via);
+        }
         // A SQL client's SQL is parsed; the regex table for SQL is then only
         // the fallback, for what could not be parsed or seen.
         let sql = tool
@@ -755,54 +954,127 @@ impl Rating<'_> {
         }
     }
 
-    /// The SQL in the `--command`/`--query`/`--sql`/`-e` values of a tool
-    /// no rule knows, when it reads as SQL and parses: its level, with a
-    /// reason per statement.
+    /// Rates the URL path of an HTTP request that is not a read (a method
+    /// other than GET/HEAD/OPTIONS, or a body) with the verb lexicon: the
+    /// method is a verb, and so are the path's words.
+    fn http_request(&mut self, args: &[Word], parsed: &ParsedArgs, part: &str, via: &[String]) {
+        const METHOD_FLAGS: &[&str] = &["-X", "--request", "--method"];
+        const BODY_FLAGS: &[&str] = &[
+            "-d",
+            "--data",
+            "--data-raw",
+            "--data-binary",
+            "--data-urlencode",
+            "--json",
+            "-F",
+            "--form",
+            "-T",
+            "--upload-file",
+            "--post-data",
+            "--post-file",
+            "--body-data",
+            "--body-file",
+        ];
+        let mut method = parsed
+            .flags()
+            .filter(|(n, _, _)| METHOD_FLAGS.contains(n))
+            .filter_map(|(_, v, _)| v)
+            .last()
+            .map(str::to_ascii_uppercase);
+        // httpie and xh: the method is the first positional.
+        let positionals: Vec<&Word> = parsed.positionals().map(|i| &args[i]).collect();
+        if method.is_none()
+            && let Some(first) = positionals.first()
+            && matches!(
+                first.text.as_str(),
+                "GET" | "POST" | "PUT" | "PATCH" | "DELETE" | "HEAD" | "OPTIONS"
+            )
+        {
+            method = Some(first.text.clone());
+        }
+        let body = parsed.flags().any(|(n, _, _)| BODY_FLAGS.contains(&n));
+        let reading = match method.as_deref() {
+            Some("GET" | "HEAD" | "OPTIONS") => true,
+            Some(_) => false,
+            None => !body,
+        };
+        if reading {
+            return;
+        }
+        let method = method.unwrap_or_else(|| "POST".into());
+        for url in positionals
+            .iter()
+            .filter(|w| !w.dynamic && looks_like_url(&w.text))
+        {
+            let path = url_path(&url.text);
+            let segments: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+            let verb = method.to_ascii_lowercase();
+            let words = Words {
+                path: std::iter::once(verb.as_str())
+                    .chain(segments.iter().copied())
+                    .collect(),
+                flags: Vec::new(),
+                all: segments.clone(),
+                phrases: Vec::new(),
+                scripts: Vec::new(),
+            };
+            if let Some(v) = self.set.lexicon.rate(&words) {
+                // `DELETE /v1/users/42` acts on one item of a collection:
+                // the verb decides, not what the collection is called.
+                let one_item = segments.last().is_some_and(|s| looks_like_id(s));
+                let level = if one_item { v.base } else { v.level };
+                self.push(
+                    level,
+                    part,
+                    via,
+                    "lexicon",
+                    format!("HTTP {method} {path}: {}", v.message),
+                );
+            }
+        }
+    }
+
+    /// SQL handed to a tool no rule knows: any argument or flag value that
+    /// starts with a SQL keyword and parses (generic, then MySQL, then
+    /// PostgreSQL grammar). Its level, with a reason per statement.
     fn embedded_sql(
         &mut self,
+        args: &[Word],
         parsed: &ParsedArgs,
         part: &str,
         via: &[String],
     ) -> Option<RiskLevel> {
-        const FLAGS: &[&str] = &[
-            "--command",
-            "--query",
-            "--sql",
-            "--execute",
-            "--statement",
-            "-e",
-            "-c",
-            "-q",
-        ];
         const STARTS: &[&str] = &[
             "select", "insert", "update", "delete", "drop", "truncate", "alter", "create", "grant",
             "revoke", "with", "explain", "show", "merge", "replace",
         ];
+        let values = parsed
+            .flags()
+            .filter(|(_, _, d)| !d)
+            .filter_map(|(_, v, _)| v)
+            .chain(args.iter().filter(|w| !w.dynamic).map(|w| w.text.as_str()));
         let mut found: Option<RiskLevel> = None;
-        for (name, value, dynamic) in parsed.flags() {
-            let Some(v) = value.filter(|_| !dynamic && FLAGS.contains(&name)) else {
-                continue;
-            };
+        for v in values {
             let first = v
                 .split_whitespace()
                 .next()
                 .unwrap_or("")
                 .to_ascii_lowercase();
-            if !STARTS.contains(&first.as_str()) {
+            if !STARTS.contains(&first.as_str()) || !v.contains(char::is_whitespace) {
                 continue;
             }
-            let SqlRating::Parsed(verdicts) = sql::rate_sql(v, Dialect::Generic) else {
+            let Some(verdicts) = [Dialect::Generic, Dialect::MySql, Dialect::Postgres]
+                .into_iter()
+                .find_map(|d| match sql::rate_sql(v, d) {
+                    SqlRating::Parsed(verdicts) => Some(verdicts),
+                    SqlRating::Unparseable(_) => None,
+                })
+            else {
                 continue;
             };
             for verdict in verdicts {
                 found = Some(found.map_or(verdict.level, |l| l.max(verdict.level)));
-                self.push(
-                    verdict.level,
-                    part,
-                    via,
-                    "sql",
-                    format!("`{name}`: {}", verdict.reason),
-                );
+                self.push(verdict.level, part, via, "sql", verdict.reason);
             }
             found.get_or_insert(RiskLevel::Low);
         }
@@ -854,14 +1126,19 @@ impl Rating<'_> {
                         .filter(|&&i| !args[i].dynamic)
                         .map(|&i| args[i].text.as_str()),
                 )
-                .chain(sql_words)
+                .collect(),
+            phrases: sql_words.collect(),
+            scripts: args
+                .iter()
+                .filter(|w| !w.dynamic && w.text.contains(char::is_whitespace))
+                .map(|w| w.text.as_str())
                 .collect(),
             flags: parsed.flags().map(|(n, _, _)| n).collect(),
             all,
         };
         // SQL handed to a tool no rule knows (`wrangler d1 execute
         // --command="DROP TABLE users"`): rated by the SQL parser.
-        if let Some(level) = self.embedded_sql(parsed, part, via) {
+        if let Some(level) = self.embedded_sql(args, parsed, part, via) {
             return level;
         }
         if let Some(v) = self.set.lexicon.rate(&words) {
@@ -890,7 +1167,6 @@ impl Rating<'_> {
         // (`kubectl frobnicate pods`).
         let nouns: Vec<&str> = words.path[1..].to_vec();
         if nouns.len() == 1
-            && !tool.has_subcommands
             && words.flags.is_empty()
             && nouns
                 .iter()
@@ -911,34 +1187,30 @@ impl Rating<'_> {
             );
             return RiskLevel::Low;
         }
-        match words
+        // An unknown word is not a read: beside a production name
+        // (`vercel --prod`, `./deploy.sh --env production`) it is HIGH.
+        if let Some(p) = words
             .all
             .iter()
             .find(|w| self.set.lexicon.names_production(w))
         {
-            Some(p) => {
-                self.push(
-                    RiskLevel::High,
-                    part,
-                    via,
-                    "unknown",
-                    format!(
-                        "{what}: unknown: no rule knows this program, and `{p}` names production"
-                    ),
-                );
-                RiskLevel::High
-            }
-            None => {
-                self.push(
-                    RiskLevel::Medium,
-                    part,
-                    via,
-                    "unknown",
-                    format!("{what}: unknown: no rule knows this program"),
-                );
-                RiskLevel::Medium
-            }
+            self.push(
+                RiskLevel::High,
+                part,
+                via,
+                "unknown",
+                format!("{what}: unknown: no rule knows this program, and `{p}` names production"),
+            );
+            return RiskLevel::High;
         }
+        self.push(
+            RiskLevel::Medium,
+            part,
+            via,
+            "unknown",
+            format!("{what}: unknown: no rule knows this program"),
+        );
+        RiskLevel::Medium
     }
 
     /// A mutation in a production namespace or context is at least HIGH; so is
@@ -960,16 +1232,26 @@ impl Rating<'_> {
             is_production: &'s dyn Fn(&str) -> bool,
         }
         let set = self.set;
+        // A context or namespace switched earlier on the line wins over the
+        // plan's target.
+        let context_fallback = &self
+            .kube_context
+            .clone()
+            .or_else(|| self.ctx.kube_context.clone());
+        let namespace_fallback = &self
+            .kube_namespace
+            .clone()
+            .or_else(|| self.ctx.namespace.clone());
         let scopes = [
             Scope {
                 flags: &tool.namespace_flags,
-                fallback: &self.ctx.namespace,
+                fallback: namespace_fallback,
                 what: "namespace",
                 is_production: &|ns| set.scope.is_production_namespace(ns),
             },
             Scope {
                 flags: &tool.context_flags,
-                fallback: &self.ctx.kube_context,
+                fallback: context_fallback,
                 what: "context",
                 is_production: &|c| set.scope.is_production_context(c),
             },
@@ -1015,7 +1297,12 @@ impl Rating<'_> {
             let value = parsed
                 .last_value_of(flags)
                 .map(|(v, dynamic)| (v.to_owned(), dynamic))
-                .or_else(|| fallback.clone().map(|v| (v, false)));
+                .or_else(|| {
+                    fallback.clone().map(|v| {
+                        let dynamic = v.is_empty();
+                        (v, dynamic)
+                    })
+                });
             let message = match value {
                 Some((v, true)) => {
                     format!("mutation in {what} `{v}`, which is only known at run time")
@@ -1059,6 +1346,83 @@ fn asks_for_help<'a>(program: &str, args: &'a [Word], parsed: &ParsedArgs) -> Op
         Some(w) if w.text == "help" && words.len() > 1 => Some(w.text.as_str()),
         _ => None,
     }
+}
+
+/// A word that names an HTTP resource: a URL, or `host[:port]/path`.
+fn looks_like_url(w: &str) -> bool {
+    w.contains("://")
+        || (w.contains('/')
+            && !w.starts_with(['/', '.', '-', '@'])
+            && !w.contains(char::is_whitespace))
+}
+
+/// The path of a URL, without its scheme, host, query or fragment:
+/// `http://es:9200/logs/_delete_by_query?x=1` is `/logs/_delete_by_query`.
+fn url_path(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let path = rest.find('/').map_or("", |i| &rest[i..]);
+    path.split(['?', '#']).next().unwrap_or(path)
+}
+
+/// A URL path segment that names one item: a number, a UUID, a hash.
+fn looks_like_id(s: &str) -> bool {
+    s.chars().all(|c| c.is_ascii_digit())
+        || (s.len() >= 8 && s.chars().all(|c| c.is_ascii_hexdigit() || c == '-'))
+}
+
+/// How many known programs a globbed program word is rated as.
+const MAX_GLOB_CANDIDATES: usize = 16;
+
+/// Whether a word as written has a glob character outside quotes.
+fn unquoted_glob(raw: &str) -> bool {
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    for c in raw.chars() {
+        match quote {
+            _ if escaped => escaped = false,
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None if c == '\\' => escaped = true,
+            None if c == '\'' || c == '"' => quote = Some(c),
+            None if matches!(c, '*' | '?' | '[') => return true,
+            None => {}
+        }
+    }
+    false
+}
+
+/// The worst path a path glob can name: the first of the system and data
+/// directories it matches (`/e*c` is `/etc`, `/[e]tc` too).
+fn worst_case_path(glob: &str) -> Option<&'static str> {
+    const WORST: &[&str] = &[
+        "/",
+        "/etc",
+        "/usr",
+        "/boot",
+        "/bin",
+        "/sbin",
+        "/lib",
+        "/lib64",
+        "/var",
+        "/var/lib",
+        "/home",
+        "/root",
+        "/opt",
+        "/srv",
+        "/var/lib/mysql",
+        "/var/lib/postgresql",
+        "/var/lib/docker",
+        "/var/lib/etcd",
+        "/var/lib/kubelet",
+        "/etc/passwd",
+        "/etc/shadow",
+        "/etc/sudoers",
+        "/dev/sda",
+        "/dev/nvme0n1",
+        "/dev/vda",
+    ];
+    let g = GlobPattern::new(glob).ok()?;
+    WORST.iter().copied().find(|p| g.is_match(p))
 }
 
 /// The host of a URI: `mongodb://user@mongo-prod-1:27017/app` is

@@ -167,6 +167,9 @@ pub(crate) struct Lexicon {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Verdict {
     pub level: RiskLevel,
+    /// The level of the verb alone, before wide objects, identities and
+    /// production raise it.
+    pub base: RiskLevel,
     pub message: String,
 }
 
@@ -180,6 +183,13 @@ pub(crate) struct Words<'a> {
     /// Every argument and flag value, for production names and
     /// match-everything patterns.
     pub all: Vec<&'a str>,
+    /// Phrases whose words are read as well (the SQL a SQL client was given
+    /// and could not parse).
+    pub phrases: Vec<&'a str>,
+    /// Arguments of several words (a script, a query in a language opsgate
+    /// does not parse): a destroy or disrupt verb in one counts, never a
+    /// read (`cypher-shell "MATCH (n) DETACH DELETE n"`).
+    pub scripts: Vec<&'a str>,
 }
 
 impl Lexicon {
@@ -256,50 +266,69 @@ impl Lexicon {
         // a noun as often (`run`, `backup`) counts only when no other verb
         // is found.
         let mut found: Vec<(VerbClass, String, String, bool)> = Vec::new();
-        let mut consider = |word: &str, is_flag: bool| {
+        let consider = |word: &str, is_flag: bool| -> Vec<(VerbClass, String, String, bool)> {
+            let mut out = Vec::new();
             let name = if is_flag {
                 let bare = word.trim_start_matches('-');
-                // `--no-delete` turns a verb off; only long flags are words.
+                // Only long flags are words; `--no-delete`, `--keep-deleted`
+                // and `--disable-x` are settings, not verbs.
                 if !word.starts_with("--")
-                    || bare.starts_with("no-")
                     || self.inert_flags.contains(word)
+                    || pieces(bare)
+                        .next()
+                        .is_some_and(|p| FLAG_MODIFIERS.contains(&p.as_str()))
                 {
-                    return;
+                    return out;
                 }
                 bare
             } else {
                 word
             };
-            // A flag is a verb by its first piece only (`--delete-after`
-            // yes, `--show-deleted` no), and a read or change verb only as
-            // the whole flag (`--list`, `--create`; not `--bootstrap-server`).
-            let mut ps: Vec<String> = pieces(name).collect();
+            // A flag is a destroy or disrupt verb by any piece
+            // (`--delete-after`, `--security-erase`), and a read or change
+            // verb only as the whole flag (`--list`, `--create`; not
+            // `--bootstrap-server`).
+            let ps: Vec<String> = pieces(name).collect();
             let whole = ps.len() == 1;
-            if is_flag {
-                ps.truncate(1);
-            }
             for p in ps {
                 if let Some(c) = self.class_of(&p)
                     && (!is_flag || whole || c >= VerbClass::Disrupt)
                     && (!is_flag || c != VerbClass::Read || READ_FLAGS.contains(&p.as_str()))
                 {
                     let ambiguous = self.ambiguous.contains(&p);
-                    found.push((c, p, word.to_owned(), ambiguous));
+                    out.push((c, p, word.to_owned(), ambiguous));
                 }
             }
+            out
         };
-        // A path, a file name or a host (`./dump.tar.gz`, `acme/backups`)
-        // names an object, not a verb.
+        // A path, a file name or a host (`./dump.tar.gz`, `acme/backups`,
+        // `app.conf`) names an object, not a verb; so does a phrase (a
+        // script or a query), except the SQL a SQL client was given.
+        for w in words.path.iter().filter(|w| !is_object_word(w)) {
+            found.extend(consider(w, false));
+        }
         for w in words
-            .path
+            .phrases
             .iter()
             .flat_map(|w| w.split_whitespace())
-            .filter(|w| !w.contains(['/', '.']))
+            .filter(|w| !is_object_word(w))
         {
-            consider(w, false);
+            found.extend(consider(w, false));
         }
         for f in &words.flags {
-            consider(f, true);
+            found.extend(consider(f, true));
+        }
+        for w in words
+            .scripts
+            .iter()
+            .flat_map(|w| w.split_whitespace())
+            .filter(|w| !is_object_word(w))
+        {
+            found.extend(
+                consider(w, false)
+                    .into_iter()
+                    .filter(|f| f.0 >= VerbClass::Disrupt),
+            );
         }
         let clear = found.iter().any(|f| !f.3);
         let best = found
@@ -317,6 +346,7 @@ impl Lexicon {
         if let Some(flag) = self.dry_run(words) {
             return Some(Verdict {
                 level: RiskLevel::Low,
+                base: RiskLevel::Low,
                 message: format!(
                     "{shown} is {}, but `{flag}` only shows what it would do",
                     class.name()
@@ -358,14 +388,26 @@ impl Lexicon {
             message =
                 format!("{message}, and `{o}` guards access (network exposure or privileges)");
         }
-        if level < RiskLevel::High
-            && class > VerbClass::Read
+        if class > VerbClass::Read
             && let Some(p) = words.all.iter().find(|w| self.names_production(w))
         {
-            level = RiskLevel::High;
-            message = format!("{message}, and `{p}` names production");
+            // A change in production is at least HIGH; destroying there is
+            // CRITICAL.
+            let floor = if class == VerbClass::Destroy {
+                RiskLevel::Critical
+            } else {
+                RiskLevel::High
+            };
+            if level < floor {
+                level = floor;
+                message = format!("{message}, and `{p}` names production");
+            }
         }
-        Some(Verdict { level, message })
+        Some(Verdict {
+            level,
+            base: class.level(),
+            message,
+        })
     }
 
     /// Why a destroy verb reaches everything, if it does.
@@ -373,22 +415,35 @@ impl Lexicon {
         if self.wide_verbs.contains(verb) {
             return Some(format!("`{verb}` empties or removes a whole store"));
         }
-        for w in words.path.iter().filter(|w| !w.contains(['/', '.'])) {
+        for w in words.path.iter().filter(|w| !is_object_word(w)) {
             if let Some(p) = pieces(w).find(|p| self.wide.contains(p)) {
                 return Some(format!("the object is {p}-wide (`{w}`)"));
             }
         }
         for f in &words.flags {
             let bare = f.trim_start_matches('-');
+            let ps: Vec<String> = pieces(bare).collect();
+            // `--all…`, a wide flag, `rm -r`, or a destroying flag that
+            // names a wide object (`--delete-volumes`, `--remove-all-storage`).
+            let destroying = ps
+                .iter()
+                .any(|p| self.class_of(p) == Some(VerbClass::Destroy));
             if self.wide_flags.contains(*f)
-                || (f.starts_with("--") && pieces(bare).next().is_some_and(|p| p == "all"))
+                || (f.starts_with("--") && ps.first().is_some_and(|p| p == "all"))
+                || (matches!(verb, "rm" | "rmdir") && matches!(*f, "-r" | "-R" | "-rf" | "-fr"))
+                || (f.starts_with("--")
+                    && destroying
+                    && ps.iter().any(|p| p == "all" || self.wide.contains(p)))
             {
                 return Some(format!("`{f}` reaches everything"));
             }
         }
         for w in &words.all {
-            if matches_everything(w) {
+            if matches_everything(w) || w.ends_with("/*") || w.ends_with(":*") {
                 return Some(format!("`{w}` matches everything"));
+            }
+            if w.starts_with("/dev/") {
+                return Some(format!("`{w}` is a device: the data on it goes"));
             }
         }
         None
@@ -403,6 +458,33 @@ impl Lexicon {
         })?;
         let name = last.split('=').next().unwrap_or(last);
         self.dry_run_flags.contains(name).then_some(*last)
+    }
+}
+
+/// The first pieces that make a flag a setting, not a verb
+/// (`--no-delete`, `--keep-deleted`, `--disable-purge`).
+const FLAG_MODIFIERS: &[&str] = &[
+    "no", "keep", "skip", "ignore", "preserve", "protect", "without", "exclude", "disable",
+    "enable", "dont", "show", "hide", "include", "allow", "with", "use", "log", "print", "max",
+    "min",
+];
+
+/// Whether a word names an object rather than an action: a path, a URL, a
+/// host, a file with an extension (`app.conf`, `dump.tar.gz`), a version or
+/// a phrase. A dotted subcommand (`vm.destroy`, `state.apply`) is a word.
+pub(crate) fn is_object_word(w: &str) -> bool {
+    if w.contains('/') || w.contains(char::is_whitespace) || w.contains("://") {
+        return true;
+    }
+    match w.rsplit_once('.') {
+        Some((head, ext)) => {
+            head.is_empty()
+                || ext.is_empty()
+                || ext.len() <= 4
+                || ext.chars().all(|c| c.is_ascii_digit())
+                || w.matches('.').count() > 1
+        }
+        None => false,
     }
 }
 
@@ -490,6 +572,8 @@ mod tests {
                 path: path.to_vec(),
                 flags: flags.to_vec(),
                 all,
+                phrases: Vec::new(),
+                scripts: Vec::new(),
             })
             .map(|v| v.level)
     }

@@ -126,6 +126,8 @@ pub(crate) struct Tool {
     pub scope_flags: Vec<String>,
     pub resource_aliases: HashMap<String, String>,
     pub sql: Option<super::schema::SqlClientSpec>,
+    pub path_args: bool,
+    pub http: bool,
     pub dry_run: Vec<DryRunSpec>,
     /// First subcommand words that some rule names exactly.
     pub known_first: HashSet<String>,
@@ -377,6 +379,16 @@ impl RuleSet {
         Cow::Owned(v)
     }
 
+    /// Every program a rule, a wrapper or a tool spec names (for a globbed
+    /// program word).
+    pub(crate) fn known_programs(&self) -> impl Iterator<Item = &str> {
+        self.by_program
+            .keys()
+            .chain(self.wrappers.keys())
+            .chain(self.tools.keys())
+            .map(String::as_str)
+    }
+
     pub fn rule_count(&self) -> usize {
         self.rules.len()
     }
@@ -405,6 +417,8 @@ impl Tool {
             }
             self.value_flags.insert(f.clone());
         }
+        self.path_args |= spec.path_args;
+        self.http |= spec.http;
         if let Some(sql) = &spec.sql {
             self.value_flags.extend(sql.flags.iter().cloned());
             self.sql = Some(sql.clone());

@@ -231,6 +231,14 @@ pub struct ToolSpec {
     pub scope_flags: Vec<String>,
     /// Resource aliases: short and plural names to the canonical kind.
     pub resource_aliases: BTreeMap<String, String>,
+    /// An HTTP client: a request that is not a read is rated by the verbs
+    /// and objects its URL path names.
+    #[serde(skip_serializing_if = "is_false")]
+    pub http: bool,
+    /// Its positional arguments are paths: they follow a `cd` earlier on the
+    /// line, and a glob in one is rated as the worst path it can match.
+    #[serde(skip_serializing_if = "is_false")]
+    pub path_args: bool,
     /// The tool is a SQL client: where its SQL is, and in which dialect.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sql: Option<SqlClientSpec>,
@@ -357,6 +365,15 @@ pub struct WrapperSpec {
     /// the command it runs being rated (`ansible -m shell -a '…'`).
     #[serde(default, skip_serializing_if = "is_false")]
     pub also_rate: bool,
+    /// The first positional is a host (`ssh HOST CMD`): a change on a
+    /// production host is at least HIGH.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub scope_host: bool,
+    /// The command's arguments come from standard input (`xargs`): the paths
+    /// the writer was given are its worst case (`find /etc | xargs rm -rf`
+    /// removes under `/etc`).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub args_from_stdin: bool,
     /// Runs what is fed on standard input as a shell script, whatever its
     /// positionals (`at now <<< 'cmd'`).
     #[serde(default, skip_serializing_if = "is_false")]

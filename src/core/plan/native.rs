@@ -292,6 +292,24 @@ impl KubeAction {
         line
     }
 
+    /// For an apply, the object it writes as a kubectl line that names the
+    /// kind (`kubectl apply secret/db -n app`): a manifest is rated by the
+    /// kind it holds, not only as `kubectl apply -f FILE`.
+    pub fn object_line(&self) -> Option<String> {
+        let KubeVerb::Apply { .. } = &self.verb else {
+            return None;
+        };
+        let object = quote(&format!("{}/{}", self.kind.to_ascii_lowercase(), self.name));
+        let mut line = format!("kubectl apply {object}");
+        if let Some(ns) = &self.namespace {
+            let _ = write!(line, " -n {}", quote(ns));
+        }
+        if let Some(ctx) = &self.context {
+            let _ = write!(line, " --context {}", quote(ctx));
+        }
+        Some(line)
+    }
+
     /// What people are shown: `kube scale Deployment staging/api replicas=5`.
     pub fn summary(&self) -> String {
         let object = match &self.namespace {

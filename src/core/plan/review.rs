@@ -128,6 +128,22 @@ pub fn classify_action(
     ctx: &ClassifyContext,
 ) -> Result<Classification, ClassifyError> {
     let mut c = rules.classify(&action.classified_line(), ctx)?;
+    // A native apply is rated by the kind its manifest holds too: a Secret,
+    // RBAC, a webhook configuration or a CRD is not an ordinary apply.
+    if let Action::Kube(k) = action
+        && let Some(line) = k.object_line()
+    {
+        let object = rules.classify(&line, ctx)?;
+        let mut reasons = c.reasons;
+        reasons.extend(object.reasons.into_iter().map(|mut r| {
+            r.via.insert(
+                0,
+                format!("the manifest holds `{}`, rated as `{line}`", k.kind),
+            );
+            r
+        }));
+        c = Classification::from_reasons(reasons);
+    }
     if let Some(backend) = action.backend() {
         for r in &mut c.reasons {
             r.via.insert(
