@@ -1528,3 +1528,60 @@ fn tools_no_rule_names() {
     let bad = mismatches(rows);
     assert!(bad.is_empty(), "{bad:#?}");
 }
+
+/// Globs, the working directory and pipes of paths: a target hidden by the
+/// shell is rated at its worst.
+#[test]
+fn globs_and_the_working_directory() {
+    let rows: &[(&str, RiskLevel)] = &[
+        ("/bin/r? -rf /", Critical),
+        ("/usr/bin/[r]m -rf /srv/data", Critical),
+        ("/???/?m -rf /tmp/x", High),
+        ("/opt/tool*/bin/run --all", High),
+        ("rm -rf /e*c", Critical),
+        ("rm -rf /[e]tc", Critical),
+        ("rm -rf '/e*c'", High),
+        ("cd /etc && rm -rf *", Critical),
+        ("cd / && rm -rf etc", Critical),
+        ("cd /tmp && rm -rf build", High),
+        ("cd $DIR && rm -rf *", High),
+        ("find /etc | xargs rm -rf", Critical),
+        ("find /tmp/build -name '*.o' | xargs rm -f", Medium),
+        (
+            "kubectl config use-context prod-eu && kubectl rollout restart deploy/api -n payments",
+            High,
+        ),
+        ("kubectx prod-eu; kubectl scale deploy/api --replicas=1", High),
+        ("ssh db-prod-1 'sudo systemctl restart postgresql'", High),
+        ("ssh db-prod-1 'df -h'", Medium),
+    ];
+    let bad = mismatches(rows);
+    assert!(bad.is_empty(), "{bad:#?}");
+}
+
+/// SQL is parsed: literals and comments never count; side effects do.
+#[test]
+fn sql_parsed() {
+    let rows: &[(&str, RiskLevel)] = &[
+        ("psql -c \"SELECT 'DROP TABLE ' || tablename FROM pg_tables\"", Low),
+        ("psql -c \"SELECT * FROM audit WHERE action = 'TRUNCATE'\"", Low),
+        ("psql -c 'SELECT 1 -- DROP TABLE users'", Low),
+        ("psql -c 'SELECT pg_terminate_backend(pid) FROM pg_stat_activity'", High),
+        ("psql -c 'DELETE FROM sessions WHERE 1=1'", Critical),
+        ("psql -c 'UPDATE users SET admin = true'", Critical),
+        ("mysql -e \"SELECT * FROM users INTO OUTFILE '/tmp/u.csv'\"", High),
+        ("psql shop <<< 'DROP TABLE sessions'", Critical),
+        ("echo 'TRUNCATE TABLE events;' | mysql analytics", Critical),
+        ("sqlite3 app.db .tables", Low),
+        ("sqlite3 app.db '.shell rm -rf /srv'", Critical),
+        ("psql -c '\\! rm -rf /var/lib/postgresql'", Critical),
+        (
+            "psql -At -c \"SELECT format('DROP TABLE %I;', tablename) FROM pg_tables\" shop | psql shop",
+            Critical,
+        ),
+        ("wrangler d1 execute prod-db --command=\"SELECT count(*) FROM users\"", Low),
+        ("wrangler d1 execute prod-db --command=\"DROP TABLE users\"", Critical),
+    ];
+    let bad = mismatches(rows);
+    assert!(bad.is_empty(), "{bad:#?}");
+}
