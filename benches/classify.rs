@@ -255,6 +255,10 @@ fn main() {
             Err(e) => panic!("embedded policy must load: {e}"),
         };
         per_line_report(&policy, &lines);
+        // `OPSGATE_BENCH_NO_BASELINE=1`: the classifier alone (for a profiler).
+        if std::env::var_os("OPSGATE_BENCH_NO_BASELINE").is_some() {
+            return;
+        }
         let set = baseline_set();
         let docs = documentation_corpus();
         let docs: Vec<&str> = docs.iter().map(String::as_str).collect();

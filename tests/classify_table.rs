@@ -1551,7 +1551,10 @@ fn globs_and_the_working_directory() {
             "kubectl config use-context prod-eu && kubectl rollout restart deploy/api -n payments",
             High,
         ),
-        ("kubectx prod-eu; kubectl scale deploy/api --replicas=1", High),
+        (
+            "kubectx prod-eu; kubectl scale deploy/api --replicas=1",
+            High,
+        ),
         ("ssh db-prod-1 'sudo systemctl restart postgresql'", High),
         ("ssh db-prod-1 'df -h'", Medium),
     ];
@@ -1563,13 +1566,25 @@ fn globs_and_the_working_directory() {
 #[test]
 fn sql_parsed() {
     let rows: &[(&str, RiskLevel)] = &[
-        ("psql -c \"SELECT 'DROP TABLE ' || tablename FROM pg_tables\"", Low),
-        ("psql -c \"SELECT * FROM audit WHERE action = 'TRUNCATE'\"", Low),
+        (
+            "psql -c \"SELECT 'DROP TABLE ' || tablename FROM pg_tables\"",
+            Low,
+        ),
+        (
+            "psql -c \"SELECT * FROM audit WHERE action = 'TRUNCATE'\"",
+            Low,
+        ),
         ("psql -c 'SELECT 1 -- DROP TABLE users'", Low),
-        ("psql -c 'SELECT pg_terminate_backend(pid) FROM pg_stat_activity'", High),
+        (
+            "psql -c 'SELECT pg_terminate_backend(pid) FROM pg_stat_activity'",
+            High,
+        ),
         ("psql -c 'DELETE FROM sessions WHERE 1=1'", Critical),
         ("psql -c 'UPDATE users SET admin = true'", Critical),
-        ("mysql -e \"SELECT * FROM users INTO OUTFILE '/tmp/u.csv'\"", High),
+        (
+            "mysql -e \"SELECT * FROM users INTO OUTFILE '/tmp/u.csv'\"",
+            High,
+        ),
         ("psql shop <<< 'DROP TABLE sessions'", Critical),
         ("echo 'TRUNCATE TABLE events;' | mysql analytics", Critical),
         ("sqlite3 app.db .tables", Low),
@@ -1579,8 +1594,14 @@ fn sql_parsed() {
             "psql -At -c \"SELECT format('DROP TABLE %I;', tablename) FROM pg_tables\" shop | psql shop",
             Critical,
         ),
-        ("wrangler d1 execute prod-db --command=\"SELECT count(*) FROM users\"", Low),
-        ("wrangler d1 execute prod-db --command=\"DROP TABLE users\"", Critical),
+        (
+            "wrangler d1 execute prod-db --command=\"SELECT count(*) FROM users\"",
+            Low,
+        ),
+        (
+            "wrangler d1 execute prod-db --command=\"DROP TABLE users\"",
+            Critical,
+        ),
     ];
     let bad = mismatches(rows);
     assert!(bad.is_empty(), "{bad:#?}");

@@ -385,7 +385,15 @@ impl Rating<'_> {
     /// `cd /etc && rm -rf *` removes `/etc/*`, and `rm -rf /e*c` may remove
     /// `/etc`.
     fn track_line_state<'w>(&mut self, words: Cow<'w, [Word]>) -> Cow<'w, [Word]> {
-        let program = basename(&words[0].text).to_owned();
+        let name = basename(&words[0].text);
+        let tracked = matches!(
+            name,
+            "cd" | "pushd" | "kubectx" | "kubens" | "kubectl" | "oc"
+        );
+        if !tracked && (self.cwd.is_none() && !words.iter().any(|w| unquoted_glob(&w.raw))) {
+            return words;
+        }
+        let program = name.to_owned();
         let text = |i: usize| words.get(i).filter(|w| !w.dynamic).map(|w| w.text.clone());
         match program.as_str() {
             "cd" | "pushd" => {
@@ -526,6 +534,13 @@ impl Rating<'_> {
             return Unwrapped::No;
         };
         for w in wrappers {
+            // A wrapping subcommand (`kubectl exec`) must be on the line at
+            // all; most lines skip the argument parse this way.
+            if let Some(sub) = &w.spec.subcommand
+                && !args.iter().any(|a| a.dynamic || a.text == *sub)
+            {
+                continue;
+            }
             let tool = self.set.tool(program);
             let mut syntax = tool.syntax();
             if !w.value_flags.is_empty() {
@@ -1234,14 +1249,23 @@ impl Rating<'_> {
         let set = self.set;
         // A context or namespace switched earlier on the line wins over the
         // plan's target.
-        let context_fallback = &self
-            .kube_context
-            .clone()
-            .or_else(|| self.ctx.kube_context.clone());
-        let namespace_fallback = &self
-            .kube_namespace
-            .clone()
-            .or_else(|| self.ctx.namespace.clone());
+        let pick = |line: &Option<String>, target: &Option<String>, flags: &[String]| {
+            if flags.is_empty() {
+                None
+            } else {
+                line.clone().or_else(|| target.clone())
+            }
+        };
+        let context_fallback = &pick(
+            &self.kube_context,
+            &self.ctx.kube_context,
+            &tool.context_flags,
+        );
+        let namespace_fallback = &pick(
+            &self.kube_namespace,
+            &self.ctx.namespace,
+            &tool.namespace_flags,
+        );
         let scopes = [
             Scope {
                 flags: &tool.namespace_flags,

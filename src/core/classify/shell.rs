@@ -120,21 +120,32 @@ pub(crate) fn parse_units(line: &str, via: &[String], depth: usize) -> Vec<Unit>
         let mut carried: Option<String> = None;
         let mut decoded = false;
         let mut templates: Vec<String> = Vec::new();
-        for cmd in &mut commands {
+        let mut hidden: Vec<Option<String>> = Vec::with_capacity(commands.len());
+        let piped_next: Vec<bool> = commands
+            .iter()
+            .skip(1)
+            .map(|c| c.stdin_fed)
+            .chain(std::iter::once(false))
+            .collect();
+        for (cmd, next_piped) in commands.iter_mut().zip(piped_next) {
             let input = if cmd.stdin_fed { carried.take() } else { None };
             if cmd.stdin_fed && input.is_none() {
                 cmd.stdin_from = std::mem::take(&mut templates);
             }
-            templates = templates_of(cmd);
             if let Some(text) = &input
                 && cmd.stdin_texts.is_empty()
             {
                 cmd.stdin_texts.push(text.clone());
             }
-            let hidden = (decoded && input.is_some()).then(|| cmd.display());
+            hidden.push((decoded && input.is_some()).then(|| cmd.display()));
             decoded = is_decoder(cmd);
-            carried = literal_output(cmd, input.as_deref());
-            walker.push_command(cmd.clone());
+            if next_piped {
+                templates = templates_of(cmd);
+                carried = literal_output(cmd, input.as_deref());
+            }
+        }
+        for (cmd, hidden) in commands.into_iter().zip(hidden) {
+            walker.push_command(cmd);
             if let Some(part) = hidden {
                 walker.hidden_input(&part);
             }
@@ -238,10 +249,13 @@ fn is_decoder(cmd: &SimpleCommand) -> bool {
 /// here: `echo`/`printf` of literal words, `base64 -d` of a literal, `cat`
 /// of its input or here-doc. `None` otherwise.
 fn literal_output(cmd: &SimpleCommand, input: Option<&str>) -> Option<String> {
-    if cmd.words.iter().any(|w| w.dynamic) || !cmd.outputs.is_empty() {
+    let program = cmd.words.first()?.text.rsplit('/').next()?;
+    if !matches!(program, "echo" | "printf" | "base64" | "cat")
+        || cmd.words.iter().any(|w| w.dynamic)
+        || !cmd.outputs.is_empty()
+    {
         return None;
     }
-    let program = cmd.words.first()?.text.rsplit('/').next()?;
     let args: Vec<&str> = cmd.words[1..].iter().map(|w| w.text.as_str()).collect();
     match program {
         "echo" => {
@@ -353,12 +367,14 @@ impl Walker {
                 if i > 0 && input.is_none() {
                     c.stdin_from = from;
                 }
-                templates = templates_of(c);
                 if decoded && input.is_some() {
                     hidden = Some(c.display());
                 }
                 decoded = is_decoder(c);
-                carried = literal_output(c, input.as_deref());
+                if i + 1 < p.seq.len() {
+                    templates = templates_of(c);
+                    carried = literal_output(c, input.as_deref());
+                }
             } else {
                 decoded = false;
             }
