@@ -63,6 +63,11 @@ struct Rating<'a> {
     cwd: Option<String>,
     kube_context: Option<String>,
     kube_namespace: Option<String>,
+    /// Scope variables set for the commands that follow (`export
+    /// AWS_PROFILE=prod`, `terraform workspace select prod`), and those set
+    /// for the command being rated (`AWS_PROFILE=prod aws …`).
+    scope_env: Vec<(String, String)>,
+    command_env: Vec<(String, String)>,
 }
 
 fn reason(level: RiskLevel, part: &str, via: &[String], rule: &str, message: String) -> Reason {
@@ -93,6 +98,8 @@ impl RuleSet {
             cwd: None,
             kube_context: None,
             kube_namespace: None,
+            scope_env: Vec::new(),
+            command_env: Vec::new(),
         };
         let units = rating.line(line, &[], 0, None);
         if units == 0 {
@@ -113,6 +120,8 @@ impl RuleSet {
             cwd: None,
             kube_context: None,
             kube_namespace: None,
+            scope_env: Vec::new(),
+            command_env: Vec::new(),
         };
         rating.line(line, &[], 0, None);
         rating.files.unwrap_or_default()
@@ -173,6 +182,13 @@ impl Rating<'_> {
             .iter()
             .take_while(|w| !w.dynamic && is_assignment(&w.text))
             .count();
+        self.command_env = cmd.env.clone();
+        self.command_env.extend(
+            cmd.words[..skip]
+                .iter()
+                .filter_map(|w| w.text.split_once('='))
+                .map(|(n, v)| (n.to_owned(), v.to_owned())),
+        );
         let words_after = &cmd.words[skip..];
         let Some(first) = words_after.first() else {
             return;
@@ -388,7 +404,17 @@ impl Rating<'_> {
         let name = basename(&words[0].text);
         let tracked = matches!(
             name,
-            "cd" | "pushd" | "kubectx" | "kubens" | "kubectl" | "oc"
+            "cd" | "pushd"
+                | "kubectx"
+                | "kubens"
+                | "kubectl"
+                | "oc"
+                | "export"
+                | "declare"
+                | "typeset"
+                | "setenv"
+                | "terraform"
+                | "tofu"
         );
         if !tracked && (self.cwd.is_none() && !words.iter().any(|w| unquoted_glob(&w.raw))) {
             return words;
@@ -419,6 +445,24 @@ impl Rating<'_> {
                 if words.len() == 2 && !words[1].text.starts_with('-') {
                     self.kube_namespace = Some(text(1).unwrap_or_default());
                 }
+                return words;
+            }
+            "export" | "declare" | "typeset" | "setenv" => {
+                for w in words.iter().skip(1).filter(|w| !w.dynamic) {
+                    if let Some((n, v)) = w.text.split_once('=') {
+                        self.scope_env.retain(|(k, _)| k != n);
+                        self.scope_env.push((n.to_owned(), v.to_owned()));
+                    }
+                }
+                return words;
+            }
+            "terraform" | "tofu"
+                if text(1).as_deref() == Some("workspace")
+                    && matches!(text(2).as_deref(), Some("select" | "new")) =>
+            {
+                let v = text(3).unwrap_or_default();
+                self.scope_env.retain(|(k, _)| k != "TF_WORKSPACE");
+                self.scope_env.push(("TF_WORKSPACE".into(), v));
                 return words;
             }
             "kubectl" | "oc"
@@ -599,6 +643,7 @@ impl Rating<'_> {
                             stdin_fed: cmd.stdin_fed,
                             stdin_texts: cmd.stdin_texts.clone(),
                             stdin_from: cmd.stdin_from.clone(),
+                            env: Vec::new(),
                         };
                         self.command(&inner_cmd, &inner_via, depth + 1);
                     }
@@ -1298,6 +1343,14 @@ impl Rating<'_> {
                     .find(|w| w.contains("://") && !args.is_empty() && named(uri_host(w)))
                     .map(str::to_owned)
             });
+        // `AWS_PROFILE=prod aws …`, `export TF_WORKSPACE=prod; terraform …`.
+        let scoped = scoped.or_else(|| {
+            self.command_env
+                .iter()
+                .chain(self.scope_env.iter())
+                .find(|(n, v)| lexicon.is_scope_variable(n) && named(v))
+                .map(|(n, v)| format!("{n}={v}"))
+        });
         if let Some(s) = scoped {
             self.push(
                 RiskLevel::High,
@@ -1401,14 +1454,17 @@ const MAX_GLOB_CANDIDATES: usize = 16;
 fn unquoted_glob(raw: &str) -> bool {
     let mut quote: Option<char> = None;
     let mut escaped = false;
-    for c in raw.chars() {
+    for (i, c) in raw.char_indices() {
         match quote {
             _ if escaped => escaped = false,
             Some(q) if c == q => quote = None,
             Some(_) => {}
             None if c == '\\' => escaped = true,
             None if c == '\'' || c == '"' => quote = Some(c),
-            None if matches!(c, '*' | '?' | '[') => return true,
+            None if matches!(c, '*' | '?') => return true,
+            // A bracket is a glob only with its closing `]` (`[`, `[[` are
+            // programs).
+            None if c == '[' && raw[i + 1..].contains(']') => return true,
             None => {}
         }
     }

@@ -79,6 +79,12 @@ pub struct LexiconSpec {
     /// (`list`, `ls`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub listing: Vec<String>,
+    /// Environment variables that name where a change lands
+    /// (`AWS_PROFILE`, `TF_WORKSPACE`, `PGHOST`): set to a production name,
+    /// for a command or exported before it, they make a change at least
+    /// HIGH.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub scope_variables: Vec<String>,
     /// Flags that make a command a dry run (`--dry-run`, `--what-if`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub dry_run_flags: Vec<String>,
@@ -157,6 +163,7 @@ pub(crate) struct Lexicon {
     secret: WordSet,
     production: WordSet,
     inert_flags: HashSet<String>,
+    scope_variables: HashSet<String>,
     ambiguous: WordSet,
     listing: WordSet,
     dry_run_flags: HashSet<String>,
@@ -229,6 +236,8 @@ impl Lexicon {
             }
         }
         self.inert_flags.extend(spec.inert_flags.iter().cloned());
+        self.scope_variables
+            .extend(spec.scope_variables.iter().cloned());
         for w in &spec.ambiguous {
             self.ambiguous.add(w);
         }
@@ -251,6 +260,11 @@ impl Lexicon {
             .map(|(_, c)| *c)
             .max();
         exact.max(prefix)
+    }
+
+    /// Whether an environment variable names a scope (`AWS_PROFILE`).
+    pub(crate) fn is_scope_variable(&self, name: &str) -> bool {
+        self.scope_variables.contains(name)
     }
 
     /// Whether a word names production (`acme-api-production`, `prod-db-1`,

@@ -111,11 +111,14 @@ pub(crate) fn plain_list(line: &str) -> Option<Vec<SimpleCommand>> {
 /// assignments, not arguments; a command with none left (or none at all), or
 /// starting with a reserved word, is not plain.
 fn command(words: &[&str], piped: bool) -> Option<SimpleCommand> {
-    let words: Vec<&str> = words
+    let assignments = words.iter().take_while(|w| is_assignment(w)).count();
+    let env = words[..assignments]
         .iter()
-        .copied()
-        .skip_while(|w| is_assignment(w))
+        .filter_map(|w| w.split_once('='))
+        .filter(|(n, _)| !n.contains('['))
+        .map(|(n, v)| (n.trim_end_matches('+').to_owned(), v.to_owned()))
         .collect();
+    let words: Vec<&str> = words[assignments..].to_vec();
     let first = words.first()?;
     if RESERVED.contains(first) {
         return None;
@@ -130,6 +133,7 @@ fn command(words: &[&str], piped: bool) -> Option<SimpleCommand> {
             })
             .collect(),
         stdin_fed: piped,
+        env,
         ..SimpleCommand::default()
     })
 }

@@ -62,6 +62,9 @@ pub(crate) struct SimpleCommand {
     /// paths, what its output may be made from (`psql -c "SELECT
     /// format('DROP TABLE %I;', …)" | psql`, `find /etc | xargs rm -rf`).
     pub stdin_from: Vec<String>,
+    /// `NAME=value` assignments before the program (`AWS_PROFILE=prod aws
+    /// …`), with literal values.
+    pub env: Vec<(String, String)>,
 }
 
 impl SimpleCommand {
@@ -406,7 +409,17 @@ impl Walker {
                 // later call runs: rate it now rather than trust the name.
                 self.compound(&f.body.0);
             }
-            ast::Command::ExtendedTest(test, _) => self.extended_test(&test.expr),
+            ast::Command::ExtendedTest(test, _) => {
+                // `[[ … ]]` is a command of its own: its operands are what a
+                // rule reads (an arithmetic operand `a[$(cmd)]` runs `cmd`).
+                let mut words = vec![Word::literal("[[")];
+                self.extended_test(&test.expr, &mut words);
+                words.push(Word::literal("]]"));
+                self.push_command(SimpleCommand {
+                    words,
+                    ..SimpleCommand::default()
+                });
+            }
         }
     }
 
@@ -465,21 +478,24 @@ impl Walker {
         }
     }
 
-    fn extended_test(&mut self, e: &ast::ExtendedTestExpr) {
+    fn extended_test(&mut self, e: &ast::ExtendedTestExpr, words: &mut Vec<Word>) {
         match e {
             ast::ExtendedTestExpr::And(a, b) | ast::ExtendedTestExpr::Or(a, b) => {
-                self.extended_test(a);
-                self.extended_test(b);
+                self.extended_test(a, words);
+                self.extended_test(b, words);
             }
             ast::ExtendedTestExpr::Not(a) | ast::ExtendedTestExpr::Parenthesized(a) => {
-                self.extended_test(a)
+                self.extended_test(a, words)
             }
             ast::ExtendedTestExpr::UnaryTest(_, w) => {
-                self.word(w);
+                let w = self.word(w);
+                words.push(w);
             }
             ast::ExtendedTestExpr::BinaryTest(_, a, b) => {
-                self.word(a);
-                self.word(b);
+                let a = self.word(a);
+                let b = self.word(b);
+                words.push(a);
+                words.push(b);
             }
         }
     }
@@ -534,7 +550,13 @@ impl Walker {
             ast::CommandPrefixOrSuffixItem::AssignmentWord(a, w) => {
                 match &a.value {
                     ast::AssignmentValue::Scalar(v) => {
-                        self.word(v);
+                        let value = self.word(v);
+                        if in_prefix
+                            && !value.dynamic
+                            && let ast::AssignmentName::VariableName(name) = &a.name
+                        {
+                            cmd.env.push((name.clone(), value.text));
+                        }
                     }
                     ast::AssignmentValue::Array(items) => {
                         for (k, v) in items {
