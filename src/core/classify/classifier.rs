@@ -777,9 +777,23 @@ impl Rating<'_> {
 
         let mut matched: Vec<(usize, bool)> = Vec::new();
         let mut rests: Vec<(usize, String)> = Vec::new();
+        // The first subcommand word, when it is literal: a rule whose paths
+        // all start with other exact words cannot match (most rules of a
+        // tool are skipped this way, without walking their paths).
+        let first_word = path_words
+            .first()
+            .map(|&i| &args[i])
+            .filter(|w| !w.dynamic)
+            .map(|w| w.text.as_str());
         for &idx in set.candidates(program).iter() {
             let r = &set.rules[idx];
             if r.sql_fallback && sql_parsed {
+                continue;
+            }
+            if !r.paths.is_empty()
+                && !r.first_glob
+                && first_word.is_some_and(|f| !r.first_exact.contains(f))
+            {
                 continue;
             }
             let Some((len, mut assumed)) = match_path(&r.paths, args, path_words) else {

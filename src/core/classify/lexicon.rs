@@ -274,7 +274,7 @@ impl Lexicon {
     }
 
     /// Rates a command by its words. `None` when no verb was found.
-    pub(crate) fn rate(&self, words: &Words<'_>) -> Option<Verdict> {
+    pub(crate) fn rate<'w>(&self, words: &'w Words<'w>) -> Option<Verdict> {
         // The verb: the highest class among the leading words and the flag
         // names (`kafka-topics --delete`, `--reset-offsets`). A word that is
         // a noun as often (`run`, `backup`) counts only when no other verb
@@ -321,23 +321,19 @@ impl Lexicon {
         for w in words.path.iter().filter(|w| !is_object_word(w)) {
             found.extend(consider(w, false));
         }
-        for w in words
-            .phrases
-            .iter()
-            .flat_map(|w| w.split_whitespace())
-            .filter(|w| !is_object_word(w))
-        {
+        let tokens = |phrases: &'w [&'w str]| {
+            phrases
+                .iter()
+                .flat_map(|w| w.split_whitespace())
+                .filter(|w| !is_object_word(w))
+        };
+        for w in tokens(&words.phrases) {
             found.extend(consider(w, false));
         }
         for f in &words.flags {
             found.extend(consider(f, true));
         }
-        for w in words
-            .scripts
-            .iter()
-            .flat_map(|w| w.split_whitespace())
-            .filter(|w| !is_object_word(w))
-        {
+        for w in tokens(&words.scripts) {
             found.extend(
                 consider(w, false)
                     .into_iter()

@@ -113,6 +113,10 @@ pub(crate) struct CompiledRule {
     pub unless: Option<Pattern>,
     pub stdin: Option<bool>,
     pub sql_fallback: bool,
+    /// The exact first words of the subcommand paths, and whether any path
+    /// starts with a pattern: a quick refusal before `match_path`.
+    pub first_exact: HashSet<String>,
+    pub first_glob: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -323,6 +327,16 @@ impl RuleSet {
             paths.push(segs);
         }
         let id = r.id.clone().unwrap_or_else(|| derive_rule_id(user, index));
+        let first_exact = paths
+            .iter()
+            .filter_map(|p: &Vec<Segment>| match p.first() {
+                Some(Segment::Exact(e)) => Some(e.clone()),
+                _ => None,
+            })
+            .collect();
+        let first_glob = paths
+            .iter()
+            .any(|p| matches!(p.first(), Some(Segment::Pattern(_)) | None));
         let compiled = CompiledRule {
             id,
             user,
@@ -336,6 +350,8 @@ impl RuleSet {
             unless: r.unless.clone(),
             stdin: r.stdin,
             sql_fallback: r.sql_fallback,
+            first_exact,
+            first_glob,
         };
         let idx = self.rules.len();
         self.rules.push(compiled);
