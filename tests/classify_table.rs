@@ -1486,6 +1486,27 @@ fn low_runs_nothing() {
         ),
         ("rsync -e 'sh -c id' a b:", High),
         ("rsync -e 'ssh -p 2222' a b:", Medium),
+        // `--help` is LOW only for a CLI that answers it itself
+        ("kubectl delete ns prod --help", Low),
+        ("aws ec2 terminate-instances help", Low),
+        ("bash deploy.sh --help", Medium),
+        ("python3 manage.py flush --help", High),
+        ("rm -rf / --help", Critical),
+        ("sudo rm -rf /srv --help", Critical),
+        ("mytool destroy --help", Critical),
+        ("git clean -n", Low),
+        ("git -c clean.requireForce=false clean -xd", High),
+        ("export AWS_PROFILE=$P; aws s3 cp a s3://b/a", High),
+        ("AWS_PROFILE=prod aws s3 cp a s3://b/a", High),
+        ("AWS_PROFILE=prod aws s3 ls", Low),
+        (
+            "terraform workspace select prod && terraform apply -auto-approve",
+            High,
+        ),
+        ("cd / ; cd /tmp; cd - ; rm -rf etc", High),
+        ("[[ -f /etc/hosts ]]", Low),
+        ("[[ 'a[$(id)]' -eq 1 ]]", High),
+        ("vi +':!id' notes.txt", High),
     ];
     let bad = mismatches(rows);
     assert!(bad.is_empty(), "{bad:#?}");

@@ -405,6 +405,7 @@ impl Rating<'_> {
         let tracked = matches!(
             name,
             "cd" | "pushd"
+                | "popd"
                 | "kubectx"
                 | "kubens"
                 | "kubectl"
@@ -425,7 +426,7 @@ impl Rating<'_> {
             "cd" | "pushd" => {
                 self.cwd = match words.get(1) {
                     None => Some("~".into()),
-                    Some(w) if w.dynamic => Some(String::new()),
+                    Some(w) if w.dynamic || w.text == "-" => Some(String::new()),
                     Some(w) if w.text.starts_with('/') => Some(normalize_path(&w.text)),
                     Some(w) => self
                         .cwd
@@ -448,12 +449,18 @@ impl Rating<'_> {
                 return words;
             }
             "export" | "declare" | "typeset" | "setenv" => {
-                for w in words.iter().skip(1).filter(|w| !w.dynamic) {
+                for w in words.iter().skip(1) {
                     if let Some((n, v)) = w.text.split_once('=') {
+                        // A value only known at run time is kept as empty.
+                        let v = if w.dynamic { "" } else { v };
                         self.scope_env.retain(|(k, _)| k != n);
                         self.scope_env.push((n.to_owned(), v.to_owned()));
                     }
                 }
+                return words;
+            }
+            "popd" => {
+                self.cwd = Some(String::new());
                 return words;
             }
             "terraform" | "tofu"
@@ -730,7 +737,18 @@ impl Rating<'_> {
         let set = self.set;
         let tool = set.tool(program);
         let parsed = parse_args(args, tool.syntax());
-        if let Some(flag) = asks_for_help(program, args, &parsed) {
+        // Only a tool with subcommands (a CLI framework that answers
+        // `--help` itself: kubectl, aws, gcloud, docker, git, …), and never an
+        // interpreter or a wrapper, whose script or command may ignore it
+        // (`bash deploy.sh --help` runs deploy.sh).
+        if tool.has_subcommands
+            && !set
+                .wrappers
+                .get(program)
+                .is_some_and(|ws| ws.iter().any(|w| w.spec.subcommand.is_none()))
+            && Language::of(program).is_none()
+            && let Some(flag) = asks_for_help(program, args, &parsed)
+        {
             self.push(
                 RiskLevel::Low,
                 part,
@@ -1215,7 +1233,17 @@ impl Rating<'_> {
         if let Some(level) = self.embedded_sql(args, parsed, part, via) {
             return level;
         }
-        if let Some(v) = self.set.lexicon.rate(&words) {
+        // An interpreter running a script file (`bash deploy.sh`, `python3
+        // manage.py`): the script decides, and it is not read here; its
+        // words can raise the level, never lower it below MEDIUM.
+        let interpreter = Language::of(program).is_some()
+            || self.set.wrappers.get(program).is_some_and(|ws| {
+                ws.iter()
+                    .any(|w| w.spec.mode == WrapperMode::ShellString && w.spec.subcommand.is_none())
+            });
+        if let Some(v) = self.set.lexicon.rate(&words)
+            && (!interpreter || v.level > RiskLevel::Medium)
+        {
             self.push(
                 v.level,
                 part,
@@ -1224,6 +1252,16 @@ impl Rating<'_> {
                 format!("{what}: {}", v.message),
             );
             return v.level;
+        }
+        if interpreter {
+            self.push(
+                RiskLevel::Medium,
+                part,
+                via,
+                "unknown",
+                format!("`{program}` runs a script that this classifier does not read"),
+            );
+            return RiskLevel::Medium;
         }
         if let Some(flag) = self.set.lexicon.dry_run(&words) {
             self.push(
@@ -1362,8 +1400,14 @@ impl Rating<'_> {
             self.command_env
                 .iter()
                 .chain(self.scope_env.iter())
-                .find(|(n, v)| lexicon.is_scope_variable(n) && named(v))
-                .map(|(n, v)| format!("{n}={v}"))
+                .find(|(n, v)| lexicon.is_scope_variable(n) && (v.is_empty() || named(v)))
+                .map(|(n, v)| {
+                    if v.is_empty() {
+                        format!("{n}, set at run time")
+                    } else {
+                        format!("{n}={v}")
+                    }
+                })
         });
         if let Some(s) = scoped {
             self.push(

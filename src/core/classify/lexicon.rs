@@ -501,8 +501,8 @@ pub(crate) fn is_object_word(w: &str) -> bool {
 /// The read verbs that count as a whole flag (`--list`); others, such as
 /// `--type` or `--time`, are settings.
 const READ_FLAGS: &[&str] = &[
-    "list", "ls", "show", "get", "describe", "status", "info", "version", "help", "check",
-    "validate", "verify", "diff", "plan", "preview", "explain", "print", "dump", "view", "inspect",
+    "list", "ls", "show", "get", "describe", "status", "info", "version", "check", "validate",
+    "verify", "diff", "plan", "preview", "explain", "print", "dump", "view", "inspect",
 ];
 
 /// A pattern argument that selects everything: `*`, `.*`, `%`, `""`, `/*`.

@@ -551,11 +551,14 @@ impl Walker {
                 match &a.value {
                     ast::AssignmentValue::Scalar(v) => {
                         let value = self.word(v);
-                        if in_prefix
-                            && !value.dynamic
-                            && let ast::AssignmentName::VariableName(name) = &a.name
-                        {
-                            cmd.env.push((name.clone(), value.text));
+                        // A value only known at run time is kept as empty.
+                        if in_prefix && let ast::AssignmentName::VariableName(name) = &a.name {
+                            let text = if value.dynamic {
+                                String::new()
+                            } else {
+                                value.text
+                            };
+                            cmd.env.push((name.clone(), text));
                         }
                     }
                     ast::AssignmentValue::Array(items) => {
