@@ -1627,3 +1627,54 @@ fn sql_parsed() {
     let bad = mismatches(rows);
     assert!(bad.is_empty(), "{bad:#?}");
 }
+
+/// The policy's production lists, one per kind of scope: a glob in
+/// `production_profiles` names a profile, not a host.
+#[test]
+fn production_lists_by_kind() {
+    let yaml = "safety:
+  production_profiles: [acme-live]
+  production_projects: [billing-*]
+  production_hosts: [db-main-*]
+  production_stacks: [main]
+";
+    let policy = match LoadedPolicy::load(Some(("kinds.yaml", yaml))) {
+        Ok(p) => p,
+        Err(e) => panic!("the policy must load: {e}"),
+    };
+    let rows: &[(&str, RiskLevel)] = &[
+        ("aws --profile acme-live s3 cp a s3://b/a", High),
+        ("aws --profile acme-dev s3 cp a s3://b/a", Medium),
+        ("AWS_PROFILE=acme-live aws s3 cp a s3://b/a", High),
+        (
+            "gcloud --project billing-eu compute instances start vm-1 --zone z",
+            High,
+        ),
+        (
+            "gcloud --project db-main-1 compute instances start vm-1 --zone z",
+            Medium,
+        ),
+        (
+            "psql -h db-main-3 -c 'UPDATE t SET a = 1 WHERE id = 2'",
+            High,
+        ),
+        ("psql -h db-main-3 -c 'SELECT 1'", Low),
+        ("ssh db-main-2 'sudo systemctl restart postgresql'", High),
+        ("pulumi refresh --stack main --yes", High),
+        ("pulumi refresh --stack dev --yes", Medium),
+        ("TF_WORKSPACE=main terraform import aws_s3_bucket.b b", High),
+    ];
+    let mut bad = Vec::new();
+    for &(line, want) in rows {
+        match policy.rules.classify(line, &ClassifyContext::default()) {
+            Ok(c) if c.risk == want => {}
+            Ok(c) => bad.push(format!(
+                "{line:?}: want {want}, got {} ({})",
+                c.risk,
+                why(&c)
+            )),
+            Err(e) => bad.push(format!("{line:?}: {e}")),
+        }
+    }
+    assert!(bad.is_empty(), "{bad:#?}");
+}

@@ -21,7 +21,7 @@ use super::lexicon::Words;
 use super::matching::{
     basename, decide, dry_run, match_path, match_resource, normalize_path, render_rest,
 };
-use super::ruleset::{RuleSet, Tool};
+use super::ruleset::{RuleSet, ScopeKind, Tool};
 use super::schema::GlobPattern;
 use super::schema::WrapperMode;
 use super::schema::{SqlClientSpec, SqlDialectName};
@@ -698,9 +698,7 @@ impl Rating<'_> {
                         || self
                             .set
                             .scope
-                            .scopes
-                            .iter()
-                            .any(|g| g.is_match(uri_host(host))))
+                            .is_production_scope(ScopeKind::Host, uri_host(host)))
                 {
                     self.push(
                         RiskLevel::High,
@@ -1380,19 +1378,20 @@ impl Rating<'_> {
         // Other scopes (`--profile prod`, `--project acme-prod`, a host in
         // a URI `mongodb://mongo-prod-1/app`): named on the line only.
         let lexicon = &set.lexicon;
-        let named =
-            |v: &str| lexicon.names_production(v) || set.scope.scopes.iter().any(|g| g.is_match(v));
+        let named = |kind: ScopeKind, v: &str| {
+            lexicon.names_production(v) || set.scope.is_production_scope(kind, v)
+        };
         let scoped = parsed
             .flags()
             .filter(|(n, _, d)| !d && tool.scope_flags.iter().any(|f| f == n))
             .filter_map(|(n, v, _)| v.map(|v| (n, v)))
-            .find(|(_, v)| named(v))
+            .find(|(n, v)| named(ScopeKind::of(n), v))
             .map(|(n, v)| format!("{n} {v}"))
             .or_else(|| {
                 parsed
                     .all_positionals()
                     .map(|i| args[i].text.as_str())
-                    .find(|w| w.contains("://") && !args.is_empty() && named(uri_host(w)))
+                    .find(|w| w.contains("://") && named(ScopeKind::Host, uri_host(w)))
                     .map(str::to_owned)
             });
         // `AWS_PROFILE=prod aws …`, `export TF_WORKSPACE=prod; terraform …`.
@@ -1400,7 +1399,9 @@ impl Rating<'_> {
             self.command_env
                 .iter()
                 .chain(self.scope_env.iter())
-                .find(|(n, v)| lexicon.is_scope_variable(n) && (v.is_empty() || named(v)))
+                .find(|(n, v)| {
+                    lexicon.is_scope_variable(n) && (v.is_empty() || named(ScopeKind::of(n), v))
+                })
                 .map(|(n, v)| {
                     if v.is_empty() {
                         format!("{n}, set at run time")

@@ -20,4 +20,4 @@ mod wrappers;
 pub use classifier::{ClassifyContext, ClassifyError};
 pub use files::FileUse;
 pub use lexicon::LexiconSpec;
-pub use ruleset::{ProductionScope, RuleSet, RuleSetError, UserRules};
+pub use ruleset::{ProductionScope, RuleSet, RuleSetError, ScopeKind, UserRules};

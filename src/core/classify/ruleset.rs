@@ -23,9 +23,62 @@ pub struct ProductionScope {
     /// Profiles, projects, resource groups, hosts and stacks (globs) that
     /// are production, beyond the lexicon's production words.
     pub scopes: Vec<GlobPattern>,
+    /// Globs for one kind of scope only (`safety.production_profiles`, …).
+    pub by_kind: Vec<(ScopeKind, GlobPattern)>,
+}
+
+/// The kind of scope a flag or variable names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScopeKind {
+    Profile,
+    Project,
+    ResourceGroup,
+    Subscription,
+    Host,
+    Stack,
+    Other,
+}
+
+impl ScopeKind {
+    /// The kind a scope flag or variable names, by its name: `--profile`
+    /// and `AWS_PROFILE` name a profile, `-h`, `--endpoints` and `PGHOST`
+    /// a host, `--stack` and `TF_WORKSPACE` a stack.
+    pub fn of(name: &str) -> ScopeKind {
+        let n = name.trim_start_matches('-').to_ascii_lowercase();
+        if n.contains("profile") {
+            ScopeKind::Profile
+        } else if n.contains("project") {
+            ScopeKind::Project
+        } else if n == "g" || n.contains("resource-group") || n.contains("resource_group") {
+            ScopeKind::ResourceGroup
+        } else if n.contains("subscription") {
+            ScopeKind::Subscription
+        } else if n.contains("stack") || n.contains("workspace") || n == "s" {
+            ScopeKind::Stack
+        } else if n == "h"
+            || n == "u"
+            || ["host", "endpoint", "server", "url", "addr", "zookeeper"]
+                .iter()
+                .any(|k| n.contains(k))
+        {
+            ScopeKind::Host
+        } else {
+            ScopeKind::Other
+        }
+    }
 }
 
 impl ProductionScope {
+    /// Whether a scope value of this kind is production by the policy's
+    /// globs (`production_scopes` for any kind, or the kind's own list).
+    pub fn is_production_scope(&self, kind: ScopeKind, value: &str) -> bool {
+        self.scopes.iter().any(|g| g.is_match(value))
+            || self
+                .by_kind
+                .iter()
+                .any(|(k, g)| *k == kind && g.is_match(value))
+    }
+
     pub fn is_production_namespace(&self, ns: &str) -> bool {
         self.namespaces.iter().any(|n| n == ns)
     }

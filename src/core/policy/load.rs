@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use super::model::Policy;
 use crate::core::classify::schema::RulePack;
-use crate::core::classify::{ProductionScope, RuleSet, UserRules};
+use crate::core::classify::{ProductionScope, RuleSet, ScopeKind, UserRules};
 use crate::core::digest::{PolicyHash, canonical_sha256};
 use crate::core::yaml::{self, FileError, Position};
 
@@ -111,6 +111,23 @@ impl LoadedPolicy {
             namespaces: policy.safety.production_namespaces.clone(),
             contexts: policy.safety.production_contexts.clone(),
             scopes: policy.safety.production_scopes.clone(),
+            by_kind: [
+                (ScopeKind::Profile, &policy.safety.production_profiles),
+                (ScopeKind::Project, &policy.safety.production_projects),
+                (
+                    ScopeKind::ResourceGroup,
+                    &policy.safety.production_resource_groups,
+                ),
+                (
+                    ScopeKind::Subscription,
+                    &policy.safety.production_subscriptions,
+                ),
+                (ScopeKind::Host, &policy.safety.production_hosts),
+                (ScopeKind::Stack, &policy.safety.production_stacks),
+            ]
+            .into_iter()
+            .flat_map(|(k, globs)| globs.iter().map(move |g| (k, g.clone())))
+            .collect(),
         };
         let rules = RuleSet::compile(
             pack,

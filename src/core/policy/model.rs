@@ -93,6 +93,22 @@ pub struct SafetyPolicy {
     /// words (`prod`, `production`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub production_scopes: Vec<GlobPattern>,
+    /// The same, for one kind of scope only: cloud profiles (`--profile`,
+    /// `AWS_PROFILE`), projects (`--project`), resource groups (`-g`),
+    /// subscriptions, hosts (`-h`, `--host`, URIs, `ssh` hosts, `PGHOST`)
+    /// and stacks or workspaces (`--stack`, `TF_WORKSPACE`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub production_profiles: Vec<GlobPattern>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub production_projects: Vec<GlobPattern>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub production_resource_groups: Vec<GlobPattern>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub production_subscriptions: Vec<GlobPattern>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub production_hosts: Vec<GlobPattern>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub production_stacks: Vec<GlobPattern>,
     pub allow_critical: bool,
 }
 
