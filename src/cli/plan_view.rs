@@ -219,7 +219,7 @@ impl<'a> PlanView<'a> {
         }
         let by = self
             .risk_set_by_rollback
-            .map(|by| format!(" (set by {by})"))
+            .map(|by| format!(" (set by {})", shown(by)))
             .unwrap_or_default();
         writeln!(
             out,
