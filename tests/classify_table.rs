@@ -1678,3 +1678,51 @@ fn production_lists_by_kind() {
     }
     assert!(bad.is_empty(), "{bad:#?}");
 }
+
+/// A read-only exception cannot be used to hide a change: each of these
+/// once matched a built-in exception (`override`) or a read rule and came
+/// out LOW, with the change beside the read-only word.
+#[test]
+fn read_only_exceptions_cannot_hide_a_change() {
+    let at_least: &[(&str, RiskLevel)] = &[
+        ("dd if=/dev/zero of=/dev/null of=/dev/sda", Critical),
+        ("kill -9 1 -0", High),
+        ("sgdisk -d 1 /dev/sda", Critical),
+        ("sgdisk -s /dev/sda", Critical),
+        ("sfdisk /dev/sdb < layout.sfdisk", Critical),
+        ("fdisk /dev/sdb", Critical),
+        ("wipefs --offset 0x438 /dev/sdb", Critical),
+        ("passwd -S -d root", Critical),
+        (
+            "ansible all -m setup -m copy -a 'src=x dest=/etc/sudoers'",
+            High,
+        ),
+        ("salt '*' pkg.remove nginx test=True", High),
+        ("pulumi up --show-secrets --yes", High),
+        ("terraform apply -refresh-only -destroy", Critical),
+        ("losetup -l -d /dev/loop3", High),
+        ("multipath -ll -F", High),
+        ("kamal app exec 'rm -rf /data' logs", High),
+    ];
+    let bad = mismatches_in(at_least, &ClassifyContext::default(), true);
+    assert!(bad.is_empty(), "{bad:#?}");
+    // The read-only forms themselves stay LOW.
+    let reads: &[(&str, RiskLevel)] = &[
+        ("dd if=/dev/sda of=/dev/null bs=1M", Low),
+        ("kill -0 1234", Low),
+        ("sgdisk -p /dev/sda", Low),
+        ("gdisk -l /dev/sda", Low),
+        ("sfdisk -l /dev/sda", Low),
+        ("wipefs /dev/sdb", Low),
+        ("passwd -S bob", Low),
+        ("salt '*' state.apply test=True", Low),
+        ("pulumi stack output --show-secrets", Medium),
+        ("losetup -a", Low),
+        ("multipath -ll", Low),
+        // a program-wide read rule vouches for its arguments: they are data
+        ("echo 'rm -rf /'", Low),
+        ("grep -r 'kubectl delete' .", Low),
+    ];
+    let bad = mismatches(reads);
+    assert!(bad.is_empty(), "{bad:#?}");
+}

@@ -890,6 +890,29 @@ impl Rating<'_> {
                 }
                 self.push(r.level, part, via, &r.id, message);
             }
+            // A read rule that only looks for a word anywhere on the line
+            // (`^logs$`) cannot vouch for the rest (a program-wide read
+            // rule, `echo` or `grep`, can: its arguments are data): `kamal app exec 'rm -rf
+            // /data' logs` is read for its verbs too, which can only raise it.
+            // Only for plain read rules: an exception (`override`) is a
+            // deliberate, whitelisted form; and only a destroy or disrupt
+            // verb in the arguments counts, not the program's own name.
+            let mut level = level;
+            if level == RiskLevel::Low
+                && deciding.iter().all(|(i, _)| {
+                    let r = &set.rules[*i];
+                    r.paths.is_empty() && r.regex.is_some() && !r.override_level
+                })
+                && let Some(v) = self.set.lexicon.rate(&{
+                    let mut w = lexicon_words(program, tool, args, &parsed, path_words);
+                    w.path.remove(0);
+                    w
+                })
+                && v.base >= RiskLevel::High
+            {
+                self.push(v.level, part, via, "lexicon", v.message);
+                level = v.level;
+            }
             level
         };
 
@@ -1191,41 +1214,7 @@ impl Rating<'_> {
         } else {
             format!("unknown program `{program}`")
         };
-        let mut all: Vec<&str> = args
-            .iter()
-            .filter(|w| !w.dynamic)
-            .map(|w| w.text.as_str())
-            .collect();
-        all.extend(parsed.flags().filter_map(|(_, v, d)| v.filter(|_| !d)));
-        // A SQL client's SQL that did not parse is read for its words too
-        // (`KILL QUERY …`, `DESCRIBE TABLE …`).
-        let sql_words = tool.sql.iter().flat_map(|spec| {
-            parsed
-                .flags()
-                .filter(|(n, _, d)| !d && spec.flags.iter().any(|f| f == n))
-                .filter_map(|(_, v, _)| v)
-        });
-        let words = Words {
-            // The program's own name may carry the verb (`dropdb`,
-            // `kafka-delete-records`).
-            path: std::iter::once(program)
-                .chain(
-                    path_words
-                        .iter()
-                        .take(LEXICON_PATH_WORDS)
-                        .filter(|&&i| !args[i].dynamic)
-                        .map(|&i| args[i].text.as_str()),
-                )
-                .collect(),
-            phrases: sql_words.collect(),
-            scripts: args
-                .iter()
-                .filter(|w| !w.dynamic && w.text.contains(char::is_whitespace))
-                .map(|w| w.text.as_str())
-                .collect(),
-            flags: parsed.flags().map(|(n, _, _)| n).collect(),
-            all,
-        };
+        let words = lexicon_words(program, tool, args, parsed, path_words);
         // SQL handed to a tool no rule knows (`wrangler d1 execute
         // --command="DROP TABLE users"`): rated by the SQL parser.
         if let Some(level) = self.embedded_sql(args, parsed, part, via) {
@@ -1481,6 +1470,50 @@ fn asks_for_help<'a>(program: &str, args: &'a [Word], parsed: &ParsedArgs) -> Op
     match words.last() {
         Some(w) if w.text == "help" && words.len() > 1 => Some(w.text.as_str()),
         _ => None,
+    }
+}
+
+/// The words of a command as the verb lexicon reads them: the program
+/// name (`dropdb`, `kafka-delete-records`), the leading positionals, the
+/// flag names, every argument and flag value, the SQL a SQL client could
+/// not parse, and the arguments of several words (scripts).
+fn lexicon_words<'a>(
+    program: &'a str,
+    tool: &'a Tool,
+    args: &'a [Word],
+    parsed: &'a ParsedArgs,
+    path_words: &[usize],
+) -> Words<'a> {
+    let mut all: Vec<&str> = args
+        .iter()
+        .filter(|w| !w.dynamic)
+        .map(|w| w.text.as_str())
+        .collect();
+    all.extend(parsed.flags().filter_map(|(_, v, d)| v.filter(|_| !d)));
+    let sql_words = tool.sql.iter().flat_map(|spec| {
+        parsed
+            .flags()
+            .filter(|(n, _, d)| !d && spec.flags.iter().any(|f| f == n))
+            .filter_map(|(_, v, _)| v)
+    });
+    Words {
+        path: std::iter::once(program)
+            .chain(
+                path_words
+                    .iter()
+                    .take(LEXICON_PATH_WORDS)
+                    .filter(|&&i| !args[i].dynamic)
+                    .map(|&i| args[i].text.as_str()),
+            )
+            .collect(),
+        phrases: sql_words.collect(),
+        scripts: args
+            .iter()
+            .filter(|w| !w.dynamic && w.text.contains(char::is_whitespace))
+            .map(|w| w.text.as_str())
+            .collect(),
+        flags: parsed.flags().map(|(n, _, _)| n).collect(),
+        all,
     }
 }
 
