@@ -219,6 +219,14 @@ fn per_line_report(policy: &LoadedPolicy, lines: &[&str]) {
     if let Some((max, line)) = costs.last() {
         println!("  max    {max:?}  ({line})");
     }
+    // `OPSGATE_BENCH_TOP=N`: the N slowest lines, to see where the tail is.
+    let top = std::env::var("OPSGATE_BENCH_TOP")
+        .ok()
+        .and_then(|n| n.parse::<usize>().ok())
+        .unwrap_or(0);
+    for (cost, line) in costs.iter().rev().take(top) {
+        println!("    {cost:>10.3?}  {line}");
+    }
 }
 
 fn benches(c: &mut Criterion, lines: &[&str]) {
@@ -255,13 +263,15 @@ fn main() {
             Err(e) => panic!("embedded policy must load: {e}"),
         };
         per_line_report(&policy, &lines);
-        // `OPSGATE_BENCH_NO_BASELINE=1`: the classifier alone (for a profiler).
+        let docs = documentation_corpus();
+        let docs: Vec<&str> = docs.iter().map(String::as_str).collect();
+        // `OPSGATE_BENCH_NO_BASELINE=1`: the classifier alone on both
+        // corpora (for a profiler).
         if std::env::var_os("OPSGATE_BENCH_NO_BASELINE").is_some() {
+            per_line_report(&policy, &docs);
             return;
         }
         let set = baseline_set();
-        let docs = documentation_corpus();
-        let docs: Vec<&str> = docs.iter().map(String::as_str).collect();
         versus_baseline("benches/corpus.txt", &policy, &set, &lines);
         versus_baseline("tests/corpus (documentation corpus)", &policy, &set, &docs);
     }

@@ -7,15 +7,17 @@
 //! `-rf`. Which flags take a value comes from the tool's spec; a flag the spec
 //! does not know is taken to stand alone.
 
-use std::collections::HashSet;
+use compact_str::{CompactString, format_compact};
+
+use super::Set;
 
 use super::shell::Word;
 
 /// How a tool spells its flags.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct FlagSyntax<'a> {
-    pub value_flags: &'a HashSet<String>,
-    pub attached_value_flags: &'a HashSet<String>,
+    pub value_flags: &'a Set<String>,
+    pub attached_value_flags: &'a Set<String>,
     pub single_dash_long: bool,
     pub plus_flags: bool,
     /// Options end at the first positional (POSIX `getopt` with `+`): a
@@ -29,8 +31,8 @@ pub(crate) enum Arg {
     /// A positional argument: the index into the argument words.
     Positional(usize),
     Flag {
-        name: String,
-        value: Option<String>,
+        name: CompactString,
+        value: Option<CompactString>,
         value_dynamic: bool,
     },
 }
@@ -124,7 +126,11 @@ pub(crate) fn parse_args(words: &[Word], syntax: FlagSyntax<'_>) -> ParsedArgs {
 }
 
 impl Arg {
-    fn flag(name: impl Into<String>, value: Option<String>, value_dynamic: bool) -> Self {
+    fn flag(
+        name: impl Into<CompactString>,
+        value: Option<CompactString>,
+        value_dynamic: bool,
+    ) -> Self {
         Arg::Flag {
             name: name.into(),
             value,
@@ -135,7 +141,7 @@ impl Arg {
 
 /// The value of a value flag whose value is the next word, if there is one.
 /// Returns the flag and the words consumed.
-fn with_next_value(name: String, next: Option<&Word>) -> (Arg, usize) {
+fn with_next_value(name: CompactString, next: Option<&Word>) -> (Arg, usize) {
     match next {
         Some(n) => (Arg::flag(name, Some(n.text.clone()), n.dynamic), 2),
         None => (Arg::flag(name, None, false), 1),
@@ -151,8 +157,8 @@ fn push_named(
     syntax: FlagSyntax<'_>,
 ) -> usize {
     let (arg, used) = match t.split_once('=') {
-        Some((name, value)) => (Arg::flag(name, Some(value.to_owned()), dynamic), 1),
-        None if syntax.value_flags.contains(t) => with_next_value(t.to_owned(), next),
+        Some((name, value)) => (Arg::flag(name, Some(value.into()), dynamic), 1),
+        None if syntax.value_flags.contains(t) => with_next_value(t.into(), next),
         None => (Arg::flag(t, None, false), 1),
     };
     out.items.push(arg);
@@ -170,20 +176,20 @@ fn push_cluster(
     let mut chars = t.char_indices();
     let sign = chars.next().map_or('-', |(_, c)| c);
     for (pos, c) in chars {
-        let name = format!("{sign}{c}");
+        let name = format_compact!("{sign}{c}");
         let rest = &t[pos + c.len_utf8()..];
-        if syntax.value_flags.contains(&name) {
+        if syntax.value_flags.contains(name.as_str()) {
             let rest = rest.strip_prefix('=').unwrap_or(rest);
             let (arg, used) = if rest.is_empty() {
                 with_next_value(name, next)
             } else {
-                (Arg::flag(name, Some(rest.to_owned()), dynamic), 1)
+                (Arg::flag(name, Some(rest.into()), dynamic), 1)
             };
             out.items.push(arg);
             return used;
         }
-        if syntax.attached_value_flags.contains(&name) {
-            let value = (!rest.is_empty()).then(|| rest.to_owned());
+        if syntax.attached_value_flags.contains(name.as_str()) {
+            let value = (!rest.is_empty()).then(|| rest.into());
             out.items.push(Arg::flag(name, value, dynamic));
             return 1;
         }
@@ -198,15 +204,15 @@ mod tests {
 
     use super::*;
 
-    static NONE: LazyLock<HashSet<String>> = LazyLock::new(HashSet::new);
-    static NAMESPACE: LazyLock<HashSet<String>> = LazyLock::new(|| {
+    static NONE: LazyLock<Set<String>> = LazyLock::new(Set::default);
+    static NAMESPACE: LazyLock<Set<String>> = LazyLock::new(|| {
         ["-n", "--namespace"]
             .iter()
             .map(|s| s.to_string())
             .collect()
     });
 
-    fn syntax(value_flags: &'static HashSet<String>) -> FlagSyntax<'static> {
+    fn syntax(value_flags: &'static Set<String>) -> FlagSyntax<'static> {
         FlagSyntax {
             value_flags,
             attached_value_flags: &NONE,

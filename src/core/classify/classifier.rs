@@ -234,8 +234,10 @@ impl Rating<'_> {
             return;
         }
         if let Some(language) = Language::of(program) {
-            let argv: Vec<(String, bool)> =
-                args.iter().map(|w| (w.text.clone(), w.dynamic)).collect();
+            let argv: Vec<(String, bool)> = args
+                .iter()
+                .map(|w| (w.text.to_string(), w.dynamic))
+                .collect();
             if let Some(script) = inline::script(language, &argv) {
                 self.inline_script(program, args, &script, &part, via, depth);
                 // awk is still awk: its own rules (`-i inplace`) apply too.
@@ -421,7 +423,12 @@ impl Rating<'_> {
             return words;
         }
         let program = name.to_owned();
-        let text = |i: usize| words.get(i).filter(|w| !w.dynamic).map(|w| w.text.clone());
+        let text = |i: usize| {
+            words
+                .get(i)
+                .filter(|w| !w.dynamic)
+                .map(|w| w.text.to_string())
+        };
         match program.as_str() {
             "cd" | "pushd" => {
                 self.cwd = match words.get(1) {
@@ -493,12 +500,14 @@ impl Rating<'_> {
             let mut path = w.text.clone();
             if !path.starts_with('/') && !path.starts_with('~') {
                 match self.cwd.as_deref() {
-                    Some(c) if c.starts_with('/') => path = normalize_path(&format!("{c}/{path}")),
+                    Some(c) if c.starts_with('/') => {
+                        path = normalize_path(&format!("{c}/{path}")).into();
+                    }
                     _ => continue,
                 }
                 // `rm -rf *` under `/etc` is `/etc/*`: keep the glob visible.
                 if w.text == "*" {
-                    path = format!(
+                    path = compact_str::format_compact!(
                         "{}/*",
                         path.trim_end_matches("/*")
                             .trim_end_matches('*')
@@ -514,7 +523,7 @@ impl Rating<'_> {
                 && !plain_children
                 && let Some(worst) = worst_case_path(&path)
             {
-                path = worst.to_owned();
+                path = worst.into();
             }
             if path != w.text {
                 w.text = path;
@@ -532,8 +541,8 @@ impl Rating<'_> {
                 let mut v: Vec<Word> = target
                     .iter()
                     .map(|t| Word {
-                        text: t.clone(),
-                        raw: t.clone(),
+                        text: t.as_str().into(),
+                        raw: t.as_str().into(),
                         dynamic: false,
                     })
                     .collect();
@@ -762,7 +771,7 @@ impl Rating<'_> {
             .position(|&i| {
                 let w = &args[i];
                 !w.dynamic
-                    && (tool.known_first.contains(&w.text)
+                    && (tool.known_first.contains(w.text.as_str())
                         || tool.first_globs.iter().any(|g| g.is_match(&w.text)))
             })
             .unwrap_or(0);
@@ -808,7 +817,7 @@ impl Rating<'_> {
             }
             if !r.paths.is_empty()
                 && !r.first_glob
-                && first_word.is_some_and(|f| !r.first_exact.contains(f))
+                && first_word.is_some_and(|f| !r.first_exact.iter().any(|e| &**e == f))
             {
                 continue;
             }
@@ -960,7 +969,7 @@ impl Rating<'_> {
             if args[i].dynamic {
                 unseen.push(format!("`{}`", args[i].raw));
             } else {
-                texts.push((args[i].text.clone(), true));
+                texts.push((args[i].text.to_string(), true));
             }
         }
         if cmd.stdin_fed && cmd.stdin_texts.is_empty() {
@@ -1103,7 +1112,7 @@ impl Rating<'_> {
                 "GET" | "POST" | "PUT" | "PATCH" | "DELETE" | "HEAD" | "OPTIONS"
             )
         {
-            method = Some(first.text.clone());
+            method = Some(first.text.to_string());
         }
         let body = parsed.flags().any(|(n, _, _)| BODY_FLAGS.contains(&n));
         let reading = match method.as_deref() {
@@ -1544,6 +1553,9 @@ const MAX_GLOB_CANDIDATES: usize = 16;
 
 /// Whether a word as written has a glob character outside quotes.
 fn unquoted_glob(raw: &str) -> bool {
+    if !raw.bytes().any(|b| matches!(b, b'*' | b'?' | b'[')) {
+        return false;
+    }
     let mut quote: Option<char> = None;
     let mut escaped = false;
     for (i, c) in raw.char_indices() {

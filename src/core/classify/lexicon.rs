@@ -23,7 +23,9 @@
 //! policy's `lexicon:`. A word in two classes counts in the higher one, so a
 //! policy can add verbs but never soften a built-in one.
 
-use std::collections::{HashMap, HashSet};
+use std::borrow::Cow;
+
+use super::{Map, Set};
 
 use serde::{Deserialize, Serialize};
 
@@ -130,7 +132,7 @@ impl VerbClass {
 /// A set of words: exact ones, and prefixes from `word*`.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct WordSet {
-    exact: HashSet<String>,
+    exact: Set<String>,
     prefixes: Vec<String>,
 }
 
@@ -153,21 +155,21 @@ impl WordSet {
 /// The compiled lexicon.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Lexicon {
-    verbs: HashMap<String, VerbClass>,
+    verbs: Map<String, VerbClass>,
     verb_prefixes: Vec<(String, VerbClass)>,
     wide: WordSet,
     wide_verbs: WordSet,
-    wide_flags: HashSet<String>,
+    wide_flags: Set<String>,
     sensitive: WordSet,
     identity: WordSet,
     secret: WordSet,
     production: WordSet,
-    inert_flags: HashSet<String>,
-    scope_variables: HashSet<String>,
+    inert_flags: Set<String>,
+    scope_variables: Set<String>,
     ambiguous: WordSet,
     listing: WordSet,
-    dry_run_flags: HashSet<String>,
-    not_dry_run_flags: HashSet<String>,
+    dry_run_flags: Set<String>,
+    not_dry_run_flags: Set<String>,
 }
 
 /// What the lexicon found in a command.
@@ -197,6 +199,15 @@ pub(crate) struct Words<'a> {
     /// does not parse): a destroy or disrupt verb in one counts, never a
     /// read (`cypher-shell "MATCH (n) DETACH DELETE n"`).
     pub scripts: Vec<&'a str>,
+}
+
+/// A verb found in a word: its class, the piece, the word it is in, and
+/// whether it is as often a noun (`run`, `backup`).
+struct Found<'w> {
+    class: VerbClass,
+    verb: Cow<'w, str>,
+    word: &'w str,
+    ambiguous: bool,
 }
 
 impl Lexicon {
@@ -273,53 +284,64 @@ impl Lexicon {
         pieces(word).any(|p| self.production.contains(&p))
     }
 
+    /// The verbs in one word or flag name, at least `min`, added to `found`.
+    fn consider<'w>(
+        &self,
+        found: &mut Vec<Found<'w>>,
+        word: &'w str,
+        is_flag: bool,
+        min: VerbClass,
+    ) {
+        let name = if is_flag {
+            let bare = word.trim_start_matches('-');
+            // Only long flags are words; `--no-delete`, `--keep-deleted`
+            // and `--disable-x` are settings, not verbs.
+            if !word.starts_with("--")
+                || self.inert_flags.contains(word)
+                || pieces(bare)
+                    .next()
+                    .is_some_and(|p| FLAG_MODIFIERS.contains(&&*p))
+            {
+                return;
+            }
+            bare
+        } else {
+            word
+        };
+        // A flag is a destroy or disrupt verb by any piece
+        // (`--delete-after`, `--security-erase`), and a read or change
+        // verb only as the whole flag (`--list`, `--create`; not
+        // `--bootstrap-server`).
+        let whole = pieces(name).nth(1).is_none();
+        for p in pieces(name) {
+            if let Some(c) = self.class_of(&p)
+                && c >= min
+                && (!is_flag || whole || c >= VerbClass::Disrupt)
+                && (!is_flag || c != VerbClass::Read || READ_FLAGS.contains(&&*p))
+            {
+                let ambiguous = self.ambiguous.contains(&p);
+                found.push(Found {
+                    class: c,
+                    verb: p,
+                    word,
+                    ambiguous,
+                });
+            }
+        }
+    }
+
     /// Rates a command by its words. `None` when no verb was found.
     pub(crate) fn rate<'w>(&self, words: &'w Words<'w>) -> Option<Verdict> {
         // The verb: the highest class among the leading words and the flag
         // names (`kafka-topics --delete`, `--reset-offsets`). A word that is
         // a noun as often (`run`, `backup`) counts only when no other verb
         // is found.
-        let mut found: Vec<(VerbClass, String, String, bool)> = Vec::new();
-        let consider = |word: &str, is_flag: bool| -> Vec<(VerbClass, String, String, bool)> {
-            let mut out = Vec::new();
-            let name = if is_flag {
-                let bare = word.trim_start_matches('-');
-                // Only long flags are words; `--no-delete`, `--keep-deleted`
-                // and `--disable-x` are settings, not verbs.
-                if !word.starts_with("--")
-                    || self.inert_flags.contains(word)
-                    || pieces(bare)
-                        .next()
-                        .is_some_and(|p| FLAG_MODIFIERS.contains(&p.as_str()))
-                {
-                    return out;
-                }
-                bare
-            } else {
-                word
-            };
-            // A flag is a destroy or disrupt verb by any piece
-            // (`--delete-after`, `--security-erase`), and a read or change
-            // verb only as the whole flag (`--list`, `--create`; not
-            // `--bootstrap-server`).
-            let ps: Vec<String> = pieces(name).collect();
-            let whole = ps.len() == 1;
-            for p in ps {
-                if let Some(c) = self.class_of(&p)
-                    && (!is_flag || whole || c >= VerbClass::Disrupt)
-                    && (!is_flag || c != VerbClass::Read || READ_FLAGS.contains(&p.as_str()))
-                {
-                    let ambiguous = self.ambiguous.contains(&p);
-                    out.push((c, p, word.to_owned(), ambiguous));
-                }
-            }
-            out
-        };
+        let mut found: Vec<Found<'w>> = Vec::new();
         // A path, a file name or a host (`./dump.tar.gz`, `acme/backups`,
         // `app.conf`) names an object, not a verb; so does a phrase (a
         // script or a query), except the SQL a SQL client was given.
         for w in words.path.iter().filter(|w| !is_object_word(w)) {
-            found.extend(consider(w, false));
+            self.consider(&mut found, w, false, VerbClass::Read);
         }
         let tokens = |phrases: &'w [&'w str]| {
             phrases
@@ -328,26 +350,22 @@ impl Lexicon {
                 .filter(|w| !is_object_word(w))
         };
         for w in tokens(&words.phrases) {
-            found.extend(consider(w, false));
+            self.consider(&mut found, w, false, VerbClass::Read);
         }
         for f in &words.flags {
-            found.extend(consider(f, true));
+            self.consider(&mut found, f, true, VerbClass::Read);
         }
         for w in tokens(&words.scripts) {
-            found.extend(
-                consider(w, false)
-                    .into_iter()
-                    .filter(|f| f.0 >= VerbClass::Disrupt),
-            );
+            self.consider(&mut found, w, false, VerbClass::Disrupt);
         }
-        let clear = found.iter().any(|f| !f.3);
+        let clear = found.iter().any(|f| !f.ambiguous);
         let best = found
             .into_iter()
-            .filter(|f| !clear || !f.3)
-            .max_by_key(|f| f.0)
-            .map(|(c, p, w, _)| (c, p, w));
+            .filter(|f| !clear || !f.ambiguous)
+            .max_by_key(|f| f.class)
+            .map(|f| (f.class, f.verb, f.word));
         let (class, verb, word) = best?;
-        let shown = if verb == word.to_ascii_lowercase() {
+        let shown = if word.eq_ignore_ascii_case(&verb) {
             format!("`{word}`")
         } else {
             format!("`{verb}` (in `{word}`)")
@@ -432,7 +450,7 @@ impl Lexicon {
         }
         for f in &words.flags {
             let bare = f.trim_start_matches('-');
-            let ps: Vec<String> = pieces(bare).collect();
+            let ps: Vec<Cow<'_, str>> = pieces(bare).collect();
             // `--all…`, a wide flag, `rm -r`, or a destroying flag that
             // names a wide object (`--delete-volumes`, `--remove-all-storage`).
             let destroying = ps
@@ -515,33 +533,56 @@ pub(crate) fn matches_everything(w: &str) -> bool {
 
 /// The lower-case pieces of a word, split on `-`, `_`, `:`, `.`, `/`, `@`,
 /// `=`, `,`, spaces and camel case: `DeleteDBCluster` is `delete`, `db`,
-/// `cluster`.
-pub(crate) fn pieces(word: &str) -> impl Iterator<Item = String> + '_ {
-    word.split(|c: char| !c.is_ascii_alphanumeric())
-        .filter(|s| !s.is_empty())
-        .flat_map(split_camel)
+/// `cluster`. A piece is borrowed from the word unless it has capitals to
+/// lower.
+pub(crate) fn pieces(word: &str) -> Pieces<'_> {
+    Pieces { word, at: 0 }
 }
 
-fn split_camel(s: &str) -> Vec<String> {
-    let chars: Vec<char> = s.chars().collect();
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    for (i, &c) in chars.iter().enumerate() {
-        let boundary = i > 0
-            && c.is_ascii_uppercase()
-            && (chars[i - 1].is_ascii_lowercase()
-                || chars[i - 1].is_ascii_digit()
-                || chars.get(i + 1).is_some_and(char::is_ascii_lowercase)
-                    && chars[i - 1].is_ascii_uppercase());
-        if boundary && !cur.is_empty() {
-            out.push(std::mem::take(&mut cur));
+/// The iterator of [`pieces`].
+pub(crate) struct Pieces<'a> {
+    word: &'a str,
+    at: usize,
+}
+
+impl<'a> Iterator for Pieces<'a> {
+    type Item = Cow<'a, str>;
+
+    fn next(&mut self) -> Option<Cow<'a, str>> {
+        let b = self.word.as_bytes();
+        // Skip to the next ASCII letter or digit.
+        while self.at < b.len() && !b[self.at].is_ascii_alphanumeric() {
+            self.at += 1;
         }
-        cur.push(c.to_ascii_lowercase());
+        if self.at >= b.len() {
+            return None;
+        }
+        let start = self.at;
+        let mut i = start + 1;
+        // A capital starts a new piece after a lower-case letter or a
+        // digit, and after capitals when a lower-case letter follows it
+        // (`DBCluster` is `db`, `cluster`).
+        while i < b.len() && b[i].is_ascii_alphanumeric() {
+            let c = b[i];
+            let prev = b[i - 1];
+            let boundary = c.is_ascii_uppercase()
+                && (prev.is_ascii_lowercase()
+                    || prev.is_ascii_digit()
+                    || (prev.is_ascii_uppercase()
+                        && b.get(i + 1).is_some_and(u8::is_ascii_lowercase)));
+            if boundary {
+                break;
+            }
+            i += 1;
+        }
+        self.at = i;
+        let piece = &self.word[start..i];
+        Some(if piece.bytes().any(|c| c.is_ascii_uppercase()) {
+            Cow::Owned(piece.to_ascii_lowercase())
+        } else {
+            Cow::Borrowed(piece)
+        })
     }
-    if !cur.is_empty() {
-        out.push(cur);
-    }
-    out
 }
 
 #[cfg(test)]
@@ -590,14 +631,20 @@ mod tests {
 
     #[test]
     fn words_split_on_separators_and_camel_case() {
-        let p: Vec<String> = pieces("DeleteDBCluster").collect();
+        let p: Vec<String> = pieces("DeleteDBCluster").map(Cow::into_owned).collect();
         assert_eq!(p, ["delete", "db", "cluster"]);
-        let p: Vec<String> = pieces("apps:destroy").collect();
+        let p: Vec<String> = pieces("apps:destroy").map(Cow::into_owned).collect();
         assert_eq!(p, ["apps", "destroy"]);
-        let p: Vec<String> = pieces("_delete_by_query").collect();
+        let p: Vec<String> = pieces("_delete_by_query").map(Cow::into_owned).collect();
         assert_eq!(p, ["delete", "by", "query"]);
-        let p: Vec<String> = pieces("dropDatabase()").collect();
+        let p: Vec<String> = pieces("dropDatabase()").map(Cow::into_owned).collect();
         assert_eq!(p, ["drop", "database"]);
+        let p: Vec<String> = pieces("XMLHttpRequest v2Delete é-rm")
+            .map(Cow::into_owned)
+            .collect();
+        assert_eq!(p, ["xml", "http", "request", "v2", "delete", "rm"]);
+        // Lower-case pieces are borrowed, not copied.
+        assert!(pieces("delete-db").all(|p| matches!(p, Cow::Borrowed(_))));
     }
 
     #[test]

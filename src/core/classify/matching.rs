@@ -2,8 +2,6 @@
 //! regexes see it, dry-run flags, and the precedence that picks the rules
 //! that decide.
 
-use std::borrow::Cow;
-
 use super::args::{Arg, ParsedArgs};
 use super::ruleset::{RuleSet, Segment, Tool};
 use super::shell::Word;
@@ -91,7 +89,8 @@ pub(crate) fn match_resource(
             if kind.is_empty() {
                 continue;
             }
-            if wanted.iter().any(|r| *r == tool.canonical_resource(kind)) {
+            let kind = tool.canonical_resource(kind);
+            if wanted.iter().any(|r| *r == *kind) {
                 return Some(false);
             }
         }
@@ -104,10 +103,26 @@ pub(crate) fn match_resource(
 /// runs of whitespace inside an argument collapsed to one space, absolute
 /// paths normalized.
 pub(crate) fn render_rest(parsed: &ParsedArgs, args: &[Word], path: &[usize]) -> String {
-    let mut out = String::new();
+    let mut out = String::with_capacity(args.iter().map(|w| w.text.len() + 1).sum());
+    // Appends `text` with its runs of whitespace collapsed to one space.
+    fn collapsed(out: &mut String, text: &str) {
+        let mut first = true;
+        for piece in text.split_whitespace() {
+            if !first {
+                out.push(' ');
+            }
+            out.push_str(piece);
+            first = false;
+        }
+    }
     for item in &parsed.items {
-        let line: Cow<'_, str> = match item {
-            Arg::Positional(i) if path.contains(i) => continue,
+        if matches!(item, Arg::Positional(i) if path.contains(i)) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        match item {
             Arg::Positional(i) => {
                 let t = args[*i].text.as_str();
                 // `/etc/`, `//etc` and `/tmp/../etc` all name `/etc`.
@@ -115,26 +130,25 @@ pub(crate) fn render_rest(parsed: &ParsedArgs, args: &[Word], path: &[usize]) ->
                     && t.starts_with('/')
                     && (t.ends_with('/') || t.contains("/.") || t.contains("//"))
                 {
-                    Cow::Owned(normalize_path(t))
+                    collapsed(&mut out, &normalize_path(t));
                 } else {
-                    Cow::Borrowed(t)
+                    collapsed(&mut out, t);
                 }
             }
-            Arg::Flag { name, value, .. } => match value {
-                Some(v) => Cow::Owned(format!("{name}={v}")),
-                None => Cow::Borrowed(name.as_str()),
-            },
-        };
-        if !out.is_empty() {
-            out.push('\n');
-        }
-        let mut first = true;
-        for piece in line.split_whitespace() {
-            if !first {
-                out.push(' ');
+            // `name=value`, collapsed as one argument.
+            Arg::Flag { name, value, .. } => {
+                collapsed(&mut out, name);
+                if let Some(v) = value {
+                    if name.ends_with(char::is_whitespace) {
+                        out.push(' ');
+                    }
+                    out.push('=');
+                    if v.starts_with(char::is_whitespace) && !v.trim_start().is_empty() {
+                        out.push(' ');
+                    }
+                    collapsed(&mut out, v);
+                }
             }
-            out.push_str(piece);
-            first = false;
         }
     }
     out

@@ -14,12 +14,32 @@
 //! It also holds the lenient split used when the grammar rejects a line: no
 //! answer is exact then, so it over-approximates what could run.
 
+use compact_str::CompactString;
+
 use super::shell::{SimpleCommand, Word, is_assignment};
 
-/// Bytes that make a line more than plain words and list operators: quoting,
-/// expansions, redirections, subshells and groups, comments, history and
-/// tilde expansion, line breaks.
-const NOT_PLAIN: &[u8] = b"<>()$`\\\"'#\n\r{}!~";
+/// Bytes that make a line more than plain words and list operators when
+/// they stand outside quotes: expansions, redirections, subshells and
+/// groups, comments, history and tilde expansion, escapes, line breaks.
+const NOT_PLAIN: &[u8] = b"<>()$`\\#\n\r{}!~";
+
+/// Bytes that end a plain line's fast path inside double quotes: what bash
+/// still expands there (`$`, backquotes, `\\`, `!`), and line breaks.
+const NOT_PLAIN_IN_DOUBLE: &[u8] = b"$`\\!\n\r";
+
+/// A table indexed by byte: one load a byte instead of a search of a list.
+const fn byte_table(bytes: &[u8]) -> [bool; 256] {
+    let mut table = [false; 256];
+    let mut i = 0;
+    while i < bytes.len() {
+        table[bytes[i] as usize] = true;
+        i += 1;
+    }
+    table
+}
+
+static NOT_PLAIN_BYTE: [bool; 256] = byte_table(NOT_PLAIN);
+static NOT_PLAIN_IN_DOUBLE_BYTE: [bool; 256] = byte_table(NOT_PLAIN_IN_DOUBLE);
 
 /// Words that mean something else at the start of a command.
 const RESERVED: &[&str] = &[
@@ -29,7 +49,8 @@ const RESERVED: &[&str] = &[
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Token<'a> {
-    Word(&'a str),
+    /// A word as written; `quoted` when it has quotes to remove.
+    Word { raw: &'a str, quoted: bool },
     /// `|`: the next command reads this one's output.
     Pipe,
     /// `||`, `&&`: the next command is required.
@@ -38,20 +59,45 @@ enum Token<'a> {
     End,
 }
 
+/// The tokens of a plain line, or `None` when it is not plain. Single
+/// quotes hold anything but a line break; double quotes anything bash does
+/// not expand there. An unclosed quote is not plain.
 fn tokens(line: &str) -> Option<Vec<Token<'_>>> {
     let bytes = line.as_bytes();
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(16);
     let mut i = 0;
     let mut start: Option<usize> = None;
+    let mut quoted = false;
     while i < bytes.len() {
         let b = bytes[i];
-        if !matches!(b, b' ' | b'\t' | b'|' | b'&' | b';') {
-            start.get_or_insert(i);
-            i += 1;
-            continue;
+        match b {
+            b'\'' | b'"' => {
+                start.get_or_insert(i);
+                quoted = true;
+                let close = bytes[i + 1..].iter().position(|&c| {
+                    c == b
+                        || (b == b'"' && NOT_PLAIN_IN_DOUBLE_BYTE[usize::from(c)])
+                        || matches!(c, b'\n' | b'\r')
+                })?;
+                if bytes[i + 1 + close] != b {
+                    return None;
+                }
+                i += close + 2;
+                continue;
+            }
+            b' ' | b'\t' | b'|' | b'&' | b';' => {}
+            _ if NOT_PLAIN_BYTE[usize::from(b)] => return None,
+            _ => {
+                start.get_or_insert(i);
+                i += 1;
+                continue;
+            }
         }
         if let Some(s) = start.take() {
-            out.push(Token::Word(&line[s..i]));
+            out.push(Token::Word {
+                raw: &line[s..i],
+                quoted: std::mem::take(&mut quoted),
+            });
         }
         let next = bytes.get(i + 1).copied();
         let (token, len) = match (b, next) {
@@ -69,26 +115,41 @@ fn tokens(line: &str) -> Option<Vec<Token<'_>>> {
         i += len;
     }
     if let Some(s) = start {
-        out.push(Token::Word(&line[s..]));
+        out.push(Token::Word {
+            raw: &line[s..],
+            quoted,
+        });
     }
     Some(out)
+}
+
+/// What a plain word means once its quotes are removed (a plain word has
+/// no escapes and no expansions, so quotes only group).
+fn unquote(raw: &str) -> CompactString {
+    let mut text = CompactString::with_capacity(raw.len());
+    let mut quote: Option<char> = None;
+    for c in raw.chars() {
+        match (quote, c) {
+            (None, '\'' | '"') => quote = Some(c),
+            (Some(q), c) if c == q => quote = None,
+            _ => text.push(c),
+        }
+    }
+    text
 }
 
 /// The simple commands of a plain line, in order, or `None` when the line
 /// is not plain (the grammar then decides).
 pub(crate) fn plain_list(line: &str) -> Option<Vec<SimpleCommand>> {
-    if line.bytes().any(|b| NOT_PLAIN.contains(&b)) {
-        return None;
-    }
     let mut commands = Vec::new();
-    let mut words: Vec<&str> = Vec::new();
+    let mut words: Vec<(&str, bool)> = Vec::new();
     let mut piped = false;
     // Whether the command being read must have words (after `|`, `&&`, `||`).
     let mut required = false;
     let toks = tokens(line)?;
     for (n, tok) in toks.iter().enumerate() {
-        match tok {
-            Token::Word(w) => words.push(w),
+        match *tok {
+            Token::Word { raw, quoted } => words.push((raw, quoted)),
             Token::Pipe | Token::AndOr | Token::End => {
                 commands.push(command(&words, piped)?);
                 words.clear();
@@ -110,25 +171,29 @@ pub(crate) fn plain_list(line: &str) -> Option<Vec<SimpleCommand>> {
 /// One simple command from its words. Leading `NAME=value` words are
 /// assignments, not arguments; a command with none left (or none at all), or
 /// starting with a reserved word, is not plain.
-fn command(words: &[&str], piped: bool) -> Option<SimpleCommand> {
-    let assignments = words.iter().take_while(|w| is_assignment(w)).count();
+fn command(words: &[(&str, bool)], piped: bool) -> Option<SimpleCommand> {
+    let assignments = words.iter().take_while(|(w, _)| is_assignment(w)).count();
+    // A quoted assignment (`X='a b' cmd`) is left to the grammar.
+    if words[..assignments].iter().any(|&(_, quoted)| quoted) {
+        return None;
+    }
     let env = words[..assignments]
         .iter()
-        .filter_map(|w| w.split_once('='))
+        .filter_map(|(w, _)| w.split_once('='))
         .filter(|(n, _)| !n.contains('['))
         .map(|(n, v)| (n.trim_end_matches('+').to_owned(), v.to_owned()))
         .collect();
-    let words: Vec<&str> = words[assignments..].to_vec();
-    let first = words.first()?;
-    if RESERVED.contains(first) {
+    let words = &words[assignments..];
+    let &(first, _) = words.first()?;
+    if RESERVED.contains(&first) {
         return None;
     }
     Some(SimpleCommand {
         words: words
-            .into_iter()
-            .map(|w| Word {
-                text: w.to_owned(),
-                raw: w.to_owned(),
+            .iter()
+            .map(|&(raw, quoted)| Word {
+                text: if quoted { unquote(raw) } else { raw.into() },
+                raw: raw.into(),
                 dynamic: false,
             })
             .collect(),
@@ -165,8 +230,8 @@ pub(crate) fn lenient_commands(line: &str) -> Vec<SimpleCommand> {
             }
             _ => {
                 let w = word.get_or_insert_with(|| Word {
-                    text: String::new(),
-                    raw: String::new(),
+                    text: CompactString::default(),
+                    raw: CompactString::default(),
                     dynamic: false,
                 });
                 w.raw.push(c);
@@ -224,7 +289,7 @@ mod tests {
     fn programs(line: &str) -> Option<Vec<(String, bool)>> {
         plain_list(line).map(|cmds| {
             cmds.into_iter()
-                .map(|c| (c.words[0].text.clone(), c.stdin_fed))
+                .map(|c| (c.words[0].text.to_string(), c.stdin_fed))
                 .collect()
         })
     }
@@ -241,6 +306,36 @@ mod tests {
             Some(vec![p("grep"), ("tail".into(), true), p("echo"), p("ls")])
         );
         assert_eq!(programs("X=1 make install"), Some(vec![p("make")]));
+    }
+
+    #[test]
+    fn quotes_only_group_on_the_fast_path() {
+        let cmds = plain_list(
+            "psql -c \"SELECT 1; DROP TABLE t\" db | awk '{print $1}' && echo x'a b'\"c\" ''",
+        );
+        let words: Option<Vec<Vec<(&str, &str)>>> = cmds.as_ref().map(|cmds| {
+            cmds.iter()
+                .map(|c| {
+                    c.words
+                        .iter()
+                        .map(|w| (w.text.as_str(), w.raw.as_str()))
+                        .collect()
+                })
+                .collect()
+        });
+        assert_eq!(
+            words,
+            Some(vec![
+                vec![
+                    ("psql", "psql"),
+                    ("-c", "-c"),
+                    ("SELECT 1; DROP TABLE t", "\"SELECT 1; DROP TABLE t\""),
+                    ("db", "db"),
+                ],
+                vec![("awk", "awk"), ("{print $1}", "'{print $1}'")],
+                vec![("echo", "echo"), ("xa bc", "x'a b'\"c\""), ("", "''")],
+            ])
+        );
     }
 
     #[test]
@@ -278,7 +373,12 @@ mod tests {
     #[test]
     fn anything_else_goes_to_the_grammar() {
         for line in [
-            "echo 'x'",
+            "echo \"$HOME\"",
+            "echo \"a\\\\b\"",
+            "echo 'unclosed",
+            "echo \"unclosed",
+            "echo 'a\nb'",
+            "X='a b' make",
             "ls > out",
             "echo $HOME",
             "if true",

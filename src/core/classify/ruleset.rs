@@ -6,7 +6,9 @@
 //! of classifying a line does not grow with rules for other programs.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
+
+use super::{Map, Set};
 
 use super::args::FlagSyntax;
 use super::lexicon::{Lexicon, LexiconSpec};
@@ -167,27 +169,28 @@ pub(crate) struct CompiledRule {
     pub stdin: Option<bool>,
     pub sql_fallback: bool,
     /// The exact first words of the subcommand paths, and whether any path
-    /// starts with a pattern: a quick refusal before `match_path`.
-    pub first_exact: HashSet<String>,
+    /// starts with a pattern: a quick refusal before `match_path`. A rule
+    /// has one to a few paths, so a slice beats hashing the word per rule.
+    pub first_exact: Box<[Box<str>]>,
     pub first_glob: bool,
 }
 
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Tool {
-    pub value_flags: HashSet<String>,
-    pub attached_value_flags: HashSet<String>,
+    pub value_flags: Set<String>,
+    pub attached_value_flags: Set<String>,
     pub single_dash_long: bool,
     pub plus_flags: bool,
     pub namespace_flags: Vec<String>,
     pub context_flags: Vec<String>,
     pub scope_flags: Vec<String>,
-    pub resource_aliases: HashMap<String, String>,
+    pub resource_aliases: Map<String, String>,
     pub sql: Option<super::schema::SqlClientSpec>,
     pub path_args: bool,
     pub http: bool,
     pub dry_run: Vec<DryRunSpec>,
     /// First subcommand words that some rule names exactly.
-    pub known_first: HashSet<String>,
+    pub known_first: Set<String>,
     /// First subcommand words that some rule names by a glob (`* describe-*`).
     pub first_globs: Vec<WordPattern>,
     /// Some rule names a subcommand of this tool.
@@ -209,12 +212,16 @@ impl Tool {
 
     /// The canonical kind for a resource word: `ns`, `namespaces` and
     /// `namespace.v1` all name `namespace`.
-    pub(crate) fn canonical_resource(&self, word: &str) -> String {
-        let lower = word.to_ascii_lowercase();
-        let base = lower.split('.').next().unwrap_or(&lower);
-        match self.resource_aliases.get(base) {
-            Some(c) => c.clone(),
-            None => base.to_owned(),
+    pub(crate) fn canonical_resource<'w>(&'w self, word: &'w str) -> Cow<'w, str> {
+        let base = word.split('.').next().unwrap_or(word);
+        let lower: Cow<'_, str> = if base.bytes().any(|b| b.is_ascii_uppercase()) {
+            Cow::Owned(base.to_ascii_lowercase())
+        } else {
+            Cow::Borrowed(base)
+        };
+        match self.resource_aliases.get(&*lower) {
+            Some(c) => Cow::Borrowed(c.as_str()),
+            None => lower,
         }
     }
 }
@@ -222,7 +229,7 @@ impl Tool {
 #[derive(Debug, Clone)]
 pub(crate) struct Wrapper {
     pub spec: WrapperSpec,
-    pub value_flags: HashSet<String>,
+    pub value_flags: Set<String>,
     pub label: String,
 }
 
@@ -230,13 +237,13 @@ pub(crate) struct Wrapper {
 #[derive(Debug, Clone)]
 pub struct RuleSet {
     pub(crate) rules: Vec<CompiledRule>,
-    pub(crate) by_program: HashMap<String, Vec<usize>>,
+    pub(crate) by_program: Map<String, Vec<usize>>,
     pub(crate) glob_programs: Vec<(WordPattern, usize)>,
-    pub(crate) tools: HashMap<String, Tool>,
-    pub(crate) wrappers: HashMap<String, Vec<Wrapper>>,
+    pub(crate) tools: Map<String, Tool>,
+    pub(crate) wrappers: Map<String, Vec<Wrapper>>,
     pub(crate) redirects: RedirectSpec,
-    pub(crate) dynamic_programs: HashMap<String, (RiskLevel, String)>,
-    pub(crate) aliases: HashMap<String, Vec<String>>,
+    pub(crate) dynamic_programs: Map<String, (RiskLevel, String)>,
+    pub(crate) aliases: Map<String, Vec<String>>,
     pub(crate) scope: ProductionScope,
     pub(crate) lexicon: Lexicon,
     empty_tool: Tool,
@@ -263,13 +270,13 @@ impl RuleSet {
     ) -> Result<Self, RuleSetError> {
         let mut set = RuleSet {
             rules: Vec::new(),
-            by_program: HashMap::new(),
+            by_program: Map::default(),
             glob_programs: Vec::new(),
-            tools: HashMap::new(),
-            wrappers: HashMap::new(),
+            tools: Map::default(),
+            wrappers: Map::default(),
             redirects: pack.redirects.clone(),
-            dynamic_programs: HashMap::new(),
-            aliases: HashMap::new(),
+            dynamic_programs: Map::default(),
+            aliases: Map::default(),
             scope,
             lexicon: Lexicon::default(),
             empty_tool: Tool::default(),
@@ -319,7 +326,7 @@ impl RuleSet {
             }
         }
         for (program, idxs) in &set.by_program {
-            let mut known_first = HashSet::new();
+            let mut known_first = Set::default();
             let mut first_globs = Vec::new();
             for first in idxs
                 .iter()
@@ -350,7 +357,7 @@ impl RuleSet {
                 let canon: Vec<String> = set.rules[i]
                     .resources
                     .iter()
-                    .map(|r| tool.canonical_resource(r))
+                    .map(|r| tool.canonical_resource(r).into_owned())
                     .collect();
                 set.rules[i].resources = canon;
             }
@@ -383,10 +390,11 @@ impl RuleSet {
         let first_exact = paths
             .iter()
             .filter_map(|p: &Vec<Segment>| match p.first() {
-                Some(Segment::Exact(e)) => Some(e.clone()),
+                Some(Segment::Exact(e)) => Some(e.as_str().into()),
                 _ => None,
             })
-            .collect();
+            .collect::<Vec<Box<str>>>()
+            .into_boxed_slice();
         let first_glob = paths
             .iter()
             .any(|p| matches!(p.first(), Some(Segment::Pattern(_)) | None));

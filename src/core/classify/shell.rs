@@ -14,6 +14,7 @@
 use brush_parser::ast;
 use brush_parser::word::{WordPiece, WordPieceWithSource};
 use brush_parser::{Parser, ParserOptions};
+use compact_str::CompactString;
 
 use super::plain::{lenient_commands, plain_list};
 use super::unescape::{ansi_c_unescape, backquote_unescape};
@@ -27,9 +28,9 @@ pub(crate) const MAX_DEPTH: usize = 12;
 pub(crate) struct Word {
     /// The text the program would receive. For a dynamic word this is the
     /// static text around the expansions, with each expansion left as written.
-    pub text: String,
+    pub text: CompactString,
     /// The word as written in the line.
-    pub raw: String,
+    pub raw: CompactString,
     /// The value depends on an expansion (`$X`, `$(…)`, `` `…` ``, `$((…))`).
     pub dynamic: bool,
 }
@@ -37,8 +38,8 @@ pub(crate) struct Word {
 impl Word {
     pub(crate) fn literal(s: &str) -> Self {
         Word {
-            text: s.to_owned(),
-            raw: s.to_owned(),
+            text: s.into(),
+            raw: s.into(),
             dynamic: false,
         }
     }
@@ -70,7 +71,9 @@ pub(crate) struct SimpleCommand {
 impl SimpleCommand {
     /// The command as written, for reasons, with where it writes.
     pub fn display(&self) -> String {
-        let mut s = String::new();
+        let len = self.words.iter().map(|w| w.raw.len() + 1).sum::<usize>()
+            + self.outputs.iter().map(|o| o.raw.len() + 3).sum::<usize>();
+        let mut s = String::with_capacity(len);
         for w in &self.words {
             if !s.is_empty() {
                 s.push(' ');
@@ -234,7 +237,7 @@ fn templates_of(cmd: &SimpleCommand) -> Vec<String> {
         .iter()
         .skip(1)
         .filter(|w| !w.dynamic && (w.text.contains(char::is_whitespace) || w.text.starts_with('/')))
-        .map(|w| w.text.clone())
+        .map(|w| w.text.to_string())
         .collect()
 }
 
@@ -556,7 +559,7 @@ impl Walker {
                             let text = if value.dynamic {
                                 String::new()
                             } else {
-                                value.text
+                                value.text.into_string()
                             };
                             cmd.env.push((name.clone(), text));
                         }
@@ -579,8 +582,8 @@ impl Walker {
             ast::CommandPrefixOrSuffixItem::ProcessSubstitution(kind, sub) => {
                 self.nested_list(&sub.list, &format!("{kind}(…)"));
                 cmd.words.push(Word {
-                    text: format!("{kind}(…)"),
-                    raw: format!("{kind}({})", sub.list),
+                    text: compact_str::format_compact!("{kind}(…)"),
+                    raw: compact_str::format_compact!("{kind}({})", sub.list),
                     dynamic: true,
                 });
             }
@@ -653,7 +656,7 @@ impl Walker {
                 cmd.stdin_fed = true;
                 let word = self.word(w);
                 if !word.dynamic {
-                    cmd.stdin_texts.push(word.text);
+                    cmd.stdin_texts.push(word.text.into_string());
                 }
             }
             ast::IoRedirect::OutputAndError(w, _) => {
@@ -682,8 +685,8 @@ impl Walker {
         // Most words are plain text; skip the word parser for them.
         if !raw.contains(['$', '`', '\'', '"', '\\', '~']) {
             return Word {
-                text: raw.clone(),
-                raw: raw.clone(),
+                text: raw.as_str().into(),
+                raw: raw.as_str().into(),
                 dynamic: false,
             };
         }
@@ -692,16 +695,16 @@ impl Walker {
                 let mut dynamic = false;
                 let text = self.pieces(raw, &pieces, &mut dynamic);
                 Word {
-                    text,
-                    raw: raw.clone(),
+                    text: text.into(),
+                    raw: raw.as_str().into(),
                     dynamic,
                 }
             }
             Err(e) => {
                 self.opaque(raw, "unparseable", format!("unparseable word: {e}"));
                 Word {
-                    text: raw.clone(),
-                    raw: raw.clone(),
+                    text: raw.as_str().into(),
+                    raw: raw.as_str().into(),
                     dynamic: true,
                 }
             }
@@ -872,6 +875,13 @@ mod tests {
             tokens in prop::collection::vec(
                 prop_oneof![
                     6 => "[a-zA-Z0-9._/=:,+@%*?^\\[\\]-]{1,8}",
+                    // Quoted words and words with quoted parts, holding
+                    // operators, blanks and what bash expands elsewhere.
+                    2 => "[a-z=-]{0,3}'[a-z |&;<>(){}#$`*~!=\"\\\\-]{0,6}'[a-z]{0,2}",
+                    2 => "[a-z=-]{0,3}\"[a-z |&;<>(){}#$`*~!='\\\\-]{0,6}\"[a-z]{0,2}",
+                    1 => "[A-Z]{1,2}='[a-z ]{0,3}'",
+                    1 => prop::sample::select(vec!["'", "\"", "''", "\"\"", "'if'", "\"a'b\""])
+                        .prop_map(str::to_owned),
                     1 => prop::sample::select(vec![
                         "|", "||", "&&", ";", "&", ";;", "|&", "if", "then", "fi", "X=1", "a+=b",
                     ]).prop_map(str::to_owned),

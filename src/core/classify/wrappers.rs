@@ -91,7 +91,7 @@ pub(crate) fn inner_commands<'w>(
             if has_shell_flag {
                 return match positionals.next() {
                     Some(i) => vec![Inner::Line {
-                        text: args[i].text.clone(),
+                        text: args[i].text.to_string(),
                         dynamic: args[i].dynamic,
                         fed: true,
                     }],
@@ -106,7 +106,7 @@ pub(crate) fn inner_commands<'w>(
         }
         WrapperMode::FirstPositionalShell => match positionals.next() {
             Some(i) => vec![Inner::Line {
-                text: args[i].text.clone(),
+                text: args[i].text.to_string(),
                 dynamic: args[i].dynamic,
                 fed: false,
             }],
