@@ -88,7 +88,10 @@ impl ParsedArgs {
 
 /// Splits argument words into flags and positionals.
 pub(crate) fn parse_args(words: &[Word], syntax: FlagSyntax<'_>) -> ParsedArgs {
-    let mut out = ParsedArgs::default();
+    let mut out = ParsedArgs {
+        items: Vec::with_capacity(words.len()),
+        double_dash: None,
+    };
     let mut i = 0;
     while i < words.len() {
         let w = &words[i];

@@ -422,14 +422,9 @@ impl Rating<'_> {
         if !tracked && (self.cwd.is_none() && !words.iter().any(|w| unquoted_glob(&w.raw))) {
             return words;
         }
-        let program = name.to_owned();
-        let text = |i: usize| {
-            words
-                .get(i)
-                .filter(|w| !w.dynamic)
-                .map(|w| w.text.to_string())
-        };
-        match program.as_str() {
+        let program = name;
+        let text = |i: usize| words.get(i).filter(|w| !w.dynamic).map(|w| w.text.as_str());
+        match program {
             "cd" | "pushd" => {
                 self.cwd = match words.get(1) {
                     None => Some("~".into()),
@@ -445,13 +440,13 @@ impl Rating<'_> {
             }
             "kubectx" => {
                 if words.len() == 2 && !words[1].text.starts_with('-') {
-                    self.kube_context = Some(text(1).unwrap_or_default());
+                    self.kube_context = Some(text(1).unwrap_or_default().to_owned());
                 }
                 return words;
             }
             "kubens" => {
                 if words.len() == 2 && !words[1].text.starts_with('-') {
-                    self.kube_namespace = Some(text(1).unwrap_or_default());
+                    self.kube_namespace = Some(text(1).unwrap_or_default().to_owned());
                 }
                 return words;
             }
@@ -471,29 +466,25 @@ impl Rating<'_> {
                 return words;
             }
             "terraform" | "tofu"
-                if text(1).as_deref() == Some("workspace")
-                    && matches!(text(2).as_deref(), Some("select" | "new")) =>
+                if text(1) == Some("workspace") && matches!(text(2), Some("select" | "new")) =>
             {
-                let v = text(3).unwrap_or_default();
+                let v = text(3).unwrap_or_default().to_owned();
                 self.scope_env.retain(|(k, _)| k != "TF_WORKSPACE");
                 self.scope_env.push(("TF_WORKSPACE".into(), v));
                 return words;
             }
-            "kubectl" | "oc"
-                if text(1).as_deref() == Some("config")
-                    && text(2).as_deref() == Some("use-context") =>
-            {
-                self.kube_context = Some(text(3).unwrap_or_default());
+            "kubectl" | "oc" if text(1) == Some("config") && text(2) == Some("use-context") => {
+                self.kube_context = Some(text(3).unwrap_or_default().to_owned());
                 return words;
             }
             _ => {}
         }
-        if !self.set.tool(&program).path_args {
+        if !self.set.tool(program).path_args {
             return words;
         }
-        let mut changed = false;
-        let mut out: Vec<Word> = words.to_vec();
-        for w in out.iter_mut().skip(1) {
+        // Copied only when a word changes.
+        let mut out: Option<Vec<Word>> = None;
+        for (i, w) in words.iter().enumerate().skip(1) {
             if w.dynamic || w.text.starts_with('-') {
                 continue;
             }
@@ -526,11 +517,13 @@ impl Rating<'_> {
                 path = worst.into();
             }
             if path != w.text {
-                w.text = path;
-                changed = true;
+                out.get_or_insert_with(|| words.to_vec())[i].text = path;
             }
         }
-        if changed { Cow::Owned(out) } else { words }
+        match out {
+            Some(out) => Cow::Owned(out),
+            None => words,
+        }
     }
 
     /// Applies a policy alias to the program word (one level, like bash).

@@ -134,11 +134,18 @@ impl VerbClass {
 pub(crate) struct WordSet {
     exact: Set<String>,
     prefixes: Vec<String>,
+    /// The first two bytes (one for a one-letter word) of every word and
+    /// prefix: a word in which none occurs has no piece in the set.
+    starts: Vec<Vec<u8>>,
 }
 
 impl WordSet {
     fn add(&mut self, w: &str) {
         let w = w.to_ascii_lowercase();
+        let start: Vec<u8> = w.trim_end_matches('*').bytes().take(2).collect();
+        if !self.starts.contains(&start) {
+            self.starts.push(start);
+        }
         match w.strip_suffix('*') {
             Some(p) => self.prefixes.push(p.to_owned()),
             None => {
@@ -149,6 +156,29 @@ impl WordSet {
 
     pub(crate) fn contains(&self, piece: &str) -> bool {
         self.exact.contains(piece) || self.prefixes.iter().any(|p| piece.starts_with(p.as_str()))
+    }
+
+    /// Whether some piece of `word` may be in the set: a quick refusal
+    /// before splitting the word (a piece is a run of the word's bytes,
+    /// lowered, so it holds the first bytes of the entry it equals).
+    pub(crate) fn may_have_piece_of(&self, word: &str) -> bool {
+        let b = word.as_bytes();
+        self.starts.iter().any(|start| match start.as_slice() {
+            [] => true,
+            [one] => b.iter().any(|c| c.to_ascii_lowercase() == *one),
+            [x, y, ..] => b
+                .windows(2)
+                .any(|w| w[0].to_ascii_lowercase() == *x && w[1].to_ascii_lowercase() == *y),
+        })
+    }
+
+    /// The first piece of `word` in the set.
+    pub(crate) fn piece_of<'w>(&self, word: &'w str) -> Option<Cow<'w, str>> {
+        // Worth it only for a set of a few starts (the production words).
+        if self.starts.len() <= 4 && !self.may_have_piece_of(word) {
+            return None;
+        }
+        pieces(word).find(|p| self.contains(p))
     }
 }
 
@@ -281,7 +311,7 @@ impl Lexicon {
     /// Whether a word names production (`acme-api-production`, `prod-db-1`,
     /// `mongodb://mongo-prod-1/app`).
     pub(crate) fn names_production(&self, word: &str) -> bool {
-        pieces(word).any(|p| self.production.contains(&p))
+        self.production.piece_of(word).is_some()
     }
 
     /// The verbs in one word or flag name, at least `min`, added to `found`.
@@ -389,12 +419,7 @@ impl Lexicon {
             level = RiskLevel::Critical;
             message = format!("{message}, and {why}");
         }
-        let object = |set: &WordSet| {
-            words
-                .path
-                .iter()
-                .find_map(|w| pieces(w).find(|p| set.contains(p)))
-        };
+        let object = |set: &WordSet| words.path.iter().find_map(|w| set.piece_of(w));
         if class == VerbClass::Read
             && !self.listing.contains(&verb)
             && let Some(o) = object(&self.secret)
@@ -444,7 +469,7 @@ impl Lexicon {
             return Some(format!("`{verb}` empties or removes a whole store"));
         }
         for w in words.path.iter().filter(|w| !is_object_word(w)) {
-            if let Some(p) = pieces(w).find(|p| self.wide.contains(p)) {
+            if let Some(p) = self.wide.piece_of(w) {
                 return Some(format!("the object is {p}-wide (`{w}`)"));
             }
         }
