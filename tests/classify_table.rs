@@ -1726,3 +1726,50 @@ fn read_only_exceptions_cannot_hide_a_change() {
     let bad = mismatches(reads);
     assert!(bad.is_empty(), "{bad:#?}");
 }
+
+/// Found by the third held-out set: what a tool no rule knows runs after
+/// `--`, and what a client runs from its standard input, were not rated.
+#[test]
+fn commands_after_double_dash_and_on_standard_input() {
+    let rows: &[(&str, RiskLevel)] = &[
+        // An unknown tool's `--` tail is rated as a command.
+        ("mytool run -- rm -rf /", Critical),
+        (
+            "acme-env exec --stage prod -- kubectl delete namespace payments",
+            Critical,
+        ),
+        ("mytool run -- ls -la", Medium),
+        // redis-cli: each line of standard input is a command.
+        ("redis-cli -h cache-staging <<< FLUSHDB", Critical),
+        ("printf 'FLUSHALL\\n' | redis-cli", Critical),
+        ("echo PING | redis-cli", Low),
+        ("redis-cli <<< 'GET session:42'", Low),
+        ("cat cmds.txt | redis-cli", High),
+        ("redis-cli < cmds.txt", High),
+        // With a command on the line, standard input is data (`-x`).
+        ("redis-cli -x SET blob < file.bin", Medium),
+        // mongosh: standard input is the script.
+        (
+            "mongosh mongodb://db-1/app <<< 'db.dropDatabase()'",
+            Critical,
+        ),
+        (
+            "mongosh --quiet <<< 'db.orders.find({status: \"new\"})'",
+            Low,
+        ),
+        ("mongosh < migrate.js", High),
+        // sqlplus: SQL on standard input, scripts by `@`.
+        (
+            "sqlplus -s / as sysdba <<< 'select status from v$instance;'",
+            Low,
+        ),
+        ("sqlplus -s / as sysdba <<< 'shutdown immediate'", High),
+        ("sqlplus -s scott/tiger@db @/opt/sql/purge.sql", High),
+        (
+            "sqlplus -s scott/tiger@db <<< 'DROP TABLE audit_log;'",
+            Critical,
+        ),
+    ];
+    let bad = mismatches(rows);
+    assert!(bad.is_empty(), "{bad:#?}");
+}

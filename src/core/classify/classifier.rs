@@ -24,7 +24,7 @@ use super::matching::{
 use super::ruleset::{RuleSet, ScopeKind, Tool};
 use super::schema::GlobPattern;
 use super::schema::WrapperMode;
-use super::schema::{SqlClientSpec, SqlDialectName};
+use super::schema::{SqlClientSpec, SqlDialectName, StdinCommands};
 use super::shell::is_assignment;
 use super::shell::{MAX_DEPTH, SimpleCommand, Unit, Word, parse_units};
 use super::sql::{self, Dialect, SqlRating};
@@ -792,6 +792,13 @@ impl Rating<'_> {
             .as_ref()
             .and_then(|spec| self.sql(program, spec, args, &parsed, cmd, site));
         let sql_parsed = sql.is_some_and(|(all, _)| all);
+        // What a client runs from standard input is rated as that command
+        // line; the client itself is then not "unknown".
+        let allow_unknown = allow_unknown
+            && !(cmd.stdin_fed
+                && tool.stdin_commands.as_ref().is_some_and(|how| {
+                    self.stdin_commands(program, how, args, &parsed, path_words, cmd, site)
+                }));
 
         let mut matched: Vec<(usize, bool)> = Vec::new();
         let mut rests: Vec<(usize, String)> = Vec::new();
@@ -921,6 +928,65 @@ impl Rating<'_> {
         if level >= RiskLevel::Medium {
             self.production(tool, &parsed, args, part, via);
         }
+    }
+
+    /// Rates what a tool runs from its standard input (`redis-cli <<<
+    /// FLUSHALL`) as the command line it amounts to; input that is not seen
+    /// (a pipe from a program, a file) is at least HIGH. Returns whether it
+    /// applied (no command on the line).
+    #[allow(clippy::too_many_arguments)]
+    fn stdin_commands(
+        &mut self,
+        program: &str,
+        how: &StdinCommands,
+        args: &[Word],
+        parsed: &ParsedArgs,
+        path_words: &[usize],
+        cmd: &SimpleCommand,
+        site: Site<'_>,
+    ) -> bool {
+        let Site { part, via, depth } = site;
+        let applies = match how {
+            StdinCommands::Lines => path_words.is_empty(),
+            StdinCommands::Flag(flag) => !parsed.has_flag(flag),
+        };
+        if !applies {
+            return false;
+        }
+        if cmd.stdin_texts.is_empty() {
+            self.push(
+                RiskLevel::High,
+                part,
+                via,
+                "unseen-stdin",
+                format!("`{program}` runs commands fed on standard input, which are only known at run time"),
+            );
+            return true;
+        }
+        // The line as written, with the input in place of standard input.
+        let mut head = program.to_owned();
+        for w in args {
+            head.push(' ');
+            head.push_str(&w.raw);
+        }
+        let mut inner_via = via.to_vec();
+        inner_via.push(format!("{program} standard input"));
+        for text in &cmd.stdin_texts {
+            match how {
+                StdinCommands::Lines => {
+                    for line in text.lines().map(str::trim) {
+                        if !line.is_empty() && !line.starts_with('#') {
+                            self.line(&format!("{head} {line}"), &inner_via, depth + 1, None);
+                        }
+                    }
+                }
+                StdinCommands::Flag(flag) => {
+                    let line = format!("{head} {flag}={}", inline::shell_quote(text));
+                    self.line(&line, &inner_via, depth + 1, None);
+                }
+            }
+        }
+        true
     }
 
     /// Rates the SQL a SQL client runs (`core::classify::sql`): from its
@@ -1216,6 +1282,23 @@ impl Rating<'_> {
         } else {
             format!("unknown program `{program}`")
         };
+        // `doppler run -- kubectl delete ns prod`, `mytool exec -- rm -rf
+        // /data`: what follows `--` is, for most tools that take one, the
+        // command they run. A tool no rule knows is not trusted to do
+        // otherwise: the tail is rated as a command too (which can only
+        // raise the line).
+        if let Some(dd) = parsed.double_dash
+            && let Some(first) = args.get(dd + 1)
+            && (first.dynamic || !first.text.starts_with('-'))
+        {
+            let inner = SimpleCommand {
+                words: args[dd + 1..].to_vec(),
+                ..SimpleCommand::default()
+            };
+            let mut inner_via = via.to_vec();
+            inner_via.push(format!("{program} --"));
+            self.command(&inner, &inner_via, site.depth + 1);
+        }
         let words = lexicon_words(program, tool, args, parsed, path_words);
         // SQL handed to a tool no rule knows (`wrangler d1 execute
         // --command="DROP TABLE users"`): rated by the SQL parser.

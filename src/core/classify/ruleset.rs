@@ -186,6 +186,7 @@ pub(crate) struct Tool {
     pub scope_flags: Vec<String>,
     pub resource_aliases: Map<String, String>,
     pub sql: Option<super::schema::SqlClientSpec>,
+    pub stdin_commands: Option<super::schema::StdinCommands>,
     pub path_args: bool,
     pub http: bool,
     pub dry_run: Vec<DryRunSpec>,
@@ -499,6 +500,9 @@ impl Tool {
         if let Some(sql) = &spec.sql {
             self.value_flags.extend(sql.flags.iter().cloned());
             self.sql = Some(sql.clone());
+        }
+        if let Some(s) = &spec.stdin_commands {
+            self.stdin_commands = Some(s.clone());
         }
         for f in &spec.scope_flags {
             if !self.scope_flags.contains(f) {

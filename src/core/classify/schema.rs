@@ -242,6 +242,11 @@ pub struct ToolSpec {
     /// The tool is a SQL client: where its SQL is, and in which dialect.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sql: Option<SqlClientSpec>,
+    /// The tool runs what it reads on standard input when the line gives it
+    /// nothing to run (`redis-cli <<< FLUSHALL`, `mongosh <<EOF`): that
+    /// input is rated as if it were on the line.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stdin_commands: Option<StdinCommands>,
     /// How the tool asks for a dry run: one spec, or a list (`aws ec2
     /// --dry-run`, `aws s3 --dryrun`).
     #[serde(deserialize_with = "one_or_many_specs")]
@@ -262,6 +267,19 @@ fn one_or_many_specs<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<DryRu
             "expected a dry-run spec `{flag: …}` or a list of them",
         )),
     }
+}
+
+/// How a tool's standard input becomes a command line to rate.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub enum StdinCommands {
+    /// Each line is one command: `redis-cli -h h <<< FLUSHALL` is rated as
+    /// `redis-cli -h h FLUSHALL`. Only when no command is on the line.
+    Lines,
+    /// The whole input is a script given as this flag's value: `mongosh
+    /// <<< 'db.dropDatabase()'` is rated as `mongosh --eval=…`. Only when
+    /// the flag is not on the line.
+    Flag(String),
 }
 
 /// Where a SQL client takes its SQL: flag values (`psql -c`), a positional
