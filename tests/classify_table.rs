@@ -670,8 +670,8 @@ fn files_and_system() {
         ("mv app.log app.log.1", Medium),
         ("mkdir -p /srv/app/releases", Medium),
         ("touch /tmp/maintenance", Medium),
-        ("chmod 640 app.conf", Medium),
-        ("chown app:app app.conf", Medium),
+        ("chmod 640 app.conf", High),
+        ("chown app:app app.conf", High),
         ("rm app.log.1", Medium),
         ("rm -f /tmp/app.pid", Medium),
         ("kill -HUP 1234", Medium),
@@ -1140,7 +1140,7 @@ fn what_is_only_known_at_run_time_fails_closed() {
         ("eval kubectl delete ns staging", Critical),
         ("kubectl delete ns prod 'x", Critical),
         ("frobctl --all", Medium),
-        ("./deploy.sh staging", Medium),
+        ("./deploy.sh staging", High), // a script the line does not show
         ("kubectl frobnicate pods", Medium),
         ("terraform frobnicate", Medium),
         ("helm frobnicate web", Medium),
@@ -1489,7 +1489,7 @@ fn low_runs_nothing() {
         // `--help` is LOW only for a CLI that answers it itself
         ("kubectl delete ns prod --help", Low),
         ("aws ec2 terminate-instances help", Low),
-        ("bash deploy.sh --help", Medium),
+        ("bash deploy.sh --help", High),
         ("python3 manage.py flush --help", High),
         ("rm -rf / --help", Critical),
         ("sudo rm -rf /srv --help", Critical),
@@ -1769,6 +1769,54 @@ fn commands_after_double_dash_and_on_standard_input() {
             "sqlplus -s scott/tiger@db <<< 'DROP TABLE audit_log;'",
             Critical,
         ),
+    ];
+    let bad = mismatches(rows);
+    assert!(bad.is_empty(), "{bad:#?}");
+}
+
+/// Found by the third held-out set: a change made on many hosts at once, a
+/// script the line does not show, and permission changes.
+#[test]
+fn fleets_scripts_and_permissions() {
+    let rows: &[(&str, RiskLevel)] = &[
+        // ansible on every host (`all`, `*`) with a module that changes.
+        (
+            "ansible all -i inventory/staging -m service -a 'name=nginx state=restarted' --become",
+            High,
+        ),
+        ("ansible -i inv '*' -m copy -a 'src=a dest=/tmp/a'", High),
+        ("ansible all -m ping", Low),
+        (
+            "ansible web01 -m service -a 'name=nginx state=restarted'",
+            Medium,
+        ),
+        // Parallel shells: the payload is rated; a change is at least HIGH.
+        ("pdsh -w web[01-10] uptime", Medium),
+        ("pdsh -R ssh -w web[01-10] 'systemctl restart nginx'", High),
+        ("clush -w node[1-4] -b 'df -h /var'", Medium),
+        ("clush -a 'rm -rf /'", Critical),
+        ("pssh -h hosts.txt -i 'reboot'", High),
+        // Scripts: the line does not show what runs.
+        ("./deploy.sh", High),
+        ("/opt/scripts/reindex.sh", High),
+        (
+            "nohup /opt/scripts/reindex.sh > /var/log/reindex.log 2>&1 &",
+            High,
+        ),
+        ("python3 manage.py showmigrations", High),
+        ("scripts/rotate-logs", High),
+        ("./cleanup.sh --delete-all-clusters", Critical),
+        ("python3 --version", Low),
+        (
+            "kafka-topics.sh --bootstrap-server localhost:9092 --list",
+            Low,
+        ),
+        // Permissions and ownership.
+        ("chmod +x deploy.sh", High),
+        ("chown -R www-data:www-data /var/www/html", High),
+        ("find . -name '*.sh' -exec chmod +x {} \\;", High),
+        ("chown -R nobody:nogroup /srv/app", Critical),
+        ("chmod --help", Low),
     ];
     let bad = mismatches(rows);
     assert!(bad.is_empty(), "{bad:#?}");

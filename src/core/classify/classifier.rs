@@ -683,6 +683,21 @@ impl Rating<'_> {
                     }
                 }
             }
+            // `pdsh -w web[01-40] 'systemctl restart nginx'`: a change on
+            // many hosts at once is at least HIGH.
+            if w.spec.fleet
+                && self.out[inner_from..]
+                    .iter()
+                    .any(|r| r.level >= RiskLevel::Medium && r.rule != "wrapper")
+            {
+                self.push(
+                    RiskLevel::High,
+                    &cmd.display(),
+                    via,
+                    "fleet",
+                    format!("`{}` makes the change on many hosts at once", w.label),
+                );
+            }
             // `ssh db-prod-1 'systemctl restart postgresql'`: a change on a
             // production host is at least HIGH.
             if w.spec.scope_host {
@@ -740,8 +755,9 @@ impl Rating<'_> {
         // Only a tool with subcommands (a CLI framework that answers
         // `--help` itself: kubectl, aws, gcloud, docker, git, …), and never an
         // interpreter or a wrapper, whose script or command may ignore it
-        // (`bash deploy.sh --help` runs deploy.sh).
-        if tool.has_subcommands
+        // (`bash deploy.sh --help` runs deploy.sh). A known single-purpose
+        // tool only when `--help` is all it is given (`chmod --help`).
+        if (tool.has_subcommands || (tool.known && args.len() == 1))
             && !set
                 .wrappers
                 .get(program)
@@ -862,7 +878,12 @@ impl Rating<'_> {
                 if !allow_unknown {
                     return;
                 }
-                self.unknown(program, tool, args, &parsed, path_words, site)
+                let word = cmd
+                    .words
+                    .iter()
+                    .find(|w| w.dynamic || !is_assignment(&w.text))
+                    .map_or(program, |w| w.text.as_str());
+                self.unknown(program, word, tool, args, &parsed, path_words, site)
             }
         } else {
             let level = deciding
@@ -1264,9 +1285,11 @@ impl Rating<'_> {
 
     /// What no rule knows: rated by the verb lexicon, or MEDIUM when no
     /// word of it is a known verb.
+    #[allow(clippy::too_many_arguments)]
     fn unknown(
         &mut self,
         program: &str,
+        program_word: &str,
         tool: &Tool,
         args: &[Word],
         parsed: &ParsedArgs,
@@ -1305,16 +1328,28 @@ impl Rating<'_> {
         if let Some(level) = self.embedded_sql(args, parsed, part, via) {
             return level;
         }
-        // An interpreter running a script file (`bash deploy.sh`, `python3
-        // manage.py`): the script decides, and it is not read here; its
-        // words can raise the level, never lower it below MEDIUM.
+        // A script (`./deploy.sh`, `scripts/migrate`, `/opt/x/reindex.sh`)
+        // or an interpreter running one (`bash deploy.sh`, `python3
+        // manage.py`, `python3 -m tool`): the script decides, and the line
+        // does not show it. Its words can raise the level, never lower it
+        // below HIGH.
         let interpreter = Language::of(program).is_some()
             || self.set.wrappers.get(program).is_some_and(|ws| {
                 ws.iter()
                     .any(|w| w.spec.mode == WrapperMode::ShellString && w.spec.subcommand.is_none())
             });
+        let script = if interpreter {
+            parsed
+                .positionals()
+                .next()
+                .map(|i| args[i].raw.as_str())
+                .or_else(|| parsed.has_flag("-m").then_some("-m"))
+        } else {
+            // `kafka-topics.sh` is a known tool's spelling, not a script.
+            (!tool.known && is_script_path(program_word)).then_some(program_word)
+        };
         if let Some(v) = self.set.lexicon.rate(&words)
-            && (!interpreter || v.level > RiskLevel::Medium)
+            && (script.is_none() || v.level > RiskLevel::High)
         {
             self.push(
                 v.level,
@@ -1325,15 +1360,14 @@ impl Rating<'_> {
             );
             return v.level;
         }
-        if interpreter {
-            self.push(
-                RiskLevel::Medium,
-                part,
-                via,
-                "unknown",
-                format!("`{program}` runs a script that this classifier does not read"),
-            );
-            return RiskLevel::Medium;
+        if let Some(script) = script {
+            let what = if interpreter {
+                format!("`{program}` runs `{script}`, a script that the line does not show")
+            } else {
+                format!("`{script}` is a script that the line does not show")
+            };
+            self.push(RiskLevel::High, part, via, "script", what);
+            return RiskLevel::High;
         }
         if let Some(flag) = self.set.lexicon.dry_run(&words) {
             self.push(
@@ -1600,6 +1634,24 @@ fn lexicon_words<'a>(
         flags: parsed.flags().map(|(n, _, _)| n).collect(),
         all,
     }
+}
+
+/// A program word that names a script rather than an installed program:
+/// a relative or home path (`./deploy.sh`, `scripts/migrate`,
+/// `~/bin/rotate`) or a script's extension (`/opt/ops/reindex.sh`).
+fn is_script_path(word: &str) -> bool {
+    const EXTENSIONS: &[&str] = &[
+        "sh", "bash", "zsh", "ksh", "py", "rb", "pl", "js", "mjs", "cjs", "ts", "php", "ps1",
+        "lua", "tcl", "groovy", "r",
+    ];
+    let relative = word.starts_with("./")
+        || word.starts_with("../")
+        || word.starts_with("~/")
+        || (word.contains('/') && !word.starts_with('/'));
+    let extension = basename(word).rsplit_once('.').is_some_and(|(stem, ext)| {
+        !stem.is_empty() && EXTENSIONS.contains(&ext.to_ascii_lowercase().as_str())
+    });
+    relative || extension
 }
 
 /// A word that names an HTTP resource: a URL, or `host[:port]/path`.

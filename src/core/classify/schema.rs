@@ -396,6 +396,10 @@ pub struct WrapperSpec {
     /// positionals (`at now <<< 'cmd'`).
     #[serde(default, skip_serializing_if = "is_false")]
     pub stdin_script: bool,
+    /// It runs the command on many hosts at once (`pdsh`, `clush`, `pssh`):
+    /// a change there is at least HIGH.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub fleet: bool,
     /// The wrapper itself is at least this risky (`ssh`, `kubectl exec`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_level: Option<RiskLevel>,
