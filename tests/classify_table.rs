@@ -1029,10 +1029,7 @@ fn flag_positions_and_production_scopes() {
         ("kubectl -n staging delete deploy api", High),
         // non-production scopes leave the rule's level alone
         ("kubectl scale deploy/api --replicas=0 -n staging", Medium),
-        (
-            "kubectl scale deploy/api --replicas=0 -n prod-tools",
-            Medium,
-        ),
+        ("kubectl scale deploy/api --replicas=0 -n tools", Medium),
         (
             "kubectl apply -f deploy.yaml --context staging-east",
             Medium,
@@ -1817,6 +1814,67 @@ fn fleets_scripts_and_permissions() {
         ("find . -name '*.sh' -exec chmod +x {} \\;", High),
         ("chown -R nobody:nogroup /srv/app", Critical),
         ("chmod --help", Low),
+    ];
+    let bad = mismatches(rows);
+    assert!(bad.is_empty(), "{bad:#?}");
+}
+
+/// Found by the third held-out set: production named in what a change acts
+/// on, and words an unknown tool uses.
+#[test]
+fn production_names_and_unknown_tools_words() {
+    let rows: &[(&str, RiskLevel)] = &[
+        // A change whose target is named production (not a secret read).
+        (
+            "aws rds reboot-db-instance --db-instance-identifier db-prod-1",
+            High,
+        ),
+        (
+            "aws autoscaling set-desired-capacity --auto-scaling-group-name web-prod-asg --desired-capacity 0",
+            High,
+        ),
+        (
+            "aws rds reboot-db-instance --db-instance-identifier db-staging-1",
+            Medium,
+        ),
+        ("vault kv get -field=password secret/prod/db", Medium),
+        ("terraform plan -var-file=prod.tfvars", Low),
+        // A namespace or context whose name says production.
+        (
+            "kubectl scale deploy web -n acme-api-production --replicas=3",
+            High,
+        ),
+        (
+            "kubectl scale deploy web -n acme-api-staging --replicas=3",
+            Medium,
+        ),
+        ("kubectl scale deploy/api --replicas=0 -n prod-tools", High),
+        // A flag given a value is a setting: `--login=jdoe` is no verb.
+        ("ipa user-find --login=jdoe", Low),
+        // A destroy or disrupt verb later on the line still counts.
+        ("wg set wg0 peer abc remove", High),
+        (
+            "ipmitool -I lanplus -H bmc-web-07 -U admin -E chassis power off",
+            High,
+        ),
+        ("acmectl vm snapshot create 42 --name pre-upgrade", Medium),
+        // Verbs and objects.
+        ("fail2ban-client set sshd banip 203.0.113.45", High),
+        ("tiup cluster display tidb-staging", Low),
+        ("ipa group-add-member admins --users=jdoe", Critical),
+        // Environment setters run their command.
+        (
+            "envdir /etc/app/env kubectl delete namespace payments",
+            Critical,
+        ),
+        (
+            "chpst -u app -e /etc/app/env rm -rf /var/lib/postgresql",
+            Critical,
+        ),
+        ("direnv exec . terraform destroy -auto-approve", Critical),
+        // ufw's own dry run.
+        ("ufw --dry-run delete allow 22/tcp", Low),
+        ("ufw delete allow 22/tcp", High),
     ];
     let bad = mismatches(rows);
     assert!(bad.is_empty(), "{bad:#?}");

@@ -947,7 +947,14 @@ impl Rating<'_> {
         };
 
         if level >= RiskLevel::Medium {
-            self.production(tool, &parsed, args, part, via);
+            // Arguments that name production count only for a command that
+            // says it changes something (not a secret read or a dump).
+            let changes = self
+                .set
+                .lexicon
+                .rate(&lexicon_words(program, tool, args, &parsed, path_words))
+                .is_some_and(|v| v.base >= RiskLevel::Medium);
+            self.production(tool, &parsed, args, part, via, changes);
         }
     }
 
@@ -1216,6 +1223,8 @@ impl Rating<'_> {
                     .chain(segments.iter().copied())
                     .collect(),
                 flags: Vec::new(),
+                valued: Vec::new(),
+                later: Vec::new(),
                 all: segments.clone(),
                 phrases: Vec::new(),
                 scripts: Vec::new(),
@@ -1330,7 +1339,7 @@ impl Rating<'_> {
         }
         // A script (`./deploy.sh`, `scripts/migrate`, `/opt/x/reindex.sh`)
         // or an interpreter running one (`bash deploy.sh`, `python3
-        // manage.py`, `python3 -m tool`): the script decides, and the line
+        // manage.py`): the script decides, and the line
         // does not show it. Its words can raise the level, never lower it
         // below HIGH.
         let interpreter = Language::of(program).is_some()
@@ -1339,11 +1348,12 @@ impl Rating<'_> {
                     .any(|w| w.spec.mode == WrapperMode::ShellString && w.spec.subcommand.is_none())
             });
         let script = if interpreter {
+            // `python3 -m http.server`: an installed module, not a script.
             parsed
                 .positionals()
                 .next()
+                .filter(|_| !parsed.has_flag("-m"))
                 .map(|i| args[i].raw.as_str())
-                .or_else(|| parsed.has_flag("-m").then_some("-m"))
         } else {
             // `kafka-topics.sh` is a known tool's spelling, not a script.
             (!tool.known && is_script_path(program_word)).then_some(program_word)
@@ -1440,6 +1450,7 @@ impl Rating<'_> {
         args: &[Word],
         part: &str,
         via: &[String],
+        changes: bool,
     ) {
         /// One kind of scope: the flags that name it, the plan target's value,
         /// and what counts as production.
@@ -1474,13 +1485,17 @@ impl Rating<'_> {
                 flags: &tool.namespace_flags,
                 fallback: namespace_fallback,
                 what: "namespace",
-                is_production: &|ns| set.scope.is_production_namespace(ns),
+                is_production: &|ns| {
+                    set.scope.is_production_namespace(ns) || set.lexicon.names_production(ns)
+                },
             },
             Scope {
                 flags: &tool.context_flags,
                 fallback: context_fallback,
                 what: "context",
-                is_production: &|c| set.scope.is_production_context(c),
+                is_production: &|c| {
+                    set.scope.is_production_context(c) || set.lexicon.names_production(c)
+                },
             },
         ];
         // Other scopes (`--profile prod`, `--project acme-prod`, a host in
@@ -1525,6 +1540,28 @@ impl Rating<'_> {
                 via,
                 crate::core::plan::PRODUCTION_RULE,
                 format!("mutation in production scope `{s}`"),
+            );
+        } else if changes
+            && let Some(w) = parsed
+                .flags()
+                .filter(|(_, _, d)| !d)
+                .filter_map(|(_, v, _)| v)
+                .chain(
+                    parsed
+                        .all_positionals()
+                        .filter(|&i| !args[i].dynamic)
+                        .map(|i| args[i].text.as_str()),
+                )
+                .find(|w| lexicon.names_production(w))
+        {
+            // `aws rds reboot-db-instance --db-instance-identifier
+            // db-prod-1`: what the change acts on is named production.
+            self.push(
+                RiskLevel::High,
+                part,
+                via,
+                crate::core::plan::PRODUCTION_RULE,
+                format!("a change to `{w}`, which names production"),
             );
         }
         for Scope {
@@ -1625,6 +1662,14 @@ fn lexicon_words<'a>(
                     .map(|&i| args[i].text.as_str()),
             )
             .collect(),
+        // Not a word right after a flag: it may be the flag's value
+        // (`--snapshot-name pre-upgrade`).
+        later: path_words
+            .iter()
+            .skip(LEXICON_PATH_WORDS)
+            .filter(|&&i| !args[i].dynamic && !(i > 0 && args[i - 1].text.starts_with('-')))
+            .map(|&i| args[i].text.as_str())
+            .collect(),
         phrases: sql_words.collect(),
         scripts: args
             .iter()
@@ -1632,6 +1677,11 @@ fn lexicon_words<'a>(
             .map(|w| w.text.as_str())
             .collect(),
         flags: parsed.flags().map(|(n, _, _)| n).collect(),
+        valued: parsed
+            .flags()
+            .filter(|(_, v, _)| v.is_some())
+            .map(|(n, _, _)| n)
+            .collect(),
         all,
     }
 }

@@ -217,8 +217,14 @@ pub(crate) struct Verdict {
 pub(crate) struct Words<'a> {
     /// Leading positional words, where verbs and objects stand.
     pub path: Vec<&'a str>,
+    /// The positional words after those: a destroy or disrupt verb there
+    /// still counts (`wg set wg0 peer KEY remove`), never a read.
+    pub later: Vec<&'a str>,
     /// Flag names as written (`--delete`, `-r`), in order.
     pub flags: Vec<&'a str>,
+    /// The names of the flags given a value (`--login=jdoe`): settings, so
+    /// only a destroy or disrupt verb in one counts.
+    pub valued: Vec<&'a str>,
     /// Every argument and flag value, for production names and
     /// match-everything patterns.
     pub all: Vec<&'a str>,
@@ -382,8 +388,16 @@ impl Lexicon {
         for w in tokens(&words.phrases) {
             self.consider(&mut found, w, false, VerbClass::Read);
         }
+        for w in words.later.iter().filter(|w| !is_object_word(w)) {
+            self.consider(&mut found, w, false, VerbClass::Disrupt);
+        }
         for f in &words.flags {
-            self.consider(&mut found, f, true, VerbClass::Read);
+            let min = if words.valued.contains(f) {
+                VerbClass::Disrupt
+            } else {
+                VerbClass::Read
+            };
+            self.consider(&mut found, f, true, min);
         }
         for w in tokens(&words.scripts) {
             self.consider(&mut found, w, false, VerbClass::Disrupt);
@@ -647,6 +661,8 @@ mod tests {
             .rate(&Words {
                 path: path.to_vec(),
                 flags: flags.to_vec(),
+                valued: Vec::new(),
+                later: Vec::new(),
                 all,
                 phrases: Vec::new(),
                 scripts: Vec::new(),
