@@ -724,10 +724,10 @@ fn third_opinion_does_not_get_worse() {
         &THIRD_OPINION,
         &Ratchet {
             min_lines: 350,
-            min_exact_percent: 80,
-            max_under_high: 26,
-            max_below_critical: 14,
-            max_reads_over: 17,
+            min_exact_percent: 88,
+            max_under_high: 8,
+            max_below_critical: 10,
+            max_reads_over: 11,
         },
     );
 }

@@ -1879,3 +1879,42 @@ fn production_names_and_unknown_tools_words() {
     let bad = mismatches(rows);
     assert!(bad.is_empty(), "{bad:#?}");
 }
+
+/// Found by the third held-out set: the LDAP clients, and a long flag that
+/// is a verb and its object.
+#[test]
+fn directory_tools_and_action_flags() {
+    let rows: &[(&str, RiskLevel)] = &[
+        (
+            "ldapsearch -x -H ldap://ldap.acme.internal -b 'ou=People,dc=acme,dc=com' '(uid=jdoe)' cn",
+            Low,
+        ),
+        (
+            "ldapdelete -n -x -D 'cn=admin,dc=acme,dc=com' -W 'uid=u14,ou=People,dc=acme,dc=com'",
+            Low,
+        ),
+        (
+            "ldapdelete -x -D 'cn=admin,dc=acme,dc=com' -W 'uid=u14,ou=People,dc=acme,dc=com'",
+            High,
+        ),
+        (
+            "ldapdelete -r -x -D 'cn=admin,dc=acme,dc=com' -W 'ou=People,dc=acme,dc=com'",
+            Critical,
+        ),
+        (
+            "ldapmodify -x -D 'cn=admin,dc=acme,dc=com' -W -f add-to-admins.ldif",
+            High,
+        ),
+        (
+            "ldappasswd -x -D 'cn=admin,dc=acme,dc=com' -W -S 'uid=jdoe,ou=People,dc=acme,dc=com'",
+            Critical,
+        ),
+        // `--accept-routes`: accept (a change) of routes (guards access).
+        ("tailscale up --accept-routes", High),
+        ("meshctl join --add-role=admin", Critical),
+        ("meshctl join --add-roles", Critical),
+        ("meshctl status --show-routes", Low),
+    ];
+    let bad = mismatches(rows);
+    assert!(bad.is_empty(), "{bad:#?}");
+}

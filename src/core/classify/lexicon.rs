@@ -433,7 +433,27 @@ impl Lexicon {
             level = RiskLevel::Critical;
             message = format!("{message}, and {why}");
         }
-        let object = |set: &WordSet| words.path.iter().find_map(|w| set.piece_of(w));
+        // The object: in the leading words, or in a long flag that is a
+        // verb and its object (`--accept-routes`, `--add-role`).
+        let action_flags: Vec<&str> = words
+            .flags
+            .iter()
+            .filter(|f| f.starts_with("--"))
+            .map(|f| f.trim_start_matches('-'))
+            .filter(|bare| {
+                pieces(bare)
+                    .next()
+                    .and_then(|p| self.class_of(&p))
+                    .is_some_and(|c| c >= VerbClass::Change)
+            })
+            .collect();
+        let object = |set: &WordSet| {
+            words.path.iter().find_map(|w| set.piece_of(w)).or_else(|| {
+                action_flags
+                    .iter()
+                    .find_map(|f| pieces(f).skip(1).find(|p| set.contains(p)))
+            })
+        };
         if class == VerbClass::Read
             && !self.listing.contains(&verb)
             && let Some(o) = object(&self.secret)
