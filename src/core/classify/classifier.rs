@@ -949,12 +949,22 @@ impl Rating<'_> {
         if level >= RiskLevel::Medium {
             // Arguments that name production count only for a command that
             // says it changes something (not a secret read or a dump).
-            let changes = self
-                .set
-                .lexicon
-                .rate(&lexicon_words(program, tool, args, &parsed, path_words))
-                .is_some_and(|v| v.base >= RiskLevel::Medium);
-            self.production(tool, &parsed, args, part, via, changes);
+            let lexicon = &self.set.lexicon;
+            let named = parsed
+                .flags()
+                .filter(|(_, _, d)| !d)
+                .filter_map(|(_, v, _)| v)
+                .chain(
+                    parsed
+                        .all_positionals()
+                        .filter(|&i| !args[i].dynamic)
+                        .map(|i| args[i].text.as_str()),
+                )
+                .find(|w| lexicon.names_production(w))
+                .filter(|_| {
+                    lexicon.says_change(&lexicon_words(program, tool, args, &parsed, path_words))
+                });
+            self.production(tool, &parsed, args, part, via, named);
         }
     }
 
@@ -1450,7 +1460,7 @@ impl Rating<'_> {
         args: &[Word],
         part: &str,
         via: &[String],
-        changes: bool,
+        named_arg: Option<&str>,
     ) {
         /// One kind of scope: the flags that name it, the plan target's value,
         /// and what counts as production.
@@ -1541,19 +1551,7 @@ impl Rating<'_> {
                 crate::core::plan::PRODUCTION_RULE,
                 format!("mutation in production scope `{s}`"),
             );
-        } else if changes
-            && let Some(w) = parsed
-                .flags()
-                .filter(|(_, _, d)| !d)
-                .filter_map(|(_, v, _)| v)
-                .chain(
-                    parsed
-                        .all_positionals()
-                        .filter(|&i| !args[i].dynamic)
-                        .map(|i| args[i].text.as_str()),
-                )
-                .find(|w| lexicon.names_production(w))
-        {
+        } else if let Some(w) = named_arg {
             // `aws rds reboot-db-instance --db-instance-identifier
             // db-prod-1`: what the change acts on is named production.
             self.push(

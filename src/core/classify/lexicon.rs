@@ -368,6 +368,21 @@ impl Lexicon {
 
     /// Rates a command by its words. `None` when no verb was found.
     pub(crate) fn rate<'w>(&self, words: &'w Words<'w>) -> Option<Verdict> {
+        let (class, verb, word) = self.verb(words)?;
+        self.verdict(words, class, &verb, word)
+    }
+
+    /// Whether the words say the command changes something: a change,
+    /// disrupt or destroy verb, and no dry-run flag. Cheaper than `rate`
+    /// (no message).
+    pub(crate) fn says_change<'w>(&self, words: &'w Words<'w>) -> bool {
+        self.verb(words)
+            .is_some_and(|(class, _, _)| class >= VerbClass::Change)
+            && self.dry_run(words).is_none()
+    }
+
+    /// The verb: its class, the piece, and the word it is in.
+    fn verb<'w>(&self, words: &'w Words<'w>) -> Option<(VerbClass, Cow<'w, str>, &'w str)> {
         // The verb: the highest class among the leading words and the flag
         // names (`kafka-topics --delete`, `--reset-offsets`). A word that is
         // a noun as often (`run`, `backup`) counts only when no other verb
@@ -408,7 +423,18 @@ impl Lexicon {
             .filter(|f| !clear || !f.ambiguous)
             .max_by_key(|f| f.class)
             .map(|f| (f.class, f.verb, f.word));
-        let (class, verb, word) = best?;
+        best
+    }
+
+    /// The verdict for the verb found: dry runs, wide and sensitive objects,
+    /// production names.
+    fn verdict(
+        &self,
+        words: &Words<'_>,
+        class: VerbClass,
+        verb: &str,
+        word: &str,
+    ) -> Option<Verdict> {
         let shown = if word.eq_ignore_ascii_case(&verb) {
             format!("`{word}`")
         } else {
@@ -435,22 +461,18 @@ impl Lexicon {
         }
         // The object: in the leading words, or in a long flag that is a
         // verb and its object (`--accept-routes`, `--add-role`).
-        let action_flags: Vec<&str> = words
-            .flags
-            .iter()
-            .filter(|f| f.starts_with("--"))
-            .map(|f| f.trim_start_matches('-'))
-            .filter(|bare| {
-                pieces(bare)
-                    .next()
-                    .and_then(|p| self.class_of(&p))
-                    .is_some_and(|c| c >= VerbClass::Change)
-            })
-            .collect();
         let object = |set: &WordSet| {
             words.path.iter().find_map(|w| set.piece_of(w)).or_else(|| {
-                action_flags
+                words
+                    .flags
                     .iter()
+                    .filter_map(|f| f.strip_prefix("--"))
+                    .filter(|bare| {
+                        pieces(bare)
+                            .next()
+                            .and_then(|p| self.class_of(&p))
+                            .is_some_and(|c| c >= VerbClass::Change)
+                    })
                     .find_map(|f| pieces(f).skip(1).find(|p| set.contains(p)))
             })
         };
