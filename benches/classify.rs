@@ -14,6 +14,10 @@
 //!   with the rule count.
 //!
 //! Under `cargo test --benches` only the criterion functions run, once each.
+//!
+//! Environment: `OPSGATE_BENCH_NO_BASELINE=1` reports the classifier alone
+//! on both corpora (for a profiler), `OPSGATE_BENCH_TOP=N` lists the N
+//! slowest lines, `OPSGATE_BENCH_LINES=FILE` reports on FILE's lines only.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -255,7 +259,25 @@ fn benches(c: &mut Criterion, lines: &[&str]) {
 }
 
 fn main() {
-    let lines = corpus();
+    // `OPSGATE_BENCH_LINES=FILE`: these lines instead (to profile a few).
+    let custom = std::env::var("OPSGATE_BENCH_LINES")
+        .ok()
+        .map(|p| match std::fs::read_to_string(&p) {
+            Ok(t) => t,
+            Err(e) => panic!("{p}: {e}"),
+        });
+    let lines: Vec<&str> = match &custom {
+        Some(t) => t.lines().filter(|l| !l.trim().is_empty()).collect(),
+        None => corpus(),
+    };
+    if custom.is_some() {
+        let policy = match LoadedPolicy::embedded() {
+            Ok(p) => p,
+            Err(e) => panic!("embedded policy must load: {e}"),
+        };
+        per_line_report(&policy, &lines);
+        return;
+    }
     assert!(lines.len() >= 200, "the corpus has {} lines", lines.len());
     if std::env::args().any(|a| a == "--bench") {
         let policy = match LoadedPolicy::embedded() {
