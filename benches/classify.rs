@@ -260,12 +260,13 @@ fn benches(c: &mut Criterion, lines: &[&str]) {
 
 fn main() {
     // `OPSGATE_BENCH_LINES=FILE`: these lines instead (to profile a few).
-    let custom = std::env::var("OPSGATE_BENCH_LINES")
-        .ok()
-        .map(|p| match std::fs::read_to_string(&p) {
-            Ok(t) => t,
-            Err(e) => panic!("{p}: {e}"),
-        });
+    let custom =
+        std::env::var("OPSGATE_BENCH_LINES")
+            .ok()
+            .map(|p| match std::fs::read_to_string(&p) {
+                Ok(t) => t,
+                Err(e) => panic!("{p}: {e}"),
+            });
     let lines: Vec<&str> = match &custom {
         Some(t) => t.lines().filter(|l| !l.trim().is_empty()).collect(),
         None => corpus(),
