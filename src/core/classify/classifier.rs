@@ -1665,7 +1665,7 @@ fn lexicon_words<'a>(
         later: path_words
             .iter()
             .skip(LEXICON_PATH_WORDS)
-            .filter(|&&i| !args[i].dynamic && !(i > 0 && args[i - 1].text.starts_with('-')))
+            .filter(|&&i| !(args[i].dynamic || i > 0 && args[i - 1].text.starts_with('-')))
             .map(|&i| args[i].text.as_str())
             .collect(),
         phrases: sql_words.collect(),

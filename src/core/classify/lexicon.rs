@@ -418,12 +418,11 @@ impl Lexicon {
             self.consider(&mut found, w, false, VerbClass::Disrupt);
         }
         let clear = found.iter().any(|f| !f.ambiguous);
-        let best = found
+        found
             .into_iter()
             .filter(|f| !clear || !f.ambiguous)
             .max_by_key(|f| f.class)
-            .map(|f| (f.class, f.verb, f.word));
-        best
+            .map(|f| (f.class, f.verb, f.word))
     }
 
     /// The verdict for the verb found: dry runs, wide and sensitive objects,
@@ -435,7 +434,7 @@ impl Lexicon {
         verb: &str,
         word: &str,
     ) -> Option<Verdict> {
-        let shown = if word.eq_ignore_ascii_case(&verb) {
+        let shown = if word.eq_ignore_ascii_case(verb) {
             format!("`{word}`")
         } else {
             format!("`{verb}` (in `{word}`)")
@@ -454,7 +453,7 @@ impl Lexicon {
         let mut level = class.level();
         let mut message = format!("{shown} is {} (lexicon)", class.name());
         if class == VerbClass::Destroy
-            && let Some(why) = self.wide_object(words, &verb)
+            && let Some(why) = self.wide_object(words, verb)
         {
             level = RiskLevel::Critical;
             message = format!("{message}, and {why}");
@@ -477,7 +476,7 @@ impl Lexicon {
             })
         };
         if class == VerbClass::Read
-            && !self.listing.contains(&verb)
+            && !self.listing.contains(verb)
             && let Some(o) = object(&self.secret)
         {
             level = RiskLevel::Medium;

@@ -36,7 +36,7 @@ pub(crate) fn inner_commands<'w>(
     let mut positionals = parsed.all_positionals().peekable();
     if let Some(sub) = &spec.subcommand {
         match positionals.next() {
-            Some(i) if !args[i].dynamic && &args[i].text == sub => {}
+            Some(i) if !args[i].dynamic && args[i].text == *sub => {}
             _ => return Vec::new(),
         }
     }
@@ -71,7 +71,7 @@ pub(crate) fn inner_commands<'w>(
             let mut out = Vec::new();
             let mut i = 0;
             while i < args.len() {
-                if spec.exec_flags.iter().any(|f| f == &args[i].text) {
+                if spec.exec_flags.iter().any(|f| *f == args[i].text) {
                     let begin = i + 1;
                     let mut end = begin;
                     while end < args.len() && !matches!(args[end].text.as_str(), ";" | "+") {
