@@ -1918,3 +1918,30 @@ fn directory_tools_and_action_flags() {
     let bad = mismatches(rows);
     assert!(bad.is_empty(), "{bad:#?}");
 }
+
+/// Found by the fourth held-out set: mkfs's own dry run, deleting backups
+/// through `find -exec`, and verbs of tools no rule names.
+#[test]
+fn dry_run_mkfs_backups_and_more_verbs() {
+    let rows: &[(&str, RiskLevel)] = &[
+        ("mkfs.ext4 -n /dev/sdc1", Low),
+        ("mke2fs -n /dev/sdc1", Low),
+        ("mkfs.xfs -N /dev/sdd", Low),
+        ("mkfs.ext4 /dev/sdc1", Critical),
+        ("find /backups -name '*.tar.gz' -exec rm -f {} +", Critical),
+        ("find /var/backups/pg -mtime +30 -exec rm {} \\;", Critical),
+        ("find /tmp -name '*.tmp' -exec rm -f {} +", High),
+        (
+            "repmgr -f /etc/repmgr.conf standby switchover --siblings-follow",
+            High,
+        ),
+        ("racadm -r 10.0.0.21 -u root serveraction powerdown", High),
+        (
+            "radosgw-admin key create --uid=ci-bot --key-type=s3 --gen-access-key --gen-secret",
+            Critical,
+        ),
+        ("pdnsutil delete-zone acme.com", Critical),
+    ];
+    let bad = mismatches(rows);
+    assert!(bad.is_empty(), "{bad:#?}");
+}

@@ -1462,6 +1462,7 @@ impl Rating<'_> {
         via: &[String],
         named_arg: Option<&str>,
     ) {
+        let before = self.out.len();
         /// One kind of scope: the flags that name it, the plan target's value,
         /// and what counts as production.
         struct Scope<'s> {
@@ -1551,16 +1552,6 @@ impl Rating<'_> {
                 crate::core::plan::PRODUCTION_RULE,
                 format!("mutation in production scope `{s}`"),
             );
-        } else if let Some(w) = named_arg {
-            // `aws rds reboot-db-instance --db-instance-identifier
-            // db-prod-1`: what the change acts on is named production.
-            self.push(
-                RiskLevel::High,
-                part,
-                via,
-                crate::core::plan::PRODUCTION_RULE,
-                format!("a change to `{w}`, which names production"),
-            );
         }
         for Scope {
             flags,
@@ -1597,6 +1588,20 @@ impl Rating<'_> {
                 via,
                 crate::core::plan::PRODUCTION_RULE,
                 message,
+            );
+        }
+        // `aws rds reboot-db-instance --db-instance-identifier db-prod-1`:
+        // what the change acts on is named production (when no scope said
+        // so already).
+        if self.out.len() == before
+            && let Some(w) = named_arg
+        {
+            self.push(
+                RiskLevel::High,
+                part,
+                via,
+                crate::core::plan::PRODUCTION_RULE,
+                format!("a change to `{w}`, which names production"),
             );
         }
     }
