@@ -1,15 +1,17 @@
-//! The fast path of the shell parser: lines made of plain words and list
-//! operators only.
+//! The fast path of the shell parser: lines made of plain words, quoted
+//! words and list operators only.
 //!
 //! Most command lines are plain: `kubectl get pods -n prod`, `grep -r ERROR
-//! /var/log | tail -n 50`, `make && make install`. For those the shell's
-//! tokens are the blank-separated words and the operators `|`, `||`, `&&`,
+//! /var/log | tail -n 50`, `psql -c "SELECT 1" db`, `make && make install`.
+//! For those the shell's tokens are the blank-separated words (quotes only
+//! group: single quotes hold anything but a line break, double quotes
+//! anything bash does not expand there) and the operators `|`, `||`, `&&`,
 //! `;` and `&`, so the bash grammar, which costs several microseconds a
-//! line, can be skipped. Anything else (quotes, expansions, redirections,
-//! subshells, braces, comments, reserved words, line breaks, empty or
-//! assignment-only commands) returns `None` and goes to the grammar. A
-//! property test in `shell.rs` checks that the two agree on every line this
-//! path accepts.
+//! line, can be skipped. Anything else (expansions, escapes, redirections,
+//! subshells, braces, comments, reserved words, line breaks, unclosed
+//! quotes, empty or assignment-only commands, quoted assignments) returns
+//! `None` and goes to the grammar. A property test in `shell.rs` checks
+//! that the two agree on every line this path accepts.
 //!
 //! It also holds the lenient split used when the grammar rejects a line: no
 //! answer is exact then, so it over-approximates what could run.
