@@ -1755,6 +1755,11 @@ fn commands_after_double_dash_and_on_standard_input() {
             Low,
         ),
         ("mongosh < migrate.js", High),
+        // Beside --eval, --shell goes on to run standard input.
+        (
+            "mongosh --eval 'db.version()' --shell <<< 'db.dropDatabase()'",
+            Critical,
+        ),
         // sqlplus: SQL on standard input, scripts by `@`.
         (
             "sqlplus -s / as sysdba <<< 'select status from v$instance;'",
@@ -1787,6 +1792,19 @@ fn fleets_scripts_and_permissions() {
             "ansible web01 -m service -a 'name=nginx state=restarted'",
             Medium,
         ),
+        // Several groups, or all but some, are a fleet too.
+        (
+            "ansible 'all:!db' -m service -a 'name=nginx state=restarted'",
+            High,
+        ),
+        (
+            "ansible 'web:db' -m service -a 'name=nginx state=restarted'",
+            High,
+        ),
+        (
+            "ansible '~web0[1-3]' -m service -a 'name=nginx state=restarted'",
+            High,
+        ),
         // Parallel shells: the payload is rated; a change is at least HIGH.
         ("pdsh -w web[01-10] uptime", Medium),
         ("pdsh -R ssh -w web[01-10] 'systemctl restart nginx'", High),
@@ -1802,6 +1820,8 @@ fn fleets_scripts_and_permissions() {
         ),
         ("python3 manage.py showmigrations", High),
         ("scripts/rotate-logs", High),
+        ("bash -- deploy.sh", High),
+        ("bash -x -- deploy.sh staging", High),
         ("./cleanup.sh --delete-all-clusters", Critical),
         ("python3 --version", Low),
         (
@@ -1851,6 +1871,9 @@ fn production_names_and_unknown_tools_words() {
         ("kubectl scale deploy/api --replicas=0 -n prod-tools", High),
         // A flag given a value is a setting: `--login=jdoe` is no verb.
         ("ipa user-find --login=jdoe", Low),
+        // ...but a flag's verb still counts when no other verb is found.
+        ("iamctl user --create=bob", Critical),
+        ("acmectl --delete=db-1", High),
         // A destroy or disrupt verb later on the line still counts.
         ("wg set wg0 peer abc remove", High),
         (

@@ -813,7 +813,7 @@ impl Rating<'_> {
         let allow_unknown = allow_unknown
             && !(cmd.stdin_fed
                 && tool.stdin_commands.as_ref().is_some_and(|how| {
-                    self.stdin_commands(program, how, args, &parsed, path_words, cmd, site)
+                    self.stdin_commands(program, how, args, path_words, cmd, site)
                 }));
 
         let mut matched: Vec<(usize, bool)> = Vec::new();
@@ -971,14 +971,13 @@ impl Rating<'_> {
     /// Rates what a tool runs from its standard input (`redis-cli <<<
     /// FLUSHALL`) as the command line it amounts to; input that is not seen
     /// (a pipe from a program, a file) is at least HIGH. Returns whether it
-    /// applied (no command on the line).
+    /// applied (for `lines`: no command on the line).
     #[allow(clippy::too_many_arguments)]
     fn stdin_commands(
         &mut self,
         program: &str,
         how: &StdinCommands,
         args: &[Word],
-        parsed: &ParsedArgs,
         path_words: &[usize],
         cmd: &SimpleCommand,
         site: Site<'_>,
@@ -986,7 +985,9 @@ impl Rating<'_> {
         let Site { part, via, depth } = site;
         let applies = match how {
             StdinCommands::Lines => path_words.is_empty(),
-            StdinCommands::Flag(flag) => !parsed.has_flag(flag),
+            // Even beside the flag: `mongosh --eval '…' --shell` goes on
+            // to run what it reads.
+            StdinCommands::Flag(_) => true,
         };
         if !applies {
             return false;
@@ -1359,6 +1360,7 @@ impl Rating<'_> {
             });
         let script = if interpreter {
             // `python3 -m http.server`: an installed module, not a script.
+            // (`bash -- deploy.sh` is rated by its `--` tail, above.)
             parsed
                 .positionals()
                 .next()
@@ -1366,7 +1368,9 @@ impl Rating<'_> {
                 .map(|i| args[i].raw.as_str())
         } else {
             // `kafka-topics.sh` is a known tool's spelling, not a script.
-            (!tool.known && is_script_path(program_word)).then_some(program_word)
+            // The word as written, or the program an alias names.
+            (!tool.known && (is_script_path(program_word) || is_script_path(program)))
+                .then_some(program_word)
         };
         if let Some(v) = self.set.lexicon.rate(&words)
             && (script.is_none() || v.level > RiskLevel::High)

@@ -222,8 +222,9 @@ pub(crate) struct Words<'a> {
     pub later: Vec<&'a str>,
     /// Flag names as written (`--delete`, `-r`), in order.
     pub flags: Vec<&'a str>,
-    /// The names of the flags given a value (`--login=jdoe`): settings, so
-    /// only a destroy or disrupt verb in one counts.
+    /// The names of the flags given a value (`--login=jdoe`): settings as
+    /// often as actions, so a read or change verb in one counts only when
+    /// no other verb is found.
     pub valued: Vec<&'a str>,
     /// Every argument and flag value, for production names and
     /// match-everything patterns.
@@ -406,13 +407,18 @@ impl Lexicon {
         for w in words.later.iter().filter(|w| !is_object_word(w)) {
             self.consider(&mut found, w, false, VerbClass::Disrupt);
         }
+        // A flag given a value is a setting as often as an action
+        // (`--login=jdoe`): its read or change verb counts only when no
+        // other verb is found (`iamctl user --create=bob`).
         for f in &words.flags {
-            let min = if words.valued.contains(f) {
-                VerbClass::Disrupt
-            } else {
-                VerbClass::Read
-            };
-            self.consider(&mut found, f, true, min);
+            let valued = words.valued.contains(f);
+            let from = found.len();
+            self.consider(&mut found, f, true, VerbClass::Read);
+            if valued {
+                for v in &mut found[from..] {
+                    v.ambiguous |= v.class < VerbClass::Disrupt;
+                }
+            }
         }
         for w in tokens(&words.scripts) {
             self.consider(&mut found, w, false, VerbClass::Disrupt);

@@ -277,8 +277,8 @@ pub enum StdinCommands {
     /// `redis-cli -h h FLUSHALL`. Only when no command is on the line.
     Lines,
     /// The whole input is a script given as this flag's value: `mongosh
-    /// <<< 'db.dropDatabase()'` is rated as `mongosh --eval=…`. Only when
-    /// the flag is not on the line.
+    /// <<< 'db.dropDatabase()'` is rated as `mongosh --eval=…`, also when
+    /// the flag is on the line (`--eval '…' --shell` runs the input after).
     Flag(String),
 }
 
