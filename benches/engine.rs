@@ -23,7 +23,7 @@ use opsgate::core::policy::LoadedPolicy;
 use opsgate::core::redact::Redactor;
 use opsgate::core::risk::RiskLevel;
 use opsgate::exec::Stop;
-use opsgate::exec::engine::{Authority, Engine};
+use opsgate::exec::engine::{Authority, Engine, RunSpec};
 
 type BenchResult<T> = Result<T, Box<dyn std::error::Error>>;
 
@@ -78,22 +78,23 @@ fn main() -> BenchResult<()> {
         .enable_all()
         .build()?;
     let (_stop_tx, stop_rx) = tokio::sync::watch::channel(Stop::Run);
-    let engine = Engine {
+    let backends = opsgate::native::Backends::new(&Default::default());
+    let engine = Engine::new(RunSpec {
         log: &log,
         plan_id: "bench",
         plan: &plan,
         policy_hash: &policy_hash,
-        risks: vec![RiskLevel::Low; steps],
         run_id: "bench-run".into(),
         user: "bench".into(),
-        grace: Duration::from_secs(1),
-        progress: None,
-        stop: stop_rx,
-        resumed: Vec::new(),
-        backends: &opsgate::native::Backends::new(&Default::default()),
-        stops_from: std::sync::atomic::AtomicU64::new(0),
-        env: std::collections::BTreeMap::from([("PATH".to_owned(), "/usr/bin:/bin".to_owned())]),
-    };
+        backends: &backends,
+    })
+    .risks(vec![RiskLevel::Low; steps])
+    .grace(Duration::from_secs(1))
+    .stop(stop_rx)
+    .env(std::collections::BTreeMap::from([(
+        "PATH".to_owned(),
+        "/usr/bin:/bin".to_owned(),
+    )]));
     let t = Instant::now();
     let report = rt.block_on(engine.run(&Authority::Approved(approved)))?;
     let engine_time = t.elapsed();

@@ -7,6 +7,7 @@
 //! chat bridge) sit on top of `core` and never bypass it.
 #![forbid(unsafe_code)]
 
+pub mod app;
 pub mod audit;
 pub mod bridge;
 pub mod cli;

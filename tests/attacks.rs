@@ -590,7 +590,7 @@ fn a_stop_in_the_log_stops_the_run_before_the_next_step_whatever_the_follower() 
     use opsgate::audit::{AuditLog, Event, Sealer, Status};
     use opsgate::core::approval::{Subject, Verdict, evaluate};
     use opsgate::exec::Stop;
-    use opsgate::exec::engine::{Authority, Engine};
+    use opsgate::exec::engine::{Authority, Engine, RunSpec};
 
     let dir = tempfile::tempdir().expect("temp dir");
     let marker = dir.path().join("ran");
@@ -639,22 +639,22 @@ fn a_stop_in_the_log_stops_the_run_before_the_next_step_whatever_the_follower() 
     .expect("the stop is recorded");
     let (_stop_tx, stop_rx) = tokio::sync::watch::channel(Stop::Run);
     let backends = opsgate::native::Backends::new(&Default::default());
-    let engine = Engine {
+    let engine = Engine::new(RunSpec {
         log: &log,
         plan_id: "e",
         plan: &cp.plan,
         policy_hash: &policy.hash,
-        risks: vec![cp.risk],
         run_id: "r-e".into(),
         user: "a".into(),
-        grace: std::time::Duration::from_secs(1),
-        progress: None,
-        stop: stop_rx,
-        resumed: Vec::new(),
         backends: &backends,
-        stops_from: std::sync::atomic::AtomicU64::new(0),
-        env: std::collections::BTreeMap::from([("PATH".to_owned(), "/usr/bin:/bin".to_owned())]),
-    };
+    })
+    .risks(vec![cp.risk])
+    .grace(std::time::Duration::from_secs(1))
+    .stop(stop_rx)
+    .env(std::collections::BTreeMap::from([(
+        "PATH".to_owned(),
+        "/usr/bin:/bin".to_owned(),
+    )]));
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -31,6 +31,32 @@ fn plan() -> opsgate::core::plan::ClassifiedPlan {
         .expect("the plan loads")
 }
 
+/// The plan's approval, under the test policy with LOW plans approved
+/// without votes: what a rollback of its run needs.
+fn approval(cp: &opsgate::core::plan::ClassifiedPlan) -> opsgate::core::approval::ApprovedPlan {
+    use opsgate::core::approval::{Subject, Verdict, evaluate};
+    let mut auto = common::POLICY.policy.clone();
+    auto.execution.auto_approve_low_risk = true;
+    let subject = Subject {
+        plan_id: "p",
+        plan_hash: &cp.hash,
+        risk: cp.risk,
+        author: "a",
+        mutates_production: false,
+        has_override: false,
+    };
+    match evaluate(
+        &auto,
+        &common::POLICY.hash,
+        &subject,
+        &[],
+        chrono::Utc::now(),
+    ) {
+        Verdict::Approved { plan, .. } => plan,
+        other => panic!("the crafted plan is not approved: {other:?}"),
+    }
+}
+
 fn status() -> impl Strategy<Value = Status> {
     prop_oneof![
         Just(Status::Passed),
@@ -311,22 +337,22 @@ proptest! {
             .expect("log");
         let (_tx, stop) = tokio::sync::watch::channel(opsgate::exec::Stop::Run);
         let backends = opsgate::native::Backends::new(&Default::default());
-        let engine = opsgate::exec::engine::Engine {
+        let engine = opsgate::exec::engine::Engine::new(opsgate::exec::engine::RunSpec {
             log: &log,
             plan_id: "p",
             plan: &cp.plan,
             policy_hash: &common::POLICY.hash,
-            risks: Vec::new(),
             run_id: "r1".into(),
             user: "u".into(),
-            grace: std::time::Duration::from_secs(1),
-            progress: None,
-            stop,
-            resumed: resumed.clone(),
             backends: &backends,
-            stops_from: std::sync::atomic::AtomicU64::new(0),
-            env: BTreeMap::from([("PATH".to_owned(), "/usr/bin:/bin".to_owned())]),
-        };
+        })
+        .risks(Vec::new())
+        .grace(std::time::Duration::from_secs(1))
+        .stop(stop)
+        .resumed(resumed.clone())
+        .env(BTreeMap::from([("PATH".to_owned(), "/usr/bin:/bin".to_owned())]));
+        let lock = opsgate::audit::ledger::RunLock::take(log.path(), "r1").expect("the run's lock");
+        let permit = opsgate::exec::engine::RollbackPermit::new(approval(&cp), &lock);
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -335,7 +361,7 @@ proptest! {
             .block_on(engine.run(&opsgate::exec::engine::Authority::DryRun))
             .expect("the run ends");
         let report = rt
-            .block_on(engine.rollback(&report, "crafted", true))
+            .block_on(engine.rollback(&permit, &report, "crafted", true))
             .map(|_| ());
         prop_assert!(report.is_ok(), "{report:?}");
     }

@@ -122,6 +122,7 @@ fn checked_record(
 #[derive(Debug)]
 pub struct RunLock {
     _file: std::fs::File,
+    run_id: String,
 }
 
 /// Where the lock byte of `run_id` is: above 2⁶², out of reach of any log.
@@ -164,7 +165,15 @@ impl RunLock {
                 std::io::Error::from(e)
             }
         })?;
-        Ok(RunLock { _file: file })
+        Ok(RunLock {
+            _file: file,
+            run_id: run_id.to_owned(),
+        })
+    }
+
+    /// The run this lock holds.
+    pub fn run_id(&self) -> &str {
+        &self.run_id
     }
 }
 

@@ -14,6 +14,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::sync::Semaphore;
 
 use super::Bridge;
+use crate::app::{App, Error};
 
 /// How long a shutdown waits for in-flight requests.
 const DRAIN: Duration = Duration::from_secs(30);
@@ -24,7 +25,7 @@ pub async fn serve(
     bridge: Arc<Bridge>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let limits = &bridge.policy.policy.bridge;
+    let limits = &bridge.policy().policy.bridge;
     let header_timeout = limits.header_timeout.get();
     let slots = Arc::new(Semaphore::new(
         usize::try_from(limits.max_connections).unwrap_or(usize::MAX),
@@ -72,4 +73,57 @@ pub async fn serve(
         tracing::warn!("some connections were still open after the drain");
     }
     Ok(())
+}
+
+/// The bridge's door: serves `app` on `listen` (else the policy's
+/// `bridge.listen`) until SIGTERM or SIGINT, telling systemd when it is
+/// ready and, when asked, that it is alive.
+pub fn run(app: App, listen: Option<&str>) -> Result<(), Error> {
+    use std::io::Write;
+    let addr = listen
+        .unwrap_or(&app.policy.policy.bridge.listen)
+        .to_owned();
+    let bridge = Bridge::new(app).map_err(Error::Failed)?;
+    let io = |e: std::io::Error| Error::Failed(format!("cannot serve: {e}"));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Failed(format!("cannot start the runtime: {e}")))?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(&addr)
+            .await
+            .map_err(|e| Error::Failed(format!("cannot listen on {addr}: {e}")))?;
+        let local = listener.local_addr().map_err(io)?;
+        // The signal handlers exist before anyone is told we are ready, so
+        // a SIGTERM right after `listening on` still shuts down gracefully.
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).map_err(io)?;
+        let mut int = signal(SignalKind::interrupt()).map_err(io)?;
+        {
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "listening on {local}").map_err(io)?;
+            out.flush().map_err(io)?;
+        }
+        super::notify::notify("READY=1");
+        if let Some(every) = super::notify::watchdog_interval() {
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(every / 2);
+                loop {
+                    tick.tick().await;
+                    super::notify::notify("WATCHDOG=1");
+                }
+            });
+        }
+        let shutdown = async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+            tracing::info!("shutting down: draining in-flight requests");
+            super::notify::notify("STOPPING=1");
+        };
+        serve(listener, Arc::new(bridge), shutdown)
+            .await
+            .map_err(io)
+    })
 }

@@ -149,7 +149,7 @@ pub fn acknowledge_truncation(log: &AuditLog, reason: &str) -> Result<(), CliErr
             "--reason must say why the log is accepted".into(),
         ));
     }
-    let user = super::submit_cmd::os_user()?;
+    let user = crate::app::identity::os_user()?;
     let Some(mark) = log.mark() else {
         return Err(CliError::Failed(
             "this log has no high-water mark here".into(),

@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use super::args::ClassifyArgs;
 use super::error::CliError;
-use super::style::{badge, dim};
+use crate::app::present::{badge, dim};
 use crate::core::classify::ClassifyContext;
 use crate::core::policy::LoadedPolicy;
 use crate::core::risk::{Classification, Reason, RiskLevel};

@@ -22,16 +22,10 @@ pub enum CliError {
     /// Refused by a rule (exit 3): an approval or run that may not happen.
     #[error("refused: {0}")]
     Refused(String),
-    /// Refused by a rule, with a stable reason code (exit 3): recorded in
-    /// the log as a `refused` record before the answer
-    /// (`cli::refusal`).
-    #[error("refused: {message}")]
-    Denied {
-        code: &'static str,
-        message: String,
-        /// The plan hash the refusal was about, when known.
-        plan_hash: Option<crate::core::digest::PlanHash>,
-    },
+    /// Refused by a rule, with its reason (exit 3): recorded in the log
+    /// as a `refused` record before the answer (`app::refusal`).
+    #[error("refused: {0}")]
+    Denied(crate::app::Refusal),
     /// A failure with its message still to print.
     #[error("{0}")]
     Failed(String),
@@ -45,7 +39,7 @@ impl CliError {
     pub fn exit_code(&self) -> u8 {
         match self {
             CliError::Usage(_) => 2,
-            CliError::Refused(_) | CliError::Denied { .. } => 3,
+            CliError::Refused(_) | CliError::Denied(_) => 3,
             // Nothing is written to a log that does not verify, ends with
             // a torn tail, or is behind this host's high-water mark: refused.
             CliError::Audit(
@@ -69,24 +63,25 @@ impl CliError {
     }
 }
 
-/// A refusal with its reason code.
-pub fn denied(code: &'static str, message: impl Into<String>) -> CliError {
-    CliError::Denied {
-        code,
-        message: message.into(),
-        plan_hash: None,
-    }
-}
-
-/// A refusal with its reason code, about a plan at `hash`.
-pub fn denied_for(
-    code: &'static str,
-    hash: &crate::core::digest::PlanHash,
-    message: impl Into<String>,
-) -> CliError {
-    CliError::Denied {
-        code,
-        message: message.into(),
-        plan_hash: Some(hash.clone()),
+impl From<crate::app::Error> for CliError {
+    fn from(e: crate::app::Error) -> Self {
+        use crate::app::Error;
+        match e {
+            Error::Refused(r) => CliError::Denied(r),
+            Error::Invalid(m) => CliError::Usage(m),
+            Error::NotFound(m) | Error::Failed(m) => CliError::Failed(m),
+            Error::Audit(a) => CliError::Audit(a),
+            Error::Read { path, source } => CliError::Read { path, source },
+            Error::Policy(p) => CliError::Policy(p),
+            Error::Plan(problems) => {
+                use std::io::Write;
+                let mut err = anstream::stderr().lock();
+                for p in &problems.0 {
+                    // Nothing more useful can be done if stderr is gone.
+                    let _ = writeln!(err, "{p}");
+                }
+                CliError::Reported(format!("{} problem(s)", problems.0.len()))
+            }
+        }
     }
 }

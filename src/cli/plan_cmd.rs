@@ -3,14 +3,14 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use super::config::read;
 use super::error::CliError;
-use super::plan_view::PlanView;
-use super::style::badge;
-use crate::core::plan::{ClassifiedPlan, PlanErrors, PlanReader, parse_doc, review_with};
+use crate::app::plan_view::PlanView;
+use crate::app::present::badge;
+use crate::core::plan::ClassifiedPlan;
 use crate::core::policy::LoadedPolicy;
 
-/// Reads and loads a plan file, classified under the policy.
+/// Reads and loads a plan file, classified under the policy; its
+/// problems are printed, one per line.
 pub fn load(path: &Path, policy: &LoadedPolicy) -> Result<ClassifiedPlan, CliError> {
     load_with(path, policy, &[])
 }
@@ -21,34 +21,7 @@ pub fn load_with(
     policy: &LoadedPolicy,
     params: &[(String, String)],
 ) -> Result<ClassifiedPlan, CliError> {
-    let text = read(path)?;
-    let today = chrono::Utc::now().date_naive();
-    let file = path.display().to_string();
-    let overrides = params.iter().cloned().collect();
-    parse_doc(&file, &text)
-        .and_then(|doc| review_with(&doc, &file, &text, policy, today, &overrides, &READER))
-        .map_err(|e| report(&e))
-}
-
-/// What the plan loader reads through at the edge: manifests, and the
-/// files `run:` lines run or read.
-pub const READER: PlanReader<'static> = PlanReader {
-    read: &read_file,
-    digest: &crate::exec::files::digest,
-};
-
-/// Reads a file a plan names (a kube `apply` manifest), for the plan loader.
-pub fn read_file(path: &Path) -> Result<String, String> {
-    std::fs::read_to_string(path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))
-}
-
-fn report(e: &PlanErrors) -> CliError {
-    let mut err = anstream::stderr().lock();
-    for p in &e.0 {
-        // Nothing more useful can be done if stderr is gone.
-        let _ = writeln!(err, "{p}");
-    }
-    CliError::Reported(format!("{} problem(s)", e.0.len()))
+    Ok(crate::app::plans::load(path, policy, params)?)
 }
 
 pub fn validate(files: &[PathBuf], policy: &LoadedPolicy) -> Result<(), CliError> {

@@ -5,7 +5,7 @@ use std::io::Write;
 use serde::Serialize;
 
 use super::error::CliError;
-use super::style::bold;
+use crate::app::present::bold;
 use crate::core::policy::{LoadedPolicy, RequiredApprovals};
 
 #[derive(Serialize)]

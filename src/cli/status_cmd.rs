@@ -6,9 +6,10 @@ use std::path::Path;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::approve_cmd::{counts, ledger_error};
 use super::error::CliError;
-use super::style::badge;
+use crate::app::decide::counts;
+use crate::app::ledger::ledger_error;
+use crate::app::present::badge;
 use crate::audit::Sealer;
 use crate::audit::ledger::{load, run_is_live};
 use crate::audit::mark::HighWater;
@@ -195,7 +196,7 @@ pub fn run(
                 o.status,
                 badge(p.submission.risk),
                 approvals.trim_end(),
-                super::style::age(p.submission.ts, now),
+                crate::app::present::age(p.submission.ts, now),
                 short(o.plan_hash)
             )?;
         }

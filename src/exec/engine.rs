@@ -130,30 +130,147 @@ pub struct RunReport {
 /// One run of one plan.
 #[derive(Debug)]
 pub struct Engine<'a> {
-    pub log: &'a AuditLog,
-    pub plan_id: &'a str,
-    pub plan: &'a Plan,
-    pub policy_hash: &'a PolicyHash,
+    log: &'a AuditLog,
+    plan_id: &'a str,
+    plan: &'a Plan,
+    policy_hash: &'a PolicyHash,
     /// Each step's rating, in step order.
-    pub risks: Vec<RiskLevel>,
-    pub run_id: String,
-    pub user: String,
+    risks: Vec<RiskLevel>,
+    run_id: String,
+    user: String,
     /// Between SIGTERM and SIGKILL.
-    pub grace: Duration,
-    pub progress: Option<mpsc::UnboundedSender<Progress>>,
-    pub stop: watch::Receiver<Stop>,
+    grace: Duration,
+    progress: Option<mpsc::UnboundedSender<Progress>>,
+    stop: watch::Receiver<Stop>,
     /// Resuming an interrupted run: the steps (0-based) it completed. The
     /// run starts at the first step after them, and a rollback covers them.
-    pub resumed: Vec<usize>,
+    resumed: Vec<usize>,
     /// The clients and circuit breakers for native actions.
-    pub backends: &'a Backends,
+    backends: &'a Backends,
     /// The environment every `run:` action gets (`core::environment`).
-    pub env: std::collections::BTreeMap<String, String>,
+    env: std::collections::BTreeMap<String, String>,
     /// Where in the log this run's stop requests may start (its
     /// `run_started` record): each `step_started` is decided under the
     /// log's lock after reading the requests recorded since, so a stop
     /// recorded just before a step ends is never missed.
-    pub stops_from: std::sync::atomic::AtomicU64,
+    stops_from: std::sync::atomic::AtomicU64,
+}
+
+/// The fields every run names; the rest have defaults ([`Engine::new`]).
+#[derive(Debug)]
+pub struct RunSpec<'a> {
+    pub log: &'a AuditLog,
+    pub plan_id: &'a str,
+    pub plan: &'a Plan,
+    pub policy_hash: &'a PolicyHash,
+    pub run_id: String,
+    pub user: String,
+    pub backends: &'a Backends,
+}
+
+/// Leave to run a rollback of one run: an approval that counts for it (the
+/// run's own, or the rollback's) and the run's lock, held. Only the
+/// application layer makes one, under the log's lock, as a run needs an
+/// [`ApprovedPlan`].
+#[derive(Debug)]
+pub struct RollbackPermit<'l> {
+    approval: ApprovedPlan,
+    lock: &'l crate::audit::ledger::RunLock,
+}
+
+impl<'l> RollbackPermit<'l> {
+    pub fn new(approval: ApprovedPlan, lock: &'l crate::audit::ledger::RunLock) -> Self {
+        RollbackPermit { approval, lock }
+    }
+}
+
+impl<'a> Engine<'a> {
+    /// An engine for one run: no progress channel, no stop requests, a
+    /// five-second grace, no steps resumed, an empty environment, every
+    /// step rated LOW until [`Engine::risks`] says otherwise.
+    pub fn new(spec: RunSpec<'a>) -> Self {
+        let (_, stop) = watch::channel(Stop::Run);
+        Engine {
+            log: spec.log,
+            plan_id: spec.plan_id,
+            plan: spec.plan,
+            policy_hash: spec.policy_hash,
+            risks: vec![RiskLevel::Low; spec.plan.steps.len()],
+            run_id: spec.run_id,
+            user: spec.user,
+            grace: Duration::from_secs(5),
+            progress: None,
+            stop,
+            resumed: Vec::new(),
+            backends: spec.backends,
+            env: std::collections::BTreeMap::new(),
+            stops_from: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// Each step's rating, in step order.
+    #[must_use]
+    pub fn risks(mut self, risks: Vec<RiskLevel>) -> Self {
+        self.risks = risks;
+        self
+    }
+
+    /// Between SIGTERM and SIGKILL.
+    #[must_use]
+    pub fn grace(mut self, grace: Duration) -> Self {
+        self.grace = grace;
+        self
+    }
+
+    /// Where progress goes.
+    #[must_use]
+    pub fn progress(mut self, tx: mpsc::UnboundedSender<Progress>) -> Self {
+        self.progress = Some(tx);
+        self
+    }
+
+    /// The stop requests, as they come.
+    #[must_use]
+    pub fn stop(mut self, stop: watch::Receiver<Stop>) -> Self {
+        self.stop = stop;
+        self
+    }
+
+    /// Resuming: the steps (0-based) an interrupted run completed.
+    #[must_use]
+    pub fn resumed(mut self, resumed: Vec<usize>) -> Self {
+        self.resumed = resumed;
+        self
+    }
+
+    /// The environment every `run:` action gets.
+    #[must_use]
+    pub fn env(mut self, env: std::collections::BTreeMap<String, String>) -> Self {
+        self.env = env;
+        self
+    }
+
+    /// Where in the log this run's stop requests may start.
+    #[must_use]
+    pub fn stops_from(self, offset: u64) -> Self {
+        self.stops_from
+            .store(offset, std::sync::atomic::Ordering::SeqCst);
+        self
+    }
+
+    /// Whether `permit` is leave to roll back this run of this plan.
+    fn check_permit(&self, permit: &RollbackPermit<'_>) -> Result<(), ExecError> {
+        if permit.lock.run_id() != self.run_id
+            || permit.approval.plan_id() != self.plan_id
+            || *permit.approval.plan_hash() != self.plan.hash()
+        {
+            return Err(ExecError::Refused(format!(
+                "the rollback of run `{}` holds no leave for it",
+                self.run_id
+            )));
+        }
+        Ok(())
+    }
 }
 
 impl Engine<'_> {
@@ -606,10 +723,12 @@ impl Engine<'_> {
     /// start a rollback of this run meanwhile.
     pub async fn rollback(
         &self,
+        permit: &RollbackPermit<'_>,
         report: &RunReport,
         reason: &str,
         keep_going: bool,
     ) -> Result<Status, ExecError> {
+        self.check_permit(permit)?;
         let work = rollback_work(self.plan, &report.completed);
         crate::exec::files::check(&self.plan.files)
             .map_err(|e| ExecError::Refused(format!("the rollback did not start: {e}")))?;
@@ -620,15 +739,17 @@ impl Engine<'_> {
             reason,
             &work,
         ))?;
-        self.run_rollback(&work, keep_going).await
+        self.run_rollback(permit, &work, keep_going).await
     }
 
     /// Runs a rollback whose `rollback_started` is already recorded.
     pub async fn run_rollback(
         &self,
+        permit: &RollbackPermit<'_>,
         work: &[RollbackWork<'_>],
         keep_going: bool,
     ) -> Result<Status, ExecError> {
+        self.check_permit(permit)?;
         let started = Instant::now();
         let mut status = Status::Succeeded;
         for w in work {

@@ -8,24 +8,34 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use crossterm::event::{self, Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
+use std::sync::Arc;
+
+use super::effects::{Outcome, Worker};
 use super::runner::RunHandle;
-use super::state::{AppState, Dialog, Notice, Source};
+use super::state::{AppState, Dialog, Notice};
 use super::update::{Action, Effect, update};
 use super::view::{Theme, view};
-use crate::audit::{AuditLog, Channel, Sealer};
-use crate::cli::error::CliError;
-use crate::core::policy::{LoadedPolicy, TuiKeys};
+use crate::app::App;
+use crate::core::policy::TuiKeys;
 
-/// What the TUI needs to start.
+/// What the TUI needs to start: who uses it, the plan files it shows, and
+/// the application, held for as long as the TUI runs (its backends'
+/// circuit breakers with it).
 #[derive(Debug)]
 pub struct Options {
     pub user: String,
     pub files: Vec<PathBuf>,
-    pub log_path: PathBuf,
-    pub sealer: Sealer,
-    pub log: AuditLog,
-    pub redactor: crate::core::redact::Redactor,
-    pub policy: LoadedPolicy,
+    pub app: App,
+}
+
+/// Why the TUI stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum TuiError {
+    #[error("{0}")]
+    Terminal(#[from] std::io::Error),
+    /// The plans could not be loaded.
+    #[error("{0}")]
+    Load(String),
 }
 
 /// Maps a key to an action; while a text dialog or the filter is open,
@@ -73,28 +83,15 @@ pub fn key_action(state: &AppState, keys: &TuiKeys, key: KeyEvent) -> Option<Act
 
 /// Runs the TUI until the user quits. The terminal is restored on quit,
 /// on Ctrl-C and on panic.
-pub fn run(opts: Options) -> Result<(), CliError> {
+pub fn run(opts: Options) -> Result<(), TuiError> {
     let now = Utc::now();
+    let Options { user, files, app } = opts;
     let super::load::Loaded {
         rows: initial,
         problems,
         breakers,
-    } = super::load::load_all(
-        &opts.policy,
-        &opts.log_path,
-        &opts.sealer,
-        opts.log.mark(),
-        &opts.files,
-        &Default::default(),
-        now,
-    )
-    .map_err(CliError::Refused)?;
-    let mut state = AppState::new(
-        opts.user.clone(),
-        opts.policy.hash.to_string(),
-        initial,
-        now,
-    );
+    } = super::effects::reload(&app, &files, &Default::default()).map_err(TuiError::Load)?;
+    let mut state = AppState::new(user.clone(), app.policy.hash.to_string(), initial, now);
     state.breakers = breakers;
     if let Some(p) = problems.first() {
         state.notice = Some(Notice {
@@ -105,8 +102,10 @@ pub fn run(opts: Options) -> Result<(), CliError> {
     let theme = Theme {
         color: std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
     };
-    let mut terminal = ratatui::try_init().map_err(CliError::Output)?;
-    let result = event_loop(&mut terminal, &mut state, theme, &opts);
+    let app = Arc::new(app);
+    let mut worker = Worker::start(Arc::clone(&app), user, files);
+    let mut terminal = ratatui::try_init()?;
+    let result = event_loop(&mut terminal, &mut state, theme, &app, &mut worker);
     ratatui::restore();
     result
 }
@@ -115,22 +114,38 @@ fn event_loop(
     terminal: &mut ratatui::DefaultTerminal,
     state: &mut AppState,
     theme: Theme,
-    opts: &Options,
-) -> Result<(), CliError> {
-    let mut log_len = std::fs::metadata(&opts.log_path).map_or(0, |m| m.len());
+    app: &App,
+    worker: &mut Worker,
+) -> Result<(), TuiError> {
+    let log_path = app.log.path();
+    let mut log_len = std::fs::metadata(log_path).map_or(0, |m| m.len());
     let mut last_tick = Instant::now();
     let mut run: Option<RunHandle> = None;
     while !state.quit {
-        terminal
-            .draw(|f| view(state, theme, f))
-            .map_err(CliError::Output)?;
+        terminal.draw(|f| view(state, theme, f))?;
         let mut actions = Vec::new();
-        if event::poll(Duration::from_millis(100)).map_err(CliError::Output)? {
-            match event::read().map_err(CliError::Output)? {
+        // Waiting on the worker or a run: look again soon.
+        let wait = if worker.pending > 0 || run.is_some() {
+            20
+        } else {
+            100
+        };
+        if event::poll(Duration::from_millis(wait))? {
+            match event::read()? {
                 Event::Key(k) if k.kind != KeyEventKind::Release => {
-                    actions.extend(key_action(state, &opts.policy.policy.tui.keys, k));
+                    actions.extend(key_action(state, &app.policy.policy.tui.keys, k));
                 }
                 _ => {} // a resize redraws on the next pass
+            }
+        }
+        for out in worker.ready() {
+            match out {
+                Outcome::Action(a) => actions.push(a),
+                Outcome::Run(h, a) => {
+                    run = Some(h);
+                    actions.push(a);
+                }
+                Outcome::Quiet => {}
             }
         }
         if let Some(h) = &run {
@@ -142,9 +157,10 @@ fn event_loop(
         if last_tick.elapsed() >= Duration::from_millis(tick) {
             last_tick = Instant::now();
             actions.push(Action::Tick(Utc::now()));
-            // Another process appended: reload.
-            let len = std::fs::metadata(&opts.log_path).map_or(0, |m| m.len());
-            if len != log_len {
+            // Another process appended: reload (once the worker is idle,
+            // so reloads never queue up behind each other).
+            let len = std::fs::metadata(log_path).map_or(0, |m| m.len());
+            if len != log_len && worker.pending == 0 {
                 log_len = len;
                 let mut effects = vec![Effect::Reload];
                 if let Some(a) = &state.audit {
@@ -152,12 +168,12 @@ fn event_loop(
                         plan: a.plan.clone(),
                     });
                 }
-                run_effects(state, opts, &mut run, effects);
+                dispatch(state, worker, run.as_ref(), effects);
             }
         }
         for a in actions {
             let effects = update(state, a);
-            run_effects(state, opts, &mut run, effects);
+            dispatch(state, worker, run.as_ref(), effects);
         }
         if state.run.is_none() {
             run = None;
@@ -166,155 +182,17 @@ fn event_loop(
     Ok(())
 }
 
-/// Runs effects until none are left; their results go back through
-/// `update`.
-fn run_effects(
-    state: &mut AppState,
-    opts: &Options,
-    run: &mut Option<RunHandle>,
-    mut effects: Vec<Effect>,
-) {
-    while let Some(effect) = effects.pop() {
-        if let Some(action) = perform(state, opts, run, effect) {
-            effects.extend(update(state, action));
+/// Hands effects to the worker, in order; the answer to a rollback offer
+/// goes straight to the run's thread.
+fn dispatch(state: &AppState, worker: &mut Worker, run: Option<&RunHandle>, effects: Vec<Effect>) {
+    for effect in effects {
+        match effect {
+            Effect::Rollback(yes) => {
+                if let Some(h) = run {
+                    let _ = h.rollback.try_send(yes);
+                }
+            }
+            effect => worker.give(super::effects::job(state, effect)),
         }
     }
-}
-
-fn perform(
-    state: &AppState,
-    opts: &Options,
-    run: &mut Option<RunHandle>,
-    effect: Effect,
-) -> Option<Action> {
-    let done = |r: Result<String, CliError>| {
-        Action::Done(match r {
-            Ok(text) => Notice { text, error: false },
-            Err(e) => Notice {
-                text: e.to_string(),
-                error: true,
-            },
-        })
-    };
-    Some(match effect {
-        Effect::Reload => match super::load::load_all(
-            &opts.policy,
-            &opts.log_path,
-            &opts.sealer,
-            opts.log.mark(),
-            &opts.files,
-            &state.overrides,
-            Utc::now(),
-        ) {
-            Ok(l) => Action::Loaded(l.rows, l.breakers),
-            Err(e) => Action::Done(Notice {
-                text: e,
-                error: true,
-            }),
-        },
-        Effect::StartRun {
-            plan_id,
-            hash,
-            dry_run,
-        } => match super::runner::spawn(opts, &plan_id, &hash, &state.user, dry_run) {
-            Ok(h) => {
-                let action = Action::RunStarted {
-                    plan_id: h.plan_id.clone(),
-                    run_id: h.run_id.clone(),
-                    steps: h.steps.clone(),
-                    dry_run: h.dry_run,
-                };
-                *run = Some(h);
-                action
-            }
-            Err(e) => done(Err(e)),
-        },
-        Effect::Stop {
-            plan_id,
-            run_id,
-            kill,
-        } => {
-            let recorded = opts.log.append(crate::audit::Event::RunCancelled {
-                plan_id,
-                run_id,
-                user: state.user.clone(),
-                kill,
-                reason: Some("stop in the TUI".into()),
-            });
-            match recorded {
-                Ok(_) => return None,
-                Err(e) => done(Err(e.into())),
-            }
-        }
-        Effect::LoadAudit { plan } => {
-            Action::AuditLoaded(super::load::audit_view(&opts.log_path, &opts.sealer, plan))
-        }
-        Effect::Rollback(yes) => {
-            if let Some(h) = run {
-                let _ = h.rollback.try_send(yes);
-            }
-            return None;
-        }
-        Effect::Approve {
-            plan_id,
-            hash,
-            source,
-        } => done(approve(state, opts, &plan_id, &hash, &source)),
-        Effect::Reject { plan_id, reason } => done(
-            crate::cli::approve_cmd::deny(
-                &opts.log,
-                None,
-                &opts.policy,
-                &plan_id,
-                &state.user,
-                Channel::Tui,
-                &Default::default(),
-                &reason,
-                Default::default(),
-            )
-            .map(|_| format!("rejected plan `{plan_id}`: {reason}")),
-        ),
-    })
-}
-
-fn approve(
-    state: &AppState,
-    opts: &Options,
-    plan_id: &str,
-    hash: &crate::core::digest::PlanHash,
-    source: &Source,
-) -> Result<String, CliError> {
-    // What is submitted is exactly the plan that was shown (a modified
-    // plan included), never the file read again: `hash` is the one the
-    // dialog pinned when it opened, and `grant` binds the approval to it
-    // under the log's lock.
-    let row = state.rows.iter().find(|r| r.id() == plan_id);
-    if let Some(row) = row.filter(|r| r.status == super::state::RowStatus::Unsubmitted) {
-        if &row.review.hash != hash || !matches!(source, Source::File(_)) {
-            return Err(CliError::Refused(format!(
-                "plan `{plan_id}` changed since it was shown: review it again"
-            )));
-        }
-        crate::cli::submit_cmd::record(
-            &opts.log,
-            &opts.policy,
-            &row.review,
-            (&state.user, Channel::Tui),
-        )?;
-    }
-    crate::cli::approve_cmd::grant(
-        &opts.log,
-        None,
-        &opts.policy,
-        plan_id,
-        &state.user,
-        Channel::Tui,
-        &crate::cli::approve_cmd::Binding {
-            hash: Some(hash.as_str()),
-            ..Default::default()
-        },
-        None,
-        Default::default(),
-    )?;
-    Ok(format!("approved plan `{plan_id}` as {}", state.user))
 }

@@ -16,19 +16,7 @@ use crate::core::plan::{ClassifiedPlan, Plan, parse_doc, review_with};
 use crate::core::policy::LoadedPolicy;
 use crate::core::state::{Ledger, PlanState};
 
-/// The plan files in `dir` (`*.yaml`, `*.yml`), sorted.
-pub fn plan_files(dir: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|rd| {
-            rd.filter_map(Result::ok)
-                .map(|e| e.path())
-                .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
-                .collect()
-        })
-        .unwrap_or_default();
-    v.sort();
-    v
-}
+pub use crate::app::plans::plan_files;
 
 /// Parameter values changed in the TUI, by plan id: a modified plan is a
 /// new plan, with a new hash.
@@ -44,7 +32,7 @@ fn load_with(
 ) -> Result<ClassifiedPlan, crate::core::plan::PlanErrors> {
     let name = f.display().to_string();
     let doc = parse_doc(&name, text)?;
-    let read = crate::cli::plan_cmd::READER;
+    let read = crate::app::plans::READER;
     let cp = review_with(
         &doc,
         &name,
@@ -88,6 +76,20 @@ pub fn load_all(
     } else {
         Ledger::default()
     };
+    Ok(rows_from(&ledger, policy, log, files, overrides, now))
+}
+
+/// Rows, problems and breakers, from `ledger` (the state of the log at
+/// `log`, folded by the caller: from the start, or through a long-lived
+/// incremental cache).
+pub fn rows_from(
+    ledger: &Ledger,
+    policy: &LoadedPolicy,
+    log: &Path,
+    files: &[PathBuf],
+    overrides: &Overrides,
+    now: DateTime<Utc>,
+) -> Loaded {
     let live = |run: &str| run_is_live(log, run);
     let mut problems = Vec::new();
     let mut rows = Vec::new();
@@ -140,11 +142,11 @@ pub fn load_all(
         .filter(|b| b.state != "closed")
         .map(|b| format!("{} breaker {}", b.backend, b.state.replace('_', "-")))
         .collect();
-    Ok(Loaded {
+    Loaded {
         rows,
         problems,
         breakers,
-    })
+    }
 }
 
 fn submitted_row(
@@ -157,7 +159,7 @@ fn submitted_row(
 ) -> PlanRow {
     let verdict = state.verdict(&policy.policy, &policy.hash, now);
     let status = state.status(&verdict, live);
-    let (needed, approvers) = crate::cli::approve_cmd::counts(state, policy, &verdict);
+    let (needed, approvers) = crate::app::decide::counts(state, policy, &verdict);
     PlanRow {
         source,
         review,

@@ -6,6 +6,7 @@
 //! log as the CLI.
 
 pub mod app;
+pub mod effects;
 pub mod load;
 pub mod runner;
 pub mod state;

@@ -1,31 +1,18 @@
-//! Runs a plan from the TUI: the same checks and engine as `opsgate run`,
-//! on a thread of its own, reporting to the UI over a channel. Stop
-//! requests go through the audit log, as from the CLI.
+//! Runs a plan from the TUI: the application's checks and run driver, on
+//! a thread of its own, reporting to the UI over a channel. Stop requests
+//! go through the audit log, as from the CLI.
 
 use std::sync::mpsc as std_mpsc;
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 
-use crate::audit::{AuditLog, Status};
-use crate::cli::error::CliError;
-use crate::cli::run_cmd::{Started, Target, begin, engine, keep_going, watch_stops};
+use crate::app::App;
+use crate::app::driver::{AfterFailure, Drive};
+use crate::app::start::Target;
+use crate::audit::AuditLog;
 use crate::core::digest::PlanHash;
-use crate::core::policy::LoadedPolicy;
-use crate::exec::Stop;
-use crate::exec::engine::{Progress, RunReport};
 
-/// What the run thread tells the UI.
-#[derive(Debug, Clone, PartialEq)]
-pub enum RunMsg {
-    Progress(Progress),
-    /// The run ended; `rollback_offered` when the UI must answer.
-    Finished {
-        report: RunReport,
-        rollback_offered: bool,
-    },
-    RollbackFinished(Status),
-    Failed(String),
-}
+pub use crate::app::driver::RunMsg;
 
 /// The UI's end of a run.
 #[derive(Debug)]
@@ -40,19 +27,21 @@ pub struct RunHandle {
 }
 
 /// Checks and starts a run of `plan_id` (refusals come back at once), then
-/// runs it on its own thread.
+/// drives it on its own thread, with the application's long-lived
+/// backends.
 pub fn spawn(
-    opts: &super::app::Options,
+    app: &App,
     plan_id: &str,
     hash: &PlanHash,
     user: &str,
     dry_run: bool,
-) -> Result<RunHandle, CliError> {
-    let log = AuditLog::open(&opts.log_path, opts.sealer.clone(), opts.redactor.clone())?;
-    let policy = opts.policy.clone();
-    let started = begin(
+) -> crate::app::Result<RunHandle> {
+    let log = AuditLog::open(app.log.path(), app.sealer.clone(), app.redactor.clone())?;
+    let policy = app.policy.clone();
+    let started = crate::app::start::begin(
         &log,
         &policy,
+        &app.backends,
         Target::Submitted {
             id: plan_id,
             hash: Some(hash),
@@ -77,90 +66,18 @@ pub fn spawn(
         rx,
         rollback: rollback_tx,
     };
-    let user = user.to_owned();
+    let how = Drive {
+        grace: std::time::Duration::from_secs(5),
+        after_failure: AfterFailure::Offer,
+        ctrl_c: false,
+        accepted_in: ", rollback accepted in the TUI",
+    };
     std::thread::spawn(move || {
-        if let Err(e) = drive(&log, &policy, &started, &user, &tx, rollback_rx) {
-            let _ = tx.send(RunMsg::Failed(e));
+        if let Err(e) =
+            crate::app::driver::drive(&log, &policy, &started, &how, &tx, Some(rollback_rx))
+        {
+            let _ = tx.send(RunMsg::Failed(e.to_string()));
         }
     });
     Ok(handle)
-}
-
-/// Awaits `work`, forwarding its progress as it comes, and the rest after,
-/// so the UI sees every step before the end.
-async fn pump<T>(
-    work: impl std::future::Future<Output = T>,
-    progress: &mut mpsc::UnboundedReceiver<Progress>,
-    tx: &std_mpsc::Sender<RunMsg>,
-) -> T {
-    tokio::pin!(work);
-    let out = loop {
-        tokio::select! {
-            out = &mut work => break out,
-            Some(p) = progress.recv() => {
-                let _ = tx.send(RunMsg::Progress(p));
-            }
-        }
-    };
-    while let Ok(p) = progress.try_recv() {
-        let _ = tx.send(RunMsg::Progress(p));
-    }
-    out
-}
-
-fn drive(
-    log: &AuditLog,
-    policy: &LoadedPolicy,
-    started: &Started,
-    user: &str,
-    tx: &std_mpsc::Sender<RunMsg>,
-    mut rollback_rx: mpsc::Receiver<bool>,
-) -> Result<(), String> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the runtime: {e}"))?;
-    let start = &started.start;
-    let run_id = &started.run_id;
-    let (stop_tx, stop_rx) = watch::channel(Stop::Run);
-    let (progress_tx, mut progress_rx) = mpsc::unbounded_channel();
-    let offset = std::fs::metadata(log.path()).map_or(0, |m| m.len());
-    rt.block_on(async {
-        let stops = tokio::spawn(watch_stops(
-            log.path().to_owned(),
-            offset,
-            run_id.clone(),
-            stop_tx,
-        ));
-        let eng = engine(log, policy, start, run_id, user, 5, progress_tx, stop_rx);
-        let result = async {
-            let report = pump(eng.run(&start.authority), &mut progress_rx, tx)
-                .await
-                .map_err(|e| e.to_string())?;
-            let offered = report.status != Status::Succeeded && !start.authority.is_dry_run();
-            let _ = tx.send(RunMsg::Finished {
-                report: report.clone(),
-                rollback_offered: offered,
-            });
-            if offered && rollback_rx.recv().await == Some(true) {
-                let reason = format!(
-                    "run {run_id} {}, rollback accepted in the TUI",
-                    report.status.as_str()
-                );
-                let keep_going = keep_going(&start.plan);
-                let status = pump(
-                    eng.rollback(&report, &reason, keep_going),
-                    &mut progress_rx,
-                    tx,
-                )
-                .await
-                .map_err(|e| e.to_string())?;
-                let _ = tx.send(RunMsg::RollbackFinished(status));
-            }
-            Ok::<_, String>(())
-        }
-        .await;
-        stops.abort();
-        result
-    })
 }

@@ -576,6 +576,8 @@ fn run_message(state: &mut AppState, msg: RunMsg) {
             }
         }
         RunMsg::RollbackFinished(status) => run.rollback = RollbackPhase::Done(status),
+        // The TUI records its own stops (`s`); Ctrl-C quits it.
+        RunMsg::Stopping { .. } => {}
         RunMsg::Failed(e) => {
             run.error = Some(e.clone());
             if run.finished.is_none() {

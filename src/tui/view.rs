@@ -64,7 +64,7 @@ fn badge(level: RiskLevel) -> String {
 
 fn age(state: &AppState, row: &PlanRow) -> String {
     row.submitted_at
-        .map_or_else(|| "-".into(), |at| crate::cli::style::age(at, state.now))
+        .map_or_else(|| "-".into(), |at| crate::app::present::age(at, state.now))
 }
 
 fn approvals(row: &PlanRow) -> String {
@@ -570,7 +570,7 @@ fn run_screen(state: &AppState, theme: Theme, frame: &mut Frame<'_>, area: Rect)
             let (icon, time) = match p {
                 StepProgress::Pending => ("·".to_owned(), String::new()),
                 StepProgress::Running { since } => (
-                    crate::cli::style::SPINNER[frame_no % crate::cli::style::SPINNER.len()]
+                    crate::app::present::SPINNER[frame_no % crate::app::present::SPINNER.len()]
                         .to_string(),
                     format!(
                         "{:.1}s",

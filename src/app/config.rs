@@ -5,13 +5,13 @@
 
 use std::path::{Path, PathBuf};
 
-use super::error::CliError;
+use super::error::{Error, Result};
 use crate::audit::{KEY_ENV, Sealer, sealer_from};
 use crate::core::policy::LoadedPolicy;
 use crate::core::redact::Redactor;
 
 /// The effective policy, and the user file it came from, if any.
-pub fn load_policy(explicit: Option<&Path>) -> Result<(LoadedPolicy, Option<PathBuf>), CliError> {
+pub fn load_policy(explicit: Option<&Path>) -> Result<(LoadedPolicy, Option<PathBuf>)> {
     let path = match explicit {
         Some(p) => Some(p.to_path_buf()),
         None => default_paths().into_iter().find(|p| p.is_file()),
@@ -31,7 +31,7 @@ pub fn load_policy(explicit: Option<&Path>) -> Result<(LoadedPolicy, Option<Path
 /// does not load: the policy is loaded if it can be, else only its
 /// `audit.key_file` is read from it, leniently. `OPSGATE_AUDIT_KEY` wins
 /// either way.
-pub fn reader_sealer(explicit: Option<&Path>) -> Result<Sealer, CliError> {
+pub fn reader_sealer(explicit: Option<&Path>) -> Result<Sealer> {
     match load_policy(explicit) {
         Ok((policy, file)) => sealer(&policy, file.as_deref()),
         Err(e) => {
@@ -56,14 +56,14 @@ pub fn reader_sealer(explicit: Option<&Path>) -> Result<Sealer, CliError> {
                 "opsgate: note: the policy does not load ({}); reading the audit log anyway",
                 e.to_string().lines().next().unwrap_or_default()
             );
-            sealer_from(env_key, key_file.as_deref()).map_err(CliError::Failed)
+            sealer_from(env_key, key_file.as_deref()).map_err(Error::Failed)
         }
     }
 }
 
 /// The audit log's path: `--audit-log`/`OPSGATE_AUDIT_LOG`, else
 /// `$XDG_STATE_HOME/opsgate/audit.jsonl`, else `~/.local/state/…`.
-pub fn audit_log_path(explicit: Option<&Path>) -> Result<PathBuf, CliError> {
+pub fn audit_log_path(explicit: Option<&Path>) -> Result<PathBuf> {
     if let Some(p) = explicit {
         return Ok(p.to_path_buf());
     }
@@ -73,13 +73,13 @@ pub fn audit_log_path(explicit: Option<&Path>) -> Result<PathBuf, CliError> {
 /// This user's opsgate state directory: `$XDG_STATE_HOME/opsgate`, else
 /// `~/.local/state/opsgate`. It holds the default log and the high-water
 /// marks of every log this user works with.
-pub fn state_dir() -> Result<PathBuf, CliError> {
+pub fn state_dir() -> Result<PathBuf> {
     let state = std::env::var_os("XDG_STATE_HOME")
         .filter(|s| !s.is_empty())
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
         .ok_or_else(|| {
-            CliError::Usage(
+            Error::Invalid(
                 "cannot place opsgate's state (the audit log, high-water marks): set XDG_STATE_HOME or HOME".into(),
             )
         })?;
@@ -87,13 +87,13 @@ pub fn state_dir() -> Result<PathBuf, CliError> {
 }
 
 /// The host's high-water mark of the log at `log` (`audit::mark`).
-pub fn high_water(log: &Path) -> Result<crate::audit::mark::HighWater, CliError> {
+pub fn high_water(log: &Path) -> Result<crate::audit::mark::HighWater> {
     Ok(crate::audit::mark::HighWater::for_log(&state_dir()?, log))
 }
 
 /// The chain's sealer: `OPSGATE_AUDIT_KEY`, else the policy's
 /// `audit.key_file` (relative to the policy file), else plain SHA-256.
-pub fn sealer(policy: &LoadedPolicy, policy_file: Option<&Path>) -> Result<Sealer, CliError> {
+pub fn sealer(policy: &LoadedPolicy, policy_file: Option<&Path>) -> Result<Sealer> {
     let env_key = std::env::var(KEY_ENV).ok().filter(|k| !k.is_empty());
     let key_file =
         policy
@@ -105,7 +105,7 @@ pub fn sealer(policy: &LoadedPolicy, policy_file: Option<&Path>) -> Result<Seale
                 Some(dir) if f.is_relative() => dir.join(f),
                 _ => f.clone(),
             });
-    sealer_from(env_key, key_file.as_deref()).map_err(CliError::Failed)
+    sealer_from(env_key, key_file.as_deref()).map_err(Error::Failed)
 }
 
 /// The redactor for the policy's extra patterns.
@@ -125,9 +125,21 @@ fn default_paths() -> Vec<PathBuf> {
     v
 }
 
-pub fn read(path: &Path) -> Result<String, CliError> {
-    std::fs::read_to_string(path).map_err(|source| CliError::Read {
+pub fn read(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).map_err(|source| Error::Read {
         path: path.to_path_buf(),
         source,
     })
+}
+
+/// The policy and the open log, as a long-lived door (the TUI, the
+/// bridge) holds them: `config` and `audit_log` are the command line's
+/// `--config` and `--audit-log`.
+pub fn open_app(config: Option<&Path>, audit_log: Option<&Path>) -> Result<super::App> {
+    let (policy, file) = load_policy(config)?;
+    let path = audit_log_path(audit_log)?;
+    let sealer = sealer(&policy, file.as_deref())?;
+    let log = crate::audit::AuditLog::open(&path, sealer.clone(), redactor(&policy))?
+        .with_mark(high_water(&path)?);
+    Ok(super::App::long_lived(policy, log, sealer))
 }

@@ -7,7 +7,7 @@
 //! A refusal about the log itself (broken, torn, behind its high-water
 //! mark) is not recorded: nothing is written to such a log.
 
-use super::error::CliError;
+use super::error::Error;
 use crate::audit::{Appended, AuditLog, Channel, Event};
 use crate::core::digest::PolicyHash;
 
@@ -22,7 +22,7 @@ pub struct Attempt<'a> {
     pub plan_id: Option<&'a str>,
     pub run_id: Option<&'a str>,
     pub policy_hash: &'a PolicyHash,
-    pub metadata: Option<&'a crate::cli::approve_cmd::Metadata>,
+    pub metadata: Option<&'a super::decide::Metadata>,
 }
 
 impl<'a> Attempt<'a> {
@@ -64,7 +64,7 @@ impl<'a> Attempt<'a> {
     }
 
     /// With the decision's metadata, recorded with a refusal.
-    pub fn with_metadata(self, metadata: &'a crate::cli::approve_cmd::Metadata) -> Self {
+    pub fn with_metadata(self, metadata: &'a super::decide::Metadata) -> Self {
         Self {
             metadata: Some(metadata),
             ..self
@@ -72,16 +72,9 @@ impl<'a> Attempt<'a> {
     }
 
     /// The `refused` record of `e`, if it is a refusal by a rule.
-    pub fn record_of(&self, e: &CliError) -> Option<Event> {
-        let (code, reason, plan_hash) = match e {
-            CliError::Denied {
-                code,
-                message,
-                plan_hash,
-            } => (*code, message.clone(), plan_hash.clone()),
-            CliError::Refused(message) => ("refused", message.clone(), None),
-            _ => return None,
-        };
+    pub fn record_of(&self, e: &Error) -> Option<Event> {
+        let r = e.refusal()?;
+        let (code, reason, plan_hash) = (r.reason.code(), r.message.clone(), r.plan_hash.clone());
         Some(Event::Refused {
             attempt: self.what.to_owned(),
             plan_id: self.plan_id.map(str::to_owned),
@@ -103,12 +96,12 @@ pub fn append_or_record<E>(
     log: &AuditLog,
     attempt: &Attempt<'_>,
     decide: impl FnOnce(u64) -> Result<Vec<Event>, E>,
-) -> Result<Vec<Appended>, CliError>
+) -> Result<Vec<Appended>, Error>
 where
-    CliError: From<E>,
+    Error: From<E>,
 {
     let mut refused = None;
-    let appended = log.append_with(|len| match decide(len).map_err(CliError::from) {
+    let appended = log.append_with(|len| match decide(len).map_err(Error::from) {
         Err(e) => match attempt.record_of(&e) {
             Some(record) => {
                 refused = Some(e);

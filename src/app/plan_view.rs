@@ -6,14 +6,14 @@ use std::io::Write;
 
 use serde::Serialize;
 
-use super::style::{badge, bold, dim};
+use super::present::{badge, bold, dim};
 use crate::core::digest::PolicyHash;
 use crate::core::event::{printable, printable_lines};
 use crate::core::plan::model::OnError;
 use crate::core::plan::{Check, ClassifiedPlan, PlanRollback};
 use crate::core::risk::{Classification, Reason, RiskLevel};
 
-#[derive(Serialize)]
+#[derive(Debug, Serialize)]
 pub struct PlanView<'a> {
     id: &'a str,
     title: &'a str,
@@ -35,7 +35,7 @@ pub struct PlanView<'a> {
     files: &'a std::collections::BTreeMap<String, crate::core::plan::LocalFile>,
 }
 
-#[derive(Serialize)]
+#[derive(Debug, Serialize)]
 struct StepView<'a> {
     index: usize,
     name: &'a str,
@@ -54,7 +54,7 @@ struct StepView<'a> {
     keep_background: bool,
 }
 
-#[derive(Serialize)]
+#[derive(Debug, Serialize)]
 struct CheckView<'a> {
     name: &'a str,
     command: std::borrow::Cow<'a, str>,
@@ -66,7 +66,7 @@ struct CheckView<'a> {
     expect_stdout_contains: Option<&'a str>,
 }
 
-#[derive(Serialize)]
+#[derive(Debug, Serialize)]
 struct ActionView<'a> {
     name: Option<&'a str>,
     command: std::borrow::Cow<'a, str>,
@@ -74,7 +74,7 @@ struct ActionView<'a> {
     reasons: &'a [Reason],
 }
 
-#[derive(Serialize)]
+#[derive(Debug, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 enum RollbackView<'a> {
     None {

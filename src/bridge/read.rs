@@ -1,0 +1,243 @@
+//! The read routes: health, readiness, metrics, the plans and one plan.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+
+use super::auth::Caller;
+use super::errors::{ApiError, blocking, echo, err, log_torn, log_truncated};
+use super::state::Bridge;
+use crate::app::decide::counts;
+use crate::audit::ledger::run_is_live;
+use crate::core::state::PlanState;
+
+pub(super) async fn metrics(State(b): State<Arc<Bridge>>) -> Response {
+    let (pending, breakers) = match fold_log(&b).await {
+        Ok(ledger) => (
+            ledger
+                .plans()
+                .filter(|p| {
+                    let v = p.verdict(&b.policy().policy, &b.policy().hash, Utc::now());
+                    matches!(
+                        p.status(&v, |r| run_is_live(&b.log_path, r)),
+                        crate::core::state::PlanStatus::Pending
+                    )
+                })
+                .count(),
+            ledger.breakers().cloned().collect(),
+        ),
+        Err(_) => (0, Vec::new()),
+    };
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        b.metrics.render(pending, &breakers),
+    )
+        .into_response()
+}
+
+pub(super) async fn readyz(State(b): State<Arc<Bridge>>) -> Response {
+    // Not ready while nothing could be decided: a log behind this bridge's
+    // high-water mark, or one that ends with an unfinished record.
+    let not_ready = |e: ApiError| err(StatusCode::SERVICE_UNAVAILABLE, "not_ready", e.message);
+    if let Err(e) = fold_log(&b).await
+        && e.code == "log_truncated"
+    {
+        return not_ready(e).into_response();
+    }
+    if let Ok(f) = std::fs::File::open(&b.log_path)
+        && let Ok(len) = crate::audit::read::committed_len(&f)
+        && crate::audit::backward::read_tail(&f, len, 0).is_ok_and(|v| v.torn_at.is_some())
+    {
+        return not_ready(log_torn()).into_response();
+    }
+    match crate::audit::verify::read_head(&b.log_path, &b.app.sealer) {
+        Ok(Ok(_)) => (StatusCode::OK, "ready\n").into_response(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            (StatusCode::OK, "ready\n").into_response()
+        }
+        Ok(Err(m)) => {
+            tracing::warn!(problem = %m, "the audit log's tail does not check");
+            err(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not_ready",
+                "the audit log does not verify",
+            )
+            .into_response()
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the audit log");
+            err(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not_ready",
+                "the audit log cannot be read",
+            )
+            .into_response()
+        }
+    }
+}
+
+/// The ledger, folded from the verified log, off the async threads.
+pub(super) async fn fold_log(b: &Arc<Bridge>) -> Result<crate::core::state::Ledger, ApiError> {
+    with_ledger(b, Clone::clone).await
+}
+
+/// One plan's state (cloning only it), off the async threads.
+pub(super) async fn plan_state(b: &Arc<Bridge>, id: &str) -> Result<Option<PlanState>, ApiError> {
+    let id = id.to_owned();
+    with_ledger(b, move |l| l.plan(&id).cloned()).await
+}
+
+/// Runs `f` on the current ledger, off the async threads.
+pub(super) async fn with_ledger<R: Send + 'static>(
+    b: &Arc<Bridge>,
+    f: impl FnOnce(&crate::core::state::Ledger) -> R + Send + 'static,
+) -> Result<R, ApiError> {
+    let b = Arc::clone(b);
+    blocking(move || {
+        let len = match std::fs::metadata(&b.log_path) {
+            Ok(m) => m.len(),
+            Err(_) => return Ok(f(&crate::core::state::Ledger::default())),
+        };
+        crate::app::ledger::with_ledger(&b.app.log, b.app.cache(), len, |l| Ok(f(l))).map_err(|e| {
+            tracing::error!(error = %e, "cannot fold the audit log");
+            match e {
+                crate::app::Error::Audit(crate::audit::AuditError::Truncated { .. }) => {
+                    log_truncated()
+                }
+                _ => err(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "log_unavailable",
+                    "the audit log cannot be used",
+                ),
+            }
+        })
+    })
+    .await?
+}
+
+#[derive(Debug, Serialize)]
+pub(super) struct PlanSummary {
+    pub(super) id: String,
+    pub(super) title: String,
+    pub(super) risk: String,
+    pub(super) status: &'static str,
+    pub(super) plan_hash: String,
+    /// The submission a decision binds to (send it as `submission_seq`).
+    pub(super) submission_seq: u64,
+    pub(super) approvals: Approvals,
+    pub(super) expires_at: Option<String>,
+    /// A short text fit for a chat message.
+    pub(super) summary: String,
+}
+
+#[derive(Debug, Serialize)]
+pub(super) struct Approvals {
+    pub(super) have: Vec<String>,
+    pub(super) needed: u32,
+}
+
+pub(super) fn summarize(b: &Bridge, p: &PlanState) -> PlanSummary {
+    let now = Utc::now();
+    let verdict = p.verdict(&b.policy().policy, &b.policy().hash, now);
+    let status = p.status(&verdict, |r| run_is_live(&b.log_path, r));
+    let (needed, have) = counts(p, b.policy(), &verdict);
+    let title = p
+        .submission
+        .plan
+        .get("title")
+        .and_then(|t| t.as_str())
+        .unwrap_or_default()
+        .to_owned();
+    let title = crate::core::event::printable(&title).into_owned();
+    let mut summary = format!("{} [{}] {}\n", p.plan_id, p.submission.risk, title);
+    if let Ok(plan) = crate::core::plan::Plan::from_json(p.submission.plan.clone()) {
+        let review = crate::core::plan::ClassifiedPlan::from_plan(plan, &b.policy().rules);
+        for (i, (s, r)) in review.plan.steps.iter().zip(&review.steps).enumerate() {
+            summary.push_str(&format!(
+                "{}. {} [{}]\n",
+                i + 1,
+                crate::core::event::printable(&s.name),
+                r.action.risk
+            ));
+        }
+        summary.push_str(match &review.plan.rollback {
+            crate::core::plan::PlanRollback::Steps { .. } => "rollback: plan-level steps\n",
+            crate::core::plan::PlanRollback::None { .. } => "rollback: none (see the plan)\n",
+            crate::core::plan::PlanRollback::Absent => "rollback: per step\n",
+        });
+    }
+    let ttl = chrono::Duration::milliseconds(
+        i64::try_from(b.policy().policy.approvals.ttl.as_millis()).unwrap_or(i64::MAX),
+    );
+    let expires_at = p
+        .votes
+        .iter()
+        .filter(|v| v.granted && v.plan_hash == p.submission.plan_hash)
+        .map(|v| v.at + ttl)
+        .min()
+        .map(|t| crate::core::event::format_ts(&t));
+    PlanSummary {
+        id: p.plan_id.clone(),
+        title,
+        risk: p.submission.risk.to_string(),
+        status: status.as_str(),
+        plan_hash: p.submission.plan_hash.to_string(),
+        submission_seq: p.submission.seq,
+        approvals: Approvals { have, needed },
+        expires_at,
+        summary,
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct ListQuery {
+    pub(super) status: Option<String>,
+}
+
+pub(super) async fn list_plans(
+    State(b): State<Arc<Bridge>>,
+    _: Caller,
+    q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(q) = q.map_err(|e| err(StatusCode::BAD_REQUEST, "malformed", e.body_text()))?;
+    let ledger = fold_log(&b).await?;
+    let plans: Vec<PlanSummary> = ledger
+        .plans()
+        .map(|p| summarize(&b, p))
+        .filter(|s| q.status.as_deref().is_none_or(|want| want == s.status))
+        .collect();
+    Ok(axum::Json(plans).into_response())
+}
+
+pub(super) async fn plan_detail(
+    State(b): State<Arc<Bridge>>,
+    _: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let ledger = fold_log(&b).await?;
+    let p = ledger.plan(&id).ok_or_else(|| {
+        err(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no plan `{}`", echo(&id)),
+        )
+    })?;
+    let plan = crate::core::plan::Plan::from_json(p.submission.plan.clone()).map_err(|_| {
+        err(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the stored plan cannot be read",
+        )
+    })?;
+    let review = crate::core::plan::ClassifiedPlan::from_plan(plan, &b.policy().rules);
+    let view = crate::app::plan_view::PlanView::new(&review, &b.policy().hash);
+    let body = serde_json::json!({"plan": view, "state": summarize(&b, p)});
+    Ok(axum::Json(body).into_response())
+}
