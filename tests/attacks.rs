@@ -1023,3 +1023,109 @@ fn refusals_are_recorded_with_who_what_and_why() {
     let out = env.ok(&["audit", "replay", "rejected"]);
     assert!(out.contains("refused (self_approval)"), "{out}");
 }
+
+// ---------------------------------------------------------------------------
+// 21. A rollback runs only with leave for that run: the engine's fields are
+// private, and `rollback` takes a permit that holds an approval of the
+// plan and the run's own lock. Before, any holder of an engine (a door, a
+// library user) could roll back any run with `engine.rollback(..)`.
+
+#[test]
+fn a_rollback_permit_for_another_run_or_plan_rolls_nothing_back() {
+    use opsgate::audit::ledger::RunLock;
+    use opsgate::audit::{AuditLog, Sealer, Status};
+    use opsgate::core::approval::{Subject, Verdict, evaluate};
+    use opsgate::exec::engine::{Engine, RollbackPermit, RunReport, RunSpec};
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let marker = dir.path().join("rolled-back");
+    let plan_yaml = |id: &str| {
+        format!(
+            "id: {id}\ntitle: t\nauthor: a\nsteps:\n  - {{name: s, run: 'true', rollback: {{run: 'touch {}'}}}}\n",
+            marker.display()
+        )
+    };
+    let policy = &common::POLICY;
+    let approve = |id: &str| {
+        let cp = opsgate::core::plan::load_plan("p.yaml", &plan_yaml(id), policy, common::today())
+            .expect("the plan loads");
+        let subject = Subject {
+            plan_id: id,
+            plan_hash: &cp.hash,
+            risk: cp.risk,
+            author: "a",
+            mutates_production: false,
+            has_override: false,
+        };
+        let vote = opsgate::core::approval::Vote {
+            approver: "bob".into(),
+            channel: opsgate::audit::Channel::Cli,
+            plan_hash: cp.hash.clone(),
+            policy_hash: policy.hash.clone(),
+            at: chrono::Utc::now(),
+            granted: true,
+            reason: None,
+        };
+        match evaluate(
+            &policy.policy,
+            &policy.hash,
+            &subject,
+            &[vote],
+            chrono::Utc::now(),
+        ) {
+            Verdict::Approved { plan, .. } => (cp, plan),
+            other => panic!("not approved: {other:?}"),
+        }
+    };
+    let (cp, approval) = approve("mine");
+    let (_, other_plan) = approve("other");
+    let log = AuditLog::open(
+        &dir.path().join("audit.jsonl"),
+        Sealer::Sha256,
+        Default::default(),
+    )
+    .expect("log");
+    let backends = opsgate::native::Backends::new(&Default::default());
+    let engine = Engine::new(RunSpec {
+        log: &log,
+        plan_id: "mine",
+        plan: &cp.plan,
+        policy_hash: &policy.hash,
+        run_id: "r-mine".into(),
+        user: "a".into(),
+        backends: &backends,
+    })
+    .env(std::collections::BTreeMap::from([(
+        "PATH".to_owned(),
+        "/usr/bin:/bin".to_owned(),
+    )]));
+    let report = RunReport {
+        run_id: "r-mine".into(),
+        status: Status::Failed,
+        completed: vec![0],
+        duration: std::time::Duration::ZERO,
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    // The lock of another run, with this plan's approval.
+    let other_lock = RunLock::take(log.path(), "r-other").expect("lock");
+    let wrong_run = RollbackPermit::new(approval.clone(), &other_lock);
+    let refused = rt.block_on(engine.rollback(&wrong_run, &report, "test", false));
+    assert!(refused.is_err(), "{refused:?}");
+    // This run's lock, with another plan's approval.
+    let lock = RunLock::take(log.path(), "r-mine").expect("lock");
+    let wrong_plan = RollbackPermit::new(other_plan, &lock);
+    let refused = rt.block_on(engine.rollback(&wrong_plan, &report, "test", false));
+    assert!(refused.is_err(), "{refused:?}");
+    assert!(!marker.exists(), "a rollback ran without leave");
+    assert_eq!(log.ledger().expect("ledger").plans().count(), 0);
+    // The right permit rolls it back: the check above can see a rollback.
+    let permit = RollbackPermit::new(approval, &lock);
+    let status = rt
+        .block_on(engine.rollback(&permit, &report, "test", false))
+        .expect("the rollback runs");
+    assert_eq!(status, Status::Succeeded);
+    assert!(marker.exists(), "the permitted rollback did not run");
+}
