@@ -7,6 +7,10 @@
 //! one `write`, syncs once, and hands every waiter its result. Writers that
 //! queued meanwhile wait for the next batch. Nobody returns before the
 //! fsync that covers their events.
+//!
+//! Long on purpose: the write path (the log's lock, torn tails, group
+//! commit, the high-water mark, fsync) is one set of invariants, easier to
+//! review in one file than across several.
 
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};

@@ -192,7 +192,7 @@ pub struct RunArgs {
     pub params: Vec<(String, String)>,
     /// Seconds between SIGTERM and SIGKILL when a step times out or is
     /// killed.
-    #[arg(long, value_name = "SECONDS", default_value_t = 5)]
+    #[arg(long, value_name = "SECONDS", default_value_t = crate::exec::engine::DEFAULT_GRACE_SECONDS)]
     pub grace: u64,
 }
 

@@ -6,6 +6,10 @@
 //! `alg`/`key_id` when keyed, `prev`, and `hash` last. Field order is the
 //! declaration order below, never a map's iteration order; nested maps are
 //! `BTreeMap`s or sorted JSON objects.
+//!
+//! Long on purpose: it is the record format, every event kind and field
+//! the log can hold, in one place, so that a change to the format is one
+//! diff.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;

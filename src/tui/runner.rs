@@ -67,7 +67,7 @@ pub fn spawn(
         rollback: rollback_tx,
     };
     let how = Drive {
-        grace: std::time::Duration::from_secs(5),
+        grace: std::time::Duration::from_secs(crate::exec::engine::DEFAULT_GRACE_SECONDS),
         after_failure: AfterFailure::Offer,
         ctrl_c: false,
         accepted_in: ", rollback accepted in the TUI",

@@ -11,6 +11,10 @@
 //! to HIGH, and anything only known at run time is rated fail-closed.
 //!
 //! Pure: no I/O, no clock; the only state is the `RuleSet`.
+//!
+//! Long on purpose: one `impl Rating` whose steps (unwrap, match the rules,
+//! modifiers, safeguards) share one line's state; split by file, each step
+//! would take that state whole. Its table of cases is `tests/classify_table.rs`.
 
 use std::borrow::Cow;
 

@@ -22,6 +22,9 @@
 //! The lexicon is data: built-in in `config/rules.yaml`, extended by the
 //! policy's `lexicon:`. A word in two classes counts in the higher one, so a
 //! policy can add verbs but never soften a built-in one.
+//!
+//! Long on purpose: most of it is the word lists themselves, then the unit
+//! tests.
 
 use std::borrow::Cow;
 

@@ -3,6 +3,9 @@
 //! Problems are collected rather than stopping at the first, each as
 //! `file:line:col: message`, sorted by position. A YAML or schema error stops
 //! early, since nothing after it can be trusted.
+//!
+//! About 690 lines with its unit tests: every check of a plan file, each
+//! with its `file:line:col`, in the order a reader meets them.
 
 use std::collections::{BTreeMap, HashSet};
 

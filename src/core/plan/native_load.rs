@@ -1,6 +1,9 @@
 //! Checks a native action as written (`kube: {op: scale, …}`) and resolves
 //! it against the plan's target. Every problem names the step (or check) and
 //! the field, at the field's line.
+//!
+//! Long on purpose: one loader per native kind (kube, EC2, Docker), each
+//! with the fields its API takes, side by side so their checks stay alike.
 
 use std::collections::BTreeMap;
 use std::path::Path;

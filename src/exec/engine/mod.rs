@@ -13,12 +13,19 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, watch};
 
+mod checks;
+mod dry_run;
+mod rollback;
+
+pub use dry_run::dry_run_form;
+pub use rollback::{RollbackPermit, RollbackWork, rollback_started, rollback_work};
+
 use super::Stop;
 use super::shell::{self, OutputLine, Spec};
 use crate::audit::{AuditError, AuditLog, CheckPhase, Event, Status};
 use crate::core::approval::ApprovedPlan;
 use crate::core::digest::PolicyHash;
-use crate::core::plan::{Action, Check, Plan, PlanRollback};
+use crate::core::plan::{Action, Check, Plan};
 use crate::core::risk::RiskLevel;
 use crate::native::{self, Backends};
 
@@ -127,6 +134,10 @@ pub struct RunReport {
     pub duration: Duration,
 }
 
+/// Seconds between SIGTERM and SIGKILL when a step times out or is
+/// killed, unless the run says otherwise (`run --grace`).
+pub const DEFAULT_GRACE_SECONDS: u64 = 5;
+
 /// One run of one plan.
 #[derive(Debug)]
 pub struct Engine<'a> {
@@ -168,22 +179,6 @@ pub struct RunSpec<'a> {
     pub backends: &'a Backends,
 }
 
-/// Leave to run a rollback of one run: an approval that counts for it (the
-/// run's own, or the rollback's) and the run's lock, held. Only the
-/// application layer makes one, under the log's lock, as a run needs an
-/// [`ApprovedPlan`].
-#[derive(Debug)]
-pub struct RollbackPermit<'l> {
-    approval: ApprovedPlan,
-    lock: &'l crate::audit::ledger::RunLock,
-}
-
-impl<'l> RollbackPermit<'l> {
-    pub fn new(approval: ApprovedPlan, lock: &'l crate::audit::ledger::RunLock) -> Self {
-        RollbackPermit { approval, lock }
-    }
-}
-
 impl<'a> Engine<'a> {
     /// An engine for one run: no progress channel, no stop requests, a
     /// five-second grace, no steps resumed, an empty environment, every
@@ -198,7 +193,7 @@ impl<'a> Engine<'a> {
             risks: vec![RiskLevel::Low; spec.plan.steps.len()],
             run_id: spec.run_id,
             user: spec.user,
-            grace: Duration::from_secs(5),
+            grace: Duration::from_secs(DEFAULT_GRACE_SECONDS),
             progress: None,
             stop,
             resumed: Vec::new(),
@@ -256,20 +251,6 @@ impl<'a> Engine<'a> {
         self.stops_from
             .store(offset, std::sync::atomic::Ordering::SeqCst);
         self
-    }
-
-    /// Whether `permit` is leave to roll back this run of this plan.
-    fn check_permit(&self, permit: &RollbackPermit<'_>) -> Result<(), ExecError> {
-        if permit.lock.run_id() != self.run_id
-            || permit.approval.plan_id() != self.plan_id
-            || *permit.approval.plan_hash() != self.plan.hash()
-        {
-            return Err(ExecError::Refused(format!(
-                "the rollback of run `{}` holds no leave for it",
-                self.run_id
-            )));
-        }
-        Ok(())
     }
 }
 
@@ -555,245 +536,6 @@ impl Engine<'_> {
         }
         self.shell(index, command, timeout, keep_background).await
     }
-
-    /// Records a check that a preview does not run, as skipped.
-    fn skip_check(&self, index: usize, check: &Check, phase: CheckPhase) -> Result<(), ExecError> {
-        let output =
-            "not run: the plan is not approved (a dry run of the approved plan runs its checks)"
-                .to_owned();
-        self.record(Event::CheckFinished {
-            plan_id: self.plan_id.to_owned(),
-            run_id: self.run_id.clone(),
-            step: index as u32 + 1,
-            phase,
-            action: check.action.command_line().into_owned(),
-            status: Status::Skipped,
-            attempts: 0,
-            duration_seconds: 0.0,
-            output,
-        })?;
-        self.tell(Progress::CheckFinished {
-            index,
-            name: check.name.clone(),
-            phase,
-            status: Status::Skipped,
-        });
-        Ok(())
-    }
-
-    async fn native(
-        &self,
-        index: usize,
-        action: &Action,
-        timeout: Duration,
-        dry_run: bool,
-    ) -> Result<shell::Outcome, ExecError> {
-        let started = Instant::now();
-        let mut stop = self.stop.clone();
-        let call = self.backends.perform(action, dry_run, timeout);
-        let killed = async {
-            // A closed channel means no one can ask to stop any more.
-            while *stop.borrow_and_update() < Stop::Kill {
-                if stop.changed().await.is_err() {
-                    std::future::pending::<()>().await;
-                }
-            }
-        };
-        let result = tokio::select! {
-            o = call => Some(o),
-            () = killed => None,
-        };
-        for change in self.backends.take_changes() {
-            self.record(Event::BreakerChanged {
-                backend: change.backend.to_owned(),
-                state: change.state.as_str().to_owned(),
-                consecutive_failures: change.consecutive_failures,
-                run_id: Some(self.run_id.clone()),
-                error: change.error,
-            })?;
-        }
-        let (status, exit_code, output) = match result {
-            None => (
-                Status::Killed,
-                None,
-                "stopped: the call was abandoned (the server may still carry it out)".to_owned(),
-            ),
-            Some(native::Outcome::Answered(reply)) => {
-                let status = if reply.ok {
-                    Status::Succeeded
-                } else {
-                    Status::Failed
-                };
-                (status, Some(if reply.ok { 0 } else { 1 }), reply.output)
-            }
-            Some(native::Outcome::Failed(e) | native::Outcome::BreakerOpen(e)) => {
-                (Status::Failed, None, e)
-            }
-            Some(native::Outcome::TimedOut(e)) => (Status::TimedOut, None, e),
-        };
-        for line in output.lines() {
-            self.tell(Progress::Output {
-                index,
-                line: OutputLine {
-                    stderr: status != Status::Succeeded,
-                    text: line.to_owned(),
-                },
-            });
-        }
-        Ok(shell::Outcome {
-            status,
-            exit_code,
-            stdout: output.clone(),
-            output,
-            duration: started.elapsed(),
-        })
-    }
-
-    /// A check, with its retries; records `check_finished`.
-    async fn check(
-        &self,
-        index: usize,
-        check: &Check,
-        phase: CheckPhase,
-        mode: Mode,
-    ) -> Result<bool, ExecError> {
-        let started = Instant::now();
-        let attempts = check.retry.attempts.max(1);
-        let mut last = None;
-        let mut tried = 0;
-        for attempt in 1..=attempts {
-            tried = attempt;
-            // A check is a read: it runs as it is, never in a dry-run form,
-            // and never in a preview (`perform` refuses a shell there).
-            let check_mode = if mode == Mode::Preview {
-                Mode::Preview
-            } else {
-                Mode::Real
-            };
-            let o = self
-                .perform(index, &check.action, check.timeout.get(), check_mode, false)
-                .await?;
-            let passed = o.exit_code == Some(check.expect.exit_code)
-                && o.status != Status::TimedOut
-                && o.status != Status::Killed
-                && check
-                    .expect
-                    .stdout_contains
-                    .as_deref()
-                    .is_none_or(|s| o.stdout.contains(s));
-            let killed = o.status == Status::Killed;
-            last = Some((passed, o));
-            if passed || killed || attempt == attempts {
-                break;
-            }
-            tokio::time::sleep(check.retry.interval.get()).await;
-        }
-        let (passed, o) =
-            last.ok_or_else(|| ExecError::Refused("a check ran no attempt".into()))?;
-        let status = if passed {
-            Status::Passed
-        } else {
-            Status::Failed
-        };
-        self.record(Event::CheckFinished {
-            plan_id: self.plan_id.to_owned(),
-            run_id: self.run_id.clone(),
-            step: index as u32 + 1,
-            phase,
-            action: check.action.command_line().into_owned(),
-            status,
-            attempts: tried,
-            duration_seconds: started.elapsed().as_secs_f64(),
-            output: o.output,
-        })?;
-        self.tell(Progress::CheckFinished {
-            index,
-            name: check.name.clone(),
-            phase,
-            status,
-        });
-        Ok(passed)
-    }
-
-    /// Rolls back after `report`: records `rollback_started` with every
-    /// action it will run, then runs them (`run_rollback`). With
-    /// `keep_going`, a failed rollback step does not end the rollback.
-    /// Returns its status: `succeeded` only if every rollback step
-    /// succeeded. The caller holds the run's lock, so no one else can
-    /// start a rollback of this run meanwhile.
-    pub async fn rollback(
-        &self,
-        permit: &RollbackPermit<'_>,
-        report: &RunReport,
-        reason: &str,
-        keep_going: bool,
-    ) -> Result<Status, ExecError> {
-        self.check_permit(permit)?;
-        let work = rollback_work(self.plan, &report.completed);
-        crate::exec::files::check(&self.plan.files)
-            .map_err(|e| ExecError::Refused(format!("the rollback did not start: {e}")))?;
-        self.record(rollback_started(
-            self.plan_id,
-            &self.run_id,
-            &self.user,
-            reason,
-            &work,
-        ))?;
-        self.run_rollback(permit, &work, keep_going).await
-    }
-
-    /// Runs a rollback whose `rollback_started` is already recorded.
-    pub async fn run_rollback(
-        &self,
-        permit: &RollbackPermit<'_>,
-        work: &[RollbackWork<'_>],
-        keep_going: bool,
-    ) -> Result<Status, ExecError> {
-        self.check_permit(permit)?;
-        let started = Instant::now();
-        let mut status = Status::Succeeded;
-        for w in work {
-            let (number, name, action, timeout) = (w.number, w.name.clone(), w.action, w.timeout);
-            let command = action.command_line().into_owned();
-            let o = self
-                .perform(usize::MAX, action, timeout, Mode::Real, false)
-                .await?;
-            let step_status = match o.status {
-                Status::Succeeded => Status::Succeeded,
-                Status::Killed => Status::Killed,
-                Status::TimedOut => Status::TimedOut,
-                _ => Status::Failed,
-            };
-            self.record(Event::RollbackStepFinished {
-                plan_id: self.plan_id.to_owned(),
-                run_id: self.run_id.clone(),
-                step: number,
-                name: name.clone(),
-                action: command,
-                status: step_status,
-                exit_code: o.exit_code,
-                duration_seconds: o.duration.as_secs_f64(),
-                output: o.output,
-            })?;
-            self.tell(Progress::RollbackStep {
-                name,
-                status: step_status,
-            });
-            if step_status != Status::Succeeded {
-                status = Status::Failed;
-                if !keep_going || step_status == Status::Killed {
-                    break;
-                }
-            }
-        }
-        self.record(Event::RollbackFinished {
-            plan_id: self.plan_id.to_owned(),
-            run_id: self.run_id.clone(),
-            status,
-            duration_seconds: started.elapsed().as_secs_f64(),
-        })?;
-        Ok(status)
-    }
 }
 
 /// Whether the log's bytes `[from, to)` hold a stop request for `run_id`.
@@ -823,254 +565,8 @@ fn stop_requested(
     Ok(false)
 }
 
-/// One action of a rollback, in the order it runs.
-#[derive(Debug, Clone)]
-pub struct RollbackWork<'p> {
-    /// The step's number (a step's own rollback) or the rollback step's.
-    pub number: u32,
-    pub name: String,
-    pub action: &'p Action,
-    pub timeout: Duration,
-}
-
-/// The rollback of `plan` after the steps `completed` (0-based indexes):
-/// their own rollbacks in reverse order, then the plan-level rollback. An
-/// index outside the plan (a crafted log) is skipped.
-pub fn rollback_work<'p>(plan: &'p Plan, completed: &[usize]) -> Vec<RollbackWork<'p>> {
-    let mut work = Vec::new();
-    for &i in completed.iter().rev() {
-        let Some(step) = plan.steps.get(i) else {
-            continue;
-        };
-        if let Some(action) = &step.rollback {
-            work.push(RollbackWork {
-                number: u32::try_from(i + 1).unwrap_or(u32::MAX),
-                name: format!("undo {}", step.name),
-                action,
-                timeout: step.timeout.get(),
-            });
-        }
-    }
-    if let PlanRollback::Steps { steps, .. } = &plan.rollback {
-        for (n, s) in steps.iter().enumerate() {
-            work.push(RollbackWork {
-                number: u32::try_from(n + 1).unwrap_or(u32::MAX),
-                name: s.name.clone(),
-                action: &s.action,
-                timeout: s.timeout.get(),
-            });
-        }
-    }
-    work
-}
-
-/// The write-ahead record of a rollback: every action it may run, before
-/// the first runs.
-pub fn rollback_started(
-    plan_id: &str,
-    run_id: &str,
-    user: &str,
-    reason: &str,
-    work: &[RollbackWork<'_>],
-) -> Event {
-    Event::RollbackStarted {
-        plan_id: plan_id.to_owned(),
-        run_id: run_id.to_owned(),
-        user: Some(user.to_owned()),
-        reason: reason.to_owned(),
-        actions: work
-            .iter()
-            .map(|w| w.action.command_line().into_owned())
-            .collect(),
-    }
-}
-
 struct StepOutcome {
     status: Status,
     exit_code: Option<i32>,
     output: String,
-}
-
-/// The native dry-run form of a simple mutating command, if it has one:
-/// kubectl `--dry-run=server`, `aws ec2 … --dry-run`, `terraform plan`.
-/// Compound commands (pipes, lists, substitutions, redirections) have none.
-///
-/// The form must not be able to run for real, so it is made only from
-/// (tool, verb, flags) known to honour the dry-run flag:
-/// - only plain words (letters, digits and `-_./=:,@%+`), so no quoting,
-///   comment (`#`) or expansion can hide the added flag;
-/// - no `--` (after which the flag would be an argument), and no dry-run
-///   flag of the command's own (`--dry-run=none`, `--no-dry-run`: a flag
-///   the line sets or overrides itself);
-/// - kubectl: the verbs below, found after kubectl's own global flags,
-///   without a flag that bypasses the dry run (`--raw` sends the request
-///   as it is; `--edit` opens an editor) or a subcommand of `apply` that is
-///   not a plain apply;
-/// - aws: `ec2` operations only, without `--cli-input-json|yaml` (which
-///   can carry `DryRun: false`).
-pub fn dry_run_form(command: &str) -> Option<String> {
-    let c = command.trim();
-    let plain = |ch: char| ch.is_ascii_alphanumeric() || " -_./=:,@%+".contains(ch);
-    if !c.chars().all(plain) {
-        return None;
-    }
-    let words: Vec<&str> = c.split_whitespace().collect();
-    if words.iter().any(|w| *w == "--" || w.contains("dry-run")) {
-        return None;
-    }
-    match words.as_slice() {
-        ["kubectl", rest @ ..] => kubectl_dry_run(rest).then(|| format!("{c} --dry-run=server")),
-        ["aws", "ec2", rest @ ..]
-            if !rest.is_empty()
-                && !rest
-                    .iter()
-                    .any(|w| flag_is(w, "--cli-input-json") || flag_is(w, "--cli-input-yaml")) =>
-        {
-            Some(format!("{c} --dry-run"))
-        }
-        ["terraform", "apply", rest @ ..] => Some(
-            format!("terraform plan {}", rest.join(" "))
-                .trim_end()
-                .to_owned(),
-        ),
-        ["terraform", "destroy", rest @ ..] => Some(
-            format!("terraform plan -destroy {}", rest.join(" "))
-                .trim_end()
-                .to_owned(),
-        ),
-        _ => None,
-    }
-}
-
-/// Whether `word` is the flag `name`, alone or as `name=value`.
-fn flag_is(word: &str, name: &str) -> bool {
-    word == name
-        || word
-            .strip_prefix(name)
-            .is_some_and(|rest| rest.starts_with('='))
-}
-
-/// kubectl's global flags that take a value, as they may come before the
-/// verb (`kubectl --context prod delete …`).
-const KUBECTL_GLOBAL_VALUE_FLAGS: &[&str] = &[
-    "--kubeconfig",
-    "--context",
-    "--cluster",
-    "--user",
-    "-n",
-    "--namespace",
-    "-s",
-    "--server",
-    "--request-timeout",
-    "-v",
-];
-
-/// The kubectl verbs whose mutations honour `--dry-run=server`.
-const KUBECTL_DRY_RUN_VERBS: &[&str] = &[
-    "apply",
-    "create",
-    "delete",
-    "patch",
-    "replace",
-    "scale",
-    "label",
-    "annotate",
-    "set",
-    "autoscale",
-    "expose",
-];
-
-/// Flags with which kubectl ignores `--dry-run`: `--raw` sends the request
-/// as written (a real DELETE, POST or PUT), `--edit` runs an editor.
-const KUBECTL_NO_DRY_RUN_FLAGS: &[&str] = &["--raw", "--edit"];
-
-/// Whether kubectl's arguments (after `kubectl`) are a verb and flags known
-/// to honour `--dry-run=server`.
-fn kubectl_dry_run(args: &[&str]) -> bool {
-    let mut i = 0;
-    while let Some(w) = args.get(i) {
-        if KUBECTL_GLOBAL_VALUE_FLAGS.contains(w) {
-            i += 2;
-        } else if KUBECTL_GLOBAL_VALUE_FLAGS.iter().any(|f| flag_is(w, f)) {
-            i += 1;
-        } else {
-            break;
-        }
-    }
-    let Some(verb) = args.get(i) else {
-        return false;
-    };
-    if !KUBECTL_DRY_RUN_VERBS.contains(verb) {
-        return false;
-    }
-    let rest = &args[i + 1..];
-    if rest
-        .iter()
-        .any(|w| KUBECTL_NO_DRY_RUN_FLAGS.iter().any(|f| flag_is(w, f)))
-    {
-        return false;
-    }
-    // `apply edit-last-applied` opens an editor; `set-last-applied` and
-    // `view-last-applied` are not an apply either.
-    !(*verb == "apply" && rest.first().is_some_and(|w| w.ends_with("-last-applied")))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn dry_run_forms() {
-        assert_eq!(
-            dry_run_form("kubectl scale deployment api --replicas=5").as_deref(),
-            Some("kubectl scale deployment api --replicas=5 --dry-run=server")
-        );
-        assert_eq!(
-            dry_run_form("aws ec2 stop-instances --instance-ids i-1").as_deref(),
-            Some("aws ec2 stop-instances --instance-ids i-1 --dry-run")
-        );
-        assert_eq!(
-            dry_run_form("terraform apply -auto-approve").as_deref(),
-            Some("terraform plan -auto-approve")
-        );
-        assert_eq!(
-            dry_run_form("terraform destroy").as_deref(),
-            Some("terraform plan -destroy")
-        );
-        assert_eq!(dry_run_form("kubectl get pods"), None);
-        assert_eq!(dry_run_form("kubectl delete pod x; rm -rf /"), None);
-        // Forms that would run for real, or could: none of them.
-        for unsafe_form in [
-            "kubectl delete ns prod # note",
-            "kubectl delete ns prod --",
-            "kubectl delete ns prod --dry-run=none",
-            "aws ec2 terminate-instances --instance-ids i-1 --no-dry-run",
-            "kubectl delete ns 'prod'",
-            "kubectl delete ns prod\\",
-            "kubectl delete ns \"$NS\"",
-            "kubectl\tdelete ns prod\n",
-            // kubectl ignores --dry-run with --raw: a real DELETE.
-            "kubectl delete --raw /api/v1/namespaces/prod",
-            "kubectl --context prod delete --raw=/api/v1/namespaces/prod",
-            "kubectl create --raw /api/v1/namespaces -f ns.json",
-            "kubectl replace --raw /api/v1/namespaces/prod -f ns.json",
-            "kubectl create --edit -f x.yaml",
-            "kubectl apply edit-last-applied deploy/api",
-            "aws ec2 terminate-instances --cli-input-json file://x.json",
-            "aws ec2",
-        ] {
-            assert_eq!(dry_run_form(unsafe_form), None, "{unsafe_form}");
-        }
-        assert_eq!(dry_run_form("systemctl restart app"), None);
-        // Global flags before the verb are kubectl's own.
-        assert_eq!(
-            dry_run_form("kubectl --context staging -n web delete deploy api").as_deref(),
-            Some("kubectl --context staging -n web delete deploy api --dry-run=server")
-        );
-        assert_eq!(
-            dry_run_form("kubectl --kubeconfig=k.yaml get pods"),
-            None,
-            "a read has no dry-run form"
-        );
-    }
 }
