@@ -588,7 +588,6 @@ rollback: {none: a test}
 #[test]
 fn a_stop_in_the_log_stops_the_run_before_the_next_step_whatever_the_follower() {
     use opsgate::audit::{AuditLog, Event, Sealer, Status};
-    use opsgate::core::approval::{Subject, Verdict, evaluate};
     use opsgate::exec::Stop;
     use opsgate::exec::engine::{Authority, Engine, RunSpec};
 
@@ -599,34 +598,7 @@ fn a_stop_in_the_log_stops_the_run_before_the_next_step_whatever_the_follower() 
         marker.display()
     );
     let policy = &common::POLICY;
-    let cp = opsgate::core::plan::load_plan("e.yaml", &yaml, policy, common::today())
-        .expect("the plan loads");
-    let subject = Subject {
-        plan_id: "e",
-        plan_hash: &cp.hash,
-        risk: cp.risk,
-        author: "a",
-        mutates_production: false,
-        has_override: false,
-    };
-    let vote = opsgate::core::approval::Vote {
-        approver: "bob".into(),
-        channel: opsgate::audit::Channel::Cli,
-        plan_hash: cp.hash.clone(),
-        policy_hash: policy.hash.clone(),
-        at: chrono::Utc::now(),
-        granted: true,
-        reason: None,
-    };
-    let Verdict::Approved { plan: approved, .. } = evaluate(
-        &policy.policy,
-        &policy.hash,
-        &subject,
-        &[vote],
-        chrono::Utc::now(),
-    ) else {
-        panic!("bob's approval approves it");
-    };
+    let (cp, approved) = approved_by_bob("e", &yaml);
     let log_path = dir.path().join("audit.jsonl");
     let log = AuditLog::open(&log_path, Sealer::Sha256, Default::default()).expect("log");
     log.append(Event::RunCancelled {
@@ -1024,6 +996,48 @@ fn refusals_are_recorded_with_who_what_and_why() {
     assert!(out.contains("refused (self_approval)"), "{out}");
 }
 
+/// Plan `id` from `yaml` (authored by `a`), and its approval by bob under
+/// the test policy.
+fn approved_by_bob(
+    id: &str,
+    yaml: &str,
+) -> (
+    opsgate::core::plan::ClassifiedPlan,
+    opsgate::core::approval::ApprovedPlan,
+) {
+    use opsgate::core::approval::{Subject, Verdict, Vote, evaluate};
+    let policy = &common::POLICY;
+    let cp = opsgate::core::plan::load_plan("p.yaml", yaml, policy, common::today())
+        .expect("the plan loads");
+    let subject = Subject {
+        plan_id: id,
+        plan_hash: &cp.hash,
+        risk: cp.risk,
+        author: "a",
+        mutates_production: false,
+        has_override: false,
+    };
+    let vote = Vote {
+        approver: "bob".into(),
+        channel: opsgate::audit::Channel::Cli,
+        plan_hash: cp.hash.clone(),
+        policy_hash: policy.hash.clone(),
+        at: chrono::Utc::now(),
+        granted: true,
+        reason: None,
+    };
+    match evaluate(
+        &policy.policy,
+        &policy.hash,
+        &subject,
+        &[vote],
+        chrono::Utc::now(),
+    ) {
+        Verdict::Approved { plan, .. } => (cp, plan),
+        other => panic!("bob's approval approves it: {other:?}"),
+    }
+}
+
 // ---------------------------------------------------------------------------
 // 21. A rollback runs only with leave for that run: the engine's fields are
 // private, and `rollback` takes a permit that holds an approval of the
@@ -1034,7 +1048,6 @@ fn refusals_are_recorded_with_who_what_and_why() {
 fn a_rollback_permit_for_another_run_or_plan_rolls_nothing_back() {
     use opsgate::audit::ledger::RunLock;
     use opsgate::audit::{AuditLog, Sealer, Status};
-    use opsgate::core::approval::{Subject, Verdict, evaluate};
     use opsgate::exec::engine::{Engine, RollbackPermit, RunReport, RunSpec};
 
     let dir = tempfile::tempdir().expect("temp dir");
@@ -1046,39 +1059,8 @@ fn a_rollback_permit_for_another_run_or_plan_rolls_nothing_back() {
         )
     };
     let policy = &common::POLICY;
-    let approve = |id: &str| {
-        let cp = opsgate::core::plan::load_plan("p.yaml", &plan_yaml(id), policy, common::today())
-            .expect("the plan loads");
-        let subject = Subject {
-            plan_id: id,
-            plan_hash: &cp.hash,
-            risk: cp.risk,
-            author: "a",
-            mutates_production: false,
-            has_override: false,
-        };
-        let vote = opsgate::core::approval::Vote {
-            approver: "bob".into(),
-            channel: opsgate::audit::Channel::Cli,
-            plan_hash: cp.hash.clone(),
-            policy_hash: policy.hash.clone(),
-            at: chrono::Utc::now(),
-            granted: true,
-            reason: None,
-        };
-        match evaluate(
-            &policy.policy,
-            &policy.hash,
-            &subject,
-            &[vote],
-            chrono::Utc::now(),
-        ) {
-            Verdict::Approved { plan, .. } => (cp, plan),
-            other => panic!("not approved: {other:?}"),
-        }
-    };
-    let (cp, approval) = approve("mine");
-    let (_, other_plan) = approve("other");
+    let (cp, approval) = approved_by_bob("mine", &plan_yaml("mine"));
+    let (_, other_plan) = approved_by_bob("other", &plan_yaml("other"));
     let log = AuditLog::open(
         &dir.path().join("audit.jsonl"),
         Sealer::Sha256,

@@ -24,6 +24,7 @@ pub mod present;
 pub mod refusal;
 pub mod start;
 pub mod submit;
+pub mod views;
 
 use std::sync::Arc;
 

@@ -11,7 +11,6 @@ use serde::{Deserialize, Serialize};
 use super::auth::Caller;
 use super::errors::{ApiError, blocking, echo, err, log_torn, log_truncated};
 use super::state::Bridge;
-use crate::app::decide::counts;
 use crate::audit::ledger::run_is_live;
 use crate::core::state::PlanState;
 
@@ -144,10 +143,7 @@ pub(super) struct Approvals {
 }
 
 pub(super) fn summarize(b: &Bridge, p: &PlanState) -> PlanSummary {
-    let now = Utc::now();
-    let verdict = p.verdict(&b.policy().policy, &b.policy().hash, now);
-    let status = p.status(&verdict, |r| run_is_live(&b.log_path, r));
-    let (needed, have) = counts(p, b.policy(), &verdict);
+    let view = crate::app::views::plan_status(p, b.policy(), &b.log_path, Utc::now());
     let title = p
         .submission
         .plan
@@ -173,24 +169,18 @@ pub(super) fn summarize(b: &Bridge, p: &PlanState) -> PlanSummary {
             crate::core::plan::PlanRollback::Absent => "rollback: per step\n",
         });
     }
-    let ttl = chrono::Duration::milliseconds(
-        i64::try_from(b.policy().policy.approvals.ttl.as_millis()).unwrap_or(i64::MAX),
-    );
-    let expires_at = p
-        .votes
-        .iter()
-        .filter(|v| v.granted && v.plan_hash == p.submission.plan_hash)
-        .map(|v| v.at + ttl)
-        .min()
-        .map(|t| crate::core::event::format_ts(&t));
+    let expires_at = view.expires_at.map(|t| crate::core::event::format_ts(&t));
     PlanSummary {
         id: p.plan_id.clone(),
         title,
         risk: p.submission.risk.to_string(),
-        status: status.as_str(),
+        status: view.status.as_str(),
         plan_hash: p.submission.plan_hash.to_string(),
         submission_seq: p.submission.seq,
-        approvals: Approvals { have, needed },
+        approvals: Approvals {
+            have: view.approvers,
+            needed: view.needed,
+        },
         expires_at,
         summary,
     }

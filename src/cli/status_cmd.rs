@@ -7,7 +7,6 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::error::CliError;
-use crate::app::decide::counts;
 use crate::app::ledger::ledger_error;
 use crate::app::present::badge;
 use crate::audit::Sealer;
@@ -57,18 +56,8 @@ fn plan_out<'a>(
     log: &Path,
     now: DateTime<Utc>,
 ) -> PlanOut<'a> {
-    let verdict = p.verdict(&policy.policy, &policy.hash, now);
-    let live = |run: &str| run_is_live(log, run);
-    let status = p.status(&verdict, live);
-    let (needed, have) = counts(p, policy, &verdict);
-    let mut missing = verdict.missing();
-    if p.submission.policy_hash != policy.hash && status.is_open() {
-        missing = Some(format!(
-            "submitted under policy {}, the policy is now {}: submit it again",
-            short(p.submission.policy_hash.as_str()),
-            short(policy.hash.as_str())
-        ));
-    }
+    let view = crate::app::views::plan_status(p, policy, log, now);
+    let status = view.status;
     PlanOut {
         plan_id: &p.plan_id,
         status: status.as_str(),
@@ -77,8 +66,11 @@ fn plan_out<'a>(
         policy_hash: p.submission.policy_hash.as_str(),
         author: &p.submission.author,
         submitted_at: crate::core::event::format_ts(&p.submission.ts),
-        approvals: Approvals { needed, have },
-        missing: if status.is_open() { missing } else { None },
+        approvals: Approvals {
+            needed: view.needed,
+            have: view.approvers,
+        },
+        missing: view.missing,
         runs: p.runs.iter().map(|r| run_out(r, log)).collect(),
     }
 }

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 
 use super::state::{AuditEntry, AuditView, Banner, KindFilter, PlanRow, RowStatus, Source};
 use crate::audit::Sealer;
-use crate::audit::ledger::{load, run_is_live};
+use crate::audit::ledger::load;
 use crate::audit::mark::HighWater;
 use crate::core::approval::{Subject, requirement};
 use std::collections::BTreeMap;
@@ -90,7 +90,6 @@ pub fn rows_from(
     overrides: &Overrides,
     now: DateTime<Utc>,
 ) -> Loaded {
-    let live = |run: &str| run_is_live(log, run);
     let mut problems = Vec::new();
     let mut rows = Vec::new();
     let mut from_files = Vec::new();
@@ -115,7 +114,7 @@ pub fn rows_from(
         from_files.push(cp.plan.id.clone());
         let row = match ledger.plan(&cp.plan.id) {
             Some(state) if state.submission.plan_hash == cp.hash => {
-                submitted_row(state, cp, Source::File(f.clone()), policy, now, &live)
+                submitted_row(state, cp, Source::File(f.clone()), policy, now, log)
             }
             _ => new_row(cp, Source::File(f.clone()), policy),
         };
@@ -135,7 +134,7 @@ pub fn rows_from(
             continue;
         };
         let cp = ClassifiedPlan::from_plan(plan, &policy.rules);
-        rows.push(submitted_row(state, cp, Source::Log, policy, now, &live));
+        rows.push(submitted_row(state, cp, Source::Log, policy, now, log));
     }
     let breakers = ledger
         .breakers()
@@ -155,18 +154,16 @@ fn submitted_row(
     source: Source,
     policy: &LoadedPolicy,
     now: DateTime<Utc>,
-    live: &impl Fn(&str) -> bool,
+    log: &Path,
 ) -> PlanRow {
-    let verdict = state.verdict(&policy.policy, &policy.hash, now);
-    let status = state.status(&verdict, live);
-    let (needed, approvers) = crate::app::decide::counts(state, policy, &verdict);
+    let view = crate::app::views::plan_status(state, policy, log, now);
     PlanRow {
         source,
         review,
-        status: RowStatus::Plan(status),
-        approvers,
-        needed,
-        missing: status.is_open().then(|| verdict.missing()).flatten(),
+        status: RowStatus::Plan(view.status),
+        approvers: view.approvers,
+        needed: view.needed,
+        missing: view.missing,
         submitted_at: Some(state.submission.ts),
     }
 }
