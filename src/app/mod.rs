@@ -104,6 +104,7 @@ impl App {
     ) -> Result<start::Started> {
         start::begin(
             &self.log,
+            self.cache(),
             &self.policy,
             &self.backends,
             target,

@@ -10,7 +10,7 @@ use chrono::Utc;
 use sha2::{Digest, Sha256};
 
 use super::error::{Error, Reason, Result, refuse, refuse_for};
-use super::ledger::fold;
+use super::ledger::with_ledger;
 use super::refusal::{Attempt, append_or_record};
 use crate::audit::ledger::{RunLock, run_is_live};
 use crate::audit::{AuditLog, Event, Status};
@@ -152,8 +152,13 @@ pub enum Target<'a> {
 
 /// Checks, under the log's lock, that the `target` plan may run now, and
 /// records `run_started`.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "each is a part of the attempt; `App::begin` fills the first four"
+)]
 pub fn begin(
     log: &AuditLog,
+    cache: Option<&crate::audit::ledger::LedgerCache>,
     policy: &LoadedPolicy,
     backends: &std::sync::Arc<Backends>,
     target: Target<'_>,
@@ -176,105 +181,106 @@ pub fn begin(
     };
     let attempt = Attempt::on_plan(what, user, channel, id, &policy.hash);
     let appended = append_or_record(log, &attempt, |len| {
-        let ledger = fold(log, len)?;
-        let Some(state) = ledger.plan(id) else {
-            return Err(match target {
-                Target::File { path, .. } => refuse(
-                    Reason::NotSubmitted,
-                    format!(
-                        "plan `{id}` ({path}) was never submitted: `opsgate submit {path}`, then have it approved"
+        with_ledger(log, cache, len, |ledger| {
+            let Some(state) = ledger.plan(id) else {
+                return Err(match target {
+                    Target::File { path, .. } => refuse(
+                        Reason::NotSubmitted,
+                        format!(
+                            "plan `{id}` ({path}) was never submitted: `opsgate submit {path}`, then have it approved"
+                        ),
                     ),
-                ),
-                Target::Submitted { .. } => Error::NotFound(format!(
-                    "no plan `{id}` in the audit log, and no file `{id}`"
-                )),
+                    Target::Submitted { .. } => Error::NotFound(format!(
+                        "no plan `{id}` in the audit log, and no file `{id}`"
+                    )),
+                });
+            };
+            let plan = match target {
+                Target::File { path, plan: cp } if cp.hash != state.submission.plan_hash => {
+                    return Err(refuse_for(
+                        Reason::StalePlanHash,
+                        &state.submission.plan_hash,
+                        format!(
+                            "{path} is plan {}, but the submitted plan `{id}` is {}: the file changed since it was submitted, so it is a new, unapproved plan. Submit it (`opsgate submit {path}`) and have it approved, or run the submitted one with `opsgate run {id}`",
+                            short(cp.hash.as_str()),
+                            short(state.submission.plan_hash.as_str()),
+                        ),
+                    ));
+                }
+                Target::File { plan: cp, .. } => cp.plan.clone(),
+                Target::Submitted {
+                    hash: Some(shown), ..
+                } if shown != &state.submission.plan_hash => {
+                    return Err(refuse_for(
+                        Reason::StalePlanHash,
+                        &state.submission.plan_hash,
+                        format!(
+                            "plan `{id}` was {} when shown and is now {}: it was submitted again; review it again",
+                            short(shown.as_str()),
+                            short(state.submission.plan_hash.as_str()),
+                        ),
+                    ));
+                }
+                Target::Submitted { .. } => frozen_plan(state)?,
+            };
+            // The scripts and files the steps run or read are as approved.
+            crate::exec::files::check(&plan.files).map_err(|e| {
+                refuse_for(
+                    Reason::FilesChanged,
+                    &state.submission.plan_hash,
+                    format!("plan `{id}` may not run: {e}"),
+                )
+            })?;
+            let verdict = state.verdict(&policy.policy, &policy.hash, Utc::now());
+            let status = state.status(&verdict, |r| run_is_live(log.path(), r));
+            let mut events = Vec::new();
+            let mut resumed = Vec::new();
+            let risks = step_risks(&plan, policy);
+            let authority = if resume {
+                let (authority, close, done) =
+                    resume_run(state, status, verdict, policy, &risks, &mut notes)?;
+                events.push(close);
+                resumed = done;
+                authority
+            } else {
+                authorize(state, status, verdict, policy, dry_run, &risks, &mut notes)?
+            };
+            let drift = if dry_run || resume {
+                None
+            } else {
+                drift_check(
+                    policy,
+                    id,
+                    &plan,
+                    &state.submission.fingerprints,
+                    &mut notes,
+                )?
+            };
+            lock = Some(take_run_lock(log.path(), &run_id)?);
+            let env = step_env(policy, &plan);
+            events.push(Event::RunStarted {
+                plan_id: id.to_owned(),
+                run_id: run_id.clone(),
+                plan_hash: state.submission.plan_hash.clone(),
+                policy_hash: policy.hash.clone(),
+                dry_run,
+                user: user.to_owned(),
+                drift,
+                env: recorded_env(&env, &plan),
             });
-        };
-        let plan = match target {
-            Target::File { path, plan: cp } if cp.hash != state.submission.plan_hash => {
-                return Err(refuse_for(
-                    Reason::StalePlanHash,
-                    &state.submission.plan_hash,
-                    format!(
-                        "{path} is plan {}, but the submitted plan `{id}` is {}: the file changed since it was submitted, so it is a new, unapproved plan. Submit it (`opsgate submit {path}`) and have it approved, or run the submitted one with `opsgate run {id}`",
-                        short(cp.hash.as_str()),
-                        short(state.submission.plan_hash.as_str()),
-                    ),
-                ));
-            }
-            Target::File { plan: cp, .. } => cp.plan.clone(),
-            Target::Submitted {
-                hash: Some(shown), ..
-            } if shown != &state.submission.plan_hash => {
-                return Err(refuse_for(
-                    Reason::StalePlanHash,
-                    &state.submission.plan_hash,
-                    format!(
-                        "plan `{id}` was {} when shown and is now {}: it was submitted again; review it again",
-                        short(shown.as_str()),
-                        short(state.submission.plan_hash.as_str()),
-                    ),
-                ));
-            }
-            Target::Submitted { .. } => frozen_plan(state)?,
-        };
-        // The scripts and files the steps run or read are as approved.
-        crate::exec::files::check(&plan.files).map_err(|e| {
-            refuse_for(
-                Reason::FilesChanged,
-                &state.submission.plan_hash,
-                format!("plan `{id}` may not run: {e}"),
-            )
-        })?;
-        let verdict = state.verdict(&policy.policy, &policy.hash, Utc::now());
-        let status = state.status(&verdict, |r| run_is_live(log.path(), r));
-        let mut events = Vec::new();
-        let mut resumed = Vec::new();
-        let risks = step_risks(&plan, policy);
-        let authority = if resume {
-            let (authority, close, done) =
-                resume_run(state, status, verdict, policy, &risks, &mut notes)?;
-            events.push(close);
-            resumed = done;
-            authority
-        } else {
-            authorize(state, status, verdict, policy, dry_run, &risks, &mut notes)?
-        };
-        let drift = if dry_run || resume {
-            None
-        } else {
-            drift_check(
-                policy,
-                id,
-                &plan,
-                &state.submission.fingerprints,
-                &mut notes,
-            )?
-        };
-        lock = Some(take_run_lock(log.path(), &run_id)?);
-        let env = step_env(policy, &plan);
-        events.push(Event::RunStarted {
-            plan_id: id.to_owned(),
-            run_id: run_id.clone(),
-            plan_hash: state.submission.plan_hash.clone(),
-            policy_hash: policy.hash.clone(),
-            dry_run,
-            user: user.to_owned(),
-            drift,
-            env: recorded_env(&env, &plan),
-        });
-        start = Some(Start {
-            plan_id: id.to_owned(),
-            plan,
-            authority,
-            user: user.to_owned(),
-            resumed,
-            backends: std::sync::Arc::clone(backends),
-            stops_from: 0,
-            env,
-            notes: std::mem::take(&mut notes),
-        });
-        Ok(events)
+            start = Some(Start {
+                plan_id: id.to_owned(),
+                plan,
+                authority,
+                user: user.to_owned(),
+                resumed,
+                backends: std::sync::Arc::clone(backends),
+                stops_from: 0,
+                env,
+                notes: std::mem::take(&mut notes),
+            });
+            Ok(events)
+        })
     })?;
     let mut start = start.ok_or_else(|| Error::Failed("the run did not start".into()))?;
     // Stop requests count from the run's own `run_started` on.

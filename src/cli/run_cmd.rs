@@ -50,6 +50,7 @@ pub fn run(
     let backends = std::sync::Arc::new(crate::native::Backends::new(&policy.policy.backends));
     let started = crate::app::start::begin(
         &log,
+        None,
         policy,
         &backends,
         match &from_file {

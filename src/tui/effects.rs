@@ -105,7 +105,7 @@ pub fn reload(app: &App, files: &[PathBuf], overrides: &Overrides) -> Result<Loa
 
 /// Performs one effect. Every job is answered (`Quiet` when there is
 /// nothing to tell), so that the loop's `pending` counts down.
-fn perform(app: &App, user: &str, files: &[PathBuf], job: Job) -> Outcome {
+fn perform(app: &Arc<App>, user: &str, files: &[PathBuf], job: Job) -> Outcome {
     let done = |r: crate::app::Result<String>| {
         Action::Done(match r {
             Ok(text) => Notice { text, error: false },

@@ -2,6 +2,7 @@
 //! a thread of its own, reporting to the UI over a channel. Stop requests
 //! go through the audit log, as from the CLI.
 
+use std::sync::Arc;
 use std::sync::mpsc as std_mpsc;
 
 use tokio::sync::mpsc;
@@ -9,7 +10,6 @@ use tokio::sync::mpsc;
 use crate::app::App;
 use crate::app::driver::{AfterFailure, Drive};
 use crate::app::start::Target;
-use crate::audit::AuditLog;
 use crate::core::digest::PlanHash;
 
 pub use crate::app::driver::RunMsg;
@@ -27,21 +27,16 @@ pub struct RunHandle {
 }
 
 /// Checks and starts a run of `plan_id` (refusals come back at once), then
-/// drives it on its own thread, with the application's long-lived
-/// backends.
+/// drives it on its own thread, with the application's log, ledger cache
+/// and long-lived backends.
 pub fn spawn(
-    app: &App,
+    app: &Arc<App>,
     plan_id: &str,
     hash: &PlanHash,
     user: &str,
     dry_run: bool,
 ) -> crate::app::Result<RunHandle> {
-    let log = AuditLog::open(app.log.path(), app.sealer.clone(), app.redactor.clone())?;
-    let policy = app.policy.clone();
-    let started = crate::app::start::begin(
-        &log,
-        &policy,
-        &app.backends,
+    let started = app.begin(
         Target::Submitted {
             id: plan_id,
             hash: Some(hash),
@@ -72,10 +67,16 @@ pub fn spawn(
         ctrl_c: false,
         accepted_in: ", rollback accepted in the TUI",
     };
+    let app = Arc::clone(app);
     std::thread::spawn(move || {
-        if let Err(e) =
-            crate::app::driver::drive(&log, &policy, &started, &how, &tx, Some(rollback_rx))
-        {
+        if let Err(e) = crate::app::driver::drive(
+            &app.log,
+            &app.policy,
+            &started,
+            &how,
+            &tx,
+            Some(rollback_rx),
+        ) {
             let _ = tx.send(RunMsg::Failed(e.to_string()));
         }
     });
