@@ -48,3 +48,59 @@ fn runs_started_through_one_app_share_its_backends() {
     );
     assert!(std::sync::Arc::ptr_eq(&backends[0], &app.backends));
 }
+
+/// A long-lived door that has read the log (the TUI's reload) must still
+/// refuse to decide or run on it once an earlier record is rewritten in
+/// place: the incremental cache reads only appended bytes, so deciding
+/// through it would append to, and run on, a broken log.
+#[test]
+fn a_log_rewritten_in_place_refuses_the_tuis_decisions_and_runs() {
+    use opsgate::app::decide::Request;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let policy = LoadedPolicy::load(Some((
+        "policy.yaml",
+        "execution: {auto_approve_low_risk: true}\n",
+    )))
+    .expect("policy loads");
+    let log_path = dir.path().join("audit.jsonl");
+    let log = AuditLog::open(&log_path, Sealer::Sha256, Default::default()).expect("log");
+    let app = App::long_lived(policy, log, Sealer::Sha256);
+    let path = dir.path().join("p.yaml");
+    std::fs::write(
+        &path,
+        "id: p\ntitle: original\nauthor: a\nsteps:\n  - {name: s, run: 'true'}\nrollback: {none: a test}\n",
+    )
+    .expect("plan written");
+    let cp = opsgate::app::plans::load(&path, &app.policy, &[]).expect("plan loads");
+    app.submit(&cp, "a", Channel::Tui).expect("submitted");
+    // The TUI reloads: the cache has read every record.
+    let files = [path.clone()];
+    opsgate::tui::effects::reload(&app, &files, &Default::default()).expect("reload");
+    // Someone with write access rewrites the submission, same length.
+    let text = std::fs::read_to_string(&log_path).expect("log reads");
+    assert!(text.contains("original"));
+    std::fs::write(&log_path, text.replacen("original", "0riginal", 1)).expect("rewritten");
+
+    let broken = |r: Result<(), opsgate::app::Error>| {
+        matches!(
+            r,
+            Err(opsgate::app::Error::Audit(
+                opsgate::audit::AuditError::Broken { .. }
+            ))
+        )
+    };
+    let granted = app.grant(&Request::new("p", "b", Channel::Tui)).map(drop);
+    assert!(broken(granted), "an approval was recorded on a broken log");
+    let started = app
+        .begin(
+            Target::Submitted {
+                id: "p",
+                hash: None,
+            },
+            ("a", Channel::Tui),
+            false,
+            false,
+        )
+        .map(drop);
+    assert!(broken(started), "a run started on a broken log");
+}

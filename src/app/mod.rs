@@ -10,6 +10,12 @@
 //! An [`App`] is what a door holds for as long as it runs: the policy, the
 //! open log, and the native backends, whose circuit breakers therefore
 //! live as long as the process (the TUI, `serve`), not one run.
+//!
+//! Decisions and runs fold the whole verified log under its lock, so that
+//! a log edited anywhere refuses them (fail closed). A long-lived door
+//! reads what it shows through an incremental cache; only the bridge also
+//! decides through it (`App::deciding_through_cache`), trading the check of
+//! records it already read for not folding the whole log on every request.
 
 pub mod config;
 pub mod control;
@@ -45,9 +51,11 @@ pub struct App {
     pub sealer: Sealer,
     pub redactor: Redactor,
     pub backends: Arc<Backends>,
-    /// The ledger read incrementally, for a long-lived door; a one-shot
-    /// command folds the verified log instead.
+    /// The ledger read incrementally, for what a long-lived door shows.
     cache: Option<LedgerCache>,
+    /// Whether decisions and runs read the ledger through `cache` too,
+    /// instead of folding the whole verified log.
+    decide_cached: bool,
 }
 
 impl App {
@@ -60,12 +68,13 @@ impl App {
             log,
             sealer,
             cache: None,
+            decide_cached: false,
         }
     }
 
-    /// For a long-lived door (the TUI, the bridge): decisions read the
-    /// ledger through an incremental cache, raising the host's high-water
-    /// mark as they go.
+    /// For a long-lived door (the TUI, the bridge): what it shows is read
+    /// through an incremental cache, raising the host's high-water mark as
+    /// it goes. Decisions and runs still fold the whole verified log.
     pub fn long_lived(policy: LoadedPolicy, log: AuditLog, sealer: Sealer) -> Self {
         let cache = LedgerCache::new(sealer.clone(), log.mark().cloned());
         App {
@@ -74,9 +83,28 @@ impl App {
         }
     }
 
-    /// The incremental ledger, if this is a long-lived door.
+    /// Decisions and runs read the ledger through the cache as well: an
+    /// edit to records the process already read is then caught by
+    /// `opsgate audit verify` and by a restart, not by the next decision
+    /// (the chat bridge, which would otherwise fold the whole log on every
+    /// request; `audit::ledger::LedgerCache`).
+    #[must_use]
+    pub fn deciding_through_cache(self) -> Self {
+        App {
+            decide_cached: true,
+            ..self
+        }
+    }
+
+    /// The incremental ledger, if this is a long-lived door: for what it
+    /// shows.
     pub fn cache(&self) -> Option<&LedgerCache> {
         self.cache.as_ref()
+    }
+
+    /// The cache decisions and runs may read through, if any.
+    fn decision_cache(&self) -> Option<&LedgerCache> {
+        self.cache.as_ref().filter(|_| self.decide_cached)
     }
 
     /// Records the submission of `cp` by `who` (see [`submit::record`]).
@@ -86,12 +114,12 @@ impl App {
 
     /// Records an approval (see [`decide::grant`]).
     pub fn grant(&self, req: &decide::Request<'_>) -> Result<Vec<Appended>> {
-        decide::grant(&self.log, self.cache(), &self.policy, req)
+        decide::grant(&self.log, self.decision_cache(), &self.policy, req)
     }
 
     /// Records a rejection (see [`decide::deny`]).
     pub fn deny(&self, req: &decide::Request<'_>) -> Result<Vec<Appended>> {
-        decide::deny(&self.log, self.cache(), &self.policy, req)
+        decide::deny(&self.log, self.decision_cache(), &self.policy, req)
     }
 
     /// Checks and records the start of a run (see [`start::begin`]).
@@ -104,7 +132,7 @@ impl App {
     ) -> Result<start::Started> {
         start::begin(
             &self.log,
-            self.cache(),
+            self.decision_cache(),
             &self.policy,
             &self.backends,
             target,

@@ -31,7 +31,10 @@ pub struct Bridge {
 impl Bridge {
     /// Reads the clients' signing secrets from the environment; a client
     /// whose secret variable is unset is an error, not an unsigned client.
+    /// The bridge decides through the ledger cache, as it always has
+    /// (`App::deciding_through_cache`).
     pub fn new(app: App) -> Result<Self, String> {
+        let app = app.deciding_through_cache();
         let policy = &app.policy;
         let mut clients = Vec::new();
         for c in &policy.policy.bridge.clients {
