@@ -104,3 +104,66 @@ fn a_log_rewritten_in_place_refuses_the_tuis_decisions_and_runs() {
         .map(drop);
     assert!(broken(started), "a run started on a broken log");
 }
+
+/// The bridge's metadata rules bind every chat approval, not only those a
+/// door remembered to give its chat facts: a chat decision without them
+/// meets no rule on those facts (fail closed).
+#[test]
+fn a_chat_approval_without_its_facts_meets_no_metadata_rule() {
+    use opsgate::app::decide::{ChatFacts, Request};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let policy = LoadedPolicy::load(Some((
+        "policy.yaml",
+        "bridge:\n  metadata_rules:\n    - {level: LOW, key: client, op: eq, value: bot}\n",
+    )))
+    .expect("policy loads");
+    let log = AuditLog::open(
+        &dir.path().join("audit.jsonl"),
+        Sealer::Sha256,
+        Default::default(),
+    )
+    .expect("log");
+    let app = App::new(policy, log, Sealer::Sha256);
+    let path = dir.path().join("p.yaml");
+    std::fs::write(
+        &path,
+        "id: p\ntitle: t\nauthor: a\nsteps:\n  - {name: s, run: 'touch /tmp/x'}\nrollback: {none: a test}\n",
+    )
+    .expect("plan written");
+    let cp = opsgate::app::plans::load(&path, &app.policy, &[]).expect("plan loads");
+    app.submit(&cp, "a", Channel::Cli).expect("submitted");
+    let refused = app.grant(&Request::new("p", "carol", Channel::Chat));
+    assert_eq!(
+        refused
+            .as_ref()
+            .err()
+            .and_then(|e| e.refusal())
+            .map(|r| r.reason),
+        Some(opsgate::app::Reason::MetadataRule),
+        "{refused:?}"
+    );
+    // Nor does the client's metadata stand in for the fact.
+    let claimed = Request {
+        metadata: [("client".to_owned(), serde_json::json!("bot"))].into(),
+        ..Request::new("p", "carol", Channel::Chat)
+    };
+    let refused = app.grant(&claimed);
+    assert_eq!(
+        refused
+            .as_ref()
+            .err()
+            .and_then(|e| e.refusal())
+            .map(|r| r.reason),
+        Some(opsgate::app::Reason::MetadataRule),
+        "{refused:?}"
+    );
+    // With the facts, the rule is met.
+    let req = Request {
+        chat: Some(ChatFacts {
+            client: "bot",
+            sender: "U1",
+        }),
+        ..Request::new("p", "carol", Channel::Chat)
+    };
+    app.grant(&req).expect("the rule is met");
+}

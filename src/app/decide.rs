@@ -137,8 +137,8 @@ pub fn grant(
     let (id, who) = (req.plan_id, req.who);
     append_or_record(log, &req.attempt("approve", policy), |len| {
         with_ledger(log, cache, len, |ledger| {
-            if let Some(facts) = req.chat {
-                check_metadata_rules(ledger, policy, req, facts)?;
+            if req.channel == Channel::Chat {
+                check_metadata_rules(ledger, policy, req)?;
             }
             let plan = open_plan(ledger, id, policy, log)?;
             check_binding(plan, &req.binding)?;
@@ -413,24 +413,21 @@ fn check_hash(given: &str, plan: &PlanState) -> Result<()> {
 /// `bridge.metadata_rules`: a chat approval of a plan at a rule's level or
 /// above must carry the metadata the rule asks for. Facts the bridge
 /// itself knows (`client`, `sender`, `approver`) are read as facts, never
-/// from the client's metadata.
-fn check_metadata_rules(
-    ledger: &Ledger,
-    policy: &LoadedPolicy,
-    req: &Request<'_>,
-    facts: ChatFacts<'_>,
-) -> Result<()> {
+/// from the client's metadata; a chat decision without them (a door that
+/// did not say) meets no rule on them.
+fn check_metadata_rules(ledger: &Ledger, policy: &LoadedPolicy, req: &Request<'_>) -> Result<()> {
     let Some(plan) = ledger.plan(req.plan_id) else {
         return Ok(()); // `open_plan` says so
     };
     let Ok(level) = requirement(&policy.policy, &plan.subject()).map(|r| r.level) else {
         return Ok(()); // refused by the policy: `grant` says so
     };
+    let (client, sender) = (req.chat.map(|c| c.client), req.chat.map(|c| c.sender));
     let facts = [
-        ("client", facts.client),
-        ("sender", facts.sender),
-        ("sender_id", facts.sender),
-        ("approver", req.who),
+        ("client", client),
+        ("sender", sender),
+        ("sender_id", sender),
+        ("approver", Some(req.who)),
     ];
     match unmet_metadata_rule(policy, level, &req.metadata, &facts) {
         Some(unmet) => Err(refuse_for(
@@ -455,7 +452,7 @@ fn unmet_metadata_rule(
     policy: &LoadedPolicy,
     level: crate::core::risk::RiskLevel,
     metadata: &Metadata,
-    facts: &[(&str, &str)],
+    facts: &[(&str, Option<&str>)],
 ) -> Option<String> {
     use crate::core::policy::MetadataOp;
     policy.policy.bridge.metadata_rules.iter().find_map(|r| {
@@ -464,7 +461,7 @@ fn unmet_metadata_rule(
         }
         let key = metadata_key(&r.key);
         let have = match facts.iter().find(|(k, _)| *k == key) {
-            Some((_, v)) => Some((*v).to_owned()),
+            Some((_, v)) => v.map(str::to_owned),
             None => metadata.get(&r.key).map(|v| match v {
                 serde_json::Value::String(s) => s.clone(),
                 other => other.to_string(),
