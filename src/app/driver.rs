@@ -61,13 +61,6 @@ pub struct Drive {
     pub accepted_in: &'static str,
 }
 
-/// How a run ended: its report, and the rollback's status if one ran.
-#[derive(Debug, Clone)]
-pub struct Outcome {
-    pub report: RunReport,
-    pub rollback: Option<Status>,
-}
-
 fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -76,8 +69,9 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 }
 
 /// Drives the started run to its end on this thread, telling `tx` as it
-/// goes; `answers` carries the door's answer to a rollback offer (none, or
-/// a closed channel, is a no).
+/// goes (a rollback's outcome included); `answers` carries the door's
+/// answer to a rollback offer (none, or a closed channel, is a no).
+/// Returns the run's report.
 pub fn drive(
     log: &AuditLog,
     policy: &LoadedPolicy,
@@ -85,7 +79,7 @@ pub fn drive(
     how: &Drive,
     tx: &std_mpsc::Sender<RunMsg>,
     mut answers: Option<mpsc::Receiver<bool>>,
-) -> Result<Outcome> {
+) -> Result<RunReport> {
     let rt = runtime()?;
     let start = &started.start;
     let run_id = &started.run_id;
@@ -132,10 +126,7 @@ pub fn drive(
                 rollback_offered: offered,
             });
             let Some(approval) = approved else {
-                return Ok(Outcome {
-                    report,
-                    rollback: None,
-                });
+                return Ok(report);
             };
             let go = match how.after_failure {
                 AfterFailure::RollBack => true,
@@ -146,10 +137,7 @@ pub fn drive(
                 },
             };
             if !go {
-                return Ok(Outcome {
-                    report,
-                    rollback: None,
-                });
+                return Ok(report);
             }
             let accepted = if offered { how.accepted_in } else { "" };
             let reason = format!("run {run_id} {}{accepted}", report.status.as_str());
@@ -161,10 +149,7 @@ pub fn drive(
             )
             .await?;
             let _ = tx.send(RunMsg::RollbackFinished(status));
-            Ok::<_, Error>(Outcome {
-                report,
-                rollback: Some(status),
-            })
+            Ok::<_, Error>(report)
         };
         let result = {
             tokio::pin!(work);

@@ -11,7 +11,6 @@ use serde::{Deserialize, Serialize};
 use super::auth::Caller;
 use super::errors::{ApiError, blocking, echo, err, log_torn, log_truncated};
 use super::state::Bridge;
-use crate::audit::ledger::run_is_live;
 use crate::core::state::PlanState;
 
 pub(super) async fn metrics(State(b): State<Arc<Bridge>>) -> Response {
@@ -20,11 +19,8 @@ pub(super) async fn metrics(State(b): State<Arc<Bridge>>) -> Response {
             ledger
                 .plans()
                 .filter(|p| {
-                    let v = p.verdict(&b.policy().policy, &b.policy().hash, Utc::now());
-                    matches!(
-                        p.status(&v, |r| run_is_live(&b.log_path, r)),
-                        crate::core::state::PlanStatus::Pending
-                    )
+                    crate::app::views::plan_status(p, b.policy(), b.log_path(), Utc::now()).status
+                        == crate::core::state::PlanStatus::Pending
                 })
                 .count(),
             ledger.breakers().cloned().collect(),
@@ -50,13 +46,13 @@ pub(super) async fn readyz(State(b): State<Arc<Bridge>>) -> Response {
     {
         return not_ready(e).into_response();
     }
-    if let Ok(f) = std::fs::File::open(&b.log_path)
+    if let Ok(f) = std::fs::File::open(b.log_path())
         && let Ok(len) = crate::audit::read::committed_len(&f)
         && crate::audit::backward::read_tail(&f, len, 0).is_ok_and(|v| v.torn_at.is_some())
     {
         return not_ready(log_torn()).into_response();
     }
-    match crate::audit::verify::read_head(&b.log_path, &b.app.sealer) {
+    match crate::audit::verify::read_head(b.log_path(), &b.app.sealer) {
         Ok(Ok(_)) => (StatusCode::OK, "ready\n").into_response(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             (StatusCode::OK, "ready\n").into_response()
@@ -100,7 +96,7 @@ pub(super) async fn with_ledger<R: Send + 'static>(
 ) -> Result<R, ApiError> {
     let b = Arc::clone(b);
     blocking(move || {
-        let len = match std::fs::metadata(&b.log_path) {
+        let len = match std::fs::metadata(b.log_path()) {
             Ok(m) => m.len(),
             Err(_) => return Ok(f(&crate::core::state::Ledger::default())),
         };
@@ -143,7 +139,7 @@ pub(super) struct Approvals {
 }
 
 pub(super) fn summarize(b: &Bridge, p: &PlanState) -> PlanSummary {
-    let view = crate::app::views::plan_status(p, b.policy(), &b.log_path, Utc::now());
+    let view = crate::app::views::plan_status(p, b.policy(), b.log_path(), Utc::now());
     let title = p
         .submission
         .plan

@@ -2,7 +2,6 @@
 //! clients, and the guards (rate limits, replay cache, metrics).
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 use super::{REPLAY_CAPACITY, guard};
 use crate::app::App;
@@ -21,7 +20,6 @@ pub(super) struct Client {
 pub struct Bridge {
     /// The application, held for as long as the bridge serves.
     pub(super) app: App,
-    pub(super) log_path: PathBuf,
     pub(super) clients: Vec<Client>,
     pub(super) limiter: guard::RateLimiter,
     pub(super) replay: guard::ReplayCache,
@@ -70,10 +68,14 @@ impl Bridge {
             limiter,
             replay,
             metrics: guard::Metrics::default(),
-            log_path: app.log.path().to_owned(),
             clients,
             app,
         })
+    }
+
+    /// The audit log's path.
+    pub(super) fn log_path(&self) -> &std::path::Path {
+        self.app.log.path()
     }
 
     /// The policy the bridge serves under.

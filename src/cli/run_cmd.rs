@@ -112,7 +112,7 @@ pub fn run(
     drop(tx);
     let _ = printing.join();
     drop(started);
-    let report = outcome?.report;
+    let report = outcome?;
     println!(
         "{} {} in {:.1}s",
         report.run_id,

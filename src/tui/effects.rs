@@ -49,6 +49,10 @@ pub enum Outcome {
 pub struct Worker {
     jobs: mpsc::Sender<Job>,
     done: mpsc::Receiver<Outcome>,
+    /// For a stop request, which does not wait in the queue.
+    answer: mpsc::Sender<Outcome>,
+    app: Arc<App>,
+    user: String,
     /// Effects given and not yet answered.
     pub pending: usize,
 }
@@ -58,21 +62,37 @@ impl Worker {
     pub fn start(app: Arc<App>, user: String, files: Vec<PathBuf>) -> Self {
         let (jobs, job_rx) = mpsc::channel::<Job>();
         let (done_tx, done) = mpsc::channel();
+        let answer = done_tx.clone();
+        let (queue_app, queue_user) = (Arc::clone(&app), user.clone());
         std::thread::spawn(move || {
             for job in job_rx {
-                let _ = done_tx.send(perform(&app, &user, &files, job));
+                let _ = done_tx.send(perform(&queue_app, &queue_user, &files, job));
             }
         });
         Worker {
             jobs,
             done,
+            answer,
+            app,
+            user,
             pending: 0,
         }
     }
 
-    /// Hands `job` to the worker.
+    /// Hands `job` to the worker. A stop request is recorded on a thread of
+    /// its own, so it never waits behind a decision that folds a big log.
     pub fn give(&mut self, job: Job) {
-        if self.jobs.send(job).is_ok() {
+        if matches!(job.effect, Effect::Stop { .. }) {
+            let (app, user, answer) = (
+                Arc::clone(&self.app),
+                self.user.clone(),
+                self.answer.clone(),
+            );
+            std::thread::spawn(move || {
+                let _ = answer.send(perform(&app, &user, &[], job));
+            });
+            self.pending += 1;
+        } else if self.jobs.send(job).is_ok() {
             self.pending += 1;
         }
     }
