@@ -86,6 +86,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             risk: RiskLevel::Medium,
             author: "bob".into(),
             submitted_by: "bob".into(),
+            identity: None,
             mutates_production: false,
             redacted: false,
             plan: plan_json(i),

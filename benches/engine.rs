@@ -65,6 +65,7 @@ fn main() -> BenchResult<()> {
         plan_hash: &hash,
         risk: RiskLevel::Low,
         author: "a",
+        author_key: None,
         mutates_production: false,
         has_override: false,
     };

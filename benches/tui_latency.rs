@@ -137,7 +137,7 @@ fn main() -> BenchResult<()> {
     let app = App::long_lived(policy, log, Sealer::Sha256);
     let t = Instant::now();
     let mut looped = Loop::start(Options {
-        user: "bench".into(),
+        user: opsgate::core::identity::Actor::claimed("bench"),
         files,
         app,
     })?;

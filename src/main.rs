@@ -21,8 +21,13 @@ fn main() -> ExitCode {
         .init();
     let outcome = match &cli.command {
         Some(Command::Serve { listen }) => serve(&cli, listen.as_deref()),
-        Some(Command::Tui(args)) => tui(&cli, args.as_user.as_deref(), &args.files),
-        None if on_terminal() => tui(&cli, None, &[]),
+        Some(Command::Tui(args)) => tui(
+            &cli,
+            args.as_user.as_deref(),
+            args.key.as_deref(),
+            &args.files,
+        ),
+        None if on_terminal() => tui(&cli, None, None, &[]),
         _ => opsgate::cli::run(cli),
     };
     match outcome {
@@ -51,7 +56,12 @@ fn serve(cli: &Cli, listen: Option<&str>) -> Result<(), CliError> {
 }
 
 /// The terminal UI's door.
-fn tui(cli: &Cli, as_user: Option<&str>, files: &[std::path::PathBuf]) -> Result<(), CliError> {
+fn tui(
+    cli: &Cli,
+    as_user: Option<&str>,
+    key: Option<&std::path::Path>,
+    files: &[std::path::PathBuf],
+) -> Result<(), CliError> {
     let app = opsgate::app::config::open_app(cli.config.as_deref(), cli.audit_log.as_deref())?;
     for f in files {
         if !f.is_file() {
@@ -66,7 +76,7 @@ fn tui(cli: &Cli, as_user: Option<&str>, files: &[std::path::PathBuf]) -> Result
     } else {
         files.to_vec()
     };
-    let user = opsgate::app::identity::who(as_user)?;
+    let user = opsgate::app::identity::actor(&app.policy.policy, as_user, key)?;
     opsgate::tui::app::run(opsgate::tui::app::Options { user, files, app }).map_err(|e| match e {
         opsgate::tui::app::TuiError::Terminal(io) => CliError::Output(io),
         opsgate::tui::app::TuiError::Load(m) => CliError::Refused(m),

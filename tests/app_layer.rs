@@ -10,6 +10,7 @@
 use opsgate::app::App;
 use opsgate::app::start::Target;
 use opsgate::audit::{AuditLog, Channel, Sealer};
+use opsgate::core::identity::Actor;
 use opsgate::core::policy::LoadedPolicy;
 
 /// A long-lived `App` under `policy` over a fresh log in a temporary
@@ -42,7 +43,8 @@ fn submit(
     )
     .expect("plan written");
     let cp = opsgate::app::plans::load(&path, &app.policy, &[]).expect("plan loads");
-    app.submit(&cp, "a", Channel::Cli).expect("submitted");
+    app.submit(&cp, &Actor::claimed("a"), Channel::Cli)
+        .expect("submitted");
     path
 }
 
@@ -102,7 +104,9 @@ fn a_log_rewritten_in_place_refuses_the_tuis_decisions_and_runs() {
             ))
         )
     };
-    let granted = app.grant(&Request::new("p", "b", Channel::Tui)).map(drop);
+    let granted = app
+        .grant(&Request::new("p", &Actor::claimed("b"), Channel::Tui))
+        .map(drop);
     assert!(broken(granted), "an approval was recorded on a broken log");
     let started = begin(&app, "p").map(drop);
     assert!(broken(started), "a run started on a broken log");
@@ -118,7 +122,8 @@ fn a_chat_approval_without_its_facts_meets_no_metadata_rule() {
     let (dir, app) =
         app("bridge:\n  metadata_rules:\n    - {level: LOW, key: client, op: eq, value: bot}\n");
     submit(&dir, &app, "p", "t", "touch /tmp/x");
-    let refused = app.grant(&Request::new("p", "carol", Channel::Chat));
+    let carol = Actor::claimed("carol");
+    let refused = app.grant(&Request::new("p", &carol, Channel::Chat));
     assert_eq!(
         refused_for(&refused),
         Some(Reason::MetadataRule),
@@ -127,7 +132,7 @@ fn a_chat_approval_without_its_facts_meets_no_metadata_rule() {
     // Nor does the client's metadata stand in for the fact.
     let claimed = Request {
         metadata: [("client".to_owned(), serde_json::json!("bot"))].into(),
-        ..Request::new("p", "carol", Channel::Chat)
+        ..Request::new("p", &carol, Channel::Chat)
     };
     let refused = app.grant(&claimed);
     assert_eq!(
@@ -141,7 +146,7 @@ fn a_chat_approval_without_its_facts_meets_no_metadata_rule() {
             client: "bot",
             sender: "U1",
         }),
-        ..Request::new("p", "carol", Channel::Chat)
+        ..Request::new("p", &carol, Channel::Chat)
     };
     app.grant(&req).expect("the rule is met");
 }

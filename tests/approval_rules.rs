@@ -26,12 +26,66 @@ use serde_json::{Value, json};
 
 // ---------------------------------------------------------------- fixtures
 
-/// The default policy overlaid by `yaml` (`""`: the default alone).
+/// The people of the tables. Each has a key of their own (one key counts
+/// once), made from their name as compared (`person_key`), so `ALICE` and
+/// a disguised `аlice` sign with alice's key; each key is listed for any
+/// name (`*`), so that the tables of the other rules see signed votes, as
+/// decisions at HIGH and CRITICAL must be.
+const PEOPLE: [&str; 8] = [
+    "alice", "bob", "carol", "dana", "dave", "engine", "eve", "émile",
+];
+
+/// The key of `name`'s person.
+fn key_of(name: &str) -> ssh_key::PrivateKey {
+    use sha2::Digest;
+    let seed: [u8; 32] = sha2::Sha256::digest(opsgate::core::identity::person_key(name)).into();
+    ssh_key::PrivateKey::from(ssh_key::private::Ed25519Keypair::from_seed(&seed))
+}
+
+/// The allowed signers of every table: each of [`PEOPLE`]'s keys.
+fn allowed_signers() -> String {
+    PEOPLE
+        .iter()
+        .map(|p| {
+            let Ok(public) = key_of(p).public_key().to_openssh() else {
+                panic!("the key of {p} has an OpenSSH form");
+            };
+            format!("* namespaces=\"opsgate\" {public}\n")
+        })
+        .collect()
+}
+
+/// The default policy overlaid by `yaml` (`""`: the default alone), with
+/// [`allowed_signers`].
 fn load(yaml: &str) -> LoadedPolicy {
-    match LoadedPolicy::load(Some(("test.yaml", yaml))) {
+    match LoadedPolicy::load(Some(("test.yaml", yaml)))
+        .and_then(|p| p.with_signers_file("allowed_signers", &allowed_signers()))
+    {
         Ok(p) => p,
         Err(e) => panic!("the policy overlay {yaml:?} does not load: {e}"),
     }
+}
+
+/// `vote` signed by its approver's key over its statement.
+fn sign(mut vote: Vote, signed_at: i64) -> Vote {
+    let message = vote.statement("p1", signed_at).message();
+    let key = key_of(&vote.approver);
+    let sig = match key
+        .sign("opsgate", ssh_key::HashAlg::Sha512, &message)
+        .and_then(|s| s.to_pem(ssh_key::LineEnding::LF))
+    {
+        Ok(sig) => sig,
+        Err(e) => panic!("signing failed: {e}"),
+    };
+    vote.proof = Some(opsgate::core::identity::Proof::Ssh {
+        fingerprint: key
+            .public_key()
+            .fingerprint(ssh_key::HashAlg::Sha256)
+            .to_string(),
+        signature: sig,
+        signed_at,
+    });
+    vote
 }
 
 /// The embedded default policy.
@@ -107,6 +161,7 @@ impl Plan {
             plan_hash: &CURRENT,
             risk: self.risk,
             author: self.author,
+            author_key: None,
             mutates_production: self.production,
             has_override: self.overridden,
         }
@@ -124,6 +179,20 @@ struct Cast {
     age: TimeDelta,
     stale_plan: bool,
     stale_policy: bool,
+    proof: Signed,
+}
+
+/// How a cast vote is signed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Signed {
+    /// By its approver's key, over the vote.
+    Yes,
+    /// Not at all: an OS user.
+    No,
+    /// Over the vote, then the vote's reason is changed.
+    Tampered,
+    /// Attested by a chat bridge.
+    Chat,
 }
 
 fn yes(who: &'static str) -> Cast {
@@ -135,6 +204,7 @@ fn yes(who: &'static str) -> Cast {
         age: TimeDelta::minutes(1),
         stale_plan: false,
         stale_policy: false,
+        proof: Signed::Yes,
     }
 }
 
@@ -175,8 +245,12 @@ impl Cast {
         }
     }
 
+    fn signed(self, proof: Signed) -> Self {
+        Cast { proof, ..self }
+    }
+
     fn vote(&self, policy_hash: &PolicyHash) -> Vote {
-        Vote {
+        let vote = Vote {
             approver: self.who.to_owned(),
             channel: self.channel,
             plan_hash: if self.stale_plan {
@@ -192,6 +266,28 @@ impl Cast {
             at: now() - self.age,
             granted: self.granted,
             reason: self.reason.map(str::to_owned),
+            proof: None,
+            submission_seq: None,
+            rollback_of: None,
+        };
+        let signed_at = vote.at.timestamp();
+        match self.proof {
+            Signed::Yes => sign(vote, signed_at),
+            Signed::No => Vote {
+                proof: Some(opsgate::core::identity::Proof::Os { uid: 1000 }),
+                ..vote
+            },
+            Signed::Tampered => Vote {
+                reason: Some("changed after signing".into()),
+                ..sign(vote, signed_at)
+            },
+            Signed::Chat => Vote {
+                proof: Some(opsgate::core::identity::Proof::Chat {
+                    client: "bot".into(),
+                    sender: "U1".into(),
+                }),
+                ..vote
+            },
         }
     }
 }
@@ -701,6 +797,34 @@ fn separation_of_duties_excludes_the_author_and_counts_each_person_once() {
             vec![yes("CAROL")],
             approved(1, &["CAROL"]),
         ),
+        row(
+            "below the default level (HIGH) the submitter may approve",
+            "",
+            plan(Medium),
+            vec![yes("carol")],
+            approved(1, &["carol"]),
+        ),
+        row(
+            "separation_of_duties: MEDIUM holds a MEDIUM plan",
+            "approvals: {separation_of_duties: MEDIUM}",
+            plan(Medium),
+            vec![yes("carol")],
+            pending(1, &[], &[("carol", VoteProblem::SelfApproval)]),
+        ),
+        row(
+            "separation_of_duties: true holds every level",
+            "approvals: {separation_of_duties: true}",
+            plan(Low),
+            vec![yes("carol")],
+            pending(1, &[], &[("carol", VoteProblem::SelfApproval)]),
+        ),
+        row(
+            "separation_of_duties: CRITICAL leaves HIGH to the submitter",
+            "approvals: {separation_of_duties: CRITICAL}",
+            plan(High),
+            vec![yes("carol")],
+            approved(1, &["carol"]),
+        ),
     ];
     let mismatches = mismatches(&rows);
     assert!(mismatches.is_empty(), "{mismatches:#?}");
@@ -725,6 +849,126 @@ fn names_compare_case_insensitively_beyond_ascii() {
         ),
     ];
     let mismatches = mismatches(&rows);
+    assert!(mismatches.is_empty(), "{mismatches:#?}");
+}
+
+/// Attack: one person dressed up as a second (a zero-width space, a BOM,
+/// a soft hyphen, fullwidth letters, a Cyrillic look-alike) is still one
+/// person: not a CRITICAL quorum, and not someone other than the author.
+#[test]
+fn disguised_names_are_one_person() {
+    let allow = "safety: {allow_critical: true}";
+    let mut rows = Vec::new();
+    for disguise in [
+        "alice\u{200b}",
+        "\u{feff}alice",
+        "ali\u{00ad}ce",
+        "ａｌｉｃｅ",
+        "\u{0430}lice", // Cyrillic a
+        "alice\u{200d}",
+    ] {
+        rows.push(row(
+            "a disguised second approver counts once",
+            allow,
+            plan(Critical),
+            vec![yes("alice"), yes(disguise)],
+            pending(2, &["alice"], &[(disguise, VoteProblem::Duplicate)]),
+        ));
+        rows.push(row(
+            "the author disguised cannot approve",
+            "",
+            plan(High).by("alice"),
+            vec![yes(disguise)],
+            pending(1, &[], &[(disguise, VoteProblem::SelfApproval)]),
+        ));
+    }
+    rows.push(row(
+        "two different people make a quorum",
+        allow,
+        plan(Critical),
+        vec![yes("alice"), yes("bob")],
+        approved(2, &["alice", "bob"]),
+    ));
+    let mismatches = mismatches(&rows);
+    assert!(mismatches.is_empty(), "{mismatches:#?}");
+}
+
+// ------------------------------------------------------------- identity
+
+/// From `identity.require_signatures_from` (HIGH by default) a decision
+/// counts only when it is signed, and a CRITICAL plan always needs
+/// signatures; a signature that does not verify never counts; a chat
+/// bridge's attestation counts up to the chat channel's ceiling.
+#[test]
+fn signatures_are_required_from_a_level_and_must_verify() {
+    use Signed::{Chat, No, Tampered};
+    let allow = "safety: {allow_critical: true}";
+    let unsigned = |from| VoteProblem::Unsigned { from };
+    let rows = vec![
+        row(
+            "an unsigned approval counts below HIGH",
+            "",
+            plan(Medium),
+            vec![yes("alice").signed(No)],
+            approved(1, &["alice"]),
+        ),
+        row(
+            "an unsigned approval does not count at HIGH",
+            "",
+            plan(High),
+            vec![yes("alice").signed(No)],
+            pending(1, &[], &[("alice", unsigned(High))]),
+        ),
+        row(
+            "nor at CRITICAL, even when signatures start above it",
+            "safety: {allow_critical: true}\nidentity: {require_signatures_from: CRITICAL}",
+            plan(Critical),
+            vec![yes("alice").signed(No), yes("bob")],
+            pending(2, &["bob"], &[("alice", unsigned(Critical))]),
+        ),
+        row(
+            "require_signatures_from: MEDIUM holds MEDIUM",
+            "identity: {require_signatures_from: MEDIUM}",
+            plan(Medium),
+            vec![yes("alice").signed(No)],
+            pending(1, &[], &[("alice", unsigned(Medium))]),
+        ),
+        row(
+            "require_signatures_from: CRITICAL frees HIGH",
+            "identity: {require_signatures_from: CRITICAL}",
+            plan(High),
+            vec![yes("alice").signed(No)],
+            approved(1, &["alice"]),
+        ),
+        row(
+            "a chat bridge's attestation counts at HIGH (the chat ceiling)",
+            "",
+            plan(High),
+            vec![yes("alice").via(Channel::Chat).signed(Chat)],
+            approved(1, &["alice"]),
+        ),
+        row(
+            "two signed people make a CRITICAL quorum",
+            allow,
+            plan(Critical),
+            vec![yes("alice"), yes("bob")],
+            approved(2, &["alice", "bob"]),
+        ),
+    ];
+    let mut mismatches = mismatches(&rows);
+    // The tampered row: the problem names the failed signature.
+    let tampered = verdict(&load(""), plan(Medium), &[yes("alice").signed(Tampered)]);
+    match &tampered {
+        Verdict::Pending {
+            discounted, have, ..
+        } if have.is_empty()
+            && discounted
+                .iter()
+                .any(|d| matches!(d.problem, VoteProblem::BadSignature { .. })) => {}
+        other => mismatches.push(format!(
+            "a signed approval whose reason was changed: want a bad signature, got {other:?}"
+        )),
+    }
     assert!(mismatches.is_empty(), "{mismatches:#?}");
 }
 
@@ -808,7 +1052,10 @@ fn the_approvers_list_limits_who_may_approve_by_level_and_channel() {
         ("sys", Low, System, not_allowed(System)),
         ("alice", Low, System, not_allowed(System)),
         // the author: self-approval comes first, listed or not
-        ("carol", Low, Cli, Err(VoteProblem::SelfApproval)),
+        ("carol", High, Cli, Err(VoteProblem::SelfApproval)),
+        // below separation_of_duties' level (HIGH by default) the
+        // submitter is like anyone else: carol is not listed
+        ("carol", Low, Cli, Err(VoteProblem::NotListed)),
     ];
     let mismatches = may_approve_mismatches(APPROVERS, &rows);
     assert!(mismatches.is_empty(), "{mismatches:#?}");
@@ -1286,7 +1533,7 @@ fn discounted_votes_and_missing_approvals_are_explained() {
             plan(Critical),
             vec![yes("carol"), yes("alice"), yes("Alice")],
             Some(
-                "needs 2 approvals from distinct approvers, has 1 (alice); carol is the plan's author and cannot approve it (separation_of_duties); Alice already approved; one person counts once"
+                "needs 2 approvals from distinct approvers, has 1 (alice); carol submitted the plan and cannot approve it (separation_of_duties); Alice already approved; one person counts once"
                     .into(),
             ),
         ),
@@ -1715,9 +1962,23 @@ fn records(events: &[Event]) -> Vec<Record> {
         .collect()
 }
 
+/// Folds `events`, each decision without an identity signed by
+/// its approver's key over what it says (as `opsgate approve --key` would).
 fn fold(events: &[Event]) -> Ledger {
     let mut ledger = Ledger::default();
-    for r in records(events) {
+    for mut r in records(events) {
+        let signed_at = r.ts.timestamp();
+        let sign_decision = |d: &mut Decision, granted: bool| {
+            if d.identity.is_none() {
+                let vote = sign(Vote::of(d, r.ts, granted), signed_at);
+                d.identity = vote.proof;
+            }
+        };
+        match &mut r.event {
+            Event::ApprovalGranted(d) => sign_decision(d, true),
+            Event::ApprovalRejected(d) => sign_decision(d, false),
+            _ => {}
+        }
         ledger.apply(&r);
     }
     ledger
@@ -1733,6 +1994,7 @@ fn submitted_plan(hash: &PlanHash, risk: RiskLevel, production: bool, doc: Value
         risk,
         author: "carol".into(),
         submitted_by: "carol".into(),
+        identity: None,
         mutates_production: production,
         redacted: false,
         plan: doc,
@@ -1746,6 +2008,7 @@ fn submitted(hash: &PlanHash, risk: RiskLevel) -> Event {
 fn decision(who: &str, hash: &PlanHash) -> Decision {
     Decision {
         rollback_of: None,
+        identity: None,
         submission_seq: None,
         plan_id: "p1".into(),
         plan_hash: hash.clone(),

@@ -90,8 +90,8 @@ const DEMO: &str = "plans/demo-local.yaml";
 const CRITICAL: &str = "plans/critical-drop-namespace.yaml";
 
 #[test]
-fn a_medium_plan_needs_one_approval_and_not_its_authors() {
-    let env = Env::new(None);
+fn a_medium_plan_needs_one_approval_and_not_its_submitters() {
+    let env = Env::new(Some("approvals: {separation_of_duties: MEDIUM}\n"));
     env.ok(&["submit", "--as", "alice", DEMO]);
     let s = env.status("demo-local");
     assert_eq!(s["status"], "pending");
@@ -103,27 +103,39 @@ fn a_medium_plan_needs_one_approval_and_not_its_authors() {
         "{s}"
     );
 
-    // The plan's author is `demo`, whoever submitted it.
+    // The submitter is the author, whatever the plan file's `author:`
+    // (`demo`) says: that is only a note.
     env.refused(
-        &["approve", "demo-local", "--as", "demo"],
-        "demo is the plan's author and cannot approve it",
+        &["approve", "demo-local", "--as", "alice"],
+        "alice submitted the plan and cannot approve it",
     );
     env.refused(
-        &["approve", "demo-local", "--as", "DEMO "],
-        "the plan's author",
+        &["approve", "demo-local", "--as", "ALICE "],
+        "submitted the plan",
     );
 
-    let out = env.ok(&["approve", "demo-local", "--as", "alice", "--json"]);
+    let out = env.ok(&["approve", "demo-local", "--as", "demo", "--json"]);
     let v: Value = serde_json::from_str(&out).expect("JSON");
     assert_eq!(v["status"], "approved");
-    assert_eq!(v["approvers"], serde_json::json!(["alice"]));
+    assert_eq!(v["approvers"], serde_json::json!(["demo"]));
     env.refused(
-        &["approve", "demo-local", "--as", "Alice"],
+        &["approve", "demo-local", "--as", "Demo"],
         "already approved",
     );
     let s = env.status("demo-local");
     assert_eq!(s["status"], "approved");
-    assert_eq!(s["approvals"]["have"], serde_json::json!(["alice"]));
+    assert_eq!(s["approvals"]["have"], serde_json::json!(["demo"]));
+}
+
+/// By default separation of duties starts at HIGH: a MEDIUM plan (the
+/// README's demo) is a one-person walk.
+#[test]
+fn below_high_the_submitter_may_approve_by_default() {
+    let env = Env::new(None);
+    env.ok(&["submit", "--as", "alice", DEMO]);
+    let out = env.ok(&["approve", "demo-local", "--as", "alice", "--json"]);
+    let v: Value = serde_json::from_str(&out).expect("JSON");
+    assert_eq!(v["status"], "approved", "{v}");
 }
 
 #[test]
@@ -132,8 +144,10 @@ fn the_os_user_approves_when_as_is_absent() {
     env.ok(&["submit", "--as", "alice", DEMO]);
     let v: Value =
         serde_json::from_str(&env.ok(&["approve", "demo-local", "--json"])).expect("JSON");
-    assert_eq!(v["by"], "os-user");
-    assert_eq!(v["approvers"], serde_json::json!(["os-user"]));
+    // The OS user of the uid; `$USER` (set to `os-user` here) names nobody.
+    let me = common::os_user_name();
+    assert_eq!(v["by"], me.as_str());
+    assert_eq!(v["approvers"], serde_json::json!([me]));
 }
 
 #[test]
@@ -316,7 +330,14 @@ fn a_changed_policy_needs_a_new_submission() {
     // Under another policy the approval no longer counts and no new one
     // is taken until the plan is rated again.
     let strict = env.dir.path().join("strict.yaml");
-    std::fs::write(&strict, "approvals: {required: {MEDIUM: 2}}\n").expect("policy");
+    std::fs::write(
+        &strict,
+        format!(
+            "approvals: {{required: {{MEDIUM: 2}}}}\n{}",
+            *common::TRUST_AS
+        ),
+    )
+    .expect("policy");
     let mut cmd = env.cmd();
     let out = cmd
         .arg("--config")

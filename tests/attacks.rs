@@ -510,14 +510,14 @@ fn two_rollbacks_of_one_run_at_once_run_it_once() {
 /// its own, under the plan's rules (the author cannot give it).
 #[test]
 fn a_rollback_after_the_approvals_expired_needs_its_own_approval() {
-    let env = Env::new(Some("approvals: {ttl: 2s}\n"));
+    let env = Env::new(Some("approvals: {ttl: 2s, separation_of_duties: true}\n"));
     let run_id = failed_run(&env);
     std::thread::sleep(std::time::Duration::from_millis(2500));
     env.refused(&["rollback", &run_id], "--rollback");
     assert!(!env.p("undone").exists());
     env.refused(
         &["approve", &run_id, "--rollback", "--as", "alice"],
-        "author",
+        "submitted the plan",
     );
     env.ok(&["approve", &run_id, "--rollback", "--as", "carol"]);
     env.refused(
@@ -546,8 +546,9 @@ fn a_stop_recorded_as_a_step_ends_stops_the_next_step() {
     std::fs::write(
         &script,
         format!(
-            "RID=$(grep -o '\"run_id\":\"r-[^\"]*\"' '{log}' | tail -1 | cut -d'\"' -f4)\nXDG_STATE_HOME='{state}' '{bin}' --audit-log '{log}' cancel \"$RID\" --as bob\n",
+            "RID=$(grep -o '\"run_id\":\"r-[^\"]*\"' '{log}' | tail -1 | cut -d'\"' -f4)\nOPSGATE_CONFIG='{conf}' XDG_STATE_HOME='{state}' '{bin}' --audit-log '{log}' cancel \"$RID\" --as bob\n",
             log = path(&env.log),
+            conf = path(&env.p("trust-as.yaml")),
             state = path(&env.p("state")),
             bin = assert_cmd::cargo::cargo_bin!("opsgate").display(),
         ),
@@ -973,11 +974,14 @@ fn the_audit_reads_work_with_a_broken_policy() {
 /// the answer.
 #[test]
 fn refusals_are_recorded_with_who_what_and_why() {
-    let env = Env::new(None);
+    let env = Env::new(Some("approvals: {separation_of_duties: true}\n"));
     let plan = env.plan("plan.yaml", REJECTED);
     env.ok(&["submit", path(&plan), "--as", "alice"]);
     let hash = env.of("plan_submitted", None)[0]["plan_hash"].clone();
-    env.refused(&["approve", "rejected", "--as", "alice"], "author");
+    env.refused(
+        &["approve", "rejected", "--as", "alice"],
+        "submitted the plan",
+    );
     env.refused(&["run", "rejected", "--as", "mallory"], "may not run");
     let refused = env.of("refused", None);
     assert_eq!(refused.len(), 2, "{refused:?}");
@@ -1014,6 +1018,7 @@ fn approved_by_bob(
         plan_hash: &cp.hash,
         risk: cp.risk,
         author: "a",
+        author_key: None,
         mutates_production: false,
         has_override: false,
     };
@@ -1025,6 +1030,9 @@ fn approved_by_bob(
         at: chrono::Utc::now(),
         granted: true,
         reason: None,
+        proof: None,
+        submission_seq: None,
+        rollback_of: None,
     };
     match evaluate(
         &policy.policy,

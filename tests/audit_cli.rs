@@ -33,7 +33,7 @@ fn opsgate() -> assert_cmd::Command {
         .env("NO_COLOR", "1")
         .env("XDG_STATE_HOME", common::scratch_state())
         .env("USER", "os-user")
-        .env_remove("OPSGATE_CONFIG")
+        .env("OPSGATE_CONFIG", common::trust_as_file())
         .env_remove("OPSGATE_AUDIT_LOG")
         .env_remove("OPSGATE_LOG")
         .env_remove(KEY_ENV);
@@ -154,6 +154,7 @@ fn plan_hash(id: &str) -> PlanHash {
 fn decision(plan: &str, approver: &str, risk: RiskLevel, reason: Option<&str>) -> Decision {
     Decision {
         rollback_of: None,
+        identity: None,
         submission_seq: None,
         plan_id: plan.into(),
         plan_hash: plan_hash(plan),
@@ -175,6 +176,7 @@ fn submitted(plan: &str, risk: RiskLevel, author: &str) -> Event {
         risk,
         author: author.into(),
         submitted_by: author.into(),
+        identity: None,
         mutates_production: false,
         redacted: false,
         plan: json!({"id": plan}),
@@ -262,6 +264,7 @@ fn submit_prints_the_plan_and_records_it_once_while_open() {
             risk,
             author,
             submitted_by,
+            identity,
             mutates_production,
             redacted,
             plan,
@@ -275,6 +278,11 @@ fn submit_prints_the_plan_and_records_it_once_while_open() {
             assert_eq!(*risk, RiskLevel::Medium);
             assert_eq!(author, "demo", "the plan's author");
             assert_eq!(submitted_by, "alice", "--as");
+            assert_eq!(
+                identity,
+                &Some(opsgate::core::identity::Proof::Claimed),
+                "the record says alice is a claim (--as, trusted by the policy)"
+            );
             assert!(!redacted);
             assert_eq!(plan["id"], "demo-local");
             assert_eq!(plan["steps"].as_array().map(Vec::len), Some(4));
@@ -347,7 +355,14 @@ fn a_changed_plan_is_a_new_submission() {
 
     // So is the same plan under another policy.
     let policy = dir.path().join("policy.yaml");
-    std::fs::write(&policy, "execution: {require_dry_run: true}\n").unwrap();
+    std::fs::write(
+        &policy,
+        format!(
+            "execution: {{require_dry_run: true}}\n{}",
+            *common::TRUST_AS
+        ),
+    )
+    .unwrap();
     let other = submit(
         &log,
         &demo(),
@@ -536,8 +551,21 @@ fn the_submitter_is_the_os_user_and_authors_plans_without_an_author() {
         } => (author.clone(), submitted_by.clone()),
         other => panic!("expected plan_submitted, got {other:?}"),
     };
-    assert_eq!(who(&recs[0]), ("zed".into(), "zed".into()));
-    assert_eq!(who(&recs[1]), ("demo".into(), "os-user".into()));
+    // $USER names nobody: the submitter is the OS user of the uid.
+    let me = common::os_user_name();
+    assert_eq!(who(&recs[0]), (me.clone(), me.clone()));
+    assert_eq!(who(&recs[1]), ("demo".into(), me));
+    let uid = rustix::process::getuid().as_raw();
+    for r in &recs {
+        let Event::PlanSubmitted { identity, .. } = &r.event else {
+            panic!("expected plan_submitted");
+        };
+        assert_eq!(
+            identity,
+            &Some(opsgate::core::identity::Proof::Os { uid }),
+            "the record says the submitter is the OS user, by uid"
+        );
+    }
 
     // An empty --as is a usage error, and nothing is written.
     let before = std::fs::read(&log).unwrap();
@@ -630,7 +658,14 @@ fn secrets_never_reach_the_log() {
     let plan = dir.path().join("canary.yaml");
     std::fs::write(&plan, CANARY_PLAN).unwrap();
     let policy = dir.path().join("policy.yaml");
-    std::fs::write(&policy, "audit:\n  redact: [\"corp-canary-[0-9]+\"]\n").unwrap();
+    std::fs::write(
+        &policy,
+        format!(
+            "audit:\n  redact: [\"corp-canary-[0-9]+\"]\n{}",
+            *common::TRUST_AS
+        ),
+    )
+    .unwrap();
 
     // The plan file does carry the plan canaries, and they survive loading.
     for c in &CANARIES[..8] {
@@ -1417,7 +1452,11 @@ fn the_policy_key_file_seals_the_chain_and_is_found_beside_the_policy() {
     std::fs::create_dir(&conf).unwrap();
     std::fs::write(conf.join("audit.key"), "a-key-of-thirty-two-bytes-exact\n").unwrap();
     let policy = conf.join("opsgate.yaml");
-    std::fs::write(&policy, "audit:\n  key_file: audit.key\n").unwrap();
+    std::fs::write(
+        &policy,
+        format!("audit:\n  key_file: audit.key\n{}", *common::TRUST_AS),
+    )
+    .unwrap();
     let log = dir.path().join("audit.jsonl");
 
     let s = json(&ok(with_log(&log)

@@ -48,6 +48,7 @@ fn policy_hash() -> PolicyHash {
 fn decision(plan: &str, approver: &str, risk: RiskLevel, reason: Option<&str>) -> Decision {
     Decision {
         rollback_of: None,
+        identity: None,
         submission_seq: None,
         plan_id: plan.into(),
         plan_hash: plan_hash(plan),
@@ -69,6 +70,7 @@ fn submitted(plan: &str, risk: RiskLevel, author: &str) -> Event {
         risk,
         author: author.into(),
         submitted_by: author.into(),
+        identity: None,
         mutates_production: false,
         redacted: false,
         plan: json!({"id": plan, "steps": [{"name": "s1", "run": "echo hi"}]}),
@@ -649,7 +651,7 @@ fn an_unsupported_version_is_named() {
     let dir = tempfile::tempdir().unwrap();
     let log = write_log(dir.path(), Sealer::Sha256);
     let mut lines = read_lines(&log);
-    lines[10] = set_raw(&lines[10], "v", "3");
+    lines[10] = set_raw(&lines[10], "v", "4");
     write_lines(&log, &lines);
     let result = verify(&log, None, &[]);
     assert_problem(

@@ -684,11 +684,12 @@ fn probes_are_open_and_plan_reads_need_the_token() {
 #[test]
 fn every_rejection_class_has_its_status_and_code_and_records_nothing() {
     let env = Env::new(&format!(
-        "safety: {{allow_critical: true}}\n{}",
+        "safety: {{allow_critical: true}}\napprovals: {{separation_of_duties: true}}\n{}",
         bridge_yaml(None, false)
     ));
     let srv = env.serve(&[]);
-    let demo = env.submit(repo_file(DEMO), "someone");
+    // `demo` submits the demo: U3 (demo) and U5 (' Demo') are its author.
+    let demo = env.submit(repo_file(DEMO), "demo");
     let critical = env.submit(repo_file(CRITICAL), "bob");
     let auth = bearer(TOKEN);
 

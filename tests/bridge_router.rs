@@ -34,7 +34,7 @@ struct Fixture {
 fn fixture(extra_bridge: &str) -> Fixture {
     let dir = tempfile::tempdir().expect("temp dir");
     let policy_text = format!(
-        "bridge:\n  rate_limit: {{per_sender: 1000/min, per_client: 1000/min}}\n  clients:\n    - name: bot\n      token_sha256: \"{}\"\n      senders: {{U1: alice, U2: carol}}\n{extra_bridge}",
+        "approvals: {{separation_of_duties: true}}\nbridge:\n  rate_limit: {{per_sender: 1000/min, per_client: 1000/min}}\n  clients:\n    - name: bot\n      token_sha256: \"{}\"\n      senders: {{U1: alice, U2: carol}}\n{extra_bridge}",
         hex::encode(Sha256::digest(TOKEN.as_bytes()))
     );
     let policy = LoadedPolicy::load(Some(("policy.yaml", &policy_text))).expect("policy loads");
@@ -51,7 +51,13 @@ fn fixture(extra_bridge: &str) -> Fixture {
     let log = AuditLog::open(&log_path, Sealer::Sha256, Default::default()).expect("log");
     let app = App::long_lived(policy, log, Sealer::Sha256);
     let cp = opsgate::app::plans::load(&plan_path, &app.policy, &[]).expect("plan loads");
-    let (seq, _) = app.submit(&cp, "alice", Channel::Cli).expect("submitted");
+    let (seq, _) = app
+        .submit(
+            &cp,
+            &opsgate::core::identity::Actor::claimed("alice"),
+            Channel::Cli,
+        )
+        .expect("submitted");
     let bridge = opsgate::bridge::Bridge::new(app).expect("bridge");
     Fixture {
         router: opsgate::bridge::router(Arc::new(bridge)),

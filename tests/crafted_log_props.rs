@@ -42,6 +42,7 @@ fn approval(cp: &opsgate::core::plan::ClassifiedPlan) -> opsgate::core::approval
         plan_hash: &cp.hash,
         risk: cp.risk,
         author: "a",
+        author_key: None,
         mutates_production: false,
         has_override: false,
     };
@@ -116,6 +117,7 @@ fn event(real: PlanHash) -> impl Strategy<Value = Event> {
                     metadata: BTreeMap::new(),
                     submission_seq,
                     rollback_of,
+                    identity: None,
                 };
                 if granted {
                     Event::ApprovalGranted(d)
@@ -134,6 +136,7 @@ fn event(real: PlanHash) -> impl Strategy<Value = Event> {
                 risk: RiskLevel::Medium,
                 author: "a".into(),
                 submitted_by: "a".into(),
+                identity: None,
                 mutates_production: false,
                 redacted: false,
                 plan: plan_json.clone(),
@@ -250,6 +253,7 @@ proptest! {
                 risk: RiskLevel::Medium,
                 author: "a".into(),
                 submitted_by: "a".into(),
+                identity: None,
                 mutates_production: false,
                 redacted: false,
                 plan: serde_json::to_value(&cp.plan).expect("plan JSON"),

@@ -29,7 +29,7 @@ use serde_json::Value;
 /// Matches step 2's `step_started` record of plan `write-ahead` only: the
 /// plan as submitted holds this text JSON-escaped (`\"type\"`), so it does
 /// not match that record.
-const STEP2_STARTED: &str = r#"grep -q '^{"v":2,"seq":[0-9]*,"ts":"[^"]*","type":"step_started","plan_id":"write-ahead","run_id":"r-[^"]*","step":2,"name":"second",' @D@/audit.jsonl"#;
+const STEP2_STARTED: &str = r#"grep -q '^{"v":3,"seq":[0-9]*,"ts":"[^"]*","type":"step_started","plan_id":"write-ahead","run_id":"r-[^"]*","step":2,"name":"second",' @D@/audit.jsonl"#;
 
 #[test]
 fn a_step_finds_its_step_started_record_already_in_the_log() {
@@ -463,7 +463,7 @@ steps:
 
 #[test]
 fn a_plan_runs_only_with_its_approvals() {
-    let env = Env::new(None);
+    let env = Env::new(Some("approvals: {separation_of_duties: true}\n"));
     let plan = env.plan(
         "plan.yaml",
         "id: needs-one
@@ -480,7 +480,7 @@ steps:
     env.refused(&["run", path(&plan)], "needs 1 approval");
     env.refused(
         &["approve", "needs-one", "--as", "alice"],
-        "alice is the plan's author and cannot approve it",
+        "alice submitted the plan and cannot approve it",
     );
     env.refused(&["run", "needs-one"], "needs 1 approval");
     assert!(env.of("run_started", None).is_empty());

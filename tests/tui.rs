@@ -751,6 +751,7 @@ fn modify_makes_a_new_plan_whose_approvals_start_from_zero() {
         risk: cp.risk,
         author: "demo".into(),
         submitted_by: "demo".into(),
+        identity: None,
         mutates_production: false,
         redacted: false,
         plan: serde_json::to_value(&cp.plan).unwrap(),
@@ -758,6 +759,7 @@ fn modify_makes_a_new_plan_whose_approvals_start_from_zero() {
     .unwrap();
     log.append(Event::ApprovalGranted(Decision {
         rollback_of: None,
+        identity: None,
         submission_seq: None,
         plan_id: cp.plan.id.clone(),
         plan_hash: cp.hash.clone(),

@@ -19,7 +19,15 @@ pub fn load_policy(explicit: Option<&Path>) -> Result<(LoadedPolicy, Option<Path
     match path {
         Some(p) => {
             let text = read(&p)?;
-            let loaded = LoadedPolicy::load(Some((&p.display().to_string(), &text)))?;
+            let mut loaded = LoadedPolicy::load(Some((&p.display().to_string(), &text)))?;
+            if let Some(file) = loaded.policy.identity.allowed_signers.clone() {
+                let file = match p.parent() {
+                    Some(dir) if file.is_relative() => dir.join(file),
+                    _ => file,
+                };
+                let signers = read(&file)?;
+                loaded = loaded.with_signers_file(&file.display().to_string(), &signers)?;
+            }
             Ok((loaded, Some(p)))
         }
         None => Ok((LoadedPolicy::embedded()?, None)),

@@ -14,6 +14,7 @@ use crate::audit::ledger::{LedgerCache, run_is_live};
 use crate::audit::{Appended, AuditLog, Channel, Decision, Event};
 use crate::core::approval::{Verdict, requirement, same_person};
 use crate::core::event::short;
+use crate::core::identity::{Actor, Proof, Statement};
 use crate::core::policy::LoadedPolicy;
 use crate::core::state::{Ledger, PlanState, RunState};
 
@@ -52,7 +53,13 @@ pub struct ChatFacts<'a> {
 #[derive(Debug, Clone)]
 pub struct Request<'a> {
     pub plan_id: &'a str,
+    /// The person's canonical name (`actor.name`).
     pub who: &'a str,
+    /// How the person is known, recorded with the decision: a signature
+    /// once [`grant`] or [`deny`] signed it with `key`.
+    pub proof: Proof,
+    /// The key that signs the decision, if the person has one.
+    pub key: Option<&'a std::path::Path>,
     pub channel: Channel,
     pub binding: Binding<'a>,
     pub reason: Option<String>,
@@ -62,11 +69,14 @@ pub struct Request<'a> {
 }
 
 impl<'a> Request<'a> {
-    /// A decision with no binding, reason, metadata or chat facts.
-    pub fn new(plan_id: &'a str, who: &'a str, channel: Channel) -> Self {
+    /// A decision by `actor`, with no binding, reason, metadata or chat
+    /// facts.
+    pub fn new(plan_id: &'a str, actor: &'a Actor, channel: Channel) -> Self {
         Request {
             plan_id,
-            who,
+            who: &actor.name,
+            proof: actor.proof.clone(),
+            key: actor.key.as_deref(),
             channel,
             binding: Binding::default(),
             reason: None,
@@ -134,6 +144,7 @@ pub fn grant(
     policy: &LoadedPolicy,
     req: &Request<'_>,
 ) -> Result<Vec<Appended>> {
+    let req = &signed(log, policy, req, "approval_granted", None)?;
     let (id, who) = (req.plan_id, req.who);
     append_or_record(log, &req.attempt("approve", policy), |len| {
         with_ledger(log, cache, len, |ledger| {
@@ -162,12 +173,9 @@ pub fn grant(
                     format!("{who} already approved plan `{id}`; one person counts once"),
                 ));
             }
-            Ok(vec![Event::ApprovalGranted(decision(
-                plan,
-                policy,
-                req,
-                req.reason.clone(),
-            ))])
+            let d = decision(plan, policy, req, req.reason.clone());
+            check_identity(policy, plan, level, &d, true)?;
+            Ok(vec![Event::ApprovalGranted(d)])
         })
     })
 }
@@ -183,6 +191,7 @@ pub fn deny(
     let Some(reason) = req.reason.as_deref().filter(|r| !r.trim().is_empty()) else {
         return Err(Error::Invalid("a rejection must say why".into()));
     };
+    let req = &signed(log, policy, req, "approval_rejected", None)?;
     let (id, who) = (req.plan_id, req.who);
     append_or_record(log, &req.attempt("reject", policy), |len| {
         with_ledger(log, cache, len, |ledger| {
@@ -197,12 +206,9 @@ pub fn deny(
                     format!("{who} is not on the policy's approvers list"),
                 ));
             }
-            Ok(vec![Event::ApprovalRejected(decision(
-                plan,
-                policy,
-                req,
-                Some(reason.to_owned()),
-            ))])
+            let d = decision(plan, policy, req, Some(reason.to_owned()));
+            check_identity(policy, plan, plan.submission.risk, &d, false)?;
+            Ok(vec![Event::ApprovalRejected(d)])
         })
     })
 }
@@ -223,9 +229,23 @@ pub fn grant_rollback(
     log: &AuditLog,
     policy: &LoadedPolicy,
     run_id: &str,
-    who: &str,
+    actor: &Actor,
     reason: Option<String>,
 ) -> Result<RollbackApproval> {
+    let who = actor.name.as_str();
+    // Signed before the lock is taken (signing may wait for a person).
+    let presigned = match actor.key {
+        Some(_) => {
+            let ledger = super::ledger::current(log)?;
+            let (plan, _) = rollback_candidate(&ledger, log, run_id)?;
+            let req = Request {
+                reason: reason.clone(),
+                ..Request::new(&plan.plan_id, actor, Channel::Cli)
+            };
+            Some(signed(log, policy, &req, "approval_granted", Some(run_id))?.proof)
+        }
+        None => None,
+    };
     let mut counted = (0u32, Vec::new());
     let attempt = Attempt::on_run("approve_rollback", who, run_id, &policy.hash);
     let appended = append_or_record(log, &attempt, |len| {
@@ -251,11 +271,16 @@ pub fn grant_rollback(
         }
         have.push(who.to_owned());
         counted = (needed, have);
-        let req = Request::new(&plan.plan_id, who, Channel::Cli);
-        Ok(vec![Event::ApprovalGranted(Decision {
+        let mut req = Request::new(&plan.plan_id, actor, Channel::Cli);
+        if let Some(proof) = &presigned {
+            req.proof = proof.clone();
+        }
+        let d = Decision {
             rollback_of: Some(run_id.to_owned()),
-            ..decision(plan, policy, &req, reason)
-        })])
+            ..decision(plan, policy, &req, reason.clone())
+        };
+        check_identity(policy, plan, level, &d, true)?;
+        Ok(vec![Event::ApprovalGranted(d)])
     })?;
     let (needed, approvers) = counted;
     Ok(RollbackApproval {
@@ -324,7 +349,119 @@ fn decision(
         metadata: req.metadata.clone(),
         submission_seq: Some(plan.submission.seq),
         rollback_of: None,
+        identity: Some(req.proof.clone()),
     }
+}
+
+/// `req` signed with its key, if it has one: over the plan's current
+/// submission as read now (outside the log's lock: signing may wait for a
+/// passphrase or a touch), bound to that submission so that the check
+/// under the lock refuses it if the plan moved meanwhile.
+fn signed<'a>(
+    log: &AuditLog,
+    policy: &LoadedPolicy,
+    req: &Request<'a>,
+    kind: &str,
+    rollback_of: Option<&str>,
+) -> Result<Request<'a>> {
+    let Some(key) = req.key else {
+        return Ok(req.clone());
+    };
+    let ledger = super::ledger::current(log)?;
+    let plan = match rollback_of {
+        Some(run) => ledger.run(run).map(|(p, _)| p),
+        None => ledger.plan(req.plan_id),
+    };
+    // An unknown plan or a stale binding is refused (and recorded) under
+    // the lock, as for an unsigned decision: nothing to sign.
+    let Some(plan) = plan.filter(|p| check_binding(p, &req.binding).is_ok()) else {
+        return Ok(req.clone());
+    };
+    let (seq, hash) = (plan.submission.seq, plan.submission.plan_hash.clone());
+    let statement = Statement {
+        kind,
+        plan_id: req.plan_id,
+        plan_hash: hash.as_str(),
+        policy_hash: policy.hash.as_str(),
+        submission: Some(seq),
+        rollback_of,
+        principal: req.who,
+        signed_at: Utc::now().timestamp(),
+        reason: req.reason.as_deref(),
+    };
+    let proof = super::sign::sign(&policy.policy, key, &statement)?;
+    let mut out = req.clone();
+    out.proof = proof;
+    out.binding.submission_seq = Some(seq);
+    Ok(out)
+}
+
+/// Under the lock: a signature on the decision verifies over what is
+/// recorded and is fresh; an unsigned decision is refused where the plan's
+/// level needs a signature (a chat bridge's attestation counts up to the
+/// channel's ceiling).
+fn check_identity(
+    policy: &LoadedPolicy,
+    plan: &PlanState,
+    level: crate::core::risk::RiskLevel,
+    d: &Decision,
+    granted: bool,
+) -> Result<()> {
+    if let Some(Proof::Ssh { signed_at, .. }) = &d.identity {
+        super::sign::check_fresh(*signed_at)?;
+    }
+    let vote = crate::core::approval::Vote::of(d, Utc::now(), granted);
+    // A rejection counts signed or not (it can only stop a plan); a
+    // signature on it must still verify.
+    let relevant_level = if granted {
+        level
+    } else {
+        crate::core::risk::RiskLevel::Low
+    };
+    let refused = |p: crate::core::approval::VoteProblem| {
+        refuse_for(
+            Reason::from(&p),
+            &plan.submission.plan_hash,
+            p.describe(&d.approver, level),
+        )
+    };
+    let key =
+        crate::core::approval::identity_check(&policy.policy, &plan.plan_id, relevant_level, &vote)
+            .map_err(refused)?;
+    let subject = plan.subject();
+    if granted
+        && key.is_some()
+        && key.as_deref() == subject.author_key
+        && policy.policy.approvals.separation_of_duties.applies(level)
+    {
+        return Err(refused(crate::core::approval::VoteProblem::SelfApproval));
+    }
+    // One key counts once, whatever names it is listed under.
+    if let Some(key) = key.filter(|_| granted && d.rollback_of.is_none()) {
+        let ttl = chrono::Duration::milliseconds(
+            i64::try_from(policy.policy.approvals.ttl.as_millis()).unwrap_or(i64::MAX),
+        );
+        let now = Utc::now();
+        let same_key = plan.votes.iter().find(|v| {
+            v.granted
+                && v.plan_hash == plan.submission.plan_hash
+                && v.policy_hash == policy.hash
+                && now - v.at < ttl
+                && crate::core::approval::identity_check(&policy.policy, &plan.plan_id, level, v)
+                    .is_ok_and(|k| k.as_deref() == Some(key.as_str()))
+        });
+        if let Some(v) = same_key {
+            return Err(refuse_for(
+                Reason::Duplicate,
+                &plan.submission.plan_hash,
+                format!(
+                    "the key {key} already approved plan `{}` as {}; one key counts once",
+                    plan.plan_id, v.approver
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Approvals needed and the approvers who count, for display.

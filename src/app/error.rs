@@ -24,6 +24,12 @@ pub enum Reason {
     Duplicate,
     /// A bridge metadata rule of the plan's level is not met.
     MetadataRule,
+    /// `--as` names someone else and the policy does not trust it.
+    UntrustedName,
+    /// The plan's level needs a signed decision, and this one is not.
+    Unsigned,
+    /// The decision's signature does not verify.
+    BadSignature,
     // What the decision or run is bound to.
     StalePlanHash,
     StaleSubmission,
@@ -69,6 +75,9 @@ impl Reason {
             Reason::ChannelCeiling => "channel_ceiling",
             Reason::Duplicate => "duplicate",
             Reason::MetadataRule => "metadata_rule",
+            Reason::UntrustedName => "untrusted_name",
+            Reason::Unsigned => "unsigned",
+            Reason::BadSignature => "bad_signature",
             Reason::StalePlanHash => "stale_plan_hash",
             Reason::StaleSubmission => "stale_submission",
             Reason::StalePolicyHash => "stale_policy_hash",
@@ -109,6 +118,8 @@ impl From<&VoteProblem> for Reason {
             VoteProblem::StalePolicyHash { .. } => Reason::StalePolicyHash,
             VoteProblem::Expired { .. } => Reason::Expired,
             VoteProblem::Duplicate => Reason::Duplicate,
+            VoteProblem::Unsigned { .. } => Reason::Unsigned,
+            VoteProblem::BadSignature { .. } => Reason::BadSignature,
         }
     }
 }

@@ -28,6 +28,7 @@ pub mod plan_view;
 pub mod plans;
 pub mod present;
 pub mod refusal;
+pub mod sign;
 pub mod start;
 pub mod submit;
 pub mod views;
@@ -108,7 +109,12 @@ impl App {
     }
 
     /// Records the submission of `cp` by `who` (see [`submit::record`]).
-    pub fn submit(&self, cp: &ClassifiedPlan, who: &str, channel: Channel) -> Result<(u64, bool)> {
+    pub fn submit(
+        &self,
+        cp: &ClassifiedPlan,
+        who: &crate::core::identity::Actor,
+        channel: Channel,
+    ) -> Result<(u64, bool)> {
         submit::record(&self.log, &self.policy, cp, (who, channel))
     }
 

@@ -7,6 +7,7 @@ use super::error::{Error, Reason, Result, refuse};
 use super::ledger::fold;
 use crate::audit::ledger::run_is_live;
 use crate::audit::{AuditLog, Event};
+use crate::core::identity::Actor;
 use crate::core::plan::ClassifiedPlan;
 use crate::core::policy::LoadedPolicy;
 
@@ -18,11 +19,31 @@ pub fn record(
     log: &AuditLog,
     policy: &LoadedPolicy,
     cp: &ClassifiedPlan,
-    (submitter, channel): (&str, crate::audit::Channel),
+    (actor, channel): (&Actor, crate::audit::Channel),
 ) -> Result<(u64, bool)> {
+    let submitter = actor.name.as_str();
     let plan_json = serde_json::to_value(&cp.plan)
         .map_err(|e| Error::Failed(format!("cannot record the plan: {e}")))?;
     let fingerprints = fingerprints(policy, cp)?;
+    // Signed before the log's lock is taken: signing may wait for a
+    // passphrase or a touch of a hardware key.
+    let proof = match &actor.key {
+        Some(key) => {
+            let statement = crate::core::identity::Statement {
+                kind: "plan_submitted",
+                plan_id: &cp.plan.id,
+                plan_hash: cp.hash.as_str(),
+                policy_hash: policy.hash.as_str(),
+                submission: None,
+                rollback_of: None,
+                principal: submitter,
+                signed_at: Utc::now().timestamp(),
+                reason: None,
+            };
+            super::sign::sign(&policy.policy, key, &statement)?
+        }
+        None => actor.proof.clone(),
+    };
     let mut earlier = None;
     let attempt =
         super::refusal::Attempt::on_plan("submit", submitter, channel, &cp.plan.id, &policy.hash);
@@ -85,6 +106,7 @@ pub fn record(
                 .clone()
                 .unwrap_or_else(|| submitter.to_owned()),
             submitted_by: submitter.to_owned(),
+            identity: Some(proof.clone()),
             mutates_production: cp.mutates_production(),
             redacted: false,
             plan: plan_json,

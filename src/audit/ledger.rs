@@ -333,6 +333,7 @@ mod tests {
             risk: RiskLevel::Low,
             author: "a".into(),
             submitted_by: "a".into(),
+            identity: None,
             mutates_production: false,
             redacted: false,
             plan: serde_json::json!({}),

@@ -285,6 +285,17 @@ pub(super) async fn decide_request(
     );
     let submission_seq = req.submission_seq;
     let recorded = blocking(move || {
+        // The bridge attests who the person is: the client that carried
+        // the decision and the chat platform's sender, mapped through the
+        // client's `senders`.
+        let actor = crate::core::identity::Actor {
+            name: who,
+            proof: crate::core::identity::Proof::Chat {
+                client: client_name.clone(),
+                sender: sender.clone(),
+            },
+            key: None,
+        };
         let decision = Request {
             binding: Binding {
                 hash: Some(&hash),
@@ -298,7 +309,7 @@ pub(super) async fn decide_request(
                 client: &client_name,
                 sender: &sender,
             }),
-            ..Request::new(&id2, &who, Channel::Chat)
+            ..Request::new(&id2, &actor, Channel::Chat)
         };
         if yes {
             b2.app.grant(&decision)

@@ -64,7 +64,10 @@ pub(super) fn app_error(id: &str, e: crate::app::Error) -> ApiError {
                 | Reason::AboveMaxRisk
                 | Reason::ChannelNotAllowed
                 | Reason::RefusedByPolicy
-                | Reason::MetadataRule => (StatusCode::FORBIDDEN, "not_permitted"),
+                | Reason::MetadataRule
+                | Reason::UntrustedName
+                | Reason::Unsigned
+                | Reason::BadSignature => (StatusCode::FORBIDDEN, "not_permitted"),
                 Reason::StalePlanHash | Reason::StaleSubmission => {
                     (StatusCode::CONFLICT, r.reason.code())
                 }

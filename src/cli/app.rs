@@ -6,7 +6,6 @@ use super::{
     approve_cmd, audit_cmd, classify_cmd, plan_cmd, policy_cmd, run_cmd, status_cmd, submit_cmd,
 };
 use crate::app::config::{audit_log_path, high_water, load_policy, redactor, sealer};
-use crate::app::identity::who;
 use crate::audit::AuditLog;
 
 /// Runs a command of the command line door (not `serve` or `tui`, which
@@ -26,6 +25,9 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Ok(AuditLog::open(&path, sealer()?, redactor(&policy))?.with_mark(high_water(&path)?))
     };
     let mark = || high_water(&log_path()?);
+    let who = |as_user: Option<&str>, key: Option<&std::path::Path>| {
+        crate::app::identity::actor(&policy.policy, as_user, key)
+    };
     let Some(command) = &cli.command else {
         let help = <super::args::Cli as clap::CommandFactory>::command().render_help();
         eprintln!("{help}");
@@ -39,23 +41,43 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Plan(PlanCommand::Show { file, json }) => plan_cmd::show(file, *json, &policy),
         Command::Plan(PlanCommand::Hash { file }) => plan_cmd::hash(file, &policy),
         Command::Policy(PolicyCommand::Check { json }) => policy_cmd::check(&policy, *json),
-        Command::Submit(args) => {
-            submit_cmd::run(args, &who(args.as_user.as_deref())?, &policy, open_log)
-        }
-        Command::Approve(args) => {
-            approve_cmd::approve(args, &who(args.as_user.as_deref())?, &policy, open_log)
-        }
-        Command::Reject(args) => {
-            approve_cmd::reject(args, &who(args.as_user.as_deref())?, &policy, open_log)
-        }
-        Command::Run(args) => run_cmd::run(args, &who(args.as_user.as_deref())?, &policy, open_log),
+        Command::Submit(args) => submit_cmd::run(
+            args,
+            &who(args.as_user.as_deref(), args.key.as_deref())?,
+            &policy,
+            open_log,
+        ),
+        Command::Approve(args) => approve_cmd::approve(
+            args,
+            &who(args.as_user.as_deref(), args.key.as_deref())?,
+            &policy,
+            open_log,
+        ),
+        Command::Reject(args) => approve_cmd::reject(
+            args,
+            &who(args.as_user.as_deref(), args.key.as_deref())?,
+            &policy,
+            open_log,
+        ),
+        Command::Run(args) => run_cmd::run(
+            args,
+            &who(args.as_user.as_deref(), args.key.as_deref())?,
+            &policy,
+            open_log,
+        ),
         Command::Cancel {
             run_id,
             as_user,
             kill,
-        } => run_cmd::cancel(run_id, &who(as_user.as_deref())?, *kill, &policy, open_log),
+        } => run_cmd::cancel(
+            run_id,
+            &who(as_user.as_deref(), None)?,
+            *kill,
+            &policy,
+            open_log,
+        ),
         Command::Rollback { run_id, as_user } => {
-            run_cmd::rollback(run_id, &who(as_user.as_deref())?, &policy, open_log)
+            run_cmd::rollback(run_id, &who(as_user.as_deref(), None)?, &policy, open_log)
         }
         Command::Serve { .. } | Command::Tui(_) => Err(CliError::Usage(
             "`serve` and `tui` are doors of their own: run them from `opsgate`".into(),
@@ -116,12 +138,18 @@ fn read_only_audit(cli: &Cli, cmd: &AuditCommand) -> Option<Result<(), CliError>
             json, expect_head, ..
         } => {
             let path = path()?;
+            // The policy's signers check the signatures; a policy that
+            // does not load leaves the chain to check alone.
+            let policy = crate::app::config::load_policy(cli.config.as_deref())
+                .ok()
+                .map(|(p, _)| p.policy);
             audit_cmd::verify(
                 &path,
                 &sealer()?,
                 Some(&high_water(&path)?),
                 *json,
                 expect_head.as_deref(),
+                policy.as_ref(),
             )
         }
         AuditCommand::Head { json } => audit_cmd::head(&path()?, &sealer()?, *json),

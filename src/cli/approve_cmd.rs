@@ -2,6 +2,7 @@
 //! The checks are the application layer's (`app::decide`); this module
 //! asks on the terminal and prints the outcome.
 
+use crate::core::identity::Actor;
 use std::io::Write;
 
 use chrono::Utc;
@@ -31,13 +32,21 @@ struct DecisionOut {
 
 pub fn approve(
     args: &ApproveArgs,
-    who: &str,
+    actor: &Actor,
     policy: &LoadedPolicy,
     open_log: impl FnOnce() -> Result<AuditLog, CliError>,
 ) -> Result<(), CliError> {
+    let who = actor.name.as_str();
     let log = open_log()?;
     if args.rollback {
-        return approve_rollback(&log, policy, &args.id, who, args.reason.clone(), args.json);
+        return approve_rollback(
+            &log,
+            policy,
+            &args.id,
+            actor,
+            args.reason.clone(),
+            args.json,
+        );
     }
     // An approval names what it approves: the hash given, or the one shown
     // on the terminal and confirmed; never whatever was submitted last.
@@ -59,7 +68,7 @@ pub fn approve(
     let req = Request {
         binding,
         reason: args.reason.clone(),
-        ..Request::new(&args.id, who, Channel::Cli)
+        ..Request::new(&args.id, actor, Channel::Cli)
     };
     let appended = crate::app::decide::grant(&log, None, policy, &req)?;
     report(
@@ -120,11 +129,12 @@ fn approve_rollback(
     log: &AuditLog,
     policy: &LoadedPolicy,
     run_id: &str,
-    who: &str,
+    actor: &Actor,
     reason: Option<String>,
     json: bool,
 ) -> Result<(), CliError> {
-    let done = crate::app::decide::grant_rollback(log, policy, run_id, who, reason)?;
+    let who = actor.name.as_str();
+    let done = crate::app::decide::grant_rollback(log, policy, run_id, actor, reason)?;
     let seq = done.appended.last().map(|a| a.seq).unwrap_or_default();
     let (needed, have) = (done.needed, done.approvers);
     let mut out = anstream::stdout().lock();
@@ -148,17 +158,18 @@ fn approve_rollback(
 
 pub fn reject(
     args: &RejectArgs,
-    who: &str,
+    actor: &Actor,
     policy: &LoadedPolicy,
     open_log: impl FnOnce() -> Result<AuditLog, CliError>,
 ) -> Result<(), CliError> {
+    let who = actor.name.as_str();
     if args.reason.trim().is_empty() {
         return Err(CliError::Usage("--reason must say why".into()));
     }
     let log = open_log()?;
     let req = Request {
         reason: Some(args.reason.clone()),
-        ..Request::new(&args.id, who, Channel::Cli)
+        ..Request::new(&args.id, actor, Channel::Cli)
     };
     let appended = crate::app::decide::deny(&log, None, policy, &req)?;
     report(

@@ -126,6 +126,12 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct TuiArgs {
+    /// The SSH key that signs (a private key file, a `.pub` whose key is
+    /// in the ssh-agent, or a `-cert.pub` certificate); default
+    /// `OPSGATE_SIGNING_KEY`. Who you are is who the policy's allowed
+    /// signers list the key for.
+    #[arg(long, value_name = "KEY")]
+    pub key: Option<PathBuf>,
     /// Who approves (default: the OS user).
     #[arg(long = "as", value_name = "NAME")]
     pub as_user: Option<String>,
@@ -145,6 +151,12 @@ pub struct ApproveArgs {
     /// needs one or the other). The same rules as the plan's apply.
     #[arg(long, conflicts_with = "hash")]
     pub rollback: bool,
+    /// The SSH key that signs (a private key file, a `.pub` whose key is
+    /// in the ssh-agent, or a `-cert.pub` certificate); default
+    /// `OPSGATE_SIGNING_KEY`. Who you are is who the policy's allowed
+    /// signers list the key for.
+    #[arg(long, value_name = "KEY")]
+    pub key: Option<PathBuf>,
     /// Who approves (default: the OS user).
     #[arg(long = "as", value_name = "NAME")]
     pub as_user: Option<String>,
@@ -184,6 +196,12 @@ pub struct RunArgs {
     /// interrupted in (which runs again), while its approvals still count.
     #[arg(long, conflicts_with = "dry_run")]
     pub resume: bool,
+    /// The SSH key that signs (a private key file, a `.pub` whose key is
+    /// in the ssh-agent, or a `-cert.pub` certificate); default
+    /// `OPSGATE_SIGNING_KEY`. Who you are is who the policy's allowed
+    /// signers list the key for.
+    #[arg(long, value_name = "KEY")]
+    pub key: Option<PathBuf>,
     /// Who runs it (default: the OS user).
     #[arg(long = "as", value_name = "NAME")]
     pub as_user: Option<String>,
@@ -200,6 +218,12 @@ pub struct RunArgs {
 pub struct RejectArgs {
     #[arg(value_name = "ID")]
     pub id: String,
+    /// The SSH key that signs (a private key file, a `.pub` whose key is
+    /// in the ssh-agent, or a `-cert.pub` certificate); default
+    /// `OPSGATE_SIGNING_KEY`. Who you are is who the policy's allowed
+    /// signers list the key for.
+    #[arg(long, value_name = "KEY")]
+    pub key: Option<PathBuf>,
     #[arg(long = "as", value_name = "NAME")]
     pub as_user: Option<String>,
     /// Why: recorded, and shown to everyone who looks at the plan.
@@ -213,6 +237,12 @@ pub struct RejectArgs {
 pub struct SubmitArgs {
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
+    /// The SSH key that signs (a private key file, a `.pub` whose key is
+    /// in the ssh-agent, or a `-cert.pub` certificate); default
+    /// `OPSGATE_SIGNING_KEY`. Who you are is who the policy's allowed
+    /// signers list the key for.
+    #[arg(long, value_name = "KEY")]
+    pub key: Option<PathBuf>,
     /// Who submits (default: the OS user). The plan's `author` is recorded
     /// as its author; without one, the submitter is.
     #[arg(long = "as", value_name = "NAME")]

@@ -66,6 +66,7 @@ pub fn verify(
     mark: Option<&HighWater>,
     json: bool,
     expect_head: Option<&str>,
+    policy: Option<&crate::core::policy::Policy>,
 ) -> Result<(), CliError> {
     let explicit = expect_head
         .map(str::parse::<Head>)
@@ -92,12 +93,20 @@ pub fn verify(
             file.path().display()
         );
     }
+    // Who acted, once the chain holds: every signature checked offline
+    // against the policy's allowed signers.
+    let identities = match (&report.problem, policy) {
+        (None, Some(policy)) => Some(crate::app::identity::audit_identities(path, policy)?),
+        _ => None,
+    };
     if json {
         #[derive(serde::Serialize)]
         struct Out<'a> {
             log: String,
             #[serde(flatten)]
             report: &'a Report,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            identities: Option<&'a crate::app::identity::IdentityReport>,
             /// This host's high-water mark, when the log was checked
             /// against it.
             #[serde(skip_serializing_if = "Option::is_none")]
@@ -106,6 +115,7 @@ pub fn verify(
         print_json(&Out {
             log: path.display().to_string(),
             report: &report,
+            identities: identities.as_ref(),
             mark: marked.as_ref(),
         })?;
     } else {
@@ -133,9 +143,30 @@ pub fn verify(
             }
         }
     }
-    match &report.problem {
-        None => Ok(()),
-        Some(p) => Err(CliError::Reported(format!("audit log broken: {p}"))),
+    if let (Some(ids), false) = (&identities, json) {
+        let mut out = anstream::stdout().lock();
+        writeln!(
+            out,
+            "identities: {} signed · {} chat-attested · {} OS user · {} claimed (--as) · {} unproven (before v3)",
+            ids.signed, ids.chat_attested, ids.os, ids.claimed, ids.unproven
+        )?;
+        for f in &ids.unsigned {
+            writeln!(out, "  did not count: {}", f.message)?;
+        }
+        for f in &ids.bad {
+            writeln!(out, "  BAD SIGNATURE: {}", f.message)?;
+        }
+    }
+    match (
+        &report.problem,
+        identities.as_ref().and_then(|i| i.bad.first()),
+    ) {
+        (Some(p), _) => Err(CliError::Reported(format!("audit log broken: {p}"))),
+        (None, Some(bad)) => Err(CliError::Reported(format!(
+            "a signature in the audit log does not verify: {}",
+            bad.message
+        ))),
+        (None, None) => Ok(()),
     }
 }
 
@@ -149,7 +180,7 @@ pub fn acknowledge_truncation(log: &AuditLog, reason: &str) -> Result<(), CliErr
             "--reason must say why the log is accepted".into(),
         ));
     }
-    let user = crate::app::identity::os_user()?;
+    let (user, _uid) = crate::app::identity::os_user()?;
     let Some(mark) = log.mark() else {
         return Err(CliError::Failed(
             "this log has no high-water mark here".into(),

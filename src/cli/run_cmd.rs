@@ -3,6 +3,7 @@
 //! `app::control`) and the run's life is its driver's (`app::driver`);
 //! this module asks on the terminal and prints progress.
 
+use crate::core::identity::Actor;
 use std::io::Write;
 use std::path::Path;
 use std::sync::mpsc as std_mpsc;
@@ -24,10 +25,11 @@ use crate::exec::engine::Progress;
 
 pub fn run(
     args: &RunArgs,
-    user: &str,
+    actor: &Actor,
     policy: &LoadedPolicy,
     open_log: impl FnOnce() -> Result<AuditLog, CliError>,
 ) -> Result<(), CliError> {
+    let user = actor.name.as_str();
     // A path that exists is a plan file; anything else is a plan id.
     let file = Path::new(&args.target);
     let from_file = if file.is_file() {
@@ -42,7 +44,7 @@ pub fn run(
     };
     let log = open_log()?;
     if args.interactive && !args.resume {
-        let go = converse(args, policy, &log, from_file.as_ref(), user)?;
+        let go = converse(args, policy, &log, from_file.as_ref(), actor)?;
         if !go {
             return Err(CliError::Failed("not run".into()));
         }
@@ -151,12 +153,12 @@ fn converse(
     policy: &LoadedPolicy,
     log: &AuditLog,
     from_file: Option<&crate::core::plan::ClassifiedPlan>,
-    user: &str,
+    actor: &Actor,
 ) -> Result<bool, CliError> {
     let cp = match from_file {
         Some(cp) => {
             let (seq, new) =
-                crate::app::submit::record(log, policy, cp, (user, crate::audit::Channel::Cli))?;
+                crate::app::submit::record(log, policy, cp, (actor, crate::audit::Channel::Cli))?;
             if new {
                 println!("submitted {} as seq {seq}", cp.plan.id);
             }
@@ -202,7 +204,7 @@ fn converse(
             hash: Some(cp.hash.as_str()),
             ..Binding::default()
         },
-        ..Request::new(id, user, crate::audit::Channel::Cli)
+        ..Request::new(id, actor, crate::audit::Channel::Cli)
     };
     crate::app::decide::grant(log, None, policy, &req)?;
     match state_now()? {
@@ -405,11 +407,12 @@ fn progress_line(p: Progress) -> String {
 
 pub fn cancel(
     run_id: &str,
-    user: &str,
+    actor: &Actor,
     kill: bool,
     policy: &LoadedPolicy,
     open_log: impl FnOnce() -> Result<AuditLog, CliError>,
 ) -> Result<(), CliError> {
+    let user = actor.name.as_str();
     let log = open_log()?;
     let killing = crate::app::control::cancel(&log, policy, run_id, user, kill)?;
     writeln!(
@@ -426,10 +429,11 @@ pub fn cancel(
 
 pub fn rollback(
     run_id: &str,
-    user: &str,
+    actor: &Actor,
     policy: &LoadedPolicy,
     open_log: impl FnOnce() -> Result<AuditLog, CliError>,
 ) -> Result<(), CliError> {
+    let user = actor.name.as_str();
     let log = open_log()?;
     let decided = crate::app::control::start_rollback(&log, policy, run_id, user)?;
     let backends = crate::native::Backends::new(&policy.policy.backends);

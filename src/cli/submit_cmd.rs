@@ -1,5 +1,6 @@
 //! `opsgate submit FILE`: record a classified plan in the audit log.
 
+use crate::core::identity::Actor;
 use std::io::Write;
 
 use serde::Serialize;
@@ -27,14 +28,14 @@ struct Submitted {
 /// Loads the plan, then opens the log (so a bad plan creates no log).
 pub fn run(
     args: &SubmitArgs,
-    submitter: &str,
+    actor: &Actor,
     policy: &LoadedPolicy,
     open_log: impl FnOnce() -> Result<AuditLog, CliError>,
 ) -> Result<(), CliError> {
     let cp = plan_cmd::load_with(&args.file, policy, &args.params)?;
     let log = open_log()?;
     let (seq, new) =
-        crate::app::submit::record(&log, policy, &cp, (submitter, crate::audit::Channel::Cli))?;
+        crate::app::submit::record(&log, policy, &cp, (actor, crate::audit::Channel::Cli))?;
     let out = Submitted {
         plan_id: cp.plan.id.clone(),
         plan_hash: cp.hash.to_string(),

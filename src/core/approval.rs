@@ -13,7 +13,8 @@
 //!    `approvals.required.CRITICAL` (at least 1).
 //! 4. A vote counts only if it names the plan's current hash and the
 //!    current policy hash, is younger than `approvals.ttl`, and its approver
-//!    may approve: not the author (under `separation_of_duties`), on the
+//!    may approve: not its submitter (from the level
+//!    `separation_of_duties` names), on the
 //!    `approvers` list when there is one, within their `max_risk` and
 //!    channels, and within the channel's ceiling
 //!    (`approvals.channel_max_risk`). One person counts once.
@@ -36,7 +37,12 @@ pub struct Subject<'a> {
     pub plan_id: &'a str,
     pub plan_hash: &'a PlanHash,
     pub risk: RiskLevel,
+    /// Who submitted the plan (its author for separation of duties; the
+    /// plan file's `author:` is only a note).
     pub author: &'a str,
+    /// The fingerprint of the key that signed the submission, if it was
+    /// signed: that key approving under another name is still the author.
+    pub author_key: Option<&'a str>,
     pub mutates_production: bool,
     pub has_override: bool,
 }
@@ -51,6 +57,78 @@ pub struct Vote {
     pub at: DateTime<Utc>,
     pub granted: bool,
     pub reason: Option<String>,
+    /// How the approver is known (v3), and what a signature is bound to.
+    pub proof: Option<Proof>,
+    pub submission_seq: Option<u64>,
+    pub rollback_of: Option<String>,
+}
+
+impl Vote {
+    /// The vote a recorded decision casts, at `at`.
+    pub fn of(d: &crate::core::event::Decision, at: DateTime<Utc>, granted: bool) -> Vote {
+        Vote {
+            approver: d.approver.clone(),
+            channel: d.channel,
+            plan_hash: d.plan_hash.clone(),
+            policy_hash: d.policy_hash.clone(),
+            at,
+            granted,
+            reason: d.reason.clone(),
+            proof: d.identity.clone(),
+            submission_seq: d.submission_seq,
+            rollback_of: d.rollback_of.clone(),
+        }
+    }
+
+    /// What a signature on this vote says (see [`Statement`]).
+    pub fn statement<'a>(&'a self, plan_id: &'a str, signed_at: i64) -> Statement<'a> {
+        Statement {
+            kind: if self.granted {
+                "approval_granted"
+            } else {
+                "approval_rejected"
+            },
+            plan_id,
+            plan_hash: self.plan_hash.as_str(),
+            policy_hash: self.policy_hash.as_str(),
+            submission: self.submission_seq,
+            rollback_of: self.rollback_of.as_deref(),
+            principal: &self.approver,
+            signed_at,
+            reason: self.reason.as_deref(),
+        }
+    }
+}
+
+/// Whether a vote's identity counts at `level`: the fingerprint of the
+/// key whose signature verified (`None` for an unsigned vote that may
+/// count), or why not. A signature that does not verify never counts; an
+/// unsigned vote (the OS user, a trusted `--as`, a record from before v3)
+/// does not count where the policy requires signatures. A chat bridge's
+/// attestation counts up to the chat channel's ceiling, which
+/// `may_approve` checks.
+pub fn identity_check(
+    policy: &Policy,
+    plan_id: &str,
+    level: RiskLevel,
+    v: &Vote,
+) -> Result<Option<String>, VoteProblem> {
+    match &v.proof {
+        Some(Proof::Ssh {
+            signature,
+            signed_at,
+            ..
+        }) => policy
+            .signers
+            .check(&v.statement(plan_id, *signed_at), signature)
+            .map(Some)
+            .map_err(|why| VoteProblem::BadSignature { why }),
+        Some(Proof::Chat { .. }) => Ok(None),
+        _ if policy.identity.needs_signature(level) => Err(VoteProblem::Unsigned {
+            from: policy.identity.require_signatures_from,
+        }),
+        _ => Ok(None),
+    }
 }
 
 /// What a plan needs before it may run.
@@ -135,6 +213,14 @@ pub enum VoteProblem {
         age_seconds: i64,
     },
     Duplicate,
+    /// Signatures are required at this level and the vote has none.
+    Unsigned {
+        from: RiskLevel,
+    },
+    /// The vote's signature does not verify against the allowed signers.
+    BadSignature {
+        why: String,
+    },
 }
 
 fn channel_name(c: Channel) -> &'static str {
@@ -159,6 +245,8 @@ impl VoteProblem {
             VoteProblem::StalePolicyHash { .. } => "stale_policy_hash",
             VoteProblem::Expired { .. } => "expired",
             VoteProblem::Duplicate => "duplicate",
+            VoteProblem::Unsigned { .. } => "unsigned",
+            VoteProblem::BadSignature { .. } => "bad_signature",
         }
     }
 
@@ -166,7 +254,7 @@ impl VoteProblem {
     pub fn describe(&self, who: &str, level: RiskLevel) -> String {
         match self {
             VoteProblem::SelfApproval => {
-                format!("{who} is the plan's author and cannot approve it (separation_of_duties)")
+                format!("{who} submitted the plan and cannot approve it (separation_of_duties)")
             }
             VoteProblem::NotListed => format!("{who} is not on the policy's approvers list"),
             VoteProblem::AboveMaxRisk { max } => {
@@ -197,6 +285,12 @@ impl VoteProblem {
                 ))
             ),
             VoteProblem::Duplicate => format!("{who} already approved; one person counts once"),
+            VoteProblem::Unsigned { from } => format!(
+                "the decision by {who} is not signed, and decisions on {level} plans must be (identity.require_signatures_from: {from}; CRITICAL always): sign with --key"
+            ),
+            VoteProblem::BadSignature { why } => {
+                format!("the signature on the decision by {who} does not verify: {why}")
+            }
         }
     }
 }
@@ -210,7 +304,7 @@ pub fn may_approve(
     who: &str,
     channel: Channel,
 ) -> Result<(), VoteProblem> {
-    if policy.approvals.separation_of_duties && same_person(who, s.author) {
+    if policy.approvals.separation_of_duties.applies(level) && same_person(who, s.author) {
         return Err(VoteProblem::SelfApproval);
     }
     if let Some(list) = &policy.approvers {
@@ -238,16 +332,8 @@ pub fn may_approve(
     Ok(())
 }
 
-/// A name as compared: without surrounding space, in Unicode lower case,
-/// so `Alice` is `alice` and `Émile` is `émile`.
-pub fn person_key(name: &str) -> String {
-    name.trim().to_lowercase()
-}
-
-/// Whether two names are the same person (see [`person_key`]).
-pub fn same_person(a: &str, b: &str) -> bool {
-    person_key(a) == person_key(b)
-}
+use crate::core::identity::{Proof, Statement};
+pub use crate::core::identity::{person_key, same_person};
 
 /// A plan whose approvals are complete and current: the only thing the
 /// engine runs. Only [`evaluate`] makes one.
@@ -373,6 +459,7 @@ pub fn evaluate(
     );
     let mut have: Vec<String> = Vec::new();
     let mut counted = BTreeSet::new();
+    let mut keys = BTreeSet::new();
     let mut discounted = Vec::new();
     let mut expired = false;
     for v in votes {
@@ -388,14 +475,27 @@ pub fn evaluate(
             })
         } else if let Err(p) = may_approve(policy, s, req.level, &v.approver, v.channel) {
             Some(p)
-        } else if now - v.at >= ttl {
-            Some(VoteProblem::Expired {
-                age_seconds: (now - v.at).num_seconds(),
-            })
-        } else if !counted.insert(person_key(&v.approver)) {
-            Some(VoteProblem::Duplicate)
         } else {
-            None
+            match identity_check(policy, s.plan_id, req.level, v) {
+                Err(p) => Some(p),
+                Ok(_) if now - v.at >= ttl => Some(VoteProblem::Expired {
+                    age_seconds: (now - v.at).num_seconds(),
+                }),
+                // The submitter's key under another name is the submitter.
+                Ok(Some(key))
+                    if s.author_key == Some(key.as_str())
+                        && policy.approvals.separation_of_duties.applies(req.level) =>
+                {
+                    Some(VoteProblem::SelfApproval)
+                }
+                // One person counts once, and so does one key under two
+                // names.
+                Ok(key) => {
+                    let new_person = counted.insert(person_key(&v.approver));
+                    let new_key = key.is_none_or(|k| keys.insert(k));
+                    (!(new_person && new_key)).then_some(VoteProblem::Duplicate)
+                }
+            }
         };
         match problem {
             None => have.push(v.approver.clone()),

@@ -18,12 +18,13 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::core::digest::{PlanHash, PolicyHash};
+use crate::core::identity::Proof;
 use crate::core::redact::Redactor;
 use crate::core::risk::RiskLevel;
 
 /// The record format this build writes. It reads every version from
 /// [`OLDEST_VERSION`] up to this one (`docs/audit-format.md`).
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
 
 /// The oldest record format this build still reads.
 pub const OLDEST_VERSION: u32 = 1;
@@ -105,6 +106,10 @@ pub struct Decision {
     /// v2: a decision on rolling back this run, not on the plan.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollback_of: Option<String>,
+    /// v3: how the approver is known (the OS user, a trusted `--as`, a
+    /// chat bridge's attestation). Absent before v3: unproven.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<Proof>,
 }
 
 /// What happened. The `type` of a record is the variant's snake_case name.
@@ -116,9 +121,14 @@ pub enum Event {
         plan_hash: PlanHash,
         policy_hash: PolicyHash,
         risk: RiskLevel,
-        /// The plan's author, or the submitter when the plan names none.
+        /// The plan file's `author:`, or the submitter when it names none:
+        /// a note. Separation of duties compares approvers with
+        /// `submitted_by`.
         author: String,
         submitted_by: String,
+        /// v3: how the submitter is known. Absent before v3: unproven.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        identity: Option<Proof>,
         /// Whether a step mutates a production scope (for
         /// `safety.block_production`).
         #[serde(default, skip_serializing_if = "is_false")]

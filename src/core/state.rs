@@ -26,6 +26,8 @@ pub struct Submission {
     pub risk: RiskLevel,
     pub author: String,
     pub submitted_by: String,
+    /// How the submitter is known (v3).
+    pub identity: Option<crate::core::identity::Proof>,
     pub mutates_production: bool,
     pub redacted: bool,
     /// The normalized plan as recorded.
@@ -170,7 +172,11 @@ impl PlanState {
             plan_id: &self.plan_id,
             plan_hash: &self.submission.plan_hash,
             risk: self.submission.risk,
-            author: &self.submission.author,
+            author: &self.submission.submitted_by,
+            author_key: match &self.submission.identity {
+                Some(crate::core::identity::Proof::Ssh { fingerprint, .. }) => Some(fingerprint),
+                _ => None,
+            },
             mutates_production: self.submission.mutates_production,
             has_override: self.submission.plan.get("override").is_some(),
         }
@@ -328,6 +334,7 @@ impl Ledger {
                 risk,
                 author,
                 submitted_by,
+                identity,
                 mutates_production,
                 redacted,
                 plan,
@@ -343,6 +350,7 @@ impl Ledger {
                         risk: *risk,
                         author: author.clone(),
                         submitted_by: submitted_by.clone(),
+                        identity: identity.clone(),
                         mutates_production: *mutates_production,
                         redacted: *redacted,
                         plan: plan.clone(),
@@ -494,15 +502,7 @@ impl Ledger {
     }
 
     fn vote(&mut self, d: &Decision, at: DateTime<Utc>, granted: bool) {
-        let vote = || Vote {
-            approver: d.approver.clone(),
-            channel: d.channel,
-            plan_hash: d.plan_hash.clone(),
-            policy_hash: d.policy_hash.clone(),
-            at,
-            granted,
-            reason: d.reason.clone(),
-        };
+        let vote = || Vote::of(d, at, granted);
         if let Some(run_id) = &d.rollback_of {
             // A decision on rolling a run back: it counts for that run, of
             // that plan and submission, only.

@@ -23,7 +23,7 @@ use crate::core::policy::TuiKeys;
 /// circuit breakers with it).
 #[derive(Debug)]
 pub struct Options {
-    pub user: String,
+    pub user: crate::core::identity::Actor,
     pub files: Vec<PathBuf>,
     pub app: App,
 }
@@ -131,7 +131,7 @@ impl Loop {
             problems,
             breakers,
         } = super::effects::reload(&app, &files, &Default::default()).map_err(TuiError::Load)?;
-        let mut state = AppState::new(user.clone(), app.policy.hash.to_string(), initial, now);
+        let mut state = AppState::new(user.name.clone(), app.policy.hash.to_string(), initial, now);
         state.breakers = breakers;
         if let Some(p) = problems.first() {
             state.notice = Some(Notice {

@@ -8,6 +8,7 @@
 //! Reloads read the ledger through the application's incremental cache,
 //! so a reload after an append reads only the new records.
 
+use crate::core::identity::Actor;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::mpsc;
@@ -52,14 +53,14 @@ pub struct Worker {
     /// For a stop request, which does not wait in the queue.
     answer: mpsc::Sender<Outcome>,
     app: Arc<App>,
-    user: String,
+    user: Actor,
     /// Effects given and not yet answered.
     pub pending: usize,
 }
 
 impl Worker {
     /// Starts the worker thread for `app`, acting as `user`.
-    pub fn start(app: Arc<App>, user: String, files: Vec<PathBuf>) -> Self {
+    pub fn start(app: Arc<App>, user: Actor, files: Vec<PathBuf>) -> Self {
         let (jobs, job_rx) = mpsc::channel::<Job>();
         let (done_tx, done) = mpsc::channel();
         let answer = done_tx.clone();
@@ -125,7 +126,8 @@ pub fn reload(app: &App, files: &[PathBuf], overrides: &Overrides) -> Result<Loa
 
 /// Performs one effect. Every job is answered (`Quiet` when there is
 /// nothing to tell), so that the loop's `pending` counts down.
-fn perform(app: &Arc<App>, user: &str, files: &[PathBuf], job: Job) -> Outcome {
+fn perform(app: &Arc<App>, actor: &Actor, files: &[PathBuf], job: Job) -> Outcome {
+    let user = actor.name.as_str();
     let done = |r: crate::app::Result<String>| {
         Action::Done(match r {
             Ok(text) => Notice { text, error: false },
@@ -185,7 +187,7 @@ fn perform(app: &Arc<App>, user: &str, files: &[PathBuf], job: Job) -> Outcome {
             source,
         } => done(approve(
             app,
-            user,
+            actor,
             &plan_id,
             &hash,
             &source,
@@ -194,7 +196,7 @@ fn perform(app: &Arc<App>, user: &str, files: &[PathBuf], job: Job) -> Outcome {
         Effect::Reject { plan_id, reason } => {
             let req = Request {
                 reason: Some(reason.clone()),
-                ..Request::new(&plan_id, user, Channel::Tui)
+                ..Request::new(&plan_id, actor, Channel::Tui)
             };
             done(
                 app.deny(&req)
@@ -207,7 +209,7 @@ fn perform(app: &Arc<App>, user: &str, files: &[PathBuf], job: Job) -> Outcome {
 
 fn approve(
     app: &App,
-    user: &str,
+    actor: &Actor,
     plan_id: &str,
     hash: &crate::core::digest::PlanHash,
     source: &Source,
@@ -224,17 +226,17 @@ fn approve(
                 format!("plan `{plan_id}` changed since it was shown: review it again"),
             ));
         }
-        app.submit(review, user, Channel::Tui)?;
+        app.submit(review, actor, Channel::Tui)?;
     }
     let req = Request {
         binding: Binding {
             hash: Some(hash.as_str()),
             ..Binding::default()
         },
-        ..Request::new(plan_id, user, Channel::Tui)
+        ..Request::new(plan_id, actor, Channel::Tui)
     };
     app.grant(&req)?;
-    Ok(format!("approved plan `{plan_id}` as {user}"))
+    Ok(format!("approved plan `{plan_id}` as {}", actor.name))
 }
 
 /// The job for `effect`, with what it needs of `state` now.

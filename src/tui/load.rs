@@ -175,6 +175,7 @@ fn new_row(review: ClassifiedPlan, source: Source, policy: &LoadedPolicy) -> Pla
         plan_hash: &review.hash,
         risk: review.risk,
         author: &author,
+        author_key: None,
         mutates_production: review.mutates_production(),
         has_override: review.plan.production_override.is_some(),
     };

@@ -15,6 +15,7 @@ use super::model::Policy;
 use crate::core::classify::schema::RulePack;
 use crate::core::classify::{ProductionScope, RuleSet, ScopeKind, UserRules};
 use crate::core::digest::{PolicyHash, canonical_sha256};
+use crate::core::identity::Signers;
 use crate::core::yaml::{self, FileError, Position};
 
 pub const DEFAULT_POLICY_YAML: &str = include_str!("../../../config/opsgate.yaml");
@@ -84,6 +85,16 @@ impl LoadedPolicy {
             })?;
         normalize(&mut policy);
         policy
+            .canonicalize_people()
+            .map_err(|message| PolicyError::Invalid {
+                file: source.clone(),
+                message,
+            })?;
+        policy.signers = signers(&policy, None).map_err(|message| PolicyError::Invalid {
+            file: source.clone(),
+            message,
+        })?;
+        policy
             .tui
             .keys
             .check()
@@ -102,6 +113,18 @@ impl LoadedPolicy {
             })?;
         }
         Self::from_policy(policy, source)
+    }
+
+    /// The same policy with the text of its `identity.allowed_signers`
+    /// file (read by the caller, named `name`), hashed again: the signers
+    /// are part of the policy.
+    pub fn with_signers_file(mut self, name: &str, text: &str) -> Result<Self, PolicyError> {
+        self.policy.signers =
+            signers(&self.policy, Some((name, text))).map_err(|message| PolicyError::Invalid {
+                file: self.source.clone(),
+                message,
+            })?;
+        Self::from_policy(self.policy, self.source)
     }
 
     /// Compiles and hashes a typed policy.
@@ -161,15 +184,50 @@ fn policy_hash(policy: &Policy, pack: &RulePack) -> Result<PolicyHash, serde_jso
     struct Canonical<'a> {
         policy: &'a Policy,
         builtin: &'a RulePack,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        allowed_signers: Option<&'a str>,
     }
     canonical_sha256(
         "opsgate-policy/1",
         &Canonical {
             policy,
             builtin: pack,
+            allowed_signers: policy.signers.digest(),
         },
     )
     .map(PolicyHash::new)
+}
+
+/// The signers a policy names: the `identity.allowed_signers` file's
+/// `text` (read by the caller; `None` when the policy names none) and the
+/// approvers' inline keys.
+fn signers(policy: &Policy, file: Option<(&str, &str)>) -> Result<Signers, String> {
+    use crate::core::signers::{AllowedSigners, Entry};
+    let (mut entries, digest) = match file {
+        Some((name, text)) => {
+            let parsed = AllowedSigners::parse(text).map_err(|e| format!("{name}: {e}"))?;
+            (
+                parsed.into_entries(),
+                Some(
+                    canonical_sha256("opsgate-allowed-signers/1", &text)
+                        .map_err(|e| format!("{name}: cannot hash: {e}"))?,
+                ),
+            )
+        }
+        None => (Vec::new(), None),
+    };
+    for (i, a) in policy.approvers.iter().flatten().enumerate() {
+        for key in &a.keys {
+            entries.push(
+                Entry::parse_key_line(&a.name, key)
+                    .map_err(|e| format!("approvers[{i}] `{}`: keys: {e}", a.name))?,
+            );
+        }
+    }
+    if entries.is_empty() && digest.is_none() {
+        return Ok(Signers::default());
+    }
+    Ok(Signers::new(AllowedSigners::from_entries(entries), digest))
 }
 
 /// Lists whose order means nothing are sorted, so reordering them does not
@@ -233,7 +291,10 @@ mod tests {
         let req = p.policy.approvals.required;
         assert_eq!((req.medium, req.critical), (1, 3));
         assert_eq!(p.policy.aliases.len(), 3);
-        assert!(p.policy.approvals.separation_of_duties);
+        assert_eq!(
+            p.policy.approvals.separation_of_duties.0,
+            Some(crate::core::risk::RiskLevel::High)
+        );
     }
 
     #[test]
@@ -249,6 +310,44 @@ mod tests {
         assert_eq!(a.hash, b.hash);
         assert_eq!(a.hash, d.hash);
         assert_ne!(a.hash, c.hash);
+    }
+
+    #[test]
+    fn approvers_who_are_one_person_or_no_name_are_refused() {
+        for (yaml, want) in [
+            (
+                "approvers:\n  - {name: bob}\n  - {name: \"b\\u043eb\"}\n",
+                "are the same person",
+            ),
+            (
+                "approvers:\n  - {name: alice}\n  - {name: \"alice\\u200b\"}\n",
+                "are the same person",
+            ),
+            (
+                "approvers:\n  - {name: \"bob\\u0007\"}\n",
+                "a control character U+0007",
+            ),
+            (
+                "bridge:\n  clients:\n    - {name: bot, token_sha256: \"0000000000000000000000000000000000000000000000000000000000000000\", senders: {U1: \"\\u0000\"}}\n",
+                "senders `U1`",
+            ),
+        ] {
+            let e = LoadedPolicy::load(Some(("p.yaml", yaml))).unwrap_err();
+            assert!(e.to_string().contains(want), "{yaml}: {e}");
+        }
+        let p = LoadedPolicy::load(Some((
+            "p.yaml",
+            "approvers:\n  - {name: \"ａｌｉｃｅ\\u200b\"}\n",
+        )))
+        .unwrap();
+        let names: Vec<_> = p
+            .policy
+            .approvers
+            .unwrap()
+            .into_iter()
+            .map(|a| a.name)
+            .collect();
+        assert_eq!(names, ["alice"], "names are kept in canonical form");
     }
 
     #[test]

@@ -22,6 +22,7 @@ pub struct Policy {
     pub execution: ExecutionPolicy,
     pub safety: SafetyPolicy,
     pub approvals: ApprovalPolicy,
+    pub identity: IdentityPolicy,
     pub audit: AuditPolicy,
     /// When present, only these people may approve, each within their
     /// level and channels.
@@ -35,6 +36,42 @@ pub struct Policy {
     /// Verbs and words added to the built-in lexicon.
     #[serde(skip_serializing_if = "LexiconSpec::is_empty")]
     pub lexicon: LexiconSpec,
+    /// The people who may sign (`identity.allowed_signers` and approvers'
+    /// `keys`), set when the policy loads; in the policy hash by the
+    /// file's digest and the inline keys.
+    #[serde(skip)]
+    pub signers: crate::core::identity::Signers,
+}
+
+impl Policy {
+    /// Names people as opsgate compares them: each approver and each chat
+    /// sender's person in canonical form (`core::identity`), and no two
+    /// approvers who are the same person by their confusable skeletons
+    /// (`bob` and the Cyrillic `bоb`).
+    pub fn canonicalize_people(&mut self) -> Result<(), String> {
+        use crate::core::identity::{canonical_name, person_key};
+        if let Some(list) = &mut self.approvers {
+            let mut seen: Vec<(String, String)> = Vec::with_capacity(list.len());
+            for (i, a) in list.iter_mut().enumerate() {
+                a.name = canonical_name(&a.name).map_err(|e| format!("approvers[{i}]: {e}"))?;
+                let key = person_key(&a.name);
+                if let Some((other, _)) = seen.iter().find(|(_, k)| *k == key) {
+                    return Err(format!(
+                        "approvers[{i}]: `{}` and `{other}` are the same person (their names are confusable); name each person once",
+                        a.name
+                    ));
+                }
+                seen.push((a.name.clone(), key));
+            }
+        }
+        for c in &mut self.bridge.clients {
+            for (id, person) in &mut c.senders {
+                *person = canonical_name(person)
+                    .map_err(|e| format!("bridge.clients `{}`: senders `{id}`: {e}", c.name))?;
+            }
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
@@ -117,7 +154,8 @@ pub struct SafetyPolicy {
 pub struct ApprovalPolicy {
     pub required: RequiredApprovals,
     pub ttl: HumanDuration,
-    pub separation_of_duties: bool,
+    /// From which level the plan's submitter may not approve it.
+    pub separation_of_duties: SeparationOfDuties,
     /// The highest level each channel may approve.
     pub channel_max_risk: BTreeMap<Channel, RiskLevel>,
 }
@@ -127,9 +165,81 @@ impl Default for ApprovalPolicy {
         ApprovalPolicy {
             required: RequiredApprovals::default(),
             ttl: HumanDuration::from_secs(30 * 60),
-            separation_of_duties: false,
+            separation_of_duties: SeparationOfDuties::default(),
             channel_max_risk: BTreeMap::new(),
         }
+    }
+}
+
+/// `approvals.separation_of_duties`: a level (from it up, the submitter
+/// may not approve), `true` (every level) or `false` (never).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SeparationOfDuties(pub Option<RiskLevel>);
+
+impl SeparationOfDuties {
+    /// Whether the submitter is kept from approving a plan held to `level`.
+    pub fn applies(self, level: RiskLevel) -> bool {
+        self.0.is_some_and(|from| level >= from)
+    }
+}
+
+impl Serialize for SeparationOfDuties {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            Some(level) => level.serialize(s),
+            None => s.serialize_bool(false),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for SeparationOfDuties {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Given {
+            Flag(bool),
+            Level(RiskLevel),
+        }
+        match Given::deserialize(d).map_err(|_| {
+            serde::de::Error::custom("separation_of_duties: expected a level (LOW, MEDIUM, HIGH, CRITICAL), true or false")
+        })? {
+            Given::Flag(true) => Ok(SeparationOfDuties(Some(RiskLevel::Low))),
+            Given::Flag(false) => Ok(SeparationOfDuties(None)),
+            Given::Level(level) => Ok(SeparationOfDuties(Some(level))),
+        }
+    }
+}
+
+/// `identity:` who a person is and how that is proven.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IdentityPolicy {
+    /// `--as NAME` names the person acting. Off, a person is the OS user
+    /// (from the uid): `--as` is for demos and tests.
+    pub trust_as: bool,
+    /// An OpenSSH `allowed_signers` file (relative to the policy file):
+    /// the people who sign decisions, by key or certificate authority.
+    pub allowed_signers: Option<PathBuf>,
+    /// From this level up, a decision counts only when it is signed (or
+    /// attested by a chat bridge, up to the chat channel's ceiling). A
+    /// CRITICAL plan always needs signatures.
+    pub require_signatures_from: RiskLevel,
+}
+
+impl Default for IdentityPolicy {
+    fn default() -> Self {
+        IdentityPolicy {
+            trust_as: false,
+            allowed_signers: None,
+            require_signatures_from: RiskLevel::High,
+        }
+    }
+}
+
+impl IdentityPolicy {
+    /// Whether a decision on a plan held to `level` must be signed.
+    pub fn needs_signature(&self, level: RiskLevel) -> bool {
+        level >= self.require_signatures_from || level == RiskLevel::Critical
     }
 }
 
@@ -490,6 +600,10 @@ pub struct Approver {
     /// The channels they may approve from (default: all).
     #[serde(default = "all_channels")]
     pub channels: Vec<Channel>,
+    /// Their SSH public keys (`ssh-ed25519 AAAA… comment`), as lines of
+    /// an allowed signers file would list them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keys: Vec<String>,
 }
 
 fn critical() -> RiskLevel {

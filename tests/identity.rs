@@ -1,0 +1,341 @@
+//! Who decides, proven: decisions signed with real OpenSSH keys made here by
+//! `ssh-keygen` (ed25519, ecdsa, a certificate from an SSH CA, a key held
+//! only by an `ssh-agent`), checked against the policy's allowed signers,
+//! and the attacks on names and keys that used to pass.
+
+#![expect(
+    clippy::expect_used,
+    reason = "test helpers: a broken fixture should stop the test loudly"
+)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::env::{Env, path};
+use serde_json::Value;
+
+/// A HIGH plan: it needs one signed approval by someone other than its
+/// submitter.
+const HIGH: &str = "id: wipe
+title: remove a scratch directory
+steps:
+  - {name: wipe, run: rm -rf @D@/victim}
+rollback: {none: a test}
+";
+
+/// A CRITICAL plan: two signed approvals.
+const CRITICAL: &str = "id: shred
+title: shred a scratch file
+steps:
+  - {name: shred, run: shred -u @D@/victim-file}
+rollback: {none: a test}
+";
+
+/// Makes a key `name` of `kind` (`ed25519`, `ecdsa`) in `dir`; returns
+/// the private key's path and its public line.
+fn keygen(dir: &Path, name: &str, kind: &str) -> (PathBuf, String) {
+    let key = dir.join(name);
+    let ok = Command::new("ssh-keygen")
+        .args(["-q", "-t", kind, "-N", "", "-C", name, "-f"])
+        .arg(&key)
+        .status()
+        .expect("ssh-keygen runs")
+        .success();
+    assert!(ok, "ssh-keygen made {name}");
+    let public = std::fs::read_to_string(dir.join(format!("{name}.pub"))).expect("public key");
+    (key, public.trim().to_owned())
+}
+
+/// `ssh-keygen -l` of a public key file: `SHA256:…`.
+fn fingerprint(public: &Path) -> String {
+    let out = Command::new("ssh-keygen")
+        .arg("-lf")
+        .arg(public)
+        .output()
+        .expect("ssh-keygen -l runs");
+    String::from_utf8(out.stdout)
+        .expect("text")
+        .split_whitespace()
+        .nth(1)
+        .expect("a fingerprint")
+        .to_owned()
+}
+
+/// A world with a policy naming `signers` as its allowed signers file,
+/// separation of duties at every level and CRITICAL plans allowed.
+fn world(signers: &str) -> Env {
+    let env = Env::new(Some(
+        "identity:\n  allowed_signers: allowed_signers\napprovals: {separation_of_duties: true}\nsafety: {allow_critical: true}\n",
+    ));
+    std::fs::write(env.p("allowed_signers"), signers).expect("allowed signers written");
+    std::fs::create_dir_all(env.p("victim")).expect("victim");
+    env
+}
+
+fn last(env: &Env, kind: &str) -> Value {
+    env.of(kind, None).last().cloned().expect("a record")
+}
+
+#[test]
+fn signed_submit_and_approval_carry_their_keys_and_the_plan_runs() {
+    let env = Env::new(None);
+    let keys = env.p("keys");
+    std::fs::create_dir_all(&keys).expect("keys dir");
+    let (alice, alice_pub) = keygen(&keys, "alice", "ed25519");
+    let (bob, bob_pub) = keygen(&keys, "bob", "ecdsa");
+    let env = world(&format!(
+        "alice namespaces=\"opsgate\" {alice_pub}\nbob {bob_pub}\n"
+    ));
+    let plan = env.plan("plan.yaml", HIGH);
+    env.ok(&["submit", path(&plan), "--key", path(&alice)]);
+    let submitted = last(&env, "plan_submitted");
+    assert_eq!(
+        submitted["submitted_by"], "alice",
+        "the key names the submitter"
+    );
+    assert_eq!(submitted["identity"]["kind"], "ssh");
+    assert_eq!(
+        submitted["identity"]["fingerprint"],
+        fingerprint(&keys.join("alice.pub")).as_str()
+    );
+    assert!(
+        submitted["identity"]["signature"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("-----BEGIN SSH SIGNATURE-----")),
+        "{submitted}"
+    );
+    // The submitter's own key cannot approve (separation of duties).
+    env.refused(
+        &["approve", "wipe", "--key", path(&alice)],
+        "submitted the plan",
+    );
+    env.ok(&["approve", "wipe", "--key", path(&bob)]);
+    let granted = last(&env, "approval_granted");
+    assert_eq!(granted["approver"], "bob");
+    assert_eq!(granted["identity"]["kind"], "ssh");
+    assert_eq!(
+        granted["identity"]["fingerprint"],
+        fingerprint(&keys.join("bob.pub")).as_str()
+    );
+    env.ok(&["run", "wipe"]);
+    assert!(!env.p("victim").exists(), "the approved plan ran");
+    env.verify();
+}
+
+#[test]
+fn an_unsigned_decision_does_not_count_where_signatures_are_required() {
+    let env = Env::new(None);
+    let keys = env.p("keys");
+    std::fs::create_dir_all(&keys).expect("keys dir");
+    let (_, bob_pub) = keygen(&keys, "yan", "ed25519");
+    let env = Env::new(Some(
+        "identity:\n  trust_as: true\n  allowed_signers: allowed_signers\n",
+    ));
+    std::fs::write(env.p("allowed_signers"), format!("yan {bob_pub}\n")).expect("signers");
+    std::fs::create_dir_all(env.p("victim")).expect("victim");
+    let plan = env.plan("plan.yaml", HIGH);
+    env.ok(&["submit", path(&plan), "--as", "zed"]);
+    // `--as yan` is trusted as a name here, but a HIGH decision must be
+    // signed: refused, and recorded as refused.
+    env.refused(&["approve", "wipe", "--as", "yan"], "is not signed");
+    env.refused(&["run", "wipe"], "needs 1 approval");
+    assert!(env.p("victim").exists(), "nothing ran");
+}
+
+#[test]
+fn one_key_under_two_names_is_one_approver() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (shared, shared_pub) = keygen(dir.path(), "shared", "ed25519");
+    let (carol, carol_pub) = keygen(dir.path(), "carol", "ed25519");
+    let env = world(&format!("alice,mallory {shared_pub}\ncarol {carol_pub}\n"));
+    let plan = env.plan("plan.yaml", CRITICAL);
+    env.ok(&["submit", path(&plan), "--key", path(&carol)]);
+    // A key listed for two people must say which.
+    let (code, _, err) = env.run(&["approve", "shred", "--key", path(&shared)]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("say which with --as"), "{err}");
+    env.ok(&["approve", "shred", "--key", path(&shared), "--as", "alice"]);
+    env.refused(
+        &[
+            "approve",
+            "shred",
+            "--key",
+            path(&shared),
+            "--as",
+            "mallory",
+        ],
+        "one key counts once",
+    );
+    env.refused(&["run", "shred"], "needs 2 approvals");
+    assert!(env.status("shred")["status"] == "pending");
+}
+
+#[test]
+fn the_submitters_key_under_another_name_cannot_approve() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (shared, shared_pub) = keygen(dir.path(), "shared", "ed25519");
+    let env = world(&format!("alice,mallory {shared_pub}\n"));
+    let plan = env.plan("plan.yaml", HIGH);
+    env.ok(&[
+        "submit",
+        path(&plan),
+        "--key",
+        path(&shared),
+        "--as",
+        "alice",
+    ]);
+    env.refused(
+        &["approve", "wipe", "--key", path(&shared), "--as", "mallory"],
+        "submitted the plan",
+    );
+}
+
+#[test]
+fn an_expired_key_or_another_namespace_does_not_count() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (old, old_pub) = keygen(dir.path(), "old", "ed25519");
+    let (git, git_pub) = keygen(dir.path(), "git", "ed25519");
+    let (carol, carol_pub) = keygen(dir.path(), "carol", "ed25519");
+    let env = world(&format!(
+        "bob valid-before=\"20200101Z\" {old_pub}\ndave namespaces=\"git\" {git_pub}\ncarol {carol_pub}\n"
+    ));
+    let plan = env.plan("plan.yaml", HIGH);
+    env.ok(&["submit", path(&plan), "--key", path(&carol)]);
+    // Neither key names anyone for opsgate now.
+    for key in [&old, &git] {
+        let (code, _, err) = env.run(&["approve", "wipe", "--key", path(key)]);
+        assert_eq!(code, 3, "{err}");
+        assert!(err.contains("not in the policy's allowed signers"), "{err}");
+    }
+    for (key, who) in [(&old, "bob"), (&git, "dave")] {
+        let (code, _, err) = env.run(&["approve", "wipe", "--key", path(key), "--as", who]);
+        assert_eq!(code, 3, "{err}");
+        assert!(err.contains(&format!("not listed for {who}")), "{err}");
+    }
+    assert!(env.of("approval_granted", None).is_empty());
+}
+
+#[test]
+fn a_certificate_from_a_trusted_ca_signs_for_its_principal() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (ca, ca_pub) = keygen(dir.path(), "ca", "ed25519");
+    let (user, _) = keygen(dir.path(), "user", "ed25519");
+    let (carol, carol_pub) = keygen(dir.path(), "carol", "ed25519");
+    let ok = Command::new("ssh-keygen")
+        .args(["-q", "-s"])
+        .arg(&ca)
+        .args(["-I", "bob@corp", "-n", "bob", "-V", "-5m:+1h"])
+        .arg(dir.path().join("user.pub"))
+        .status()
+        .expect("ssh-keygen -s runs")
+        .success();
+    assert!(ok, "the CA signed the user's key");
+    let cert = dir.path().join("user-cert.pub");
+    let env = world(&format!(
+        "*@corp,bob cert-authority {ca_pub}\ncarol {carol_pub}\n"
+    ));
+    let plan = env.plan("plan.yaml", HIGH);
+    env.ok(&["submit", path(&plan), "--key", path(&carol)]);
+    // The CA's own key is not a person.
+    let (code, _, err) = env.run(&["approve", "wipe", "--key", path(&ca), "--as", "bob"]);
+    assert_eq!(code, 3, "{err}");
+    env.ok(&["approve", "wipe", "--key", path(&cert)]);
+    let granted = last(&env, "approval_granted");
+    assert_eq!(granted["approver"], "bob");
+    assert_eq!(granted["identity"]["kind"], "ssh");
+    let _ = user;
+    env.ok(&["run", "wipe"]);
+}
+
+#[test]
+fn a_key_held_only_by_an_ssh_agent_signs() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (carol, carol_pub) = keygen(dir.path(), "carol", "ed25519");
+    let (bob, bob_pub) = keygen(dir.path(), "bob", "ed25519");
+    let sock = dir.path().join("agent.sock");
+    let mut agent = Command::new("ssh-agent")
+        .arg("-D")
+        .arg("-a")
+        .arg(&sock)
+        .spawn()
+        .expect("ssh-agent starts");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !sock.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let added = Command::new("ssh-add")
+        .arg(&bob)
+        .env("SSH_AUTH_SOCK", &sock)
+        .output()
+        .expect("ssh-add runs");
+    assert!(added.status.success(), "{added:?}");
+    // Only the agent has bob's private key now.
+    std::fs::remove_file(&bob).expect("private key removed");
+    let env = world(&format!("carol {carol_pub}\nbob {bob_pub}\n"));
+    let plan = env.plan("plan.yaml", HIGH);
+    env.ok(&["submit", path(&plan), "--key", path(&carol)]);
+    let bob_public = dir.path().join("bob.pub");
+    let out = env
+        .command()
+        .env("SSH_AUTH_SOCK", &sock)
+        .args(common::with_reviewed_hash(
+            &env.log,
+            &["approve", "wipe", "--key", path(&bob_public)],
+        ))
+        .output()
+        .expect("approve runs");
+    let _ = agent.kill();
+    let _ = agent.wait();
+    assert!(out.status.success(), "{out:?}");
+    let granted = last(&env, "approval_granted");
+    assert_eq!(granted["approver"], "bob");
+    assert_eq!(granted["identity"]["kind"], "ssh");
+}
+
+/// Attack: a well-chained (unkeyed) `approval_granted` appended by hand,
+/// for a name, without a signature, or with a signature copied from
+/// another decision: it does not count at run time.
+#[test]
+fn a_forged_approval_does_not_count() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (carol, carol_pub) = keygen(dir.path(), "carol", "ed25519");
+    let (bob, bob_pub) = keygen(dir.path(), "bob", "ed25519");
+    let env = world(&format!("carol {carol_pub}\nbob {bob_pub}\n"));
+    let plan = env.plan("plan.yaml", HIGH);
+    let other = env.plan(
+        "other.yaml",
+        "id: other\ntitle: t\nsteps:\n  - {name: wipe, run: rm -rf @D@/other}\nrollback: {none: a test}\n",
+    );
+    env.ok(&["submit", path(&plan), "--key", path(&carol)]);
+    env.ok(&["submit", path(&other), "--key", path(&carol)]);
+    env.ok(&["approve", "other", "--key", path(&bob)]);
+    let real = last(&env, "approval_granted");
+    let submitted = env
+        .of("plan_submitted", None)
+        .into_iter()
+        .find(|r| r["plan_id"] == "wipe")
+        .expect("wipe submitted");
+    // An unsigned approval by "bob", and one carrying bob's real signature
+    // for the other plan.
+    for identity in [
+        serde_json::json!({"kind": "os", "uid": 0}),
+        real["identity"].clone(),
+    ] {
+        let forged = serde_json::json!({
+            "type": "approval_granted",
+            "plan_id": "wipe",
+            "plan_hash": submitted["plan_hash"],
+            "policy_hash": submitted["policy_hash"],
+            "risk": "HIGH",
+            "approver": "bob",
+            "channel": "cli",
+            "submission_seq": submitted["seq"],
+            "identity": identity,
+        });
+        common::append_chained(&env.log, forged);
+        env.refused(&["run", "wipe"], "needs 1 approval");
+        assert!(env.p("victim").exists(), "the forged approval ran the plan");
+    }
+}
