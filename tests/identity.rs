@@ -338,4 +338,74 @@ fn a_forged_approval_does_not_count() {
         env.refused(&["run", "wipe"], "needs 1 approval");
         assert!(env.p("victim").exists(), "the forged approval ran the plan");
     }
+    // `audit verify` names both: the unsigned one did not count, the
+    // copied signature does not verify (exit 1).
+    let forged_seqs: Vec<u64> = env
+        .of("approval_granted", None)
+        .iter()
+        .filter(|r| r["plan_id"] == "wipe")
+        .map(|r| r["seq"].as_u64().expect("a seq"))
+        .collect();
+    assert_eq!(forged_seqs.len(), 2);
+    let (code, out, err) = env.run(&["audit", "verify", "--json"]);
+    assert_eq!(code, 1, "{out} {err}");
+    let v: Value = serde_json::from_str(&out).expect("JSON");
+    let ids = &v["identities"];
+    assert_eq!(ids["unsigned"][0]["seq"], forged_seqs[0], "{v}");
+    assert_eq!(ids["bad"][0]["seq"], forged_seqs[1], "{v}");
+    assert_eq!(
+        ids["signed"], 3,
+        "two submissions and bob's real approval: {v}"
+    );
+    let _ = err;
+}
+
+/// `audit verify` counts each kind of identity, and a signed decision
+/// edited afterwards (its reason changed, the chain re-sealed) fails it,
+/// naming the record.
+#[test]
+fn audit_verify_checks_every_signature_offline() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (carol, carol_pub) = keygen(dir.path(), "carol", "ed25519");
+    let (bob, bob_pub) = keygen(dir.path(), "bob", "ed25519");
+    let env = world(&format!("carol {carol_pub}\nbob {bob_pub}\n"));
+    let plan = env.plan("plan.yaml", HIGH);
+    env.ok(&["submit", path(&plan), "--key", path(&carol)]);
+    env.ok(&[
+        "reject",
+        "wipe",
+        "--key",
+        path(&bob),
+        "--reason",
+        "not tonight",
+    ]);
+    let out = env.ok(&["audit", "verify", "--json"]);
+    let v: Value = serde_json::from_str(&out).expect("JSON");
+    assert_eq!(v["identities"]["signed"], 2, "{v}");
+    assert_eq!(v["identities"]["bad"], serde_json::json!([]), "{v}");
+    // The rejection's reason rewritten and every hash recomputed.
+    let text = std::fs::read_to_string(&env.log).expect("log");
+    let lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    let n = lines.len();
+    let edited = lines[n - 1].replace("not tonight", "ship it");
+    std::fs::write(&env.log, format!("{}\n", lines[..n - 1].join("\n"))).expect("log rewritten");
+    let mut event: serde_json::Map<String, Value> =
+        serde_json::from_str(&edited).expect("a record");
+    for k in ["v", "seq", "ts", "prev", "hash"] {
+        event.remove(k);
+    }
+    common::append_chained(&env.log, Value::Object(event));
+    // This host saw the original last record: the operator accepts the
+    // rewritten log's chain, which then verifies as a chain.
+    env.ok(&[
+        "audit",
+        "verify",
+        "--acknowledge-truncation",
+        "--reason",
+        "the test rewrote it",
+    ]);
+    let (code, out, _) = env.run(&["audit", "verify", "--json"]);
+    assert_eq!(code, 1, "{out}");
+    let v: Value = serde_json::from_str(&out).expect("JSON");
+    assert_eq!(v["identities"]["bad"][0]["seq"], n as u64, "{v}");
 }
