@@ -409,3 +409,22 @@ fn audit_verify_checks_every_signature_offline() {
     let v: Value = serde_json::from_str(&out).expect("JSON");
     assert_eq!(v["identities"]["bad"][0]["seq"], n as u64, "{v}");
 }
+
+/// Attack: `--as` under a policy that does not trust it. Naming someone
+/// else is refused (exit 3) and writes nothing; naming yourself is fine;
+/// a name with a control character is not a name (exit 2).
+#[test]
+fn as_names_someone_else_only_where_the_policy_trusts_it() {
+    let env = Env::new(Some("identity: {trust_as: false}\n"));
+    let plan = env.plan("plan.yaml", HIGH);
+    let (code, _, err) = env.run(&["submit", path(&plan), "--as", "zoe"]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("does not trust --as"), "{err}");
+    assert!(env.records().is_empty(), "nothing was recorded");
+    let me = common::os_user_name();
+    env.ok(&["submit", path(&plan), "--as", &me]);
+    assert_eq!(last(&env, "plan_submitted")["submitted_by"], me.as_str());
+    let (code, _, err) = env.run(&["submit", path(&plan), "--as", "zoe\u{7}"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("U+0007"), "{err}");
+}

@@ -22,11 +22,19 @@ impl Tmux {
     fn start(name: &str, log: &Path, args: &[&str]) -> Tmux {
         let bin = assert_cmd::cargo::cargo_bin!("opsgate");
         let mut command = format!(
-            "cd {} && env -u OPSGATE_CONFIG -u OPSGATE_AUDIT_KEY NO_COLOR=1 XDG_STATE_HOME={} {} --audit-log {} tui --as alice",
+            "cd {} && env -u OPSGATE_AUDIT_KEY -u OPSGATE_SIGNING_KEY OPSGATE_CONFIG={} NO_COLOR=1 XDG_STATE_HOME={} {} --audit-log {} tui --as alice --key {}",
             shell_quote(&common::repo().display().to_string()),
+            shell_quote(&common::trust_as_file().display().to_string()),
             shell_quote(&common::scratch_state().display().to_string()),
             shell_quote(&bin.display().to_string()),
-            shell_quote(&log.display().to_string())
+            shell_quote(&log.display().to_string()),
+            shell_quote(
+                &common::KEYS
+                    .of("alice")
+                    .expect("alice has a key")
+                    .display()
+                    .to_string()
+            ),
         );
         for a in args {
             command.push(' ');
@@ -137,6 +145,23 @@ fn approve_and_execute_the_demo_then_quit_cleanly() {
     let approval = &common::log_records(&log)[1];
     assert_eq!(approval["channel"], "tui");
     assert_eq!(approval["approver"], "alice");
+    // The TUI signed both with alice's key (`tui --key`).
+    for r in &common::log_records(&log)[..2] {
+        assert_eq!(r["identity"]["kind"], "ssh", "{r}");
+    }
+    let (code, out, _) = {
+        let o = common::opsgate_command(&log, None)
+            .args(["audit", "verify", "--json"])
+            .output()
+            .expect("verify runs");
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            (),
+        )
+    };
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("\"signed\":2"), "{out}");
     if let Ok(pid) = std::fs::read_to_string("/tmp/opsgate-demo/worker.pid") {
         let _ = Command::new("kill").arg(pid.trim()).status();
     }

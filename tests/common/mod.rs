@@ -104,7 +104,8 @@ pub fn os_user_name() -> String {
 /// scratch space, for commands that take their policy from
 /// `OPSGATE_CONFIG`.
 pub fn trust_as_file() -> PathBuf {
-    let path = scratch_state().with_file_name("trust-as.yaml");
+    // Per process: it names this process's keys.
+    let path = scratch_state().with_file_name(format!("trust-as-{}.yaml", std::process::id()));
     if !path.exists() {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).expect("scratch directory");
