@@ -808,42 +808,37 @@ fn parse_errors_name_the_line_and_value() {
         e.to_string(),
         "allowed signers line 3: bad timestamp `2020` for `valid-after` (expected YYYYMMDD[HHMM[SS]][Z])"
     );
-    let e = err(line3(format!("alice valid-before=\"20201345Z\" {key}")));
-    assert!(
-        e.to_string().contains("line 3: bad timestamp `20201345Z`"),
-        "{e}"
-    );
-    let e = err(line3(format!("alice valid-before=20200101 {key}")));
-    assert!(
-        e.to_string()
-            .contains("line 3: option `valid-before` needs a double-quoted value"),
-        "{e}"
-    );
-    let e = err(line3(format!(
-        "alice valid-after=\"20200102\",valid-before=\"20200101\" {key}"
-    )));
-    assert!(
-        e.to_string()
-            .contains("line 3: valid-before `20200101` is not after valid-after `20200102`"),
-        "{e}"
-    );
-    let e = err(line3(format!(
-        "alice namespaces=\"a\",namespaces=\"b\" {key}"
-    )));
-    assert!(
-        e.to_string()
-            .contains("line 3: duplicate option `namespaces`"),
-        "{e}"
-    );
-    let e = err(line3(format!("alice namespaces=\"git {key}")));
-    assert!(e.to_string().contains("line 3: unterminated quote"), "{e}");
-    let e = err(line3(format!("alice cert-authority, {key}")));
-    assert!(
-        e.to_string().contains("line 3: unexpected end of options"),
-        "{e}"
-    );
-    let e = err(line3(format!("\"alice {key}")));
-    assert!(e.to_string().contains("line 3: unterminated quote"), "{e}");
+    // Each bad line, and what the error says about it (on line 3).
+    for (bad, want) in [
+        (
+            format!("alice valid-before=\"20201345Z\" {key}"),
+            "line 3: bad timestamp `20201345Z`",
+        ),
+        (
+            format!("alice valid-before=20200101 {key}"),
+            "line 3: option `valid-before` needs a double-quoted value",
+        ),
+        (
+            format!("alice valid-after=\"20200102\",valid-before=\"20200101\" {key}"),
+            "line 3: valid-before `20200101` is not after valid-after `20200102`",
+        ),
+        (
+            format!("alice namespaces=\"a\",namespaces=\"b\" {key}"),
+            "line 3: duplicate option `namespaces`",
+        ),
+        (
+            format!("alice namespaces=\"git {key}"),
+            "line 3: unterminated quote",
+        ),
+        (
+            format!("alice cert-authority, {key}"),
+            "line 3: unexpected end of options",
+        ),
+        (format!("\"alice {key}"), "line 3: unterminated quote"),
+    ] {
+        let e = err(line3(bad.clone()));
+        assert!(e.to_string().contains(want), "{bad}: {e}");
+    }
     let e = err(line3("alice foo@example.com AAAA".into()));
     assert_eq!(
         e.to_string(),
