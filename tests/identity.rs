@@ -428,3 +428,25 @@ fn as_names_someone_else_only_where_the_policy_trusts_it() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("U+0007"), "{err}");
 }
+
+/// Keys listed inline on the approvers list sign as well as an allowed
+/// signers file, and a key listed for someone else does not.
+#[test]
+fn approvers_keys_inline_sign_for_their_approver() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (carol, carol_pub) = keygen(dir.path(), "carol", "ed25519");
+    let (bob, bob_pub) = keygen(dir.path(), "bob", "ecdsa");
+    let env = Env::new(Some(&format!(
+        "identity: {{trust_as: false}}\napprovers:\n  - {{name: carol, keys: [\"{carol_pub}\"]}}\n  - {{name: bob, keys: [\"{bob_pub}\"]}}\n"
+    )));
+    std::fs::create_dir_all(env.p("victim")).expect("victim");
+    let plan = env.plan("plan.yaml", HIGH);
+    env.ok(&["submit", path(&plan), "--key", path(&carol)]);
+    let (code, _, err) = env.run(&["approve", "wipe", "--key", path(&carol), "--as", "bob"]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("not listed for bob"), "{err}");
+    env.ok(&["approve", "wipe", "--key", path(&bob)]);
+    assert_eq!(last(&env, "approval_granted")["approver"], "bob");
+    env.ok(&["run", "wipe"]);
+    assert!(!env.p("victim").exists());
+}
