@@ -450,3 +450,53 @@ fn approvers_keys_inline_sign_for_their_approver() {
     env.ok(&["run", "wipe"]);
     assert!(!env.p("victim").exists());
 }
+
+/// Attack: a permissive `config/opsgate.yaml` in the working directory (a
+/// repository checkout) chose the rules. It is not read: the embedded
+/// default decides, and a MEDIUM plan still needs its approval.
+#[test]
+fn a_policy_in_the_working_directory_is_not_read() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::create_dir_all(dir.path().join("config")).expect("config dir");
+    std::fs::write(
+        dir.path().join("config/opsgate.yaml"),
+        "safety: {require_approval: false}\nidentity: {trust_as: true}\n",
+    )
+    .expect("policy written");
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(&home).expect("home");
+    let opsgate = |args: &[&str]| {
+        Command::new(assert_cmd::cargo::cargo_bin!("opsgate"))
+            .current_dir(dir.path())
+            .env_remove("OPSGATE_CONFIG")
+            .env_remove("OPSGATE_SIGNING_KEY")
+            .env("XDG_CONFIG_HOME", home.join(".config"))
+            .env("XDG_STATE_HOME", home.join("state"))
+            .env("NO_COLOR", "1")
+            .arg("--audit-log")
+            .arg(dir.path().join("audit.jsonl"))
+            .args(args)
+            .output()
+            .expect("opsgate runs")
+    };
+    let out = opsgate(&["policy", "check", "--json"]);
+    let v: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert!(
+        v["source"].as_str().is_some_and(|s| s.contains("embedded")),
+        "{v}"
+    );
+    let plan = dir.path().join("plan.yaml");
+    std::fs::write(
+        &plan,
+        "id: scale\ntitle: t\nsteps:\n  - {name: s, run: 'kubectl scale deploy/web --replicas=3 -n staging'}\nrollback: {none: a test}\n",
+    )
+    .expect("plan written");
+    let out = opsgate(&["submit", path(&plan)]);
+    assert!(out.status.success(), "{out:?}");
+    let out = opsgate(&["run", "scale"]);
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("needs 1 approval"),
+        "{out:?}"
+    );
+}

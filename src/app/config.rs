@@ -121,8 +121,11 @@ pub fn redactor(policy: &LoadedPolicy) -> Redactor {
     Redactor::new(policy.policy.audit.redact.clone())
 }
 
+/// Where a policy is looked for when none is named: the user's XDG config,
+/// then `/etc/opsgate/`. Never the working directory: a repository checkout
+/// must not choose the rules.
 fn default_paths() -> Vec<PathBuf> {
-    let mut v = vec![PathBuf::from("config/opsgate.yaml")];
+    let mut v = Vec::new();
     let xdg = std::env::var_os("XDG_CONFIG_HOME")
         .filter(|s| !s.is_empty())
         .map(PathBuf::from)
@@ -130,6 +133,7 @@ fn default_paths() -> Vec<PathBuf> {
     if let Some(dir) = xdg {
         v.push(dir.join("opsgate").join("opsgate.yaml"));
     }
+    v.push(PathBuf::from("/etc/opsgate/opsgate.yaml"));
     v
 }
 

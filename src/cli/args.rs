@@ -14,8 +14,9 @@ CRITICAL, shows the plan with its rollback for approval, and runs it step by ste
     after_help = "Without a command, on a terminal, opsgate opens the terminal UI (`opsgate tui`).\n\nExamples:\n  opsgate tui plans/demo-local.yaml\n  opsgate classify kubectl delete ns prod\n  opsgate plan show plans/demo-local.yaml\n  opsgate policy check --json"
 )]
 pub struct Cli {
-    /// Policy file laid over the embedded default. Without it: ./config/opsgate.yaml,
-    /// then $XDG_CONFIG_HOME/opsgate/opsgate.yaml, then the embedded default alone.
+    /// Policy file laid over the embedded default. Without it:
+    /// $XDG_CONFIG_HOME/opsgate/opsgate.yaml, then /etc/opsgate/opsgate.yaml, then the
+    /// embedded default alone (never a file in the working directory).
     #[arg(long, global = true, value_name = "FILE", env = "OPSGATE_CONFIG")]
     pub config: Option<PathBuf>,
 
