@@ -46,19 +46,19 @@ pub enum Command {
     /// approval (`plan_submitted`). Submitting the same plan again, while it
     /// is still open, records nothing new.
     #[command(
-        after_help = "Examples:\n  opsgate submit plans/demo-local.yaml\n  opsgate submit --as alice --json plans/k8s-scale-api.yaml\n  opsgate submit plans/ec2-native-restart.yaml --param instance=i-0abc123"
+        after_help = "Examples:\n  opsgate submit plans/demo-local.yaml\n  opsgate submit --key ~/.ssh/id_ed25519 --json plans/k8s-scale-api.yaml\n  opsgate submit plans/ec2-native-restart.yaml --param instance=i-0abc123"
     )]
     Submit(SubmitArgs),
     /// Approve a submitted plan (CLI channel). The approval is bound to the
     /// plan hash and the policy hash, and counts for `approvals.ttl`.
     #[command(
-        after_help = "Without --hash, on a terminal, the plan as submitted now is shown (title, level, hash) and you are asked; without a terminal --hash is required, so only the plan you reviewed is approved.\n\nExit 3 when the approval is refused (self-approval, not a listed approver, above your level, a stale --hash, a changed policy, a closed plan).\n\nExamples:\n  opsgate approve demo-local --as alice\n  opsgate approve demo-local --as alice --hash sha256:ab12… --reason \"checked the rollback\"\n  opsgate approve r-20260126-130000-ab12 --rollback --as alice"
+        after_help = "Without --hash, on a terminal, the plan as submitted now is shown (title, level, hash) and you are asked; without a terminal --hash is required, so only the plan you reviewed is approved.\n\nFrom HIGH up (identity.require_signatures_from) an approval must be signed: --key names your SSH key (or OPSGATE_SIGNING_KEY), and you are who the policy's allowed signers list it for.\n\nExit 3 when the approval is refused (self-approval, not a listed approver, above your level, unsigned where signatures are required, a bad signature, a stale --hash, a changed policy, a closed plan).\n\nExamples:\n  opsgate approve demo-local\n  opsgate approve drain-web --key ~/.ssh/id_ed25519 --hash sha256:ab12… --reason \"checked the rollback\"\n  opsgate approve drain-web --key ~/.ssh/id_ed25519.pub   # the key is in the ssh-agent\n  opsgate approve r-20260126-130000-ab12 --rollback --key ~/.ssh/id_ed25519"
     )]
     Approve(ApproveArgs),
     /// Reject a submitted plan. One rejection rejects it; a new submission
     /// is then needed.
     #[command(
-        after_help = "Examples:\n  opsgate reject demo-local --as bob --reason \"wrong namespace\""
+        after_help = "Examples:\n  opsgate reject demo-local --key ~/.ssh/id_ed25519 --reason \"wrong namespace\""
     )]
     Reject(RejectArgs),
     /// Run an approved plan step by step, recording every step in the audit
@@ -120,7 +120,7 @@ pub enum Command {
     /// The terminal UI: review plans, see why each step has its level,
     /// approve or reject. Opens on the first plan given.
     #[command(
-        after_help = "Keys: ↑↓ move, Enter open, Esc back, a approve, r reject, x execute, / filter, tab status filter, ? help, q quit.\n\nExamples:\n  opsgate tui plans/demo-local.yaml\n  opsgate tui --as alice"
+        after_help = "Keys: ↑↓ move, Enter open, Esc back, a approve, r reject, x execute, / filter, tab status filter, ? help, q quit.\n\nExamples:\n  opsgate tui plans/demo-local.yaml\n  opsgate tui --key ~/.ssh/id_ed25519"
     )]
     Tui(TuiArgs),
 }
@@ -133,7 +133,8 @@ pub struct TuiArgs {
     /// signers list the key for.
     #[arg(long, value_name = "KEY")]
     pub key: Option<PathBuf>,
-    /// Who approves (default: the OS user).
+    /// Who approves: someone other than the OS user only where the policy
+    /// trusts --as (identity.trust_as), or among the names a --key is listed for.
     #[arg(long = "as", value_name = "NAME")]
     pub as_user: Option<String>,
     /// Plan files to show besides the plans in the audit log (default: the
@@ -158,7 +159,8 @@ pub struct ApproveArgs {
     /// signers list the key for.
     #[arg(long, value_name = "KEY")]
     pub key: Option<PathBuf>,
-    /// Who approves (default: the OS user).
+    /// Who approves: someone other than the OS user only where the policy
+    /// trusts --as (identity.trust_as), or among the names a --key is listed for.
     #[arg(long = "as", value_name = "NAME")]
     pub as_user: Option<String>,
     /// The plan hash you reviewed (`plan hash FILE`, or a prefix of at least
@@ -203,7 +205,8 @@ pub struct RunArgs {
     /// signers list the key for.
     #[arg(long, value_name = "KEY")]
     pub key: Option<PathBuf>,
-    /// Who runs it (default: the OS user).
+    /// Who runs it: someone other than the OS user only where the policy
+    /// trusts --as (identity.trust_as).
     #[arg(long = "as", value_name = "NAME")]
     pub as_user: Option<String>,
     /// With a plan file: the `--param` values it was submitted with.
@@ -244,8 +247,9 @@ pub struct SubmitArgs {
     /// signers list the key for.
     #[arg(long, value_name = "KEY")]
     pub key: Option<PathBuf>,
-    /// Who submits (default: the OS user). The plan's `author` is recorded
-    /// as its author; without one, the submitter is.
+    /// Who submits: someone other than the OS user only where the policy
+    /// trusts --as (identity.trust_as). The submitter is the plan's author for
+    /// separation of duties; the plan file's `author:` is a note.
     #[arg(long = "as", value_name = "NAME")]
     pub as_user: Option<String>,
     /// Sets one of the plan's `params` (repeatable). A plan with other
