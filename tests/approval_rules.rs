@@ -948,6 +948,20 @@ fn signatures_are_required_from_a_level_and_must_verify() {
             approved(1, &["alice"]),
         ),
         row(
+            "a chat attestation on another channel is not one (a forged record)",
+            "",
+            plan(High),
+            vec![yes("alice").signed(Chat)],
+            pending(1, &[], &[("alice", unsigned(High))]),
+        ),
+        row(
+            "it counts up to the chat ceiling the policy sets, CRITICAL too",
+            "safety: {allow_critical: true}\napprovals: {channel_max_risk: {chat: CRITICAL}}",
+            plan(Critical),
+            vec![yes("alice").via(Channel::Chat).signed(Chat), yes("bob")],
+            approved(2, &["alice", "bob"]),
+        ),
+        row(
             "two signed people make a CRITICAL quorum",
             allow,
             plan(Critical),

@@ -123,7 +123,11 @@ pub fn identity_check(
             .check(&v.statement(plan_id, *signed_at), signature)
             .map(Some)
             .map_err(|why| VoteProblem::BadSignature { why }),
-        Some(Proof::Chat { .. }) => Ok(None),
+        // A bridge's attestation is for decisions on the chat channel,
+        // whose ceiling (`approvals.channel_max_risk.chat`) says up to which
+        // level it counts: a record claiming it for another channel is not
+        // one the bridge made.
+        Some(Proof::Chat { .. }) if v.channel == Channel::Chat => Ok(None),
         _ if policy.identity.needs_signature(level) => Err(VoteProblem::Unsigned {
             from: policy.identity.require_signatures_from,
         }),

@@ -221,8 +221,8 @@ pub struct IdentityPolicy {
     /// the people who sign decisions, by key or certificate authority.
     pub allowed_signers: Option<PathBuf>,
     /// From this level up, a decision counts only when it is signed (or
-    /// attested by a chat bridge, up to the chat channel's ceiling). A
-    /// CRITICAL plan always needs signatures.
+    /// attested by a chat bridge, up to the chat channel's ceiling). An
+    /// unsigned CLI or TUI decision never counts for a CRITICAL plan.
     pub require_signatures_from: RiskLevel,
 }
 
