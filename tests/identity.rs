@@ -500,3 +500,60 @@ fn a_policy_in_the_working_directory_is_not_read() {
         "{out:?}"
     );
 }
+
+/// `policy diff` marks a lowered rule as loosening and re-rates the plans
+/// already in the log: the one the rule now lets through is listed, with
+/// its step, under both policies.
+#[test]
+fn policy_diff_lists_a_lowered_rule_and_the_past_plans_it_re_rates() {
+    let env = Env::new(None);
+    std::fs::create_dir_all(env.p("victim")).expect("victim");
+    let plan = env.plan("plan.yaml", HIGH);
+    env.ok(&["submit", path(&plan), "--as", "bob"]);
+    let old = env.p("old.yaml");
+    let new = env.p("new.yaml");
+    let rule = |level: &str| {
+        format!(
+            "rules:\n  - {{id: scratch-rm, program: rm, regex: victim, level: {level}, override: true}}\n"
+        )
+    };
+    std::fs::write(&old, rule("CRITICAL")).expect("old policy");
+    std::fs::write(&new, rule("LOW")).expect("new policy");
+    let out = env.ok(&["policy", "diff", path(&old), path(&new), "--json"]);
+    let d: Value = serde_json::from_str(&out).expect("JSON");
+    let change = d["changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .find(|c| c["key"] == "rules[scratch-rm]")
+        .unwrap_or_else(|| panic!("the rule is listed: {d}"));
+    assert_eq!(change["effect"], "loosens", "{change}");
+    assert_eq!(d["loosens"], true);
+    assert_eq!(d["replay"]["plans"], 1);
+    let moved = &d["replay"]["moved"][0];
+    assert_eq!(moved["plan_id"], "wipe", "{d}");
+    assert_eq!(moved["old_risk"], "CRITICAL");
+    assert_eq!(moved["new_risk"], "LOW");
+    assert_eq!(
+        moved["old"]["kind"], "refused",
+        "CRITICAL plans are refused"
+    );
+    assert_eq!(moved["new"]["kind"], "needs");
+    assert_eq!(moved["steps"][0]["step"], "wipe");
+    // The other way round, the change only tightens.
+    let back: Value =
+        serde_json::from_str(&env.ok(&["policy", "diff", path(&new), path(&old), "--json"]))
+            .expect("JSON");
+    assert_eq!(back["loosens"], false, "{back}");
+    assert_eq!(back["tightens"], true);
+    // The text form names the rule, the verdict and the plan.
+    let text = env.ok(&["policy", "diff", path(&old), path(&new)]);
+    for want in [
+        "loosens",
+        "rules[scratch-rm]",
+        "CRITICAL quorum",
+        "wipe: CRITICAL → LOW",
+    ] {
+        assert!(text.contains(want), "`{want}` in:\n{text}");
+    }
+}

@@ -26,6 +26,7 @@ pub mod identity;
 pub mod ledger;
 pub mod plan_view;
 pub mod plans;
+pub mod policy_diff;
 pub mod present;
 pub mod refusal;
 pub mod sign;

@@ -41,6 +41,9 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Plan(PlanCommand::Show { file, json }) => plan_cmd::show(file, *json, &policy),
         Command::Plan(PlanCommand::Hash { file }) => plan_cmd::hash(file, &policy),
         Command::Policy(PolicyCommand::Check { json }) => policy_cmd::check(&policy, *json),
+        Command::Policy(PolicyCommand::Diff { old, new, json }) => {
+            policy_cmd::diff(old, new, &log_path()?, &sealer()?, &mark()?, *json)
+        }
         Command::Submit(args) => submit_cmd::run(
             args,
             &who(args.as_user.as_deref(), args.key.as_deref())?,

@@ -432,6 +432,22 @@ pub enum PolicyCommand {
         #[arg(long)]
         json: bool,
     },
+    /// What changes from OLD to NEW, each change marked loosens or
+    /// tightens, and every plan in the audit log re-rated under both.
+    #[command(
+        after_help = "A change opsgate cannot judge (an alias, a tool, a rule between LOW and CRITICAL\nadded or removed) is `unknown` and counts as loosening. The replay lists the\nplans in the log whose level, approvals or refusal would differ under NEW.\n\nExamples:\n  opsgate policy diff /etc/opsgate/opsgate.yaml proposed.yaml\n  opsgate --audit-log team.jsonl policy diff old.yaml new.yaml --json"
+    )]
+    Diff {
+        /// The policy in force (a file).
+        #[arg(value_name = "OLD")]
+        old: PathBuf,
+        /// The proposed policy (a file).
+        #[arg(value_name = "NEW")]
+        new: PathBuf,
+        /// Print JSON: {"old":{…},"new":{…},"changes":[…],"loosens":B,"replay":{…}}.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// `KEY=VALUE` for `--param`.

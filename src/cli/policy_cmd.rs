@@ -1,11 +1,19 @@
 //! `opsgate policy check`: validate the effective policy, print its hash.
 
 use std::io::Write;
+use std::path::Path;
 
 use serde::Serialize;
 
 use super::error::CliError;
+use crate::app::config::load_policy;
+use crate::app::ledger::ledger_error;
+use crate::app::policy_diff::policy_diff;
 use crate::app::present::bold;
+use crate::audit::Sealer;
+use crate::audit::ledger::load;
+use crate::audit::mark::HighWater;
+use crate::core::event::printable;
 use crate::core::policy::{LoadedPolicy, RequiredApprovals};
 
 #[derive(Serialize)]
@@ -73,5 +81,89 @@ pub fn check(policy: &LoadedPolicy, json: bool) -> Result<(), CliError> {
         summary.production_namespaces.join(", "),
         summary.production_contexts.join(", ")
     )?;
+    Ok(())
+}
+
+/// `opsgate policy diff OLD NEW`: the changes, and the log's plans
+/// re-rated under both.
+pub fn diff(
+    old: &Path,
+    new: &Path,
+    log: &Path,
+    sealer: &Sealer,
+    mark: &HighWater,
+    json: bool,
+) -> Result<(), CliError> {
+    let (a, _) = load_policy(Some(old))?;
+    let (b, _) = load_policy(Some(new))?;
+    let ledger = if log.exists() {
+        load(log, sealer, Some(mark)).map_err(|e| ledger_error(log, e))?
+    } else {
+        Default::default()
+    };
+    let d = policy_diff(&a, &b, &ledger);
+    let mut out = anstream::stdout().lock();
+    if json {
+        let s = serde_json::to_string(&d).map_err(std::io::Error::other)?;
+        writeln!(out, "{s}")?;
+        return Ok(());
+    }
+    writeln!(out, "{} {} ({})", bold("old:"), d.old.source, d.old.hash)?;
+    writeln!(out, "{} {} ({})", bold("new:"), d.new.source, d.new.hash)?;
+    if d.changes.is_empty() {
+        writeln!(out, "no changes")?;
+    }
+    let show = |v: &Option<serde_json::Value>| match v {
+        None => "(none)".to_owned(),
+        Some(v) => printable(&v.to_string()).into_owned(),
+    };
+    for c in &d.changes {
+        writeln!(
+            out,
+            "  {:<9} {}: {} → {} ({})",
+            c.effect.as_str(),
+            printable(&c.key),
+            show(&c.old),
+            show(&c.new),
+            c.why
+        )?;
+    }
+    let verdict = match (d.loosens, d.tightens) {
+        (true, _) => "this change loosens the gate: adopting it needs the CRITICAL quorum",
+        (false, true) => "this change only tightens the gate",
+        (false, false) => "this change neither loosens nor tightens the gate",
+    };
+    writeln!(out, "{}", bold(verdict))?;
+    writeln!(
+        out,
+        "{} {} plan(s) in {}, {} re-rated differently",
+        bold("replay:"),
+        d.replay.plans,
+        log.display(),
+        d.replay.moved.len()
+    )?;
+    for p in &d.replay.moved {
+        writeln!(
+            out,
+            "  {}: {} → {}; {} → {}",
+            printable(&p.plan_id),
+            p.old_risk,
+            p.new_risk,
+            p.old,
+            p.new
+        )?;
+        for s in &p.steps {
+            writeln!(
+                out,
+                "    step `{}`: {} → {}",
+                printable(&s.step),
+                s.old,
+                s.new
+            )?;
+        }
+    }
+    for id in &d.replay.unreadable {
+        writeln!(out, "  {}: cannot be read back from the log", printable(id))?;
+    }
     Ok(())
 }

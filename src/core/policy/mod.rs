@@ -4,6 +4,7 @@
 mod load;
 mod model;
 
+pub mod diff;
 pub use load::{BUILTIN_RULES_YAML, DEFAULT_POLICY_YAML, LoadedPolicy, PolicyError, builtin_pack};
 pub use model::{
     ApprovalPolicy, Approver, ExecutionPolicy, Policy, RequiredApprovals, SafetyPolicy, TuiKeys,
