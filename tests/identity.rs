@@ -557,3 +557,65 @@ fn policy_diff_lists_a_lowered_rule_and_the_past_plans_it_re_rates() {
         assert!(text.contains(want), "`{want}` in:\n{text}");
     }
 }
+
+/// `opsgate init` pins the policy in force in the log, with its full text
+/// and its allowed signers; `policy show` prints it back, and what it
+/// prints loads as a policy with the same hash. A second `init` is refused.
+#[test]
+fn init_records_the_policy_and_policy_show_prints_it_back() {
+    let env = world(
+        "alice ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKJ7kCuwhQ1JbY0Z0JmEvXvHgHmJyExE3TdrWUQ7PdAT\n",
+    );
+    let hash = |args: &[&str]| -> String {
+        let v: Value = serde_json::from_str(&env.ok(args)).expect("JSON");
+        v["policy_hash"].as_str().expect("a hash").to_owned()
+    };
+    let in_force = hash(&["policy", "check", "--json"]);
+    let out = env.ok(&["init"]);
+    assert!(out.contains(&in_force), "{out}");
+    let adopted = last(&env, "policy_adopted");
+    assert_eq!(adopted["policy_hash"], in_force.as_str());
+    assert!(
+        adopted["allowed_signers"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("alice ssh-ed25519")),
+        "the signers file's text is recorded: {adopted}"
+    );
+    let shown: Value = serde_json::from_str(&env.ok(&["policy", "show", "--json"])).expect("JSON");
+    assert_eq!(shown["policy_hash"], in_force.as_str());
+    assert_eq!(shown["rehashes"], true, "{shown}");
+    // The printed policy, with its signers beside it, is the same policy.
+    let copy = env.p("copy");
+    std::fs::create_dir_all(&copy).expect("dir");
+    std::fs::write(copy.join("policy.yaml"), env.ok(&["policy", "show"])).expect("written");
+    std::fs::write(
+        copy.join("allowed_signers"),
+        shown["allowed_signers"].as_str().expect("signers"),
+    )
+    .expect("written");
+    let prefix = &in_force[..20];
+    assert!(
+        env.ok(&["policy", "show", prefix]).contains(&in_force),
+        "a prefix names it"
+    );
+    let check = Command::new(assert_cmd::cargo::cargo_bin!("opsgate"))
+        .env_remove("OPSGATE_CONFIG")
+        .arg("--config")
+        .arg(copy.join("policy.yaml"))
+        .args(["policy", "check", "--json"])
+        .output()
+        .expect("policy check runs");
+    assert!(check.status.success(), "{check:?}");
+    let again: Value = serde_json::from_slice(&check.stdout).expect("JSON");
+    assert_eq!(
+        again["policy_hash"],
+        in_force.as_str(),
+        "the shown policy loads with the same hash"
+    );
+    // A second init does not replace the adopted policy.
+    let (code, _, err) = env.run(&["init"]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("already"), "{err}");
+    assert_eq!(env.of("policy_adopted", None).len(), 1);
+    env.verify();
+}

@@ -17,6 +17,7 @@
 //! decides through it (`App::deciding_through_cache`), trading the check of
 //! records it already read for not folding the whole log on every request.
 
+pub mod adoption;
 pub mod config;
 pub mod control;
 pub mod decide;

@@ -41,6 +41,12 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Plan(PlanCommand::Show { file, json }) => plan_cmd::show(file, *json, &policy),
         Command::Plan(PlanCommand::Hash { file }) => plan_cmd::hash(file, &policy),
         Command::Policy(PolicyCommand::Check { json }) => policy_cmd::check(&policy, *json),
+        Command::Policy(PolicyCommand::Show { hash, json }) => {
+            policy_cmd::show(&log_path()?, &sealer()?, &mark()?, hash.as_deref(), *json)
+        }
+        Command::Init { json } => {
+            policy_cmd::init(&open_log()?, &policy, policy_file.as_deref(), *json)
+        }
         Command::Policy(PolicyCommand::Diff { old, new, json }) => {
             policy_cmd::diff(old, new, &log_path()?, &sealer()?, &mark()?, *json)
         }

@@ -42,6 +42,16 @@ pub enum Command {
     /// Validate the policy and print its hash.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Pin the policy in force in the audit log: record `policy_adopted`
+    /// with its hash and full text. Refused when the log has adopted one.
+    #[command(
+        after_help = "`opsgate policy show` prints the adopted policy back from the log, and checks\nthat its text still hashes to the recorded hash.\n\nExamples:\n  opsgate init\n  opsgate --config /etc/opsgate/opsgate.yaml --audit-log /var/lib/opsgate/audit.jsonl init --json"
+    )]
+    Init {
+        /// Print JSON: {"seq":N,"policy_hash":"sha256:…","source":…,"adopted_by":…}.
+        #[arg(long)]
+        json: bool,
+    },
     /// Validate and classify a plan, and record it in the audit log for
     /// approval (`plan_submitted`). Submitting the same plan again, while it
     /// is still open, records nothing new.
@@ -429,6 +439,20 @@ pub enum PolicyCommand {
     )]
     Check {
         /// Print JSON: {"policy_hash":"sha256:…","rules":N,…}.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a policy as the audit log adopted it (the one in force, or
+    /// the one whose hash starts with HASH), checking that its text still
+    /// hashes to the recorded hash.
+    #[command(
+        after_help = "The policy is printed as JSON (which is YAML): it loads as a policy file with\n`--config`. --json prints the whole adoption: seq, time, hash, source, who\nadopted it, the policy and its allowed signers file's text.\n\nExamples:\n  opsgate policy show\n  opsgate policy show sha256:1f2e3d4c\n  opsgate policy show --json | jq .policy.approvals"
+    )]
+    Show {
+        /// A recorded policy hash, or a prefix of at least 8 hex digits.
+        #[arg(value_name = "HASH")]
+        hash: Option<String>,
+        /// Print JSON: {"seq":N,"ts":…,"policy_hash":…,"policy":{…},"rehashes":B,…}.
         #[arg(long)]
         json: bool,
     },

@@ -167,3 +167,87 @@ pub fn diff(
     }
     Ok(())
 }
+
+/// `opsgate init`: record the policy in force as adopted.
+pub fn init(
+    log: &crate::audit::AuditLog,
+    policy: &LoadedPolicy,
+    file: Option<&Path>,
+    json: bool,
+) -> Result<(), CliError> {
+    let a = crate::app::adoption::init(log, policy, file)?;
+    let mut out = anstream::stdout().lock();
+    if json {
+        let s = serde_json::to_string(&a).map_err(std::io::Error::other)?;
+        writeln!(out, "{s}")?;
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "adopted policy {} from {} into `{}` (seq {}, by {}): it is the policy in force for this log",
+        a.policy_hash,
+        a.source,
+        log.path().display(),
+        a.seq,
+        a.adopted_by
+    )?;
+    Ok(())
+}
+
+/// `opsgate policy show [HASH]`: a policy as the log adopted it.
+pub fn show(
+    log: &Path,
+    sealer: &Sealer,
+    mark: &HighWater,
+    hash: Option<&str>,
+    json: bool,
+) -> Result<(), CliError> {
+    let ledger = if log.exists() {
+        load(log, sealer, Some(mark)).map_err(|e| ledger_error(log, e))?
+    } else {
+        Default::default()
+    };
+    let a = crate::app::adoption::find(ledger.adoptions(), hash)?;
+    let rehashes = crate::app::adoption::rehash(a)?;
+    let mut out = anstream::stdout().lock();
+    if json {
+        #[derive(Serialize)]
+        struct Shown<'a> {
+            #[serde(flatten)]
+            adoption: &'a crate::core::state::Adoption,
+            rehashes: bool,
+        }
+        let s = serde_json::to_string(&Shown {
+            adoption: a,
+            rehashes,
+        })
+        .map_err(std::io::Error::other)?;
+        writeln!(out, "{s}")?;
+        return Ok(());
+    }
+    let text = serde_json::to_string_pretty(&a.policy).map_err(std::io::Error::other)?;
+    writeln!(
+        out,
+        "# policy {} adopted at seq {} ({}) from {} by {}",
+        a.policy_hash.as_str(),
+        a.seq,
+        a.ts.to_rfc3339(),
+        printable(&a.source),
+        printable(&a.adopted_by)
+    )?;
+    if !rehashes {
+        writeln!(
+            out,
+            "# warning: this text does not hash to {} under this opsgate's built-in rules (another version recorded it?)",
+            a.policy_hash.as_str()
+        )?;
+    }
+    if a.allowed_signers.is_some() {
+        writeln!(
+            out,
+            "# its allowed signers file is recorded too: `opsgate policy show --json` prints it"
+        )?;
+    }
+    writeln!(out, "{text}")?;
+    Ok(())
+}

@@ -275,6 +275,21 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "is_false")]
         newline_restored: bool,
     },
+    /// v3: the policy in force from this record on, with its full text:
+    /// the effective policy (after the overlay) as JSON, and the text of its
+    /// `identity.allowed_signers` file. `opsgate init` records the first.
+    PolicyAdopted {
+        policy_hash: PolicyHash,
+        /// The file it was loaded from (or the embedded default's name).
+        source: String,
+        /// The effective policy, as `policy_hash` was computed over it.
+        policy: serde_json::Value,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        allowed_signers: Option<String>,
+        adopted_by: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        identity: Option<Proof>,
+    },
     /// v2: an operator checked a log that ends before this host's
     /// high-water mark (records cut from its tail) and accepted it as it
     /// is; the mark is reset to this record.
@@ -337,6 +352,7 @@ impl Event {
             Event::BreakerChanged { .. } => "breaker_changed",
             Event::LogRepaired { .. } => "log_repaired",
             Event::TruncationAcknowledged { .. } => "truncation_acknowledged",
+            Event::PolicyAdopted { .. } => "policy_adopted",
             Event::Refused { .. } => "refused",
         }
     }
@@ -437,6 +453,9 @@ impl Event {
                 r.redact_in_place(user);
                 r.redact_in_place(reason);
             }
+            // The policy is kept whole, or its hash could not be checked
+            // again: it holds token digests, never secrets.
+            Event::PolicyAdopted { adopted_by, .. } => r.redact_in_place(adopted_by),
             Event::Refused {
                 user,
                 reason,
@@ -641,6 +660,16 @@ impl Event {
                     )
                 }
             }
+            Event::PolicyAdopted {
+                policy_hash,
+                source,
+                adopted_by,
+                ..
+            } => write!(
+                s,
+                "policy {} adopted from {source} by {adopted_by}",
+                policy_hash.as_str()
+            ),
             Event::TruncationAcknowledged {
                 expected_seq,
                 found_seq,

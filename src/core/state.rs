@@ -297,11 +297,36 @@ pub struct Ledger {
     runs: HashMap<String, RunHome>,
     /// backend → its breaker's last recorded state
     breakers: BTreeMap<String, BreakerRecord>,
+    /// Every `policy_adopted`, in log order.
+    adoptions: Vec<Adoption>,
+}
+
+/// A policy as the log adopted it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Adoption {
+    pub seq: u64,
+    pub ts: DateTime<Utc>,
+    pub policy_hash: PolicyHash,
+    pub source: String,
+    pub policy: serde_json::Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allowed_signers: Option<String>,
+    pub adopted_by: String,
 }
 
 impl Ledger {
     pub fn plans(&self) -> impl Iterator<Item = &PlanState> {
         self.plans.values()
+    }
+
+    /// The policy adopted last: the one in force.
+    pub fn adopted(&self) -> Option<&Adoption> {
+        self.adoptions.last()
+    }
+
+    /// Every adoption, oldest first.
+    pub fn adoptions(&self) -> &[Adoption] {
+        &self.adoptions
     }
 
     /// Each backend's circuit breaker as last recorded.
@@ -494,6 +519,22 @@ impl Ledger {
                     },
                 );
             }
+            Event::PolicyAdopted {
+                policy_hash,
+                source,
+                policy,
+                allowed_signers,
+                adopted_by,
+                ..
+            } => self.adoptions.push(Adoption {
+                seq: r.seq,
+                ts: r.ts,
+                policy_hash: policy_hash.clone(),
+                source: source.clone(),
+                policy: policy.clone(),
+                allowed_signers: allowed_signers.clone(),
+                adopted_by: adopted_by.clone(),
+            }),
             Event::CheckFinished { .. }
             | Event::LogRepaired { .. }
             | Event::TruncationAcknowledged { .. }

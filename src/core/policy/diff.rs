@@ -162,12 +162,8 @@ fn judge(path: &str, a: &Value, b: &Value) -> (Effect, String) {
             return flag(false);
         }
         "approvals.ttl" => {
-            let secs = |v: &Value| {
-                serde_json::from_value::<crate::core::duration::HumanDuration>(v.clone())
-                    .ok()
-                    .map(|d| d.get())
-            };
-            if let (Some(x), Some(y)) = (secs(a), secs(b)) {
+            // Durations are compared in milliseconds, their canonical form.
+            if let (Some(x), Some(y)) = (a.as_u64(), b.as_u64()) {
                 return (
                     by(true, y > x),
                     "approvals stay valid longer or shorter".into(),
@@ -518,6 +514,14 @@ mod tests {
         );
         let got = effects(b, a);
         assert!(got.iter().all(|(_, e)| *e == Effect::Tightens), "{got:?}");
+    }
+
+    #[test]
+    fn a_longer_approval_ttl_loosens() {
+        let got = effects("approvals: {ttl: 30m}\n", "approvals: {ttl: 2h}\n");
+        assert_eq!(got, vec![("approvals.ttl".to_owned(), Effect::Loosens)]);
+        let got = effects("approvals: {ttl: 2h}\n", "approvals: {ttl: 30m}\n");
+        assert_eq!(got, vec![("approvals.ttl".to_owned(), Effect::Tightens)]);
     }
 
     #[test]

@@ -39,6 +39,14 @@ pub fn builtin_pack() -> Result<&'static RulePack, FileError> {
         .map_err(Clone::clone)
 }
 
+/// Where the policy holds durations (`HumanDuration`).
+const DURATIONS: [&str; 4] = [
+    "/approvals/ttl",
+    "/backends/breaker/open_for",
+    "/bridge/replay_window",
+    "/bridge/header_timeout",
+];
+
 /// A policy ready to use: typed, compiled and hashed.
 #[derive(Debug, Clone)]
 pub struct LoadedPolicy {
@@ -125,6 +133,45 @@ impl LoadedPolicy {
                 message,
             })?;
         Self::from_policy(self.policy, self.source)
+    }
+
+    /// The policy as `policy_adopted` records it: the effective policy as
+    /// JSON (the allowed signers file's text goes beside it).
+    pub fn adoption_form(&self) -> Result<serde_json::Value, PolicyError> {
+        let mut form = serde_json::to_value(&self.policy).map_err(|e| PolicyError::Invalid {
+            file: self.source.clone(),
+            message: format!("cannot record the policy: {e}"),
+        })?;
+        // Durations hash as milliseconds but are written as text (`90s`);
+        // the recorded form must load as a policy file does.
+        for pointer in DURATIONS {
+            if let Some(v) = form.pointer_mut(pointer)
+                && let Some(ms) = v.as_u64()
+            {
+                *v = serde_json::Value::String(format!("{ms}ms"));
+            }
+        }
+        Ok(form)
+    }
+
+    /// A policy read back from its `policy_adopted` record (`source` names
+    /// it in errors). Its hash is computed again: the caller compares it
+    /// with the recorded one (the built-in rules of another opsgate
+    /// version hash differently).
+    pub fn from_adopted(
+        source: &str,
+        policy: &serde_json::Value,
+        allowed_signers: Option<&str>,
+    ) -> Result<Self, PolicyError> {
+        let invalid = |message: String| PolicyError::Invalid {
+            file: source.to_owned(),
+            message,
+        };
+        let mut policy: Policy =
+            serde_json::from_value(policy.clone()).map_err(|e| invalid(e.to_string()))?;
+        policy.canonicalize_people().map_err(invalid)?;
+        policy.signers = signers(&policy, allowed_signers.map(|t| (source, t))).map_err(invalid)?;
+        Self::from_policy(policy, source.to_owned())
     }
 
     /// Compiles and hashes a typed policy.
