@@ -619,3 +619,53 @@ fn init_records_the_policy_and_policy_show_prints_it_back() {
     assert_eq!(env.of("policy_adopted", None).len(), 1);
     env.verify();
 }
+
+/// Attack: whoever can write the log adopts a policy of their own that
+/// lists their key (`--config evil.yaml init`), then signs an approval
+/// with it. The signature is genuine under the forged adoption, so
+/// `audit verify` must not take the signers from an adoption nobody
+/// approved: it checks against the policy the operator loads, and names
+/// the approval.
+#[test]
+fn a_policy_adopted_by_a_log_writer_does_not_vouch_for_their_key() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (bob, bob_pub) = keygen(dir.path(), "bob", "ed25519");
+    let (mallory, mallory_pub) = keygen(dir.path(), "mallory", "ed25519");
+    let (_, alice_pub) = keygen(dir.path(), "alice", "ed25519");
+    let env = world(&format!("alice {alice_pub}\nbob {bob_pub}\n"));
+    std::fs::write(
+        env.p("evil_signers"),
+        format!("alice {alice_pub}\nbob {bob_pub}\nmallory {mallory_pub}\n"),
+    )
+    .expect("evil signers");
+    let evil = env.p("evil.yaml");
+    std::fs::write(
+        &evil,
+        "identity:\n  allowed_signers: evil_signers\napprovals: {separation_of_duties: true}\nsafety: {allow_critical: true}\n",
+    )
+    .expect("evil policy");
+    let as_mallory = |args: &[&str]| {
+        let out = common::opsgate_command(&env.log, Some(&evil))
+            .args(args)
+            .output()
+            .expect("opsgate runs");
+        assert!(out.status.success(), "{args:?}: {out:?}");
+    };
+    let plan = env.plan("plan.yaml", HIGH);
+    as_mallory(&["init"]);
+    as_mallory(&["submit", path(&plan), "--key", path(&bob)]);
+    let submitted = last(&env, "plan_submitted");
+    let hash = submitted["plan_hash"].as_str().expect("hash");
+    as_mallory(&["approve", "wipe", "--key", path(&mallory), "--hash", hash]);
+    assert_eq!(last(&env, "approval_granted")["approver"], "mallory");
+    let (code, out, _) = env.run(&["audit", "verify", "--json"]);
+    assert_eq!(code, 1, "the forged approval is caught: {out}");
+    let v: Value = serde_json::from_str(&out).expect("JSON");
+    let bad = v["identities"]["bad"].as_array().expect("bad");
+    assert!(
+        bad.iter().any(|b| b["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("approval_granted"))),
+        "{v}"
+    );
+}

@@ -24,7 +24,7 @@ use crate::core::risk::RiskLevel;
 
 /// The record format this build writes. It reads every version from
 /// [`OLDEST_VERSION`] up to this one (`docs/audit-format.md`).
-pub const VERSION: u32 = 3;
+pub const VERSION: u32 = 4;
 
 /// The oldest record format this build still reads.
 pub const OLDEST_VERSION: u32 = 1;
@@ -275,7 +275,7 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "is_false")]
         newline_restored: bool,
     },
-    /// v3: the policy in force from this record on, with its full text:
+    /// v4: the policy in force from this record on, with its full text:
     /// the effective policy (after the overlay) as JSON, and the text of its
     /// `identity.allowed_signers` file. `opsgate init` records the first.
     PolicyAdopted {
