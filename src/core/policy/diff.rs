@@ -193,10 +193,10 @@ fn judge(path: &str, a: &Value, b: &Value) -> (Effect, String) {
     if path.starts_with("tui.keys.") {
         return (Effect::Neutral, "a key binding".into());
     }
-    if let Some(_level) = path.strip_prefix("approvals.required.") {
-        if let (Some(x), Some(y)) = (a.as_u64(), b.as_u64()) {
-            return (by(false, y > x), format!("approvals needed: {x} → {y}"));
-        }
+    if path.starts_with("approvals.required.")
+        && let (Some(x), Some(y)) = (a.as_u64(), b.as_u64())
+    {
+        return (by(false, y > x), format!("approvals needed: {x} → {y}"));
     }
     if path.starts_with("approvals.channel_max_risk.") {
         let rank = |v: &Value| level(v).map_or(0, |l| l as u8 + 1);
