@@ -651,7 +651,11 @@ fn an_unsupported_version_is_named() {
     let dir = tempfile::tempdir().unwrap();
     let log = write_log(dir.path(), Sealer::Sha256);
     let mut lines = read_lines(&log);
-    lines[10] = set_raw(&lines[10], "v", "4");
+    lines[10] = set_raw(
+        &lines[10],
+        "v",
+        &(opsgate::core::event::VERSION + 1).to_string(),
+    );
     write_lines(&log, &lines);
     let result = verify(&log, None, &[]);
     assert_problem(
