@@ -573,6 +573,10 @@ fn init_records_the_policy_and_policy_show_prints_it_back() {
     let in_force = hash(&["policy", "check", "--json"]);
     let out = env.ok(&["init"]);
     assert!(out.contains(&in_force), "{out}");
+    let checked: Value =
+        serde_json::from_str(&env.ok(&["policy", "check", "--json"])).expect("JSON");
+    assert_eq!(checked["is_adopted"], true, "{checked}");
+    assert_eq!(checked["adopted_hash"], in_force.as_str());
     let adopted = last(&env, "policy_adopted");
     assert_eq!(adopted["policy_hash"], in_force.as_str());
     assert!(

@@ -55,3 +55,16 @@ pub fn ledger_error(path: &std::path::Path, e: LedgerError) -> Error {
         }
     }
 }
+
+/// The ledger of the log at `path` for a command that only reads: an
+/// absent log is an empty ledger.
+pub fn read_only(
+    path: &std::path::Path,
+    sealer: &crate::audit::Sealer,
+    mark: &crate::audit::mark::HighWater,
+) -> Result<Ledger> {
+    if !path.exists() {
+        return Ok(Ledger::default());
+    }
+    crate::audit::ledger::load(path, sealer, Some(mark)).map_err(|e| ledger_error(path, e))
+}

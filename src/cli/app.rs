@@ -40,7 +40,9 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Plan(PlanCommand::Validate { files }) => plan_cmd::validate(files, &policy),
         Command::Plan(PlanCommand::Show { file, json }) => plan_cmd::show(file, *json, &policy),
         Command::Plan(PlanCommand::Hash { file }) => plan_cmd::hash(file, &policy),
-        Command::Policy(PolicyCommand::Check { json }) => policy_cmd::check(&policy, *json),
+        Command::Policy(PolicyCommand::Check { json }) => {
+            policy_cmd::check(&policy, &log_path()?, &sealer()?, &mark()?, *json)
+        }
         Command::Policy(PolicyCommand::Show { hash, json }) => {
             policy_cmd::show(&log_path()?, &sealer()?, &mark()?, hash.as_deref(), *json)
         }

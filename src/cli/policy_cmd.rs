@@ -7,11 +7,9 @@ use serde::Serialize;
 
 use super::error::CliError;
 use crate::app::config::load_policy;
-use crate::app::ledger::ledger_error;
 use crate::app::policy_diff::policy_diff;
 use crate::app::present::bold;
 use crate::audit::Sealer;
-use crate::audit::ledger::load;
 use crate::audit::mark::HighWater;
 use crate::core::event::printable;
 use crate::core::policy::{LoadedPolicy, RequiredApprovals};
@@ -31,9 +29,34 @@ struct Summary<'a> {
     approval_ttl_seconds: u64,
     allow_critical: bool,
     block_production: bool,
+    /// The policy the audit log adopted (`opsgate init`), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    adopted_hash: Option<String>,
+    /// Whether this policy is the adopted one (absent: nothing adopted,
+    /// or the log does not read).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    is_adopted: Option<bool>,
 }
 
-pub fn check(policy: &LoadedPolicy, json: bool) -> Result<(), CliError> {
+/// `opsgate policy check`: the policy loads; its summary, and whether the
+/// log at `log` adopted it. A log that does not read does not fail the
+/// check: it is said on stderr.
+pub fn check(
+    policy: &LoadedPolicy,
+    log: &Path,
+    sealer: &Sealer,
+    mark: &HighWater,
+    json: bool,
+) -> Result<(), CliError> {
+    let adopted_hash = match crate::app::ledger::read_only(log, sealer, mark) {
+        Ok(ledger) => ledger.adopted().map(|a| a.policy_hash.as_str().to_owned()),
+        Err(e) => {
+            eprintln!(
+                "opsgate: note: the audit log does not read, so its adopted policy is unknown: {e}"
+            );
+            None
+        }
+    };
     let p = &policy.policy;
     let user = policy.rules.user_rule_count();
     let summary = Summary {
@@ -55,6 +78,8 @@ pub fn check(policy: &LoadedPolicy, json: bool) -> Result<(), CliError> {
         approval_ttl_seconds: p.approvals.ttl.get().as_secs(),
         allow_critical: p.safety.allow_critical,
         block_production: p.safety.block_production,
+        is_adopted: adopted_hash.as_deref().map(|h| h == policy.hash.as_str()),
+        adopted_hash,
     };
     let mut out = anstream::stdout().lock();
     if json {
@@ -81,6 +106,23 @@ pub fn check(policy: &LoadedPolicy, json: bool) -> Result<(), CliError> {
         summary.production_namespaces.join(", "),
         summary.production_contexts.join(", ")
     )?;
+    match (&summary.adopted_hash, summary.is_adopted) {
+        (Some(_), Some(true)) => writeln!(
+            out,
+            "adopted: this is the policy `{}` adopted",
+            log.display()
+        )?,
+        (Some(h), _) => writeln!(
+            out,
+            "adopted: {} adopted another policy, {h} (`opsgate policy show` prints it; `opsgate policy diff` compares)",
+            log.display()
+        )?,
+        (None, _) => writeln!(
+            out,
+            "adopted: `{}` has adopted no policy (`opsgate init` records this one)",
+            log.display()
+        )?,
+    }
     Ok(())
 }
 
@@ -96,11 +138,7 @@ pub fn diff(
 ) -> Result<(), CliError> {
     let (a, _) = load_policy(Some(old))?;
     let (b, _) = load_policy(Some(new))?;
-    let ledger = if log.exists() {
-        load(log, sealer, Some(mark)).map_err(|e| ledger_error(log, e))?
-    } else {
-        Default::default()
-    };
+    let ledger = crate::app::ledger::read_only(log, sealer, mark)?;
     let d = policy_diff(&a, &b, &ledger);
     let mut out = anstream::stdout().lock();
     if json {
@@ -202,11 +240,7 @@ pub fn show(
     hash: Option<&str>,
     json: bool,
 ) -> Result<(), CliError> {
-    let ledger = if log.exists() {
-        load(log, sealer, Some(mark)).map_err(|e| ledger_error(log, e))?
-    } else {
-        Default::default()
-    };
+    let ledger = crate::app::ledger::read_only(log, sealer, mark)?;
     let a = crate::app::adoption::find(ledger.adoptions(), hash)?;
     let rehashes = crate::app::adoption::rehash(a)?;
     let mut out = anstream::stdout().lock();

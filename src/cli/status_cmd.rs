@@ -122,11 +122,7 @@ pub fn breakers(
     mark: &HighWater,
     json: bool,
 ) -> Result<(), CliError> {
-    let ledger = if path.exists() {
-        load(path, sealer, Some(mark)).map_err(|e| ledger_error(path, e))?
-    } else {
-        Default::default()
-    };
+    let ledger = crate::app::ledger::read_only(path, sealer, mark)?;
     let mut out = anstream::stdout().lock();
     if json {
         let list: Vec<_> = ledger.breakers().collect();
