@@ -199,7 +199,8 @@ fn judge(path: &str, a: &Value, b: &Value) -> (Effect, String) {
         return (by(false, y > x), format!("approvals needed: {x} → {y}"));
     }
     if path.starts_with("approvals.channel_max_risk.") {
-        let rank = |v: &Value| level(v).map_or(0, |l| l as u8 + 1);
+        // No ceiling for a channel means it may approve anything.
+        let rank = |v: &Value| level(v).map_or(4, |l| l as u8);
         return (
             by(true, rank(b) > rank(a)),
             "the highest level this channel may approve".into(),
@@ -514,6 +515,26 @@ mod tests {
         );
         let got = effects(b, a);
         assert!(got.iter().all(|(_, e)| *e == Effect::Tightens), "{got:?}");
+    }
+
+    #[test]
+    fn a_channel_ceiling_removed_loosens_and_one_added_tightens() {
+        let with = policy("approvals: {channel_max_risk: {chat: MEDIUM}}\n");
+        let mut without = with.clone();
+        without.approvals.channel_max_risk.clear();
+        let key = "approvals.channel_max_risk.chat".to_owned();
+        let got: Vec<_> = diff(&with, &without)
+            .into_iter()
+            .map(|c| (c.key, c.effect))
+            .collect();
+        assert_eq!(got, vec![(key.clone(), Effect::Loosens)]);
+        let got: Vec<_> = diff(&without, &with)
+            .into_iter()
+            .map(|c| (c.key, c.effect))
+            .collect();
+        assert_eq!(got, vec![(key, Effect::Tightens)]);
+        let higher = policy("approvals: {channel_max_risk: {chat: CRITICAL}}\n");
+        assert_eq!(diff(&with, &higher)[0].effect, Effect::Loosens);
     }
 
     #[test]
