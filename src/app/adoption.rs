@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use super::config::read;
+use super::config::{beside, read};
 use super::error::{Error, Reason, Result, refuse};
 use crate::audit::AuditLog;
 use crate::core::event::Event;
@@ -17,11 +17,7 @@ pub fn signers_text(policy: &LoadedPolicy, file: Option<&Path>) -> Result<Option
     let Some(signers) = policy.policy.identity.allowed_signers.as_ref() else {
         return Ok(None);
     };
-    let path = match file.and_then(Path::parent) {
-        Some(dir) if signers.is_relative() => dir.join(signers),
-        _ => signers.clone(),
-    };
-    read(&path).map(Some)
+    read(&beside(file, signers)).map(Some)
 }
 
 /// What `init` recorded.
@@ -111,6 +107,7 @@ pub fn find<'a>(adoptions: &'a [Adoption], hash: Option<&str>) -> Result<&'a Ado
         })
         .collect();
     let mut distinct: Vec<&str> = found.iter().map(|a| a.policy_hash.as_str()).collect();
+    distinct.sort_unstable();
     distinct.dedup();
     match (found.last(), distinct.len()) {
         (None, _) => Err(Error::NotFound(format!(

@@ -21,10 +21,7 @@ pub fn load_policy(explicit: Option<&Path>) -> Result<(LoadedPolicy, Option<Path
             let text = read(&p)?;
             let mut loaded = LoadedPolicy::load(Some((&p.display().to_string(), &text)))?;
             if let Some(file) = loaded.policy.identity.allowed_signers.clone() {
-                let file = match p.parent() {
-                    Some(dir) if file.is_relative() => dir.join(file),
-                    _ => file,
-                };
+                let file = beside(Some(&p), &file);
                 let signers = read(&file)?;
                 loaded = loaded.with_signers_file(&file.display().to_string(), &signers)?;
             }
@@ -52,10 +49,7 @@ pub fn reader_sealer(explicit: Option<&Path>) -> Result<Sealer> {
                 let text = std::fs::read_to_string(f).ok()?;
                 let tree: serde_json::Value = serde_saphyr::from_str(&text).ok()?;
                 let key = PathBuf::from(tree.pointer("/audit/key_file")?.as_str()?);
-                Some(match f.parent() {
-                    Some(dir) if key.is_relative() => dir.join(key),
-                    _ => key,
-                })
+                Some(beside(Some(f), &key))
             });
             if env_key.is_none() && key_file.is_none() {
                 tracing::warn!(error = %e, "the policy does not load; reading the log without an audit key");
@@ -103,16 +97,12 @@ pub fn high_water(log: &Path) -> Result<crate::audit::mark::HighWater> {
 /// `audit.key_file` (relative to the policy file), else plain SHA-256.
 pub fn sealer(policy: &LoadedPolicy, policy_file: Option<&Path>) -> Result<Sealer> {
     let env_key = std::env::var(KEY_ENV).ok().filter(|k| !k.is_empty());
-    let key_file =
-        policy
-            .policy
-            .audit
-            .key_file
-            .as_ref()
-            .map(|f| match policy_file.and_then(Path::parent) {
-                Some(dir) if f.is_relative() => dir.join(f),
-                _ => f.clone(),
-            });
+    let key_file = policy
+        .policy
+        .audit
+        .key_file
+        .as_ref()
+        .map(|f| beside(policy_file, f));
     sealer_from(env_key, key_file.as_deref()).map_err(Error::Failed)
 }
 
@@ -135,6 +125,15 @@ fn default_paths() -> Vec<PathBuf> {
     }
     v.push(PathBuf::from("/etc/opsgate/opsgate.yaml"));
     v
+}
+
+/// A path the policy names (`audit.key_file`, `identity.allowed_signers`):
+/// relative to the policy file's directory, when there is one.
+pub fn beside(policy_file: Option<&Path>, path: &Path) -> PathBuf {
+    match policy_file.and_then(Path::parent) {
+        Some(dir) if path.is_relative() => dir.join(path),
+        _ => path.to_path_buf(),
+    }
 }
 
 pub fn read(path: &Path) -> Result<String> {
