@@ -126,14 +126,14 @@ fn main() -> BenchResult<()> {
         if !report.ok {
             return Err("the chain does not verify".into());
         }
-        audit_identities(path, &policy.policy)?;
+        audit_identities(path, &policy)?;
         Ok(())
     };
     // A fresh policy each round: checked signatures are remembered.
     let t_signed = best(rounds, || {
         let fresh = self::policy()?;
         let report = verify_file(&signed, &Sealer::Sha256, None)?;
-        let ids = audit_identities(&signed, &fresh.policy)?;
+        let ids = audit_identities(&signed, &fresh)?;
         if !report.ok || ids.signed != n as u64 || !ids.bad.is_empty() {
             return Err(format!(
                 "signed log: {} signed, {:?} bad",

@@ -327,8 +327,8 @@ fn a_changed_policy_needs_a_new_submission() {
     let env = Env::new(None);
     env.ok(&["submit", "--as", "x", DEMO]);
     env.ok(&["approve", "demo-local", "--as", "alice"]);
-    // Under another policy the approval no longer counts and no new one
-    // is taken until the plan is rated again.
+    // Under another policy the approval no longer counts (read-only
+    // commands work under any policy), and none is taken.
     let strict = env.dir.path().join("strict.yaml");
     std::fs::write(
         &strict,
@@ -348,9 +348,14 @@ fn a_changed_policy_needs_a_new_submission() {
         ))
         .output()
         .expect("runs");
+    // The log adopted the first policy: nothing is decided under another
+    // one until it is adopted (`policy adopt`, tests/identity.rs).
     assert_eq!(out.status.code(), Some(3));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("submit it again"), "{err}");
+    assert!(
+        err.contains("is not the one this audit log adopted"),
+        "{err}"
+    );
     let out = env
         .cmd()
         .arg("--config")
@@ -464,7 +469,11 @@ fn approve_without_a_terminal_needs_the_reviewed_hash() {
     let (code, err) = raw(&["approve", "demo-local", "--as", "alice"]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("--hash"), "{err}");
-    assert_eq!(env.lines(), 1, "nothing was approved");
+    assert_eq!(
+        env.lines(),
+        2,
+        "the adoption and the submission: nothing was approved"
+    );
     // Swapped under the same id: the reviewed hash is refused.
     let swapped = env.plan_file(
         "swapped.yaml",

@@ -266,7 +266,8 @@ fn a_cut_newline_neither_erases_a_rejection_nor_is_repaired_by_run() {
 fn a_deleted_last_line_is_caught_by_the_high_water_mark() {
     let (env, _) = keyed_and_rejected();
     let text = std::fs::read_to_string(&env.log).expect("log");
-    let kept: String = text.lines().take(1).map(|l| format!("{l}\n")).collect();
+    // The policy's adoption and the submission are kept; the rejection is cut.
+    let kept: String = text.lines().take(2).map(|l| format!("{l}\n")).collect();
     std::fs::write(&env.log, &kept).expect("cut");
     for args in [
         &["run", "rejected"][..],
@@ -276,7 +277,7 @@ fn a_deleted_last_line_is_caught_by_the_high_water_mark() {
         let (code, _, err) = env.run(args);
         assert_eq!(code, 3, "{args:?}: {err}");
         assert!(
-            err.contains("ends at seq 1") && err.contains("reach seq 2"),
+            err.contains("ends at seq 2") && err.contains("reach seq 3"),
             "{args:?}: {err}"
         );
     }
@@ -301,8 +302,8 @@ fn a_deleted_last_line_is_caught_by_the_high_water_mark() {
     ]);
     assert!(out.contains("accepted"), "{out}");
     let ack = env.of("truncation_acknowledged", None);
-    assert_eq!(ack[0]["expected_seq"], 2, "{ack:?}");
-    assert_eq!(ack[0]["found_seq"], 1, "{ack:?}");
+    assert_eq!(ack[0]["expected_seq"], 3, "{ack:?}");
+    assert_eq!(ack[0]["found_seq"], 2, "{ack:?}");
     env.verify();
     env.refused(&["run", "rejected"], "needs 1 approval");
     assert!(!env.p("ran").exists());

@@ -248,15 +248,22 @@ fn submit_prints_the_plan_and_records_it_once_while_open() {
     assert_eq!(v["plan_hash"], hash.trim());
     assert_eq!(v["policy_hash"], policy["policy_hash"]);
     assert_eq!(v["risk"], "MEDIUM");
-    assert_eq!(v["seq"], 1);
+    assert_eq!(v["seq"], 2);
     assert_eq!(v["new"], true);
 
-    // The log (and its directory) was created with one record.
+    // The log (and its directory) was created: the first write adopted
+    // the policy in force, then the submission.
     let recs = records(&log);
-    assert_eq!(recs.len(), 1);
+    assert_eq!(recs.len(), 2);
     assert_eq!(recs[0].seq, 1);
     assert_eq!(recs[0].prev, GENESIS);
     match &recs[0].event {
+        Event::PolicyAdopted { policy_hash, .. } => {
+            assert_eq!(Some(policy_hash.as_str()), policy["policy_hash"].as_str());
+        }
+        other => panic!("expected policy_adopted, got {other:?}"),
+    }
+    match &recs[1].event {
         Event::PlanSubmitted {
             plan_id,
             plan_hash,
@@ -300,14 +307,14 @@ fn submit_prints_the_plan_and_records_it_once_while_open() {
     let again = submit(&log, &demo(), &["--as", "bob"]);
     assert_eq!(again["plan_id"], v["plan_id"]);
     assert_eq!(again["plan_hash"], v["plan_hash"]);
-    assert_eq!(again["seq"], 1);
+    assert_eq!(again["seq"], 2);
     assert_eq!(again["new"], false);
     assert_eq!(std::fs::read(&log).unwrap(), before);
 
     // The text form says so too.
     let text = ok(with_log(&log).arg("submit").arg(demo()));
     assert!(text.starts_with("already submitted demo-local"), "{text}");
-    assert!(text.contains("(seq 1; nothing new recorded)"), "{text}");
+    assert!(text.contains("(seq 2; nothing new recorded)"), "{text}");
     assert_eq!(std::fs::read(&log).unwrap(), before);
     assert!(verifies(&log));
 }
@@ -320,8 +327,8 @@ fn submit_takes_the_log_from_the_environment() {
         .env("OPSGATE_AUDIT_LOG", &log)
         .args(["submit", "--json", "--as", "alice"])
         .arg(demo()));
-    assert_eq!(json(&out)["seq"], 1);
-    assert_eq!(read_lines(&log).len(), 1);
+    assert_eq!(json(&out)["seq"], 2, "after the policy's adoption");
+    assert_eq!(read_lines(&log).len(), 2);
 }
 
 #[test]
@@ -338,22 +345,23 @@ fn a_changed_plan_is_a_new_submission() {
     assert_eq!(second["plan_id"], "demo-local");
     assert_ne!(second["plan_hash"], first["plan_hash"]);
     assert_eq!(second["new"], true);
-    assert_eq!(second["seq"], 2);
+    assert_eq!(second["seq"], 3, "after the adoption (1) and the first (2)");
     // The changed plan is now the open one.
     let again = submit(&log, &changed, &["--as", "alice"]);
     assert_eq!(
         (again["new"].clone(), again["seq"].clone()),
-        (json!(false), json!(2))
+        (json!(false), json!(3))
     );
     // Going back to the original is a change too.
     let back = submit(&log, &demo(), &["--as", "alice"]);
     assert_eq!(
         (back["new"].clone(), back["seq"].clone()),
-        (json!(true), json!(3))
+        (json!(true), json!(4))
     );
     assert_eq!(back["plan_hash"], first["plan_hash"]);
 
-    // So is the same plan under another policy.
+    // Under another policy nothing is submitted: the log adopted the
+    // first one, and a policy is changed only by `policy adopt`.
     let policy = dir.path().join("policy.yaml");
     std::fs::write(
         &policy,
@@ -363,17 +371,18 @@ fn a_changed_plan_is_a_new_submission() {
         ),
     )
     .unwrap();
-    let other = submit(
-        &log,
-        &demo(),
-        &["--as", "alice", "--config", policy.to_str().unwrap()],
+    let (code, _, err) = run(with_log(&log)
+        .args(["submit", "--json", "--as", "alice", "--config"])
+        .arg(&policy)
+        .arg(demo()));
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains("is not the one this audit log adopted") && err.contains("policy adopt"),
+        "{err}"
     );
-    assert_ne!(other["policy_hash"], back["policy_hash"]);
-    assert_eq!(
-        (other["new"].clone(), other["seq"].clone()),
-        (json!(true), json!(4))
-    );
-    assert_eq!(read_lines(&log).len(), 4);
+    let recs = records(&log);
+    assert_eq!(recs.len(), 5, "the refusal is recorded, nothing else");
+    assert_eq!(recs[4].event.kind(), "refused");
     assert!(verifies(&log));
 }
 
@@ -402,8 +411,10 @@ fn a_closed_submission_can_be_submitted_again() {
             assert_eq!(after, before, "{why}");
         }
     };
-    resubmit(true, 1, "first");
-    resubmit(false, 1, "still open");
+    // The log adopts the policy in force first (seq 1).
+    ok(with_log(&log).arg("init"));
+    resubmit(true, 2, "first");
+    resubmit(false, 2, "still open");
 
     append(
         &log,
@@ -414,8 +425,8 @@ fn a_closed_submission_can_be_submitted_again() {
             Some("no"),
         ))],
     );
-    resubmit(true, 3, "after a rejection");
-    resubmit(false, 3, "open again");
+    resubmit(true, 4, "after a rejection");
+    resubmit(false, 4, "open again");
 
     append(
         &log,
@@ -427,7 +438,7 @@ fn a_closed_submission_can_be_submitted_again() {
         ))],
     );
     // Approvals expire; the plan stays open for new ones.
-    resubmit(false, 3, "after an expiry");
+    resubmit(false, 4, "after an expiry");
 
     // A decision about another plan closes nothing.
     append(
@@ -439,7 +450,7 @@ fn a_closed_submission_can_be_submitted_again() {
             None,
         ))],
     );
-    resubmit(false, 3, "another plan rejected");
+    resubmit(false, 4, "another plan rejected");
 
     // A finished dry run does not close it; a finished real run does.
     append(
@@ -450,7 +461,7 @@ fn a_closed_submission_can_be_submitted_again() {
             run_finished("demo-local", "dry-1", true, Status::Succeeded),
         ],
     );
-    resubmit(false, 3, "after a dry run");
+    resubmit(false, 4, "after a dry run");
     append(
         &log,
         vec![
@@ -458,8 +469,8 @@ fn a_closed_submission_can_be_submitted_again() {
             run_finished("demo-local", "run-1", false, Status::Succeeded),
         ],
     );
-    resubmit(true, 11, "after a real run");
-    assert_eq!(read_lines(&log).len(), 11);
+    resubmit(true, 12, "after a real run");
+    assert_eq!(read_lines(&log).len(), 12);
     assert!(verifies(&log));
 }
 
@@ -478,10 +489,10 @@ fn submit_refuses_a_broken_log_and_appends_nothing() {
     );
     let clean = read_lines(&log);
 
-    // A middle line edited.
+    // A middle line edited (seq 1 adopted the policy, 2 submitted).
     let mut lines = clean.clone();
-    lines[1] = lines[1].replace("\"bob\"", "\"eve\"");
-    assert_ne!(lines[1], clean[1]);
+    lines[2] = lines[2].replace("\"bob\"", "\"eve\"");
+    assert_ne!(lines[2], clean[2]);
     write_lines(&log, &lines);
     let before = std::fs::read(&log).unwrap();
     for plan in [demo(), repo().join("plans/demo-rollback.yaml")] {
@@ -491,7 +502,7 @@ fn submit_refuses_a_broken_log_and_appends_nothing() {
         assert_eq!(code, 3, "refused: {out} {err}");
         assert!(out.is_empty(), "{out}");
         assert!(err.contains("does not verify"), "{err}");
-        assert!(err.contains("line 2 (seq 2): hash mismatch"), "{err}");
+        assert!(err.contains("line 3 (seq 3): hash mismatch"), "{err}");
         assert_eq!(std::fs::read(&log).unwrap(), before);
     }
 
@@ -507,8 +518,8 @@ fn submit_refuses_a_broken_log_and_appends_nothing() {
 
     // The last line edited: refused before anything is decided.
     let mut lines = clean.clone();
-    lines[3] = lines[3].replace("\"failed\"", "\"succeeded\"");
-    assert_ne!(lines[3], clean[3]);
+    lines[4] = lines[4].replace("\"failed\"", "\"succeeded\"");
+    assert_ne!(lines[4], clean[4]);
     write_lines(&log, &lines);
     let before = std::fs::read(&log).unwrap();
     let (code, _, err) = run(with_log(&log).args(["submit", "--as", "alice"]).arg(demo()));
@@ -521,7 +532,7 @@ fn submit_refuses_a_broken_log_and_appends_nothing() {
     let v = submit(&log, &demo(), &["--as", "alice"]);
     assert_eq!(
         (v["new"].clone(), v["seq"].clone()),
-        (json!(true), json!(5))
+        (json!(true), json!(6))
     );
 }
 
@@ -541,8 +552,9 @@ fn the_submitter_is_the_os_user_and_authors_plans_without_an_author() {
         .arg(&plan)));
     assert_eq!(v["risk"], "LOW");
     let v2 = submit(&log, &demo(), &[]);
-    assert_eq!(v2["seq"], 2);
-    let recs = records(&log);
+    assert_eq!(v2["seq"], 3);
+    // The first write adopted the policy; the submissions follow.
+    let recs = records(&log)[1..].to_vec();
     let who = |r: &Record| match &r.event {
         Event::PlanSubmitted {
             author,
@@ -762,8 +774,9 @@ fn secrets_never_reach_the_log() {
     for c in CANARIES {
         assert!(!text.contains(c), "`{c}` leaked into the log:\n{text}");
     }
-    // Every record carried a secret, and each was masked where it was.
-    for (i, line) in text.lines().enumerate() {
+    // Every record after the policy's adoption carried a secret, and each
+    // was masked where it was.
+    for (i, line) in text.lines().enumerate().skip(1) {
         assert!(line.contains("[REDACTED]"), "record {}: {line}", i + 1);
     }
     let masked = text.matches("[REDACTED]").count();
@@ -782,7 +795,9 @@ fn secrets_never_reach_the_log() {
 
     // The submitted record says its plan was masked.
     let recs = records(&log);
-    assert_eq!(recs.len(), 7);
+    assert_eq!(recs.len(), 8);
+    assert_eq!(recs[0].event.kind(), "policy_adopted");
+    let recs = &recs[1..];
     match &recs[0].event {
         Event::PlanSubmitted { redacted, .. } => assert!(redacted),
         other => panic!("expected plan_submitted, got {other:?}"),
@@ -798,7 +813,7 @@ fn secrets_never_reach_the_log() {
     // Masking happens before sealing, so the chain verifies.
     assert!(verifies(&log));
     let out = ok(with_log(&log).args(["audit", "verify", "--json"]));
-    assert_eq!(json(&out)["events"], 7);
+    assert_eq!(json(&out)["events"], 8);
 
     // Without the policy's pattern, the custom secret would have been kept:
     // the policy file is what masks it.
@@ -1310,12 +1325,13 @@ fn head_of_an_empty_log_is_seq_zero_and_the_genesis_hash() {
     assert_eq!(v, json!({"seq": 0, "hash": GENESIS}));
     assert_eq!(ok(with_log(&log).args(["audit", "tail"])), "");
 
-    // After one submission it is that record.
+    // After one submission it is that record (after the policy's
+    // adoption, seq 1).
     let s = submit(&log, &demo(), &["--as", "alice"]);
     let out = ok(with_log(&log).args(["audit", "head"]));
-    let line = &read_lines(&log)[0];
-    assert_eq!(out, format!("1 {}\n", json(line)["hash"].as_str().unwrap()));
-    assert_eq!(s["seq"], 1);
+    let line = &read_lines(&log)[1];
+    assert_eq!(out, format!("2 {}\n", json(line)["hash"].as_str().unwrap()));
+    assert_eq!(s["seq"], 2);
 
     // A missing log has no head.
     let (code, _, err) = run(with_log(&dir.path().join("none.jsonl")).args(["audit", "head"]));
@@ -1338,13 +1354,14 @@ fn a_torn_tail_refuses_submissions_until_repair() {
     assert_eq!(std::fs::read(&log).unwrap(), bytes, "nothing was written");
     ok(with_log(&log).args(["audit", "repair"]));
     let v = submit(&log, &demo(), &["--as", "alice"]);
-    // The torn tail is repaired (seq 2 is log_repaired), and the plan was
-    // already open: nothing new was submitted, and its seq is 1.
+    // The torn tail is repaired (seq 3 is log_repaired), and the plan was
+    // already open: nothing new was submitted, and its seq is 2 (after
+    // the policy's adoption).
     let recs = records(&log);
-    assert_eq!(recs.len(), 2);
-    assert!(matches!(recs[1].event, Event::LogRepaired { .. }));
+    assert_eq!(recs.len(), 3);
+    assert!(matches!(recs[2].event, Event::LogRepaired { .. }));
     assert_eq!(v["new"], false, "{v}");
-    assert_eq!(v["seq"], 1, "{v}");
+    assert_eq!(v["seq"], 2, "{v}");
 }
 
 #[test]
@@ -1377,11 +1394,14 @@ fn a_keyed_log_takes_submissions_only_with_its_key() {
         .env(KEY_ENV, KEY)
         .args(["submit", "--json", "--as", "bob"])
         .arg(demo()));
-    assert_eq!(json(&out)["seq"], 2);
+    // Seq 2 adopts the policy (the log had adopted none), 3 submits.
+    assert_eq!(json(&out)["seq"], 3);
     let recs = records(&log);
-    assert_eq!(recs[1].alg.as_deref(), Some("hmac-sha256"));
-    assert_eq!(recs[1].key_id.as_deref(), Some(key.id()));
-    assert!(recs[1].hash.starts_with("hmac-sha256:"));
+    for r in &recs[1..] {
+        assert_eq!(r.alg.as_deref(), Some("hmac-sha256"));
+        assert_eq!(r.key_id.as_deref(), Some(key.id()));
+        assert!(r.hash.starts_with("hmac-sha256:"));
+    }
     let (code, _, _) = run(with_log(&log).env(KEY_ENV, KEY).args(["audit", "verify"]));
     assert_eq!(code, 0);
     let (code, _, _) = run(with_log(&log).args(["audit", "verify"]));
@@ -1495,7 +1515,7 @@ fn the_policy_key_file_seals_the_chain_and_is_found_beside_the_policy() {
         err.contains("audit.key") && err.contains("16 bytes"),
         "{err}"
     );
-    assert_eq!(read_lines(&log).len(), 1);
+    assert_eq!(read_lines(&log).len(), 2, "the adoption and one submission");
 }
 
 #[test]

@@ -807,7 +807,9 @@ fn every_rejection_class_has_its_status_and_code_and_records_nothing() {
         srv.decide("drop-legacy-billing", &no(&critical, "U2", "again"))
     });
 
-    // 410: a plan submitted under another policy.
+    // Nothing is submitted under a policy the log did not adopt, so the
+    // bridge never sees a plan of another policy (410 after a change
+    // adopted with `policy adopt`).
     let other = env.p("other-policy.yaml");
     std::fs::write(
         &other,
@@ -815,8 +817,18 @@ fn every_rejection_class_has_its_status_and_code_and_records_nothing() {
     )
     .expect("policy written");
     let small = env.small_plan("elsewhere", "bob");
-    let h = env.submit_under(&other, &small, "bob");
-    env.refuses(410, "closed", || srv.decide("elsewhere", &yes(&h, "U1")));
+    let out = env
+        .cmd(&other)
+        .arg("submit")
+        .arg(&small)
+        .args(["--json", "--as", "bob"])
+        .output()
+        .expect("submit runs");
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("is not the one this audit log adopted"),
+        "{out:?}"
+    );
 
     // The one decision that was allowed, and nothing else.
     let approvals = env.approvals();

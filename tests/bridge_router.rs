@@ -280,8 +280,8 @@ fn refusals_map_to_their_codes_and_are_recorded() {
     );
     assert_eq!(
         f.records().len(),
-        4,
-        "only the submission and three refusals"
+        5,
+        "only the policy's adoption, the submission and three refusals"
     );
 }
 

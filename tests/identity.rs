@@ -673,3 +673,303 @@ fn a_policy_adopted_by_a_log_writer_does_not_vouch_for_their_key() {
         "{v}"
     );
 }
+
+// ---------------------------------------------------------------------------
+// The policy pinned in the log, changed only with the admins' approvals.
+
+/// The policy of the adoption tests: alice, bob and carol are the policy
+/// admins (and signers); the CRITICAL quorum is 2.
+const ADMINS: &str = "identity:\n  allowed_signers: allowed_signers\n  policy_admins: [alice, bob, carol]\napprovals: {separation_of_duties: true}\nsafety: {allow_critical: true}\n";
+
+/// The same policy, but the submitter may approve: it loosens.
+const LOOSER: &str = "identity:\n  allowed_signers: allowed_signers\n  policy_admins: [alice, bob, carol]\napprovals: {separation_of_duties: false}\nsafety: {allow_critical: true}\n";
+
+/// Runs opsgate on `env`'s log under the policy file `policy`.
+fn under(env: &Env, policy: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = common::opsgate_command(&env.log, Some(policy))
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("opsgate runs");
+    (
+        out.status.code().expect("an exit code"),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn policy_hash(env: &Env, policy: &Path) -> String {
+    let (code, out, err) = under(env, policy, &["policy", "check", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let v: Value = serde_json::from_str(&out).expect("JSON");
+    v["policy_hash"].as_str().expect("a hash").to_owned()
+}
+
+/// Keys for alice, bob, carol and mallory; the allowed signers list all
+/// four (mallory may sign, but is no policy admin).
+fn admins_world() -> (Env, [PathBuf; 4]) {
+    let env = Env::new(Some(ADMINS));
+    let keys = env.p("keys");
+    std::fs::create_dir_all(&keys).expect("keys dir");
+    let mut lines = String::new();
+    let made = ["alice", "bob", "carol", "mallory"].map(|n| {
+        let (key, public) = keygen(&keys, n, "ed25519");
+        lines.push_str(&format!("{n} {public}\n"));
+        key
+    });
+    std::fs::write(env.p("allowed_signers"), lines).expect("signers");
+    std::fs::create_dir_all(env.p("victim")).expect("victim");
+    (env, made)
+}
+
+#[test]
+fn a_policy_is_adopted_only_with_the_quorum_of_its_admins() {
+    let (env, [alice, bob, carol, mallory]) = admins_world();
+    let p0 = env.policy.clone().expect("policy");
+    let p1 = env.p("looser.yaml");
+    std::fs::write(&p1, LOOSER).expect("looser");
+    let (h0, h1) = (policy_hash(&env, &p0), policy_hash(&env, &p1));
+    env.ok(&["init"]);
+    let plan = env.plan("plan.yaml", HIGH);
+
+    // Under a policy the log did not adopt, nothing is decided or run,
+    // and the refusal names both policies and how to adopt it.
+    let (code, _, err) = under(&env, &p1, &["submit", path(&plan)]);
+    assert_eq!(code, 3, "{err}");
+    for want in [h0.as_str(), h1.as_str(), "policy adopt", "looser.yaml"] {
+        assert!(err.contains(want), "`{want}` in: {err}");
+    }
+    assert!(env.of("plan_submitted", None).is_empty());
+    // Read-only commands work under any policy.
+    let (code, _, err) = under(&env, &p1, &["status", "--json"]);
+    assert_eq!(code, 0, "{err}");
+
+    // carol proposes it: it loosens, so two admins other than carol.
+    let out = env.ok(&[
+        "policy",
+        "adopt",
+        path(&p1),
+        "--key",
+        path(&carol),
+        "--json",
+    ]);
+    let proposed: Value = serde_json::from_str(&out).expect("JSON");
+    assert_eq!(proposed["loosens"], true, "{proposed}");
+    assert_eq!(proposed["needs"], 2, "{proposed}");
+    assert_eq!(proposed["proposed_by"], "carol");
+    assert!(
+        proposed["changes"].as_array().is_some_and(|c| c
+            .iter()
+            .any(|c| c["key"] == "approvals.separation_of_duties" && c["effect"] == "loosens")),
+        "{proposed}"
+    );
+    let short = &h1["sha256:".len().."sha256:".len() + 12];
+    env.refused(
+        &["policy", "approve", short, "--key", path(&carol)],
+        "proposed this policy",
+    );
+    env.refused(
+        &["policy", "approve", short, "--key", path(&mallory)],
+        "not a policy admin",
+    );
+    env.refused(&["policy", "approve", short], "must be signed");
+    let one: Value = serde_json::from_str(&env.ok(&[
+        "policy",
+        "approve",
+        short,
+        "--key",
+        path(&alice),
+        "--json",
+    ]))
+    .expect("JSON");
+    assert_eq!(
+        (one["adopted"].clone(), one["needs"].clone()),
+        (Value::Bool(false), 2.into())
+    );
+    // One admin is not enough: still refused under the looser policy.
+    let (code, _, err) = under(&env, &p1, &["submit", path(&plan)]);
+    assert_eq!(code, 3, "{err}");
+    env.refused(
+        &["policy", "approve", short, "--key", path(&alice)],
+        "already approved",
+    );
+    let two: Value =
+        serde_json::from_str(&env.ok(&["policy", "approve", short, "--key", path(&bob), "--json"]))
+            .expect("JSON");
+    assert_eq!(two["adopted"], true, "{two}");
+    assert_eq!(last(&env, "policy_adopted")["policy_hash"], h1.as_str());
+
+    // Now the looser policy is in force, and the old one is refused.
+    let (code, _, err) = under(&env, &p1, &["submit", path(&plan), "--key", path(&carol)]);
+    assert_eq!(code, 0, "{err}");
+    env.refused(
+        &["submit", path(&plan)],
+        "is not the one this audit log adopted",
+    );
+    // `policy show` prints the policy in force, and `policy diff` takes
+    // recorded hashes.
+    let shown: Value = serde_json::from_str(&env.ok(&["policy", "show", "--json"])).expect("JSON");
+    assert_eq!(shown["policy_hash"], h1.as_str());
+    let d: Value = serde_json::from_str(&env.ok(&[
+        "policy",
+        "diff",
+        &h0["sha256:".len().."sha256:".len() + 10],
+        short,
+        "--json",
+    ]))
+    .expect("JSON");
+    assert_eq!(d["loosens"], true, "{d}");
+
+    // The auditor who loads either policy accepts the chain of adoptions.
+    for p in [&p0, &p1] {
+        let (code, out, err) = under(&env, p, &["audit", "verify", "--json"]);
+        assert_eq!(code, 0, "{out} {err}");
+        let v: Value = serde_json::from_str(&out).expect("JSON");
+        assert!(v["identities"]["anchor"].is_u64(), "{v}");
+        assert_eq!(v["identities"]["bad"], serde_json::json!([]), "{v}");
+    }
+
+    // A change that only tightens needs one admin.
+    let p2 = env.p("tighter.yaml");
+    std::fs::write(
+        &p2,
+        format!("{LOOSER}execution: {{require_dry_run: true}}\n"),
+    )
+    .expect("tighter");
+    let out = env.ok(&[
+        "policy",
+        "adopt",
+        path(&p2),
+        "--key",
+        path(&alice),
+        "--json",
+    ]);
+    let proposed: Value = serde_json::from_str(&out).expect("JSON");
+    assert_eq!(
+        (proposed["loosens"].clone(), proposed["needs"].clone()),
+        (Value::Bool(false), 1.into())
+    );
+    let h2 = policy_hash(&env, &p2);
+    let done: Value = serde_json::from_str(
+        &under(
+            &env,
+            &p1,
+            &["policy", "approve", &h2, "--key", path(&carol), "--json"],
+        )
+        .1,
+    )
+    .expect("JSON");
+    assert_eq!(done["adopted"], true, "{done}");
+}
+
+#[test]
+fn a_forged_adoption_does_not_change_the_policy_in_force() {
+    use opsgate::audit::{AuditLog, Sealer};
+    use opsgate::core::event::Event;
+    use opsgate::core::policy::LoadedPolicy;
+    let (env, _) = admins_world();
+    env.ok(&["init"]);
+    // mallory, who can write the log, appends a well-chained adoption of a
+    // policy that lets anyone approve anything.
+    let evil = env.p("evil.yaml");
+    let evil_text = "approvals: {required: {LOW: 0, MEDIUM: 0, HIGH: 0, CRITICAL: 0}}\nsafety: {allow_critical: true, require_approval: false}\n";
+    std::fs::write(&evil, evil_text).expect("evil");
+    let loaded = LoadedPolicy::load(Some((path(&evil), evil_text))).expect("evil loads");
+    let log = AuditLog::open(&env.log, Sealer::Sha256, Default::default()).expect("log");
+    log.append(Event::PolicyAdopted {
+        policy_hash: loaded.hash.clone(),
+        source: path(&evil).to_owned(),
+        policy: loaded.adoption_form().expect("form"),
+        allowed_signers: None,
+        adopted_by: "mallory".into(),
+        identity: None,
+    })
+    .expect("appended");
+    drop(log);
+    let forged_seq = last(&env, "policy_adopted")["seq"].clone();
+
+    // Under the forged policy nothing runs: the policy in force is still
+    // the one the log adopted first.
+    let plan = env.plan("plan.yaml", HIGH);
+    let (code, _, err) = under(&env, &evil, &["submit", path(&plan)]);
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains("is not the one this audit log adopted"),
+        "{err}"
+    );
+    env.ok(&["submit", path(&plan)]);
+    // The auditor is told which record it is.
+    let (code, out, _) = env.run(&["audit", "verify", "--json"]);
+    assert_eq!(code, 1, "{out}");
+    let v: Value = serde_json::from_str(&out).expect("JSON");
+    assert!(
+        v["identities"]["bad"]
+            .as_array()
+            .is_some_and(|b| b.iter().any(|b| {
+                b["seq"] == forged_seq
+                    && b["message"]
+                        .as_str()
+                        .is_some_and(|m| m.contains("never proposed"))
+            })),
+        "{v}"
+    );
+}
+
+#[test]
+fn a_key_removed_by_an_adopted_policy_stops_counting_but_old_records_still_verify() {
+    let (env, [alice, bob, carol, _]) = admins_world();
+    let p0 = env.policy.clone().expect("policy");
+    env.ok(&["init"]);
+    let plan = env.plan("plan.yaml", HIGH);
+    env.ok(&["submit", path(&plan), "--key", path(&alice)]);
+    env.ok(&["approve", "wipe", "--key", path(&bob)]);
+    // A new policy without bob (signer and admin): it only tightens.
+    let signers = std::fs::read_to_string(env.p("allowed_signers")).expect("signers");
+    let without_bob: String = signers
+        .lines()
+        .filter(|l| !l.starts_with("bob "))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(env.p("signers_1"), without_bob).expect("signers 1");
+    let p1 = env.p("without-bob.yaml");
+    std::fs::write(
+        &p1,
+        ADMINS
+            .replace(
+                "allowed_signers: allowed_signers",
+                "allowed_signers: signers_1",
+            )
+            .replace("[alice, bob, carol]", "[alice, carol]"),
+    )
+    .expect("p1");
+    let out = env.ok(&[
+        "policy",
+        "adopt",
+        path(&p1),
+        "--key",
+        path(&alice),
+        "--json",
+    ]);
+    let proposed: Value = serde_json::from_str(&out).expect("JSON");
+    assert_eq!(proposed["needs"], 1, "{proposed}");
+    let h1 = policy_hash(&env, &p1);
+    env.ok(&["policy", "approve", &h1, "--key", path(&carol)]);
+
+    // bob's key no longer counts for a new decision.
+    let again = env.plan("again.yaml", &HIGH.replace("id: wipe", "id: wipe-again"));
+    let (code, _, err) = under(&env, &p1, &["submit", path(&again), "--key", path(&alice)]);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = under(&env, &p1, &["approve", "wipe-again", "--key", path(&bob)]);
+    assert_ne!(code, 0, "bob's removed key approved: {err}");
+    // His old approval still verifies, against the signers of its time,
+    // for an auditor who loads the new policy as for one who loads the old.
+    for p in [&p1, &p0] {
+        let (code, out, err) = under(&env, p, &["audit", "verify", "--json"]);
+        assert_eq!(code, 0, "{out} {err}");
+        let v: Value = serde_json::from_str(&out).expect("JSON");
+        assert!(
+            v["identities"]["signed"].as_u64().is_some_and(|n| n >= 3),
+            "{v}"
+        );
+    }
+}

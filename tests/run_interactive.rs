@@ -79,11 +79,16 @@ fn explain_then_yes_approves_and_runs_with_progress() {
     let recs = common::log_records(&log);
     let kinds: Vec<&str> = recs.iter().filter_map(|r| r["type"].as_str()).collect();
     assert_eq!(
-        &kinds[..3],
-        ["plan_submitted", "approval_granted", "run_started"]
+        &kinds[..4],
+        [
+            "policy_adopted",
+            "plan_submitted",
+            "approval_granted",
+            "run_started"
+        ]
     );
-    assert_eq!(recs[1]["approver"], "alice");
-    assert_eq!(recs[1]["channel"], "cli");
+    assert_eq!(recs[2]["approver"], "alice");
+    assert_eq!(recs[2]["channel"], "cli");
     assert_eq!(kinds.last(), Some(&"run_finished"));
 }
 
@@ -110,7 +115,7 @@ fn no_runs_nothing_and_records_no_approval() {
         .iter()
         .filter_map(|r| r["type"].as_str().map(str::to_owned))
         .collect();
-    assert_eq!(kinds, ["plan_submitted"]);
+    assert_eq!(kinds, ["policy_adopted", "plan_submitted"]);
 }
 
 #[test]
@@ -173,7 +178,7 @@ fn approve_on_a_terminal_shows_the_plan_and_asks() {
             .filter_map(|r| r["type"].as_str().map(str::to_owned))
             .collect()
     };
-    assert_eq!(kinds(&log), ["plan_submitted"]);
+    assert_eq!(kinds(&log), ["policy_adopted", "plan_submitted"]);
 
     let mut p = session(&log, &["approve", "chat", "--as", "alice"]);
     p.exp_string("Approve exactly this plan? (yes/no)").unwrap();
@@ -184,5 +189,5 @@ fn approve_on_a_terminal_shows_the_plan_and_asks() {
     let granted = recs.last().unwrap();
     assert_eq!(granted["type"], "approval_granted");
     assert_eq!(granted["plan_hash"], hash);
-    assert_eq!(granted["submission_seq"], 1);
+    assert_eq!(granted["submission_seq"], 2);
 }

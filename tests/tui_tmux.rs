@@ -156,15 +156,20 @@ fn approve_and_execute_the_demo_then_quit_cleanly() {
         .filter_map(|r| r["type"].as_str().map(str::to_owned))
         .collect();
     assert_eq!(
-        &kinds[..3],
-        ["plan_submitted", "approval_granted", "run_started"]
+        &kinds[..4],
+        [
+            "policy_adopted",
+            "plan_submitted",
+            "approval_granted",
+            "run_started"
+        ]
     );
     assert_eq!(kinds.last().map(String::as_str), Some("run_finished"));
-    let approval = &common::log_records(&log)[1];
+    let approval = &common::log_records(&log)[2];
     assert_eq!(approval["channel"], "tui");
     assert_eq!(approval["approver"], "alice");
     // The TUI signed both with alice's key (`tui --key`).
-    for r in &common::log_records(&log)[..2] {
+    for r in &common::log_records(&log)[1..3] {
         assert_eq!(r["identity"]["kind"], "ssh", "{r}");
     }
     let verified = common::opsgate_command(&log, None)

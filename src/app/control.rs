@@ -105,6 +105,7 @@ pub fn start_rollback(
     let attempt = Attempt::on_run("rollback", user, run_id, &policy.hash);
     append_or_record(log, &attempt, |len| {
         let ledger = fold(log, len)?;
+        let adopt = super::adoption::pin(&ledger, policy)?;
         let (state, run) = super::decide::rollback_candidate(&ledger, log, run_id)?;
         let lock = take_run_lock(log.path(), run_id)?;
         let now = Utc::now();
@@ -153,7 +154,7 @@ pub fn start_rollback(
             approval,
             lock,
         });
-        Ok(vec![event])
+        Ok(super::adoption::after(adopt, vec![event]))
     })?;
     decided.ok_or_else(|| Error::Failed("the rollback did not start".into()))
 }

@@ -148,6 +148,7 @@ pub fn grant(
     let (id, who) = (req.plan_id, req.who);
     append_or_record(log, &req.attempt("approve", policy), |len| {
         with_ledger(log, cache, len, |ledger| {
+            let adopt = super::adoption::pin(ledger, policy)?;
             if req.channel == Channel::Chat {
                 check_metadata_rules(ledger, policy, req)?;
             }
@@ -175,7 +176,10 @@ pub fn grant(
             }
             let d = decision(plan, policy, req, req.reason.clone());
             check_identity(policy, plan, level, &d, true)?;
-            Ok(vec![Event::ApprovalGranted(d)])
+            Ok(super::adoption::after(
+                adopt,
+                vec![Event::ApprovalGranted(d)],
+            ))
         })
     })
 }
@@ -195,6 +199,7 @@ pub fn deny(
     let (id, who) = (req.plan_id, req.who);
     append_or_record(log, &req.attempt("reject", policy), |len| {
         with_ledger(log, cache, len, |ledger| {
+            let adopt = super::adoption::pin(ledger, policy)?;
             let plan = open_plan(ledger, id, policy, log)?;
             check_binding(plan, &req.binding)?;
             if let Some(list) = &policy.policy.approvers
@@ -208,7 +213,10 @@ pub fn deny(
             }
             let d = decision(plan, policy, req, Some(reason.to_owned()));
             check_identity(policy, plan, plan.submission.risk, &d, false)?;
-            Ok(vec![Event::ApprovalRejected(d)])
+            Ok(super::adoption::after(
+                adopt,
+                vec![Event::ApprovalRejected(d)],
+            ))
         })
     })
 }
@@ -250,6 +258,7 @@ pub fn grant_rollback(
     let attempt = Attempt::on_run("approve_rollback", who, run_id, &policy.hash);
     let appended = append_or_record(log, &attempt, |len| {
         let ledger = fold(log, len)?;
+        let adopt = super::adoption::pin(&ledger, policy)?;
         let (plan, run) = rollback_candidate(&ledger, log, run_id)?;
         let hash = &plan.submission.plan_hash;
         let subject = plan.subject();
@@ -280,7 +289,10 @@ pub fn grant_rollback(
             ..decision(plan, policy, &req, reason.clone())
         };
         check_identity(policy, plan, level, &d, true)?;
-        Ok(vec![Event::ApprovalGranted(d)])
+        Ok(super::adoption::after(
+            adopt,
+            vec![Event::ApprovalGranted(d)],
+        ))
     })?;
     let (needed, approvers) = counted;
     Ok(RollbackApproval {

@@ -37,6 +37,8 @@ pub enum Reason {
     Expired,
     /// The plan was submitted under another policy.
     PolicyChanged,
+    /// The policy loaded is not the one the audit log adopted.
+    PolicyNotAdopted,
     /// The policy refuses the plan at any quorum.
     RefusedByPolicy,
     /// The plan takes no more decisions (rejected, run, running…).
@@ -83,6 +85,7 @@ impl Reason {
             Reason::StalePolicyHash => "stale_policy_hash",
             Reason::Expired => "expired",
             Reason::PolicyChanged => "policy_changed",
+            Reason::PolicyNotAdopted => "policy_not_adopted",
             Reason::RefusedByPolicy => "refused_by_policy",
             Reason::Closed => "closed",
             Reason::NotSubmitted => "not_submitted",

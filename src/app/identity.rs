@@ -11,7 +11,7 @@ use std::path::Path;
 
 use super::error::{Error, Reason, Result};
 use crate::core::identity::{Actor, Proof, canonical_name, same_person};
-use crate::core::policy::Policy;
+use crate::core::policy::{LoadedPolicy, Policy};
 
 /// The OS user: the name `/etc/passwd` gives the process's uid (`uid-N`
 /// when it has none), and the uid.
@@ -95,8 +95,12 @@ pub struct IdentityReport {
     /// Approvals of plans at a level that needs signatures, without one:
     /// they did not count (a forger's record looks like this).
     pub unsigned: Vec<Flagged>,
-    /// Signatures that do not verify against the policy's signers.
+    /// Signatures that do not verify against the policy's signers, and
+    /// adoptions that the admins did not approve.
     pub bad: Vec<Flagged>,
+    /// The seq of the adoption of the auditor's policy that anchors the
+    /// checks (none: every record is checked against the auditor's policy).
+    pub anchor: Option<u64>,
 }
 
 /// A record `audit verify` names.
@@ -106,9 +110,20 @@ pub struct Flagged {
     pub message: String,
 }
 
-/// Checks every identity in the log at `path` against `policy` (its
-/// allowed signers and the level from which signatures are required).
-pub fn audit_identities(path: &Path, policy: &Policy) -> Result<IdentityReport> {
+/// Checks every identity in the log at `path` against the policy of each
+/// record's time, trusting what the auditor's `policy` trusts.
+///
+/// The auditor's policy is the anchor: the latest adoption of it in the
+/// log, if any. From there, each later adoption counts only when the
+/// admins of the one before approved it (else it is flagged, and its
+/// period is checked under the last one that counts); going back, an
+/// earlier adoption is trusted when the adoption after it was approved
+/// under it by keys that the trusted policy also lists for the same
+/// people. Records of a time no trusted adoption covers (before the
+/// anchor's chain, or in a log that never adopted the auditor's policy)
+/// are checked against the auditor's policy: a policy that a log writer
+/// adopted never vouches for their own key.
+pub fn audit_identities(path: &Path, policy: &LoadedPolicy) -> Result<IdentityReport> {
     use crate::core::approval::{Vote, identity_check};
     use crate::core::event::{Event, Record};
     let mut report = IdentityReport::default();
@@ -116,6 +131,22 @@ pub fn audit_identities(path: &Path, policy: &Policy) -> Result<IdentityReport> 
         path: path.to_path_buf(),
         source,
     };
+    let mut ledger = crate::core::state::Ledger::default();
+    let mut reader = crate::audit::read::LineReader::open(path).map_err(read)?;
+    while let Some(line) = reader.next_line() {
+        let line = line.map_err(read)?;
+        if let Ok(record) = serde_json::from_slice::<Record>(line.bytes) {
+            ledger.apply(&record);
+        }
+    }
+    let trust = super::adoption::trusted(&ledger, policy);
+    for (seq, why) in &trust.bad {
+        report.bad.push(Flagged {
+            seq: *seq,
+            message: format!("seq {seq}: policy_adopted: {why}"),
+        });
+    }
+    report.anchor = trust.anchor;
     let mut reader = crate::audit::read::LineReader::open(path).map_err(read)?;
     while let Some(line) = reader.next_line() {
         let line = line.map_err(read)?;
@@ -148,7 +179,12 @@ pub fn audit_identities(path: &Path, policy: &Policy) -> Result<IdentityReport> 
                             signed_at: *signed_at,
                             reason: None,
                         };
-                        policy.signers.check(&statement, signature).err()
+                        trust
+                            .at(record.seq, policy)
+                            .policy
+                            .signers
+                            .check(&statement, signature)
+                            .err()
                     }
                     _ => None,
                 };
@@ -162,7 +198,8 @@ pub fn audit_identities(path: &Path, policy: &Policy) -> Result<IdentityReport> 
                 } else {
                     crate::core::risk::RiskLevel::Low
                 };
-                let problem = match identity_check(policy, &d.plan_id, level, &vote) {
+                let at = &trust.at(record.seq, policy).policy;
+                let problem = match identity_check(at, &d.plan_id, level, &vote) {
                     Err(crate::core::approval::VoteProblem::BadSignature { why }) => {
                         Some((false, why))
                     }

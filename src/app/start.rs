@@ -182,6 +182,7 @@ pub fn begin(
     let attempt = Attempt::on_plan(what, user, channel, id, &policy.hash);
     let appended = append_or_record(log, &attempt, |len| {
         with_ledger(log, cache, len, |ledger| {
+            let adopt = super::adoption::pin(ledger, policy)?;
             let Some(state) = ledger.plan(id) else {
                 return Err(match target {
                     Target::File { path, .. } => refuse(
@@ -279,7 +280,7 @@ pub fn begin(
                 env,
                 notes: std::mem::take(&mut notes),
             });
-            Ok(events)
+            Ok(super::adoption::after(adopt, events))
         })
     })?;
     let mut start = start.ok_or_else(|| Error::Failed("the run did not start".into()))?;

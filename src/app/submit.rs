@@ -49,6 +49,7 @@ pub fn record(
         super::refusal::Attempt::on_plan("submit", submitter, channel, &cp.plan.id, &policy.hash);
     let appended = super::refusal::append_or_record(log, &attempt, |len| {
         let ledger = fold(log, len)?;
+        let adopt = super::adoption::pin(&ledger, policy)?;
         // A run still unfinished (live, or interrupted and not yet resumed
         // or rolled back) keeps its submission: a new one would hide it
         // from `cancel` and `rollback`, and could run beside it.
@@ -95,23 +96,26 @@ pub fn record(
         if earlier.is_some() {
             return Ok::<_, Error>(Vec::new());
         }
-        Ok(vec![Event::PlanSubmitted {
-            plan_id: cp.plan.id.clone(),
-            plan_hash: cp.hash.clone(),
-            policy_hash: policy.hash.clone(),
-            risk: cp.risk,
-            author: cp
-                .plan
-                .author
-                .clone()
-                .unwrap_or_else(|| submitter.to_owned()),
-            submitted_by: submitter.to_owned(),
-            identity: Some(proof.clone()),
-            mutates_production: cp.mutates_production(),
-            redacted: false,
-            plan: plan_json,
-            fingerprints,
-        }])
+        Ok(super::adoption::after(
+            adopt,
+            vec![Event::PlanSubmitted {
+                plan_id: cp.plan.id.clone(),
+                plan_hash: cp.hash.clone(),
+                policy_hash: policy.hash.clone(),
+                risk: cp.risk,
+                author: cp
+                    .plan
+                    .author
+                    .clone()
+                    .unwrap_or_else(|| submitter.to_owned()),
+                submitted_by: submitter.to_owned(),
+                identity: Some(proof.clone()),
+                mutates_production: cp.mutates_production(),
+                redacted: false,
+                plan: plan_json,
+                fingerprints,
+            }],
+        ))
     })?;
     // With nothing new, `appended` can still hold a `log_repaired`.
     let seq = earlier

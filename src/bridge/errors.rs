@@ -72,6 +72,9 @@ pub(super) fn app_error(id: &str, e: crate::app::Error) -> ApiError {
                     (StatusCode::CONFLICT, r.reason.code())
                 }
                 Reason::Closed | Reason::PolicyChanged => (StatusCode::GONE, "closed"),
+                // The bridge's host runs under rules the log never adopted:
+                // not the caller's fault, and not fixed by retrying.
+                Reason::PolicyNotAdopted => (StatusCode::SERVICE_UNAVAILABLE, r.reason.code()),
                 _ => (StatusCode::CONFLICT, "refused"),
             };
             err(status, code, r.message)

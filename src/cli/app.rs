@@ -46,9 +46,35 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Policy(PolicyCommand::Show { hash, json }) => {
             policy_cmd::show(&log_path()?, &sealer()?, &mark()?, hash.as_deref(), *json)
         }
-        Command::Init { json } => {
-            policy_cmd::init(&open_log()?, &policy, policy_file.as_deref(), *json)
-        }
+        Command::Init { json } => policy_cmd::init(&open_log()?, &policy, *json),
+        Command::Policy(PolicyCommand::Adopt {
+            file,
+            key,
+            as_user,
+            json,
+        }) => policy_cmd::adopt(
+            &open_log()?,
+            file,
+            crate::app::adoption::Who {
+                as_user: as_user.as_deref(),
+                key: key.as_deref(),
+            },
+            *json,
+        ),
+        Command::Policy(PolicyCommand::Approve {
+            hash,
+            key,
+            as_user,
+            json,
+        }) => policy_cmd::approve(
+            &open_log()?,
+            hash,
+            crate::app::adoption::Who {
+                as_user: as_user.as_deref(),
+                key: key.as_deref(),
+            },
+            *json,
+        ),
         Command::Policy(PolicyCommand::Diff { old, new, json }) => {
             policy_cmd::diff(old, new, &log_path()?, &sealer()?, &mark()?, *json)
         }
@@ -153,7 +179,7 @@ fn read_only_audit(cli: &Cli, cmd: &AuditCommand) -> Option<Result<(), CliError>
             // does not load leaves the chain to check alone.
             let policy = crate::app::config::load_policy(cli.config.as_deref())
                 .ok()
-                .map(|(p, _)| p.policy);
+                .map(|(p, _)| p);
             audit_cmd::verify(
                 &path,
                 &sealer()?,

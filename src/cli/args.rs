@@ -456,16 +456,57 @@ pub enum PolicyCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Propose FILE as the audit log's policy, in place of the one in
+    /// force. It is adopted once enough of the adopted policy's
+    /// `identity.policy_admins` approve it (`opsgate policy approve`).
+    #[command(
+        after_help = "A change that loosens anything (as `opsgate policy diff` judges it; a change it\ncannot judge counts as loosening) needs the CRITICAL quorum of the policy admins\n(approvals.required.CRITICAL of the policy in force); one that only tightens needs\none. The proposer never counts. A log that adopted no policy adopts FILE at once,\nas `opsgate init` does.\n\nExamples:\n  opsgate policy adopt /etc/opsgate/proposed.yaml --key ~/.ssh/id_ed25519\n  opsgate policy adopt proposed.yaml --json"
+    )]
+    Adopt {
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// The SSH key that signs the proposal (default
+        /// `OPSGATE_SIGNING_KEY`); without one the proposer is the OS user.
+        #[arg(long, value_name = "KEY")]
+        key: Option<PathBuf>,
+        /// Who proposes, where the policy in force trusts --as.
+        #[arg(long = "as", value_name = "NAME")]
+        as_user: Option<String>,
+        /// Print JSON: {"seq":N,"policy_hash":…,"base_hash":…,"loosens":B,"needs":N,"admins":[…],"changes":[…],…}.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Approve the open proposal of policy HASH, as one of the policy
+    /// admins of the policy in force, with a signature. The approval that
+    /// completes the quorum adopts it.
+    #[command(
+        after_help = "Policy approvals are always signed: --key or OPSGATE_SIGNING_KEY, a key the\nallowed signers of the policy in force list for an admin.\n\nExamples:\n  opsgate policy approve sha256:1f2e3d4c --key ~/.ssh/id_ed25519\n  opsgate policy approve 1f2e3d4c5b6a --json"
+    )]
+    Approve {
+        /// The proposed policy's hash, or a prefix of at least 8 hex digits.
+        #[arg(value_name = "HASH")]
+        hash: String,
+        /// The SSH key that signs (default `OPSGATE_SIGNING_KEY`).
+        #[arg(long, value_name = "KEY")]
+        key: Option<PathBuf>,
+        /// Which of the names the key is listed for.
+        #[arg(long = "as", value_name = "NAME")]
+        as_user: Option<String>,
+        /// Print JSON: {"seq":N,"proposal":N,"policy_hash":…,"approvals":[…],"needs":N,"adopted":B}.
+        #[arg(long)]
+        json: bool,
+    },
     /// What changes from OLD to NEW, each change marked loosens or
     /// tightens, and every plan in the audit log re-rated under both.
     #[command(
         after_help = "A change opsgate cannot judge (an alias, a tool, a rule between LOW and CRITICAL\nadded or removed) is `unknown` and counts as loosening. The replay lists the\nplans in the log whose level, approvals or refusal would differ under NEW.\n\nExamples:\n  opsgate policy diff /etc/opsgate/opsgate.yaml proposed.yaml\n  opsgate --audit-log team.jsonl policy diff old.yaml new.yaml --json"
     )]
     Diff {
-        /// The policy in force (a file).
+        /// The policy in force: a file, or a policy hash the log adopted or
+        /// was proposed (a prefix of at least 8 hex digits).
         #[arg(value_name = "OLD")]
         old: PathBuf,
-        /// The proposed policy (a file).
+        /// The proposed policy: a file, or a recorded hash.
         #[arg(value_name = "NEW")]
         new: PathBuf,
         /// Print JSON: {"old":{…},"new":{…},"changes":[…],"loosens":B,"replay":{…}}.

@@ -66,7 +66,7 @@ pub fn verify(
     mark: Option<&HighWater>,
     json: bool,
     expect_head: Option<&str>,
-    policy: Option<&crate::core::policy::Policy>,
+    policy: Option<&crate::core::policy::LoadedPolicy>,
 ) -> Result<(), CliError> {
     let explicit = expect_head
         .map(str::parse::<Head>)
@@ -153,8 +153,18 @@ pub fn verify(
         for f in &ids.unsigned {
             writeln!(out, "  did not count: {}", f.message)?;
         }
+        match ids.anchor {
+            Some(seq) => writeln!(
+                out,
+                "  checked against the policy of each record's time, anchored at this policy's adoption (seq {seq})"
+            )?,
+            None => writeln!(
+                out,
+                "  checked against this policy (the log never adopted it)"
+            )?,
+        }
         for f in &ids.bad {
-            writeln!(out, "  BAD SIGNATURE: {}", f.message)?;
+            writeln!(out, "  BAD: {}", f.message)?;
         }
     }
     match (
@@ -163,7 +173,7 @@ pub fn verify(
     ) {
         (Some(p), _) => Err(CliError::Reported(format!("audit log broken: {p}"))),
         (None, Some(bad)) => Err(CliError::Reported(format!(
-            "a signature in the audit log does not verify: {}",
+            "a record in the audit log does not prove who acted: {}",
             bad.message
         ))),
         (None, None) => Ok(()),

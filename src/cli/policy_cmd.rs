@@ -49,7 +49,9 @@ pub fn check(
     json: bool,
 ) -> Result<(), CliError> {
     let adopted_hash = match crate::app::ledger::read_only(log, sealer, mark) {
-        Ok(ledger) => ledger.adopted().map(|a| a.policy_hash.as_str().to_owned()),
+        Ok(ledger) => {
+            crate::app::adoption::in_force(&ledger).map(|a| a.policy_hash.as_str().to_owned())
+        }
         Err(e) => {
             eprintln!(
                 "opsgate: note: the audit log does not read, so its adopted policy is unknown: {e}"
@@ -136,9 +138,9 @@ pub fn diff(
     mark: &HighWater,
     json: bool,
 ) -> Result<(), CliError> {
-    let (a, _) = load_policy(Some(old))?;
-    let (b, _) = load_policy(Some(new))?;
     let ledger = crate::app::ledger::read_only(log, sealer, mark)?;
+    let a = file_or_recorded(old, &ledger)?;
+    let b = file_or_recorded(new, &ledger)?;
     let d = policy_diff(&a, &b, &ledger);
     let mut out = anstream::stdout().lock();
     if json {
@@ -210,10 +212,9 @@ pub fn diff(
 pub fn init(
     log: &crate::audit::AuditLog,
     policy: &LoadedPolicy,
-    file: Option<&Path>,
     json: bool,
 ) -> Result<(), CliError> {
-    let a = crate::app::adoption::init(log, policy, file)?;
+    let a = crate::app::adoption::init(log, policy)?;
     let mut out = anstream::stdout().lock();
     if json {
         let s = serde_json::to_string(&a).map_err(std::io::Error::other)?;
@@ -241,7 +242,7 @@ pub fn show(
     json: bool,
 ) -> Result<(), CliError> {
     let ledger = crate::app::ledger::read_only(log, sealer, mark)?;
-    let a = crate::app::adoption::find(ledger.adoptions(), hash)?;
+    let a = crate::app::adoption::find(&ledger, hash)?;
     let rehashes = crate::app::adoption::rehash(a)?;
     let mut out = anstream::stdout().lock();
     if json {
@@ -283,5 +284,125 @@ pub fn show(
         )?;
     }
     writeln!(out, "{text}")?;
+    Ok(())
+}
+
+/// A policy named on the command line: a file, else a hash recorded in
+/// the log.
+fn file_or_recorded(
+    arg: &Path,
+    ledger: &crate::core::state::Ledger,
+) -> Result<LoadedPolicy, CliError> {
+    if arg.exists() {
+        return Ok(load_policy(Some(arg))?.0);
+    }
+    let text = arg.to_string_lossy();
+    let hex = text.strip_prefix("sha256:").unwrap_or(&text);
+    if hex.len() >= 8 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Ok(crate::app::adoption::recorded(ledger, &text)?);
+    }
+    Ok(load_policy(Some(arg))?.0)
+}
+
+/// `opsgate policy adopt FILE`: propose FILE in place of the policy in
+/// force.
+pub fn adopt(
+    log: &crate::audit::AuditLog,
+    file: &Path,
+    who: crate::app::adoption::Who<'_>,
+    json: bool,
+) -> Result<(), CliError> {
+    let (new, _) = load_policy(Some(file))?;
+    let p = crate::app::adoption::propose(log, &new, who)?;
+    let mut out = anstream::stdout().lock();
+    if json {
+        let s = serde_json::to_string(&p).map_err(std::io::Error::other)?;
+        writeln!(out, "{s}")?;
+        return Ok(());
+    }
+    if p.adopted {
+        writeln!(
+            out,
+            "adopted policy {} from {} into `{}` (seq {}, by {}): the log had adopted none",
+            p.policy_hash,
+            printable(&new.source),
+            log.path().display(),
+            p.seq,
+            printable(&p.proposed_by)
+        )?;
+        return Ok(());
+    }
+    if p.in_force {
+        writeln!(
+            out,
+            "policy {} is already in force: nothing recorded",
+            p.policy_hash
+        )?;
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "proposed policy {} (seq {}) by {} in place of {}",
+        p.policy_hash,
+        p.seq,
+        printable(&p.proposed_by),
+        p.base_hash.as_deref().unwrap_or("-")
+    )?;
+    for c in &p.changes {
+        writeln!(
+            out,
+            "  {:<9} {} ({})",
+            c.effect.as_str(),
+            c.key,
+            printable(&c.why)
+        )?;
+    }
+    writeln!(
+        out,
+        "it {}: {} signed approval(s) needed from the policy admins ({}), not the proposer:\n  opsgate policy approve {} --key KEY",
+        if p.loosens {
+            "loosens"
+        } else {
+            "only tightens"
+        },
+        p.needs,
+        p.admins.join(", "),
+        p.policy_hash
+    )?;
+    Ok(())
+}
+
+/// `opsgate policy approve HASH`: a policy admin's signed approval.
+pub fn approve(
+    log: &crate::audit::AuditLog,
+    hash: &str,
+    who: crate::app::adoption::Who<'_>,
+    json: bool,
+) -> Result<(), CliError> {
+    let a = crate::app::adoption::approve(log, hash, who)?;
+    let mut out = anstream::stdout().lock();
+    if json {
+        let s = serde_json::to_string(&a).map_err(std::io::Error::other)?;
+        writeln!(out, "{s}")?;
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "{} approved policy {} (seq {}): {} of {} approval(s): {}",
+        printable(&a.approver),
+        a.policy_hash,
+        a.seq,
+        a.approvals.len(),
+        a.needs,
+        a.approvals.join(", ")
+    )?;
+    if a.adopted {
+        writeln!(
+            out,
+            "policy {} is adopted: it is in force in `{}` from now on",
+            a.policy_hash,
+            log.path().display()
+        )?;
+    }
     Ok(())
 }

@@ -24,7 +24,7 @@ use crate::core::risk::RiskLevel;
 
 /// The record format this build writes. It reads every version from
 /// [`OLDEST_VERSION`] up to this one (`docs/audit-format.md`).
-pub const VERSION: u32 = 4;
+pub const VERSION: u32 = 5;
 
 /// The oldest record format this build still reads.
 pub const OLDEST_VERSION: u32 = 1;
@@ -290,6 +290,35 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         identity: Option<Proof>,
     },
+    /// v5: someone proposes `policy` in place of the adopted `base_hash`
+    /// (`opsgate policy adopt`). It is adopted once enough of the base
+    /// policy's `identity.policy_admins` approve it.
+    PolicyProposed {
+        policy_hash: PolicyHash,
+        /// The policy in force when it was proposed: approvals count only
+        /// while it is.
+        base_hash: PolicyHash,
+        source: String,
+        policy: serde_json::Value,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        allowed_signers: Option<String>,
+        proposed_by: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        identity: Option<Proof>,
+        /// What `policy diff` found, as recorded for readers; whoever
+        /// checks the adoption computes it again.
+        loosens: bool,
+        needs: u32,
+    },
+    /// v5: a policy admin approves the proposal at seq `proposal`, signed.
+    PolicyApproved {
+        proposal: u64,
+        policy_hash: PolicyHash,
+        base_hash: PolicyHash,
+        approver: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        identity: Option<Proof>,
+    },
     /// v2: an operator checked a log that ends before this host's
     /// high-water mark (records cut from its tail) and accepted it as it
     /// is; the mark is reset to this record.
@@ -353,6 +382,8 @@ impl Event {
             Event::LogRepaired { .. } => "log_repaired",
             Event::TruncationAcknowledged { .. } => "truncation_acknowledged",
             Event::PolicyAdopted { .. } => "policy_adopted",
+            Event::PolicyProposed { .. } => "policy_proposed",
+            Event::PolicyApproved { .. } => "policy_approved",
             Event::Refused { .. } => "refused",
         }
     }
@@ -456,6 +487,8 @@ impl Event {
             // The policy is kept whole, or its hash could not be checked
             // again: it holds token digests, never secrets.
             Event::PolicyAdopted { adopted_by, .. } => r.redact_in_place(adopted_by),
+            Event::PolicyProposed { proposed_by, .. } => r.redact_in_place(proposed_by),
+            Event::PolicyApproved { approver, .. } => r.redact_in_place(approver),
             Event::Refused {
                 user,
                 reason,
@@ -668,6 +701,30 @@ impl Event {
             } => write!(
                 s,
                 "policy {} adopted from {source} by {adopted_by}",
+                policy_hash.as_str()
+            ),
+            Event::PolicyProposed {
+                policy_hash,
+                base_hash,
+                proposed_by,
+                loosens,
+                needs,
+                ..
+            } => write!(
+                s,
+                "policy {} proposed by {proposed_by} in place of {} ({}; {needs} admin approval(s) needed)",
+                policy_hash.as_str(),
+                base_hash.as_str(),
+                if *loosens { "loosens" } else { "tightens only" }
+            ),
+            Event::PolicyApproved {
+                proposal,
+                policy_hash,
+                approver,
+                ..
+            } => write!(
+                s,
+                "policy {} (proposal at seq {proposal}) approved by {approver}",
                 policy_hash.as_str()
             ),
             Event::TruncationAcknowledged {

@@ -199,6 +199,8 @@ pub struct Signers {
     set: Option<std::sync::Arc<crate::core::signers::AllowedSigners>>,
     /// SHA-256 of the allowed signers file's text, part of the policy hash.
     digest: Option<String>,
+    /// The file's text, as `policy_adopted` records it.
+    text: Option<std::sync::Arc<str>>,
     memo: std::sync::Arc<std::sync::Mutex<Checked>>,
 }
 
@@ -224,8 +226,23 @@ impl Signers {
         Signers {
             set: Some(std::sync::Arc::new(set)),
             digest,
+            text: None,
             memo: Default::default(),
         }
+    }
+
+    /// The same signers, remembering the text of the file they came from.
+    #[must_use]
+    pub fn with_text(self, text: &str) -> Self {
+        Signers {
+            text: Some(text.into()),
+            ..self
+        }
+    }
+
+    /// The allowed signers file's text, if the policy names one.
+    pub fn text(&self) -> Option<&str> {
+        self.text.as_deref()
     }
 
     /// How many entries (keys and certificate authorities) there are.

@@ -299,6 +299,39 @@ pub struct Ledger {
     breakers: BTreeMap<String, BreakerRecord>,
     /// Every `policy_adopted`, in log order.
     adoptions: Vec<Adoption>,
+    /// Every `policy_proposed`, in log order, with its approvals.
+    proposals: Vec<Proposal>,
+}
+
+/// A policy proposed in place of the adopted one (`policy_proposed`), and
+/// the approvals recorded for it. Whether they adopt it is decided by
+/// `app::adoption`, which checks them against the base policy.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Proposal {
+    pub seq: u64,
+    pub ts: DateTime<Utc>,
+    pub policy_hash: PolicyHash,
+    pub base_hash: PolicyHash,
+    pub source: String,
+    pub policy: serde_json::Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allowed_signers: Option<String>,
+    pub proposed_by: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub identity: Option<crate::core::identity::Proof>,
+    pub loosens: bool,
+    pub needs: u32,
+    pub approvals: Vec<PolicyApproval>,
+}
+
+/// A `policy_approved` record.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PolicyApproval {
+    pub seq: u64,
+    pub ts: DateTime<Utc>,
+    pub approver: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub identity: Option<crate::core::identity::Proof>,
 }
 
 /// A policy as the log adopted it.
@@ -327,6 +360,11 @@ impl Ledger {
     /// Every adoption, oldest first.
     pub fn adoptions(&self) -> &[Adoption] {
         &self.adoptions
+    }
+
+    /// Every policy proposed, in log order, with its approvals.
+    pub fn proposals(&self) -> &[Proposal] {
+        &self.proposals
     }
 
     /// Each backend's circuit breaker as last recorded.
@@ -535,6 +573,50 @@ impl Ledger {
                 allowed_signers: allowed_signers.clone(),
                 adopted_by: adopted_by.clone(),
             }),
+            Event::PolicyProposed {
+                policy_hash,
+                base_hash,
+                source,
+                policy,
+                allowed_signers,
+                proposed_by,
+                identity,
+                loosens,
+                needs,
+            } => self.proposals.push(Proposal {
+                seq: r.seq,
+                ts: r.ts,
+                policy_hash: policy_hash.clone(),
+                base_hash: base_hash.clone(),
+                source: source.clone(),
+                policy: policy.clone(),
+                allowed_signers: allowed_signers.clone(),
+                proposed_by: proposed_by.clone(),
+                identity: identity.clone(),
+                loosens: *loosens,
+                needs: *needs,
+                approvals: Vec::new(),
+            }),
+            Event::PolicyApproved {
+                proposal,
+                policy_hash,
+                base_hash,
+                approver,
+                identity,
+            } => {
+                // An approval that names another policy than its proposal
+                // is kept out: it approves nothing.
+                if let Some(p) = self.proposals.iter_mut().find(|p| {
+                    p.seq == *proposal && &p.policy_hash == policy_hash && &p.base_hash == base_hash
+                }) {
+                    p.approvals.push(PolicyApproval {
+                        seq: r.seq,
+                        ts: r.ts,
+                        approver: approver.clone(),
+                        identity: identity.clone(),
+                    });
+                }
+            }
             Event::CheckFinished { .. }
             | Event::LogRepaired { .. }
             | Event::TruncationAcknowledged { .. }

@@ -136,6 +136,7 @@ const EXEMPTING_LISTS: &[&str] = &[
     "execution.dry_run_exempt",
     "execution.environment.pass",
     "bridge.clients",
+    "identity.policy_admins",
 ];
 
 fn by(more_is_looser: bool, grew: bool) -> Effect {
@@ -188,6 +189,11 @@ fn judge(path: &str, a: &Value, b: &Value) -> (Effect, String) {
             }
         }
         "tui.keys" => return (Effect::Neutral, "key bindings".into()),
+        // Where the file is; what it says is compared entry by entry
+        // (`signers[…]`).
+        "identity.allowed_signers" => {
+            return (Effect::Neutral, "the allowed signers file's path".into());
+        }
         _ => {}
     }
     if path.starts_with("tui.keys.") {

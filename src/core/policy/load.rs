@@ -250,6 +250,7 @@ fn policy_hash(policy: &Policy, pack: &RulePack) -> Result<PolicyHash, serde_jso
 /// approvers' inline keys.
 fn signers(policy: &Policy, file: Option<(&str, &str)>) -> Result<Signers, String> {
     use crate::core::signers::{AllowedSigners, Entry};
+    let text = file.map(|(_, t)| t);
     let (mut entries, digest) = match file {
         Some((name, text)) => {
             let parsed = AllowedSigners::parse(text).map_err(|e| format!("{name}: {e}"))?;
@@ -274,7 +275,11 @@ fn signers(policy: &Policy, file: Option<(&str, &str)>) -> Result<Signers, Strin
     if entries.is_empty() && digest.is_none() {
         return Ok(Signers::default());
     }
-    Ok(Signers::new(AllowedSigners::from_entries(entries), digest))
+    let set = Signers::new(AllowedSigners::from_entries(entries), digest);
+    Ok(match text {
+        Some(t) => set.with_text(t),
+        None => set,
+    })
 }
 
 /// Lists whose order means nothing are sorted, so reordering them does not

@@ -50,6 +50,14 @@ impl Policy {
     /// (`bob` and the Cyrillic `bоb`).
     pub fn canonicalize_people(&mut self) -> Result<(), String> {
         use crate::core::identity::{canonical_name, person_key};
+        for (i, admin) in self.identity.policy_admins.iter_mut().enumerate() {
+            *admin =
+                canonical_name(admin).map_err(|e| format!("identity.policy_admins[{i}]: {e}"))?;
+        }
+        self.identity.policy_admins.sort_by_key(|a| person_key(a));
+        self.identity
+            .policy_admins
+            .dedup_by(|a, b| person_key(a) == person_key(b));
         if let Some(list) = &mut self.approvers {
             let mut seen: Vec<(String, String)> = Vec::with_capacity(list.len());
             for (i, a) in list.iter_mut().enumerate() {
@@ -224,6 +232,12 @@ pub struct IdentityPolicy {
     /// attested by a chat bridge, up to the chat channel's ceiling). An
     /// unsigned CLI or TUI decision never counts for a CRITICAL plan.
     pub require_signatures_from: RiskLevel,
+    /// The people whose signed approvals adopt a new policy in the audit
+    /// log (`opsgate policy adopt`): one for a change that only tightens,
+    /// the CRITICAL quorum for one that loosens anything; never the
+    /// proposer. None: the adopted policy cannot be changed in that log.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub policy_admins: Vec<String>,
 }
 
 impl Default for IdentityPolicy {
@@ -232,6 +246,7 @@ impl Default for IdentityPolicy {
             trust_as: false,
             allowed_signers: None,
             require_signatures_from: RiskLevel::High,
+            policy_admins: Vec::new(),
         }
     }
 }
