@@ -740,6 +740,12 @@ fn a_policy_is_adopted_only_with_the_quorum_of_its_admins() {
         assert!(err.contains(want), "`{want}` in: {err}");
     }
     assert!(env.of("plan_submitted", None).is_empty());
+    let (code, _, err) = under(&env, &p1, &["run", "wipe", "--dry-run"]);
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains("is not the one this audit log adopted"),
+        "{err}"
+    );
     // Read-only commands work under any policy.
     let (code, _, err) = under(&env, &p1, &["status", "--json"]);
     assert_eq!(code, 0, "{err}");
@@ -972,4 +978,35 @@ fn a_key_removed_by_an_adopted_policy_stops_counting_but_old_records_still_verif
             "{v}"
         );
     }
+}
+
+#[test]
+fn the_user_config_names_the_signing_key() {
+    let (env, [alice, bob, _, _]) = admins_world();
+    let plan = env.plan("plan.yaml", HIGH);
+    env.ok(&["submit", path(&plan), "--key", path(&alice)]);
+    // bob's key, named once in his user config, as git's user.signingKey.
+    let config = env.p("state/config/opsgate");
+    std::fs::create_dir_all(&config).expect("config dir");
+    std::fs::write(
+        config.join("user.yaml"),
+        format!("# bob's settings\nsigning_key: {}\n", path(&bob)),
+    )
+    .expect("user config");
+    env.ok(&["approve", "wipe"]);
+    let granted = last(&env, "approval_granted");
+    assert_eq!(granted["approver"], "bob", "{granted}");
+    assert_eq!(granted["identity"]["kind"], "ssh", "{granted}");
+    // A mistake in it is named by file, line and column; nothing recorded.
+    std::fs::write(
+        config.join("user.yaml"),
+        "signing_key: x\nsigning_keys: y\n",
+    )
+    .expect("bad user config");
+    let before = env.records().len();
+    let (code, _, err) = env.run(&["approve", "wipe"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("user.yaml:2:1"), "{err}");
+    assert!(err.contains("signing_keys"), "{err}");
+    assert_eq!(env.records().len(), before);
 }

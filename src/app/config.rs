@@ -116,15 +116,51 @@ pub fn redactor(policy: &LoadedPolicy) -> Redactor {
 /// must not choose the rules.
 fn default_paths() -> Vec<PathBuf> {
     let mut v = Vec::new();
-    let xdg = std::env::var_os("XDG_CONFIG_HOME")
-        .filter(|s| !s.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")));
-    if let Some(dir) = xdg {
-        v.push(dir.join("opsgate").join("opsgate.yaml"));
+    if let Some(dir) = user_dir() {
+        v.push(dir.join("opsgate.yaml"));
     }
     v.push(PathBuf::from("/etc/opsgate/opsgate.yaml"));
     v
+}
+
+/// This user's opsgate config directory: `$XDG_CONFIG_HOME/opsgate`, else
+/// `~/.config/opsgate`.
+pub fn user_dir() -> Option<PathBuf> {
+    std::env::var_os("XDG_CONFIG_HOME")
+        .filter(|s| !s.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
+        .map(|d| d.join("opsgate"))
+}
+
+/// The user config (`user.yaml` in [`user_dir`]): settings of the person,
+/// not rules, so it never enters the policy hash.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserConfig {
+    /// The SSH key that signs this person's decisions (as git's
+    /// `user.signingKey`): a private key, a `.pub` whose key is in the
+    /// ssh-agent, or a certificate. `~/` is the home directory; a relative
+    /// path is relative to the file.
+    pub signing_key: Option<PathBuf>,
+}
+
+/// The user config and its file, if there is one. A file that does not
+/// read is an error naming the file, line and column.
+pub fn user_config() -> Result<Option<(UserConfig, PathBuf)>> {
+    let Some(file) = user_dir().map(|d| d.join("user.yaml")) else {
+        return Ok(None);
+    };
+    if !file.is_file() {
+        return Ok(None);
+    }
+    let text = read(&file)?;
+    if crate::core::yaml::is_blank(&text) {
+        return Ok(Some((UserConfig::default(), file)));
+    }
+    let config: UserConfig = crate::core::yaml::from_str(&file.display().to_string(), &text)
+        .map_err(|e| Error::Failed(e.to_string()))?;
+    Ok(Some((config, file)))
 }
 
 /// A path the policy names (`audit.key_file`, `identity.allowed_signers`):

@@ -42,7 +42,7 @@ pub fn actor(policy: &Policy, as_user: Option<&str>, key: Option<&Path>) -> Resu
     let wanted = as_user
         .map(|given| canonical_name(given).map_err(|e| Error::Invalid(format!("--as: {e}"))))
         .transpose()?;
-    if let Some(key) = super::sign::key_path(key) {
+    if let Some(key) = super::sign::key_path(key)? {
         let name = super::sign::principal(policy, &key, wanted.as_deref())?;
         return Ok(Actor {
             name,

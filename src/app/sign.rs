@@ -17,13 +17,25 @@ use crate::core::policy::Policy;
 /// The environment variable naming the signing key when `--key` is absent.
 pub const KEY_ENV: &str = "OPSGATE_SIGNING_KEY";
 
-/// The signing key: `--key`, else `OPSGATE_SIGNING_KEY`, else none.
-pub fn key_path(flag: Option<&Path>) -> Option<PathBuf> {
-    flag.map(Path::to_path_buf).or_else(|| {
-        std::env::var_os(KEY_ENV)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-    })
+/// The signing key: `--key`, else `OPSGATE_SIGNING_KEY`, else the user
+/// config's `signing_key` (`~/.config/opsgate/user.yaml`), else none.
+pub fn key_path(flag: Option<&Path>) -> Result<Option<PathBuf>> {
+    if let Some(p) = flag {
+        return Ok(Some(p.to_path_buf()));
+    }
+    if let Some(v) = std::env::var_os(KEY_ENV).filter(|v| !v.is_empty()) {
+        return Ok(Some(PathBuf::from(v)));
+    }
+    let Some((config, file)) = super::config::user_config()? else {
+        return Ok(None);
+    };
+    Ok(config.signing_key.map(|key| {
+        let home = std::env::var_os("HOME").map(PathBuf::from);
+        match (key.strip_prefix("~"), home) {
+            (Ok(rest), Some(home)) => home.join(rest),
+            _ => super::config::beside(Some(&file), &key),
+        }
+    }))
 }
 
 /// The public half of a key file: the file itself when it is a `.pub`

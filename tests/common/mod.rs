@@ -203,7 +203,9 @@ pub fn opsgate_command(log: &Path, policy: Option<&Path>) -> std::process::Comma
     cmd.current_dir(repo())
         .env("NO_COLOR", "1")
         .env("USER", "os-user")
-        .env("XDG_STATE_HOME", state)
+        .env("XDG_STATE_HOME", &state)
+        // Nor this machine's user config (a signing key, a policy).
+        .env("XDG_CONFIG_HOME", state.join("config"))
         .env_remove("OPSGATE_AUDIT_KEY")
         .env_remove("OPSGATE_SIGNING_KEY")
         .env_remove("OPSGATE_AUDIT_LOG")
