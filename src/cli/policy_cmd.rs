@@ -83,12 +83,10 @@ pub fn check(
         is_adopted: adopted_hash.as_deref().map(|h| h == policy.hash.as_str()),
         adopted_hash,
     };
-    let mut out = anstream::stdout().lock();
     if json {
-        let s = serde_json::to_string(&summary).map_err(std::io::Error::other)?;
-        writeln!(out, "{s}")?;
-        return Ok(());
+        return print_json(&summary);
     }
+    let mut out = anstream::stdout().lock();
     let r = summary.approvals_required;
     writeln!(out, "{} {}", bold("policy ok:"), summary.source)?;
     writeln!(out, "policy hash: {}", summary.policy_hash)?;
@@ -142,12 +140,10 @@ pub fn diff(
     let a = file_or_recorded(old, &ledger)?;
     let b = file_or_recorded(new, &ledger)?;
     let d = policy_diff(&a, &b, &ledger);
-    let mut out = anstream::stdout().lock();
     if json {
-        let s = serde_json::to_string(&d).map_err(std::io::Error::other)?;
-        writeln!(out, "{s}")?;
-        return Ok(());
+        return print_json(&d);
     }
+    let mut out = anstream::stdout().lock();
     writeln!(out, "{} {} ({})", bold("old:"), d.old.source, d.old.hash)?;
     writeln!(out, "{} {} ({})", bold("new:"), d.new.source, d.new.hash)?;
     if d.changes.is_empty() {
@@ -215,12 +211,10 @@ pub fn init(
     json: bool,
 ) -> Result<(), CliError> {
     let a = crate::app::adoption::init(log, policy)?;
-    let mut out = anstream::stdout().lock();
     if json {
-        let s = serde_json::to_string(&a).map_err(std::io::Error::other)?;
-        writeln!(out, "{s}")?;
-        return Ok(());
+        return print_json(&a);
     }
+    let mut out = anstream::stdout().lock();
     writeln!(
         out,
         "adopted policy {} from {} into `{}` (seq {}, by {}): it is the policy in force for this log",
@@ -314,12 +308,10 @@ pub fn adopt(
 ) -> Result<(), CliError> {
     let (new, _) = load_policy(Some(file))?;
     let p = crate::app::adoption::propose(log, &new, who)?;
-    let mut out = anstream::stdout().lock();
     if json {
-        let s = serde_json::to_string(&p).map_err(std::io::Error::other)?;
-        writeln!(out, "{s}")?;
-        return Ok(());
+        return print_json(&p);
     }
+    let mut out = anstream::stdout().lock();
     if p.adopted {
         writeln!(
             out,
@@ -380,12 +372,10 @@ pub fn approve(
     json: bool,
 ) -> Result<(), CliError> {
     let a = crate::app::adoption::approve(log, hash, who)?;
-    let mut out = anstream::stdout().lock();
     if json {
-        let s = serde_json::to_string(&a).map_err(std::io::Error::other)?;
-        writeln!(out, "{s}")?;
-        return Ok(());
+        return print_json(&a);
     }
+    let mut out = anstream::stdout().lock();
     writeln!(
         out,
         "{} approved policy {} (seq {}): {} of {} approval(s): {}",
@@ -404,5 +394,12 @@ pub fn approve(
             log.path().display()
         )?;
     }
+    Ok(())
+}
+
+/// Prints `value` as one line of JSON.
+fn print_json<T: Serialize>(value: &T) -> Result<(), CliError> {
+    let s = serde_json::to_string(value).map_err(std::io::Error::other)?;
+    writeln!(anstream::stdout().lock(), "{s}")?;
     Ok(())
 }

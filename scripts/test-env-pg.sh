@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# Starts (up) or stops (down) a throwaway PostgreSQL for the team-mode tests,
+# with its data directory on /dev/shm (it starts in under a second there):
+#
+#   scripts/test-env-pg.sh up DIR     # prints DATABASE_URL=postgres://…
+#   scripts/test-env-pg.sh down DIR
+#   scripts/test-env-pg.sh crash DIR  # pg_ctl -m immediate stop (a crash)
+#   scripts/test-env-pg.sh start DIR  # start the same cluster again
+#
+# "up" installs Debian's postgresql when it is missing, runs initdb as the
+# `postgres` user (initdb refuses root) with trust authentication on
+# 127.0.0.1 only, picks a free port and waits until the server takes
+# connections. It is idempotent: a second "up" on a live DIR prints the URL
+# again. DIR keeps the port, the log and a link to the data directory.
+set -euo pipefail
+
+usage() {
+    echo "usage: $0 up|down|crash|start DIR" >&2
+    exit 2
+}
+
+[ $# -eq 2 ] || usage
+action="$1"
+mkdir -p "$2"
+DIR="$(cd "$2" && pwd -P)"
+
+log() { echo "test-env-pg: $*" >&2; }
+
+bindir() {
+    local d
+    d=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1 || true)
+    printf '%s' "$d"
+}
+
+install() {
+    if [ -z "$(bindir)" ]; then
+        log "installing Debian's postgresql"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq >&2
+        apt-get install -y -qq --no-install-recommends postgresql >&2
+    fi
+    [ -n "$(bindir)" ] || {
+        log "no PostgreSQL server binaries after installing"
+        exit 1
+    }
+}
+
+# Runs a server binary as the postgres user (or as this user when it is
+# not root).
+as_pg() {
+    if [ "$(id -u)" -eq 0 ]; then
+        runuser -u postgres -- "$@"
+    else
+        "$@"
+    fi
+}
+
+data_dir() {
+    # One data directory per DIR, in shared memory.
+    printf '/dev/shm/opsgate-pg-%s' "$(printf '%s' "$DIR" | sha256sum | cut -c1-12)"
+}
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+url() {
+    printf 'DATABASE_URL=postgres://postgres@127.0.0.1:%s/postgres\n' "$(cat "$DIR/port")"
+}
+
+running() {
+    local data
+    data=$(data_dir)
+    [ -f "$data/postmaster.pid" ] && as_pg "$(bindir)/pg_ctl" -D "$data" status >/dev/null 2>&1
+}
+
+start() {
+    local data
+    data=$(data_dir)
+    as_pg "$(bindir)/pg_ctl" -D "$data" -l "$DIR/server.log" -w -t 30 \
+        -o "-p $(cat "$DIR/port") -k $data" start >&2
+}
+
+case "$action" in
+up)
+    install
+    data=$(data_dir)
+    if running; then
+        url
+        exit 0
+    fi
+    if [ ! -f "$data/PG_VERSION" ]; then
+        rm -rf "$data"
+        mkdir -p "$data"
+        [ "$(id -u)" -eq 0 ] && chown postgres: "$data"
+        as_pg "$(bindir)/initdb" -D "$data" -A trust -U postgres --no-sync >"$DIR/initdb.log" 2>&1 || {
+            cat "$DIR/initdb.log" >&2
+            exit 1
+        }
+        cat >>"$data/postgresql.conf" <<EOF
+listen_addresses = '127.0.0.1'
+max_connections = 200
+fsync = on
+synchronous_commit = on
+EOF
+        ln -sfn "$data" "$DIR/data"
+    fi
+    [ -f "$DIR/port" ] || free_port >"$DIR/port"
+    : >"$DIR/server.log"
+    [ "$(id -u)" -eq 0 ] && chown postgres: "$DIR/server.log"
+    [ "$(id -u)" -eq 0 ] && chmod a+rx "$DIR"
+    start
+    url
+    ;;
+start)
+    running || start
+    url
+    ;;
+crash)
+    as_pg "$(bindir)/pg_ctl" -D "$(data_dir)" -m immediate stop >&2 || true
+    ;;
+down)
+    if [ -n "$(bindir)" ] && running; then
+        as_pg "$(bindir)/pg_ctl" -D "$(data_dir)" -m fast -w stop >&2 || true
+    fi
+    rm -rf "$(data_dir)"
+    rm -f "$DIR/data"
+    ;;
+*)
+    usage
+    ;;
+esac
