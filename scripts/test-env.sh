@@ -5,6 +5,7 @@
 #   Docker      dockerd + containerd (Debian docker.io)   scripts/test-env-docker.sh
 #   Kubernetes  etcd + kube-apiserver v1.20 built from    scripts/test-env-kube.sh
 #               Debian's kubernetes source package
+#   PostgreSQL  Debian's postgresql, data on /dev/shm     scripts/test-env-pg.sh
 #
 #   scripts/test-env.sh up [DIR]     start them; writes DIR/env
 #   scripts/test-env.sh down [DIR]   stop them
@@ -15,6 +16,7 @@
 #   export OPSGATE_TEST_EC2_ENDPOINT=http://127.0.0.1:PORT
 #   export OPSGATE_TEST_DOCKER_HOST=unix://…/docker.sock
 #   export OPSGATE_TEST_KUBECONFIG=…/kubeconfig
+#   export OPSGATE_TEST_PG_URL=postgres://postgres@127.0.0.1:PORT/postgres
 #
 # Each server's script installs what it needs (apt, pip) the first time.
 # A server that cannot start is reported and left out of DIR/env, and its
@@ -34,7 +36,8 @@ up)
     # name, script, the KEY= its `up` prints, the variable the tests read
     for spec in "ec2 AWS_ENDPOINT_URL OPSGATE_TEST_EC2_ENDPOINT" \
         "docker DOCKER_HOST OPSGATE_TEST_DOCKER_HOST" \
-        "kube KUBECONFIG OPSGATE_TEST_KUBECONFIG"; do
+        "kube KUBECONFIG OPSGATE_TEST_KUBECONFIG" \
+        "pg DATABASE_URL OPSGATE_TEST_PG_URL"; do
         read -r name key var <<<"$spec"
         start=$(date +%s)
         if out=$("./scripts/test-env-$name.sh" up "$dir/$name" 2>"$dir/$name.up.log"); then
@@ -64,7 +67,7 @@ up)
     echo "$env_file"
     ;;
 down)
-    for name in kube docker ec2; do
+    for name in pg kube docker ec2; do
         if [ -d "$dir/$name" ]; then
             "./scripts/test-env-$name.sh" down "$dir/$name" >/dev/null 2>&1 || true
         fi

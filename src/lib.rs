@@ -14,4 +14,5 @@ pub mod cli;
 pub mod core;
 pub mod exec;
 pub mod native;
+pub mod store;
 pub mod tui;

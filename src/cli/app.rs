@@ -17,6 +17,9 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
     {
         return done;
     }
+    if let Some(Command::Store(args)) = &cli.command {
+        return super::store_cmd::run(&cli, args);
+    }
     let (policy, policy_file) = load_policy(cli.config.as_deref())?;
     let log_path = || audit_log_path(cli.audit_log.as_deref());
     let sealer = || sealer(&policy, policy_file.as_deref());
@@ -116,6 +119,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Rollback { run_id, as_user } => {
             run_cmd::rollback(run_id, &who(as_user.as_deref(), None)?, &policy, open_log)
         }
+        Command::Store(args) => super::store_cmd::run(&cli, args),
         Command::Serve { .. } | Command::Tui(_) => Err(CliError::Usage(
             "`serve` and `tui` are doors of their own: run them from `opsgate`".into(),
         )),

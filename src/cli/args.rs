@@ -117,6 +117,12 @@ pub enum Command {
     /// Verify, inspect, replay and export the audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Team mode: the audit log in PostgreSQL. Create the schema, show the
+    /// chain's head, import a file log, export it back.
+    #[command(
+        after_help = "The store is --store or OPSGATE_STORE: postgres://USER@HOST:PORT/DB (the password from\nthe URL or PGPASSWORD). In this build decisions and runs still write the file log;\nthese commands prepare and check the database (docs/team-mode.md).\n\nExamples:\n  opsgate store init --store postgres://opsgate@db.internal/opsgate\n  OPSGATE_STORE=postgres://opsgate@db.internal/opsgate opsgate store status --json\n  opsgate store migrate --from /var/lib/opsgate/audit.jsonl\n  opsgate store export -o team.jsonl && opsgate audit --audit-log team.jsonl verify"
+    )]
+    Store(StoreArgs),
     /// Serve the chat bridge's HTTP API (policy `bridge:`): bots forward
     /// people's yes/no, through the same approval rules and audit log.
     #[command(
@@ -133,6 +139,57 @@ pub enum Command {
         after_help = "Keys: ↑↓ move, Enter open, Esc back, a approve, r reject, x execute, / filter, tab status filter, ? help, q quit.\n\nExamples:\n  opsgate tui plans/demo-local.yaml\n  opsgate tui --key ~/.ssh/id_ed25519"
     )]
     Tui(TuiArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StoreArgs {
+    /// The store: postgres://USER@HOST:PORT/DB.
+    #[arg(
+        long,
+        env = "OPSGATE_STORE",
+        value_name = "URL",
+        global = true,
+        hide_env_values = true
+    )]
+    pub store: Option<String>,
+    #[command(subcommand)]
+    pub command: StoreCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// Create the schema (opsgate_audit, its append-only trigger, the head),
+    /// or apply the migrations it lacks. Safe to run again.
+    Init {
+        /// Print JSON: {"url":…,"applied":[N…],"schema_version":N,"chain_id":…}.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The chain's id and head, the record count, the schema and server
+    /// versions.
+    Status {
+        /// Print JSON: {"url":…,"server_version":…,"schema_version":N,"chain_id":…,"head_seq":N,"head_hash":…,"records":N}.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Import a file log into an empty store: every record verified first
+    /// (with the audit key, if the chain is keyed), then inserted with its
+    /// exact bytes, hashes and chain, in one transaction.
+    Migrate {
+        /// The JSON Lines audit log to import.
+        #[arg(long, value_name = "FILE")]
+        from: PathBuf,
+        /// Print JSON: {"records":N,"head_seq":N,"head_hash":…,"chain_id":…,…}.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write every record, in order, as the JSON Lines file it would be:
+    /// `opsgate audit verify` checks it offline.
+    Export {
+        /// Write to FILE instead of standard output.
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -13,6 +13,7 @@ mod plan_cmd;
 mod policy_cmd;
 mod run_cmd;
 mod status_cmd;
+mod store_cmd;
 mod submit_cmd;
 
 pub use app::run;

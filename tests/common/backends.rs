@@ -35,6 +35,12 @@ pub fn kubeconfig() -> Option<PathBuf> {
     server("OPSGATE_TEST_KUBECONFIG", "Kubernetes").map(PathBuf::from)
 }
 
+/// `postgres://postgres@127.0.0.1:PORT/postgres` of the test PostgreSQL
+/// (a superuser: each test creates its own database).
+pub fn pg_url() -> Option<String> {
+    server("OPSGATE_TEST_PG_URL", "PostgreSQL")
+}
+
 /// The image the Docker tests run: busybox, imported by
 /// `scripts/test-env-docker.sh` (there is no registry to pull from).
 pub const TEST_IMAGE: &str = "opsgate-test/busybox:latest";

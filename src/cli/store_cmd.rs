@@ -1,0 +1,128 @@
+//! `opsgate store …`: team mode's PostgreSQL store (`crate::store`).
+
+use std::io::Write;
+
+use super::args::{Cli, StoreArgs, StoreCommand};
+use super::error::CliError;
+use crate::store::StoreUrl;
+use crate::store::pg::{Pg, StoreError};
+
+impl From<StoreError> for CliError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            // Importing into a store that holds records, or from a file
+            // that does not verify, would lose or forge history: refused.
+            StoreError::NotEmpty { .. } => CliError::Refused(e.to_string()),
+            other => CliError::Failed(other.to_string()),
+        }
+    }
+}
+
+/// Runs a `store` subcommand.
+pub fn run(cli: &Cli, args: &StoreArgs) -> Result<(), CliError> {
+    let url = args.store.as_deref().ok_or_else(|| {
+        CliError::Usage(
+            "no store: give --store postgres://USER@HOST:PORT/DB or set OPSGATE_STORE".into(),
+        )
+    })?;
+    let url = match StoreUrl::parse(url).map_err(CliError::Usage)? {
+        StoreUrl::Postgres(u) => u,
+        StoreUrl::File(p) => {
+            return Err(CliError::Usage(format!(
+                "`file:{}` is the file log, which needs no store command: `opsgate --audit-log {} audit verify` checks it",
+                p.display(),
+                p.display()
+            )));
+        }
+    };
+    let mut pg = Pg::connect(&url)?;
+    let mut out = anstream::stdout().lock();
+    let json_line = |out: &mut dyn Write, v: &dyn erased::Json| -> Result<(), CliError> {
+        writeln!(out, "{}", v.json()?)?;
+        Ok(())
+    };
+    match &args.command {
+        StoreCommand::Init { json } => {
+            let done = pg.init()?;
+            if *json {
+                return json_line(&mut out, &done);
+            }
+            if done.applied.is_empty() {
+                writeln!(
+                    out,
+                    "{}: schema version {} is up to date (chain {})",
+                    done.url, done.schema_version, done.chain_id
+                )?;
+            } else {
+                writeln!(
+                    out,
+                    "{}: applied schema version(s) {:?}; now at {} (chain {})",
+                    done.url, done.applied, done.schema_version, done.chain_id
+                )?;
+            }
+        }
+        StoreCommand::Status { json } => {
+            let s = pg.status()?;
+            if *json {
+                return json_line(&mut out, &s);
+            }
+            writeln!(
+                out,
+                "{}: PostgreSQL {} · schema {} · chain {} · {} record(s) · head {}:{}",
+                s.url,
+                s.server_version,
+                s.schema_version,
+                s.chain_id,
+                s.records,
+                s.head_seq,
+                s.head_hash
+            )?;
+        }
+        StoreCommand::Migrate { from, json } => {
+            let sealer = crate::app::config::reader_sealer(cli.config.as_deref())?;
+            let m = pg.migrate(from, &sealer)?;
+            if *json {
+                return json_line(&mut out, &m);
+            }
+            writeln!(
+                out,
+                "imported {} record(s) from {} into {} (chain {}): head {}:{}",
+                m.records, m.from, m.url, m.chain_id, m.head_seq, m.head_hash
+            )?;
+        }
+        StoreCommand::Export { output } => match output {
+            Some(path) => {
+                let tmp = path.with_extension("partial");
+                let mut file =
+                    std::io::BufWriter::new(std::fs::File::create(&tmp).map_err(|source| {
+                        CliError::Read {
+                            path: tmp.clone(),
+                            source,
+                        }
+                    })?);
+                let n = pg.export(&mut file)?;
+                file.into_inner()
+                    .map_err(|e| CliError::Failed(format!("{}: {e}", tmp.display())))?
+                    .sync_all()?;
+                std::fs::rename(&tmp, path)?;
+                eprintln!("exported {n} record(s) to {}", path.display());
+            }
+            None => {
+                pg.export(&mut out)?;
+            }
+        },
+    }
+    Ok(())
+}
+
+/// Serializing through a trait object, for the one printing helper.
+mod erased {
+    pub trait Json {
+        fn json(&self) -> Result<String, std::io::Error>;
+    }
+    impl<T: serde::Serialize> Json for T {
+        fn json(&self) -> Result<String, std::io::Error> {
+            serde_json::to_string(self).map_err(std::io::Error::other)
+        }
+    }
+}

@@ -1,0 +1,479 @@
+//! The audit log in PostgreSQL: the schema and its migrations, the
+//! import of a verified file log and the byte-identical export.
+//!
+//! `opsgate_audit.record` holds each record's exact line (without its
+//! newline), so an export is the file it came from and `opsgate audit
+//! verify` checks it offline. A trigger refuses UPDATE, DELETE and
+//! TRUNCATE on `opsgate_audit`; `opsgate_head` is the one-row head of the
+//! chain (its `chain_id` names this chain for good).
+
+use std::io::Write;
+use std::path::Path;
+
+use tokio_postgres::{Client, NoTls};
+
+use super::redact_url;
+use crate::audit::Sealer;
+use crate::audit::chain::GENESIS;
+use crate::audit::read::Line;
+use crate::audit::verify::Verifier;
+
+/// What can go wrong with the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The server refused or failed (with what was being done).
+    #[error("{what}: {message}")]
+    Db { what: String, message: String },
+    /// The schema is not there: `opsgate store init`.
+    #[error("{0} has no opsgate schema: `opsgate store init --store URL` creates it")]
+    NotInitialized(String),
+    /// The schema is newer than this build knows.
+    #[error(
+        "{url} has opsgate schema version {found}; this build knows up to {known}: upgrade opsgate"
+    )]
+    TooNew { url: String, found: i32, known: i32 },
+    /// `migrate` into a store that holds records.
+    #[error(
+        "{url} already holds {records} record(s) (head seq {seq}): `store migrate` imports only into an empty store"
+    )]
+    NotEmpty { url: String, records: i64, seq: i64 },
+    /// The file to import does not verify.
+    #[error("{file} does not verify, nothing was imported: {problem}")]
+    Broken { file: String, problem: String },
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The schema versions, in order: each is applied once, in a transaction,
+/// and recorded in `opsgate_schema`.
+const MIGRATIONS: &[&str] = &[
+    // 1: the audit table, its append-only trigger, the head.
+    r"
+CREATE TABLE opsgate_audit (
+    seq        bigint PRIMARY KEY CHECK (seq > 0),
+    prev       text NOT NULL UNIQUE,
+    hash       text NOT NULL UNIQUE,
+    record     bytea NOT NULL,
+    event_id   uuid UNIQUE,
+    type       text NOT NULL,
+    plan_id    text,
+    run_id     text,
+    written_at timestamptz NOT NULL
+);
+CREATE INDEX opsgate_audit_plan ON opsgate_audit (plan_id) WHERE plan_id IS NOT NULL;
+CREATE INDEX opsgate_audit_run ON opsgate_audit (run_id) WHERE run_id IS NOT NULL;
+CREATE TABLE opsgate_head (
+    one      boolean PRIMARY KEY DEFAULT true CHECK (one),
+    chain_id text NOT NULL,
+    seq      bigint NOT NULL,
+    hash     text NOT NULL
+);
+INSERT INTO opsgate_head (chain_id, seq, hash) VALUES (gen_random_uuid()::text, 0, '@GENESIS@');
+CREATE FUNCTION opsgate_audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'opsgate_audit is append-only: % refused', TG_OP;
+END
+$$;
+CREATE TRIGGER opsgate_audit_append_only BEFORE UPDATE OR DELETE ON opsgate_audit
+    FOR EACH ROW EXECUTE FUNCTION opsgate_audit_append_only();
+CREATE TRIGGER opsgate_audit_no_truncate BEFORE TRUNCATE ON opsgate_audit
+    FOR EACH STATEMENT EXECUTE FUNCTION opsgate_audit_append_only();
+",
+];
+
+/// The newest schema version this build knows.
+pub fn schema_version() -> i32 {
+    i32::try_from(MIGRATIONS.len()).unwrap_or(i32::MAX)
+}
+
+/// A connection to the store, driven by its own single-threaded runtime
+/// (the command line is synchronous).
+pub struct Pg {
+    rt: tokio::runtime::Runtime,
+    client: Client,
+    url: String,
+}
+
+impl std::fmt::Debug for Pg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pg").field("url", &self.url).finish()
+    }
+}
+
+fn db(what: impl Into<String>) -> impl FnOnce(tokio_postgres::Error) -> StoreError {
+    let what = what.into();
+    move |e| StoreError::Db {
+        what,
+        message: match e.as_db_error() {
+            Some(d) => format!("{} ({})", d.message(), d.code().code()),
+            None => {
+                let mut m = e.to_string();
+                let mut source = std::error::Error::source(&e);
+                while let Some(s) = source {
+                    m.push_str(&format!(": {s}"));
+                    source = s.source();
+                }
+                m
+            }
+        },
+    }
+}
+
+/// What `store init` did.
+#[derive(Debug, serde::Serialize)]
+pub struct Init {
+    pub url: String,
+    /// The versions applied now (empty: it was up to date).
+    pub applied: Vec<i32>,
+    pub schema_version: i32,
+    pub chain_id: String,
+}
+
+/// What `store status` shows.
+#[derive(Debug, serde::Serialize)]
+pub struct Status {
+    pub url: String,
+    pub server_version: String,
+    pub schema_version: i32,
+    pub chain_id: String,
+    pub head_seq: i64,
+    pub head_hash: String,
+    pub records: i64,
+}
+
+/// What `store migrate` imported.
+#[derive(Debug, serde::Serialize)]
+pub struct Migrated {
+    pub url: String,
+    pub from: String,
+    pub records: u64,
+    pub head_seq: u64,
+    pub head_hash: String,
+    pub chain_id: String,
+}
+
+/// One record to insert.
+struct Row {
+    seq: i64,
+    prev: String,
+    hash: String,
+    record: Vec<u8>,
+    kind: String,
+    plan_id: Option<String>,
+    run_id: Option<String>,
+    ts: String,
+}
+
+/// Rows per INSERT statement in an import.
+const BATCH: usize = 2000;
+
+impl Pg {
+    /// Connects to `url` (libpq's URL form; the password from the URL or
+    /// `PGPASSWORD`).
+    pub fn connect(url: &str) -> Result<Pg, StoreError> {
+        let shown = redact_url(url);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let mut config: tokio_postgres::Config = url
+            .parse()
+            .map_err(db(format!("{shown}: not a PostgreSQL URL")))?;
+        if config.get_password().is_none()
+            && let Ok(pw) = std::env::var("PGPASSWORD")
+        {
+            config.password(pw);
+        }
+        config.connect_timeout(std::time::Duration::from_secs(10));
+        let (client, conn) = rt
+            .block_on(config.connect(NoTls))
+            .map_err(db(format!("cannot connect to {shown}")))?;
+        rt.spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::warn!(error = %e, "the PostgreSQL connection ended");
+            }
+        });
+        Ok(Pg {
+            rt,
+            client,
+            url: shown,
+        })
+    }
+
+    /// The URL, without its password.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The schema version in the database (0: none).
+    fn version(&self) -> Result<i32, StoreError> {
+        let c = &self.client;
+        self.rt.block_on(async {
+            let exists = c
+                .query_one("SELECT to_regclass('opsgate_schema') IS NOT NULL", &[])
+                .await
+                .map_err(db("reading the schema version"))?;
+            if !exists.get::<_, bool>(0) {
+                return Ok(0);
+            }
+            let row = c
+                .query_one("SELECT coalesce(max(version), 0) FROM opsgate_schema", &[])
+                .await
+                .map_err(db("reading the schema version"))?;
+            Ok(row.get::<_, i32>(0))
+        })
+    }
+
+    /// Creates the schema, or applies the migrations it lacks. Safe to run
+    /// again, and from two hosts at once (an advisory lock serialises it).
+    pub fn init(&mut self) -> Result<Init, StoreError> {
+        let url = self.url.clone();
+        let known = schema_version();
+        let c = &mut self.client;
+        let applied = self.rt.block_on(async {
+            let tx = c.transaction().await.map_err(db("starting init"))?;
+            tx.batch_execute(
+                "SELECT pg_advisory_xact_lock(hashtext('opsgate_schema'));
+                 CREATE TABLE IF NOT EXISTS opsgate_schema (
+                     version integer PRIMARY KEY,
+                     applied_at timestamptz NOT NULL DEFAULT now()
+                 );",
+            )
+            .await
+            .map_err(db("creating opsgate_schema"))?;
+            let have: i32 = tx
+                .query_one("SELECT coalesce(max(version), 0) FROM opsgate_schema", &[])
+                .await
+                .map_err(db("reading the schema version"))?
+                .get(0);
+            if have > known {
+                return Err(StoreError::TooNew {
+                    url: url.clone(),
+                    found: have,
+                    known,
+                });
+            }
+            let mut applied = Vec::new();
+            for (i, sql) in MIGRATIONS
+                .iter()
+                .enumerate()
+                .skip(usize::try_from(have).unwrap_or(0))
+            {
+                let v = i32::try_from(i + 1).unwrap_or(i32::MAX);
+                tx.batch_execute(&sql.replace("@GENESIS@", GENESIS))
+                    .await
+                    .map_err(db(format!("applying schema version {v}")))?;
+                tx.execute("INSERT INTO opsgate_schema (version) VALUES ($1)", &[&v])
+                    .await
+                    .map_err(db(format!("recording schema version {v}")))?;
+                applied.push(v);
+            }
+            tx.commit().await.map_err(db("committing init"))?;
+            Ok(applied)
+        })?;
+        let status = self.status()?;
+        Ok(Init {
+            url: self.url.clone(),
+            applied,
+            schema_version: status.schema_version,
+            chain_id: status.chain_id,
+        })
+    }
+
+    /// Refuses a database without the schema, or with a newer one.
+    fn ready(&self) -> Result<i32, StoreError> {
+        match self.version()? {
+            0 => Err(StoreError::NotInitialized(self.url.clone())),
+            v if v > schema_version() => Err(StoreError::TooNew {
+                url: self.url.clone(),
+                found: v,
+                known: schema_version(),
+            }),
+            v => Ok(v),
+        }
+    }
+
+    /// The chain's id and head, the record count and the server version.
+    pub fn status(&self) -> Result<Status, StoreError> {
+        let schema_version = self.ready()?;
+        let c = &self.client;
+        self.rt.block_on(async {
+            let server: String = c
+                .query_one("SHOW server_version", &[])
+                .await
+                .map_err(db("reading the server version"))?
+                .get(0);
+            let head = c
+                .query_one(
+                    "SELECT chain_id, seq, hash, (SELECT count(*) FROM opsgate_audit) FROM opsgate_head",
+                    &[],
+                )
+                .await
+                .map_err(db("reading the head"))?;
+            Ok(Status {
+                url: self.url.clone(),
+                server_version: server,
+                schema_version,
+                chain_id: head.get(0),
+                head_seq: head.get(1),
+                head_hash: head.get(2),
+                records: head.get(3),
+            })
+        })
+    }
+
+    /// Imports the file log at `path` into an empty store: every record
+    /// verified first (with `sealer`), then inserted with its exact bytes,
+    /// hashes and chain, and the head moved, in one transaction.
+    pub fn migrate(&mut self, path: &Path, sealer: &Sealer) -> Result<Migrated, StoreError> {
+        self.ready()?;
+        let bytes = std::fs::read(path)?;
+        let rows = verified_rows(&bytes, sealer).map_err(|problem| StoreError::Broken {
+            file: path.display().to_string(),
+            problem,
+        })?;
+        let url = self.url.clone();
+        let c = &mut self.client;
+        let (chain_id, head_seq, head_hash) = self.rt.block_on(async {
+            let tx = c.transaction().await.map_err(db("starting the import"))?;
+            let head = tx
+                .query_one(
+                    "SELECT chain_id, seq, (SELECT count(*) FROM opsgate_audit) FROM opsgate_head FOR UPDATE",
+                    &[],
+                )
+                .await
+                .map_err(db("locking the head"))?;
+            let (chain_id, seq, records): (String, i64, i64) =
+                (head.get(0), head.get(1), head.get(2));
+            if seq != 0 || records != 0 {
+                return Err(StoreError::NotEmpty { url, records, seq });
+            }
+            let insert = tx
+                .prepare(
+                    "INSERT INTO opsgate_audit (seq, prev, hash, record, type, plan_id, run_id, written_at)
+                     SELECT s, p, h, r, t, pl, ru, w::timestamptz
+                     FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bytea[], $5::text[], $6::text[], $7::text[], $8::text[])
+                         AS u(s, p, h, r, t, pl, ru, w)",
+                )
+                .await
+                .map_err(db("preparing the import"))?;
+            for chunk in rows.chunks(BATCH) {
+                let seqs: Vec<i64> = chunk.iter().map(|r| r.seq).collect();
+                let prevs: Vec<&str> = chunk.iter().map(|r| r.prev.as_str()).collect();
+                let hashes: Vec<&str> = chunk.iter().map(|r| r.hash.as_str()).collect();
+                let records: Vec<&[u8]> = chunk.iter().map(|r| r.record.as_slice()).collect();
+                let kinds: Vec<&str> = chunk.iter().map(|r| r.kind.as_str()).collect();
+                let plans: Vec<Option<&str>> = chunk.iter().map(|r| r.plan_id.as_deref()).collect();
+                let runs: Vec<Option<&str>> = chunk.iter().map(|r| r.run_id.as_deref()).collect();
+                let ts: Vec<&str> = chunk.iter().map(|r| r.ts.as_str()).collect();
+                tx.execute(
+                    &insert,
+                    &[&seqs, &prevs, &hashes, &records, &kinds, &plans, &runs, &ts],
+                )
+                .await
+                .map_err(db(format!(
+                    "importing records {}..",
+                    chunk.first().map_or(0, |r| r.seq)
+                )))?;
+            }
+            let (head_seq, head_hash) = rows
+                .last()
+                .map_or((0, GENESIS.to_owned()), |r| (r.seq, r.hash.clone()));
+            tx.execute(
+                "UPDATE opsgate_head SET seq = $1, hash = $2",
+                &[&head_seq, &head_hash],
+            )
+            .await
+            .map_err(db("moving the head"))?;
+            tx.commit().await.map_err(db("committing the import"))?;
+            Ok((chain_id, head_seq, head_hash))
+        })?;
+        Ok(Migrated {
+            url: self.url.clone(),
+            from: path.display().to_string(),
+            records: rows.len() as u64,
+            head_seq: u64::try_from(head_seq).unwrap_or(0),
+            head_hash,
+            chain_id,
+        })
+    }
+
+    /// Writes every record, in seq order, each line as it was recorded
+    /// followed by a newline: the JSON Lines file `audit verify` reads.
+    /// Returns how many.
+    pub fn export(&self, out: &mut dyn Write) -> Result<u64, StoreError> {
+        self.ready()?;
+        let c = &self.client;
+        let mut after: i64 = 0;
+        let mut n = 0u64;
+        loop {
+            let rows = self.rt.block_on(async {
+                c.query(
+                    "SELECT seq, record FROM opsgate_audit WHERE seq > $1 ORDER BY seq LIMIT 10000",
+                    &[&after],
+                )
+                .await
+                .map_err(db("reading records"))
+            })?;
+            let Some(last) = rows.last() else {
+                return Ok(n);
+            };
+            after = last.get(0);
+            for row in &rows {
+                out.write_all(row.get::<_, &[u8]>(1))?;
+                out.write_all(b"\n")?;
+                n += 1;
+            }
+        }
+    }
+
+    /// Runs `sql` as it is (tests: the append-only trigger).
+    pub fn execute_raw(&self, sql: &str) -> Result<u64, StoreError> {
+        let c = &self.client;
+        self.rt
+            .block_on(async { c.execute(sql, &[]).await })
+            .map_err(db(sql.to_owned()))
+    }
+}
+
+/// The records of `bytes` (a file log), each verified in order; the first
+/// problem is the error.
+fn verified_rows(bytes: &[u8], sealer: &Sealer) -> Result<Vec<Row>, String> {
+    #[derive(serde::Deserialize)]
+    struct Ids {
+        plan_id: Option<String>,
+        run_id: Option<String>,
+    }
+    let mut verifier = Verifier::new(sealer, None);
+    let mut rows = Vec::new();
+    let mut offset = 0u64;
+    let mut rest = bytes;
+    let mut number = 0u64;
+    while !rest.is_empty() {
+        number += 1;
+        let (text, complete, used) = match rest.iter().position(|b| *b == b'\n') {
+            Some(i) => (&rest[..i], true, i + 1),
+            None => (rest, false, rest.len()),
+        };
+        let line = Line {
+            number,
+            offset,
+            bytes: text,
+            complete,
+        };
+        let header = verifier.feed(&line).map_err(|p| p.to_string())?;
+        let ids: Ids = serde_json::from_slice(text).map_err(|e| format!("line {number}: {e}"))?;
+        rows.push(Row {
+            seq: i64::try_from(header.seq).map_err(|_| format!("line {number}: seq too large"))?,
+            prev: header.prev.into_owned(),
+            hash: header.hash.into_owned(),
+            record: text.to_vec(),
+            kind: header.kind.into_owned(),
+            plan_id: ids.plan_id,
+            run_id: ids.run_id,
+            ts: header.ts.into_owned(),
+        });
+        offset += used as u64;
+        rest = &rest[used..];
+    }
+    Ok(rows)
+}
