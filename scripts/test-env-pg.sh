@@ -77,7 +77,9 @@ running() {
 start() {
     local data
     data=$(data_dir)
-    as_pg "$(bindir)/pg_ctl" -D "$data" -l "$DIR/server.log" -w -t 30 \
+    # The log lives with the data: the postgres user may not write in DIR
+    # (under root's home, say); DIR/server.log links to it.
+    as_pg "$(bindir)/pg_ctl" -D "$data" -l "$data/server.log" -w -t 30 \
         -o "-p $(cat "$DIR/port") -k $data" start >&2
 }
 
@@ -106,9 +108,7 @@ EOF
         ln -sfn "$data" "$DIR/data"
     fi
     [ -f "$DIR/port" ] || free_port >"$DIR/port"
-    : >"$DIR/server.log"
-    [ "$(id -u)" -eq 0 ] && chown postgres: "$DIR/server.log"
-    [ "$(id -u)" -eq 0 ] && chmod a+rx "$DIR"
+    ln -sfn "$data/server.log" "$DIR/server.log"
     start
     url
     ;;
@@ -124,7 +124,7 @@ down)
         as_pg "$(bindir)/pg_ctl" -D "$(data_dir)" -m fast -w stop >&2 || true
     fi
     rm -rf "$(data_dir)"
-    rm -f "$DIR/data"
+    rm -f "$DIR/data" "$DIR/server.log"
     ;;
 *)
     usage
