@@ -236,3 +236,279 @@ fn a_keyed_chain_migrates_only_with_its_key() {
         .expect("migrate");
     assert!(out.status.success(), "{out:?}");
 }
+
+/// An event that names who wrote it and which of theirs it is.
+fn marker(writer: usize, n: usize) -> opsgate::core::event::Event {
+    opsgate::core::event::Event::Refused {
+        attempt: "store-test".into(),
+        plan_id: None,
+        run_id: None,
+        user: format!("w{writer}"),
+        channel: opsgate::core::event::Channel::Cli,
+        code: "test".into(),
+        reason: format!("w{writer}-n{n}"),
+        plan_hash: None,
+        policy_hash: opsgate::core::digest::PolicyHash::new(format!("sha256:{}", "0".repeat(64))),
+        metadata: Default::default(),
+    }
+}
+
+/// How many times each marker is in the exported log, which must verify.
+fn exported_markers(url: &str, dir: &Path) -> std::collections::BTreeMap<String, usize> {
+    let pg = Pg::connect(url).expect("connects");
+    let file = dir.join("export.jsonl");
+    let mut out = std::fs::File::create(&file).expect("export file");
+    pg.export(&mut out).expect("export");
+    let report = opsgate::audit::verify::verify_file(&file, &opsgate::audit::Sealer::Sha256, None)
+        .expect("reads");
+    assert!(report.ok, "the chain verifies: {:?}", report.problem);
+    let mut seen = std::collections::BTreeMap::new();
+    for line in std::fs::read_to_string(&file).expect("export").lines() {
+        let v = json(line);
+        if v["attempt"] == "store-test" {
+            *seen
+                .entry(v["reason"].as_str().expect("reason").to_owned())
+                .or_insert(0) += 1;
+        }
+    }
+    seen
+}
+
+#[test]
+fn concurrent_appends_from_sixteen_connections_make_one_chain() {
+    let Some(url) = fresh_db() else { return };
+    let dir = tempfile::tempdir().expect("dir");
+    Pg::connect(&url).expect("connects").init().expect("init");
+    let (writers, each) = (16, 25);
+    std::thread::scope(|s| {
+        for w in 0..writers {
+            let url = &url;
+            s.spawn(move || {
+                let mut pg = Pg::connect(url).expect("connects");
+                for n in 0..each {
+                    // One to three records per transaction.
+                    let batch: Vec<_> = (0..=n % 3).map(|k| marker(w, n * 3 + k)).collect();
+                    let done = pg
+                        .append(&opsgate::audit::Sealer::Sha256, &batch)
+                        .expect("append");
+                    assert_eq!(done.len(), batch.len());
+                    assert!(done.windows(2).all(|p| p[1].0 == p[0].0 + 1), "{done:?}");
+                }
+            });
+        }
+    });
+    let seen = exported_markers(&url, dir.path());
+    let expected: usize = (0..each).map(|n| n % 3 + 1).sum::<usize>() * writers;
+    assert_eq!(seen.len(), expected, "every record, once");
+    assert!(seen.values().all(|n| *n == 1), "{seen:?}");
+    let status = Pg::connect(&url)
+        .expect("connects")
+        .status()
+        .expect("status");
+    assert_eq!(status.records, expected as i64);
+    assert_eq!(status.head_seq, expected as i64);
+}
+
+#[test]
+fn a_server_crash_mid_append_loses_nothing_acknowledged_and_duplicates_nothing() {
+    // A server of its own: crashing the shared one would break the other
+    // tests.
+    if pg_url().is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("dir");
+    let script = common::repo().join("scripts/test-env-pg.sh");
+    let server = dir.path().join("pg");
+    let up = std::process::Command::new(&script)
+        .arg("up")
+        .arg(&server)
+        .output()
+        .expect("test-env-pg.sh runs");
+    assert!(up.status.success(), "{up:?}");
+    let url = String::from_utf8_lossy(&up.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("DATABASE_URL=").map(str::to_owned))
+        .expect("a URL");
+    let stop = scopeguard(&script, &server);
+    Pg::connect(&url).expect("connects").init().expect("init");
+    let acknowledged = std::sync::Mutex::new(Vec::new());
+    let running = std::sync::atomic::AtomicBool::new(true);
+    std::thread::scope(|s| {
+        for w in 0..16 {
+            let (url, acknowledged, running) = (&url, &acknowledged, &running);
+            s.spawn(move || {
+                let mut pg = None;
+                let mut n = 0;
+                while running.load(std::sync::atomic::Ordering::SeqCst) {
+                    let conn = match pg.as_mut() {
+                        Some(c) => c,
+                        None => match Pg::connect(url) {
+                            Ok(c) => pg.insert(c),
+                            Err(_) => {
+                                std::thread::sleep(std::time::Duration::from_millis(50));
+                                continue;
+                            }
+                        },
+                    };
+                    n += 1;
+                    if conn
+                        .append(&opsgate::audit::Sealer::Sha256, &[marker(w, n)])
+                        .is_ok()
+                    {
+                        acknowledged
+                            .lock()
+                            .expect("lock")
+                            .push(format!("w{w}-n{n}"));
+                    } else {
+                        pg = None;
+                    }
+                }
+            });
+        }
+        std::thread::sleep(std::time::Duration::from_millis(400));
+        let crash = std::process::Command::new(&script)
+            .arg("crash")
+            .arg(&server)
+            .output()
+            .expect("crash");
+        assert!(crash.status.success(), "{crash:?}");
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let start = std::process::Command::new(&script)
+            .arg("start")
+            .arg(&server)
+            .output()
+            .expect("start");
+        assert!(start.status.success(), "{start:?}");
+        std::thread::sleep(std::time::Duration::from_millis(700));
+        running.store(false, std::sync::atomic::Ordering::SeqCst);
+    });
+    let seen = exported_markers(&url, dir.path());
+    let acknowledged = acknowledged.into_inner().expect("lock");
+    assert!(
+        acknowledged.len() > 50,
+        "the writers wrote: {}",
+        acknowledged.len()
+    );
+    for m in &acknowledged {
+        assert_eq!(seen.get(m), Some(&1), "acknowledged {m} is in the log once");
+    }
+    assert!(seen.values().all(|n| *n == 1), "nothing twice: {seen:?}");
+    drop(stop);
+}
+
+/// Stops the private server when the test ends, pass or fail.
+fn scopeguard(script: &Path, server: &Path) -> impl Drop {
+    struct Stop(std::path::PathBuf, std::path::PathBuf);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new(&self.0)
+                .arg("down")
+                .arg(&self.1)
+                .output();
+        }
+    }
+    Stop(script.to_owned(), server.to_owned())
+}
+
+/// A TCP proxy to the server that, once armed, cuts the client's
+/// connection right after passing on a `COMMIT`: the server commits, the
+/// client never hears it. Returns the proxy's address, the arming switch
+/// and the count of connections it took.
+fn commit_cutter(
+    server: std::net::SocketAddr,
+) -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::atomic::AtomicBool>,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    use std::io::{Read, Write};
+    use std::sync::atomic::Ordering;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("proxy binds");
+    let addr = listener.local_addr().expect("addr");
+    let armed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let taken = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (a, t) = (armed.clone(), taken.clone());
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(mut client) = client else { return };
+            t.fetch_add(1, Ordering::SeqCst);
+            let Ok(mut upstream) = std::net::TcpStream::connect(server) else {
+                return;
+            };
+            let (mut c2, mut u2) = (
+                client.try_clone().expect("clone"),
+                upstream.try_clone().expect("clone"),
+            );
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 8192];
+                while let Ok(n) = u2.read(&mut buf) {
+                    if n == 0 || c2.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            });
+            let armed = a.clone();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 8192];
+                while let Ok(n) = client.read(&mut buf) {
+                    if n == 0 || upstream.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                    let commit = buf[..n].windows(7).any(|w| w == b"COMMIT\0");
+                    if commit && armed.swap(false, Ordering::SeqCst) {
+                        // The server has the COMMIT; the client loses the
+                        // answer.
+                        let _ = client.shutdown(std::net::Shutdown::Both);
+                        std::thread::sleep(std::time::Duration::from_millis(300));
+                        let _ = upstream.shutdown(std::net::Shutdown::Both);
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    (addr, armed, taken)
+}
+
+#[test]
+fn a_commit_whose_answer_is_lost_is_looked_up_not_written_twice() {
+    let Some(url) = fresh_db() else { return };
+    let dir = tempfile::tempdir().expect("dir");
+    Pg::connect(&url).expect("connects").init().expect("init");
+    // postgres://postgres@127.0.0.1:PORT/DB → the server's address.
+    let hostport = url
+        .split('@')
+        .nth(1)
+        .and_then(|r| r.split('/').next())
+        .expect("host:port");
+    let server: std::net::SocketAddr = hostport.parse().expect("an address");
+    let (proxy, armed, taken) = commit_cutter(server);
+    let through = url.replacen(hostport, &proxy.to_string(), 1);
+    let mut pg = Pg::connect(&through).expect("connects through the proxy");
+    pg.append(&opsgate::audit::Sealer::Sha256, &[marker(0, 1)])
+        .expect("a first append");
+    armed.store(true, std::sync::atomic::Ordering::SeqCst);
+    let done = pg
+        .append(
+            &opsgate::audit::Sealer::Sha256,
+            &[marker(0, 2), marker(0, 3)],
+        )
+        .expect("the append is acknowledged after the lookup");
+    assert_eq!(done.len(), 2);
+    assert!(
+        !armed.load(std::sync::atomic::Ordering::SeqCst),
+        "the proxy cut a COMMIT"
+    );
+    assert!(
+        taken.load(std::sync::atomic::Ordering::SeqCst) >= 2,
+        "the client connected again"
+    );
+    pg.append(&opsgate::audit::Sealer::Sha256, &[marker(0, 4)])
+        .expect("appends go on");
+    let seen = exported_markers(&url, dir.path());
+    assert_eq!(
+        seen.keys().cloned().collect::<Vec<_>>(),
+        ["w0-n1", "w0-n2", "w0-n3", "w0-n4"]
+    );
+    assert!(seen.values().all(|n| *n == 1), "nothing twice: {seen:?}");
+}

@@ -103,6 +103,44 @@ pub struct Appended {
     pub offset: u64,
 }
 
+/// A record sealed and chained, ready to be written.
+#[derive(Debug, Clone)]
+pub struct Sealed {
+    pub seq: u64,
+    pub hash: String,
+    /// The record's line, newline included.
+    pub line: Vec<u8>,
+}
+
+/// Seals `events` as the records after `(seq, hash)` of the chain, all at
+/// `ts`: the one way records are made, for the file log and the store.
+pub fn seal_after(
+    sealer: &Sealer,
+    (mut seq, prev): (u64, &str),
+    ts: chrono::DateTime<Utc>,
+    events: &[Event],
+) -> Result<Vec<Sealed>, AuditError> {
+    let mut prev = prev.to_owned();
+    let mut out = Vec::with_capacity(events.len());
+    for event in events {
+        seq += 1;
+        let canonical = serde_json::to_vec(&Unsealed {
+            v: VERSION,
+            seq,
+            ts,
+            event,
+            alg: sealer.alg(),
+            key_id: sealer.key_id(),
+            prev: &prev,
+        })
+        .map_err(AuditError::from)?;
+        let (line, hash) = sealer.seal(canonical);
+        prev.clone_from(&hash);
+        out.push(Sealed { seq, hash, line });
+    }
+    Ok(out)
+}
+
 /// The chain position after the last complete record.
 #[derive(Debug, Clone)]
 struct Tail {
@@ -456,26 +494,14 @@ impl AuditLog {
         }
         let mut buf = Vec::new();
         let mut appended = Vec::with_capacity(events.len());
-        let ts = Utc::now();
-        for event in &events {
-            let canonical = serde_json::to_vec(&Unsealed {
-                v: VERSION,
-                seq: tail.seq + 1,
-                ts,
-                event,
-                alg: self.sealer.alg(),
-                key_id: self.sealer.key_id(),
-                prev: &tail.hash,
-            })
-            .map_err(AuditError::from)?;
-            let (line, hash) = self.sealer.seal(canonical);
+        for s in seal_after(&self.sealer, (tail.seq, &tail.hash), Utc::now(), &events)? {
             let offset = tail.end + buf.len() as u64;
-            buf.extend_from_slice(&line);
-            tail.seq += 1;
-            tail.hash.clone_from(&hash);
+            buf.extend_from_slice(&s.line);
+            tail.seq = s.seq;
+            tail.hash.clone_from(&s.hash);
             appended.push(Appended {
-                seq: tail.seq,
-                hash,
+                seq: s.seq,
+                hash: s.hash,
                 offset,
             });
         }

@@ -15,8 +15,10 @@ use tokio_postgres::{Client, NoTls};
 use super::redact_url;
 use crate::audit::Sealer;
 use crate::audit::chain::GENESIS;
+use crate::audit::log::{Sealed, seal_after};
 use crate::audit::read::Line;
 use crate::audit::verify::Verifier;
+use crate::core::event::Event;
 
 /// What can go wrong with the store.
 #[derive(Debug, thiserror::Error)]
@@ -91,6 +93,8 @@ pub fn schema_version() -> i32 {
 pub struct Pg {
     rt: tokio::runtime::Runtime,
     client: Client,
+    /// How to connect again (the password included).
+    config: tokio_postgres::Config,
     url: String,
 }
 
@@ -192,11 +196,14 @@ impl Pg {
                 tracing::warn!(error = %e, "the PostgreSQL connection ended");
             }
         });
-        Ok(Pg {
+        let pg = Pg {
             rt,
             client,
+            config,
             url: shown,
-        })
+        };
+        pg.session()?;
+        Ok(pg)
     }
 
     /// The URL, without its password.
@@ -347,30 +354,8 @@ impl Pg {
             if seq != 0 || records != 0 {
                 return Err(StoreError::NotEmpty { url, records, seq });
             }
-            let insert = tx
-                .prepare(
-                    "INSERT INTO opsgate_audit (seq, prev, hash, record, type, plan_id, run_id, written_at)
-                     SELECT s, p, h, r, t, pl, ru, w::timestamptz
-                     FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bytea[], $5::text[], $6::text[], $7::text[], $8::text[])
-                         AS u(s, p, h, r, t, pl, ru, w)",
-                )
-                .await
-                .map_err(db("preparing the import"))?;
             for chunk in rows.chunks(BATCH) {
-                let seqs: Vec<i64> = chunk.iter().map(|r| r.seq).collect();
-                let prevs: Vec<&str> = chunk.iter().map(|r| r.prev.as_str()).collect();
-                let hashes: Vec<&str> = chunk.iter().map(|r| r.hash.as_str()).collect();
-                let records: Vec<&[u8]> = chunk.iter().map(|r| r.record.as_slice()).collect();
-                let kinds: Vec<&str> = chunk.iter().map(|r| r.kind.as_str()).collect();
-                let plans: Vec<Option<&str>> = chunk.iter().map(|r| r.plan_id.as_deref()).collect();
-                let runs: Vec<Option<&str>> = chunk.iter().map(|r| r.run_id.as_deref()).collect();
-                let ts: Vec<&str> = chunk.iter().map(|r| r.ts.as_str()).collect();
-                tx.execute(
-                    &insert,
-                    &[&seqs, &prevs, &hashes, &records, &kinds, &plans, &runs, &ts],
-                )
-                .await
-                .map_err(db(format!(
+                insert_rows(&tx, chunk).await.map_err(db(format!(
                     "importing records {}..",
                     chunk.first().map_or(0, |r| r.seq)
                 )))?;
@@ -435,6 +420,29 @@ impl Pg {
     }
 }
 
+/// Inserts `rows` in one statement (arrays unnested server-side).
+async fn insert_rows(
+    tx: &tokio_postgres::Transaction<'_>,
+    rows: &[Row],
+) -> Result<u64, tokio_postgres::Error> {
+    let seqs: Vec<i64> = rows.iter().map(|r| r.seq).collect();
+    let prevs: Vec<&str> = rows.iter().map(|r| r.prev.as_str()).collect();
+    let hashes: Vec<&str> = rows.iter().map(|r| r.hash.as_str()).collect();
+    let records: Vec<&[u8]> = rows.iter().map(|r| r.record.as_slice()).collect();
+    let kinds: Vec<&str> = rows.iter().map(|r| r.kind.as_str()).collect();
+    let plans: Vec<Option<&str>> = rows.iter().map(|r| r.plan_id.as_deref()).collect();
+    let runs: Vec<Option<&str>> = rows.iter().map(|r| r.run_id.as_deref()).collect();
+    let ts: Vec<&str> = rows.iter().map(|r| r.ts.as_str()).collect();
+    tx.execute(
+        "INSERT INTO opsgate_audit (seq, prev, hash, record, type, plan_id, run_id, written_at)
+         SELECT s, p, h, r, t, pl, ru, w::timestamptz
+         FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bytea[], $5::text[], $6::text[], $7::text[], $8::text[])
+             AS u(s, p, h, r, t, pl, ru, w)",
+        &[&seqs, &prevs, &hashes, &records, &kinds, &plans, &runs, &ts],
+    )
+    .await
+}
+
 /// The records of `bytes` (a file log), each verified in order; the first
 /// problem is the error.
 fn verified_rows(bytes: &[u8], sealer: &Sealer) -> Result<Vec<Row>, String> {
@@ -476,4 +484,217 @@ fn verified_rows(bytes: &[u8], sealer: &Sealer) -> Result<Vec<Row>, String> {
         rest = &rest[used..];
     }
     Ok(rows)
+}
+
+/// How an append attempt ended without being acknowledged.
+enum Attempt {
+    /// Nothing was committed (refused before COMMIT, or COMMIT refused).
+    NotWritten(StoreError),
+    /// The connection dropped at COMMIT: the batch may be in, or not.
+    Unknown(Vec<Sealed>, StoreError),
+}
+
+/// How long an append keeps trying to reach the server again (after a
+/// dropped connection or a restart) before it reports the failure.
+const RECONNECT_FOR: std::time::Duration = std::time::Duration::from_secs(15);
+
+impl Pg {
+    /// Session settings for every connection: a stalled holder of the head
+    /// lock (a sleeping laptop) does not block everyone, and a commit
+    /// returns only once it is durable.
+    fn session(&self) -> Result<(), StoreError> {
+        let c = &self.client;
+        self.rt
+            .block_on(c.batch_execute(
+                "SET lock_timeout = '5s';
+                 SET idle_in_transaction_session_timeout = '30s';
+                 SET synchronous_commit = on;",
+            ))
+            .map_err(db("setting up the session"))
+    }
+
+    /// Connects again, trying until [`RECONNECT_FOR`] has passed.
+    fn reconnect(&mut self) -> Result<(), StoreError> {
+        let started = std::time::Instant::now();
+        let mut wait = std::time::Duration::from_millis(50);
+        loop {
+            match self.rt.block_on(self.config.connect(NoTls)) {
+                Ok((client, conn)) => {
+                    self.rt.spawn(async move {
+                        let _ = conn.await;
+                    });
+                    self.client = client;
+                    return self.session();
+                }
+                Err(e) if started.elapsed() >= RECONNECT_FOR => {
+                    return Err(db(format!("cannot reconnect to {}", self.url))(e));
+                }
+                Err(_) => {
+                    std::thread::sleep(wait);
+                    wait = (wait * 2).min(std::time::Duration::from_secs(1));
+                }
+            }
+        }
+    }
+
+    /// Appends `events` (already redacted) after the chain's head, sealed
+    /// with `sealer` in this process (the audit key never reaches the
+    /// database), in one transaction under the head's row lock. Returns
+    /// each record's seq and hash once the commit is durable.
+    ///
+    /// A connection that drops at COMMIT leaves the outcome unknown: the
+    /// batch is looked up (under the head lock, so the old transaction has
+    /// ended) before anything is made again, so a record is never written
+    /// twice and never lost.
+    pub fn append(
+        &mut self,
+        sealer: &Sealer,
+        events: &[Event],
+    ) -> Result<Vec<(u64, String)>, StoreError> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let started = std::time::Instant::now();
+        loop {
+            let failure = match self.try_append(sealer, events) {
+                Ok(done) => return Ok(done),
+                Err(Attempt::NotWritten(e)) => e,
+                Err(Attempt::Unknown(sealed, e)) => {
+                    self.reconnect()?;
+                    if self.committed(&sealed)? {
+                        return Ok(sealed.into_iter().map(|s| (s.seq, s.hash)).collect());
+                    }
+                    e
+                }
+            };
+            // Only a lost connection is worth another try; the server's
+            // refusal is the answer.
+            if !self.client.is_closed() || started.elapsed() >= RECONNECT_FOR {
+                return Err(failure);
+            }
+            self.reconnect()?;
+        }
+    }
+
+    fn try_append(
+        &mut self,
+        sealer: &Sealer,
+        events: &[Event],
+    ) -> Result<Vec<(u64, String)>, Attempt> {
+        let c = &mut self.client;
+        self.rt.block_on(async {
+            let not_written = |what: &'static str| {
+                move |e: tokio_postgres::Error| Attempt::NotWritten(db(what)(e))
+            };
+            let tx = c
+                .transaction()
+                .await
+                .map_err(not_written("starting an append"))?;
+            let head = tx
+                .query_one("SELECT seq, hash FROM opsgate_head FOR UPDATE", &[])
+                .await
+                .map_err(not_written("locking the head"))?;
+            let (seq, hash): (i64, String) = (head.get(0), head.get(1));
+            let sealed = seal_after(
+                sealer,
+                (u64::try_from(seq).unwrap_or(0), &hash),
+                chrono::Utc::now(),
+                events,
+            )
+            .map_err(|e| {
+                Attempt::NotWritten(StoreError::Io(std::io::Error::other(e.to_string())))
+            })?;
+            let rows = sealed
+                .iter()
+                .map(|s| {
+                    row_of(s)
+                        .map_err(|m| Attempt::NotWritten(StoreError::Io(std::io::Error::other(m))))
+                })
+                .collect::<Result<Vec<Row>, Attempt>>()?;
+            let (new_seq, new_hash) = rows
+                .last()
+                .map(|r| (r.seq, r.hash.clone()))
+                .unwrap_or((seq, hash));
+            // Both statements go out together (pipelined): one round trip.
+            let head_params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] =
+                [&new_seq, &new_hash];
+            let insert = insert_rows(&tx, &rows);
+            let head = tx.execute(
+                "WITH h AS (UPDATE opsgate_head SET seq = $1, hash = $2 RETURNING seq)
+                 SELECT pg_notify('opsgate_audit', seq::text) FROM h",
+                &head_params,
+            );
+            let (inserted, moved) = tokio::join!(insert, head);
+            inserted.map_err(not_written("inserting records"))?;
+            moved.map_err(not_written("moving the head"))?;
+            match tx.commit().await {
+                Ok(()) => Ok(sealed.into_iter().map(|s| (s.seq, s.hash)).collect()),
+                // The server answered: it did not commit.
+                Err(e) if e.as_db_error().is_some() => {
+                    Err(Attempt::NotWritten(db("committing an append")(e)))
+                }
+                Err(e) => Err(Attempt::Unknown(sealed, db("committing an append")(e))),
+            }
+        })
+    }
+
+    /// Whether the batch `sealed` is in the store: looked up under the head
+    /// lock, which the transaction that wrote it (if it still runs) holds
+    /// until it ends.
+    fn committed(&mut self, sealed: &[Sealed]) -> Result<bool, StoreError> {
+        let hashes: Vec<&str> = sealed.iter().map(|s| s.hash.as_str()).collect();
+        let c = &mut self.client;
+        let found: i64 = self.rt.block_on(async {
+            let tx = c.transaction().await.map_err(db("looking up an append"))?;
+            tx.query_one("SELECT 1 FROM opsgate_head FOR UPDATE", &[])
+                .await
+                .map_err(db("locking the head"))?;
+            let n = tx
+                .query_one(
+                    "SELECT count(*) FROM opsgate_audit WHERE hash = ANY($1)",
+                    &[&hashes],
+                )
+                .await
+                .map_err(db("looking up an append"))?
+                .get(0);
+            tx.rollback().await.map_err(db("looking up an append"))?;
+            Ok::<i64, StoreError>(n)
+        })?;
+        match usize::try_from(found) {
+            Ok(0) => Ok(false),
+            Ok(n) if n == sealed.len() => Ok(true),
+            _ => Err(StoreError::Db {
+                what: "looking up an append".into(),
+                message: format!(
+                    "{found} of {} records of one transaction are in the store",
+                    sealed.len()
+                ),
+            }),
+        }
+    }
+}
+
+/// The row of a sealed record.
+fn row_of(s: &Sealed) -> Result<Row, String> {
+    #[derive(serde::Deserialize)]
+    struct Ids {
+        plan_id: Option<String>,
+        run_id: Option<String>,
+        #[serde(rename = "type")]
+        kind: String,
+        ts: String,
+        prev: String,
+    }
+    let line = s.line.strip_suffix(b"\n").unwrap_or(&s.line);
+    let ids: Ids = serde_json::from_slice(line).map_err(|e| e.to_string())?;
+    Ok(Row {
+        seq: i64::try_from(s.seq).map_err(|_| "seq too large".to_owned())?,
+        prev: ids.prev,
+        hash: s.hash.clone(),
+        record: line.to_vec(),
+        kind: ids.kind,
+        plan_id: ids.plan_id,
+        run_id: ids.run_id,
+        ts: ids.ts,
+    })
 }

@@ -1,0 +1,112 @@
+//! What an append costs in the PostgreSQL store (`store::pg`): records per
+//! second for one writer, and for sixteen writers each on its own
+//! connection, one record or ten per transaction. Every append is a
+//! durable commit (`synchronous_commit = on`) under the head's row lock.
+//!
+//! `scripts/bench-store.sh` runs it beside `pgbench` inserting rows of the
+//! same size on the same server, and prints both. Alone:
+//! `OPSGATE_TEST_PG_URL=postgres://… cargo bench --bench store`. Under
+//! `cargo test --benches` it runs small (when a test server is set) and
+//! checks that the chain it wrote verifies.
+
+use std::time::Instant;
+
+use opsgate::audit::{Channel, Event, Sealer};
+use opsgate::core::digest::PolicyHash;
+use opsgate::store::pg::Pg;
+
+type BenchResult<T> = Result<T, Box<dyn std::error::Error>>;
+
+/// A record of about the size of a decision (~400 bytes).
+fn event(writer: usize, n: usize) -> Event {
+    Event::Refused {
+        attempt: "bench".into(),
+        plan_id: Some(format!("plan-{writer}")),
+        run_id: None,
+        user: format!("writer{writer}"),
+        channel: Channel::Cli,
+        code: "bench".into(),
+        reason: format!("{n:08} {}", "x".repeat(200)),
+        plan_hash: None,
+        policy_hash: PolicyHash::new(format!("sha256:{}", "0".repeat(64))),
+        metadata: Default::default(),
+    }
+}
+
+/// A fresh database on the server at `admin`; its URL.
+fn fresh(admin: &str, name: &str) -> BenchResult<String> {
+    let pg = Pg::connect(admin)?;
+    let _ = pg.execute_raw(&format!("DROP DATABASE IF EXISTS {name}"));
+    pg.execute_raw(&format!("CREATE DATABASE {name}"))?;
+    let base = admin.rsplit_once('/').map_or(admin, |(b, _)| b);
+    let url = format!("{base}/{name}");
+    Pg::connect(&url)?.init()?;
+    Ok(url)
+}
+
+/// `writers` threads, each appending `each` transactions of `batch`
+/// records; returns records per second.
+fn run(url: &str, writers: usize, each: usize, batch: usize) -> BenchResult<f64> {
+    let started = Instant::now();
+    std::thread::scope(|s| -> BenchResult<()> {
+        let handles: Vec<_> = (0..writers)
+            .map(|w| {
+                s.spawn(move || -> Result<(), String> {
+                    let mut pg = Pg::connect(url).map_err(|e| e.to_string())?;
+                    for n in 0..each {
+                        let events: Vec<Event> =
+                            (0..batch).map(|k| event(w, n * batch + k)).collect();
+                        pg.append(&Sealer::Sha256, &events)
+                            .map_err(|e| e.to_string())?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().map_err(|_| "a writer panicked")??;
+        }
+        Ok(())
+    })?;
+    Ok((writers * each * batch) as f64 / started.elapsed().as_secs_f64())
+}
+
+fn verify(url: &str, expect: usize) -> BenchResult<()> {
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("export.jsonl");
+    let n = Pg::connect(url)?.export(&mut std::fs::File::create(&file)?)?;
+    let report = opsgate::audit::verify::verify_file(&file, &Sealer::Sha256, None)?;
+    if !report.ok || n as usize != expect {
+        return Err(format!("{n} records, expected {expect}: {:?}", report.problem).into());
+    }
+    Ok(())
+}
+
+fn main() -> BenchResult<()> {
+    let quick = !std::env::args().any(|a| a == "--bench");
+    let Some(admin) = std::env::var("OPSGATE_TEST_PG_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+    else {
+        if std::env::var_os("OPSGATE_REQUIRE_BACKENDS").is_some() {
+            return Err("OPSGATE_TEST_PG_URL is not set and OPSGATE_REQUIRE_BACKENDS is".into());
+        }
+        eprintln!("SKIPPED: OPSGATE_TEST_PG_URL is not set: no PostgreSQL to measure");
+        return Ok(());
+    };
+    let scale = if quick { 1 } else { 20 };
+    let cases = [
+        ("1 writer, 1 record per commit", 1, 100 * scale, 1),
+        ("16 writers, 1 record per commit", 16, 10 * scale, 1),
+        ("16 writers, 10 records per commit", 16, 5 * scale, 10),
+    ];
+    println!("| appends | records/s |");
+    println!("|---|---|");
+    for (i, (what, writers, each, batch)) in cases.into_iter().enumerate() {
+        let url = fresh(&admin, &format!("opsgate_bench_{}_{i}", std::process::id()))?;
+        let rate = run(&url, writers, each, batch)?;
+        verify(&url, writers * each * batch)?;
+        println!("| {what} | {rate:.0} |");
+    }
+    Ok(())
+}
