@@ -71,6 +71,33 @@ fn run(url: &str, writers: usize, each: usize, batch: usize) -> BenchResult<f64>
     Ok((writers * each * batch) as f64 / started.elapsed().as_secs_f64())
 }
 
+/// `threads` threads of one process appending through one `PgLog` (group
+/// commit), `each` appends of one record; records per second and commits.
+fn run_shared(url: &str, threads: usize, each: usize) -> BenchResult<(f64, u64)> {
+    let log = opsgate::store::pg::PgLog::new(Pg::connect(url)?, Sealer::Sha256);
+    let started = Instant::now();
+    std::thread::scope(|s| -> BenchResult<()> {
+        let handles: Vec<_> = (0..threads)
+            .map(|w| {
+                let log = &log;
+                s.spawn(move || -> Result<(), String> {
+                    for n in 0..each {
+                        log.append_all(vec![event(w, n)])
+                            .map_err(|e| e.to_string())?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().map_err(|_| "a writer panicked")??;
+        }
+        Ok(())
+    })?;
+    let rate = (threads * each) as f64 / started.elapsed().as_secs_f64();
+    Ok((rate, log.commits()))
+}
+
 fn verify(url: &str, expect: usize) -> BenchResult<()> {
     let dir = tempfile::tempdir()?;
     let file = dir.path().join("export.jsonl");
@@ -108,5 +135,16 @@ fn main() -> BenchResult<()> {
         verify(&url, writers * each * batch)?;
         println!("| {what} | {rate:.0} |");
     }
+    let (threads, each) = (16, 50 * scale);
+    let url = fresh(
+        &admin,
+        &format!("opsgate_bench_{}_shared", std::process::id()),
+    )?;
+    let (rate, commits) = run_shared(&url, threads, each)?;
+    verify(&url, threads * each)?;
+    println!(
+        "| 16 threads of one process, 1 record each, group commit ({commits} commits for {} appends) | {rate:.0} |",
+        threads * each
+    );
     Ok(())
 }

@@ -7,7 +7,9 @@
 # Starts a private server with scripts/test-env-pg.sh (data on /dev/shm,
 # synchronous_commit on), runs pgbench for 1 and 16 clients (one INSERT and
 # COMMIT per transaction, prepared statements), then
-# `cargo bench --bench store`, and stops the server.
+# `cargo bench --bench store` (with OPSGATE_BENCH_DEBUG=1, the same bench
+# from the test profile: no release build of the whole tree), and stops the
+# server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs="${1:-10}"
@@ -29,4 +31,8 @@ for c in 1 16; do
     echo "| $c client(s) | ${tps%.*} |"
 done
 echo
-OPSGATE_TEST_PG_URL="$url" cargo bench --bench store 2>/dev/null
+if [ -n "${OPSGATE_BENCH_DEBUG:-}" ]; then
+    OPSGATE_TEST_PG_URL="$url" cargo test --bench store -- --bench 2>/dev/null | grep '^|'
+else
+    OPSGATE_TEST_PG_URL="$url" cargo bench --bench store 2>/dev/null
+fi

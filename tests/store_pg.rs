@@ -451,16 +451,20 @@ fn commit_cutter(
             std::thread::spawn(move || {
                 let mut buf = [0u8; 8192];
                 while let Ok(n) = client.read(&mut buf) {
-                    if n == 0 || upstream.write_all(&buf[..n]).is_err() {
+                    if n == 0 {
                         break;
                     }
                     let commit = buf[..n].windows(7).any(|w| w == b"COMMIT\0");
                     if commit && armed.swap(false, Ordering::SeqCst) {
-                        // The server has the COMMIT; the client loses the
-                        // answer.
+                        // The client's side is cut first, so no answer
+                        // can reach it; then the server gets the COMMIT.
                         let _ = client.shutdown(std::net::Shutdown::Both);
+                        let _ = upstream.write_all(&buf[..n]);
                         std::thread::sleep(std::time::Duration::from_millis(300));
                         let _ = upstream.shutdown(std::net::Shutdown::Both);
+                        break;
+                    }
+                    if upstream.write_all(&buf[..n]).is_err() {
                         break;
                     }
                 }
@@ -511,4 +515,37 @@ fn a_commit_whose_answer_is_lost_is_looked_up_not_written_twice() {
         ["w0-n1", "w0-n2", "w0-n3", "w0-n4"]
     );
     assert!(seen.values().all(|n| *n == 1), "nothing twice: {seen:?}");
+}
+
+#[test]
+fn one_process_s_threads_share_commits_and_each_returns_when_durable() {
+    let Some(url) = fresh_db() else { return };
+    let dir = tempfile::tempdir().expect("dir");
+    let mut pg = Pg::connect(&url).expect("connects");
+    pg.init().expect("init");
+    let log = opsgate::store::pg::PgLog::new(pg, opsgate::audit::Sealer::Sha256);
+    let (threads, each) = (16, 30);
+    std::thread::scope(|s| {
+        for w in 0..threads {
+            let log = &log;
+            s.spawn(move || {
+                for n in 0..each {
+                    let done = log
+                        .append_all(vec![marker(w, 2 * n), marker(w, 2 * n + 1)])
+                        .expect("append");
+                    assert_eq!(done.len(), 2);
+                    assert_eq!(done[1].0, done[0].0 + 1, "a batch stays together");
+                }
+            });
+        }
+    });
+    let seen = exported_markers(&url, dir.path());
+    assert_eq!(seen.len(), threads * each * 2);
+    assert!(seen.values().all(|n| *n == 1), "{seen:?}");
+    let commits = log.commits();
+    assert!(
+        commits < (threads * each) as u64,
+        "{commits} commits for {} appends: gathered",
+        threads * each
+    );
 }

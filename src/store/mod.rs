@@ -1,11 +1,12 @@
 //! Where the audit log lives: a JSON Lines file (one host), or PostgreSQL
 //! (team mode, [`pg`]), holding the same hash-chained records byte for byte.
 //!
-//! This first part of team mode creates and inspects the PostgreSQL store
-//! and moves a verified file log into it and back out (`opsgate store
-//! init|status|migrate|export`). Decisions and runs still write the file
-//! log: the commands that decide do not take `--store` yet, so none can
-//! believe it wrote to PostgreSQL.
+//! This first part of team mode creates and inspects the PostgreSQL store,
+//! moves a verified file log into it and back out (`opsgate store
+//! init|status|migrate|export`), and appends to it safely
+//! ([`pg::Pg::append`]). Decisions and runs still write the file log: the
+//! commands that decide do not take `--store` yet, so none can believe it
+//! wrote to PostgreSQL.
 
 pub mod pg;
 

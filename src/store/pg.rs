@@ -96,6 +96,15 @@ pub struct Pg {
     /// How to connect again (the password included).
     config: tokio_postgres::Config,
     url: String,
+    /// An append's statements, prepared on this connection.
+    statements: Option<Statements>,
+}
+
+#[derive(Clone)]
+struct Statements {
+    lock_head: tokio_postgres::Statement,
+    insert: tokio_postgres::Statement,
+    move_head: tokio_postgres::Statement,
 }
 
 impl std::fmt::Debug for Pg {
@@ -201,6 +210,7 @@ impl Pg {
             client,
             config,
             url: shown,
+            statements: None,
         };
         pg.session()?;
         Ok(pg)
@@ -420,27 +430,60 @@ impl Pg {
     }
 }
 
-/// Inserts `rows` in one statement (arrays unnested server-side).
+/// Inserts records given as arrays, unnested server-side: one statement
+/// for any number of rows.
+const INSERT_ROWS: &str = "INSERT INTO opsgate_audit (seq, prev, hash, record, type, plan_id, run_id, written_at)
+     SELECT s, p, h, r, t, pl, ru, w::timestamptz
+     FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bytea[], $5::text[], $6::text[], $7::text[], $8::text[])
+         AS u(s, p, h, r, t, pl, ru, w)";
+
+/// The columns of some rows, as [`INSERT_ROWS`] takes them.
+struct Columns<'a> {
+    seqs: Vec<i64>,
+    prevs: Vec<&'a str>,
+    hashes: Vec<&'a str>,
+    records: Vec<&'a [u8]>,
+    kinds: Vec<&'a str>,
+    plans: Vec<Option<&'a str>>,
+    runs: Vec<Option<&'a str>>,
+    ts: Vec<&'a str>,
+}
+
+impl<'a> Columns<'a> {
+    fn of(rows: &'a [Row]) -> Self {
+        Columns {
+            seqs: rows.iter().map(|r| r.seq).collect(),
+            prevs: rows.iter().map(|r| r.prev.as_str()).collect(),
+            hashes: rows.iter().map(|r| r.hash.as_str()).collect(),
+            records: rows.iter().map(|r| r.record.as_slice()).collect(),
+            kinds: rows.iter().map(|r| r.kind.as_str()).collect(),
+            plans: rows.iter().map(|r| r.plan_id.as_deref()).collect(),
+            runs: rows.iter().map(|r| r.run_id.as_deref()).collect(),
+            ts: rows.iter().map(|r| r.ts.as_str()).collect(),
+        }
+    }
+
+    fn params(&self) -> [&(dyn tokio_postgres::types::ToSql + Sync); 8] {
+        [
+            &self.seqs,
+            &self.prevs,
+            &self.hashes,
+            &self.records,
+            &self.kinds,
+            &self.plans,
+            &self.runs,
+            &self.ts,
+        ]
+    }
+}
+
+/// Inserts `rows` in one statement.
 async fn insert_rows(
     tx: &tokio_postgres::Transaction<'_>,
     rows: &[Row],
 ) -> Result<u64, tokio_postgres::Error> {
-    let seqs: Vec<i64> = rows.iter().map(|r| r.seq).collect();
-    let prevs: Vec<&str> = rows.iter().map(|r| r.prev.as_str()).collect();
-    let hashes: Vec<&str> = rows.iter().map(|r| r.hash.as_str()).collect();
-    let records: Vec<&[u8]> = rows.iter().map(|r| r.record.as_slice()).collect();
-    let kinds: Vec<&str> = rows.iter().map(|r| r.kind.as_str()).collect();
-    let plans: Vec<Option<&str>> = rows.iter().map(|r| r.plan_id.as_deref()).collect();
-    let runs: Vec<Option<&str>> = rows.iter().map(|r| r.run_id.as_deref()).collect();
-    let ts: Vec<&str> = rows.iter().map(|r| r.ts.as_str()).collect();
-    tx.execute(
-        "INSERT INTO opsgate_audit (seq, prev, hash, record, type, plan_id, run_id, written_at)
-         SELECT s, p, h, r, t, pl, ru, w::timestamptz
-         FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bytea[], $5::text[], $6::text[], $7::text[], $8::text[])
-             AS u(s, p, h, r, t, pl, ru, w)",
-        &[&seqs, &prevs, &hashes, &records, &kinds, &plans, &runs, &ts],
-    )
-    .await
+    let cols = Columns::of(rows);
+    tx.execute(INSERT_ROWS, &cols.params()).await
 }
 
 /// The records of `bytes` (a file log), each verified in order; the first
@@ -524,6 +567,7 @@ impl Pg {
                         let _ = conn.await;
                     });
                     self.client = client;
+                    self.statements = None;
                     return self.session();
                 }
                 Err(e) if started.elapsed() >= RECONNECT_FOR => {
@@ -576,66 +620,103 @@ impl Pg {
         }
     }
 
+    /// The statements an append uses, prepared once per connection.
+    fn statements(&mut self) -> Result<Statements, tokio_postgres::Error> {
+        if let Some(st) = &self.statements {
+            return Ok(st.clone());
+        }
+        let c = &self.client;
+        let st = self.rt.block_on(async {
+            let (lock_head, insert, move_head) = tokio::join!(
+                c.prepare("SELECT seq, hash FROM opsgate_head FOR UPDATE"),
+                c.prepare(INSERT_ROWS),
+                c.prepare(
+                    "WITH h AS (UPDATE opsgate_head SET seq = $1, hash = $2 RETURNING seq)
+                     SELECT pg_notify('opsgate_audit', seq::text) FROM h",
+                ),
+            );
+            Ok::<_, tokio_postgres::Error>(Statements {
+                lock_head: lock_head?,
+                insert: insert?,
+                move_head: move_head?,
+            })
+        })?;
+        self.statements = Some(st.clone());
+        Ok(st)
+    }
+
+    /// One try, in two round trips: `BEGIN` with the head's row lock, then
+    /// the insert, the head's move and `COMMIT`, each pair pipelined.
     fn try_append(
         &mut self,
         sealer: &Sealer,
         events: &[Event],
     ) -> Result<Vec<(u64, String)>, Attempt> {
-        let c = &mut self.client;
-        self.rt.block_on(async {
+        let st = self
+            .statements()
+            .map_err(|e| Attempt::NotWritten(db("preparing an append")(e)))?;
+        let c = &self.client;
+        let outcome = self.rt.block_on(async {
             let not_written = |what: &'static str| {
                 move |e: tokio_postgres::Error| Attempt::NotWritten(db(what)(e))
             };
-            let tx = c
-                .transaction()
-                .await
-                .map_err(not_written("starting an append"))?;
-            let head = tx
-                .query_one("SELECT seq, hash FROM opsgate_head FOR UPDATE", &[])
-                .await
-                .map_err(not_written("locking the head"))?;
+            let (begun, head) =
+                tokio::join!(c.batch_execute("BEGIN"), c.query_one(&st.lock_head, &[]));
+            begun.map_err(not_written("starting an append"))?;
+            let head = head.map_err(not_written("locking the head"))?;
             let (seq, hash): (i64, String) = (head.get(0), head.get(1));
+            let invalid = |m: String| Attempt::NotWritten(StoreError::Io(std::io::Error::other(m)));
             let sealed = seal_after(
                 sealer,
                 (u64::try_from(seq).unwrap_or(0), &hash),
                 chrono::Utc::now(),
                 events,
             )
-            .map_err(|e| {
-                Attempt::NotWritten(StoreError::Io(std::io::Error::other(e.to_string())))
-            })?;
+            .map_err(|e| invalid(e.to_string()))?;
             let rows = sealed
                 .iter()
-                .map(|s| {
-                    row_of(s)
-                        .map_err(|m| Attempt::NotWritten(StoreError::Io(std::io::Error::other(m))))
-                })
+                .map(|s| row_of(s).map_err(invalid))
                 .collect::<Result<Vec<Row>, Attempt>>()?;
-            let (new_seq, new_hash) = rows
-                .last()
-                .map(|r| (r.seq, r.hash.clone()))
-                .unwrap_or((seq, hash));
-            // Both statements go out together (pipelined): one round trip.
+            let (new_seq, new_hash) = rows.last().map_or((seq, hash), |r| (r.seq, r.hash.clone()));
+            let cols = Columns::of(&rows);
+            let params = cols.params();
             let head_params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] =
                 [&new_seq, &new_hash];
-            let insert = insert_rows(&tx, &rows);
-            let head = tx.execute(
-                "WITH h AS (UPDATE opsgate_head SET seq = $1, hash = $2 RETURNING seq)
-                 SELECT pg_notify('opsgate_audit', seq::text) FROM h",
-                &head_params,
+            let (inserted, moved, committed) = tokio::join!(
+                c.execute(&st.insert, &params),
+                c.execute(&st.move_head, &head_params),
+                c.batch_execute("COMMIT"),
             );
-            let (inserted, moved) = tokio::join!(insert, head);
-            inserted.map_err(not_written("inserting records"))?;
-            moved.map_err(not_written("moving the head"))?;
-            match tx.commit().await {
-                Ok(()) => Ok(sealed.into_iter().map(|s| (s.seq, s.hash)).collect()),
-                // The server answered: it did not commit.
-                Err(e) if e.as_db_error().is_some() => {
-                    Err(Attempt::NotWritten(db("committing an append")(e)))
-                }
-                Err(e) => Err(Attempt::Unknown(sealed, db("committing an append")(e))),
+            let results = [inserted.map(|_| ()), moved.map(|_| ()), committed];
+            // The server refused a statement: the transaction was aborted
+            // and its COMMIT rolled back.
+            if let Some(e) = results
+                .iter()
+                .find_map(|r| r.as_ref().err().filter(|e| e.as_db_error().is_some()))
+            {
+                let message = match e.as_db_error() {
+                    Some(d) => format!("{} ({})", d.message(), d.code().code()),
+                    None => e.to_string(),
+                };
+                return Err(Attempt::NotWritten(StoreError::Db {
+                    what: "appending".into(),
+                    message,
+                }));
             }
-        })
+            // The connection broke somewhere in the pipeline: the COMMIT
+            // may have been carried out.
+            if let Some(e) = results.into_iter().find_map(Result::err) {
+                return Err(Attempt::Unknown(sealed, db("committing an append")(e)));
+            }
+            Ok(sealed.into_iter().map(|s| (s.seq, s.hash)).collect())
+        });
+        if let Err(Attempt::NotWritten(_)) = &outcome
+            && !self.client.is_closed()
+        {
+            // Leave no transaction open on this session.
+            let _ = self.rt.block_on(self.client.batch_execute("ROLLBACK"));
+        }
+        outcome
     }
 
     /// Whether the batch `sealed` is in the store: looked up under the head
@@ -697,4 +778,119 @@ fn row_of(s: &Sealed) -> Result<Row, String> {
         run_id: ids.run_id,
         ts: ids.ts,
     })
+}
+
+/// One process's writer to the store: its threads' appends are gathered
+/// while a commit is in flight and written together in the next one
+/// (group commit), so many threads cost few commits. Each caller still
+/// returns only once its own records are durable.
+pub struct PgLog {
+    sealer: Sealer,
+    pg: std::sync::Mutex<Pg>,
+    queue: std::sync::Mutex<Queue>,
+    done_cv: std::sync::Condvar,
+    commits: std::sync::atomic::AtomicU64,
+}
+
+#[derive(Default)]
+struct Queue {
+    next_ticket: u64,
+    pending: Vec<(u64, Vec<Event>)>,
+    done: std::collections::HashMap<u64, Result<Vec<(u64, String)>, String>>,
+    leader: bool,
+}
+
+impl std::fmt::Debug for PgLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgLog").finish_non_exhaustive()
+    }
+}
+
+impl PgLog {
+    pub fn new(pg: Pg, sealer: Sealer) -> Self {
+        PgLog {
+            sealer,
+            pg: std::sync::Mutex::new(pg),
+            queue: std::sync::Mutex::new(Queue::default()),
+            done_cv: std::sync::Condvar::new(),
+            commits: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    fn lock_queue(&self) -> std::sync::MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// How many transactions this writer has committed.
+    pub fn commits(&self) -> u64 {
+        self.commits.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Appends `events` as consecutive records; returns each one's seq and
+    /// hash once they are durable.
+    pub fn append_all(&self, events: Vec<Event>) -> Result<Vec<(u64, String)>, StoreError> {
+        let mut q = self.lock_queue();
+        let ticket = q.next_ticket;
+        q.next_ticket += 1;
+        q.pending.push((ticket, events));
+        loop {
+            if let Some(result) = q.done.remove(&ticket) {
+                return result.map_err(|message| StoreError::Db {
+                    what: "appending".into(),
+                    message,
+                });
+            }
+            if !q.leader {
+                break;
+            }
+            q = self.done_cv.wait(q).unwrap_or_else(|p| p.into_inner());
+        }
+        // The leader: write what is pending, again and again, until the
+        // queue is empty (its own batch is in the first round).
+        q.leader = true;
+        while !q.pending.is_empty() {
+            let batches = std::mem::take(&mut q.pending);
+            drop(q);
+            let all: Vec<Event> = batches
+                .iter()
+                .flat_map(|(_, e)| e.iter().cloned())
+                .collect();
+            let result = self
+                .pg
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .append(&self.sealer, &all);
+            if result.is_ok() {
+                self.commits
+                    .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+            q = self.lock_queue();
+            match result {
+                Ok(written) => {
+                    let mut rest = written.into_iter();
+                    for (t, events) in batches {
+                        q.done
+                            .insert(t, Ok(rest.by_ref().take(events.len()).collect()));
+                    }
+                }
+                Err(e) => {
+                    let message = e.to_string();
+                    for (t, _) in batches {
+                        q.done.insert(t, Err(message.clone()));
+                    }
+                }
+            }
+            self.done_cv.notify_all();
+        }
+        q.leader = false;
+        self.done_cv.notify_all();
+        let result = q
+            .done
+            .remove(&ticket)
+            .unwrap_or_else(|| Err("the append was lost by the writer".into()));
+        result.map_err(|message| StoreError::Db {
+            what: "appending".into(),
+            message,
+        })
+    }
 }
