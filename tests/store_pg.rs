@@ -77,7 +77,8 @@ fn init_creates_the_schema_once_and_status_reads_the_head() {
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("store init"), "no schema yet: {err}");
     let first = json(&store_ok(&env, &url, &["store", "init", "--json"]));
-    assert_eq!(first["applied"], serde_json::json!([1]), "{first}");
+    assert_eq!(first["applied"], serde_json::json!([1, 2]), "{first}");
+    assert_eq!(first["schema_version"], 2, "{first}");
     let again = json(&store_ok(&env, &url, &["store", "init", "--json"]));
     assert_eq!(again["applied"], serde_json::json!([]), "{again}");
     assert_eq!(

@@ -81,6 +81,22 @@ CREATE TRIGGER opsgate_audit_append_only BEFORE UPDATE OR DELETE ON opsgate_audi
 CREATE TRIGGER opsgate_audit_no_truncate BEFORE TRUNCATE ON opsgate_audit
     FOR EACH STATEMENT EXECUTE FUNCTION opsgate_audit_append_only();
 ",
+    // 2: the head moves only from where the writer saw it, so a writer
+    // that knows the head appends in one round trip.
+    r"
+CREATE FUNCTION opsgate_move_head(old_seq bigint, old_hash text, new_seq bigint, new_hash text)
+RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE opsgate_head SET seq = new_seq, hash = new_hash
+        WHERE seq = old_seq AND hash = old_hash;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION USING ERRCODE = '40001',
+            MESSAGE = 'the head of opsgate_audit is not at ' || old_seq;
+    END IF;
+    PERFORM pg_notify('opsgate_audit', new_seq::text);
+END
+$$;
+",
 ];
 
 /// The newest schema version this build knows.
@@ -98,6 +114,12 @@ pub struct Pg {
     url: String,
     /// An append's statements, prepared on this connection.
     statements: Option<Statements>,
+    /// The head as this connection's last append left it: the next one
+    /// starts from there without reading it.
+    head: Option<(i64, String)>,
+    /// Appends left to make under the head lock after the head was found
+    /// moved: under contention, guessing the head costs more than it saves.
+    contended: u8,
 }
 
 #[derive(Clone)]
@@ -211,6 +233,8 @@ impl Pg {
             config,
             url: shown,
             statements: None,
+            head: None,
+            contended: 0,
         };
         pg.session()?;
         Ok(pg)
@@ -533,6 +557,9 @@ fn verified_rows(bytes: &[u8], sealer: &Sealer) -> Result<Vec<Row>, String> {
 enum Attempt {
     /// Nothing was committed (refused before COMMIT, or COMMIT refused).
     NotWritten(StoreError),
+    /// Nothing was committed: another writer moved the head since this
+    /// connection last saw it. Made again at once, under the head lock.
+    Stale,
     /// The connection dropped at COMMIT: the batch may be in, or not.
     Unknown(Vec<Sealed>, StoreError),
 }
@@ -568,6 +595,7 @@ impl Pg {
                     });
                     self.client = client;
                     self.statements = None;
+                    self.head = None;
                     return self.session();
                 }
                 Err(e) if started.elapsed() >= RECONNECT_FOR => {
@@ -603,6 +631,10 @@ impl Pg {
             let failure = match self.try_append(sealer, events) {
                 Ok(done) => return Ok(done),
                 Err(Attempt::NotWritten(e)) => e,
+                Err(Attempt::Stale) => {
+                    self.contended = 16;
+                    continue;
+                }
                 Err(Attempt::Unknown(sealed, e)) => {
                     self.reconnect()?;
                     if self.committed(&sealed)? {
@@ -630,10 +662,7 @@ impl Pg {
             let (lock_head, insert, move_head) = tokio::join!(
                 c.prepare("SELECT seq, hash FROM opsgate_head FOR UPDATE"),
                 c.prepare(INSERT_ROWS),
-                c.prepare(
-                    "WITH h AS (UPDATE opsgate_head SET seq = $1, hash = $2 RETURNING seq)
-                     SELECT pg_notify('opsgate_audit', seq::text) FROM h",
-                ),
+                c.prepare("SELECT opsgate_move_head($1, $2, $3, $4)"),
             );
             Ok::<_, tokio_postgres::Error>(Statements {
                 lock_head: lock_head?,
@@ -645,8 +674,12 @@ impl Pg {
         Ok(st)
     }
 
-    /// One try, in two round trips: `BEGIN` with the head's row lock, then
-    /// the insert, the head's move and `COMMIT`, each pair pipelined.
+    /// One try. When this connection knows the head (its last append),
+    /// one round trip: `BEGIN`, the head's move from there, the insert and
+    /// `COMMIT`, pipelined; if another writer moved the head meanwhile, the
+    /// move fails, the transaction rolls back, and the try is made again
+    /// the other way. Otherwise two: `BEGIN` with the head's row lock, then
+    /// the rest.
     fn try_append(
         &mut self,
         sealer: &Sealer,
@@ -655,16 +688,24 @@ impl Pg {
         let st = self
             .statements()
             .map_err(|e| Attempt::NotWritten(db("preparing an append")(e)))?;
+        let known = self.head.take().filter(|_| self.contended == 0);
+        self.contended = self.contended.saturating_sub(1);
+        let optimistic = known.is_some();
         let c = &self.client;
         let outcome = self.rt.block_on(async {
             let not_written = |what: &'static str| {
                 move |e: tokio_postgres::Error| Attempt::NotWritten(db(what)(e))
             };
-            let (begun, head) =
-                tokio::join!(c.batch_execute("BEGIN"), c.query_one(&st.lock_head, &[]));
-            begun.map_err(not_written("starting an append"))?;
-            let head = head.map_err(not_written("locking the head"))?;
-            let (seq, hash): (i64, String) = (head.get(0), head.get(1));
+            let (seq, hash, begun) = match known {
+                Some((seq, hash)) => (seq, hash, None),
+                None => {
+                    let (begun, head) =
+                        tokio::join!(c.batch_execute("BEGIN"), c.query_one(&st.lock_head, &[]));
+                    begun.map_err(not_written("starting an append"))?;
+                    let head = head.map_err(not_written("locking the head"))?;
+                    (head.get::<_, i64>(0), head.get::<_, String>(1), Some(()))
+                }
+            };
             let invalid = |m: String| Attempt::NotWritten(StoreError::Io(std::io::Error::other(m)));
             let sealed = seal_after(
                 sealer,
@@ -677,17 +718,26 @@ impl Pg {
                 .iter()
                 .map(|s| row_of(s).map_err(invalid))
                 .collect::<Result<Vec<Row>, Attempt>>()?;
-            let (new_seq, new_hash) = rows.last().map_or((seq, hash), |r| (r.seq, r.hash.clone()));
+            let (new_seq, new_hash) = rows
+                .last()
+                .map_or((seq, hash.clone()), |r| (r.seq, r.hash.clone()));
             let cols = Columns::of(&rows);
             let params = cols.params();
-            let head_params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] =
-                [&new_seq, &new_hash];
-            let (inserted, moved, committed) = tokio::join!(
-                c.execute(&st.insert, &params),
+            let head_params: [&(dyn tokio_postgres::types::ToSql + Sync); 4] =
+                [&seq, &hash, &new_seq, &new_hash];
+            let begin = async {
+                match begun {
+                    Some(()) => Ok(()),
+                    None => c.batch_execute("BEGIN").await,
+                }
+            };
+            let (begun, moved, inserted, committed) = tokio::join!(
+                begin,
                 c.execute(&st.move_head, &head_params),
+                c.execute(&st.insert, &params),
                 c.batch_execute("COMMIT"),
             );
-            let results = [inserted.map(|_| ()), moved.map(|_| ()), committed];
+            let results = [begun, moved.map(|_| ()), inserted.map(|_| ()), committed];
             // The server refused a statement: the transaction was aborted
             // and its COMMIT rolled back.
             if let Some(e) = results
@@ -698,23 +748,40 @@ impl Pg {
                     Some(d) => format!("{} ({})", d.message(), d.code().code()),
                     None => e.to_string(),
                 };
-                return Err(Attempt::NotWritten(StoreError::Db {
+                let moved_on = e.code()
+                    == Some(&tokio_postgres::error::SqlState::T_R_SERIALIZATION_FAILURE)
+                    || e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION);
+                let error = StoreError::Db {
                     what: "appending".into(),
                     message,
-                }));
+                };
+                return Err(if moved_on && optimistic {
+                    Attempt::Stale
+                } else {
+                    Attempt::NotWritten(error)
+                });
             }
             // The connection broke somewhere in the pipeline: the COMMIT
             // may have been carried out.
             if let Some(e) = results.into_iter().find_map(Result::err) {
                 return Err(Attempt::Unknown(sealed, db("committing an append")(e)));
             }
-            Ok(sealed.into_iter().map(|s| (s.seq, s.hash)).collect())
+            Ok(sealed
+                .into_iter()
+                .map(|s| (s.seq, s.hash))
+                .collect::<Vec<_>>())
         });
-        if let Err(Attempt::NotWritten(_)) = &outcome
-            && !self.client.is_closed()
-        {
-            // Leave no transaction open on this session.
-            let _ = self.rt.block_on(self.client.batch_execute("ROLLBACK"));
+        match &outcome {
+            Ok(done) => {
+                self.head = done
+                    .last()
+                    .map(|(s, h)| (i64::try_from(*s).unwrap_or(0), h.clone()))
+            }
+            Err(Attempt::NotWritten(_) | Attempt::Stale) if !self.client.is_closed() => {
+                // Leave no transaction open on this session.
+                let _ = self.rt.block_on(self.client.batch_execute("ROLLBACK"));
+            }
+            Err(_) => {}
         }
         outcome
     }
