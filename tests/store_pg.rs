@@ -550,3 +550,103 @@ fn one_process_s_threads_share_commits_and_each_returns_when_durable() {
         threads * each
     );
 }
+
+#[test]
+fn a_store_that_went_back_or_forked_is_refused_until_accepted() {
+    let Some(url) = fresh_db() else { return };
+    let env = Env::new(None);
+    // The opsgate state directory the CLI uses for this log.
+    let state = env.p("state/opsgate");
+    let sealer = opsgate::audit::Sealer::Sha256;
+    {
+        let mut pg = Pg::connect(&url).expect("connects");
+        pg.init().expect("init");
+        let mut pg = pg.with_mark(&state).expect("mark");
+        for n in 0..10 {
+            pg.append(&sealer, &[marker(0, n)]).expect("append");
+        }
+    }
+    // A snapshot at seq 10 (a backup), then five more records seen here.
+    let snapshot = format!("{}_snap", url.rsplit('/').next().expect("db name"));
+    let admin = pg_url().expect("admin URL");
+    Pg::connect(&admin)
+        .expect("admin")
+        .execute_raw(&format!(
+            "CREATE DATABASE {snapshot} TEMPLATE {}",
+            url.rsplit('/').next().expect("db")
+        ))
+        .expect("snapshot");
+    let snap_url = format!("{}/{snapshot}", url.rsplit_once('/').expect("/").0);
+    {
+        let mut pg = Pg::connect(&url)
+            .expect("connects")
+            .with_mark(&state)
+            .expect("mark");
+        for n in 10..15 {
+            pg.append(&sealer, &[marker(0, n)]).expect("append");
+        }
+    }
+    // The "failover" to the snapshot: behind this host's mark.
+    let (code, _, err) = store(&env, &snap_url, &["store", "status"]);
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains("ends at seq 10") && err.contains("seq 15"),
+        "{err}"
+    );
+    let mut behind = Pg::connect(&snap_url)
+        .expect("connects")
+        .with_mark(&state)
+        .expect("mark");
+    let refused = behind
+        .append(&sealer, &[marker(1, 0)])
+        .expect_err("refused");
+    assert!(
+        refused
+            .to_string()
+            .contains("acknowledged records are missing"),
+        "{refused}"
+    );
+    // Another host (no mark) writes five other records there: a fork.
+    {
+        let mut other = Pg::connect(&snap_url).expect("connects");
+        for n in 0..5 {
+            other.append(&sealer, &[marker(2, n)]).expect("append");
+        }
+    }
+    let (code, out, err) = store(&env, &snap_url, &["store", "status", "--json"]);
+    assert_eq!(code, 3, "{err}");
+    assert_eq!(json(&out)["mark"]["state"], "forked", "{out}");
+    // The operator accepts it: recorded, and writes go on.
+    let out = store_ok(
+        &env,
+        &snap_url,
+        &[
+            "store",
+            "status",
+            "--accept",
+            "--reason",
+            "failed over to the replica",
+            "--json",
+        ],
+    );
+    assert_eq!(json(&out)["mark"]["state"], "ok", "{out}");
+    let mut after = Pg::connect(&snap_url)
+        .expect("connects")
+        .with_mark(&state)
+        .expect("mark");
+    after
+        .append(&sealer, &[marker(1, 1)])
+        .expect("accepted: appends go on");
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("x.jsonl");
+    Pg::connect(&snap_url)
+        .expect("connects")
+        .export(&mut std::fs::File::create(&file).expect("file"))
+        .expect("export");
+    let text = std::fs::read_to_string(&file).expect("export");
+    assert!(
+        text.contains("\"type\":\"truncation_acknowledged\""),
+        "recorded"
+    );
+    assert!(text.contains("failed over to the replica"));
+}

@@ -73,6 +73,19 @@ impl HighWater {
         }
     }
 
+    /// The mark of a PostgreSQL store's chain (team mode), named by its
+    /// `chain_id`, kept under `state_dir/heads/` too.
+    pub fn for_store(state_dir: &Path, chain_id: &str) -> Self {
+        let name = format!("postgres chain {chain_id}");
+        let digest = Sha256::digest(name.as_bytes());
+        HighWater {
+            file: state_dir
+                .join("heads")
+                .join(format!("pg-{}.json", &hex::encode(digest)[..24])),
+            log: PathBuf::from(name),
+        }
+    }
+
     /// Where the mark is kept.
     pub fn path(&self) -> &Path {
         &self.file

@@ -166,11 +166,19 @@ pub enum StoreCommand {
         json: bool,
     },
     /// The chain's id and head, the record count, the schema and server
-    /// versions.
+    /// versions, and the store against this host's mark of its chain
+    /// (exit 3 when it went back or forked: a failover that lost records).
     Status {
-        /// Print JSON: {"url":…,"server_version":…,"schema_version":N,"chain_id":…,"head_seq":N,"head_hash":…,"records":N}.
+        /// Print JSON: {"url":…,"server_version":…,"schema_version":N,"chain_id":…,"head_seq":N,"head_hash":…,"records":N,"mark":{"state":…}}.
         #[arg(long)]
         json: bool,
+        /// Accept the store as it is after checking it: the mark is reset to
+        /// its head, and `truncation_acknowledged` is recorded in it.
+        #[arg(long, requires = "reason")]
+        accept: bool,
+        /// Why the store is accepted (with --accept).
+        #[arg(long, value_name = "TEXT")]
+        reason: Option<String>,
     },
     /// Import a file log into an empty store: every record verified first
     /// (with the audit key, if the chain is keyed), then inserted with its

@@ -12,7 +12,9 @@ impl From<StoreError> for CliError {
         match e {
             // Importing into a store that holds records, or from a file
             // that does not verify, would lose or forge history: refused.
-            StoreError::NotEmpty { .. } => CliError::Refused(e.to_string()),
+            StoreError::NotEmpty { .. } | StoreError::Diverged(_) => {
+                CliError::Refused(e.to_string())
+            }
             other => CliError::Failed(other.to_string()),
         }
     }
@@ -61,22 +63,62 @@ pub fn run(cli: &Cli, args: &StoreArgs) -> Result<(), CliError> {
                 )?;
             }
         }
-        StoreCommand::Status { json } => {
+        StoreCommand::Status {
+            json,
+            accept,
+            reason,
+        } => {
+            let mut pg = pg.with_mark(&crate::app::config::state_dir()?)?;
+            let mark = match (accept, reason) {
+                (true, Some(reason)) => {
+                    let (user, _) = crate::app::identity::os_user()?;
+                    let sealer = crate::app::config::reader_sealer(cli.config.as_deref())?;
+                    pg.accept(&sealer, &user, reason)?
+                }
+                _ => pg.mark_state()?,
+            };
             let s = pg.status()?;
+            let refusal = mark.refusal(pg.url());
             if *json {
-                return json_line(&mut out, &s);
+                #[derive(serde::Serialize)]
+                struct Shown<'a> {
+                    #[serde(flatten)]
+                    status: &'a crate::store::pg::Status,
+                    mark: &'a crate::store::pg::MarkState,
+                }
+                json_line(
+                    &mut out,
+                    &Shown {
+                        status: &s,
+                        mark: &mark,
+                    },
+                )?;
+            } else {
+                writeln!(
+                    out,
+                    "{}: PostgreSQL {} · schema {} · chain {} · {} record(s) · head {}:{}",
+                    s.url,
+                    s.server_version,
+                    s.schema_version,
+                    s.chain_id,
+                    s.records,
+                    s.head_seq,
+                    s.head_hash
+                )?;
+                match &mark {
+                    crate::store::pg::MarkState::Ok { seq, .. } => {
+                        writeln!(out, "  this host's mark: seq {seq}, in the store")?;
+                    }
+                    crate::store::pg::MarkState::None => {
+                        writeln!(out, "  this host has no mark of this chain yet")?;
+                    }
+                    _ => {}
+                }
             }
-            writeln!(
-                out,
-                "{}: PostgreSQL {} · schema {} · chain {} · {} record(s) · head {}:{}",
-                s.url,
-                s.server_version,
-                s.schema_version,
-                s.chain_id,
-                s.records,
-                s.head_seq,
-                s.head_hash
-            )?;
+            if let Some(why) = refusal {
+                return Err(CliError::Refused(why));
+            }
+            return Ok(());
         }
         StoreCommand::Migrate { from, json } => {
             let sealer = crate::app::config::reader_sealer(cli.config.as_deref())?;

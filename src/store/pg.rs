@@ -39,6 +39,9 @@ pub enum StoreError {
         "{url} already holds {records} record(s) (head seq {seq}): `store migrate` imports only into an empty store"
     )]
     NotEmpty { url: String, records: i64, seq: i64 },
+    /// The store went back or forked since this host last saw it.
+    #[error("{0}")]
+    Diverged(String),
     /// The file to import does not verify.
     #[error("{file} does not verify, nothing was imported: {problem}")]
     Broken { file: String, problem: String },
@@ -120,6 +123,56 @@ pub struct Pg {
     /// Appends left to make under the head lock after the head was found
     /// moved: under contention, guessing the head costs more than it saves.
     contended: u8,
+    /// This host's high-water mark of the chain, when kept
+    /// ([`Pg::with_mark`]), and whether the store was checked against it
+    /// on this connection.
+    mark: Option<crate::audit::mark::HighWater>,
+    mark_checked: bool,
+}
+
+/// The store against this host's mark of its chain.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum MarkState {
+    /// This host never saw the chain.
+    None,
+    /// The store holds the record the mark names.
+    Ok { seq: u64, hash: String },
+    /// The store ends before the mark: acknowledged records were lost (a
+    /// failover to a replica that was behind, a restored backup).
+    Behind {
+        mark_seq: u64,
+        mark_hash: String,
+        head_seq: u64,
+    },
+    /// The store holds another record at the mark's seq: it forked.
+    Forked {
+        mark_seq: u64,
+        mark_hash: String,
+        found_hash: String,
+    },
+}
+
+impl MarkState {
+    /// Why nothing may be written, if nothing may.
+    pub fn refusal(&self, url: &str) -> Option<String> {
+        let how = "an operator checks the store and accepts it as it is with `opsgate store status --accept --reason TEXT` (docs/team-mode.md)";
+        match self {
+            MarkState::Behind {
+                mark_seq, head_seq, ..
+            } => Some(format!(
+                "{url} ends at seq {head_seq}, but this host saw it reach seq {mark_seq}: acknowledged records are missing (a failover or a restore?); nothing is decided or run until {how}"
+            )),
+            MarkState::Forked {
+                mark_seq,
+                mark_hash,
+                found_hash,
+            } => Some(format!(
+                "{url} holds {found_hash} at seq {mark_seq}, but this host saw {mark_hash} there: the chain forked; nothing is decided or run until {how}"
+            )),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -235,9 +288,110 @@ impl Pg {
             statements: None,
             head: None,
             contended: 0,
+            mark: None,
+            mark_checked: false,
         };
         pg.session()?;
         Ok(pg)
+    }
+
+    /// Keeps this host's high-water mark of the store's chain in
+    /// `state_dir` (`<state>/heads/`): appends raise it, and a store that
+    /// went back or forked since (a failover that lost acknowledged
+    /// records, a restored backup) is refused until an operator accepts it.
+    pub fn with_mark(mut self, state_dir: &Path) -> Result<Self, StoreError> {
+        let chain_id = self.status()?.chain_id;
+        self.mark = Some(crate::audit::mark::HighWater::for_store(
+            state_dir, &chain_id,
+        ));
+        Ok(self)
+    }
+
+    /// The store against this host's mark.
+    pub fn mark_state(&self) -> Result<MarkState, StoreError> {
+        let Some(mark) = &self.mark else {
+            return Ok(MarkState::None);
+        };
+        let Some(m) = mark.get()? else {
+            return Ok(MarkState::None);
+        };
+        let c = &self.client;
+        let seq = i64::try_from(m.seq).unwrap_or(i64::MAX);
+        let (found, head): (Option<String>, i64) = self.rt.block_on(async {
+            let row = c
+                .query_one(
+                    "SELECT (SELECT hash FROM opsgate_audit WHERE seq = $1), (SELECT seq FROM opsgate_head)",
+                    &[&seq],
+                )
+                .await
+                .map_err(db("reading the store against this host's mark"))?;
+            Ok::<_, StoreError>((row.get(0), row.get(1)))
+        })?;
+        Ok(match found {
+            Some(h) if h == m.hash => MarkState::Ok {
+                seq: m.seq,
+                hash: m.hash,
+            },
+            Some(h) => MarkState::Forked {
+                mark_seq: m.seq,
+                mark_hash: m.hash,
+                found_hash: h,
+            },
+            None if m.seq == 0 => MarkState::Ok {
+                seq: 0,
+                hash: m.hash,
+            },
+            None => MarkState::Behind {
+                mark_seq: m.seq,
+                mark_hash: m.hash,
+                head_seq: u64::try_from(head).unwrap_or(0),
+            },
+        })
+    }
+
+    /// Sets the mark to the store's head as it is now (an operator
+    /// accepted it), recording that in the store.
+    pub fn accept(
+        &mut self,
+        sealer: &Sealer,
+        user: &str,
+        reason: &str,
+    ) -> Result<MarkState, StoreError> {
+        let state = self.mark_state()?;
+        let (expected_seq, expected_hash) = match &state {
+            MarkState::Behind {
+                mark_seq,
+                mark_hash,
+                ..
+            }
+            | MarkState::Forked {
+                mark_seq,
+                mark_hash,
+                ..
+            } => (*mark_seq, mark_hash.clone()),
+            other => return Ok(other.clone()),
+        };
+        let s = self.status()?;
+        let head = crate::audit::verify::Head {
+            seq: u64::try_from(s.head_seq).unwrap_or(0),
+            hash: s.head_hash.clone(),
+        };
+        if let Some(mark) = &self.mark {
+            mark.reset(Some(&head))?;
+        }
+        self.mark_checked = false;
+        self.append(
+            sealer,
+            &[Event::TruncationAcknowledged {
+                expected_seq,
+                expected_hash,
+                found_seq: head.seq,
+                found_hash: (head.seq > 0).then(|| head.hash.clone()),
+                user: user.to_owned(),
+                reason: reason.to_owned(),
+            }],
+        )?;
+        self.mark_state()
     }
 
     /// The URL, without its password.
@@ -596,6 +750,7 @@ impl Pg {
                     self.client = client;
                     self.statements = None;
                     self.head = None;
+                    self.mark_checked = false;
                     return self.session();
                 }
                 Err(e) if started.elapsed() >= RECONNECT_FOR => {
@@ -626,10 +781,11 @@ impl Pg {
         if events.is_empty() {
             return Ok(Vec::new());
         }
+        self.check_mark()?;
         let started = std::time::Instant::now();
         loop {
             let failure = match self.try_append(sealer, events) {
-                Ok(done) => return Ok(done),
+                Ok(done) => return self.raise_mark(done),
                 Err(Attempt::NotWritten(e)) => e,
                 Err(Attempt::Stale) => {
                     self.contended = 16;
@@ -638,7 +794,8 @@ impl Pg {
                 Err(Attempt::Unknown(sealed, e)) => {
                     self.reconnect()?;
                     if self.committed(&sealed)? {
-                        return Ok(sealed.into_iter().map(|s| (s.seq, s.hash)).collect());
+                        return self
+                            .raise_mark(sealed.into_iter().map(|s| (s.seq, s.hash)).collect());
                     }
                     e
                 }
@@ -650,6 +807,30 @@ impl Pg {
             }
             self.reconnect()?;
         }
+    }
+
+    /// Refuses to write to a store that went back or forked since this
+    /// host last saw it (checked once per connection).
+    fn check_mark(&mut self) -> Result<(), StoreError> {
+        if self.mark.is_none() || self.mark_checked {
+            return Ok(());
+        }
+        if let Some(why) = self.mark_state()?.refusal(&self.url) {
+            return Err(StoreError::Diverged(why));
+        }
+        self.mark_checked = true;
+        Ok(())
+    }
+
+    /// Raises this host's mark to the last record written.
+    fn raise_mark(&self, done: Vec<(u64, String)>) -> Result<Vec<(u64, String)>, StoreError> {
+        if let (Some(mark), Some((seq, hash))) = (&self.mark, done.last()) {
+            mark.raise(&crate::audit::verify::Head {
+                seq: *seq,
+                hash: hash.clone(),
+            })?;
+        }
+        Ok(done)
     }
 
     /// The statements an append uses, prepared once per connection.
