@@ -44,27 +44,31 @@ fn fresh(admin: &str, name: &str) -> BenchResult<String> {
     Ok(url)
 }
 
-/// `writers` threads, each appending `each` transactions of `batch`
-/// records; returns records per second.
-fn run(url: &str, writers: usize, each: usize, batch: usize) -> BenchResult<f64> {
-    let started = Instant::now();
+/// Runs `work(thread)` on `threads` threads at once; the first error.
+fn in_threads(
+    threads: usize,
+    work: impl Fn(usize) -> Result<(), String> + Sync,
+) -> BenchResult<()> {
     std::thread::scope(|s| -> BenchResult<()> {
-        let handles: Vec<_> = (0..writers)
-            .map(|w| {
-                s.spawn(move || -> Result<(), String> {
-                    let mut pg = Pg::connect(url).map_err(|e| e.to_string())?;
-                    for n in 0..each {
-                        let events: Vec<Event> =
-                            (0..batch).map(|k| event(w, n * batch + k)).collect();
-                        pg.append(&Sealer::Sha256, &events)
-                            .map_err(|e| e.to_string())?;
-                    }
-                    Ok(())
-                })
-            })
-            .collect();
+        let work = &work;
+        let handles: Vec<_> = (0..threads).map(|w| s.spawn(move || work(w))).collect();
         for h in handles {
             h.join().map_err(|_| "a writer panicked")??;
+        }
+        Ok(())
+    })
+}
+
+/// `writers` threads, each appending `each` transactions of `batch`
+/// records on its own connection; returns records per second.
+fn run(url: &str, writers: usize, each: usize, batch: usize) -> BenchResult<f64> {
+    let started = Instant::now();
+    in_threads(writers, |w| {
+        let mut pg = Pg::connect(url).map_err(|e| e.to_string())?;
+        for n in 0..each {
+            let events: Vec<Event> = (0..batch).map(|k| event(w, n * batch + k)).collect();
+            pg.append(&Sealer::Sha256, &events)
+                .map_err(|e| e.to_string())?;
         }
         Ok(())
     })?;
@@ -76,21 +80,10 @@ fn run(url: &str, writers: usize, each: usize, batch: usize) -> BenchResult<f64>
 fn run_shared(url: &str, threads: usize, each: usize) -> BenchResult<(f64, u64)> {
     let log = opsgate::store::pg::PgLog::new(Pg::connect(url)?, Sealer::Sha256);
     let started = Instant::now();
-    std::thread::scope(|s| -> BenchResult<()> {
-        let handles: Vec<_> = (0..threads)
-            .map(|w| {
-                let log = &log;
-                s.spawn(move || -> Result<(), String> {
-                    for n in 0..each {
-                        log.append_all(vec![event(w, n)])
-                            .map_err(|e| e.to_string())?;
-                    }
-                    Ok(())
-                })
-            })
-            .collect();
-        for h in handles {
-            h.join().map_err(|_| "a writer panicked")??;
+    in_threads(threads, |w| {
+        for n in 0..each {
+            log.append_all(vec![event(w, n)])
+                .map_err(|e| e.to_string())?;
         }
         Ok(())
     })?;

@@ -686,16 +686,7 @@ const LOOSER: &str = "identity:\n  allowed_signers: allowed_signers\n  policy_ad
 
 /// Runs opsgate on `env`'s log under the policy file `policy`.
 fn under(env: &Env, policy: &Path, args: &[&str]) -> (i32, String, String) {
-    let out = common::opsgate_command(&env.log, Some(policy))
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("opsgate runs");
-    (
-        out.status.code().expect("an exit code"),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    common::outcome(common::opsgate_command(&env.log, Some(policy)).args(args))
 }
 
 fn policy_hash(env: &Env, policy: &Path) -> String {

@@ -30,16 +30,10 @@ fn fresh_db() -> Option<String> {
 
 /// `opsgate ARGS --store URL` on `env`'s log; exit code, stdout, stderr.
 fn store(env: &Env, url: &str, args: &[&str]) -> (i32, String, String) {
-    let out = common::opsgate_command(&env.log, env.policy.as_deref())
-        .args(args)
-        .args(["--store", url])
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("opsgate runs");
-    (
-        out.status.code().expect("an exit code"),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
+    common::outcome(
+        common::opsgate_command(&env.log, env.policy.as_deref())
+            .args(args)
+            .args(["--store", url]),
     )
 }
 
@@ -138,15 +132,7 @@ fn a_file_log_migrates_and_exports_byte_for_byte() {
 
 /// `opsgate ARGS` on the log at `log`.
 fn run_on(env: &Env, log: &Path, args: &[&str]) -> (i32, String, String) {
-    let out = common::opsgate_command(log, env.policy.as_deref())
-        .args(args)
-        .output()
-        .expect("opsgate runs");
-    (
-        out.status.code().expect("an exit code"),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    common::outcome(common::opsgate_command(log, env.policy.as_deref()).args(args))
 }
 
 #[test]

@@ -226,6 +226,20 @@ pub fn opsgate_command(log: &Path, policy: Option<&Path>) -> std::process::Comma
     cmd
 }
 
+/// Runs `cmd` with no input to its end: exit code, stdout, stderr.
+#[allow(dead_code, reason = "not every test crate runs commands this way")]
+pub fn outcome(cmd: &mut std::process::Command) -> (i32, String, String) {
+    let out = cmd
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("opsgate runs");
+    (
+        out.status.code().expect("an exit code"),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// Every record of an audit log, as JSON.
 pub fn log_records(log: &Path) -> Vec<serde_json::Value> {
     std::fs::read_to_string(log)
