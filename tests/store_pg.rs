@@ -71,8 +71,8 @@ fn init_creates_the_schema_once_and_status_reads_the_head() {
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("store init"), "no schema yet: {err}");
     let first = json(&store_ok(&env, &url, &["store", "init", "--json"]));
-    assert_eq!(first["applied"], serde_json::json!([1, 2]), "{first}");
-    assert_eq!(first["schema_version"], 2, "{first}");
+    assert_eq!(first["applied"], serde_json::json!([1, 2, 3]), "{first}");
+    assert_eq!(first["schema_version"], 3, "{first}");
     let again = json(&store_ok(&env, &url, &["store", "init", "--json"]));
     assert_eq!(again["applied"], serde_json::json!([]), "{again}");
     assert_eq!(
@@ -635,4 +635,72 @@ fn a_store_that_went_back_or_forked_is_refused_until_accepted() {
         "recorded"
     );
     assert!(text.contains("failed over to the replica"));
+}
+
+#[test]
+fn one_live_run_per_plan_across_hosts_held_by_a_renewed_lease() {
+    let Some(url) = fresh_db() else { return };
+    Pg::connect(&url).expect("connects").init().expect("init");
+    let ttl = std::time::Duration::from_millis(1500);
+    // Eight "hosts" race for the same plan: exactly one takes it.
+    let results: Vec<_> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8)
+            .map(|h| {
+                let url = &url;
+                s.spawn(move || {
+                    Pg::connect(url).expect("connects").take_lease(
+                        "drain",
+                        &format!("r-host{h}"),
+                        &format!("host{h}:1"),
+                        ttl,
+                    )
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("joins"))
+            .collect()
+    });
+    let won: Vec<_> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+    assert_eq!(won.len(), 1, "{results:?}");
+    let lease = won[0].clone();
+    for lost in results.iter().filter_map(|r| r.as_ref().err()) {
+        let m = lost.to_string();
+        assert!(
+            m.contains("running on another host") && m.contains(&lease.holder),
+            "{m}"
+        );
+    }
+    // Renewed, it holds past its first term.
+    let holder = Pg::connect(&url).expect("connects");
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    let lease = holder.renew_lease(&lease, ttl).expect("renewed");
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    let other = Pg::connect(&url).expect("connects");
+    assert!(
+        other.take_lease("drain", "r-late", "late:2", ttl).is_err(),
+        "still held"
+    );
+    assert!(
+        other
+            .lease_of("drain")
+            .expect("read")
+            .expect("a lease")
+            .live
+    );
+    // The holder stops renewing (killed): the lease lapses, the run shows
+    // as interrupted, another host may take it, and the old holder's
+    // renewal is refused.
+    std::thread::sleep(std::time::Duration::from_millis(1600));
+    let lapsed = other.lease_of("drain").expect("read").expect("a lease");
+    assert!(!lapsed.live, "{lapsed:?}");
+    let taken = other
+        .take_lease("drain", "r-late", "late:2", ttl)
+        .expect("a lapsed lease is taken over");
+    assert_eq!(taken.holder, "late:2");
+    let refused = holder.renew_lease(&lease, ttl).expect_err("lapsed");
+    assert!(refused.to_string().contains("lapsed"), "{refused}");
+    other.release_lease(&taken).expect("released");
+    assert_eq!(other.lease_of("drain").expect("read"), None);
 }

@@ -39,6 +39,9 @@ pub enum StoreError {
         "{url} already holds {records} record(s) (head seq {seq}): `store migrate` imports only into an empty store"
     )]
     NotEmpty { url: String, records: i64, seq: i64 },
+    /// Another host holds the plan's run lease, or this host's lapsed.
+    #[error("{0}")]
+    Leased(String),
     /// The store went back or forked since this host last saw it.
     #[error("{0}")]
     Diverged(String),
@@ -99,6 +102,18 @@ BEGIN
     PERFORM pg_notify('opsgate_audit', new_seq::text);
 END
 $$;
+",
+    // 3: one live run per plan across hosts, held by a lease that its
+    // engine renews; times are the server's clock, never a host's.
+    r"
+CREATE TABLE opsgate_run_lease (
+    plan_id    text PRIMARY KEY,
+    run_id     text NOT NULL UNIQUE,
+    holder     text NOT NULL,
+    taken_at   timestamptz NOT NULL DEFAULT now(),
+    renewed_at timestamptz NOT NULL DEFAULT now(),
+    expires_at timestamptz NOT NULL
+);
 ",
 ];
 
@@ -1140,5 +1155,127 @@ impl PgLog {
             what: "appending".into(),
             message,
         })
+    }
+}
+
+/// A run's lease: while it is renewed, no other host starts a run of the
+/// same plan.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Lease {
+    pub plan_id: String,
+    pub run_id: String,
+    /// Who holds it (`host:pid`, say).
+    pub holder: String,
+    /// Seconds from the server's clock at which it lapses unless renewed.
+    pub expires_at: String,
+    /// Whether it is still in force (not lapsed) by the server's clock.
+    pub live: bool,
+}
+
+impl Pg {
+    /// Takes the lease of `plan_id` for `run_id` by `holder` for `ttl`, if
+    /// no live lease holds it (a lapsed one is taken over). Refused with
+    /// the live holder named.
+    pub fn take_lease(
+        &self,
+        plan_id: &str,
+        run_id: &str,
+        holder: &str,
+        ttl: std::time::Duration,
+    ) -> Result<Lease, StoreError> {
+        self.ready()?;
+        let ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+        let c = &self.client;
+        let taken = self.rt.block_on(async {
+            c.query_opt(
+                "INSERT INTO opsgate_run_lease (plan_id, run_id, holder, expires_at)
+                 VALUES ($1, $2, $3, now() + $4::bigint * interval '1 millisecond')
+                 ON CONFLICT (plan_id) DO UPDATE
+                     SET run_id = excluded.run_id, holder = excluded.holder,
+                         taken_at = now(), renewed_at = now(), expires_at = excluded.expires_at
+                     WHERE opsgate_run_lease.expires_at < now()
+                 RETURNING plan_id",
+                &[&plan_id, &run_id, &holder, &ms],
+            )
+            .await
+            .map_err(db(format!("taking the lease of plan `{plan_id}`")))
+        })?;
+        match (taken, self.lease_of(plan_id)?) {
+            (Some(_), Some(lease)) => Ok(lease),
+            (_, Some(lease)) => Err(StoreError::Leased(format!(
+                "plan `{plan_id}` is running on another host: run {} held by {} until {}",
+                lease.run_id, lease.holder, lease.expires_at
+            ))),
+            (_, None) => Err(StoreError::Leased(format!(
+                "the lease of plan `{plan_id}` was not taken"
+            ))),
+        }
+    }
+
+    /// Renews `lease` for `ttl`; refused when it lapsed (and may have been
+    /// taken over): its run must stop.
+    pub fn renew_lease(
+        &self,
+        lease: &Lease,
+        ttl: std::time::Duration,
+    ) -> Result<Lease, StoreError> {
+        let ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+        let c = &self.client;
+        let n = self.rt.block_on(async {
+            c.execute(
+                "UPDATE opsgate_run_lease
+                 SET renewed_at = now(), expires_at = now() + $4::bigint * interval '1 millisecond'
+                 WHERE plan_id = $1 AND run_id = $2 AND holder = $3 AND expires_at >= now()",
+                &[&lease.plan_id, &lease.run_id, &lease.holder, &ms],
+            )
+            .await
+            .map_err(db("renewing a lease"))
+        })?;
+        if n == 0 {
+            return Err(StoreError::Leased(format!(
+                "the lease of run {} (plan `{}`) lapsed: the run stops",
+                lease.run_id, lease.plan_id
+            )));
+        }
+        self.lease_of(&lease.plan_id)?.ok_or_else(|| {
+            StoreError::Leased(format!("the lease of plan `{}` is gone", lease.plan_id))
+        })
+    }
+
+    /// Gives `lease` up (the run finished).
+    pub fn release_lease(&self, lease: &Lease) -> Result<(), StoreError> {
+        let c = &self.client;
+        self.rt.block_on(async {
+            c.execute(
+                "DELETE FROM opsgate_run_lease WHERE plan_id = $1 AND run_id = $2 AND holder = $3",
+                &[&lease.plan_id, &lease.run_id, &lease.holder],
+            )
+            .await
+            .map_err(db("releasing a lease"))
+        })?;
+        Ok(())
+    }
+
+    /// The lease of `plan_id`, live or lapsed (a lapsed one is a run whose
+    /// engine stopped renewing: interrupted).
+    pub fn lease_of(&self, plan_id: &str) -> Result<Option<Lease>, StoreError> {
+        let c = &self.client;
+        let row = self.rt.block_on(async {
+            c.query_opt(
+                "SELECT run_id, holder, to_char(expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'),
+                        expires_at >= now()
+                 FROM opsgate_run_lease WHERE plan_id = $1",
+                &[&plan_id],
+            )
+            .await
+            .map_err(db("reading a lease"))
+        })?;
+        Ok(row.map(|r| Lease {
+            plan_id: plan_id.to_owned(),
+            run_id: r.get(0),
+            holder: r.get(1),
+            expires_at: r.get(2),
+            live: r.get(3),
+        }))
     }
 }
