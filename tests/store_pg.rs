@@ -704,3 +704,39 @@ fn one_live_run_per_plan_across_hosts_held_by_a_renewed_lease() {
     other.release_lease(&taken).expect("released");
     assert_eq!(other.lease_of("drain").expect("read"), None);
 }
+
+#[test]
+fn a_follower_hears_records_committed_by_another_connection() {
+    let Some(url) = fresh_db() else { return };
+    Pg::connect(&url).expect("connects").init().expect("init");
+    let mut follower = opsgate::store::pg::Follower::new(&url, 0).expect("follows");
+    let sealer = opsgate::audit::Sealer::Sha256;
+    let mut seen = Vec::new();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut pg = Pg::connect(&url).expect("connects");
+            for n in 0..3 {
+                std::thread::sleep(std::time::Duration::from_millis(150));
+                pg.append(&sealer, &[marker(5, n)]).expect("append");
+            }
+        });
+        // A long wait: only a notification ends it early.
+        while seen.len() < 3 {
+            let got = follower
+                .next(std::time::Duration::from_secs(60))
+                .expect("next");
+            seen.extend(got);
+        }
+    });
+    assert_eq!(
+        seen.iter().map(|(seq, _)| *seq).collect::<Vec<_>>(),
+        [1, 2, 3],
+        "in order, each once"
+    );
+    assert!(
+        follower.woken >= 1,
+        "woken by LISTEN/NOTIFY, not by the wait"
+    );
+    let line = String::from_utf8(seen[2].1.clone()).expect("text");
+    assert!(line.contains("w5-n2"), "{line}");
+}

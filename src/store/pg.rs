@@ -1279,3 +1279,110 @@ impl Pg {
         }))
     }
 }
+
+/// Follows the store: new records as they are committed anywhere, woken by
+/// `LISTEN opsgate_audit` (a notification only means "read after the last
+/// seq you saw"), with a read at the end of every wait as well, so a
+/// notification lost to a reconnect costs one wait, never a record.
+pub struct Follower {
+    rt: tokio::runtime::Runtime,
+    client: Client,
+    notified: tokio::sync::mpsc::UnboundedReceiver<()>,
+    after: i64,
+    /// How many waits a notification ended (the rest ran out).
+    pub woken: u64,
+}
+
+impl std::fmt::Debug for Follower {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Follower")
+            .field("after", &self.after)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Follower {
+    /// Listens on its own connection (never pooled), from after seq
+    /// `after`.
+    pub fn new(url: &str, after: u64) -> Result<Follower, StoreError> {
+        let shown = redact_url(url);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let config: tokio_postgres::Config = url
+            .parse()
+            .map_err(db(format!("{shown}: not a PostgreSQL URL")))?;
+        let (client, mut connection) = rt
+            .block_on(config.connect(NoTls))
+            .map_err(db(format!("cannot connect to {shown}")))?;
+        let (tx, notified) = tokio::sync::mpsc::unbounded_channel();
+        rt.spawn(async move {
+            // Polling the connection for its messages also drives it.
+            while let Some(message) = std::future::poll_fn(|cx| connection.poll_message(cx)).await {
+                match message {
+                    Ok(tokio_postgres::AsyncMessage::Notification(_)) => {
+                        if tx.send(()).is_err() {
+                            break;
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(_) => break,
+                }
+            }
+        });
+        rt.block_on(client.batch_execute("LISTEN opsgate_audit"))
+            .map_err(db("LISTEN opsgate_audit"))?;
+        Ok(Follower {
+            rt,
+            client,
+            notified,
+            after: i64::try_from(after).unwrap_or(i64::MAX),
+            woken: 0,
+        })
+    }
+
+    /// The records after the last one returned: at once if there are
+    /// some, else as soon as a notification comes, else (at the latest)
+    /// after `wait`. Each is `(seq, line)`.
+    pub fn next(&mut self, wait: std::time::Duration) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        let got = self.read()?;
+        if !got.is_empty() {
+            return Ok(got);
+        }
+        let notified = &mut self.notified;
+        let woke = self
+            .rt
+            .block_on(async { tokio::time::timeout(wait, notified.recv()).await });
+        if matches!(woke, Ok(Some(()))) {
+            self.woken += 1;
+            // Coalesce the notifications already queued: one read covers them.
+            while self.notified.try_recv().is_ok() {}
+        }
+        self.read()
+    }
+
+    fn read(&mut self) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        let c = &self.client;
+        let after = self.after;
+        let rows = self.rt.block_on(async {
+            c.query(
+                "SELECT seq, record FROM opsgate_audit WHERE seq > $1 ORDER BY seq LIMIT 10000",
+                &[&after],
+            )
+            .await
+            .map_err(db("following the store"))
+        })?;
+        if let Some(last) = rows.last() {
+            self.after = last.get(0);
+        }
+        Ok(rows
+            .iter()
+            .map(|r| {
+                (
+                    u64::try_from(r.get::<_, i64>(0)).unwrap_or(0),
+                    r.get::<_, Vec<u8>>(1),
+                )
+            })
+            .collect())
+    }
+}
