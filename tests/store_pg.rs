@@ -740,3 +740,64 @@ fn a_follower_hears_records_committed_by_another_connection() {
     let line = String::from_utf8(seen[2].1.clone()).expect("text");
     assert!(line.contains("w5-n2"), "{line}");
 }
+
+#[test]
+fn a_password_comes_from_the_password_file() {
+    let Some(admin) = pg_url() else { return };
+    let env = Env::new(None);
+    let role = unique("pw").replace('-', "_");
+    let pg = Pg::connect(&admin).expect("admin");
+    pg.execute_raw(&format!("CREATE ROLE {role} LOGIN PASSWORD 'p4ss:word'"))
+        .expect("role");
+    // This role (only) must give a password: a line before the server's
+    // `trust` lines.
+    let hba_line = format!("host all {role} 127.0.0.1/32 scram-sha-256\n");
+    let hba = {
+        let out = std::process::Command::new("psql")
+            .args(["-X", "-At", &admin, "-c", "SHOW hba_file"])
+            .output()
+            .expect("psql runs");
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    let old = std::fs::read_to_string(&hba).expect("hba");
+    std::fs::write(&hba, format!("{hba_line}{old}")).expect("hba written");
+    pg.execute_raw("SELECT pg_reload_conf()").expect("reload");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let hostport = admin
+        .split('@')
+        .nth(1)
+        .and_then(|r| r.split('/').next())
+        .expect("host:port");
+    let url = format!("postgres://{role}@{hostport}/postgres");
+    // No password anywhere: refused by the server.
+    let (code, _, err) = store(&env, &url, &["store", "status"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("password"), "{err}");
+    // From the password file (its `:` escaped): connected (and told the
+    // database has no schema).
+    let file = env.p("pgpass");
+    let port = hostport.rsplit(':').next().expect("port");
+    std::fs::write(
+        &file,
+        format!("127.0.0.1:{port}:postgres:{role}:p4ss\\:word\n"),
+    )
+    .expect("pgpass");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    }
+    let out = common::opsgate_command(&env.log, None)
+        .env("PGPASSFILE", &file)
+        .args(["store", "status", "--store", &url])
+        .output()
+        .expect("runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("store init"), "connected: {err}");
+    assert!(
+        !err.contains("p4ss"),
+        "the password is never printed: {err}"
+    );
+    // Restore the server's rules for the other tests.
+    std::fs::write(&hba, old).expect("hba restored");
+    pg.execute_raw("SELECT pg_reload_conf()").expect("reload");
+}

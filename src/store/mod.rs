@@ -8,6 +8,7 @@
 //! commands that decide do not take `--store` yet, so none can believe it
 //! wrote to PostgreSQL.
 
+pub mod passfile;
 pub mod pg;
 
 use std::fmt;

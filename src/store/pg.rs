@@ -222,6 +222,21 @@ fn db(what: impl Into<String>) -> impl FnOnce(tokio_postgres::Error) -> StoreErr
     }
 }
 
+/// The password file's password for `config`'s first TCP host, port,
+/// database and user (libpq's defaults: port 5432, the user's name as the
+/// database).
+fn password_from_file(config: &tokio_postgres::Config) -> Option<String> {
+    let host = config.get_hosts().iter().find_map(|h| match h {
+        tokio_postgres::config::Host::Tcp(name) => Some(name.clone()),
+        #[allow(unreachable_patterns, reason = "Unix sockets exist on unix only")]
+        _ => None,
+    })?;
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let user = config.get_user()?;
+    let database = config.get_dbname().unwrap_or(user);
+    super::passfile::lookup(&super::passfile::path()?, &host, port, database, user)
+}
+
 /// What `store init` did.
 #[derive(Debug, serde::Serialize)]
 pub struct Init {
@@ -281,10 +296,12 @@ impl Pg {
         let mut config: tokio_postgres::Config = url
             .parse()
             .map_err(db(format!("{shown}: not a PostgreSQL URL")))?;
-        if config.get_password().is_none()
-            && let Ok(pw) = std::env::var("PGPASSWORD")
-        {
-            config.password(pw);
+        if config.get_password().is_none() {
+            if let Ok(pw) = std::env::var("PGPASSWORD") {
+                config.password(pw);
+            } else if let Some(pw) = password_from_file(&config) {
+                config.password(pw);
+            }
         }
         config.connect_timeout(std::time::Duration::from_secs(10));
         let (client, conn) = rt
