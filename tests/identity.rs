@@ -1001,3 +1001,57 @@ fn the_user_config_names_the_signing_key() {
     assert!(err.contains("signing_keys"), "{err}");
     assert_eq!(env.records().len(), before);
 }
+
+#[test]
+fn an_unsigned_proposal_cannot_be_approved_or_adopted() {
+    use opsgate::audit::{AuditLog, Sealer};
+    use opsgate::core::event::Event;
+    use opsgate::core::policy::LoadedPolicy;
+    let (env, [alice, bob, _, _]) = admins_world();
+    let p1 = env.p("looser.yaml");
+    std::fs::write(&p1, LOOSER).expect("looser");
+    env.ok(&["init"]);
+    // Proposing without a key: the proposer would be an unproven name
+    // (a shared OS account), and could then approve their own change.
+    let (code, _, err) = env.run(&["policy", "adopt", path(&p1)]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("must be signed"), "{err}");
+    // alice, who can write the log, appends the proposal by hand under
+    // another name, then approves it with bob.
+    let text = std::fs::read_to_string(&p1).expect("p1");
+    let signers = std::fs::read_to_string(env.p("allowed_signers")).expect("signers");
+    let new = LoadedPolicy::load(Some((path(&p1), &text)))
+        .expect("loads")
+        .with_signers_file("allowed_signers", &signers)
+        .expect("signers");
+    let base = last(&env, "policy_adopted")["policy_hash"]
+        .as_str()
+        .expect("hash")
+        .to_owned();
+    let log = AuditLog::open(&env.log, Sealer::Sha256, Default::default()).expect("log");
+    log.append(Event::PolicyProposed {
+        policy_hash: new.hash.clone(),
+        base_hash: opsgate::core::digest::PolicyHash::new(base),
+        source: path(&p1).to_owned(),
+        policy: new.adoption_form().expect("form"),
+        allowed_signers: Some(signers),
+        proposed_by: "somebody".into(),
+        identity: None,
+        loosens: true,
+        needs: 2,
+    })
+    .expect("appended");
+    drop(log);
+    let short = &new.hash.as_str()["sha256:".len().."sha256:".len() + 12];
+    env.refused(
+        &["policy", "approve", short, "--key", path(&alice)],
+        "is not signed",
+    );
+    env.refused(
+        &["policy", "approve", short, "--key", path(&bob)],
+        "is not signed",
+    );
+    assert!(env.of("policy_approved", None).is_empty());
+    let (code, _, err) = under(&env, &p1, &["submit", path(&env.plan("p.yaml", HIGH))]);
+    assert_eq!(code, 3, "not adopted: {err}");
+}

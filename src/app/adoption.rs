@@ -202,6 +202,61 @@ pub fn needs(base: &LoadedPolicy, new: &LoadedPolicy) -> (bool, u32) {
     (loosens, n)
 }
 
+/// What a proposer signs.
+fn proposal_statement<'a>(
+    policy_hash: &'a str,
+    base_hash: &'a str,
+    proposer: &'a str,
+    signed_at: i64,
+) -> crate::core::identity::Statement<'a> {
+    crate::core::identity::Statement {
+        kind: "policy_proposed",
+        plan_id: "policy",
+        plan_hash: policy_hash,
+        policy_hash: base_hash,
+        submission: None,
+        rollback_of: None,
+        principal: proposer,
+        signed_at,
+        reason: None,
+    }
+}
+
+/// Why `proposal` is not proven to be its proposer's, if it is not: a
+/// signature that `base`'s signers verify.
+fn proposer_problem(base: &LoadedPolicy, proposal: &Proposal) -> Option<String> {
+    let who = &proposal.proposed_by;
+    match &proposal.identity {
+        Some(Proof::Ssh {
+            signature,
+            signed_at,
+            ..
+        }) => base
+            .policy
+            .signers
+            .check(
+                &proposal_statement(
+                    proposal.policy_hash.as_str(),
+                    proposal.base_hash.as_str(),
+                    who,
+                    *signed_at,
+                ),
+                signature,
+            )
+            .err()
+            .map(|why| {
+                format!(
+                    "the proposal at seq {} by {who} does not verify: {why}",
+                    proposal.seq
+                )
+            }),
+        _ => Some(format!(
+            "the proposal at seq {} by {who} is not signed; a proposal must be",
+            proposal.seq
+        )),
+    }
+}
+
 /// What an admin signs to approve a proposal.
 pub fn statement<'a>(
     proposal: &'a Proposal,
@@ -321,6 +376,9 @@ fn adoption_problem(ledger: &Ledger, base: &Adoption, next: &Adoption) -> Option
             base.policy_hash.as_str()
         ));
     };
+    if let Some(why) = proposer_problem(&base_policy, proposal) {
+        return Some(why);
+    }
     let (_, n) = needs(&base_policy, &new_policy);
     let (people, _) = counted(&base_policy, proposal, next.seq);
     if (people.len() as u32) < n {
@@ -464,23 +522,28 @@ pub fn propose(log: &AuditLog, new: &LoadedPolicy, who: Who<'_>) -> Result<Propo
         ));
     }
     let (form, signers) = recorded_form(new)?;
-    let proof = match &actor.key {
-        Some(key) => {
-            let statement = crate::core::identity::Statement {
-                kind: "policy_proposed",
-                plan_id: "policy",
-                plan_hash: new.hash.as_str(),
-                policy_hash: base.hash.as_str(),
-                submission: None,
-                rollback_of: None,
-                principal: &actor.name,
-                signed_at: chrono::Utc::now().timestamp(),
-                reason: None,
-            };
-            super::sign::sign(&base.policy, key, &statement)?
-        }
-        None => actor.proof.clone(),
+    // Signed, or "never the proposer" would rest on a name nobody proved:
+    // an admin could propose as a shared OS account, then approve.
+    let Some(key) = &actor.key else {
+        return Err(refuse(
+            Reason::Unsigned,
+            format!(
+                "proposing a policy must be signed: give your key with --key or {}",
+                super::sign::KEY_ENV
+            ),
+        ));
     };
+    let signed_at = chrono::Utc::now().timestamp();
+    let proof = super::sign::sign(
+        &base.policy,
+        key,
+        &proposal_statement(
+            new.hash.as_str(),
+            base.hash.as_str(),
+            &actor.name,
+            signed_at,
+        ),
+    )?;
     let appended = log.append_with(|len| -> Result<Vec<Event>> {
         let ledger = super::ledger::fold(log, len)?;
         same_base(&ledger, &base)?;
@@ -562,6 +625,9 @@ pub fn approve(log: &AuditLog, hash: &str, who: Who<'_>) -> Result<PolicyApprove
             ),
         )));
     };
+    if let Some(why) = proposer_problem(&base, proposal) {
+        return Err(refused(refuse(Reason::BadSignature, why)));
+    }
     if let Some(why) = person_problem(&base, proposal, who) {
         return Err(refused(refuse(Reason::NotListed, why)));
     }
