@@ -31,13 +31,18 @@ struct Fixture {
     seq: u64,
 }
 
-fn fixture(extra_bridge: &str) -> Fixture {
-    let dir = tempfile::tempdir().expect("temp dir");
+/// The bridge's policy, with `extra` laid over it (top-level sections).
+fn bridge_policy(extra: &str) -> LoadedPolicy {
     let policy_text = format!(
-        "approvals: {{separation_of_duties: true}}\nbridge:\n  rate_limit: {{per_sender: 1000/min, per_client: 1000/min}}\n  clients:\n    - name: bot\n      token_sha256: \"{}\"\n      senders: {{U1: alice, U2: carol}}\n{extra_bridge}",
+        "approvals: {{separation_of_duties: true}}\nbridge:\n  rate_limit: {{per_sender: 1000/min, per_client: 1000/min}}\n  clients:\n    - name: bot\n      token_sha256: \"{}\"\n      senders: {{U1: alice, U2: carol}}\n{extra}",
         hex::encode(Sha256::digest(TOKEN.as_bytes()))
     );
-    let policy = LoadedPolicy::load(Some(("policy.yaml", &policy_text))).expect("policy loads");
+    LoadedPolicy::load(Some(("policy.yaml", &policy_text))).expect("policy loads")
+}
+
+fn fixture(extra_bridge: &str) -> Fixture {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let policy = bridge_policy(extra_bridge);
     let plan_path = dir.path().join("plan.yaml");
     std::fs::write(
         &plan_path,
@@ -312,5 +317,44 @@ fn a_metadata_rule_is_checked_by_the_application_and_recorded() {
         (status, body["error"].as_str()),
         (StatusCode::BAD_REQUEST, Some("reserved_metadata_key")),
         "{body}"
+    );
+}
+
+#[test]
+fn a_bridge_under_a_policy_the_log_did_not_adopt_decides_nothing() {
+    let f = fixture("");
+    // A second bridge on the same log, its host's policy changed.
+    let log = AuditLog::open(&f.log, Sealer::Sha256, Default::default()).expect("log");
+    let app = App::long_lived(
+        bridge_policy("safety: {allow_critical: true}\n"),
+        log,
+        Sealer::Sha256,
+    );
+    let other = Fixture {
+        router: opsgate::bridge::router(Arc::new(
+            opsgate::bridge::Bridge::new(app).expect("bridge"),
+        )),
+        log: f.log.clone(),
+        hash: f.hash.clone(),
+        seq: f.seq,
+        _dir: tempfile::tempdir().expect("dir"),
+    };
+    let before = f.records().len();
+    let (status, body) = other.decide(
+        json!({"decision": "yes", "plan_hash": f.hash, "sender_id": "U2", "submission_seq": f.seq}),
+    );
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, Some("policy_not_adopted")),
+        "{body}"
+    );
+    let new = &f.records()[before..];
+    assert_eq!(new.len(), 1, "{new:?}");
+    assert_eq!(new[0].kind(), "refused");
+    assert!(
+        !f.records()
+            .iter()
+            .any(|e| matches!(e, Event::ApprovalGranted(_))),
+        "nothing approved"
     );
 }
