@@ -51,7 +51,11 @@ fn on_terminal() -> bool {
 
 /// The chat bridge's door.
 fn serve(cli: &Cli, listen: Option<&str>) -> Result<(), CliError> {
-    let app = opsgate::app::config::open_app(cli.config.as_deref(), cli.audit_log.as_deref())?;
+    let app = opsgate::app::config::open_app(
+        cli.config.as_deref(),
+        cli.store.as_deref(),
+        cli.audit_log.as_deref(),
+    )?;
     Ok(opsgate::bridge::run(app, listen)?)
 }
 
@@ -62,7 +66,11 @@ fn tui(
     key: Option<&std::path::Path>,
     files: &[std::path::PathBuf],
 ) -> Result<(), CliError> {
-    let app = opsgate::app::config::open_app(cli.config.as_deref(), cli.audit_log.as_deref())?;
+    let app = opsgate::app::config::open_app(
+        cli.config.as_deref(),
+        cli.store.as_deref(),
+        cli.audit_log.as_deref(),
+    )?;
     for f in files {
         if !f.is_file() {
             return Err(CliError::Read {

@@ -1101,12 +1101,12 @@ fn a_rollback_permit_for_another_run_or_plan_rolls_nothing_back() {
         .build()
         .expect("runtime");
     // The lock of another run, with this plan's approval.
-    let other_lock = RunLock::take(log.path(), "r-other").expect("lock");
+    let other_lock = RunLock::take(log.path(), "p-other", "r-other").expect("lock");
     let wrong_run = RollbackPermit::new(approval.clone(), &other_lock);
     let refused = rt.block_on(engine.rollback(&wrong_run, &report, "test", false));
     assert!(refused.is_err(), "{refused:?}");
     // This run's lock, with another plan's approval.
-    let lock = RunLock::take(log.path(), "r-mine").expect("lock");
+    let lock = RunLock::take(log.path(), "p-mine", "r-mine").expect("lock");
     let wrong_plan = RollbackPermit::new(other_plan, &lock);
     let refused = rt.block_on(engine.rollback(&wrong_plan, &report, "test", false));
     assert!(refused.is_err(), "{refused:?}");

@@ -355,7 +355,7 @@ proptest! {
         .stop(stop)
         .resumed(resumed.clone())
         .env(BTreeMap::from([("PATH".to_owned(), "/usr/bin:/bin".to_owned())]));
-        let lock = opsgate::audit::ledger::RunLock::take(log.path(), "r1").expect("the run's lock");
+        let lock = opsgate::audit::ledger::RunLock::take(log.path(), "p1", "r1").expect("the run's lock");
         let permit = opsgate::exec::engine::RollbackPermit::new(approval(&cp), &lock);
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()

@@ -12,21 +12,10 @@ mod common;
 
 use std::path::Path;
 
-use common::backends::{pg_url, unique};
+use common::backends::{PgServer, fresh_db, pg_url, unique};
 use common::env::{Env, path};
 use opsgate::store::pg::Pg;
 use serde_json::Value;
-
-/// A database of its own for one test, on the test server; its URL.
-fn fresh_db() -> Option<String> {
-    let admin = pg_url()?;
-    let name = unique("og").replace('-', "_");
-    let pg = Pg::connect(&admin).expect("the test server takes connections");
-    pg.execute_raw(&format!("CREATE DATABASE {name}"))
-        .expect("CREATE DATABASE");
-    let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
-    Some(format!("{base}/{name}"))
-}
 
 /// `opsgate ARGS --store URL` on `env`'s log; exit code, stdout, stderr.
 fn store(env: &Env, url: &str, args: &[&str]) -> (i32, String, String) {
@@ -303,20 +292,8 @@ fn a_server_crash_mid_append_loses_nothing_acknowledged_and_duplicates_nothing()
     if pg_url().is_none() {
         return;
     }
-    let dir = tempfile::tempdir().expect("dir");
-    let script = common::repo().join("scripts/test-env-pg.sh");
-    let server = dir.path().join("pg");
-    let up = std::process::Command::new(&script)
-        .arg("up")
-        .arg(&server)
-        .output()
-        .expect("test-env-pg.sh runs");
-    assert!(up.status.success(), "{up:?}");
-    let url = String::from_utf8_lossy(&up.stdout)
-        .lines()
-        .find_map(|l| l.strip_prefix("DATABASE_URL=").map(str::to_owned))
-        .expect("a URL");
-    let stop = scopeguard(&script, &server);
+    let server = PgServer::start();
+    let url = server.url.clone();
     Pg::connect(&url).expect("connects").init().expect("init");
     let acknowledged = std::sync::Mutex::new(Vec::new());
     let running = std::sync::atomic::AtomicBool::new(true);
@@ -353,23 +330,13 @@ fn a_server_crash_mid_append_loses_nothing_acknowledged_and_duplicates_nothing()
             });
         }
         std::thread::sleep(std::time::Duration::from_millis(400));
-        let crash = std::process::Command::new(&script)
-            .arg("crash")
-            .arg(&server)
-            .output()
-            .expect("crash");
-        assert!(crash.status.success(), "{crash:?}");
+        server.control("crash");
         std::thread::sleep(std::time::Duration::from_millis(300));
-        let start = std::process::Command::new(&script)
-            .arg("start")
-            .arg(&server)
-            .output()
-            .expect("start");
-        assert!(start.status.success(), "{start:?}");
+        server.control("start");
         std::thread::sleep(std::time::Duration::from_millis(700));
         running.store(false, std::sync::atomic::Ordering::SeqCst);
     });
-    let seen = exported_markers(&url, dir.path());
+    let seen = exported_markers(&url, &server.dir);
     let acknowledged = acknowledged.into_inner().expect("lock");
     assert!(
         acknowledged.len() > 50,
@@ -380,21 +347,6 @@ fn a_server_crash_mid_append_loses_nothing_acknowledged_and_duplicates_nothing()
         assert_eq!(seen.get(m), Some(&1), "acknowledged {m} is in the log once");
     }
     assert!(seen.values().all(|n| *n == 1), "nothing twice: {seen:?}");
-    drop(stop);
-}
-
-/// Stops the private server when the test ends, pass or fail.
-fn scopeguard(script: &Path, server: &Path) -> impl Drop {
-    struct Stop(std::path::PathBuf, std::path::PathBuf);
-    impl Drop for Stop {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new(&self.0)
-                .arg("down")
-                .arg(&self.1)
-                .output();
-        }
-    }
-    Stop(script.to_owned(), server.to_owned())
 }
 
 /// A TCP proxy to the server that, once armed, cuts the client's
@@ -768,7 +720,10 @@ fn a_password_comes_from_the_password_file() {
         .nth(1)
         .and_then(|r| r.split('/').next())
         .expect("host:port");
-    let url = format!("postgres://{role}@{hostport}/postgres");
+    // A database of its own, where no test made a schema.
+    let db = fresh_db().expect("a database");
+    let db = db.rsplit('/').next().expect("its name");
+    let url = format!("postgres://{role}@{hostport}/{db}");
     // No password anywhere: refused by the server.
     let (code, _, err) = store(&env, &url, &["store", "status"]);
     assert_eq!(code, 1, "{err}");
@@ -779,7 +734,7 @@ fn a_password_comes_from_the_password_file() {
     let port = hostport.rsplit(':').next().expect("port");
     std::fs::write(
         &file,
-        format!("127.0.0.1:{port}:postgres:{role}:p4ss\\:word\n"),
+        format!("127.0.0.1:{port}:{db}:{role}:p4ss\\:word\n"),
     )
     .expect("pgpass");
     {

@@ -179,14 +179,118 @@ pub fn read(path: &Path) -> Result<String> {
     })
 }
 
+/// Where the audit log lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogAt {
+    /// A JSON Lines file on this host.
+    File(PathBuf),
+    /// Team mode: PostgreSQL at this URL (as given: never printed), with a
+    /// replica file in the state directory (`audit::log` `replica`).
+    Store(String),
+}
+
+impl LogAt {
+    /// The store, unless `--audit-log` names a file: `--store` /
+    /// `OPSGATE_STORE` first, then the policy's `store.url`. Naming both a
+    /// file log and a PostgreSQL store is an error: a host writing its own
+    /// file would fork the team's log.
+    pub fn resolve(
+        store: Option<&str>,
+        audit_log: Option<&Path>,
+        policy: Option<&crate::core::policy::Policy>,
+    ) -> Result<LogAt> {
+        let (url, from) = match (store, policy.and_then(|p| p.store.url.as_deref())) {
+            (Some(u), _) => (Some(u), "--store (OPSGATE_STORE)"),
+            (None, Some(u)) => (Some(u), "the policy's store.url"),
+            (None, None) => (None, ""),
+        };
+        let parsed = url
+            .map(|u| {
+                crate::store::StoreUrl::parse(u).map_err(|e| Error::Invalid(format!("{from}: {e}")))
+            })
+            .transpose()?;
+        match (parsed, audit_log) {
+            (Some(crate::store::StoreUrl::Postgres(u)), Some(file)) => {
+                Err(Error::Invalid(format!(
+                    "{from} names the PostgreSQL store {} and --audit-log (OPSGATE_AUDIT_LOG) the file log {}: give one",
+                    crate::store::redact_url(&u),
+                    file.display()
+                )))
+            }
+            (Some(crate::store::StoreUrl::Postgres(u)), None) => Ok(LogAt::Store(u)),
+            (Some(crate::store::StoreUrl::File(f)), None) => Ok(LogAt::File(f)),
+            (Some(crate::store::StoreUrl::File(_)) | None, Some(file)) => {
+                Ok(LogAt::File(file.to_path_buf()))
+            }
+            (None, None) => Ok(LogAt::File(audit_log_path(None)?)),
+        }
+    }
+
+    /// Opens the log for appending; a store's replica is brought up to
+    /// date first.
+    pub fn open(&self, sealer: Sealer, redactor: Redactor) -> Result<crate::audit::AuditLog> {
+        match self {
+            LogAt::File(path) => {
+                Ok(crate::audit::AuditLog::open(path, sealer, redactor)?
+                    .with_mark(high_water(path)?))
+            }
+            LogAt::Store(url) => {
+                let store_err = |e| Error::Audit(crate::audit::AuditError::from_store(url, e));
+                let state = state_dir()?;
+                let pg = crate::store::pg::Pg::connect(url)
+                    .and_then(|pg| pg.with_mark(&state))
+                    .map_err(store_err)?;
+                let chain = pg.status().map_err(store_err)?.chain_id;
+                let replica = replica_path(&state, &chain);
+                let log = crate::audit::AuditLog::open_store(&replica, url, pg, sealer, redactor)?
+                    .with_mark(high_water(&replica)?);
+                log.refresh()?;
+                Ok(log)
+            }
+        }
+    }
+
+    /// The file to read for a command that only reads: the file log, or
+    /// the store's replica brought up to date.
+    pub fn read_path(&self, sealer: &Sealer) -> Result<PathBuf> {
+        match self {
+            LogAt::File(path) => Ok(path.clone()),
+            LogAt::Store(_) => Ok(self
+                .open(sealer.clone(), Redactor::default())?
+                .path()
+                .to_owned()),
+        }
+    }
+}
+
+/// Where this host keeps its replica of the store whose chain is `chain`.
+pub fn replica_path(state: &Path, chain: &str) -> PathBuf {
+    let safe: String = chain
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    state.join("stores").join(format!("{safe}.jsonl"))
+}
+
 /// The policy and the open log, as a long-lived door (the TUI, the
-/// bridge) holds them: `config` and `audit_log` are the command line's
-/// `--config` and `--audit-log`.
-pub fn open_app(config: Option<&Path>, audit_log: Option<&Path>) -> Result<super::App> {
+/// bridge) holds them: `config`, `store` and `audit_log` are the command
+/// line's `--config`, `--store` and `--audit-log`.
+pub fn open_app(
+    config: Option<&Path>,
+    store: Option<&str>,
+    audit_log: Option<&Path>,
+) -> Result<super::App> {
     let (policy, file) = load_policy(config)?;
-    let path = audit_log_path(audit_log)?;
+    let at = LogAt::resolve(store, audit_log, Some(&policy.policy))?;
     let sealer = sealer(&policy, file.as_deref())?;
-    let log = crate::audit::AuditLog::open(&path, sealer.clone(), redactor(&policy))?
-        .with_mark(high_water(&path)?);
+    let log = at.open(sealer.clone(), redactor(&policy))?;
+    log.follow(&state_dir()?, std::time::Duration::from_secs(2))
+        .map_err(|e| Error::Failed(format!("cannot start following the store: {e}")))?;
     Ok(super::App::long_lived(policy, log, sealer))
 }

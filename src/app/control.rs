@@ -107,7 +107,7 @@ pub fn start_rollback(
         let ledger = fold(log, len)?;
         let adopt = super::adoption::pin(&ledger, policy)?;
         let (state, run) = super::decide::rollback_candidate(&ledger, log, run_id)?;
-        let lock = take_run_lock(log.path(), run_id)?;
+        let lock = take_run_lock(log.path(), &state.plan_id, run_id)?;
         let now = Utc::now();
         let plan_verdict = state.verdict(&policy.policy, &policy.hash, now);
         let approval = match plan_verdict {

@@ -39,11 +39,11 @@ fn new_run_id() -> String {
 
 /// Takes the liveness lock of `run_id` on the log (held for the whole run:
 /// others see the run as live while it is held).
-pub fn take_run_lock(log: &Path, run_id: &str) -> Result<RunLock> {
-    RunLock::take(log, run_id).map_err(|e| match e.kind() {
+pub fn take_run_lock(log: &Path, plan_id: &str, run_id: &str) -> Result<RunLock> {
+    RunLock::take(log, plan_id, run_id).map_err(|e| match e.kind() {
         std::io::ErrorKind::WouldBlock => refuse(
             Reason::Running,
-            format!("run `{run_id}` is running now (in another process)"),
+            format!("run `{run_id}` of plan `{plan_id}` cannot start: {e}"),
         ),
         _ => Error::Read {
             path: log.to_owned(),
@@ -257,7 +257,7 @@ pub fn begin(
                     &mut notes,
                 )?
             };
-            lock = Some(take_run_lock(log.path(), &run_id)?);
+            lock = Some(take_run_lock(log.path(), id, &run_id)?);
             let env = step_env(policy, &plan);
             events.push(Event::RunStarted {
                 plan_id: id.to_owned(),

@@ -123,6 +123,8 @@ fn checked_record(
 pub struct RunLock {
     _file: std::fs::File,
     run_id: String,
+    /// Team mode: the plan's lease in the store, renewed while held.
+    _lease: Option<super::log::Held>,
 }
 
 /// Where the lock byte of `run_id` is: above 2⁶², out of reach of any log.
@@ -147,9 +149,11 @@ fn lock_request(run_id: &str, kind: libc::c_int) -> libc::flock {
 }
 
 impl RunLock {
-    /// Takes the lock of `run_id` on the log at `log`; fails if another
-    /// process (or open file) holds it.
-    pub fn take(log: &Path, run_id: &str) -> std::io::Result<Self> {
+    /// Takes the lock of `run_id` (of plan `plan_id`) on the log at `log`;
+    /// fails if another process (or open file) holds it. When `log` is a
+    /// store's replica, the plan's lease in the store is taken too, which
+    /// fails while an engine on any host holds the plan.
+    pub fn take(log: &Path, plan_id: &str, run_id: &str) -> std::io::Result<Self> {
         let file = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
@@ -165,9 +169,11 @@ impl RunLock {
                 std::io::Error::from(e)
             }
         })?;
+        let lease = super::log::hold_lease(log, plan_id, run_id)?;
         Ok(RunLock {
             _file: file,
             run_id: run_id.to_owned(),
+            _lease: lease,
         })
     }
 
@@ -179,6 +185,10 @@ impl RunLock {
 
 /// Whether an engine is running `run_id` now: its lock is held.
 pub fn run_is_live(log: &Path, run_id: &str) -> bool {
+    // Team mode: the engine may run on another host; its lease says.
+    if let Some(live) = super::log::lease_live(log, run_id) {
+        return live;
+    }
     let Ok(f) = std::fs::File::open(log) else {
         return false;
     };

@@ -30,6 +30,9 @@ use super::read::LineReader;
 use super::verify::{Head, Verifier};
 use crate::core::redact::Redactor;
 
+mod replica;
+pub use replica::{Held, hold_lease, lease_live};
+
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {
     #[error("audit log `{}`: {source}", path.display())]
@@ -72,6 +75,13 @@ pub enum AuditError {
         /// The log's last record now (`None`: the log is empty).
         found: Option<Head>,
     },
+    /// Team mode: the store could not be reached or refused the write
+    /// (nothing was recorded).
+    #[error("audit store {store}: {message}; nothing was recorded")]
+    Store { store: String, message: String },
+    /// Team mode: the store went back or forked since this host saw it.
+    #[error("{0}")]
+    Diverged(String),
     #[error("audit log `{}`: its high-water mark `{}`: {source}", path.display(), mark.display())]
     Mark {
         path: PathBuf,
@@ -179,6 +189,9 @@ pub struct AuditLog {
     synced: Mutex<u64>,
     batch_done: Condvar,
     poisoned: AtomicBool,
+    /// Team mode: the store this file replicates, which appends go to
+    /// first (`replica`).
+    remote: Option<replica::Remote>,
 }
 
 /// Holds the exclusive `flock`; unlocks on drop.
@@ -231,6 +244,7 @@ impl AuditLog {
             synced: Mutex::new(0),
             batch_done: Condvar::new(),
             poisoned: AtomicBool::new(false),
+            remote: None,
         })
     }
 
@@ -466,6 +480,9 @@ impl AuditLog {
     ) -> Result<Vec<Appended>, E> {
         let mut cached = self.lock_tail()?;
         let _flock = FileLock::exclusive(&self.file).map_err(|e| self.io(e))?;
+        if let Some(remote) = &self.remote {
+            return self.write_remote(remote, &mut cached, decide, redact);
+        }
         let (mut tail, torn) = self.current_tail(&mut cached)?;
         if let (Some(len), WriteMode::Normal | WriteMode::Acknowledge) = (torn, mode) {
             *cached = None;
@@ -672,6 +689,10 @@ impl AuditLog {
     /// leaders and `append_with`) share fsyncs. After a failure the log is
     /// poisoned.
     fn sync(&self) -> Result<(), AuditError> {
+        // A replica's durability is the store's commit.
+        if self.remote.is_some() {
+            return Ok(());
+        }
         let mine = self.written.load(Ordering::SeqCst);
         let mut synced = self.synced.lock().unwrap_or_else(|p| p.into_inner());
         if *synced >= mine {
@@ -774,6 +795,11 @@ impl AuditError {
                 mark: mark.clone(),
                 source: io::Error::new(source.kind(), source.to_string()),
             },
+            AuditError::Store { store, message } => AuditError::Store {
+                store: store.clone(),
+                message: message.clone(),
+            },
+            AuditError::Diverged(m) => AuditError::Diverged(m.clone()),
         }
     }
 }

@@ -87,6 +87,11 @@ pub(super) fn app_error(id: &str, e: crate::app::Error) -> ApiError {
         Error::Invalid(m) => err(StatusCode::BAD_REQUEST, "malformed", m),
         Error::Audit(crate::audit::AuditError::TornTail { .. }) => log_torn(),
         Error::Audit(crate::audit::AuditError::Truncated { .. }) => log_truncated(),
+        Error::Audit(crate::audit::AuditError::Diverged(_)) => err(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store_diverged",
+            "the store went back or forked since this bridge saw it: nothing is recorded until an operator accepts it (`opsgate store status --accept`)",
+        ),
         _ => err(
             StatusCode::SERVICE_UNAVAILABLE,
             "log_unavailable",

@@ -5,7 +5,7 @@ use super::error::CliError;
 use super::{
     approve_cmd, audit_cmd, classify_cmd, plan_cmd, policy_cmd, run_cmd, status_cmd, submit_cmd,
 };
-use crate::app::config::{audit_log_path, high_water, load_policy, redactor, sealer};
+use crate::app::config::{LogAt, high_water, load_policy, redactor, sealer};
 use crate::audit::AuditLog;
 
 /// Runs a command of the command line door (not `serve` or `tui`, which
@@ -21,13 +21,24 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         return super::store_cmd::run(&cli, args);
     }
     let (policy, policy_file) = load_policy(cli.config.as_deref())?;
-    let log_path = || audit_log_path(cli.audit_log.as_deref());
-    let sealer = || sealer(&policy, policy_file.as_deref());
-    let open_log = || -> Result<AuditLog, CliError> {
-        let path = log_path()?;
-        Ok(AuditLog::open(&path, sealer()?, redactor(&policy))?.with_mark(high_water(&path)?))
+    let at = || {
+        LogAt::resolve(
+            cli.store.as_deref(),
+            cli.audit_log.as_deref(),
+            Some(&policy.policy),
+        )
     };
-    let mark = || high_water(&log_path()?);
+    let sealer = || sealer(&policy, policy_file.as_deref());
+    // The file to read: a store's replica is brought up to date first.
+    let log_path = || -> Result<std::path::PathBuf, CliError> { Ok(at()?.read_path(&sealer()?)?) };
+    let open_log =
+        || -> Result<AuditLog, CliError> { Ok(at()?.open(sealer()?, redactor(&policy))?) };
+    // A read-only command's file and this host's mark of it.
+    let reading = || -> Result<_, CliError> {
+        let path = log_path()?;
+        let mark = high_water(&path)?;
+        Ok((path, mark))
+    };
     let who = |as_user: Option<&str>, key: Option<&std::path::Path>| {
         crate::app::identity::actor(&policy.policy, as_user, key)
     };
@@ -44,10 +55,12 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Plan(PlanCommand::Show { file, json }) => plan_cmd::show(file, *json, &policy),
         Command::Plan(PlanCommand::Hash { file }) => plan_cmd::hash(file, &policy),
         Command::Policy(PolicyCommand::Check { json }) => {
-            policy_cmd::check(&policy, &log_path()?, &sealer()?, &mark()?, *json)
+            let (path, mark) = reading()?;
+            policy_cmd::check(&policy, &path, &sealer()?, &mark, *json)
         }
         Command::Policy(PolicyCommand::Show { hash, json }) => {
-            policy_cmd::show(&log_path()?, &sealer()?, &mark()?, hash.as_deref(), *json)
+            let (path, mark) = reading()?;
+            policy_cmd::show(&path, &sealer()?, &mark, hash.as_deref(), *json)
         }
         Command::Init { json } => policy_cmd::init(&open_log()?, &policy, *json),
         Command::Policy(PolicyCommand::Adopt {
@@ -79,7 +92,8 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             *json,
         ),
         Command::Policy(PolicyCommand::Diff { old, new, json }) => {
-            policy_cmd::diff(old, new, &log_path()?, &sealer()?, &mark()?, *json)
+            let (path, mark) = reading()?;
+            policy_cmd::diff(old, new, &path, &sealer()?, &mark, *json)
         }
         Command::Submit(args) => submit_cmd::run(
             args,
@@ -124,17 +138,11 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             "`serve` and `tui` are doors of their own: run them from `opsgate`".into(),
         )),
         Command::Status { id, json, breakers } => {
+            let (path, mark) = reading()?;
             if *breakers {
-                status_cmd::breakers(&log_path()?, &sealer()?, &mark()?, *json)
+                status_cmd::breakers(&path, &sealer()?, &mark, *json)
             } else {
-                status_cmd::run(
-                    &log_path()?,
-                    &sealer()?,
-                    &mark()?,
-                    &policy,
-                    id.as_deref(),
-                    *json,
-                )
+                status_cmd::run(&path, &sealer()?, &mark, &policy, id.as_deref(), *json)
             }
         }
         Command::Audit(AuditCommand::Verify {
@@ -144,16 +152,31 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         }) => {
             // It writes; the audit commands that only read ran before the
             // policy was loaded.
+            file_log_only(&at()?)?;
             let path = log_path()?;
             audit_cmd::require_log(&path)?;
             audit_cmd::acknowledge_truncation(&open_log()?, reason.as_deref().unwrap_or_default())
         }
         Command::Audit(AuditCommand::Repair { json }) => {
+            file_log_only(&at()?)?;
             let path = log_path()?;
             audit_cmd::require_log(&path)?;
             audit_cmd::repair(&open_log()?, *json)
         }
         Command::Audit(cmd) => read_only_audit(&cli, cmd).unwrap_or(Ok(())),
+    }
+}
+
+/// Repairs and acknowledged truncations are for a file log: a store's
+/// replica mends itself from the store, and a store that went back is
+/// accepted with `store status --accept`.
+fn file_log_only(at: &LogAt) -> Result<(), CliError> {
+    match at {
+        LogAt::File(_) => Ok(()),
+        LogAt::Store(url) => Err(CliError::Usage(format!(
+            "the log is in the store {}: its replica on this host mends itself, and a store behind this host's mark is accepted with `opsgate store status --accept --reason TEXT`",
+            crate::store::redact_url(url)
+        ))),
     }
 }
 
@@ -172,8 +195,20 @@ fn read_only_audit(cli: &Cli, cmd: &AuditCommand) -> Option<Result<(), CliError>
     if writes {
         return None;
     }
-    let path = || audit_log_path(cli.audit_log.as_deref());
     let sealer = || crate::app::config::reader_sealer(cli.config.as_deref());
+    // The store may be named by the policy; a policy that does not load
+    // names none.
+    let path = || -> Result<std::path::PathBuf, CliError> {
+        let policy = crate::app::config::load_policy(cli.config.as_deref())
+            .ok()
+            .map(|(p, _)| p.policy);
+        let at = LogAt::resolve(
+            cli.store.as_deref(),
+            cli.audit_log.as_deref(),
+            policy.as_ref(),
+        )?;
+        Ok(at.read_path(&sealer()?)?)
+    };
     let run = || match cmd {
         AuditCommand::Verify {
             json, expect_head, ..

@@ -25,6 +25,18 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "FILE", env = "OPSGATE_AUDIT_LOG")]
     pub audit_log: Option<PathBuf>,
 
+    /// Team mode: the audit log in PostgreSQL, postgres://USER@HOST:PORT/DB
+    /// (the password from PGPASSFILE, ~/.pgpass or PGPASSWORD). Default: the
+    /// policy's store.url, else the file log. Every command works on it.
+    #[arg(
+        long,
+        global = true,
+        value_name = "URL",
+        env = "OPSGATE_STORE",
+        hide_env_values = true
+    )]
+    pub store: Option<String>,
+
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -120,7 +132,7 @@ pub enum Command {
     /// Team mode: the audit log in PostgreSQL. Create the schema, show the
     /// chain's head, import a file log, export it back.
     #[command(
-        after_help = "The store is --store or OPSGATE_STORE: postgres://USER@HOST:PORT/DB (the password from\nthe URL or PGPASSWORD). In this build decisions and runs still write the file log;\nthese commands prepare and check the database (docs/team-mode.md).\n\nExamples:\n  opsgate store init --store postgres://opsgate@db.internal/opsgate\n  OPSGATE_STORE=postgres://opsgate@db.internal/opsgate opsgate store status --json\n  opsgate store migrate --from /var/lib/opsgate/audit.jsonl\n  opsgate store export -o team.jsonl && opsgate audit --audit-log team.jsonl verify"
+        after_help = "The store is --store or OPSGATE_STORE: postgres://USER@HOST:PORT/DB (the password from\nthe URL or PGPASSWORD). Every other command works on the store too\n(--store, OPSGATE_STORE or the policy's store.url; docs/team-mode.md).\n\nExamples:\n  opsgate store init --store postgres://opsgate@db.internal/opsgate\n  OPSGATE_STORE=postgres://opsgate@db.internal/opsgate opsgate store status --json\n  opsgate store migrate --from /var/lib/opsgate/audit.jsonl\n  opsgate store export -o team.jsonl && opsgate audit --audit-log team.jsonl verify"
     )]
     Store(StoreArgs),
     /// Serve the chat bridge's HTTP API (policy `bridge:`): bots forward
@@ -143,15 +155,6 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct StoreArgs {
-    /// The store: postgres://USER@HOST:PORT/DB.
-    #[arg(
-        long,
-        env = "OPSGATE_STORE",
-        value_name = "URL",
-        global = true,
-        hide_env_values = true
-    )]
-    pub store: Option<String>,
     #[command(subcommand)]
     pub command: StoreCommand,
 }

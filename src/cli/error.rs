@@ -46,7 +46,8 @@ impl CliError {
                 crate::audit::AuditError::Damaged { .. }
                 | crate::audit::AuditError::Broken { .. }
                 | crate::audit::AuditError::TornTail { .. }
-                | crate::audit::AuditError::Truncated { .. },
+                | crate::audit::AuditError::Truncated { .. }
+                | crate::audit::AuditError::Diverged(_),
             ) => 3,
             CliError::Read { .. }
             | CliError::Policy(_)

@@ -22,7 +22,7 @@ impl From<StoreError> for CliError {
 
 /// Runs a `store` subcommand.
 pub fn run(cli: &Cli, args: &StoreArgs) -> Result<(), CliError> {
-    let url = args.store.as_deref().ok_or_else(|| {
+    let url = cli.store.as_deref().ok_or_else(|| {
         CliError::Usage(
             "no store: give --store postgres://USER@HOST:PORT/DB or set OPSGATE_STORE".into(),
         )

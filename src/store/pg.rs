@@ -195,6 +195,7 @@ struct Statements {
     lock_head: tokio_postgres::Statement,
     insert: tokio_postgres::Statement,
     move_head: tokio_postgres::Statement,
+    records_from: tokio_postgres::Statement,
 }
 
 impl std::fmt::Debug for Pg {
@@ -304,9 +305,8 @@ impl Pg {
             }
         }
         config.connect_timeout(std::time::Duration::from_secs(10));
-        let (client, conn) = rt
-            .block_on(config.connect(NoTls))
-            .map_err(db(format!("cannot connect to {shown}")))?;
+        let (client, conn) =
+            on(&rt, config.connect(NoTls)).map_err(db(format!("cannot connect to {shown}")))?;
         rt.spawn(async move {
             if let Err(e) = conn.await {
                 tracing::warn!(error = %e, "the PostgreSQL connection ended");
@@ -349,7 +349,7 @@ impl Pg {
         };
         let c = &self.client;
         let seq = i64::try_from(m.seq).unwrap_or(i64::MAX);
-        let (found, head): (Option<String>, i64) = self.rt.block_on(async {
+        let (found, head): (Option<String>, i64) = on(&self.rt, async {
             let row = c
                 .query_one(
                     "SELECT (SELECT hash FROM opsgate_audit WHERE seq = $1), (SELECT seq FROM opsgate_head)",
@@ -426,6 +426,11 @@ impl Pg {
         self.mark_state()
     }
 
+    /// Whether the connection ended.
+    pub fn is_closed(&self) -> bool {
+        self.client.is_closed()
+    }
+
     /// The URL, without its password.
     pub fn url(&self) -> &str {
         &self.url
@@ -434,7 +439,7 @@ impl Pg {
     /// The schema version in the database (0: none).
     fn version(&self) -> Result<i32, StoreError> {
         let c = &self.client;
-        self.rt.block_on(async {
+        on(&self.rt, async {
             let exists = c
                 .query_one("SELECT to_regclass('opsgate_schema') IS NOT NULL", &[])
                 .await
@@ -456,7 +461,7 @@ impl Pg {
         let url = self.url.clone();
         let known = schema_version();
         let c = &mut self.client;
-        let applied = self.rt.block_on(async {
+        let applied = on(&self.rt, async {
             let tx = c.transaction().await.map_err(db("starting init"))?;
             tx.batch_execute(
                 "SELECT pg_advisory_xact_lock(hashtext('opsgate_schema'));
@@ -523,7 +528,7 @@ impl Pg {
     pub fn status(&self) -> Result<Status, StoreError> {
         let schema_version = self.ready()?;
         let c = &self.client;
-        self.rt.block_on(async {
+        on(&self.rt, async {
             let server: String = c
                 .query_one("SHOW server_version", &[])
                 .await
@@ -560,7 +565,7 @@ impl Pg {
         })?;
         let url = self.url.clone();
         let c = &mut self.client;
-        let (chain_id, head_seq, head_hash) = self.rt.block_on(async {
+        let (chain_id, head_seq, head_hash) = on(&self.rt, async {
             let tx = c.transaction().await.map_err(db("starting the import"))?;
             let head = tx
                 .query_one(
@@ -611,7 +616,7 @@ impl Pg {
         let mut after: i64 = 0;
         let mut n = 0u64;
         loop {
-            let rows = self.rt.block_on(async {
+            let rows = on(&self.rt, async {
                 c.query(
                     "SELECT seq, record FROM opsgate_audit WHERE seq > $1 ORDER BY seq LIMIT 10000",
                     &[&after],
@@ -634,9 +639,7 @@ impl Pg {
     /// Runs `sql` as it is (tests: the append-only trigger).
     pub fn execute_raw(&self, sql: &str) -> Result<u64, StoreError> {
         let c = &self.client;
-        self.rt
-            .block_on(async { c.execute(sql, &[]).await })
-            .map_err(db(sql.to_owned()))
+        on(&self.rt, async { c.execute(sql, &[]).await }).map_err(db(sql.to_owned()))
     }
 }
 
@@ -646,6 +649,10 @@ const INSERT_ROWS: &str = "INSERT INTO opsgate_audit (seq, prev, hash, record, t
      SELECT s, p, h, r, t, pl, ru, w::timestamptz
      FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bytea[], $5::text[], $6::text[], $7::text[], $8::text[])
          AS u(s, p, h, r, t, pl, ru, w)";
+
+/// The records from a seq on, in order.
+const RECORDS_FROM: &str =
+    "SELECT seq, hash, record FROM opsgate_audit WHERE seq >= $1 ORDER BY seq";
 
 /// The columns of some rows, as [`INSERT_ROWS`] takes them.
 struct Columns<'a> {
@@ -760,13 +767,15 @@ impl Pg {
     /// returns only once it is durable.
     fn session(&self) -> Result<(), StoreError> {
         let c = &self.client;
-        self.rt
-            .block_on(c.batch_execute(
+        on(
+            &self.rt,
+            c.batch_execute(
                 "SET lock_timeout = '5s';
                  SET idle_in_transaction_session_timeout = '30s';
                  SET synchronous_commit = on;",
-            ))
-            .map_err(db("setting up the session"))
+            ),
+        )
+        .map_err(db("setting up the session"))
     }
 
     /// Connects again, trying until [`RECONNECT_FOR`] has passed.
@@ -774,7 +783,7 @@ impl Pg {
         let started = std::time::Instant::now();
         let mut wait = std::time::Duration::from_millis(50);
         loop {
-            match self.rt.block_on(self.config.connect(NoTls)) {
+            match on(&self.rt, self.config.connect(NoTls)) {
                 Ok((client, conn)) => {
                     self.rt.spawn(async move {
                         let _ = conn.await;
@@ -871,16 +880,18 @@ impl Pg {
             return Ok(st.clone());
         }
         let c = &self.client;
-        let st = self.rt.block_on(async {
-            let (lock_head, insert, move_head) = tokio::join!(
+        let st = on(&self.rt, async {
+            let (lock_head, insert, move_head, records_from) = tokio::join!(
                 c.prepare("SELECT seq, hash FROM opsgate_head FOR UPDATE"),
                 c.prepare(INSERT_ROWS),
                 c.prepare("SELECT opsgate_move_head($1, $2, $3, $4)"),
+                c.prepare(RECORDS_FROM),
             );
             Ok::<_, tokio_postgres::Error>(Statements {
                 lock_head: lock_head?,
                 insert: insert?,
                 move_head: move_head?,
+                records_from: records_from?,
             })
         })?;
         self.statements = Some(st.clone());
@@ -905,7 +916,7 @@ impl Pg {
         self.contended = self.contended.saturating_sub(1);
         let optimistic = known.is_some();
         let c = &self.client;
-        let outcome = self.rt.block_on(async {
+        let outcome = on(&self.rt, async {
             let not_written = |what: &'static str| {
                 move |e: tokio_postgres::Error| Attempt::NotWritten(db(what)(e))
             };
@@ -931,53 +942,16 @@ impl Pg {
                 .iter()
                 .map(|s| row_of(s).map_err(invalid))
                 .collect::<Result<Vec<Row>, Attempt>>()?;
-            let (new_seq, new_hash) = rows
-                .last()
-                .map_or((seq, hash.clone()), |r| (r.seq, r.hash.clone()));
-            let cols = Columns::of(&rows);
-            let params = cols.params();
-            let head_params: [&(dyn tokio_postgres::types::ToSql + Sync); 4] =
-                [&seq, &hash, &new_seq, &new_hash];
-            let begin = async {
-                match begun {
-                    Some(()) => Ok(()),
-                    None => c.batch_execute("BEGIN").await,
+            match pipeline_commit(c, &st, (seq, &hash), &rows, begun.is_none()).await {
+                Ok(()) => {}
+                Err(Pipeline::Refused { error, moved_on }) => {
+                    return Err(if moved_on && optimistic {
+                        Attempt::Stale
+                    } else {
+                        Attempt::NotWritten(error)
+                    });
                 }
-            };
-            let (begun, moved, inserted, committed) = tokio::join!(
-                begin,
-                c.execute(&st.move_head, &head_params),
-                c.execute(&st.insert, &params),
-                c.batch_execute("COMMIT"),
-            );
-            let results = [begun, moved.map(|_| ()), inserted.map(|_| ()), committed];
-            // The server refused a statement: the transaction was aborted
-            // and its COMMIT rolled back.
-            if let Some(e) = results
-                .iter()
-                .find_map(|r| r.as_ref().err().filter(|e| e.as_db_error().is_some()))
-            {
-                let message = match e.as_db_error() {
-                    Some(d) => format!("{} ({})", d.message(), d.code().code()),
-                    None => e.to_string(),
-                };
-                let moved_on = e.code()
-                    == Some(&tokio_postgres::error::SqlState::T_R_SERIALIZATION_FAILURE)
-                    || e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION);
-                let error = StoreError::Db {
-                    what: "appending".into(),
-                    message,
-                };
-                return Err(if moved_on && optimistic {
-                    Attempt::Stale
-                } else {
-                    Attempt::NotWritten(error)
-                });
-            }
-            // The connection broke somewhere in the pipeline: the COMMIT
-            // may have been carried out.
-            if let Some(e) = results.into_iter().find_map(Result::err) {
-                return Err(Attempt::Unknown(sealed, db("committing an append")(e)));
+                Err(Pipeline::Broken(e)) => return Err(Attempt::Unknown(sealed, e)),
             }
             Ok(sealed
                 .into_iter()
@@ -992,7 +966,7 @@ impl Pg {
             }
             Err(Attempt::NotWritten(_) | Attempt::Stale) if !self.client.is_closed() => {
                 // Leave no transaction open on this session.
-                let _ = self.rt.block_on(self.client.batch_execute("ROLLBACK"));
+                let _ = on(&self.rt, self.client.batch_execute("ROLLBACK"));
             }
             Err(_) => {}
         }
@@ -1005,7 +979,7 @@ impl Pg {
     fn committed(&mut self, sealed: &[Sealed]) -> Result<bool, StoreError> {
         let hashes: Vec<&str> = sealed.iter().map(|s| s.hash.as_str()).collect();
         let c = &mut self.client;
-        let found: i64 = self.rt.block_on(async {
+        let found: i64 = on(&self.rt, async {
             let tx = c.transaction().await.map_err(db("looking up an append"))?;
             tx.query_one("SELECT 1 FROM opsgate_head FOR UPDATE", &[])
                 .await
@@ -1032,6 +1006,72 @@ impl Pg {
                 ),
             }),
         }
+    }
+}
+
+/// How a pipelined commit failed.
+enum Pipeline {
+    /// The server refused a statement: the transaction was aborted and its
+    /// COMMIT rolled back. `moved_on`: another writer moved the head.
+    Refused { error: StoreError, moved_on: bool },
+    /// The connection broke somewhere in the pipeline: the COMMIT may have
+    /// been carried out.
+    Broken(StoreError),
+}
+
+/// The head's move from `head`, the insert of `rows` and `COMMIT`, sent
+/// together (after `BEGIN` when `begin`): one round trip.
+async fn pipeline_commit(
+    c: &Client,
+    st: &Statements,
+    head: (i64, &str),
+    rows: &[Row],
+    begin: bool,
+) -> Result<(), Pipeline> {
+    let (seq, hash) = head;
+    let (new_seq, new_hash) = rows
+        .last()
+        .map_or((seq, hash), |r| (r.seq, r.hash.as_str()));
+    let cols = Columns::of(rows);
+    let params = cols.params();
+    let head_params: [&(dyn tokio_postgres::types::ToSql + Sync); 4] =
+        [&seq, &hash, &new_seq, &new_hash];
+    let begun = async {
+        if begin {
+            c.batch_execute("BEGIN").await
+        } else {
+            Ok(())
+        }
+    };
+    let (begun, moved, inserted, committed) = tokio::join!(
+        begun,
+        c.execute(&st.move_head, &head_params),
+        c.execute(&st.insert, &params),
+        c.batch_execute("COMMIT"),
+    );
+    let results = [begun, moved.map(|_| ()), inserted.map(|_| ()), committed];
+    if let Some(e) = results
+        .iter()
+        .find_map(|r| r.as_ref().err().filter(|e| e.as_db_error().is_some()))
+    {
+        let message = match e.as_db_error() {
+            Some(d) => format!("{} ({})", d.message(), d.code().code()),
+            None => e.to_string(),
+        };
+        let moved_on = e.code()
+            == Some(&tokio_postgres::error::SqlState::T_R_SERIALIZATION_FAILURE)
+            || e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION);
+        return Err(Pipeline::Refused {
+            error: StoreError::Db {
+                what: "appending".into(),
+                message,
+            },
+            moved_on,
+        });
+    }
+    match results.into_iter().find_map(Result::err) {
+        Some(e) => Err(Pipeline::Broken(db("committing an append")(e))),
+        None => Ok(()),
     }
 }
 
@@ -1203,7 +1243,7 @@ impl Pg {
         self.ready()?;
         let ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
         let c = &self.client;
-        let taken = self.rt.block_on(async {
+        let taken = on(&self.rt, async {
             c.query_opt(
                 "INSERT INTO opsgate_run_lease (plan_id, run_id, holder, expires_at)
                  VALUES ($1, $2, $3, now() + $4::bigint * interval '1 millisecond')
@@ -1238,7 +1278,7 @@ impl Pg {
     ) -> Result<Lease, StoreError> {
         let ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
         let c = &self.client;
-        let n = self.rt.block_on(async {
+        let n = on(&self.rt, async {
             c.execute(
                 "UPDATE opsgate_run_lease
                  SET renewed_at = now(), expires_at = now() + $4::bigint * interval '1 millisecond'
@@ -1262,7 +1302,7 @@ impl Pg {
     /// Gives `lease` up (the run finished).
     pub fn release_lease(&self, lease: &Lease) -> Result<(), StoreError> {
         let c = &self.client;
-        self.rt.block_on(async {
+        on(&self.rt, async {
             c.execute(
                 "DELETE FROM opsgate_run_lease WHERE plan_id = $1 AND run_id = $2 AND holder = $3",
                 &[&lease.plan_id, &lease.run_id, &lease.holder],
@@ -1273,11 +1313,25 @@ impl Pg {
         Ok(())
     }
 
+    /// Whether a live lease holds `run_id` (its engine renews it).
+    pub fn run_live(&self, run_id: &str) -> Result<bool, StoreError> {
+        let c = &self.client;
+        let row = on(&self.rt, async {
+            c.query_opt(
+                "SELECT expires_at >= now() FROM opsgate_run_lease WHERE run_id = $1",
+                &[&run_id],
+            )
+            .await
+            .map_err(db("reading a lease"))
+        })?;
+        Ok(row.is_some_and(|r| r.get(0)))
+    }
+
     /// The lease of `plan_id`, live or lapsed (a lapsed one is a run whose
     /// engine stopped renewing: interrupted).
     pub fn lease_of(&self, plan_id: &str) -> Result<Option<Lease>, StoreError> {
         let c = &self.client;
-        let row = self.rt.block_on(async {
+        let row = on(&self.rt, async {
             c.query_opt(
                 "SELECT run_id, holder, to_char(expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'),
                         expires_at >= now()
@@ -1329,9 +1383,8 @@ impl Follower {
         let config: tokio_postgres::Config = url
             .parse()
             .map_err(db(format!("{shown}: not a PostgreSQL URL")))?;
-        let (client, mut connection) = rt
-            .block_on(config.connect(NoTls))
-            .map_err(db(format!("cannot connect to {shown}")))?;
+        let (client, mut connection) =
+            on(&rt, config.connect(NoTls)).map_err(db(format!("cannot connect to {shown}")))?;
         let (tx, notified) = tokio::sync::mpsc::unbounded_channel();
         rt.spawn(async move {
             // Polling the connection for its messages also drives it.
@@ -1347,7 +1400,7 @@ impl Follower {
                 }
             }
         });
-        rt.block_on(client.batch_execute("LISTEN opsgate_audit"))
+        on(&rt, client.batch_execute("LISTEN opsgate_audit"))
             .map_err(db("LISTEN opsgate_audit"))?;
         Ok(Follower {
             rt,
@@ -1367,9 +1420,9 @@ impl Follower {
             return Ok(got);
         }
         let notified = &mut self.notified;
-        let woke = self
-            .rt
-            .block_on(async { tokio::time::timeout(wait, notified.recv()).await });
+        let woke = on(&self.rt, async {
+            tokio::time::timeout(wait, notified.recv()).await
+        });
         if matches!(woke, Ok(Some(()))) {
             self.woken += 1;
             // Coalesce the notifications already queued: one read covers them.
@@ -1381,7 +1434,7 @@ impl Follower {
     fn read(&mut self) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
         let c = &self.client;
         let after = self.after;
-        let rows = self.rt.block_on(async {
+        let rows = on(&self.rt, async {
             c.query(
                 "SELECT seq, record FROM opsgate_audit WHERE seq > $1 ORDER BY seq LIMIT 10000",
                 &[&after],
@@ -1402,4 +1455,181 @@ impl Follower {
             })
             .collect())
     }
+}
+
+/// A record as the store holds it.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    pub seq: u64,
+    pub hash: String,
+    /// The exact line, without its newline.
+    pub line: Vec<u8>,
+}
+
+/// The chain's head, locked by this connection's open transaction (the
+/// audit log's append, [`Pg::lock_head`]), and the records from the seq
+/// asked for on.
+#[derive(Debug)]
+pub struct Locked {
+    pub seq: u64,
+    pub hash: String,
+    pub records: Vec<Stored>,
+}
+
+fn stored(rows: &[tokio_postgres::Row]) -> Vec<Stored> {
+    rows.iter()
+        .map(|r| Stored {
+            seq: u64::try_from(r.get::<_, i64>(0)).unwrap_or(0),
+            hash: r.get(1),
+            line: r.get(2),
+        })
+        .collect()
+}
+
+/// Appends decided under the head's lock: the audit log keeps a replica
+/// of the store and decides on it (`crate::audit::log`), so it locks the
+/// head, reads what it lacks, decides, and commits, all in one
+/// transaction.
+impl Pg {
+    /// `BEGIN`, the head's row lock and the records from seq `from` on,
+    /// pipelined: one round trip. The transaction stays open until
+    /// [`Pg::commit_locked`] or [`Pg::abort`]. A store that went back or
+    /// forked since this host saw it is refused; a lost connection is
+    /// tried again for [`RECONNECT_FOR`].
+    pub fn lock_head(&mut self, from: u64) -> Result<Locked, StoreError> {
+        self.check_mark()?;
+        let started = std::time::Instant::now();
+        loop {
+            match self.try_lock_head(from) {
+                Ok(locked) => return Ok(locked),
+                Err(e) if self.client.is_closed() && started.elapsed() < RECONNECT_FOR => {
+                    tracing::warn!(error = %e, store = %self.url, "reconnecting");
+                    self.reconnect()?;
+                    self.check_mark()?;
+                }
+                Err(e) => {
+                    self.abort();
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    fn try_lock_head(&mut self, from: u64) -> Result<Locked, StoreError> {
+        let st = self.statements().map_err(db("preparing an append"))?;
+        let c = &self.client;
+        let from = i64::try_from(from).unwrap_or(i64::MAX);
+        on(&self.rt, async {
+            let params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&from];
+            let (begun, head, records) = tokio::join!(
+                c.batch_execute("BEGIN"),
+                c.query_one(&st.lock_head, &[]),
+                c.query(&st.records_from, &params),
+            );
+            begun.map_err(db("starting an append"))?;
+            let head = head.map_err(db("locking the head"))?;
+            let records = records.map_err(db("reading the store"))?;
+            Ok(Locked {
+                seq: u64::try_from(head.get::<_, i64>(0)).unwrap_or(0),
+                hash: head.get(1),
+                records: stored(&records),
+            })
+        })
+    }
+
+    /// Ends the open transaction without writing.
+    pub fn abort(&mut self) {
+        if !self.client.is_closed() {
+            let _ = on(&self.rt, self.client.batch_execute("ROLLBACK"));
+        }
+    }
+
+    /// Inserts `sealed` (made after the locked head `head`), moves the
+    /// head and commits, in one round trip. A connection lost at COMMIT is
+    /// resolved by looking the records up, so they are reported written
+    /// only when they are, and never written twice. Raises this host's
+    /// mark.
+    pub fn commit_locked(
+        &mut self,
+        head: (u64, &str),
+        sealed: &[Sealed],
+    ) -> Result<(), StoreError> {
+        if sealed.is_empty() {
+            self.abort();
+            return Ok(());
+        }
+        let rows = sealed
+            .iter()
+            .map(|s| row_of(s).map_err(|m| StoreError::Io(std::io::Error::other(m))))
+            .collect::<Result<Vec<Row>, StoreError>>();
+        let rows = match rows {
+            Ok(rows) => rows,
+            Err(e) => {
+                self.abort();
+                return Err(e);
+            }
+        };
+        let st = self.statements().map_err(db("preparing an append"))?;
+        let seq = i64::try_from(head.0).unwrap_or(i64::MAX);
+        let c = &self.client;
+        let outcome = on(
+            &self.rt,
+            pipeline_commit(c, &st, (seq, head.1), &rows, false),
+        );
+        match outcome {
+            Ok(()) => {}
+            Err(Pipeline::Refused { error, .. }) => {
+                self.abort();
+                return Err(error);
+            }
+            Err(Pipeline::Broken(error)) => {
+                self.reconnect()?;
+                if !self.committed(sealed)? {
+                    return Err(error);
+                }
+            }
+        }
+        let done: Vec<(u64, String)> = sealed.iter().map(|s| (s.seq, s.hash.clone())).collect();
+        self.head = None;
+        self.raise_mark(done).map(|_| ())
+    }
+
+    /// The records from seq `from` on, read without a lock (a prefix of
+    /// the chain: records commit in seq order under the head lock).
+    pub fn records_from(&mut self, from: u64) -> Result<Vec<Stored>, StoreError> {
+        let st = self.statements().map_err(db("preparing a read"))?;
+        let from = i64::try_from(from).unwrap_or(i64::MAX);
+        let rows = on(&self.rt, self.client.query(&st.records_from, &[&from]))
+            .map_err(db("reading the store"))?;
+        Ok(stored(&rows))
+    }
+
+    /// Refuses a store that went back or forked since this host saw it.
+    pub fn check(&mut self) -> Result<(), StoreError> {
+        self.check_mark()
+    }
+
+    /// Raises this host's mark to a record it read.
+    pub fn saw(&self, seq: u64, hash: &str) -> Result<(), StoreError> {
+        self.raise_mark(vec![(seq, hash.to_owned())]).map(|_| ())
+    }
+}
+
+/// Drives `f` on `rt` to its end. A caller on a thread that is driving a
+/// runtime of its own (the engine's async steps, the bridge's blocking
+/// pool) cannot block that thread on another runtime, so `f` is driven
+/// from a scoped thread instead.
+fn on<F>(rt: &tokio::runtime::Runtime, f: F) -> F::Output
+where
+    F: std::future::Future + Send,
+    F::Output: Send,
+{
+    if tokio::runtime::Handle::try_current().is_err() {
+        return rt.block_on(f);
+    }
+    std::thread::scope(|s| {
+        s.spawn(|| rt.block_on(f))
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p))
+    })
 }

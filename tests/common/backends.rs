@@ -41,6 +41,74 @@ pub fn pg_url() -> Option<String> {
     server("OPSGATE_TEST_PG_URL", "PostgreSQL")
 }
 
+/// A database of its own for one test, on the shared test server; its URL.
+pub fn fresh_db() -> Option<String> {
+    let admin = pg_url()?;
+    let name = unique("og").replace('-', "_");
+    let pg = opsgate::store::pg::Pg::connect(&admin).expect("the test server takes connections");
+    pg.execute_raw(&format!("CREATE DATABASE {name}"))
+        .expect("CREATE DATABASE");
+    let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+    Some(format!("{base}/{name}"))
+}
+
+/// A PostgreSQL server of a test's own (`scripts/test-env-pg.sh`), for
+/// tests that crash or stop it; stopped when dropped, pass or fail.
+pub struct PgServer {
+    /// A directory of the test's, the server's data inside it.
+    pub dir: std::path::PathBuf,
+    server: std::path::PathBuf,
+    _tmp: tempfile::TempDir,
+    pub url: String,
+}
+
+impl PgServer {
+    pub fn start() -> PgServer {
+        let tmp = tempfile::tempdir().expect("dir");
+        let server = tmp.path().join("pg");
+        let up = std::process::Command::new(Self::script())
+            .arg("up")
+            .arg(&server)
+            .output()
+            .expect("test-env-pg.sh runs");
+        assert!(up.status.success(), "{up:?}");
+        let url = String::from_utf8_lossy(&up.stdout)
+            .lines()
+            .find_map(|l| l.strip_prefix("DATABASE_URL=").map(str::to_owned))
+            .expect("a URL");
+        PgServer {
+            dir: tmp.path().to_owned(),
+            server,
+            _tmp: tmp,
+            url,
+        }
+    }
+
+    fn script() -> std::path::PathBuf {
+        super::repo().join("scripts/test-env-pg.sh")
+    }
+
+    /// `test-env-pg.sh ACTION` on this server: `crash` (`pg_ctl -m
+    /// immediate stop`), `start`.
+    pub fn control(&self, action: &str) {
+        let out = std::process::Command::new(Self::script())
+            .arg(action)
+            .arg(&self.server)
+            .output()
+            .expect("test-env-pg.sh runs");
+        assert!(out.status.success(), "{action}: {out:?}");
+    }
+}
+
+impl Drop for PgServer {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new(Self::script())
+            .arg("down")
+            .arg(&self.server)
+            .output();
+    }
+}
+
 /// The image the Docker tests run: busybox, imported by
 /// `scripts/test-env-docker.sh` (there is no registry to pull from).
 pub const TEST_IMAGE: &str = "opsgate-test/busybox:latest";

@@ -170,6 +170,7 @@ impl LoadedPolicy {
         let mut policy: Policy =
             serde_json::from_value(policy.clone()).map_err(|e| invalid(e.to_string()))?;
         policy.canonicalize_people().map_err(invalid)?;
+        policy.store.check().map_err(invalid)?;
         policy.signers = signers(&policy, allowed_signers.map(|t| (source, t))).map_err(invalid)?;
         Self::from_policy(policy, source.to_owned())
     }

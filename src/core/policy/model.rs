@@ -36,6 +36,9 @@ pub struct Policy {
     /// Verbs and words added to the built-in lexicon.
     #[serde(skip_serializing_if = "LexiconSpec::is_empty")]
     pub lexicon: LexiconSpec,
+    /// Where the audit log lives (team mode); absent: the file log.
+    #[serde(skip_serializing_if = "StorePolicy::is_empty")]
+    pub store: StorePolicy,
     /// The people who may sign (`identity.allowed_signers` and approvers'
     /// `keys`), set when the policy loads; in the policy hash by the
     /// file's digest and the inline keys.
@@ -627,6 +630,37 @@ fn critical() -> RiskLevel {
 
 fn all_channels() -> Vec<Channel> {
     vec![Channel::Tui, Channel::Cli, Channel::Chat]
+}
+
+/// Where the audit log lives: `url: postgres://USER@HOST:PORT/DB` for team
+/// mode (`file:PATH` or nothing: the file log). Never a password: it
+/// comes from `PGPASSFILE` or `PGPASSWORD`, so no credential enters the
+/// policy hash.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorePolicy {
+    pub url: Option<String>,
+}
+
+impl StorePolicy {
+    pub fn is_empty(&self) -> bool {
+        self.url.is_none()
+    }
+
+    /// Refuses a URL that is not a store, or that carries a password.
+    pub fn check(&self) -> Result<(), String> {
+        let Some(url) = &self.url else {
+            return Ok(());
+        };
+        crate::store::StoreUrl::parse(url).map_err(|e| format!("store.url: {e}"))?;
+        if crate::store::redact_url(url) != *url {
+            return Err(format!(
+                "store.url `{}` carries a password: the policy is hashed and shown, so the password goes in PGPASSFILE (~/.pgpass) or PGPASSWORD",
+                crate::store::redact_url(url)
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// The audit log's key and extra redaction patterns.

@@ -1,0 +1,312 @@
+//! Team mode end to end: several "hosts" (each its own state directory,
+//! so its own replica, marks and run locks) run the real binary against
+//! one PostgreSQL store (Debian's postgresql, `scripts/test-env-pg.sh`).
+//! Every command works on the store, and no host can decide on a log the
+//! store does not hold.
+
+#![expect(
+    clippy::expect_used,
+    reason = "test helpers: a broken fixture should stop the test loudly"
+)]
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use common::backends::{PgServer, fresh_db, pg_url, unique};
+use common::env::path;
+use serde_json::Value;
+
+/// One host: its own state and config directories, the store in
+/// `OPSGATE_STORE`, the tests' trust-as policy.
+struct Host {
+    dir: PathBuf,
+    url: String,
+}
+
+impl Host {
+    fn new(url: &str) -> Host {
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .join("team")
+            .join(unique("host"));
+        std::fs::create_dir_all(&dir).expect("host dir");
+        Host {
+            dir,
+            url: url.to_owned(),
+        }
+    }
+
+    fn command(&self) -> Command {
+        let mut cmd = Command::new(assert_cmd::cargo::cargo_bin!("opsgate"));
+        cmd.current_dir(common::repo())
+            .env("NO_COLOR", "1")
+            .env("USER", "os-user")
+            .env("XDG_STATE_HOME", self.dir.join("state"))
+            .env("XDG_CONFIG_HOME", self.dir.join("config"))
+            .env("OPSGATE_CONFIG", common::trust_as_file())
+            .env("OPSGATE_STORE", &self.url)
+            .env("OPSGATE_RUN_LEASE_SECS", "2")
+            .env_remove("OPSGATE_AUDIT_KEY")
+            .env_remove("OPSGATE_SIGNING_KEY")
+            .env_remove("OPSGATE_AUDIT_LOG")
+            .env_remove("OPSGATE_LOG");
+        cmd
+    }
+
+    fn run(&self, args: &[&str]) -> (i32, String, String) {
+        common::outcome(self.command().args(common::with_keys(args)))
+    }
+
+    #[track_caller]
+    fn ok(&self, args: &[&str]) -> String {
+        let (code, out, err) = self.run(args);
+        assert_eq!(code, 0, "{args:?}: {out} {err}");
+        out
+    }
+
+    /// This host's replica of the store.
+    fn replica(&self) -> PathBuf {
+        let dir = self.dir.join("state/opsgate/stores");
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .expect("the replica's directory")
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
+            .collect();
+        assert_eq!(files.len(), 1, "one replica in {}", dir.display());
+        files.pop().expect("a replica")
+    }
+
+    /// A plan file in this host's directory.
+    fn plan(&self, id: &str, steps: &str) -> PathBuf {
+        let file = self.dir.join(format!("{id}.yaml"));
+        std::fs::write(
+            &file,
+            format!("id: {id}\ntitle: {id}\nsteps:\n{steps}").replace("@D@", path(&self.dir)),
+        )
+        .expect("plan written");
+        file
+    }
+}
+
+fn json(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+/// The store's records, exported by `host`.
+fn exported(host: &Host) -> Vec<u8> {
+    let out = host.dir.join(format!("{}.jsonl", unique("export")));
+    host.ok(&["store", "export", "-o", path(&out)]);
+    std::fs::read(&out).expect("the export")
+}
+
+fn types(bytes: &[u8]) -> Vec<String> {
+    String::from_utf8_lossy(bytes)
+        .lines()
+        .map(|l| json(l)["type"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+/// Submitted on one host, approved on another, run on a third, seen
+/// everywhere: the hosts share one chain in the store, and each host's
+/// replica is byte for byte the store's export, which verifies offline.
+#[test]
+fn hosts_decide_and_run_on_one_log_in_the_store() {
+    let Some(url) = fresh_db() else { return };
+    let (a, b, c) = (Host::new(&url), Host::new(&url), Host::new(&url));
+    a.ok(&["store", "init"]);
+    let plan = a.plan(
+        "shared",
+        "  - {name: touch, run: 'touch @D@/ran', rollback: {run: 'rm -f @D@/ran'}}\n",
+    );
+    let submitted = json(&a.ok(&["submit", path(&plan), "--as", "alice", "--json"]));
+    let hash = submitted["plan_hash"].as_str().expect("a plan hash");
+    // Host B sees the submission at once, and approves it.
+    let status = json(&b.ok(&["status", "shared", "--json"]));
+    assert_eq!(status["status"], "pending", "{status}");
+    b.ok(&["approve", "shared", "--as", "bob", "--hash", hash]);
+    // Host C, which never saw the store, runs it.
+    c.ok(&["run", "shared", "--as", "carol"]);
+    assert!(
+        a.dir.join("ran").exists(),
+        "the step ran (the plan names host A's directory)"
+    );
+    let seen_on_a = json(&a.ok(&["status", "shared", "--json"]));
+    assert_eq!(seen_on_a["status"], "succeeded", "{seen_on_a}");
+    // One chain, every host's replica the same bytes as the store's.
+    let export = exported(&b);
+    let kinds = types(&export);
+    for kind in [
+        "policy_adopted",
+        "plan_submitted",
+        "approval_granted",
+        "run_started",
+        "run_finished",
+    ] {
+        assert!(kinds.iter().any(|k| k == kind), "{kind} in {kinds:?}");
+    }
+    for host in [&a, &b, &c] {
+        host.ok(&["status"]);
+        assert_eq!(
+            std::fs::read(host.replica()).expect("replica"),
+            export,
+            "{} holds the store's records",
+            host.dir.display()
+        );
+    }
+    let file = a.dir.join("offline.jsonl");
+    std::fs::write(&file, &export).expect("export written");
+    let (code, out, err) =
+        common::outcome(common::opsgate_command(&file, None).args(["audit", "verify", "--json"]));
+    assert_eq!(code, 0, "the export verifies as a file: {out} {err}");
+    assert_eq!(json(&out)["ok"], true, "{out}");
+    // The store is the one log: a file log named too is an error, not a fork.
+    let (code, _, err) = a.run(&["--audit-log", path(&file), "status"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("give one"), "{err}");
+}
+
+/// The attack: someone with the host's account rewrites its replica into
+/// a well-chained log where the plan was approved, not rejected, and
+/// removes the host's high-water marks. The
+/// replica is checked against the store at its last record before anything
+/// is decided on it, found to differ, and rebuilt: the run is refused as
+/// the store says, and nothing runs.
+#[test]
+fn a_replica_rewritten_on_a_host_is_not_decided_on() {
+    let Some(url) = fresh_db() else { return };
+    let (a, b) = (Host::new(&url), Host::new(&url));
+    a.ok(&["store", "init"]);
+    let plan = a.plan(
+        "guarded",
+        "  - {name: touch, run: 'touch @D@/ran', rollback: {run: 'rm -f @D@/ran'}}\n",
+    );
+    a.ok(&["submit", path(&plan), "--as", "alice"]);
+    b.ok(&["reject", "guarded", "--as", "bob", "--reason", "not today"]);
+    let store_before = exported(&a);
+    // A log of the same length where bob approved: made as a file log by
+    // the same binary, so every hash is right.
+    let forged = a.dir.join("forged.jsonl");
+    let forge = |args: &[&str]| {
+        let (code, out, err) =
+            common::outcome(common::opsgate_command(&forged, None).args(common::with_keys(args)));
+        assert_eq!(code, 0, "{args:?}: {out} {err}");
+        out
+    };
+    let submitted = json(&forge(&["submit", path(&plan), "--as", "alice", "--json"]));
+    let hash = submitted["plan_hash"].as_str().expect("hash").to_owned();
+    forge(&["approve", "guarded", "--as", "bob", "--hash", &hash]);
+    assert_eq!(
+        types(&std::fs::read(&forged).expect("forged")).len(),
+        types(&store_before).len(),
+        "the forged log ends at the store's seq"
+    );
+    std::fs::copy(&forged, a.replica()).expect("the replica replaced");
+    // And removes the host's marks, which would otherwise catch it.
+    std::fs::remove_dir_all(a.dir.join("state/opsgate/heads")).expect("marks removed");
+    let (code, out, err) = a.run(&["run", "guarded", "--as", "alice"]);
+    assert_eq!(code, 3, "the run is refused: {out} {err}");
+    assert!(err.contains("reject"), "refused as rejected: {err}");
+    assert!(!a.dir.join("ran").exists(), "nothing ran");
+    let after = exported(&a);
+    assert!(
+        !types(&after).iter().any(|k| k == "run_started"),
+        "no run in the store"
+    );
+    assert_eq!(
+        std::fs::read(a.replica()).expect("replica"),
+        after,
+        "the replica was rebuilt from the store"
+    );
+}
+
+/// Two hosts race for one approved plan: while host A's engine runs it,
+/// host B can neither run nor resume it (the run's lease in the store);
+/// once A's engine is killed with SIGKILL, its lease lapses and every host
+/// sees the run interrupted.
+#[test]
+fn one_run_per_plan_across_hosts_and_a_killed_holder_shows_interrupted() {
+    let Some(url) = fresh_db() else { return };
+    let (a, b) = (Host::new(&url), Host::new(&url));
+    a.ok(&["store", "init"]);
+    let plan = a.plan(
+        "long",
+        "  - {name: start, run: 'touch @D@/started', rollback: {run: 'true'}}\n  - {name: wait, run: 'sleep 60', rollback: {run: 'true'}}\n",
+    );
+    let submitted = json(&a.ok(&["submit", path(&plan), "--as", "alice", "--json"]));
+    let hash = submitted["plan_hash"].as_str().expect("hash").to_owned();
+    b.ok(&["approve", "long", "--as", "bob", "--hash", &hash]);
+    let mut engine = a
+        .command()
+        .args(["run", "long", "--as", "alice"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("the run starts");
+    assert!(
+        common::env::appears_within(&a.dir.join("started"), Duration::from_secs(30)),
+        "host A's engine started"
+    );
+    let on_b = json(&b.ok(&["status", "long", "--json"]));
+    assert_eq!(on_b["status"], "running", "B sees A's run live: {on_b}");
+    let (code, out, err) = b.run(&["run", "long", "--as", "bob", "--resume"]);
+    assert_eq!(code, 3, "B may not resume a run A holds: {out} {err}");
+    let (code, out, err) = b.run(&["run", "long", "--as", "bob"]);
+    assert_eq!(code, 3, "nor start another: {out} {err}");
+    engine.kill().expect("SIGKILL");
+    let _ = engine.wait();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        let s = json(&b.ok(&["status", "long", "--json"]));
+        if s["status"] != "running" || std::time::Instant::now() > deadline {
+            break s;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(status["status"], "interrupted", "{status}");
+    let runs = types(&exported(&b))
+        .into_iter()
+        .filter(|k| k == "run_started")
+        .count();
+    assert_eq!(runs, 1, "one run only");
+}
+
+/// With the database down, decisions and runs are refused and nothing is
+/// recorded anywhere (the replica included); once it is back, the same
+/// command goes through.
+#[test]
+fn a_store_that_is_down_refuses_decisions_and_loses_nothing() {
+    if pg_url().is_none() {
+        return;
+    }
+    let server = PgServer::start();
+    let a = Host::new(&server.url);
+    a.ok(&["store", "init"]);
+    let plan = a.plan(
+        "later",
+        "  - {name: touch, run: 'touch @D@/ran', rollback: {run: 'true'}}\n",
+    );
+    a.ok(&["submit", path(&plan), "--as", "alice"]);
+    let replica = std::fs::read(a.replica()).expect("replica");
+    server.control("crash");
+    let (code, out, err) = a.run(&["approve", "later", "--as", "bob", "--hash", "sha256:00"]);
+    assert_ne!(code, 0, "refused: {out} {err}");
+    assert!(err.contains("store") || err.contains("connect"), "{err}");
+    assert_eq!(
+        std::fs::read(a.replica()).expect("replica"),
+        replica,
+        "nothing written on the host"
+    );
+    server.control("start");
+    let submitted = json(&a.ok(&["submit", path(&plan), "--as", "alice", "--json"]));
+    let hash = submitted["plan_hash"].as_str().expect("hash").to_owned();
+    a.ok(&["approve", "later", "--as", "bob", "--hash", &hash]);
+    let kinds = types(&exported(&a));
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "approval_granted").count(),
+        1,
+        "{kinds:?}"
+    );
+}
