@@ -732,11 +732,7 @@ fn a_password_comes_from_the_password_file() {
     // database has no schema).
     let file = env.p("pgpass");
     let port = hostport.rsplit(':').next().expect("port");
-    std::fs::write(
-        &file,
-        format!("127.0.0.1:{port}:{db}:{role}:p4ss\\:word\n"),
-    )
-    .expect("pgpass");
+    std::fs::write(&file, format!("127.0.0.1:{port}:{db}:{role}:p4ss\\:word\n")).expect("pgpass");
     {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).expect("chmod");

@@ -39,19 +39,8 @@ impl Host {
     }
 
     fn command(&self) -> Command {
-        let mut cmd = Command::new(assert_cmd::cargo::cargo_bin!("opsgate"));
-        cmd.current_dir(common::repo())
-            .env("NO_COLOR", "1")
-            .env("USER", "os-user")
-            .env("XDG_STATE_HOME", self.dir.join("state"))
-            .env("XDG_CONFIG_HOME", self.dir.join("config"))
-            .env("OPSGATE_CONFIG", common::trust_as_file())
-            .env("OPSGATE_STORE", &self.url)
-            .env("OPSGATE_RUN_LEASE_SECS", "2")
-            .env_remove("OPSGATE_AUDIT_KEY")
-            .env_remove("OPSGATE_SIGNING_KEY")
-            .env_remove("OPSGATE_AUDIT_LOG")
-            .env_remove("OPSGATE_LOG");
+        let mut cmd = common::opsgate_store_command(&self.dir.join("state"), &self.url, None);
+        cmd.env("OPSGATE_RUN_LEASE_SECS", "2");
         cmd
     }
 
@@ -309,4 +298,237 @@ fn a_store_that_is_down_refuses_decisions_and_loses_nothing() {
         1,
         "{kinds:?}"
     );
+}
+
+/// A stop asked for on another host reaches the engine: host B's `cancel
+/// --kill` is a record in the store, which host A's running engine reads
+/// through its replica (followed over LISTEN) and kills the step.
+#[test]
+fn a_stop_from_another_host_reaches_the_engine() {
+    let Some(url) = fresh_db() else { return };
+    let (a, b) = (Host::new(&url), Host::new(&url));
+    a.ok(&["store", "init"]);
+    let plan = a.plan(
+        "stoppable",
+        "  - {name: start, run: 'touch @D@/started', rollback: {run: 'true'}}\n  - {name: wait, run: 'sleep 60', rollback: {run: 'true'}}\n  - {name: after, run: 'touch @D@/after', rollback: {run: 'true'}}\n",
+    );
+    let submitted = json(&a.ok(&["submit", path(&plan), "--as", "alice", "--json"]));
+    let hash = submitted["plan_hash"].as_str().expect("hash").to_owned();
+    b.ok(&["approve", "stoppable", "--as", "bob", "--hash", &hash]);
+    let mut engine = a
+        .command()
+        .args(["run", "stoppable", "--as", "alice"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("the run starts");
+    assert!(
+        common::env::appears_within(&a.dir.join("started"), Duration::from_secs(30)),
+        "host A's engine started"
+    );
+    // Into the sleep.
+    std::thread::sleep(Duration::from_millis(500));
+    let status = json(&b.ok(&["status", "stoppable", "--json"]));
+    let run_id = status["runs"][0]["run_id"]
+        .as_str()
+        .expect("a run id")
+        .to_owned();
+    b.ok(&["cancel", &run_id, "--as", "bob", "--kill"]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let code = loop {
+        if let Some(code) = engine.try_wait().expect("wait") {
+            break code;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the engine did not stop"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(!code.success(), "the run did not succeed: {code:?}");
+    assert!(!a.dir.join("after").exists(), "no step after the stop");
+    let kinds = types(&exported(&b));
+    assert!(kinds.iter().any(|k| k == "run_cancelled"), "{kinds:?}");
+    let stopped = json(&b.ok(&["status", "stoppable", "--json"]));
+    assert_eq!(stopped["runs"][0]["status"], "cancelled", "{stopped}");
+}
+
+/// A running `opsgate serve` on a host, killed on drop.
+struct Serve {
+    child: std::process::Child,
+    addr: std::net::SocketAddr,
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Host {
+    /// `opsgate serve --listen 127.0.0.1:0` under `policy`, once it listens.
+    fn serve(&self, policy: &std::path::Path) -> Serve {
+        use std::io::BufRead;
+        let mut child =
+            common::opsgate_store_command(&self.dir.join("state"), &self.url, Some(policy))
+                .args(["serve", "--listen", "127.0.0.1:0"])
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("opsgate serve starts");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("a line");
+        let addr = line
+            .trim()
+            .strip_prefix("listening on ")
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("no `listening on ADDR`: {line:?}"));
+        Serve { child, addr }
+    }
+}
+
+const BRIDGE_TOKEN: &str = "tok-team-5d0c";
+
+/// A `yes` from sender U1 through the bridge at `addr`: status and body.
+fn decide(addr: std::net::SocketAddr, id: &str, hash: &str) -> (u16, Value) {
+    let body = serde_json::json!({"decision": "yes", "plan_hash": hash, "sender_id": "U1"});
+    let r = common::http::http(
+        addr,
+        "POST",
+        &format!("/v1/plans/{id}/decision"),
+        &[("Authorization", format!("Bearer {BRIDGE_TOKEN}"))],
+        body.to_string().as_bytes(),
+    )
+    .expect("answered");
+    (
+        r.status,
+        serde_json::from_slice(&r.body).unwrap_or(Value::Null),
+    )
+}
+
+/// Three bridge replicas on three hosts share one store; 32 deciders post
+/// at once, spread over them. Every answered decision is recorded once, the
+/// chain is one line without a gap, the export verifies, and a decision
+/// made through one replica shows in the others' views.
+#[test]
+fn three_bridge_replicas_and_thirty_two_deciders_make_one_chain() {
+    use sha2::Digest;
+    let Some(url) = fresh_db() else { return };
+    let policy_dir = tempfile::tempdir().expect("dir");
+    let policy = policy_dir.path().join("policy.yaml");
+    std::fs::write(
+        &policy,
+        format!(
+            "bridge:\n  rate_limit: {{per_sender: 100000/min, per_client: 1000000/min}}\n  clients:\n    - name: teambot\n      token_sha256: \"{}\"\n      senders: {{U1: alice, U2: carol}}\n",
+            hex::encode(sha2::Sha256::digest(BRIDGE_TOKEN.as_bytes()))
+        ),
+    )
+    .expect("policy written");
+    let hosts: Vec<Host> = (0..3).map(|_| Host::new(&url)).collect();
+    let submitter = &hosts[0];
+    let run = |args: &[&str]| {
+        let (code, out, err) = common::outcome(
+            common::opsgate_store_command(&submitter.dir.join("state"), &url, Some(&policy))
+                .args(common::with_keys(args)),
+        );
+        assert_eq!(code, 0, "{args:?}: {out} {err}");
+        out
+    };
+    run(&["store", "init"]);
+    let plans: Vec<(String, String)> = (0..32)
+        .map(|i| {
+            let id = format!("team-{i:02}");
+            let file = submitter.plan(
+                &id,
+                &format!("  - {{name: t, run: 'touch @D@/{id}', rollback: {{run: 'true'}}}}\n"),
+            );
+            let v = json(&run(&["submit", path(&file), "--as", "bob", "--json"]));
+            (id, v["plan_hash"].as_str().expect("hash").to_owned())
+        })
+        .collect();
+    let replicas: Vec<Serve> = hosts.iter().map(|h| h.serve(&policy)).collect();
+    let addrs: Vec<std::net::SocketAddr> = replicas.iter().map(|r| r.addr).collect();
+    let (batch, last) = plans.split_at(plans.len() - 1);
+    let start = std::sync::Arc::new(std::sync::Barrier::new(batch.len()));
+    let answers: Vec<(String, u16, Value)> = std::thread::scope(|s| {
+        let threads: Vec<_> = batch
+            .iter()
+            .enumerate()
+            .map(|(i, (id, hash))| {
+                let (start, addr) = (std::sync::Arc::clone(&start), addrs[i % 3]);
+                s.spawn(move || {
+                    start.wait();
+                    let (status, v) = decide(addr, id, hash);
+                    (id.clone(), status, v)
+                })
+            })
+            .collect();
+        threads
+            .into_iter()
+            .map(|t| t.join().expect("decider"))
+            .collect()
+    });
+    for (id, status, v) in &answers {
+        assert_eq!(*status, 200, "{id}: {v}");
+        assert_eq!(v["status"], "approved", "{id}: {v}");
+    }
+    // One more decision, through replica 0, shows in replicas 1 and 2
+    // within a second.
+    let (last, hash) = &last[0];
+    let (status, v) = decide(addrs[0], last, hash);
+    assert_eq!(status, 200, "{v}");
+    let decided = std::time::Instant::now();
+    for addr in &addrs[1..] {
+        let deadline = decided + Duration::from_secs(1);
+        loop {
+            let r = common::http::http(
+                *addr,
+                "GET",
+                &format!("/v1/plans/{last}"),
+                &[("Authorization", format!("Bearer {BRIDGE_TOKEN}"))],
+                b"",
+            )
+            .expect("answered");
+            let v: Value = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
+            if v["state"]["status"] == "approved" {
+                assert_eq!(v["state"]["plan_hash"], hash.as_str(), "{v}");
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{addr} does not show {last} approved within a second: {v}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    drop(replicas);
+    let export = exported(submitter);
+    let records: Vec<Value> = String::from_utf8_lossy(&export).lines().map(json).collect();
+    let seqs: Vec<u64> = records
+        .iter()
+        .map(|r| r["seq"].as_u64().expect("seq"))
+        .collect();
+    assert_eq!(
+        seqs,
+        (1..=records.len() as u64).collect::<Vec<_>>(),
+        "one chain, no gap"
+    );
+    for (id, _) in &plans {
+        let granted = records
+            .iter()
+            .filter(|r| r["type"] == "approval_granted" && r["plan_id"] == id.as_str())
+            .count();
+        assert_eq!(granted, 1, "{id} approved once");
+    }
+    let file = policy_dir.path().join("export.jsonl");
+    std::fs::write(&file, &export).expect("written");
+    let (code, out, err) =
+        common::outcome(common::opsgate_command(&file, None).args(["audit", "verify"]));
+    assert_eq!(code, 0, "the export verifies: {out} {err}");
 }

@@ -41,6 +41,23 @@ pub(super) async fn readyz(State(b): State<Arc<Bridge>>) -> Response {
     // Not ready while nothing could be decided: a log behind this bridge's
     // high-water mark, or one that ends with an unfinished record.
     let not_ready = |e: ApiError| err(StatusCode::SERVICE_UNAVAILABLE, "not_ready", e.message);
+    // Team mode: not ready while the store cannot be reached, or went back
+    // or forked since this bridge saw it (nothing could be recorded).
+    if b.app.log.store().is_some() {
+        let bridge = Arc::clone(&b);
+        match blocking(move || bridge.app.log.refresh()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "the store is not ready");
+                let code = match e {
+                    crate::audit::AuditError::Diverged(_) => "store_diverged",
+                    _ => "store_unavailable",
+                };
+                return err(StatusCode::SERVICE_UNAVAILABLE, code, e.to_string()).into_response();
+            }
+            Err(e) => return e.into_response(),
+        }
+    }
     if let Err(e) = fold_log(&b).await
         && e.code == "log_truncated"
     {

@@ -33,6 +33,17 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
     let log_path = || -> Result<std::path::PathBuf, CliError> { Ok(at()?.read_path(&sealer()?)?) };
     let open_log =
         || -> Result<AuditLog, CliError> { Ok(at()?.open(sealer()?, redactor(&policy))?) };
+    // A run follows the store, so that a stop asked for on another host
+    // reaches the step it is in (a file log is followed by reading it).
+    let open_following = || -> Result<AuditLog, CliError> {
+        let log = open_log()?;
+        log.follow(
+            &crate::app::config::state_dir()?,
+            std::time::Duration::from_secs(1),
+        )
+        .map_err(|e| CliError::Failed(format!("cannot follow the store: {e}")))?;
+        Ok(log)
+    };
     // A read-only command's file and this host's mark of it.
     let reading = || -> Result<_, CliError> {
         let path = log_path()?;
@@ -117,7 +128,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             args,
             &who(args.as_user.as_deref(), args.key.as_deref())?,
             &policy,
-            open_log,
+            open_following,
         ),
         Command::Cancel {
             run_id,
@@ -130,9 +141,12 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             &policy,
             open_log,
         ),
-        Command::Rollback { run_id, as_user } => {
-            run_cmd::rollback(run_id, &who(as_user.as_deref(), None)?, &policy, open_log)
-        }
+        Command::Rollback { run_id, as_user } => run_cmd::rollback(
+            run_id,
+            &who(as_user.as_deref(), None)?,
+            &policy,
+            open_following,
+        ),
         Command::Store(args) => super::store_cmd::run(&cli, args),
         Command::Serve { .. } | Command::Tui(_) => Err(CliError::Usage(
             "`serve` and `tui` are doors of their own: run them from `opsgate`".into(),

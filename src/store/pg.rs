@@ -780,6 +780,19 @@ impl Pg {
 
     /// Connects again, trying until [`RECONNECT_FOR`] has passed.
     fn reconnect(&mut self) -> Result<(), StoreError> {
+        self.connect_again(RECONNECT_FOR)
+    }
+
+    /// Connects again once, if the connection ended (the server
+    /// restarted): for a reader that is asked again soon anyway.
+    pub fn reconnect_if_closed(&mut self) -> Result<(), StoreError> {
+        if self.client.is_closed() {
+            self.connect_again(std::time::Duration::ZERO)?;
+        }
+        Ok(())
+    }
+
+    fn connect_again(&mut self, trying_for: std::time::Duration) -> Result<(), StoreError> {
         let started = std::time::Instant::now();
         let mut wait = std::time::Duration::from_millis(50);
         loop {
@@ -794,7 +807,7 @@ impl Pg {
                     self.mark_checked = false;
                     return self.session();
                 }
-                Err(e) if started.elapsed() >= RECONNECT_FOR => {
+                Err(e) if started.elapsed() >= trying_for => {
                     return Err(db(format!("cannot reconnect to {}", self.url))(e));
                 }
                 Err(_) => {

@@ -8,6 +8,7 @@
 
 pub mod backends;
 pub mod env;
+pub mod http;
 
 use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
@@ -194,24 +195,50 @@ pub fn expectation(text: &str) -> String {
 /// `opsgate --audit-log LOG [--config POLICY]`, run from the repository with
 /// a fixed OS user, no colour, and none of the caller's opsgate settings.
 pub fn opsgate_command(log: &Path, policy: Option<&Path>) -> std::process::Command {
-    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin!("opsgate"));
     // Each log's high-water marks live beside it, not in the real state
     // directory: tests never see each other's marks.
     let state = log
         .parent()
         .map_or_else(|| PathBuf::from("state"), |d| d.join("state"));
+    let mut cmd = isolated_command(&state);
+    cmd.arg("--audit-log").arg(log);
+    with_policy(&mut cmd, log, policy);
+    cmd
+}
+
+/// `opsgate` as one host of a team: its own state directory `state` (its
+/// replica, marks and user config), the log in the store at `url`
+/// (`OPSGATE_STORE`), the tests' trust-as policy laid over `policy`.
+pub fn opsgate_store_command(
+    state: &Path,
+    url: &str,
+    policy: Option<&Path>,
+) -> std::process::Command {
+    let mut cmd = isolated_command(state);
+    cmd.env("OPSGATE_STORE", url);
+    with_policy(&mut cmd, &state.join("audit.jsonl"), policy);
+    cmd
+}
+
+/// The binary, run from the repository with a fixed OS user, no colour,
+/// state in `state`, and none of the caller's opsgate settings.
+fn isolated_command(state: &Path) -> std::process::Command {
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin!("opsgate"));
     cmd.current_dir(repo())
         .env("NO_COLOR", "1")
         .env("USER", "os-user")
-        .env("XDG_STATE_HOME", &state)
+        .env("XDG_STATE_HOME", state)
         // Nor this machine's user config (a signing key, a policy).
         .env("XDG_CONFIG_HOME", state.join("config"))
         .env_remove("OPSGATE_AUDIT_KEY")
         .env_remove("OPSGATE_SIGNING_KEY")
         .env_remove("OPSGATE_AUDIT_LOG")
-        .env_remove("OPSGATE_LOG")
-        .arg("--audit-log")
-        .arg(log);
+        .env_remove("OPSGATE_STORE")
+        .env_remove("OPSGATE_LOG");
+    cmd
+}
+
+fn with_policy(cmd: &mut std::process::Command, log: &Path, policy: Option<&Path>) {
     match (policy, trusting(log, policy)) {
         // Through the environment, so that a test may still pass
         // `--config` of its own.
@@ -223,7 +250,6 @@ pub fn opsgate_command(log: &Path, policy: Option<&Path>) -> std::process::Comma
         }
         (_, None) => {}
     }
-    cmd
 }
 
 /// Runs `cmd` with no input to its end: exit code, stdout, stderr.

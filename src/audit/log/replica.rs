@@ -119,6 +119,7 @@ impl AuditLog {
         let _flock = FileLock::exclusive(&self.file).map_err(|e| self.io(e))?;
         let mut pg = remote.lock();
         let store = |e| AuditError::from_store(&remote.url, e);
+        pg.reconnect_if_closed().map_err(store)?;
         pg.check().map_err(store)?;
         let tail = self.replica_tail(&mut cached)?;
         let records = pg.records_from(tail.seq.max(1)).map_err(store)?;

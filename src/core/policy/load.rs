@@ -114,6 +114,7 @@ impl LoadedPolicy {
             policy.backends.check(),
             policy.bridge.check(),
             policy.execution.check(),
+            policy.store.check(),
         ] {
             check.map_err(|message| PolicyError::Invalid {
                 file: source.clone(),
