@@ -263,7 +263,8 @@ fn one_run_per_plan_across_hosts_and_a_killed_holder_shows_interrupted() {
 }
 
 /// With the database down, decisions and runs are refused and nothing is
-/// recorded anywhere (the replica included); once it is back, the same
+/// recorded anywhere (the replica included), and a bridge's `/readyz`
+/// answers 503; once it is back, the bridge is ready again and the same
 /// command goes through.
 #[test]
 fn a_store_that_is_down_refuses_decisions_and_loses_nothing() {
@@ -278,8 +279,17 @@ fn a_store_that_is_down_refuses_decisions_and_loses_nothing() {
         "  - {name: touch, run: 'touch @D@/ran', rollback: {run: 'true'}}\n",
     );
     a.ok(&["submit", path(&plan), "--as", "alice"]);
+    let (_policy_dir, policy) = bridge_policy();
+    let bridge = Host::new(&server.url).serve(&policy);
+    let ready = |want: u16| {
+        let r = common::http::http(bridge.addr, "GET", "/readyz", &[], b"").expect("answered");
+        assert_eq!(r.status, want, "/readyz: {}", r.text());
+        r
+    };
+    ready(200);
     let replica = std::fs::read(a.replica()).expect("replica");
     server.control("crash");
+    assert_eq!(ready(503).code(), "store_unavailable");
     let (code, out, err) = a.run(&["approve", "later", "--as", "bob", "--hash", "sha256:00"]);
     assert_ne!(code, 0, "refused: {out} {err}");
     assert!(err.contains("store") || err.contains("connect"), "{err}");
@@ -289,6 +299,7 @@ fn a_store_that_is_down_refuses_decisions_and_loses_nothing() {
         "nothing written on the host"
     );
     server.control("start");
+    ready(200);
     let submitted = json(&a.ok(&["submit", path(&plan), "--as", "alice", "--json"]));
     let hash = submitted["plan_hash"].as_str().expect("hash").to_owned();
     a.ok(&["approve", "later", "--as", "bob", "--hash", &hash]);
@@ -395,6 +406,23 @@ impl Host {
 
 const BRIDGE_TOKEN: &str = "tok-team-5d0c";
 
+/// A policy file in a temp dir (so the tests' trust-as part is laid over
+/// it) with the `teambot` bridge client.
+fn bridge_policy() -> (tempfile::TempDir, PathBuf) {
+    use sha2::Digest;
+    let dir = tempfile::tempdir().expect("dir");
+    let policy = dir.path().join("policy.yaml");
+    std::fs::write(
+        &policy,
+        format!(
+            "bridge:\n  rate_limit: {{per_sender: 100000/min, per_client: 1000000/min}}\n  clients:\n    - name: teambot\n      token_sha256: \"{}\"\n      senders: {{U1: alice, U2: carol}}\n",
+            hex::encode(sha2::Sha256::digest(BRIDGE_TOKEN.as_bytes()))
+        ),
+    )
+    .expect("policy written");
+    (dir, policy)
+}
+
 /// A `yes` from sender U1 through the bridge at `addr`: status and body.
 fn decide(addr: std::net::SocketAddr, id: &str, hash: &str) -> (u16, Value) {
     let body = serde_json::json!({"decision": "yes", "plan_hash": hash, "sender_id": "U1"});
@@ -418,18 +446,8 @@ fn decide(addr: std::net::SocketAddr, id: &str, hash: &str) -> (u16, Value) {
 /// made through one replica shows in the others' views.
 #[test]
 fn three_bridge_replicas_and_thirty_two_deciders_make_one_chain() {
-    use sha2::Digest;
     let Some(url) = fresh_db() else { return };
-    let policy_dir = tempfile::tempdir().expect("dir");
-    let policy = policy_dir.path().join("policy.yaml");
-    std::fs::write(
-        &policy,
-        format!(
-            "bridge:\n  rate_limit: {{per_sender: 100000/min, per_client: 1000000/min}}\n  clients:\n    - name: teambot\n      token_sha256: \"{}\"\n      senders: {{U1: alice, U2: carol}}\n",
-            hex::encode(sha2::Sha256::digest(BRIDGE_TOKEN.as_bytes()))
-        ),
-    )
-    .expect("policy written");
+    let (policy_dir, policy) = bridge_policy();
     let hosts: Vec<Host> = (0..3).map(|_| Host::new(&url)).collect();
     let submitter = &hosts[0];
     let run = |args: &[&str]| {
