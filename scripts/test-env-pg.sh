@@ -60,6 +60,29 @@ data_dir() {
     printf '/dev/shm/opsgate-pg-%s' "$(printf '%s' "$DIR" | sha256sum | cut -c1-12)"
 }
 
+# A CA of its own (DIR/ca.crt, for sslrootcert) and a server certificate it
+# signs for the name `localhost` only: a client that checks names reaches
+# it as localhost, and is refused as 127.0.0.1.
+tls_files() {
+    local data="$1"
+    command -v openssl >/dev/null || {
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get install -y -qq --no-install-recommends openssl >&2
+    }
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+        -days 3650 -subj "/CN=opsgate test CA" \
+        -addext "basicConstraints=critical,CA:TRUE" \
+        -addext "keyUsage=critical,keyCertSign,cRLSign" \
+        -keyout "$data/ca.key" -out "$DIR/ca.crt" 2>/dev/null
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+        -subj "/CN=localhost" -keyout "$data/server.key" -out "$data/server.csr" 2>/dev/null
+    printf 'subjectAltName=DNS:localhost\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n' >"$data/server.ext"
+    openssl x509 -req -in "$data/server.csr" -CA "$DIR/ca.crt" -CAkey "$data/ca.key" \
+        -CAcreateserial -days 3650 -extfile "$data/server.ext" -out "$data/server.crt" 2>/dev/null
+    chmod 600 "$data/server.key" "$data/ca.key"
+    [ "$(id -u)" -eq 0 ] && chown postgres: "$data"/server.* "$data"/ca.* || true
+}
+
 free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
@@ -99,11 +122,15 @@ up)
             cat "$DIR/initdb.log" >&2
             exit 1
         }
+        tls_files "$data"
         cat >>"$data/postgresql.conf" <<EOF
 listen_addresses = '127.0.0.1'
 max_connections = 200
 fsync = on
 synchronous_commit = on
+ssl = on
+ssl_cert_file = 'server.crt'
+ssl_key_file = 'server.key'
 EOF
         ln -sfn "$data" "$DIR/data"
     fi

@@ -752,3 +752,88 @@ fn a_password_comes_from_the_password_file() {
     std::fs::write(&hba, old).expect("hba restored");
     pg.execute_raw("SELECT pg_reload_conf()").expect("reload");
 }
+
+/// TLS: `sslmode=verify-full` checks the server's certificate against the
+/// CA file and its name against the host. The test server's certificate
+/// names `localhost` only: reached as localhost the connection is
+/// encrypted; as 127.0.0.1, or with another CA, it is refused. The half
+/// measures (`require`) are refused before connecting.
+#[test]
+fn tls_verify_full_checks_the_servers_certificate_and_name() {
+    if pg_url().is_none() {
+        return;
+    }
+    let server = PgServer::start();
+    let env = Env::new(None);
+    let ca = server.ca();
+    let port = server
+        .url
+        .rsplit(':')
+        .next()
+        .and_then(|r| r.split('/').next())
+        .expect("port")
+        .to_owned();
+    let at =
+        |host: &str, query: &str| format!("postgres://postgres@{host}:{port}/postgres?{query}");
+    let verified = at(
+        "localhost",
+        &format!("sslmode=verify-full&sslrootcert={}", path(&ca)),
+    );
+    store_ok(&env, &verified, &["store", "init"]);
+    let s = json(&store_ok(&env, &verified, &["store", "status", "--json"]));
+    assert_eq!(s["tls"], true, "encrypted: {s}");
+    let plain = json(&store_ok(
+        &env,
+        &at("localhost", "sslmode=disable"),
+        &["store", "status", "--json"],
+    ));
+    assert_eq!(plain["tls"], false, "{plain}");
+    // The certificate does not name 127.0.0.1.
+    let (code, _, err) = store(
+        &env,
+        &at(
+            "127.0.0.1",
+            &format!("sslmode=verify-full&sslrootcert={}", path(&ca)),
+        ),
+        &["store", "status"],
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("certificate"), "{err}");
+    // Another CA does not vouch for the server.
+    let other = env.p("other-ca.crt");
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
+        .args(["-nodes", "-days", "1", "-subj", "/CN=someone else"])
+        .args(["-addext", "basicConstraints=critical,CA:TRUE"])
+        .arg("-keyout")
+        .arg(env.p("other-ca.key"))
+        .arg("-out")
+        .arg(&other)
+        .output()
+        .expect("openssl runs");
+    assert!(made.status.success(), "{made:?}");
+    let (code, _, err) = store(
+        &env,
+        &at(
+            "localhost",
+            &format!("sslmode=verify-full&sslrootcert={}", path(&other)),
+        ),
+        &["store", "status"],
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("certificate"), "{err}");
+    let (code, _, err) = store(
+        &env,
+        &at("localhost", "sslmode=require"),
+        &["store", "status"],
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("verify-full"), "{err}");
+}

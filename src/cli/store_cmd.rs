@@ -79,26 +79,30 @@ pub fn run(cli: &Cli, args: &StoreArgs) -> Result<(), CliError> {
             };
             let s = pg.status()?;
             let refusal = mark.refusal(pg.url());
+            let replica = replica_lag(cli, &s)?;
             if *json {
                 #[derive(serde::Serialize)]
                 struct Shown<'a> {
                     #[serde(flatten)]
                     status: &'a crate::store::pg::Status,
                     mark: &'a crate::store::pg::MarkState,
+                    replica: &'a Option<Replica>,
                 }
                 json_line(
                     &mut out,
                     &Shown {
                         status: &s,
                         mark: &mark,
+                        replica: &replica,
                     },
                 )?;
             } else {
                 writeln!(
                     out,
-                    "{}: PostgreSQL {} · schema {} · chain {} · {} record(s) · head {}:{}",
+                    "{}: PostgreSQL {} ({}) · schema {} · chain {} · {} record(s) · head {}:{}",
                     s.url,
                     s.server_version,
+                    if s.tls { "TLS" } else { "plain TCP" },
                     s.schema_version,
                     s.chain_id,
                     s.records,
@@ -113,6 +117,16 @@ pub fn run(cli: &Cli, args: &StoreArgs) -> Result<(), CliError> {
                         writeln!(out, "  this host has no mark of this chain yet")?;
                     }
                     _ => {}
+                }
+                match &replica {
+                    Some(r) => writeln!(
+                        out,
+                        "  this host's replica: seq {} ({} behind the head) in {}",
+                        r.seq,
+                        r.behind,
+                        r.path.display()
+                    )?,
+                    None => writeln!(out, "  this host has no replica of this chain yet")?,
                 }
             }
             if let Some(why) = refusal {
@@ -167,4 +181,32 @@ mod erased {
             serde_json::to_string(self).map_err(std::io::Error::other)
         }
     }
+}
+
+/// This host's replica of a store: how far it is behind the head (what a
+/// running TUI or bridge's follower keeps at 0).
+#[derive(Debug, serde::Serialize)]
+struct Replica {
+    path: std::path::PathBuf,
+    seq: u64,
+    behind: u64,
+}
+
+fn replica_lag(cli: &Cli, s: &crate::store::pg::Status) -> Result<Option<Replica>, CliError> {
+    let path = crate::app::config::replica_path(&crate::app::config::state_dir()?, &s.chain_id);
+    if !path.exists() {
+        return Ok(None);
+    }
+    let sealer = crate::app::config::reader_sealer(cli.config.as_deref())?;
+    let seq = match crate::audit::verify::read_head(&path, &sealer) {
+        Ok(Ok(head)) => head.map_or(0, |h| h.seq),
+        // A replica that does not read is rebuilt by the next command.
+        _ => 0,
+    };
+    let head = u64::try_from(s.head_seq).unwrap_or(0);
+    Ok(Some(Replica {
+        path,
+        seq,
+        behind: head.saturating_sub(seq),
+    }))
 }

@@ -10,6 +10,7 @@
 
 pub mod passfile;
 pub mod pg;
+pub mod tls;
 
 use std::fmt;
 

@@ -10,7 +10,8 @@
 use std::io::Write;
 use std::path::Path;
 
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::redact_url;
 use crate::audit::Sealer;
@@ -129,6 +130,7 @@ pub struct Pg {
     client: Client,
     /// How to connect again (the password included).
     config: tokio_postgres::Config,
+    tls: MakeRustlsConnect,
     url: String,
     /// An append's statements, prepared on this connection.
     statements: Option<Statements>,
@@ -223,6 +225,35 @@ fn db(what: impl Into<String>) -> impl FnOnce(tokio_postgres::Error) -> StoreErr
     }
 }
 
+/// How to connect to `url`: its settings (the password from the URL,
+/// `PGPASSWORD` or the password file; a ten-second connect timeout) and
+/// its TLS (`super::tls`).
+fn settings(url: &str) -> Result<(tokio_postgres::Config, MakeRustlsConnect), StoreError> {
+    let shown = redact_url(url);
+    let invalid = |message: String| StoreError::Db {
+        what: shown.clone(),
+        message,
+    };
+    let (rest, tls) = super::tls::split(url).map_err(invalid)?;
+    let mut config: tokio_postgres::Config = rest
+        .parse()
+        .map_err(db(format!("{shown}: not a PostgreSQL URL")))?;
+    config.ssl_mode(match tls {
+        super::tls::Tls::Off => tokio_postgres::config::SslMode::Disable,
+        super::tls::Tls::VerifyFull { .. } => tokio_postgres::config::SslMode::Require,
+    });
+    if config.get_password().is_none() {
+        if let Ok(pw) = std::env::var("PGPASSWORD") {
+            config.password(pw);
+        } else if let Some(pw) = password_from_file(&config) {
+            config.password(pw);
+        }
+    }
+    config.connect_timeout(std::time::Duration::from_secs(10));
+    let connector = super::tls::connector(&tls).map_err(invalid)?;
+    Ok((config, connector))
+}
+
 /// The password file's password for `config`'s first TCP host, port,
 /// database and user (libpq's defaults: port 5432, the user's name as the
 /// database).
@@ -253,6 +284,8 @@ pub struct Init {
 pub struct Status {
     pub url: String,
     pub server_version: String,
+    /// Whether this connection is encrypted (`pg_stat_ssl`).
+    pub tls: bool,
     pub schema_version: i32,
     pub chain_id: String,
     pub head_seq: i64,
@@ -294,19 +327,9 @@ impl Pg {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
-        let mut config: tokio_postgres::Config = url
-            .parse()
-            .map_err(db(format!("{shown}: not a PostgreSQL URL")))?;
-        if config.get_password().is_none() {
-            if let Ok(pw) = std::env::var("PGPASSWORD") {
-                config.password(pw);
-            } else if let Some(pw) = password_from_file(&config) {
-                config.password(pw);
-            }
-        }
-        config.connect_timeout(std::time::Duration::from_secs(10));
-        let (client, conn) =
-            on(&rt, config.connect(NoTls)).map_err(db(format!("cannot connect to {shown}")))?;
+        let (config, tls) = settings(url)?;
+        let (client, conn) = on(&rt, config.connect(tls.clone()))
+            .map_err(db(format!("cannot connect to {shown}")))?;
         rt.spawn(async move {
             if let Err(e) = conn.await {
                 tracing::warn!(error = %e, "the PostgreSQL connection ended");
@@ -316,6 +339,7 @@ impl Pg {
             rt,
             client,
             config,
+            tls,
             url: shown,
             statements: None,
             head: None,
@@ -529,11 +553,14 @@ impl Pg {
         let schema_version = self.ready()?;
         let c = &self.client;
         on(&self.rt, async {
-            let server: String = c
-                .query_one("SHOW server_version", &[])
+            let server = c
+                .query_one(
+                    "SELECT current_setting('server_version'),
+                            coalesce((SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()), false)",
+                    &[],
+                )
                 .await
-                .map_err(db("reading the server version"))?
-                .get(0);
+                .map_err(db("reading the server version"))?;
             let head = c
                 .query_one(
                     "SELECT chain_id, seq, hash, (SELECT count(*) FROM opsgate_audit) FROM opsgate_head",
@@ -543,7 +570,8 @@ impl Pg {
                 .map_err(db("reading the head"))?;
             Ok(Status {
                 url: self.url.clone(),
-                server_version: server,
+                server_version: server.get(0),
+                tls: server.get(1),
                 schema_version,
                 chain_id: head.get(0),
                 head_seq: head.get(1),
@@ -796,7 +824,7 @@ impl Pg {
         let started = std::time::Instant::now();
         let mut wait = std::time::Duration::from_millis(50);
         loop {
-            match on(&self.rt, self.config.connect(NoTls)) {
+            match on(&self.rt, self.config.connect(self.tls.clone())) {
                 Ok((client, conn)) => {
                     self.rt.spawn(async move {
                         let _ = conn.await;
@@ -1393,11 +1421,9 @@ impl Follower {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
-        let config: tokio_postgres::Config = url
-            .parse()
-            .map_err(db(format!("{shown}: not a PostgreSQL URL")))?;
+        let (config, tls) = settings(url)?;
         let (client, mut connection) =
-            on(&rt, config.connect(NoTls)).map_err(db(format!("cannot connect to {shown}")))?;
+            on(&rt, config.connect(tls)).map_err(db(format!("cannot connect to {shown}")))?;
         let (tx, notified) = tokio::sync::mpsc::unbounded_channel();
         rt.spawn(async move {
             // Polling the connection for its messages also drives it.

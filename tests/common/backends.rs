@@ -84,6 +84,12 @@ impl PgServer {
         }
     }
 
+    /// The CA that signed the server's certificate (for the name
+    /// `localhost` only).
+    pub fn ca(&self) -> std::path::PathBuf {
+        self.server.join("ca.crt")
+    }
+
     fn script() -> std::path::PathBuf {
         super::repo().join("scripts/test-env-pg.sh")
     }
