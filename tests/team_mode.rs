@@ -550,3 +550,59 @@ fn three_bridge_replicas_and_thirty_two_deciders_make_one_chain() {
         common::outcome(common::opsgate_command(&file, None).args(["audit", "verify"]));
     assert_eq!(code, 0, "the export verifies: {out} {err}");
 }
+
+/// The TUI attached to the store (tmux, a real terminal) on one host shows
+/// a decision made through a bridge replica on another host within a
+/// second of the bridge's answer: its replica follows the store over
+/// LISTEN.
+#[test]
+fn a_decision_through_a_bridge_replica_shows_in_the_tui_within_a_second() {
+    use common::tmux::{Tmux, shell_quote};
+    let Some(url) = fresh_db() else { return };
+    let (_policy_dir, policy) = bridge_policy();
+    let (screen_host, bridge_host) = (Host::new(&url), Host::new(&url));
+    let run = |args: &[&str]| {
+        let (code, out, err) = common::outcome(
+            common::opsgate_store_command(&bridge_host.dir.join("state"), &url, Some(&policy))
+                .args(common::with_keys(args)),
+        );
+        assert_eq!(code, 0, "{args:?}: {out} {err}");
+        out
+    };
+    run(&["store", "init"]);
+    let plan = bridge_host.plan(
+        "watched",
+        "  - {name: t, run: 'touch @D@/watched', rollback: {run: 'true'}}\n",
+    );
+    let v = json(&run(&["submit", path(&plan), "--as", "bob", "--json"]));
+    let hash = v["plan_hash"].as_str().expect("hash").to_owned();
+    let bridge = bridge_host.serve(&policy);
+    let bin = assert_cmd::cargo::cargo_bin!("opsgate");
+    let state = screen_host.dir.join("state");
+    let q = |p: &std::path::Path| shell_quote(&p.display().to_string());
+    let tui = Tmux::run(
+        &unique("opsgate-team-tui"),
+        &format!(
+            "cd {} && env -u OPSGATE_AUDIT_KEY -u OPSGATE_SIGNING_KEY -u OPSGATE_AUDIT_LOG NO_COLOR=1 USER=os-user OPSGATE_CONFIG={} XDG_STATE_HOME={} XDG_CONFIG_HOME={} OPSGATE_STORE={} {} tui",
+            q(&common::repo()),
+            q(&policy),
+            q(&state),
+            q(&state.join("config")),
+            shell_quote(&url),
+            q(bin),
+        ),
+    );
+    let screen = tui.wait_for("watched");
+    assert!(screen.contains("pending"), "{screen}");
+    let (status, v) = decide(bridge.addr, "watched", &hash);
+    assert_eq!(status, 200, "{v}");
+    let (screen, took) = tui
+        .wait_within("approved", Duration::from_secs(1))
+        .unwrap_or_else(|screen| {
+            panic!("the TUI did not show the approval within a second:\n{screen}")
+        });
+    assert!(screen.contains("1/1"), "{screen}");
+    eprintln!("the TUI showed the bridge's decision after {took:?}");
+    tui.keys(&["q"]);
+    tui.wait_for("TUI-EXITED 0");
+}

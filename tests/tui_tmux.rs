@@ -11,129 +11,58 @@ mod common;
 
 use std::path::Path;
 use std::process::Command;
+
 use std::time::{Duration, Instant};
 
-/// A tmux session running `opsgate tui`, killed on drop.
-struct Tmux {
-    name: String,
+use common::tmux::{Tmux, shell_quote};
+
+/// `opsgate tui --as alice` under the tests' policy, signing with alice's
+/// key, in a tmux session.
+fn start(name: &str, log: &Path, args: &[&str]) -> Tmux {
+    let key = common::KEYS.of("alice").expect("alice has a key");
+    let mut tui = vec![
+        "--as",
+        "alice",
+        "--key",
+        key.to_str().expect("a UTF-8 path"),
+    ];
+    tui.extend_from_slice(args);
+    start_with(name, log, &common::trust_as_file(), &[], &tui)
 }
 
-impl Tmux {
-    /// `opsgate tui --as alice` under the tests' policy, signing with
-    /// alice's key.
-    fn start(name: &str, log: &Path, args: &[&str]) -> Tmux {
-        let key = common::KEYS.of("alice").expect("alice has a key");
-        let mut tui = vec![
-            "--as",
-            "alice",
-            "--key",
-            key.to_str().expect("a UTF-8 path"),
-        ];
-        tui.extend_from_slice(args);
-        Self::start_with(name, log, &common::trust_as_file(), &[], &tui)
+/// `VARS… opsgate tui ARGS` under the policy `policy`.
+fn start_with(
+    name: &str,
+    log: &Path,
+    policy: &Path,
+    vars: &[(&str, &Path)],
+    args: &[&str],
+) -> Tmux {
+    let bin = assert_cmd::cargo::cargo_bin!("opsgate");
+    let vars: String = vars
+        .iter()
+        .map(|(k, v)| format!(" {k}={}", shell_quote(&v.display().to_string())))
+        .collect();
+    let mut command = format!(
+        "cd {} && env -u OPSGATE_AUDIT_KEY -u OPSGATE_SIGNING_KEY OPSGATE_CONFIG={} NO_COLOR=1 XDG_STATE_HOME={}{vars} {} --audit-log {} tui",
+        shell_quote(&common::repo().display().to_string()),
+        shell_quote(&policy.display().to_string()),
+        shell_quote(&common::scratch_state().display().to_string()),
+        shell_quote(&bin.display().to_string()),
+        shell_quote(&log.display().to_string()),
+    );
+    for a in args {
+        command.push(' ');
+        command.push_str(&shell_quote(a));
     }
-
-    /// `VARS… opsgate tui ARGS` under the policy `policy`.
-    fn start_with(
-        name: &str,
-        log: &Path,
-        policy: &Path,
-        vars: &[(&str, &Path)],
-        args: &[&str],
-    ) -> Tmux {
-        let bin = assert_cmd::cargo::cargo_bin!("opsgate");
-        let vars: String = vars
-            .iter()
-            .map(|(k, v)| format!(" {k}={}", shell_quote(&v.display().to_string())))
-            .collect();
-        let mut command = format!(
-            "cd {} && env -u OPSGATE_AUDIT_KEY -u OPSGATE_SIGNING_KEY OPSGATE_CONFIG={} NO_COLOR=1 XDG_STATE_HOME={}{vars} {} --audit-log {} tui",
-            shell_quote(&common::repo().display().to_string()),
-            shell_quote(&policy.display().to_string()),
-            shell_quote(&common::scratch_state().display().to_string()),
-            shell_quote(&bin.display().to_string()),
-            shell_quote(&log.display().to_string()),
-        );
-        for a in args {
-            command.push(' ');
-            command.push_str(&shell_quote(a));
-        }
-        // Keep the pane after the TUI exits, to read what it left.
-        command.push_str("; echo TUI-EXITED $?; sleep 60");
-        let status = Command::new("tmux")
-            .args([
-                "new-session",
-                "-d",
-                "-s",
-                name,
-                "-x",
-                "100",
-                "-y",
-                "30",
-                &command,
-            ])
-            .env_remove("TMUX")
-            .status()
-            .expect("tmux runs (.ci/run installs it)");
-        assert!(status.success(), "tmux new-session failed");
-        Tmux {
-            name: name.to_owned(),
-        }
-    }
-
-    fn keys(&self, keys: &[&str]) {
-        for k in keys {
-            let status = Command::new("tmux")
-                .args(["send-keys", "-t", &self.name, k])
-                .status()
-                .expect("tmux send-keys");
-            assert!(status.success());
-            std::thread::sleep(Duration::from_millis(150));
-        }
-    }
-
-    fn screen(&self) -> String {
-        let out = Command::new("tmux")
-            .args(["capture-pane", "-p", "-t", &self.name])
-            .output()
-            .expect("tmux capture-pane");
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// Waits until the screen shows `text`; panics with the screen if not.
-    fn wait_for(&self, text: &str) -> String {
-        let start = Instant::now();
-        loop {
-            let screen = self.screen();
-            if screen.contains(text) {
-                return screen;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(30),
-                "waited 30 s for {text:?}; the screen:\n{screen}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .args(["kill-session", "-t", &self.name])
-            .status();
-    }
-}
-
-fn shell_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', r"'\''"))
+    Tmux::run(name, &command)
 }
 
 #[test]
 fn approve_and_execute_the_demo_then_quit_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("audit.jsonl");
-    let t = Tmux::start("opsgate-e2e-demo", &log, &["plans/demo-local.yaml"]);
+    let t = start("opsgate-e2e-demo", &log, &["plans/demo-local.yaml"]);
     t.wait_for("demo-local");
     t.keys(&["a"]);
     t.wait_for("Approve plan `demo-local` as alice");
@@ -198,7 +127,7 @@ fn a_failing_plan_offers_the_rollback_and_shows_its_outcome() {
         ),
     )
     .unwrap();
-    let t = Tmux::start("opsgate-e2e-fail", &log, &[plan.to_str().unwrap()]);
+    let t = start("opsgate-e2e-fail", &log, &[plan.to_str().unwrap()]);
     t.wait_for("fails");
     t.keys(&["a", "Enter"]);
     t.wait_for("approved plan `fails`");
@@ -230,7 +159,7 @@ fn an_approval_from_another_process_appears_without_a_restart() {
         assert!(out.status.success(), "{args:?}: {out:?}");
     };
     cli(&["submit", "--as", "demo", "plans/demo-local.yaml"]);
-    let t = Tmux::start("opsgate-e2e-live", &log, &["plans/demo-local.yaml"]);
+    let t = start("opsgate-e2e-live", &log, &["plans/demo-local.yaml"]);
     let screen = t.wait_for("demo-local");
     assert!(screen.contains("pending"), "{screen}");
     cli(&["approve", "demo-local", "--as", "bob"]);
@@ -308,7 +237,7 @@ fn the_tui_signs_a_high_approval_with_a_key_in_the_ssh_agent() {
     assert!(added.status.success(), "{added:?}");
     std::fs::remove_file(&alice).unwrap();
     let alice_public = dir.path().join("alice.pub");
-    let t = Tmux::start_with(
+    let t = start_with(
         "opsgate-e2e-agent",
         &log,
         &policy,

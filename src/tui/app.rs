@@ -213,19 +213,20 @@ impl Loop {
             if last_tick.elapsed() >= Duration::from_millis(tick) {
                 last_tick = Instant::now();
                 actions.push(Action::Tick(Utc::now()));
-                // Another process appended: reload (once the worker is
-                // idle, so reloads never queue up behind each other).
-                let len = std::fs::metadata(log_path).map_or(0, |m| m.len());
-                if len != log_len && worker.pending == 0 {
-                    log_len = len;
-                    let mut effects = vec![Effect::Reload];
-                    if let Some(a) = &state.audit {
-                        effects.push(Effect::LoadAudit {
-                            plan: a.plan.clone(),
-                        });
-                    }
-                    dispatch(state, worker, run.as_ref(), effects);
+            }
+            // Another process (or host, through the store's replica)
+            // appended: reload, looked at on every pass (a `stat`), once the
+            // worker is idle, so reloads never queue up behind each other.
+            let len = std::fs::metadata(log_path).map_or(0, |m| m.len());
+            if len != log_len && worker.pending == 0 {
+                log_len = len;
+                let mut effects = vec![Effect::Reload];
+                if let Some(a) = &state.audit {
+                    effects.push(Effect::LoadAudit {
+                        plan: a.plan.clone(),
+                    });
                 }
+                dispatch(state, worker, run.as_ref(), effects);
             }
             for a in actions {
                 let effects = update(state, a);

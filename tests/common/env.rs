@@ -283,6 +283,21 @@ pub fn read_pid(file: &Path) -> Option<u32> {
     std::fs::read_to_string(file).ok()?.trim().parse().ok()
 }
 
+/// The pid in `file` once its writer has written it (`echo $$ > FILE`
+/// makes the file before the number is in it), within `within`.
+pub fn pid_within(file: &Path, within: Duration) -> Option<u32> {
+    let end = Instant::now() + within;
+    loop {
+        if let Some(pid) = read_pid(file) {
+            return Some(pid);
+        }
+        if Instant::now() > end {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// `kill SIGNAL -- TARGET`; whether it was delivered.
 pub fn kill(signal: &str, target: &str) -> bool {
     Command::new("kill")

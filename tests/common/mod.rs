@@ -9,6 +9,7 @@
 pub mod backends;
 pub mod env;
 pub mod http;
+pub mod tmux;
 
 use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
