@@ -606,3 +606,56 @@ fn a_decision_through_a_bridge_replica_shows_in_the_tui_within_a_second() {
     tui.keys(&["q"]);
     tui.wait_for("TUI-EXITED 0");
 }
+
+/// The role and grants that docs/team-mode.md gives opsgate, taken from
+/// the document as written: enough to submit, approve and run across
+/// hosts, and not enough to rewrite history (no UPDATE on the audit table,
+/// no dropping its trigger).
+#[test]
+fn the_documented_grants_run_a_plan_and_cannot_rewrite_history() {
+    let Some(url) = fresh_db() else { return };
+    let owner = Host::new(&url);
+    owner.ok(&["store", "init"]);
+    let doc = std::fs::read_to_string(common::repo().join("docs/team-mode.md")).expect("the doc");
+    let block = doc
+        .split("```sql\n")
+        .filter_map(|b| b.split("```").next())
+        .find(|b| b.starts_with("CREATE ROLE opsgate LOGIN;"))
+        .expect("the grants in docs/team-mode.md");
+    let role = unique("opsgate_app").replace('-', "_");
+    let sql = block
+        .replace("CREATE ROLE opsgate ", &format!("CREATE ROLE {role} "))
+        .replace(" TO opsgate;", &format!(" TO {role};"));
+    let admin = opsgate::store::pg::Pg::connect(&url).expect("owner connects");
+    for statement in sql.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+        admin
+            .execute_raw(statement)
+            .unwrap_or_else(|e| panic!("the documented grants apply: {e}"));
+    }
+    let app_url = url.replacen("postgres@", &format!("{role}@"), 1);
+    let (a, b) = (Host::new(&app_url), Host::new(&app_url));
+    let plan = a.plan(
+        "granted",
+        "  - {name: t, run: 'touch @D@/granted', rollback: {run: 'true'}}\n",
+    );
+    let v = json(&a.ok(&["submit", path(&plan), "--as", "alice", "--json"]));
+    let hash = v["plan_hash"].as_str().expect("hash").to_owned();
+    b.ok(&["approve", "granted", "--as", "bob", "--hash", &hash]);
+    a.ok(&["run", "granted", "--as", "alice"]);
+    assert!(a.dir.join("granted").exists(), "the step ran");
+    let app = opsgate::store::pg::Pg::connect(&app_url).expect("the role connects");
+    for forbidden in [
+        "UPDATE opsgate_audit SET record = record",
+        "DROP TRIGGER opsgate_audit_append_only ON opsgate_audit",
+        "ALTER TABLE opsgate_audit DISABLE TRIGGER ALL",
+        "UPDATE opsgate_schema SET version = version",
+    ] {
+        let e = app.execute_raw(forbidden).expect_err(forbidden);
+        assert!(
+            e.to_string().contains("permission denied")
+                || e.to_string().contains("must be owner")
+                || e.to_string().contains("append-only"),
+            "{forbidden}: {e}"
+        );
+    }
+}
