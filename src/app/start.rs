@@ -45,10 +45,10 @@ pub fn take_run_lock(log: &Path, plan_id: &str, run_id: &str) -> Result<RunLock>
             Reason::Running,
             format!("run `{run_id}` of plan `{plan_id}` cannot start: {e}"),
         ),
-        _ => Error::Read {
-            path: log.to_owned(),
-            source: e,
-        },
+        _ => Error::Failed(format!(
+            "run `{run_id}` of plan `{plan_id}`: cannot take its lock on {}: {e}",
+            log.display()
+        )),
     })
 }
 
