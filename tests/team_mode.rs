@@ -659,3 +659,58 @@ fn the_documented_grants_run_a_plan_and_cannot_rewrite_history() {
         );
     }
 }
+
+/// The attack on leases: an engine frozen (SIGSTOP, a laptop lid) longer
+/// than its lease looks interrupted, so another host resumes the plan.
+/// When the frozen engine wakes it must not go on: it records nothing more
+/// and starts no further step, and the step after the freeze runs once.
+#[test]
+fn an_engine_that_wakes_after_losing_its_lease_starts_nothing_more() {
+    let Some(url) = fresh_db() else { return };
+    let (a, b) = (Host::new(&url), Host::new(&url));
+    a.ok(&["store", "init"]);
+    let plan = a.plan(
+        "frozen",
+        "  - {name: start, run: 'touch @D@/started', rollback: {run: 'true'}}\n  - {name: wait, run: 'sleep 4', rollback: {run: 'true'}}\n  - {name: last, run: 'echo ran >> @D@/last', rollback: {run: 'true'}}\n",
+    );
+    let submitted = json(&a.ok(&["submit", path(&plan), "--as", "alice", "--json"]));
+    let hash = submitted["plan_hash"].as_str().expect("hash").to_owned();
+    b.ok(&["approve", "frozen", "--as", "bob", "--hash", &hash]);
+    let mut engine = a
+        .command()
+        .args(["run", "frozen", "--as", "alice"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("the run starts");
+    assert!(
+        common::env::appears_within(&a.dir.join("started"), Duration::from_secs(30)),
+        "host A's engine started"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let pid = engine.id().to_string();
+    assert!(common::env::kill("-STOP", &pid), "SIGSTOP");
+    // The lease (2 s here) lapses; B sees the run interrupted and resumes.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let s = json(&b.ok(&["status", "frozen", "--json"]));
+        if s["status"] == "interrupted" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{s}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    b.ok(&["run", "frozen", "--as", "bob", "--resume"]);
+    assert!(common::env::kill("-CONT", &pid), "SIGCONT");
+    let code = engine.wait().expect("the engine ends");
+    assert!(!code.success(), "the woken engine failed: {code:?}");
+    let ran = std::fs::read_to_string(a.dir.join("last")).expect("the last step ran");
+    assert_eq!(ran.lines().count(), 1, "the last step ran once: {ran:?}");
+    let export = exported(&b);
+    let file = b.dir.join("after.jsonl");
+    std::fs::write(&file, &export).expect("written");
+    let (code, out, err) =
+        common::outcome(common::opsgate_command(&file, None).args(["audit", "verify"]));
+    assert_eq!(code, 0, "the log verifies: {out} {err}");
+}

@@ -271,9 +271,30 @@ impl Engine<'_> {
         }
     }
 
+    /// Records `e`, under the log's lock, while this run still holds its
+    /// lease (team mode).
     fn record(&self, e: Event) -> Result<(), ExecError> {
-        self.log.append(e)?;
+        self.log.append_with(|_| {
+            self.holds_lease()?;
+            Ok::<_, ExecError>(vec![e])
+        })?;
         Ok(())
+    }
+
+    /// Team mode: refuses to go on once the run's lease in the store has
+    /// lapsed (this process was frozen longer than the lease, say) and
+    /// another host may have taken the plan over. Nothing more is recorded
+    /// or started: to every host the run is interrupted. A file log has
+    /// no lease; its run lock is held by this process for as long as it
+    /// lives.
+    fn holds_lease(&self) -> Result<(), ExecError> {
+        match crate::audit::log::lease_live(self.log.path(), &self.run_id) {
+            Some(false) => Err(ExecError::Refused(format!(
+                "run {} no longer holds its lease in the store (it lapsed, and another host may have taken the plan over): nothing more is started or recorded",
+                self.run_id
+            ))),
+            _ => Ok(()),
+        }
     }
 
     /// Records `step_started` under the log's lock, unless a stop request
@@ -283,10 +304,11 @@ impl Engine<'_> {
         use std::sync::atomic::Ordering;
         let mut stopped = false;
         self.log.append_with(|len| {
+            self.holds_lease()?;
             let from = self.stops_from.load(Ordering::SeqCst);
             stopped = stop_requested(self.log.path(), from, len, &self.run_id)?;
             self.stops_from.store(len.max(from), Ordering::SeqCst);
-            Ok::<_, crate::audit::AuditError>(if stopped { Vec::new() } else { vec![started] })
+            Ok::<_, ExecError>(if stopped { Vec::new() } else { vec![started] })
         })?;
         Ok(!stopped)
     }
