@@ -1,7 +1,10 @@
 //! What an append costs in the PostgreSQL store (`store::pg`): records per
 //! second for one writer, and for sixteen writers each on its own
-//! connection, one record or ten per transaction. Every append is a
-//! durable commit (`synchronous_commit = on`) under the head's row lock.
+//! connection, one record or ten per transaction, for sixteen threads of
+//! one process through `PgLog` (group commit), and through the app's own
+//! path (an `AuditLog` on the store, its replica caught up under the head
+//! lock). Every append is a durable commit (`synchronous_commit = on`)
+//! under the head's row lock.
 //!
 //! `scripts/bench-store.sh` runs it beside `pgbench` inserting rows of the
 //! same size on the same server, and prints both. Alone:
@@ -91,6 +94,30 @@ fn run_shared(url: &str, threads: usize, each: usize) -> BenchResult<(f64, u64)>
     Ok((rate, log.commits()))
 }
 
+/// The app's path in team mode: `threads` threads of one process
+/// appending through an `AuditLog` on the store (its replica caught up and
+/// checked under the head lock, the records committed, then written to the
+/// replica; group commit across the threads), `each` records each;
+/// records per second.
+fn run_app(url: &str, threads: usize, each: usize) -> BenchResult<f64> {
+    let dir = tempfile::tempdir()?;
+    let log = opsgate::audit::AuditLog::open_store(
+        &dir.path().join("replica.jsonl"),
+        url,
+        Pg::connect(url)?,
+        Sealer::Sha256,
+        Default::default(),
+    )?;
+    let started = Instant::now();
+    in_threads(threads, |w| {
+        for n in 0..each {
+            log.append(event(w, n)).map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    })?;
+    Ok((threads * each) as f64 / started.elapsed().as_secs_f64())
+}
+
 fn verify(url: &str, expect: usize) -> BenchResult<()> {
     let dir = tempfile::tempdir()?;
     let file = dir.path().join("export.jsonl");
@@ -139,5 +166,25 @@ fn main() -> BenchResult<()> {
         "| 16 threads of one process, 1 record each, group commit ({commits} commits for {} appends) | {rate:.0} |",
         threads * each
     );
+    for (what, threads, each) in [
+        (
+            "the app's path (`AuditLog` on the store), 1 thread",
+            1,
+            100 * scale,
+        ),
+        (
+            "the app's path (`AuditLog` on the store), 16 threads, group commit",
+            16,
+            50 * scale,
+        ),
+    ] {
+        let url = fresh(
+            &admin,
+            &format!("opsgate_bench_{}_app_{threads}", std::process::id()),
+        )?;
+        let rate = run_app(&url, threads, each)?;
+        verify(&url, threads * each)?;
+        println!("| {what} | {rate:.0} |");
+    }
     Ok(())
 }

@@ -3,6 +3,7 @@
 # of the same size on the same throwaway server (docs/performance.md):
 #
 #   scripts/bench-store.sh [SECONDS]     # pgbench runs SECONDS each (default 10)
+#   OPSGATE_PG_DATA_ROOT=/var/tmp scripts/bench-store.sh   # data on a disk
 #
 # Starts a private server with scripts/test-env-pg.sh (data on /dev/shm,
 # synchronous_commit on), runs pgbench for 1 and 16 clients (one INSERT and

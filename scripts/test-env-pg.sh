@@ -56,8 +56,9 @@ as_pg() {
 }
 
 data_dir() {
-    # One data directory per DIR, in shared memory.
-    printf '/dev/shm/opsgate-pg-%s' "$(printf '%s' "$DIR" | sha256sum | cut -c1-12)"
+    # One data directory per DIR, in shared memory (OPSGATE_PG_DATA_ROOT
+    # puts it elsewhere: a disk, to measure what a flush costs).
+    printf '%s/opsgate-pg-%s' "${OPSGATE_PG_DATA_ROOT:-/dev/shm}" "$(printf '%s' "$DIR" | sha256sum | cut -c1-12)"
 }
 
 # A CA of its own (DIR/ca.crt, for sslrootcert) and a server certificate it
