@@ -210,25 +210,19 @@ fn a_replica_rewritten_on_a_host_is_not_decided_on() {
     );
 }
 
-/// Two hosts race for one approved plan: while host A's engine runs it,
-/// host B can neither run nor resume it (the run's lease in the store);
-/// once A's engine is killed with SIGKILL, its lease lapses and every host
-/// sees the run interrupted.
-#[test]
-fn one_run_per_plan_across_hosts_and_a_killed_holder_shows_interrupted() {
-    let Some(url) = fresh_db() else { return };
-    let (a, b) = (Host::new(&url), Host::new(&url));
+/// On a new store: plan `id` (whose first step touches `started` in A's
+/// directory) submitted by alice on host A, approved by bob on host B, and
+/// run by alice on A in the background; returns A's engine once its first
+/// step ran.
+fn run_in_background(a: &Host, b: &Host, id: &str, steps: &str) -> std::process::Child {
     a.ok(&["store", "init"]);
-    let plan = a.plan(
-        "long",
-        "  - {name: start, run: 'touch @D@/started', rollback: {run: 'true'}}\n  - {name: wait, run: 'sleep 60', rollback: {run: 'true'}}\n",
-    );
+    let plan = a.plan(id, steps);
     let submitted = json(&a.ok(&["submit", path(&plan), "--as", "alice", "--json"]));
     let hash = submitted["plan_hash"].as_str().expect("hash").to_owned();
-    b.ok(&["approve", "long", "--as", "bob", "--hash", &hash]);
-    let mut engine = a
+    b.ok(&["approve", id, "--as", "bob", "--hash", &hash]);
+    let engine = a
         .command()
-        .args(["run", "long", "--as", "alice"])
+        .args(["run", id, "--as", "alice"])
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -237,6 +231,23 @@ fn one_run_per_plan_across_hosts_and_a_killed_holder_shows_interrupted() {
     assert!(
         common::env::appears_within(&a.dir.join("started"), Duration::from_secs(30)),
         "host A's engine started"
+    );
+    engine
+}
+
+/// Two hosts race for one approved plan: while host A's engine runs it,
+/// host B can neither run nor resume it (the run's lease in the store);
+/// once A's engine is killed with SIGKILL, its lease lapses and every host
+/// sees the run interrupted.
+#[test]
+fn one_run_per_plan_across_hosts_and_a_killed_holder_shows_interrupted() {
+    let Some(url) = fresh_db() else { return };
+    let (a, b) = (Host::new(&url), Host::new(&url));
+    let mut engine = run_in_background(
+        &a,
+        &b,
+        "long",
+        "  - {name: start, run: 'touch @D@/started', rollback: {run: 'true'}}\n  - {name: wait, run: 'sleep 60', rollback: {run: 'true'}}\n",
     );
     let on_b = json(&b.ok(&["status", "long", "--json"]));
     assert_eq!(on_b["status"], "running", "B sees A's run live: {on_b}");
@@ -318,25 +329,11 @@ fn a_store_that_is_down_refuses_decisions_and_loses_nothing() {
 fn a_stop_from_another_host_reaches_the_engine() {
     let Some(url) = fresh_db() else { return };
     let (a, b) = (Host::new(&url), Host::new(&url));
-    a.ok(&["store", "init"]);
-    let plan = a.plan(
+    let mut engine = run_in_background(
+        &a,
+        &b,
         "stoppable",
         "  - {name: start, run: 'touch @D@/started', rollback: {run: 'true'}}\n  - {name: wait, run: 'sleep 60', rollback: {run: 'true'}}\n  - {name: after, run: 'touch @D@/after', rollback: {run: 'true'}}\n",
-    );
-    let submitted = json(&a.ok(&["submit", path(&plan), "--as", "alice", "--json"]));
-    let hash = submitted["plan_hash"].as_str().expect("hash").to_owned();
-    b.ok(&["approve", "stoppable", "--as", "bob", "--hash", &hash]);
-    let mut engine = a
-        .command()
-        .args(["run", "stoppable", "--as", "alice"])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("the run starts");
-    assert!(
-        common::env::appears_within(&a.dir.join("started"), Duration::from_secs(30)),
-        "host A's engine started"
     );
     // Into the sleep.
     std::thread::sleep(Duration::from_millis(500));
@@ -668,25 +665,11 @@ fn the_documented_grants_run_a_plan_and_cannot_rewrite_history() {
 fn an_engine_that_wakes_after_losing_its_lease_starts_nothing_more() {
     let Some(url) = fresh_db() else { return };
     let (a, b) = (Host::new(&url), Host::new(&url));
-    a.ok(&["store", "init"]);
-    let plan = a.plan(
+    let mut engine = run_in_background(
+        &a,
+        &b,
         "frozen",
         "  - {name: start, run: 'touch @D@/started', rollback: {run: 'true'}}\n  - {name: wait, run: 'sleep 4', rollback: {run: 'true'}}\n  - {name: last, run: 'echo ran >> @D@/last', rollback: {run: 'true'}}\n",
-    );
-    let submitted = json(&a.ok(&["submit", path(&plan), "--as", "alice", "--json"]));
-    let hash = submitted["plan_hash"].as_str().expect("hash").to_owned();
-    b.ok(&["approve", "frozen", "--as", "bob", "--hash", &hash]);
-    let mut engine = a
-        .command()
-        .args(["run", "frozen", "--as", "alice"])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("the run starts");
-    assert!(
-        common::env::appears_within(&a.dir.join("started"), Duration::from_secs(30)),
-        "host A's engine started"
     );
     std::thread::sleep(Duration::from_millis(300));
     let pid = engine.id().to_string();
@@ -713,4 +696,36 @@ fn an_engine_that_wakes_after_losing_its_lease_starts_nothing_more() {
     let (code, out, err) =
         common::outcome(common::opsgate_command(&file, None).args(["audit", "verify"]));
     assert_eq!(code, 0, "the log verifies: {out} {err}");
+}
+
+/// A run in progress when the store goes down stops before a step whose
+/// record cannot be made durable: the step after the outage never starts,
+/// and once the store is back the run shows as interrupted.
+#[test]
+fn a_run_stops_before_a_step_the_store_cannot_record() {
+    if pg_url().is_none() {
+        return;
+    }
+    let server = PgServer::start();
+    let (a, b) = (Host::new(&server.url), Host::new(&server.url));
+    let mut engine = run_in_background(
+        &a,
+        &b,
+        "outage",
+        "  - {name: start, run: 'touch @D@/started', rollback: {run: 'true'}}\n  - {name: wait, run: 'sleep 2', rollback: {run: 'true'}}\n  - {name: after, run: 'touch @D@/after', rollback: {run: 'true'}}\n",
+    );
+    server.control("crash");
+    let code = engine.wait().expect("the engine ends");
+    assert!(!code.success(), "the run failed: {code:?}");
+    assert!(!a.dir.join("after").exists(), "no step after the outage");
+    server.control("start");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        let s = json(&b.ok(&["status", "outage", "--json"]));
+        if s["status"] != "running" || std::time::Instant::now() > deadline {
+            break s;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(status["status"], "interrupted", "{status}");
 }
