@@ -132,7 +132,7 @@ pub enum Command {
     /// Team mode: the audit log in PostgreSQL. Create the schema, show the
     /// chain's head, import a file log, export it back.
     #[command(
-        after_help = "The store is --store or OPSGATE_STORE: postgres://USER@HOST:PORT/DB (the password from\nthe URL or PGPASSWORD). Every other command works on the store too\n(--store, OPSGATE_STORE or the policy's store.url; docs/team-mode.md).\n\nExamples:\n  opsgate store init --store postgres://opsgate@db.internal/opsgate\n  OPSGATE_STORE=postgres://opsgate@db.internal/opsgate opsgate store status --json\n  opsgate store migrate --from /var/lib/opsgate/audit.jsonl\n  opsgate store export -o team.jsonl && opsgate audit --audit-log team.jsonl verify"
+        after_help = "The store is --store or OPSGATE_STORE: postgres://USER@HOST:PORT/DB (the password from\nPGPASSFILE, ~/.pgpass or PGPASSWORD; add ?sslmode=verify-full&sslrootcert=CA_FILE for TLS).\nEvery other command works on the store too (--store, OPSGATE_STORE or the policy's\nstore.url; docs/team-mode.md).\n\nExamples:\n  opsgate store init --store postgres://opsgate@db.internal/opsgate\n  OPSGATE_STORE=postgres://opsgate@db.internal/opsgate opsgate store status --json\n  opsgate store migrate --from /var/lib/opsgate/audit.jsonl\n  opsgate store export -o team.jsonl && opsgate audit --audit-log team.jsonl verify\n  opsgate --store 'postgres://opsgate@db.internal/opsgate?sslmode=verify-full&sslrootcert=/etc/opsgate/db-ca.pem' status"
     )]
     Store(StoreArgs),
     /// Serve the chat bridge's HTTP API (policy `bridge:`): bots forward
