@@ -5,6 +5,9 @@
 //!
 //! `cargo bench --bench bridge` (4,000 decisions); under
 //! `cargo test --benches` it runs 40 and checks every one was recorded.
+//! With `OPSGATE_TEST_PG_URL` set it runs again in team mode: three
+//! `opsgate serve` replicas (three state directories) on one PostgreSQL
+//! store, the workers spread over them.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -48,13 +51,35 @@ fn post(addr: SocketAddr, path: &str, body: &str) -> std::io::Result<u16> {
         .ok_or_else(|| std::io::Error::other(format!("no status in {out:?}")))
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+type BenchResult<T> = Result<T, Box<dyn std::error::Error>>;
+
+fn main() -> BenchResult<()> {
     let full = std::env::args().any(|a| a == "--bench");
     let workers: usize = std::env::var("OPSGATE_BENCH_WORKERS")
         .ok()
         .and_then(|w| w.parse().ok())
         .unwrap_or(32);
     let n: usize = if full { 4000 } else { 40 };
+    bench(n, workers, None)?;
+    if let Some(admin) = std::env::var("OPSGATE_TEST_PG_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+    {
+        let pg = opsgate::store::pg::Pg::connect(&admin)?;
+        let name = format!("opsgate_bench_bridge_{}", std::process::id());
+        let _ = pg.execute_raw(&format!("DROP DATABASE IF EXISTS {name}"));
+        pg.execute_raw(&format!("CREATE DATABASE {name}"))?;
+        let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+        let url = format!("{base}/{name}");
+        opsgate::store::pg::Pg::connect(&url)?.init()?;
+        bench(n, workers, Some(&url))?;
+    }
+    Ok(())
+}
+
+/// `n` decisions from `workers` workers: on a file log through one bridge,
+/// or on the store at `store` through three replicas.
+fn bench(n: usize, workers: usize, store: Option<&str>) -> BenchResult<()> {
     let dir = tempfile::tempdir()?;
     let log_path = dir.path().join("audit.jsonl");
     let policy_path = dir.path().join("policy.yaml");
@@ -66,7 +91,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let policy = LoadedPolicy::load(Some(("policy.yaml", &policy_text)))?;
 
     // n MEDIUM plans by bob, submitted in one batch.
-    let log = AuditLog::open(&log_path, Sealer::Sha256, Default::default())?;
+    let log = match store {
+        None => AuditLog::open(&log_path, Sealer::Sha256, Default::default())?,
+        Some(url) => AuditLog::open_store(
+            &log_path,
+            url,
+            opsgate::store::pg::Pg::connect(url)?,
+            Sealer::Sha256,
+            Default::default(),
+        )?,
+    };
     let plan_json = |i: usize| {
         serde_json::json!({
             "id": format!("p{i}"), "title": "bench", "description": null, "author": "bob",
@@ -95,35 +129,48 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     log.append_all(events)?;
     drop(log);
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_opsgate"))
-        .env("XDG_STATE_HOME", dir.path().join("state"))
-        .args(["--audit-log"])
-        .arg(&log_path)
-        .arg("--config")
-        .arg(&policy_path)
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()?;
-    let mut first = String::new();
-    {
-        let mut out = child.stdout.take().ok_or("no stdout")?;
-        let mut byte = [0u8; 1];
-        while out.read(&mut byte)? == 1 && byte[0] != b'\n' {
-            first.push(byte[0] as char);
+    let replicas = if store.is_some() { 3 } else { 1 };
+    let mut servers = Vec::new();
+    let mut addrs = Vec::new();
+    for r in 0..replicas {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_opsgate"));
+        cmd.env("XDG_STATE_HOME", dir.path().join(format!("state-{r}")))
+            .env_remove("OPSGATE_STORE")
+            .env_remove("OPSGATE_AUDIT_LOG")
+            .arg("--config")
+            .arg(&policy_path);
+        match store {
+            None => cmd.arg("--audit-log").arg(&log_path),
+            Some(url) => cmd.arg("--store").arg(url),
+        };
+        let mut child = cmd
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()?;
+        let mut first = String::new();
+        {
+            let mut out = child.stdout.take().ok_or("no stdout")?;
+            let mut byte = [0u8; 1];
+            while out.read(&mut byte)? == 1 && byte[0] != b'\n' {
+                first.push(byte[0] as char);
+            }
         }
+        servers.push(Server(child));
+        let addr: SocketAddr = first
+            .strip_prefix("listening on ")
+            .ok_or_else(|| format!("unexpected first line {first:?}"))?
+            .parse()?;
+        addrs.push(addr);
     }
-    let _server = Server(child);
-    let addr: SocketAddr = first
-        .strip_prefix("listening on ")
-        .ok_or_else(|| format!("unexpected first line {first:?}"))?
-        .parse()?;
+    let addrs = Arc::new(addrs);
 
     let next = Arc::new(AtomicUsize::new(0));
     let start = Instant::now();
     let handles: Vec<_> = (0..workers)
         .map(|_| {
             let next = Arc::clone(&next);
+            let addrs = Arc::clone(&addrs);
             std::thread::spawn(move || -> Result<Vec<Duration>, String> {
                 let mut lat = Vec::new();
                 loop {
@@ -136,6 +183,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                         i
                     );
                     let t = Instant::now();
+                    let addr = addrs[i % addrs.len()];
                     let status = post(addr, &format!("/v1/plans/p{i}/decision"), &body)
                         .map_err(|e| e.to_string())?;
                     lat.push(t.elapsed());
@@ -153,15 +201,28 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let elapsed = start.elapsed();
     latencies.sort();
     let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
-    let granted = std::fs::read_to_string(&log_path)?
+    drop(servers);
+    let records = match store {
+        None => std::fs::read_to_string(&log_path)?,
+        Some(url) => {
+            let mut out = Vec::new();
+            opsgate::store::pg::Pg::connect(url)?.export(&mut out)?;
+            String::from_utf8(out)?
+        }
+    };
+    let granted = records
         .lines()
         .filter(|l| l.contains("\"type\":\"approval_granted\""))
         .count();
     if granted != n {
         return Err(format!("{granted} approvals recorded for {n} decisions").into());
     }
+    let on = match store {
+        None => "one bridge, a file log".to_owned(),
+        Some(_) => format!("{replicas} bridge replicas, one PostgreSQL store"),
+    };
     println!(
-        "{n} decisions, {workers} workers, one connection each: {:.0} decisions/s, p50 {:.1} ms, p99 {:.1} ms (targets >= 2,000/s, p99 <= 50 ms)",
+        "{on}: {n} decisions, {workers} workers, one connection each: {:.0} decisions/s, p50 {:.1} ms, p99 {:.1} ms (targets >= 2,000/s, p99 <= 50 ms)",
         n as f64 / elapsed.as_secs_f64(),
         pct(0.5).as_secs_f64() * 1e3,
         pct(0.99).as_secs_f64() * 1e3
