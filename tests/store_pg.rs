@@ -775,10 +775,9 @@ fn tls_verify_full_checks_the_servers_certificate_and_name() {
         .to_owned();
     let at =
         |host: &str, query: &str| format!("postgres://postgres@{host}:{port}/postgres?{query}");
-    let verified = at(
-        "localhost",
-        &format!("sslmode=verify-full&sslrootcert={}", path(&ca)),
-    );
+    let verify_with =
+        |ca: &std::path::Path| format!("sslmode=verify-full&sslrootcert={}", path(ca));
+    let verified = at("localhost", &verify_with(&ca));
     store_ok(&env, &verified, &["store", "init"]);
     let s = json(&store_ok(&env, &verified, &["store", "status", "--json"]));
     assert_eq!(s["tls"], true, "encrypted: {s}");
@@ -788,17 +787,14 @@ fn tls_verify_full_checks_the_servers_certificate_and_name() {
         &["store", "status", "--json"],
     ));
     assert_eq!(plain["tls"], false, "{plain}");
+    // A connection refused before anything is read, for `why`.
+    let refused = |url: &str, why: &str| {
+        let (code, _, err) = store(&env, url, &["store", "status"]);
+        assert_eq!(code, 1, "{err}");
+        assert!(err.contains(why), "{err}");
+    };
     // The certificate does not name 127.0.0.1.
-    let (code, _, err) = store(
-        &env,
-        &at(
-            "127.0.0.1",
-            &format!("sslmode=verify-full&sslrootcert={}", path(&ca)),
-        ),
-        &["store", "status"],
-    );
-    assert_eq!(code, 1, "{err}");
-    assert!(err.contains("certificate"), "{err}");
+    refused(&at("127.0.0.1", &verify_with(&ca)), "certificate");
     // Another CA does not vouch for the server.
     let other = env.p("other-ca.crt");
     let made = std::process::Command::new("openssl")
@@ -819,21 +815,6 @@ fn tls_verify_full_checks_the_servers_certificate_and_name() {
         .output()
         .expect("openssl runs");
     assert!(made.status.success(), "{made:?}");
-    let (code, _, err) = store(
-        &env,
-        &at(
-            "localhost",
-            &format!("sslmode=verify-full&sslrootcert={}", path(&other)),
-        ),
-        &["store", "status"],
-    );
-    assert_eq!(code, 1, "{err}");
-    assert!(err.contains("certificate"), "{err}");
-    let (code, _, err) = store(
-        &env,
-        &at("localhost", "sslmode=require"),
-        &["store", "status"],
-    );
-    assert_eq!(code, 1, "{err}");
-    assert!(err.contains("verify-full"), "{err}");
+    refused(&at("localhost", &verify_with(&other)), "certificate");
+    refused(&at("localhost", "sslmode=require"), "verify-full");
 }

@@ -209,14 +209,33 @@ fn proposal_statement<'a>(
     proposer: &'a str,
     signed_at: i64,
 ) -> crate::core::identity::Statement<'a> {
+    policy_statement(
+        "policy_proposed",
+        (policy_hash, base_hash),
+        None,
+        proposer,
+        signed_at,
+    )
+}
+
+/// The statement of a policy change that `principal` signs: `kind`, the
+/// proposed and base policy hashes, and (for an approval) the proposal's
+/// seq.
+fn policy_statement<'a>(
+    kind: &'a str,
+    (policy_hash, base_hash): (&'a str, &'a str),
+    submission: Option<u64>,
+    principal: &'a str,
+    signed_at: i64,
+) -> crate::core::identity::Statement<'a> {
     crate::core::identity::Statement {
-        kind: "policy_proposed",
+        kind,
         plan_id: "policy",
         plan_hash: policy_hash,
         policy_hash: base_hash,
-        submission: None,
+        submission,
         rollback_of: None,
-        principal: proposer,
+        principal,
         signed_at,
         reason: None,
     }
@@ -263,17 +282,13 @@ pub fn statement<'a>(
     approver: &'a str,
     signed_at: i64,
 ) -> crate::core::identity::Statement<'a> {
-    crate::core::identity::Statement {
-        kind: "policy_approved",
-        plan_id: "policy",
-        plan_hash: proposal.policy_hash.as_str(),
-        policy_hash: proposal.base_hash.as_str(),
-        submission: Some(proposal.seq),
-        rollback_of: None,
-        principal: approver,
+    policy_statement(
+        "policy_approved",
+        (proposal.policy_hash.as_str(), proposal.base_hash.as_str()),
+        Some(proposal.seq),
+        approver,
         signed_at,
-        reason: None,
-    }
+    )
 }
 
 /// Why `approver` may not approve `proposal` under `base`, if they may
