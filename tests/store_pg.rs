@@ -818,3 +818,57 @@ fn tls_verify_full_checks_the_servers_certificate_and_name() {
     refused(&at("localhost", &verify_with(&other)), "certificate");
     refused(&at("localhost", "sslmode=require"), "verify-full");
 }
+
+/// The attack a replica's rebuild could hide: the store forks under a live
+/// connection (a failover behind a proxy), after that connection's one
+/// check against this host's mark. Simulated from the host's side: its
+/// mark says it saw another record at seq 3 than the store holds, and
+/// another writer appends. Catching up must refuse the store as diverged,
+/// for reading and for writing, and leave the replica and the mark as they
+/// were, instead of taking the new records and raising the mark onto the
+/// fork.
+#[test]
+fn a_store_that_forks_under_a_live_connection_is_refused_not_followed() {
+    use opsgate::audit::mark::HighWater;
+    use opsgate::audit::verify::Head;
+    use opsgate::audit::{AuditError, AuditLog, Sealer};
+    let Some(url) = fresh_db() else { return };
+    let dir = tempfile::tempdir().expect("dir");
+    let state = dir.path().join("state");
+    let mut pg = Pg::connect(&url).expect("connects");
+    pg.init().expect("init");
+    let pg = pg.with_mark(&state).expect("the mark");
+    let chain = pg.status().expect("status").chain_id;
+    let replica = dir.path().join("replica.jsonl");
+    let log = AuditLog::open_store(&replica, &url, pg, Sealer::Sha256, Default::default())
+        .expect("the log");
+    for n in 0..3 {
+        log.append(marker(0, n)).expect("appended");
+    }
+    log.refresh().expect("the store agrees");
+    let before = std::fs::read(&replica).expect("replica");
+    let forked = Head {
+        seq: 3,
+        hash: format!("sha256:{}", "f".repeat(64)),
+    };
+    let mark = HighWater::for_store(&state, &chain);
+    mark.reset(Some(&forked)).expect("the mark rewritten");
+    Pg::connect(&url)
+        .expect("another writer")
+        .append(&Sealer::Sha256, &[marker(1, 0)])
+        .expect("appended elsewhere");
+    let read = log.refresh().expect_err("a forked store is not followed");
+    assert!(matches!(read, AuditError::Diverged(_)), "{read}");
+    let write = log.append(marker(0, 3)).expect_err("nor written to");
+    assert!(matches!(write, AuditError::Diverged(_)), "{write}");
+    assert_eq!(
+        std::fs::read(&replica).expect("replica"),
+        before,
+        "the replica is as it was"
+    );
+    assert_eq!(
+        mark.get().expect("mark"),
+        Some(forked),
+        "the mark is as it was"
+    );
+}

@@ -1608,7 +1608,15 @@ impl Pg {
                 return Err(e);
             }
         };
-        let st = self.statements().map_err(db("preparing an append"))?;
+        // Prepared by `lock_head` already; should it fail, leave no
+        // transaction holding the head.
+        let st = match self.statements() {
+            Ok(st) => st,
+            Err(e) => {
+                self.abort();
+                return Err(db("preparing an append")(e));
+            }
+        };
         let seq = i64::try_from(head.0).unwrap_or(i64::MAX);
         let c = &self.client;
         let outcome = on(

@@ -236,15 +236,32 @@ impl AuditLog {
             || records
                 .first()
                 .is_some_and(|r| r.seq == tail.seq && r.hash == tail.hash);
-        let (mut tail, records) = if agrees {
+        let (rebuild, records) = if agrees {
             let skip = usize::from(tail.seq > 0);
-            (tail, records.into_iter().skip(skip).collect::<Vec<_>>())
+            (false, records.into_iter().skip(skip).collect::<Vec<_>>())
         } else {
             let all = pg
                 .records_from(1)
                 .map_err(|e| AuditError::from_store(url, e))?;
-            (self.restart()?, all)
+            (true, all)
         };
+        if records.is_empty() && !rebuild {
+            return Ok(tail);
+        }
+        // Records are taken into the replica (and this host's mark raised
+        // to them) only from a store that still holds what this host saw.
+        // A replica that disagrees is the replica's fault (edited, cut,
+        // left behind by a store an operator accepted) only then; a store
+        // that went back or forked under a live connection (a failover
+        // behind a proxy, after this connection's first check) is refused,
+        // never rebuilt from.
+        let state = pg
+            .mark_state()
+            .map_err(|e| AuditError::from_store(url, e))?;
+        if let Some(why) = state.refusal(pg.url()) {
+            return Err(AuditError::Diverged(why));
+        }
+        let mut tail = if rebuild { self.restart()? } else { tail };
         let Some(last) = records.last() else {
             return Ok(tail);
         };
