@@ -1,12 +1,11 @@
 //! Where the audit log lives: a JSON Lines file (one host), or PostgreSQL
 //! (team mode, [`pg`]), holding the same hash-chained records byte for byte.
 //!
-//! This first part of team mode creates and inspects the PostgreSQL store,
-//! moves a verified file log into it and back out (`opsgate store
-//! init|status|migrate|export`), and appends to it safely
-//! ([`pg::Pg::append`]). Decisions and runs still write the file log: the
-//! commands that decide do not take `--store` yet, so none can believe it
-//! wrote to PostgreSQL.
+//! [`pg`] creates, inspects, imports into and exports the PostgreSQL store
+//! (`opsgate store init|status|migrate|export`) and appends to it safely;
+//! [`tls`] speaks TLS to it. Every other command reaches the store through
+//! `crate::audit::AuditLog`, whose file is then the host's replica of the
+//! store (`audit::log` `replica`); `app::config::LogAt` chooses which.
 
 pub mod passfile;
 pub mod pg;
