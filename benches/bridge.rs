@@ -1,7 +1,8 @@
 //! Decision throughput and latency of `opsgate serve` on loopback, with the
 //! audit log's fsync group commit on: a Rust load generator (no keep-alive:
 //! a new connection per request) posts `yes` decisions for distinct plans
-//! from 32 concurrent workers.
+//! from 32 concurrent workers, once each server has answered one read of
+//! the plans (warm).
 //!
 //! `cargo bench --bench bridge` (4,000 decisions); under
 //! `cargo test --benches` it runs 40 and checks every one was recorded.
@@ -34,12 +35,16 @@ impl Drop for Server {
 }
 
 fn post(addr: SocketAddr, path: &str, body: &str) -> std::io::Result<u16> {
+    request(addr, "POST", path, body)
+}
+
+fn request(addr: SocketAddr, method: &str, path: &str, body: &str) -> std::io::Result<u16> {
     let mut s = TcpStream::connect(addr)?;
     s.set_nodelay(true)?;
     // One write: a request split over several segments meets Nagle and
     // delayed ACKs, and measures those instead of the server.
     let request = format!(
-        "POST {path} HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
     s.write_all(request.as_bytes())?;
@@ -162,6 +167,15 @@ fn bench(n: usize, workers: usize, store: Option<&str>) -> BenchResult<()> {
             .ok_or_else(|| format!("unexpected first line {first:?}"))?
             .parse()?;
         addrs.push(addr);
+    }
+    // Warm: one read of the plans from each server before the clock
+    // starts, as a load balancer's first check would make; a cold server's
+    // first decisions wait for it to read the log it was started on.
+    for addr in &addrs {
+        let status = request(*addr, "GET", "/v1/plans", "")?;
+        if status != 200 {
+            return Err(format!("GET /v1/plans on {addr}: status {status}").into());
+        }
     }
     let addrs = Arc::new(addrs);
 

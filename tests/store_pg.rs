@@ -60,8 +60,8 @@ fn init_creates_the_schema_once_and_status_reads_the_head() {
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("store init"), "no schema yet: {err}");
     let first = json(&store_ok(&env, &url, &["store", "init", "--json"]));
-    assert_eq!(first["applied"], serde_json::json!([1, 2, 3]), "{first}");
-    assert_eq!(first["schema_version"], 3, "{first}");
+    assert_eq!(first["applied"], serde_json::json!([1, 2, 3, 4]), "{first}");
+    assert_eq!(first["schema_version"], 4, "{first}");
     let again = json(&store_ok(&env, &url, &["store", "init", "--json"]));
     assert_eq!(again["applied"], serde_json::json!([]), "{again}");
     assert_eq!(
@@ -285,6 +285,86 @@ fn concurrent_appends_from_sixteen_connections_make_one_chain() {
     assert_eq!(status.head_seq, expected as i64);
 }
 
+/// How often each opsgate function was called in `url`'s database, from
+/// the server's statistics (`track_functions` on for the database).
+fn function_calls(url: &str) -> std::collections::BTreeMap<String, i64> {
+    // Statistics reach the view when a backend ends or every second.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let out = std::process::Command::new("psql")
+        .args([
+            "-X",
+            "-At",
+            "-F",
+            " ",
+            url,
+            "-c",
+            "SELECT funcname, calls FROM pg_stat_user_functions",
+        ])
+        .output()
+        .expect("psql runs");
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .map(|(f, n)| (f.to_owned(), n.parse().expect("a count")))
+        .collect()
+}
+
+#[test]
+fn an_append_is_one_statement_and_a_store_at_an_older_schema_still_appends() {
+    let Some(url) = fresh_db() else { return };
+    let dir = tempfile::tempdir().expect("dir");
+    let admin = Pg::connect(&url).expect("connects");
+    let db = url.rsplit('/').next().expect("a database name");
+    admin
+        .execute_raw(&format!("ALTER DATABASE {db} SET track_functions = 'pl'"))
+        .expect("tracks functions");
+    Pg::connect(&url).expect("connects").init().expect("init");
+    // A store as an older opsgate left it: schema version 3.
+    admin
+        .execute_raw("DROP FUNCTION opsgate_append")
+        .expect("back to version 3");
+    admin
+        .execute_raw("DELETE FROM opsgate_schema WHERE version = 4")
+        .expect("back to version 3");
+    let sealer = opsgate::audit::Sealer::Sha256;
+    let (mut a, mut b) = (
+        Pg::connect(&url).expect("connects"),
+        Pg::connect(&url).expect("connects"),
+    );
+    // Two writers taking turns: each finds the head moved by the other.
+    for n in 0..4 {
+        a.append(&sealer, &[marker(1, n)])
+            .expect("appends on version 3");
+        b.append(&sealer, &[marker(2, n)])
+            .expect("appends on version 3");
+    }
+    drop((a, b));
+    let calls = function_calls(&url);
+    assert!(
+        calls.get("opsgate_move_head").is_some_and(|n| *n >= 8),
+        "{calls:?}"
+    );
+    assert_eq!(calls.get("opsgate_append"), None, "{calls:?}");
+
+    let init = Pg::connect(&url).expect("connects").init().expect("init");
+    assert_eq!(init.applied, [4], "init brings the store to version 4");
+    let mut a = Pg::connect(&url).expect("connects");
+    for n in 4..10 {
+        a.append(&sealer, &[marker(1, n)]).expect("appends");
+    }
+    drop(a);
+    let calls = function_calls(&url);
+    assert_eq!(
+        calls.get("opsgate_append"),
+        Some(&6),
+        "one call per append: {calls:?}"
+    );
+    let seen = exported_markers(&url, dir.path());
+    assert_eq!(seen.len(), 14, "every record, once: {seen:?}");
+    assert!(seen.values().all(|n| *n == 1), "{seen:?}");
+}
+
 #[test]
 fn a_server_crash_mid_append_loses_nothing_acknowledged_and_duplicates_nothing() {
     // A server of its own: crashing the shared one would break the other
@@ -350,8 +430,10 @@ fn a_server_crash_mid_append_loses_nothing_acknowledged_and_duplicates_nothing()
 }
 
 /// A TCP proxy to the server that, once armed, cuts the client's
-/// connection right after passing on a `COMMIT`: the server commits, the
-/// client never hears it. Returns the proxy's address, the arming switch
+/// connection right after passing on what ends a transaction, a `COMMIT`
+/// or a `Sync` (which commits a statement sent outside `BEGIN`, as a
+/// one-statement append is): the server commits, the client never hears
+/// it. Returns the proxy's address, the arming switch
 /// and the count of connections it took.
 fn commit_cutter(
     server: std::net::SocketAddr,
@@ -393,7 +475,8 @@ fn commit_cutter(
                     if n == 0 {
                         break;
                     }
-                    let commit = buf[..n].windows(7).any(|w| w == b"COMMIT\0");
+                    let commit = buf[..n].windows(7).any(|w| w == b"COMMIT\0")
+                        || buf[..n].windows(5).any(|w| w == b"S\0\0\0\x04");
                     if commit && armed.swap(false, Ordering::SeqCst) {
                         // The client's side is cut first, so no answer
                         // can reach it; then the server gets the COMMIT.
@@ -871,4 +954,142 @@ fn a_store_that_forks_under_a_live_connection_is_refused_not_followed() {
         Some(forked),
         "the mark is as it was"
     );
+}
+
+/// The records of the test markers in `bytes` (a replica up to a length).
+fn markers_in(bytes: &[u8]) -> usize {
+    bytes
+        .split(|b| *b == b'\n')
+        .filter(|l| l.windows(22).any(|w| w == b"\"attempt\":\"store-test\""))
+        .count()
+}
+
+/// Writers of one process share store transactions (a group commit of
+/// decisions), and each still decides on everything recorded before it:
+/// every decision here is "one more than the markers I can see", so a
+/// writer that decided on the replica without the records of the writers
+/// before it in its batch would repeat a number.
+#[test]
+fn writers_of_one_process_decide_in_turn_and_share_commits() {
+    use opsgate::audit::{AuditError, AuditLog, Sealer};
+    let Some(url) = fresh_db() else { return };
+    let dir = tempfile::tempdir().expect("dir");
+    let db = url.rsplit('/').next().expect("a database name");
+    Pg::connect(&url)
+        .expect("connects")
+        .execute_raw(&format!("ALTER DATABASE {db} SET track_functions = 'pl'"))
+        .expect("tracks functions");
+    Pg::connect(&url).expect("connects").init().expect("init");
+    let replica = dir.path().join("replica.jsonl");
+    let log = AuditLog::open_store(
+        &replica,
+        &url,
+        Pg::connect(&url).expect("connects"),
+        Sealer::Sha256,
+        Default::default(),
+    )
+    .expect("the log");
+    let (threads, each) = (16, 10);
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                for _ in 0..each {
+                    let done = log
+                        .append_with(|len| {
+                            let bytes = std::fs::read(&replica).map_err(|e| AuditError::Io {
+                                path: replica.clone(),
+                                source: e,
+                            })?;
+                            let seen = markers_in(&bytes[..usize::try_from(len).expect("len")]);
+                            Ok::<_, AuditError>(vec![marker(0, seen + 1)])
+                        })
+                        .expect("appended");
+                    assert_eq!(done.len(), 1);
+                }
+            });
+        }
+    });
+    let seen = exported_markers(&url, dir.path());
+    let expected: Vec<String> = {
+        let mut v: Vec<String> = (1..=threads * each).map(|n| format!("w0-n{n}")).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        seen.keys().cloned().collect::<Vec<_>>(),
+        expected,
+        "each decision saw every one before it"
+    );
+    assert!(seen.values().all(|n| *n == 1), "no number twice: {seen:?}");
+    drop(log);
+    let calls = function_calls(&url);
+    let transactions = calls.get("opsgate_append").copied().unwrap_or(0);
+    assert!(
+        transactions > 0 && transactions < (threads * each) as i64,
+        "{transactions} transactions for {} decisions: they share commits",
+        threads * each
+    );
+}
+
+/// A writer whose turn fails (here its decision panics) fails its whole
+/// batch: the writers before it in the batch get an error, and none of
+/// the batch's records is in the store or left in the replica.
+#[test]
+fn a_writer_that_fails_its_turn_fails_its_batch_and_nothing_of_it_is_anywhere() {
+    use opsgate::audit::{AuditError, AuditLog, Sealer};
+    let Some(url) = fresh_db() else { return };
+    let dir = tempfile::tempdir().expect("dir");
+    Pg::connect(&url).expect("connects").init().expect("init");
+    let replica = dir.path().join("replica.jsonl");
+    let log = AuditLog::open_store(
+        &replica,
+        &url,
+        Pg::connect(&url).expect("connects"),
+        Sealer::Sha256,
+        Default::default(),
+    )
+    .expect("the log");
+    log.append(marker(0, 0)).expect("a first record");
+    let before = std::fs::read_to_string(&replica).expect("replica");
+    let (a_in, a_is_in) = std::sync::mpsc::channel::<()>();
+    let (b_go, b_goes) = std::sync::mpsc::channel::<()>();
+    let log = &log;
+    let (first, second) = std::thread::scope(|s| {
+        let first = s.spawn(move || {
+            log.append_with(move |_| {
+                a_in.send(()).expect("signal");
+                b_goes.recv().expect("the second writer comes");
+                // The second writer is now waiting for the log: this turn
+                // leaves the batch open for it.
+                std::thread::sleep(std::time::Duration::from_millis(500));
+                Ok::<_, AuditError>(vec![marker(1, 0)])
+            })
+        });
+        let second = s.spawn(move || {
+            a_is_in.recv().expect("the first writer decides");
+            b_go.send(()).expect("signal");
+            log.append_with(
+                |_| -> Result<Vec<opsgate::core::event::Event>, AuditError> {
+                    panic!("a writer's bug")
+                },
+            )
+        });
+        (first.join().expect("no panic"), second.join())
+    });
+    assert!(second.is_err(), "the second writer's panic goes on");
+    let err = first.expect_err("the first writer's batch failed");
+    assert!(err.to_string().contains("panicked"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(&replica).expect("replica"),
+        before,
+        "the batch was cut from the replica"
+    );
+    let status = Pg::connect(&url)
+        .expect("connects")
+        .status()
+        .expect("status");
+    assert_eq!(status.head_seq, 1, "and is not in the store");
+    log.append(marker(2, 0)).expect("appends go on");
+    let seen = exported_markers(&url, dir.path());
+    assert_eq!(seen.keys().cloned().collect::<Vec<_>>(), ["w0-n0", "w2-n0"]);
 }

@@ -478,11 +478,11 @@ impl AuditLog {
         redact: bool,
         mode: WriteMode,
     ) -> Result<Vec<Appended>, E> {
+        if let Some(remote) = &self.remote {
+            return self.write_remote(remote, decide, redact);
+        }
         let mut cached = self.lock_tail()?;
         let _flock = FileLock::exclusive(&self.file).map_err(|e| self.io(e))?;
-        if let Some(remote) = &self.remote {
-            return self.write_remote(remote, &mut cached, decide, redact);
-        }
         let (mut tail, torn) = self.current_tail(&mut cached)?;
         if let (Some(len), WriteMode::Normal | WriteMode::Acknowledge) = (torn, mode) {
             *cached = None;

@@ -116,6 +116,25 @@ CREATE TABLE opsgate_run_lease (
     expires_at timestamptz NOT NULL
 );
 ",
+    // 4: an append in one statement: the head's move from where the
+    // writer saw it and the insert, so a writer that knows the head
+    // appends in one statement of its own transaction (no BEGIN, no
+    // COMMIT): one round trip, one flush, as a plain INSERT.
+    r"
+CREATE FUNCTION opsgate_append(old_seq bigint, old_hash text, seqs bigint[], prevs text[],
+    hashes text[], records bytea[], types text[], plan_ids text[], run_ids text[], written text[])
+RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    n integer := cardinality(seqs);
+BEGIN
+    PERFORM opsgate_move_head(old_seq, old_hash, seqs[n], hashes[n]);
+    INSERT INTO opsgate_audit (seq, prev, hash, record, type, plan_id, run_id, written_at)
+        SELECT s, p, h, r, t, pl, ru, w::timestamptz
+        FROM unnest(seqs, prevs, hashes, records, types, plan_ids, run_ids, written)
+            AS u(s, p, h, r, t, pl, ru, w);
+END
+$$;
+",
 ];
 
 /// The newest schema version this build knows.
@@ -198,6 +217,10 @@ struct Statements {
     insert: tokio_postgres::Statement,
     move_head: tokio_postgres::Statement,
     records_from: tokio_postgres::Statement,
+    /// `opsgate_append` (schema version 4): the move and the insert in
+    /// one statement. `None` on a store still at an older version: the
+    /// two statements then.
+    append: Option<tokio_postgres::Statement>,
 }
 
 impl std::fmt::Debug for Pg {
@@ -678,6 +701,11 @@ const INSERT_ROWS: &str = "INSERT INTO opsgate_audit (seq, prev, hash, record, t
      FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bytea[], $5::text[], $6::text[], $7::text[], $8::text[])
          AS u(s, p, h, r, t, pl, ru, w)";
 
+/// The head's move and the insert of the rows after it, in one statement
+/// (schema version 4): the head's seq and hash, then [`INSERT_ROWS`]'s
+/// columns.
+const APPEND: &str = "SELECT opsgate_append($1, $2, $3::bigint[], $4::text[], $5::text[], $6::bytea[], $7::text[], $8::text[], $9::text[], $10::text[])";
+
 /// The records from a seq on, in order.
 const RECORDS_FROM: &str =
     "SELECT seq, hash, record FROM opsgate_audit WHERE seq >= $1 ORDER BY seq";
@@ -922,17 +950,28 @@ impl Pg {
         }
         let c = &self.client;
         let st = on(&self.rt, async {
-            let (lock_head, insert, move_head, records_from) = tokio::join!(
+            let (lock_head, insert, move_head, records_from, append) = tokio::join!(
                 c.prepare("SELECT seq, hash FROM opsgate_head FOR UPDATE"),
                 c.prepare(INSERT_ROWS),
                 c.prepare("SELECT opsgate_move_head($1, $2, $3, $4)"),
                 c.prepare(RECORDS_FROM),
+                c.prepare(APPEND),
             );
+            let append = match append {
+                Ok(st) => Some(st),
+                Err(e)
+                    if e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_FUNCTION) =>
+                {
+                    None
+                }
+                Err(e) => return Err(e),
+            };
             Ok::<_, tokio_postgres::Error>(Statements {
                 lock_head: lock_head?,
                 insert: insert?,
                 move_head: move_head?,
                 records_from: records_from?,
+                append,
             })
         })?;
         self.statements = Some(st.clone());
@@ -940,8 +979,10 @@ impl Pg {
     }
 
     /// One try. When this connection knows the head (its last append),
-    /// one round trip: `BEGIN`, the head's move from there, the insert and
-    /// `COMMIT`, pipelined; if another writer moved the head meanwhile, the
+    /// one round trip: the head's move from there and the insert, in one
+    /// statement of its own transaction (`opsgate_append`; on an older
+    /// schema `BEGIN`, both and `COMMIT`, pipelined); if another writer
+    /// moved the head meanwhile, the
     /// move fails, the transaction rolls back, and the try is made again
     /// the other way. Otherwise two: `BEGIN` with the head's row lock, then
     /// the rest.
@@ -1061,7 +1102,9 @@ enum Pipeline {
 }
 
 /// The head's move from `head`, the insert of `rows` and `COMMIT`, sent
-/// together (after `BEGIN` when `begin`): one round trip.
+/// together: one round trip. When `begin`, no transaction is open: on a
+/// store with `opsgate_append` that is one statement in a transaction of
+/// its own (else `BEGIN` goes first).
 async fn pipeline_commit(
     c: &Client,
     st: &Statements,
@@ -1077,20 +1120,36 @@ async fn pipeline_commit(
     let params = cols.params();
     let head_params: [&(dyn tokio_postgres::types::ToSql + Sync); 4] =
         [&seq, &hash, &new_seq, &new_hash];
-    let begun = async {
-        if begin {
-            c.batch_execute("BEGIN").await
-        } else {
-            Ok(())
+    let results = match (&st.append, begin) {
+        // A transaction of its own: one statement, committed as it ends.
+        (Some(append), true) => {
+            let both = [&head_params[..2], params.as_slice()].concat();
+            vec![c.execute(append, &both).await.map(|_| ())]
+        }
+        // Inside the transaction that holds the head.
+        (Some(append), false) => {
+            let both = [&head_params[..2], params.as_slice()].concat();
+            let (appended, committed) =
+                tokio::join!(c.execute(append, &both), c.batch_execute("COMMIT"));
+            vec![appended.map(|_| ()), committed]
+        }
+        (None, _) => {
+            let begun = async {
+                if begin {
+                    c.batch_execute("BEGIN").await
+                } else {
+                    Ok(())
+                }
+            };
+            let (begun, moved, inserted, committed) = tokio::join!(
+                begun,
+                c.execute(&st.move_head, &head_params),
+                c.execute(&st.insert, &params),
+                c.batch_execute("COMMIT"),
+            );
+            vec![begun, moved.map(|_| ()), inserted.map(|_| ()), committed]
         }
     };
-    let (begun, moved, inserted, committed) = tokio::join!(
-        begun,
-        c.execute(&st.move_head, &head_params),
-        c.execute(&st.insert, &params),
-        c.batch_execute("COMMIT"),
-    );
-    let results = [begun, moved.map(|_| ()), inserted.map(|_| ()), committed];
     if let Some(e) = results
         .iter()
         .find_map(|r| r.as_ref().err().filter(|e| e.as_db_error().is_some()))
@@ -1458,16 +1517,32 @@ impl Follower {
         if !got.is_empty() {
             return Ok(got);
         }
+        self.wait(wait)?;
+        self.read()
+    }
+
+    /// Waits for a notification, `wait` at the longest, without reading:
+    /// for a caller that reads the store itself ([`crate::audit::AuditLog::refresh`]).
+    /// Whether a notification ended the wait. Notifications already
+    /// queued are taken with it: one read covers them all.
+    /// A connection that closed is an error: the caller connects again.
+    pub fn wait(&mut self, wait: std::time::Duration) -> Result<bool, StoreError> {
         let notified = &mut self.notified;
         let woke = on(&self.rt, async {
             tokio::time::timeout(wait, notified.recv()).await
         });
-        if matches!(woke, Ok(Some(()))) {
-            self.woken += 1;
-            // Coalesce the notifications already queued: one read covers them.
-            while self.notified.try_recv().is_ok() {}
+        match woke {
+            Ok(Some(())) => {
+                self.woken += 1;
+                while self.notified.try_recv().is_ok() {}
+                Ok(true)
+            }
+            Ok(None) => Err(StoreError::Db {
+                what: "following the store".into(),
+                message: "the LISTEN connection closed".into(),
+            }),
+            Err(_) => Ok(false),
         }
-        self.read()
     }
 
     fn read(&mut self) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
@@ -1662,17 +1737,24 @@ impl Pg {
     }
 }
 
-/// Drives `f` on `rt` to its end. A caller on a thread that is driving a
-/// runtime of its own (the engine's async steps, the bridge's blocking
-/// pool) cannot block that thread on another runtime, so `f` is driven
-/// from a scoped thread instead.
+/// Drives `f` on `rt` to its end. A thread inside another runtime cannot
+/// block on this one as it is: in a multi-threaded runtime (the bridge's
+/// workers and its blocking pool) `block_in_place` steps out of it first;
+/// a current-thread runtime (the engine's async steps) has no way out, so
+/// `f` is driven from a scoped thread instead. A thread per call costs
+/// the bridge a decision's worth of CPU under load; stepping out costs
+/// nothing.
 fn on<F>(rt: &tokio::runtime::Runtime, f: F) -> F::Output
 where
     F: std::future::Future + Send,
     F::Output: Send,
 {
-    if tokio::runtime::Handle::try_current().is_err() {
-        return rt.block_on(f);
+    match tokio::runtime::Handle::try_current() {
+        Err(_) => return rt.block_on(f),
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            return tokio::task::block_in_place(|| rt.block_on(f));
+        }
+        Ok(_) => {}
     }
     std::thread::scope(|s| {
         s.spawn(|| rt.block_on(f))

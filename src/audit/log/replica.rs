@@ -16,11 +16,12 @@
 
 use std::io::Write;
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard};
 
 use chrono::Utc;
 
-use super::{Appended, AuditError, AuditLog, FileLock, Tail, seal_after};
+use super::{Appended, AuditError, AuditLog, FileLock, Sealed, Tail, seal_after};
 use crate::audit::chain::GENESIS;
 use crate::audit::event::Event;
 use crate::audit::{Sealer, verify::Head};
@@ -32,6 +33,52 @@ pub(super) struct Remote {
     pg: Mutex<Pg>,
     /// The URL as given, the password included: never printed.
     url: String,
+    /// The transaction this process's writers are filling, if one is
+    /// open (touched only under the log's tail lock).
+    batch: Mutex<Option<Batch>>,
+    /// Writers waiting for the log's tail lock: while there are some, a
+    /// writer leaves the batch open for them.
+    waiting: AtomicUsize,
+}
+
+/// The most records one store transaction gathers from this process's
+/// writers before it commits, so the head's lock is not held for long.
+const MAX_BATCH: usize = 16;
+
+/// One store transaction shared by the writers of this process.
+struct Batch {
+    /// The replica before the batch: a failed batch is cut back to it.
+    start: Tail,
+    /// The replica with the batch's records so far.
+    tail: Tail,
+    /// The head the batch locked.
+    head: (u64, String),
+    sealed: Vec<Sealed>,
+    done: std::sync::Arc<Outcome>,
+}
+
+/// How a batch ended, for its writers.
+#[derive(Default)]
+struct Outcome {
+    result: Mutex<Option<Result<(), AuditError>>>,
+    ended: Condvar,
+}
+
+impl Outcome {
+    fn set(&self, result: Result<(), AuditError>) {
+        *self.result.lock().unwrap_or_else(|p| p.into_inner()) = Some(result);
+        self.ended.notify_all();
+    }
+
+    fn wait(&self) -> Result<(), AuditError> {
+        let mut r = self.result.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            if let Some(result) = r.as_ref() {
+                return result.as_ref().copied().map_err(AuditError::duplicate);
+            }
+            r = self.ended.wait(r).unwrap_or_else(|p| p.into_inner());
+        }
+    }
 }
 
 impl std::fmt::Debug for Remote {
@@ -91,6 +138,8 @@ impl AuditLog {
         log.remote = Some(Remote {
             pg: Mutex::new(pg),
             url: url.to_owned(),
+            batch: Mutex::new(None),
+            waiting: AtomicUsize::new(0),
         });
         Ok(log)
     }
@@ -116,6 +165,16 @@ impl AuditLog {
             return Ok(());
         };
         let mut cached = self.lock_tail()?;
+        if remote
+            .batch
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some()
+        {
+            // This process's writers hold the head: the replica is at it,
+            // and their commit brings a notification of its own.
+            return Ok(());
+        }
         let _flock = FileLock::exclusive(&self.file).map_err(|e| self.io(e))?;
         let mut pg = remote.lock();
         let store = |e| AuditError::from_store(&remote.url, e);
@@ -128,15 +187,95 @@ impl AuditLog {
         Ok(())
     }
 
-    /// `write_locked` for a replica: under the store's head lock, catch
-    /// up, decide, seal, commit, then write the replica.
+    /// `write_locked` for a replica. Under the store's head lock the
+    /// replica is caught up, the caller decides on it, its records are
+    /// sealed and written to the replica, and the transaction commits; the
+    /// replica's exclusive `flock` is held from the head's lock to the
+    /// commit, so no reader (they take it shared) sees a record the store
+    /// does not hold.
+    ///
+    /// Writers of this process share transactions (a group commit of
+    /// decisions): a writer whose turn ends while another waits for the
+    /// log leaves the transaction open, and the next decides on the
+    /// replica with the records before it; the last one commits them all,
+    /// and each writer returns once its own records are durable. A batch
+    /// that fails is cut from the replica, and every writer in it gets the
+    /// error: nothing of it is anywhere.
     pub(super) fn write_remote<E: From<AuditError>>(
         &self,
         remote: &Remote,
-        cached: &mut Option<Tail>,
         decide: impl FnOnce(u64) -> Result<Vec<Event>, E>,
         redact: bool,
     ) -> Result<Vec<Appended>, E> {
+        remote.waiting.fetch_add(1, Ordering::SeqCst);
+        let cached = self.lock_tail();
+        remote.waiting.fetch_sub(1, Ordering::SeqCst);
+        let mut cached = cached?;
+        let mut open = remote.batch.lock().unwrap_or_else(|p| p.into_inner());
+        let batch = match open.as_mut() {
+            Some(b) => b,
+            None => open.insert(self.begin_batch(remote, &mut cached)?),
+        };
+        let turn =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| decide(batch.tail.end)));
+        let mut failed = None;
+        let mut panicked = None;
+        let mine: Result<Vec<Appended>, E> = match turn {
+            Err(payload) => {
+                failed = Some(AuditError::Store {
+                    store: crate::store::redact_url(&remote.url),
+                    message: "a writer of this process panicked: its batch was not committed"
+                        .into(),
+                });
+                panicked = Some(payload);
+                Ok(Vec::new())
+            }
+            Ok(Err(refused)) => Err(refused),
+            Ok(Ok(events)) => match self.add_to_batch(batch, events, redact) {
+                Ok(appended) => Ok(appended),
+                Err(e) => {
+                    failed = Some(e.duplicate());
+                    Err(e.into())
+                }
+            },
+        };
+        *cached = Some(batch.tail.clone());
+        let done = std::sync::Arc::clone(&batch.done);
+        let last = remote.waiting.load(Ordering::SeqCst) == 0 || batch.sealed.len() >= MAX_BATCH;
+        if (last || failed.is_some())
+            && let Some(batch) = open.take()
+        {
+            self.end_batch(remote, batch, &mut cached, failed);
+        }
+        drop(open);
+        drop(cached);
+        if let Some(payload) = panicked {
+            std::panic::resume_unwind(payload);
+        }
+        let mine = mine?;
+        if mine.is_empty() {
+            return Ok(mine);
+        }
+        done.wait()?;
+        Ok(mine)
+    }
+
+    /// Opens a batch: the replica's `flock`, the head's row lock, the
+    /// replica caught up to the head. On failure nothing stays locked.
+    fn begin_batch(&self, remote: &Remote, cached: &mut Option<Tail>) -> Result<Batch, AuditError> {
+        self.file.lock().map_err(|e| self.io(e))?;
+        let begun = self.lock_and_catch_up(remote, cached);
+        if begun.is_err() {
+            let _ = self.file.unlock();
+        }
+        begun
+    }
+
+    fn lock_and_catch_up(
+        &self,
+        remote: &Remote,
+        cached: &mut Option<Tail>,
+    ) -> Result<Batch, AuditError> {
         let store = |e| AuditError::from_store(&remote.url, e);
         let tail = self.replica_tail(cached)?;
         let mut txn = Txn {
@@ -145,7 +284,7 @@ impl AuditLog {
         };
         let locked = txn.pg.lock_head(tail.seq.max(1)).map_err(store)?;
         txn.open = true;
-        let mut tail = self.catch_up(&mut txn.pg, &remote.url, tail, locked.records)?;
+        let tail = self.catch_up(&mut txn.pg, &remote.url, tail, locked.records)?;
         if tail.seq != locked.seq || tail.hash != locked.hash {
             return Err(AuditError::Store {
                 store: crate::store::redact_url(&remote.url),
@@ -153,46 +292,91 @@ impl AuditLog {
                     "the head is seq {} ({}) but its records end at seq {} ({})",
                     locked.seq, locked.hash, tail.seq, tail.hash
                 ),
-            }
-            .into());
+            });
         }
+        // The transaction stays open for the batch.
+        txn.open = false;
         *cached = Some(tail.clone());
-        // Decide first: a refusal writes nothing anywhere.
-        let mut events = decide(tail.end)?;
+        Ok(Batch {
+            start: tail.clone(),
+            head: (tail.seq, tail.hash.clone()),
+            tail,
+            sealed: Vec::new(),
+            done: std::sync::Arc::default(),
+        })
+    }
+
+    /// Seals one writer's events after the batch's records and writes them
+    /// to the replica (still under the `flock`: no reader sees them yet).
+    fn add_to_batch(
+        &self,
+        batch: &mut Batch,
+        mut events: Vec<Event>,
+        redact: bool,
+    ) -> Result<Vec<Appended>, AuditError> {
         if redact {
             events.iter_mut().for_each(|e| e.redact(&self.redactor));
         }
         if events.is_empty() {
             return Ok(Vec::new());
         }
+        let tail = &mut batch.tail;
         let sealed = seal_after(&self.sealer, (tail.seq, &tail.hash), Utc::now(), &events)?;
-        txn.open = false;
-        txn.pg
-            .commit_locked((tail.seq, &tail.hash), &sealed)
-            .map_err(store)?;
-        // Committed: the replica follows. Should this write fail, the next
-        // catch-up reads the records from the store.
         let mut buf = Vec::new();
         let mut appended = Vec::with_capacity(sealed.len());
-        for s in sealed {
+        for s in &sealed {
             appended.push(Appended {
                 seq: s.seq,
                 hash: s.hash.clone(),
                 offset: tail.end + buf.len() as u64,
             });
             buf.extend_from_slice(&s.line);
-            tail.seq = s.seq;
-            tail.hash = s.hash;
         }
-        if let Err(e) = (&self.file).write_all(&buf) {
-            *cached = None;
-            return Err(self.io(e).into());
+        (&self.file).write_all(&buf).map_err(|e| self.io(e))?;
+        if let Some(s) = sealed.last() {
+            tail.seq = s.seq;
+            tail.hash.clone_from(&s.hash);
         }
         tail.end += buf.len() as u64;
-        *cached = Some(tail);
+        batch.sealed.extend(sealed);
         Ok(appended)
     }
 
+    /// Commits a batch (or, with `failed`, rolls it back), cuts a batch the
+    /// store does not hold from the replica, lets the readers in and tells
+    /// the batch's writers.
+    fn end_batch(
+        &self,
+        remote: &Remote,
+        batch: Batch,
+        cached: &mut Option<Tail>,
+        failed: Option<AuditError>,
+    ) {
+        let result = {
+            let mut pg = remote.lock();
+            match failed {
+                Some(e) => {
+                    pg.abort();
+                    Err(e)
+                }
+                None => pg
+                    .commit_locked((batch.head.0, &batch.head.1), &batch.sealed)
+                    .map_err(|e| AuditError::from_store(&remote.url, e)),
+            }
+        };
+        if result.is_ok() {
+            *cached = Some(batch.tail);
+        } else if self.file.set_len(batch.start.end).is_ok() {
+            *cached = Some(batch.start);
+        } else {
+            // The replica keeps records the store does not: the next
+            // catch-up finds its last record is not the store's, and
+            // rebuilds it.
+            *cached = None;
+        }
+        let _ = self.file.unlock();
+        batch.done.set(result);
+    }
     /// The replica's last record. A torn tail is cut off and a damaged one
     /// starts the replica again: it is a cache of the store.
     fn replica_tail(&self, cached: &mut Option<Tail>) -> Result<Tail, AuditError> {
@@ -309,9 +493,10 @@ impl AuditLog {
             let mut log =
                 AuditLog::open_store(&replica, &url, pg, sealer.clone(), Redactor::default())?;
             log.mark.clone_from(&mark);
+            // Listening before the first read: a record committed in
+            // between is heard, not left for the timer.
+            let follower = crate::store::pg::Follower::new(&url, 0).map_err(store)?;
             log.refresh()?;
-            let after = log.lock_tail()?.as_ref().map_or(0, |t| t.seq);
-            let follower = crate::store::pg::Follower::new(&url, after).map_err(store)?;
             Ok((log, follower))
         };
         std::thread::Builder::new()
@@ -328,7 +513,7 @@ impl AuditLog {
                     };
                     loop {
                         let woke = follower
-                            .next(every)
+                            .wait(every)
                             .map_err(|e| AuditError::Store {
                                 store: shown.clone(),
                                 message: e.to_string(),
