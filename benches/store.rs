@@ -78,6 +78,19 @@ fn run(url: &str, writers: usize, each: usize, batch: usize) -> BenchResult<f64>
     Ok((writers * each * batch) as f64 / started.elapsed().as_secs_f64())
 }
 
+/// One writer appending one record per commit for `secs` seconds (as
+/// long as pgbench's run beside it); records per second and how many.
+fn run_for(url: &str, secs: f64) -> BenchResult<(f64, usize)> {
+    let mut pg = Pg::connect(url)?;
+    let started = Instant::now();
+    let mut n = 0;
+    while started.elapsed().as_secs_f64() < secs {
+        pg.append(&Sealer::Sha256, &[event(0, n)])?;
+        n += 1;
+    }
+    Ok((n as f64 / started.elapsed().as_secs_f64(), n))
+}
+
 /// `threads` threads of one process appending through one `PgLog` (group
 /// commit), `each` appends of one record; records per second and commits.
 fn run_shared(url: &str, threads: usize, each: usize) -> BenchResult<(f64, u64)> {
@@ -142,13 +155,22 @@ fn main() -> BenchResult<()> {
         return Ok(());
     };
     let scale = if quick { 1 } else { 20 };
+    println!("| appends | records/s |");
+    println!("|---|---|");
+    // One writer runs as long as pgbench does beside it
+    // (`OPSGATE_BENCH_SECS`, scripts/bench-store.sh), a short while alone.
+    let secs = std::env::var("OPSGATE_BENCH_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(if quick { 0.2 } else { 3.0 });
+    let url = fresh(&admin, &format!("opsgate_bench_{}_one", std::process::id()))?;
+    let (rate, n) = run_for(&url, secs)?;
+    verify(&url, n)?;
+    println!("| 1 writer, 1 record per commit | {rate:.0} |");
     let cases = [
-        ("1 writer, 1 record per commit", 1, 100 * scale, 1),
         ("16 writers, 1 record per commit", 16, 10 * scale, 1),
         ("16 writers, 10 records per commit", 16, 5 * scale, 10),
     ];
-    println!("| appends | records/s |");
-    println!("|---|---|");
     for (i, (what, writers, each, batch)) in cases.into_iter().enumerate() {
         let url = fresh(&admin, &format!("opsgate_bench_{}_{i}", std::process::id()))?;
         let rate = run(&url, writers, each, batch)?;

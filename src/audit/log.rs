@@ -738,7 +738,7 @@ impl Drop for LeaderGuard<'_> {
 const LEAD_ROUNDS: usize = 4;
 
 /// How many times a leader yields, at most, while the queue grows.
-const MAX_YIELDS: usize = 16;
+pub(crate) const MAX_YIELDS: usize = 16;
 
 /// The group commit's shared state.
 #[derive(Debug, Default)]

@@ -1269,6 +1269,20 @@ impl PgLog {
         // queue is empty (its own batch is in the first round).
         q.leader = true;
         while !q.pending.is_empty() {
+            // Writers released by the last commit are about to queue
+            // again: give them the CPU while the queue still grows, so
+            // they share this commit instead of waiting for the next (as
+            // the file log's group commit does).
+            let mut seen = q.pending.len();
+            for _ in 0..crate::audit::log::MAX_YIELDS {
+                drop(q);
+                std::thread::yield_now();
+                q = self.lock_queue();
+                if q.pending.len() == seen {
+                    break;
+                }
+                seen = q.pending.len();
+            }
             let batches = std::mem::take(&mut q.pending);
             drop(q);
             let all: Vec<Event> = batches
