@@ -964,6 +964,22 @@ fn markers_in(bytes: &[u8]) -> usize {
         .count()
 }
 
+/// The store at `url` initialised, and an `AuditLog` on it whose replica
+/// is in `dir`: the replica's path and the log.
+fn log_on_store(url: &str, dir: &Path) -> (std::path::PathBuf, opsgate::audit::AuditLog) {
+    Pg::connect(url).expect("connects").init().expect("init");
+    let replica = dir.join("replica.jsonl");
+    let log = opsgate::audit::AuditLog::open_store(
+        &replica,
+        url,
+        Pg::connect(url).expect("connects"),
+        opsgate::audit::Sealer::Sha256,
+        Default::default(),
+    )
+    .expect("the log");
+    (replica, log)
+}
+
 /// Writers of one process share store transactions (a group commit of
 /// decisions), and each still decides on everything recorded before it:
 /// every decision here is "one more than the markers I can see", so a
@@ -971,7 +987,7 @@ fn markers_in(bytes: &[u8]) -> usize {
 /// before it in its batch would repeat a number.
 #[test]
 fn writers_of_one_process_decide_in_turn_and_share_commits() {
-    use opsgate::audit::{AuditError, AuditLog, Sealer};
+    use opsgate::audit::AuditError;
     let Some(url) = fresh_db() else { return };
     let dir = tempfile::tempdir().expect("dir");
     let db = url.rsplit('/').next().expect("a database name");
@@ -979,16 +995,7 @@ fn writers_of_one_process_decide_in_turn_and_share_commits() {
         .expect("connects")
         .execute_raw(&format!("ALTER DATABASE {db} SET track_functions = 'pl'"))
         .expect("tracks functions");
-    Pg::connect(&url).expect("connects").init().expect("init");
-    let replica = dir.path().join("replica.jsonl");
-    let log = AuditLog::open_store(
-        &replica,
-        &url,
-        Pg::connect(&url).expect("connects"),
-        Sealer::Sha256,
-        Default::default(),
-    )
-    .expect("the log");
+    let (replica, log) = log_on_store(&url, dir.path());
     let (threads, each) = (16, 10);
     std::thread::scope(|s| {
         for _ in 0..threads {
@@ -1036,19 +1043,10 @@ fn writers_of_one_process_decide_in_turn_and_share_commits() {
 /// the batch's records is in the store or left in the replica.
 #[test]
 fn a_writer_that_fails_its_turn_fails_its_batch_and_nothing_of_it_is_anywhere() {
-    use opsgate::audit::{AuditError, AuditLog, Sealer};
+    use opsgate::audit::AuditError;
     let Some(url) = fresh_db() else { return };
     let dir = tempfile::tempdir().expect("dir");
-    Pg::connect(&url).expect("connects").init().expect("init");
-    let replica = dir.path().join("replica.jsonl");
-    let log = AuditLog::open_store(
-        &replica,
-        &url,
-        Pg::connect(&url).expect("connects"),
-        Sealer::Sha256,
-        Default::default(),
-    )
-    .expect("the log");
+    let (replica, log) = log_on_store(&url, dir.path());
     log.append(marker(0, 0)).expect("a first record");
     let before = std::fs::read_to_string(&replica).expect("replica");
     let (a_in, a_is_in) = std::sync::mpsc::channel::<()>();
