@@ -204,8 +204,13 @@ impl Env {
     /// Starts `opsgate serve --listen 127.0.0.1:0` with these extra env
     /// vars, and waits for its `listening on` line.
     fn serve(&self, env: &[(&str, &str)]) -> Server {
+        self.serve_under(&self.policy, env)
+    }
+
+    /// `opsgate serve` under the policy file `policy`.
+    fn serve_under(&self, policy: &Path, env: &[(&str, &str)]) -> Server {
         let stderr = self.p(&format!("serve-{}.stderr", now_nanos()));
-        let mut cmd = common::opsgate_command(&self.log, Some(&self.policy));
+        let mut cmd = common::opsgate_command(&self.log, Some(policy));
         cmd.args(["serve", "--listen", "127.0.0.1:0"])
             .env_remove(SECRET_ENV)
             .stdin(Stdio::null())
@@ -393,11 +398,53 @@ fn probes_are_open_and_plan_reads_need_the_token() {
 
     let r = srv.get("/healthz", None);
     assert_eq!(r.status, 200, "{}", r.text());
+    let health = r.json();
+    assert_eq!(health["status"], "ok", "{health}");
+    assert_eq!(health["version"], env!("CARGO_PKG_VERSION"), "{health}");
+    assert!(health["uptime_seconds"].is_u64(), "{health}");
+    let loaded = health["policy_hash"]
+        .as_str()
+        .expect("the loaded policy's hash");
+    assert!(loaded.starts_with("sha256:"), "{health}");
+    assert_eq!(health["policy_is_adopted"], true, "{health}");
+    if let Some(adopted) = health["adopted_policy_hash"].as_str() {
+        assert_eq!(adopted, loaded, "{health}");
+    }
     let r = srv.get("/readyz", None);
     assert_eq!(r.status, 200, "{}", r.text());
 
     let demo_hash = env.submit(repo_file(DEMO), "someone");
     let second = env.small_plan("second", "bob");
+    // The log's head, as `audit head` reads it.
+    let lines = std::fs::read_to_string(&env.log)
+        .expect("log")
+        .lines()
+        .count();
+    let health = srv.get("/healthz", None).json();
+    assert_eq!(health["log"]["seq"], lines, "{health}");
+    assert!(
+        health["log"]["hash"]
+            .as_str()
+            .is_some_and(|h| h.starts_with("sha256:")),
+        "{health}"
+    );
+    assert_eq!(
+        health["adopted_policy_hash"], loaded,
+        "adopted with the first submit"
+    );
+    // A bridge started under another policy than the log adopted says so.
+    let other = env.p("other-policy.yaml");
+    std::fs::write(
+        &other,
+        format!("approvals: {{ttl: 31m}}\n{}", bridge_yaml(None, false)),
+    )
+    .expect("policy written");
+    let elsewhere = env.serve_under(&other, &[]);
+    let health = elsewhere.get("/healthz", None).json();
+    assert_eq!(health["policy_is_adopted"], false, "{health}");
+    assert_eq!(health["adopted_policy_hash"], loaded, "{health}");
+    assert_ne!(health["policy_hash"], loaded, "{health}");
+    drop(elsewhere);
     env.submit(&second, "bob");
     env.ok(&["approve", "second", "--as", "alice"]);
 

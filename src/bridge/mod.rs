@@ -59,7 +59,7 @@ pub const RESERVED_METADATA: [&str; 8] = [
 pub fn router(bridge: Arc<Bridge>) -> Router {
     let max_body = usize::try_from(bridge.policy().policy.bridge.max_body).unwrap_or(usize::MAX);
     Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/healthz", get(read::healthz))
         .route("/readyz", get(read::readyz))
         .route("/metrics", get(read::metrics))
         .route("/v1/plans", get(read::list_plans))

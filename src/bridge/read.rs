@@ -37,6 +37,64 @@ pub(super) async fn metrics(State(b): State<Arc<Bridge>>) -> Response {
         .into_response()
 }
 
+/// How long `/healthz` waits for the log before it answers without it:
+/// liveness never hangs on a log another process holds.
+const HEALTH_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// `/healthz`: the process is alive (always 200), with what it serves:
+/// its version, uptime, the policy it loaded and the one adopted in the
+/// log, and the log's head. What cannot be read within [`HEALTH_WAIT`]
+/// is reported as an error in place; readiness is `/readyz`'s question.
+pub(super) async fn healthz(State(b): State<Arc<Bridge>>) -> Response {
+    let bridge = Arc::clone(&b);
+    let head = tokio::time::timeout(
+        HEALTH_WAIT,
+        blocking(move || crate::audit::verify::read_head(bridge.log_path(), &bridge.app.sealer)),
+    )
+    .await;
+    let log = match head {
+        Ok(Ok(Ok(Ok(Some(h))))) => serde_json::json!({"seq": h.seq, "hash": h.hash}),
+        Ok(Ok(Ok(Ok(None)))) => serde_json::json!({"seq": 0, "hash": null}),
+        Ok(Ok(Err(e))) if e.kind() == std::io::ErrorKind::NotFound => {
+            serde_json::json!({"seq": 0, "hash": null})
+        }
+        Ok(Ok(Ok(Err(problem)))) => serde_json::json!({"error": problem}),
+        Ok(Ok(Err(e))) => serde_json::json!({"error": e.to_string()}),
+        Ok(Err(e)) => serde_json::json!({"error": e.message}),
+        Err(_) => serde_json::json!({"error": "the log did not answer within a second"}),
+    };
+    let adopted = tokio::time::timeout(
+        HEALTH_WAIT,
+        with_ledger(&b, |l| {
+            crate::app::adoption::in_force(l).map(|a| a.policy_hash.as_str().to_owned())
+        }),
+    )
+    .await;
+    let loaded = b.policy().hash.as_str().to_owned();
+    let (adopted, matches) = match adopted {
+        Ok(Ok(Some(h))) => {
+            let same = h == loaded;
+            (serde_json::Value::String(h), serde_json::Value::Bool(same))
+        }
+        // Nothing adopted yet: the loaded policy is in force.
+        Ok(Ok(None)) => (serde_json::Value::Null, serde_json::Value::Bool(true)),
+        _ => (serde_json::Value::Null, serde_json::Value::Null),
+    };
+    let mut body = serde_json::json!({
+        "status": "ok",
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptime_seconds": b.started.elapsed().as_secs(),
+        "policy_hash": loaded,
+        "adopted_policy_hash": adopted,
+        "policy_is_adopted": matches,
+        "log": log,
+    });
+    if let Some(store) = b.app.log.store() {
+        body["store"] = serde_json::Value::String(store);
+    }
+    axum::Json(body).into_response()
+}
+
 pub(super) async fn readyz(State(b): State<Arc<Bridge>>) -> Response {
     // Not ready while nothing could be decided: a log behind this bridge's
     // high-water mark, or one that ends with an unfinished record.

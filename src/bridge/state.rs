@@ -24,6 +24,8 @@ pub struct Bridge {
     pub(super) limiter: guard::RateLimiter,
     pub(super) replay: guard::ReplayCache,
     pub(super) metrics: guard::Metrics,
+    /// When the bridge started serving, for `/healthz`'s uptime.
+    pub(super) started: std::time::Instant,
 }
 
 impl Bridge {
@@ -68,6 +70,7 @@ impl Bridge {
             limiter,
             replay,
             metrics: guard::Metrics::default(),
+            started: std::time::Instant::now(),
             clients,
             app,
         })
