@@ -444,6 +444,13 @@ fn probes_are_open_and_plan_reads_need_the_token() {
     assert_eq!(health["policy_is_adopted"], false, "{health}");
     assert_eq!(health["adopted_policy_hash"], loaded, "{health}");
     assert_ne!(health["policy_hash"], loaded, "{health}");
+    let r = elsewhere.get("/readyz", None);
+    assert_eq!(
+        (r.status, r.code()),
+        (503, "policy_not_adopted".into()),
+        "{}",
+        r.text()
+    );
     drop(elsewhere);
     env.submit(&second, "bob");
     env.ok(&["approve", "second", "--as", "alice"]);

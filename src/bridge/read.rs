@@ -116,10 +116,27 @@ pub(super) async fn readyz(State(b): State<Arc<Bridge>>) -> Response {
             Err(e) => return e.into_response(),
         }
     }
-    if let Err(e) = fold_log(&b).await
-        && e.code == "log_truncated"
+    match with_ledger(&b, |l| {
+        crate::app::adoption::in_force(l).map(|a| a.policy_hash.clone())
+    })
+    .await
     {
-        return not_ready(e).into_response();
+        Err(e) if e.code == "log_truncated" => return not_ready(e).into_response(),
+        // Every decision would be refused (`policy_not_adopted`).
+        Ok(Some(adopted)) if adopted != b.policy().hash => {
+            return err(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "policy_not_adopted",
+                format!(
+                    "this bridge loaded policy {} from {}, but the audit log has adopted {}: nothing can be decided here",
+                    b.policy().hash.as_str(),
+                    b.policy().source,
+                    adopted.as_str()
+                ),
+            )
+            .into_response();
+        }
+        _ => {}
     }
     if let Ok(f) = std::fs::File::open(b.log_path())
         && let Ok(len) = crate::audit::read::committed_len(&f)
