@@ -452,6 +452,62 @@ fn probes_are_open_and_plan_reads_need_the_token() {
         r.text()
     );
     drop(elsewhere);
+
+    // The records, a page at a time, as recorded.
+    let r = srv.get("/v1/audit", None);
+    assert_eq!(r.status, 401, "{}", r.text());
+    let all = srv.get("/v1/audit?limit=1000", Some(TOKEN)).json();
+    let recorded: Vec<Value> = std::fs::read_to_string(&env.log)
+        .expect("log")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a record"))
+        .collect();
+    assert_eq!(all["records"].as_array().expect("records"), &recorded);
+    assert_eq!(all["next_after_seq"], Value::Null);
+    assert_eq!(all["head_seq"], recorded.len());
+    let mut paged = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = srv
+            .get(&format!("/v1/audit?limit=1&after_seq={after}"), Some(TOKEN))
+            .json();
+        paged.extend(page["records"].as_array().expect("records").iter().cloned());
+        match page["next_after_seq"].as_u64() {
+            Some(next) => after = next,
+            None => break,
+        }
+    }
+    assert!(recorded.len() > 1, "more than one page");
+    assert_eq!(paged, recorded, "pages of one, each record once");
+    let id = recorded
+        .iter()
+        .find(|r| r["type"] == "plan_submitted")
+        .and_then(|r| r["plan_id"].as_str())
+        .expect("a plan was submitted");
+    let submitted = srv
+        .get(
+            &format!("/v1/audit?type=plan_submitted&plan={id}"),
+            Some(TOKEN),
+        )
+        .json();
+    let kinds: Vec<_> = submitted["records"]
+        .as_array()
+        .expect("records")
+        .iter()
+        .map(|r| (r["type"].clone(), r["plan_id"].clone()))
+        .collect();
+    assert_eq!(kinds, [(json!("plan_submitted"), json!(id))]);
+    for bad in ["since=yesterday-ish", "limit=0", "limit=1001", "colour=red"] {
+        let r = srv.get(&format!("/v1/audit?{bad}"), Some(TOKEN));
+        assert_eq!(
+            (r.status, r.code()),
+            (400, "malformed".into()),
+            "{bad}: {}",
+            r.text()
+        );
+    }
+    let future = srv.get("/v1/audit?since=2999-01-01", Some(TOKEN)).json();
+    assert_eq!(future["records"], json!([]));
     env.submit(&second, "bob");
     env.ok(&["approve", "second", "--as", "alice"]);
 
@@ -577,6 +633,13 @@ fn probes_are_open_and_plan_reads_need_the_token() {
     let r = srv.get("/v1/plans", Some(TOKEN));
     assert_eq!(r.status, 503, "{}", r.text());
     assert_eq!(r.code(), "log_unavailable");
+    let r = srv.get("/v1/audit", Some(TOKEN));
+    assert_eq!(
+        (r.status, r.code()),
+        (503, "log_unavailable".into()),
+        "{}",
+        r.text()
+    );
     env.refuses(503, "log_unavailable", || {
         srv.decide("demo-local", &yes(&demo_hash, "U1"))
     });

@@ -63,6 +63,7 @@ pub fn router(bridge: Arc<Bridge>) -> Router {
         .route("/readyz", get(read::readyz))
         .route("/metrics", get(read::metrics))
         .route("/v1/plans", get(read::list_plans))
+        .route("/v1/audit", get(read::audit_records))
         .route("/v1/plans/{id}", get(read::plan_detail))
         .route("/v1/plans/{id}/decision", post(decide::decision))
         .route("/v1/slack/interactive", post(slack::slack_interactive))

@@ -186,25 +186,36 @@ pub(super) async fn with_ledger<R: Send + 'static>(
     b: &Arc<Bridge>,
     f: impl FnOnce(&crate::core::state::Ledger) -> R + Send + 'static,
 ) -> Result<R, ApiError> {
+    with_ledger_at(b, move |l, _| f(l)).await
+}
+
+/// Runs `f` on the current ledger and the length of the log it was folded
+/// (and verified) from, off the async threads.
+pub(super) async fn with_ledger_at<R: Send + 'static>(
+    b: &Arc<Bridge>,
+    f: impl FnOnce(&crate::core::state::Ledger, u64) -> R + Send + 'static,
+) -> Result<R, ApiError> {
     let b = Arc::clone(b);
     blocking(move || {
         let len = match std::fs::metadata(b.log_path()) {
             Ok(m) => m.len(),
-            Err(_) => return Ok(f(&crate::core::state::Ledger::default())),
+            Err(_) => return Ok(f(&crate::core::state::Ledger::default(), 0)),
         };
-        crate::app::ledger::with_ledger(&b.app.log, b.app.cache(), len, |l| Ok(f(l))).map_err(|e| {
-            tracing::error!(error = %e, "cannot fold the audit log");
-            match e {
-                crate::app::Error::Audit(crate::audit::AuditError::Truncated { .. }) => {
-                    log_truncated()
+        crate::app::ledger::with_ledger(&b.app.log, b.app.cache(), len, |l| Ok(f(l, len))).map_err(
+            |e| {
+                tracing::error!(error = %e, "cannot fold the audit log");
+                match e {
+                    crate::app::Error::Audit(crate::audit::AuditError::Truncated { .. }) => {
+                        log_truncated()
+                    }
+                    _ => err(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "log_unavailable",
+                        "the audit log cannot be used",
+                    ),
                 }
-                _ => err(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "log_unavailable",
-                    "the audit log cannot be used",
-                ),
-            }
-        })
+            },
+        )
     })
     .await?
 }
@@ -292,6 +303,109 @@ pub(super) async fn list_plans(
         .filter(|s| q.status.as_deref().is_none_or(|want| want == s.status))
         .collect();
     Ok(axum::Json(plans).into_response())
+}
+
+/// `GET /v1/audit`'s query: every given condition must hold.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct AuditQuery {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    plan: Option<String>,
+    run: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    limit: Option<usize>,
+    after_seq: Option<u64>,
+}
+
+/// The most records one page of `GET /v1/audit` holds.
+const AUDIT_PAGE_MAX: usize = 1000;
+
+/// `GET /v1/audit`: the records, as recorded (redacted when they were
+/// written), oldest first, after `after_seq`, filtered, a page at a time:
+/// `next_after_seq` names where the next page starts (`null`: no more). Only
+/// the verified part of the log is read.
+pub(super) async fn audit_records(
+    State(b): State<Arc<Bridge>>,
+    _: Caller,
+    q: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(q) = q.map_err(|e| err(StatusCode::BAD_REQUEST, "malformed", e.body_text()))?;
+    let now = Utc::now();
+    let time = |name: &str, v: &Option<String>| {
+        v.as_deref()
+            .map(|s| crate::audit::export::parse_time(s, now))
+            .transpose()
+            .map_err(|e| err(StatusCode::BAD_REQUEST, "malformed", format!("{name}: {e}")))
+    };
+    let limit = q.limit.unwrap_or(100);
+    if limit == 0 || limit > AUDIT_PAGE_MAX {
+        return Err(err(
+            StatusCode::BAD_REQUEST,
+            "malformed",
+            format!("limit: {limit} is not between 1 and {AUDIT_PAGE_MAX}"),
+        ));
+    }
+    let filter = crate::audit::export::Filter {
+        since: time("since", &q.since)?,
+        until: time("until", &q.until)?,
+        plan: q.plan,
+        run: q.run,
+        kind: q.kind,
+        ..Default::default()
+    };
+    let after = q.after_seq.unwrap_or(0);
+    let path = b.log_path().to_owned();
+    // The length the ledger was verified to; nothing after it is served.
+    let len = with_ledger_at(&b, |_, len| len).await?;
+    let page = blocking(move || page_of(&path, len, after, &filter, limit)).await?;
+    let page = page.map_err(|e| {
+        tracing::error!(error = %e, "cannot read the audit log");
+        err(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "log_unavailable",
+            "the audit log cannot be used",
+        )
+    })?;
+    Ok(axum::Json(page).into_response())
+}
+
+/// One page of records of the log's first `len` bytes.
+fn page_of(
+    path: &std::path::Path,
+    len: u64,
+    after: u64,
+    filter: &crate::audit::export::Filter,
+    limit: usize,
+) -> std::io::Result<serde_json::Value> {
+    let mut records = Vec::new();
+    let mut next = None;
+    let mut head = 0;
+    if len > 0 {
+        let mut lines = crate::audit::read::LineReader::open_until(path, len)?;
+        while let Some(line) = lines.next_line() {
+            let line = line?;
+            if !line.complete {
+                break;
+            }
+            let view =
+                crate::audit::read::RecordView::parse(line.bytes).map_err(std::io::Error::other)?;
+            head = view.seq;
+            if view.seq <= after || !filter.matches(&view) || next.is_some() {
+                continue;
+            }
+            if records.len() == limit {
+                // One more matches: there is a next page.
+                next = records
+                    .last()
+                    .and_then(|r: &serde_json::Value| r["seq"].as_u64());
+                continue;
+            }
+            records.push(serde_json::from_slice(line.bytes).map_err(std::io::Error::other)?);
+        }
+    }
+    Ok(serde_json::json!({"records": records, "next_after_seq": next, "head_seq": head}))
 }
 
 pub(super) async fn plan_detail(
