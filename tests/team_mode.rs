@@ -24,6 +24,8 @@ use serde_json::Value;
 struct Host {
     dir: PathBuf,
     url: String,
+    /// The policy file its commands load (none: the default policy).
+    policy: Option<PathBuf>,
 }
 
 impl Host {
@@ -35,11 +37,24 @@ impl Host {
         Host {
             dir,
             url: url.to_owned(),
+            policy: None,
+        }
+    }
+
+    /// A host whose commands load the policy file `policy`.
+    fn under(url: &str, policy: &std::path::Path) -> Host {
+        Host {
+            policy: Some(policy.to_owned()),
+            ..Host::new(url)
         }
     }
 
     fn command(&self) -> Command {
-        let mut cmd = common::opsgate_store_command(&self.dir.join("state"), &self.url, None);
+        let mut cmd = common::opsgate_store_command(
+            &self.dir.join("state"),
+            &self.url,
+            self.policy.as_deref(),
+        );
         cmd.env("OPSGATE_RUN_LEASE_SECS", "2");
         cmd
     }
@@ -283,14 +298,16 @@ fn a_store_that_is_down_refuses_decisions_and_loses_nothing() {
         return;
     }
     let server = PgServer::start();
-    let a = Host::new(&server.url);
+    // The host and the bridge under one policy: a bridge under another
+    // than the log adopted is not ready for that reason.
+    let (_policy_dir, policy) = bridge_policy();
+    let a = Host::under(&server.url, &policy);
     a.ok(&["store", "init"]);
     let plan = a.plan(
         "later",
         "  - {name: touch, run: 'touch @D@/ran', rollback: {run: 'true'}}\n",
     );
     a.ok(&["submit", path(&plan), "--as", "alice"]);
-    let (_policy_dir, policy) = bridge_policy();
     let bridge = Host::new(&server.url).serve(&policy);
     let ready = |want: u16| {
         let r = common::http::http(bridge.addr, "GET", "/readyz", &[], b"").expect("answered");
