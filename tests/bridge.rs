@@ -1471,6 +1471,15 @@ fn metrics_count_decisions_and_refusals() {
         "{text}"
     );
     assert!(text.contains("opsgate_bridge_pending_plans 1"), "{text}");
+    let loaded = srv.get("/healthz", None).json()["policy_hash"].clone();
+    let loaded = loaded.as_str().expect("the loaded policy's hash");
+    assert!(
+        text.contains(&format!(
+            "opsgate_policy_info{{hash=\"{loaded}\",adopted_hash=\"{loaded}\"}} 1"
+        )),
+        "{text}"
+    );
+    assert!(text.contains("opsgate_policy_adopted 1\n"), "{text}");
     assert!(
         text.contains("opsgate_backend_breaker_state{backend=\"ec2\",state=\"closed\"} 1"),
         "{text}"

@@ -313,9 +313,43 @@ impl Metrics {
     }
 }
 
+/// The policy metrics: the hash this process loaded and the one in force
+/// in the log (an info metric, as Prometheus exporters report versions),
+/// and whether they are the same policy (`opsgate_policy_adopted`, 1 or 0;
+/// a log that adopted nothing yet adopts the loaded policy with its first
+/// decision, so that counts as 1). Hashes are hex: nothing to escape.
+pub fn policy_metrics(loaded: &str, in_force: Option<&str>) -> String {
+    let adopted = in_force.unwrap_or("");
+    let same = in_force.is_none_or(|h| h == loaded);
+    format!(
+        "# HELP opsgate_policy_info The policy this process loaded and the one in force in the audit log.\n\
+         # TYPE opsgate_policy_info gauge\n\
+         opsgate_policy_info{{hash=\"{loaded}\",adopted_hash=\"{adopted}\"}} 1\n\
+         # HELP opsgate_policy_adopted 1 when the loaded policy is the one in force in the audit log.\n\
+         # TYPE opsgate_policy_adopted gauge\n\
+         opsgate_policy_adopted {}\n",
+        u8::from(same)
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_policy_metrics_say_whether_the_loaded_policy_is_in_force() {
+        let same = policy_metrics("sha256:aa", Some("sha256:aa"));
+        assert!(
+            same.contains("opsgate_policy_info{hash=\"sha256:aa\",adopted_hash=\"sha256:aa\"} 1"),
+            "{same}"
+        );
+        assert!(same.contains("opsgate_policy_adopted 1\n"), "{same}");
+        let other = policy_metrics("sha256:bb", Some("sha256:aa"));
+        assert!(other.contains("opsgate_policy_adopted 0\n"), "{other}");
+        let none = policy_metrics("sha256:bb", None);
+        assert!(none.contains("adopted_hash=\"\"} 1"), "{none}");
+        assert!(none.contains("opsgate_policy_adopted 1\n"), "{none}");
+    }
 
     fn limits(sender: u32, client: u32, max_senders: u32) -> RateLimits {
         RateLimits {

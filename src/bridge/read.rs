@@ -14,7 +14,7 @@ use super::state::Bridge;
 use crate::core::state::PlanState;
 
 pub(super) async fn metrics(State(b): State<Arc<Bridge>>) -> Response {
-    let (pending, breakers) = match fold_log(&b).await {
+    let (pending, breakers, in_force) = match fold_log(&b).await {
         Ok(ledger) => (
             ledger
                 .plans()
@@ -24,15 +24,21 @@ pub(super) async fn metrics(State(b): State<Arc<Bridge>>) -> Response {
                 })
                 .count(),
             ledger.breakers().cloned().collect(),
+            crate::app::adoption::in_force(&ledger).map(|a| a.policy_hash.as_str().to_owned()),
         ),
-        Err(_) => (0, Vec::new()),
+        Err(_) => (0, Vec::new(), None),
     };
+    let mut text = b.metrics.render(pending, &breakers);
+    text.push_str(&super::guard::policy_metrics(
+        b.policy().hash.as_str(),
+        in_force.as_deref(),
+    ));
     (
         [(
             axum::http::header::CONTENT_TYPE,
             "text/plain; version=0.0.4",
         )],
-        b.metrics.render(pending, &breakers),
+        text,
     )
         .into_response()
 }
