@@ -1091,3 +1091,78 @@ fn a_writer_that_fails_its_turn_fails_its_batch_and_nothing_of_it_is_anywhere() 
     let seen = exported_markers(&url, dir.path());
     assert_eq!(seen.keys().cloned().collect::<Vec<_>>(), ["w0-n0", "w2-n0"]);
 }
+
+/// A writer whose decision writes nothing, but was made on records of
+/// writers before it in its batch, must not return before those records
+/// are committed: a check that passed on an approval whose batch then
+/// failed would let its caller act on a state that never was. Writer A
+/// writes a marker, B checks for it and writes nothing, C's decision
+/// panics and fails the batch: B, having seen A's marker, gets the error.
+/// (Which of B and C goes first is the scheduler's choice: tried until B
+/// goes first.)
+#[test]
+fn a_writer_that_decided_on_a_failed_batch_gets_its_error_even_with_nothing_to_write() {
+    use opsgate::audit::AuditError;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::mpsc::channel;
+    let Some(url) = fresh_db() else { return };
+    let dir = tempfile::tempdir().expect("dir");
+    let (replica, log) = log_on_store(&url, dir.path());
+    let (log, replica) = (&log, &replica);
+    for attempt in 0..30 {
+        let (to_b, b_hears) = channel::<()>();
+        let (to_c, c_hears) = channel::<()>();
+        let (b_ready, b_is_ready) = channel::<()>();
+        let (c_ready, c_is_ready) = channel::<()>();
+        let saw = AtomicBool::new(false);
+        let saw = &saw;
+        let (first, second) = std::thread::scope(|s| {
+            let first = s.spawn(move || {
+                log.append_with(move |_| {
+                    to_b.send(()).expect("signal");
+                    to_c.send(()).expect("signal");
+                    b_is_ready.recv().expect("B comes");
+                    c_is_ready.recv().expect("C comes");
+                    // B and C now wait for the log: the batch stays open.
+                    std::thread::sleep(std::time::Duration::from_millis(300));
+                    Ok::<_, AuditError>(vec![marker(1, attempt)])
+                })
+            });
+            let second = s.spawn(move || {
+                b_hears.recv().expect("A decides");
+                b_ready.send(()).expect("signal");
+                log.append_with(|len| {
+                    let bytes = std::fs::read(replica).expect("replica");
+                    let mine = format!("\"reason\":\"w1-n{attempt}\"");
+                    let upto = &bytes[..usize::try_from(len).expect("len")];
+                    saw.store(
+                        upto.windows(mine.len()).any(|w| w == mine.as_bytes()),
+                        Ordering::SeqCst,
+                    );
+                    Ok::<_, AuditError>(Vec::new())
+                })
+            });
+            let third = s.spawn(move || {
+                c_hears.recv().expect("A decides");
+                c_ready.send(()).expect("signal");
+                log.append_with(
+                    |_| -> Result<Vec<opsgate::core::event::Event>, AuditError> {
+                        panic!("a writer's bug")
+                    },
+                )
+            });
+            assert!(third.join().is_err(), "C's panic goes on");
+            (
+                first.join().expect("no panic"),
+                second.join().expect("no panic"),
+            )
+        });
+        assert!(first.is_err(), "A's batch failed");
+        if saw.load(Ordering::SeqCst) {
+            let err = second.expect_err("B decided on A's marker, which was never committed");
+            assert!(err.to_string().contains("panicked"), "{err}");
+            return;
+        }
+    }
+    panic!("B never took its turn between A and C in 30 tries");
+}

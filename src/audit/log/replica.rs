@@ -216,6 +216,9 @@ impl AuditLog {
             Some(b) => b,
             None => open.insert(self.begin_batch(remote, &mut cached)?),
         };
+        // Records of writers before this one that are not committed yet:
+        // a decision made on them stands only if they are.
+        let on_uncommitted = !batch.sealed.is_empty();
         let turn =
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| decide(batch.tail.end)));
         let mut failed = None;
@@ -253,7 +256,10 @@ impl AuditLog {
             std::panic::resume_unwind(payload);
         }
         let mine = mine?;
-        if mine.is_empty() {
+        // Nothing to write, but decided on what may yet fail: the caller
+        // must not act on a state that never was (a check that passed on
+        // an approval whose batch then failed).
+        if mine.is_empty() && !on_uncommitted {
             return Ok(mine);
         }
         done.wait()?;
