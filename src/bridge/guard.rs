@@ -198,12 +198,26 @@ struct MetricsInner {
     latency_buckets: [u64; BUCKETS.len()],
     latency_count: u64,
     latency_sum: f64,
+    /// Event streams open now, and cut off for falling behind.
+    sse_clients: i64,
+    sse_cut_off: u64,
 }
 
 impl Metrics {
     pub fn decision(&self, outcome: &'static str) {
         let mut m = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         *m.decisions.entry(outcome).or_default() += 1;
+    }
+
+    /// An event stream opened (`1`) or ended (`-1`).
+    pub fn sse_client(&self, delta: i64) {
+        let mut m = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        m.sse_clients += delta;
+    }
+
+    pub fn sse_cut_off(&self) {
+        let mut m = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        m.sse_cut_off += 1;
     }
 
     pub fn connection_refused(&self) {
@@ -284,6 +298,16 @@ impl Metrics {
             s,
             "opsgate_bridge_request_seconds_count {}",
             m.latency_count
+        );
+        let _ = writeln!(
+            s,
+            "# HELP opsgate_bridge_sse_clients Event streams (GET /v1/events) open now.\n\
+             # TYPE opsgate_bridge_sse_clients gauge\n\
+             opsgate_bridge_sse_clients {}\n\
+             # HELP opsgate_bridge_sse_cut_off_total Event streams cut off for falling behind the log.\n\
+             # TYPE opsgate_bridge_sse_cut_off_total counter\n\
+             opsgate_bridge_sse_cut_off_total {}",
+            m.sse_clients, m.sse_cut_off
         );
         let _ = writeln!(
             s,

@@ -10,6 +10,7 @@
 mod auth;
 mod decide;
 mod errors;
+mod events;
 pub mod guard;
 pub mod notify;
 mod read;
@@ -64,6 +65,7 @@ pub fn router(bridge: Arc<Bridge>) -> Router {
         .route("/metrics", get(read::metrics))
         .route("/v1/plans", get(read::list_plans))
         .route("/v1/audit", get(read::audit_records))
+        .route("/v1/events", get(events::events))
         .route("/v1/plans/{id}", get(read::plan_detail))
         .route("/v1/plans/{id}/decision", post(decide::decision))
         .route("/v1/slack/interactive", post(slack::slack_interactive))

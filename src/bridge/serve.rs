@@ -4,7 +4,9 @@
 //!
 //! A connection over the cap is closed at once and counted in `/metrics`;
 //! one that has not sent its whole header within the timeout is closed by
-//! hyper. On shutdown, in-flight requests (and their fsyncs) finish first.
+//! hyper; one that takes none of its response for `bridge.write_timeout`
+//! (a stalled event stream) is closed here. On shutdown, event streams
+//! end and in-flight requests (and their fsyncs) finish first.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,6 +29,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let limits = &bridge.policy().policy.bridge;
     let header_timeout = limits.header_timeout.get();
+    let write_timeout = limits.write_timeout.get();
     let slots = Arc::new(Semaphore::new(
         usize::try_from(limits.max_connections).unwrap_or(usize::MAX),
     ));
@@ -55,6 +58,7 @@ pub async fn serve(
         let mut http = hyper::server::conn::http1::Builder::new();
         http.timer(TokioTimer::new())
             .header_read_timeout(header_timeout);
+        let stream = Stalling::new(stream, write_timeout);
         let conn =
             http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app.clone()));
         let conn = graceful.watch(conn);
@@ -66,6 +70,7 @@ pub async fn serve(
         });
     }
     tracing::info!("draining in-flight requests");
+    bridge.closing.send_replace(true);
     if tokio::time::timeout(DRAIN, graceful.shutdown())
         .await
         .is_err()
@@ -126,4 +131,101 @@ pub fn run(app: App, listen: Option<&str>) -> Result<(), Error> {
             .await
             .map_err(io)
     })
+}
+
+/// A connection that fails its writes once one has waited `limit` without
+/// the peer taking a byte: hyper then closes it. Reads are untouched (the
+/// header timeout covers them, and an idle keep-alive connection writes
+/// nothing).
+struct Stalling {
+    io: tokio::net::TcpStream,
+    limit: Duration,
+    /// Started when a write first waits; dropped when one goes through.
+    waiting: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl Stalling {
+    fn new(io: tokio::net::TcpStream, limit: Duration) -> Self {
+        Stalling {
+            io,
+            limit,
+            waiting: None,
+        }
+    }
+
+    /// What a write that returned `poll` means: progress resets the clock,
+    /// a wait past `limit` is an error.
+    fn watch<T>(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+        poll: std::task::Poll<std::io::Result<T>>,
+    ) -> std::task::Poll<std::io::Result<T>> {
+        use std::future::Future as _;
+        use std::task::Poll;
+        if poll.is_ready() {
+            self.waiting = None;
+            return poll;
+        }
+        let limit = self.limit;
+        let timer = self
+            .waiting
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+        if timer.as_mut().poll(cx).is_ready() {
+            tracing::debug!("closing a connection whose peer took nothing for {limit:?}");
+            return Poll::Ready(Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the peer stopped reading",
+            )));
+        }
+        Poll::Pending
+    }
+}
+
+impl tokio::io::AsyncRead for Stalling {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for Stalling {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let poll = std::pin::Pin::new(&mut self.io).poll_write(cx, buf);
+        self.watch(cx, poll)
+    }
+
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let poll = std::pin::Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
+        self.watch(cx, poll)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let poll = std::pin::Pin::new(&mut self.io).poll_flush(cx);
+        self.watch(cx, poll)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_shutdown(cx)
+    }
 }

@@ -26,6 +26,10 @@ pub struct Bridge {
     pub(super) metrics: guard::Metrics,
     /// When the bridge started serving, for `/healthz`'s uptime.
     pub(super) started: std::time::Instant,
+    /// `GET /v1/events`' tail and broadcast.
+    pub(super) events: super::events::Feed,
+    /// True once the bridge shuts down: event streams end.
+    pub(super) closing: tokio::sync::watch::Sender<bool>,
 }
 
 impl Bridge {
@@ -71,6 +75,8 @@ impl Bridge {
             replay,
             metrics: guard::Metrics::default(),
             started: std::time::Instant::now(),
+            events: super::events::Feed::default(),
+            closing: tokio::sync::watch::Sender::new(false),
             clients,
             app,
         })

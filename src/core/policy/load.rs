@@ -40,11 +40,13 @@ pub fn builtin_pack() -> Result<&'static RulePack, FileError> {
 }
 
 /// Where the policy holds durations (`HumanDuration`).
-const DURATIONS: [&str; 4] = [
+const DURATIONS: [&str; 6] = [
     "/approvals/ttl",
     "/backends/breaker/open_for",
     "/bridge/replay_window",
     "/bridge/header_timeout",
+    "/bridge/write_timeout",
+    "/bridge/events/heartbeat",
 ];
 
 /// A policy ready to use: typed, compiled and hashed.

@@ -353,6 +353,42 @@ pub struct BridgePolicy {
     pub header_timeout: HumanDuration,
     /// Open connections at most; more are closed at once.
     pub max_connections: u32,
+    /// A connection that takes no bytes of its response for this long is
+    /// closed (a stalled event stream, a client that stopped reading).
+    #[serde(skip_serializing_if = "BridgePolicy::is_default_write_timeout")]
+    pub write_timeout: HumanDuration,
+    /// `GET /v1/events`: the heartbeat and each stream's buffer.
+    #[serde(skip_serializing_if = "EventsPolicy::is_default")]
+    pub events: EventsPolicy,
+}
+
+/// The event stream's settings (`bridge.events`). Left out of the hash
+/// while at their defaults, so that a policy that does not set them keeps
+/// the hash it had.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EventsPolicy {
+    /// A comment line this often on an idle stream, so that proxies keep
+    /// it open and clients see it alive.
+    pub heartbeat: HumanDuration,
+    /// How many records a stream may fall behind the log before it is cut
+    /// off (with an event saying where to resume).
+    pub buffer: u32,
+}
+
+impl Default for EventsPolicy {
+    fn default() -> Self {
+        EventsPolicy {
+            heartbeat: HumanDuration::from_secs(15),
+            buffer: 8192,
+        }
+    }
+}
+
+impl EventsPolicy {
+    pub fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 impl Default for BridgePolicy {
@@ -366,11 +402,20 @@ impl Default for BridgePolicy {
             replay_window: HumanDuration::from_secs(600),
             header_timeout: HumanDuration::from_secs(10),
             max_connections: 256,
+            write_timeout: DEFAULT_WRITE_TIMEOUT,
+            events: EventsPolicy::default(),
         }
     }
 }
 
+/// `bridge.write_timeout`'s default.
+const DEFAULT_WRITE_TIMEOUT: HumanDuration = HumanDuration::from_secs(30);
+
 impl BridgePolicy {
+    fn is_default_write_timeout(d: &HumanDuration) -> bool {
+        *d == DEFAULT_WRITE_TIMEOUT
+    }
+
     /// What the types cannot say, so that `policy check` refuses every
     /// policy `serve` would: each metadata rule's regex compiles, client
     /// names are unique, and replays are remembered at least as long as a
@@ -395,6 +440,15 @@ impl BridgePolicy {
         }
         if self.max_connections == 0 || self.header_timeout.get().is_zero() {
             return Err("bridge: max_connections and header_timeout must be above zero".into());
+        }
+        if self.write_timeout.get().is_zero()
+            || self.events.heartbeat.get().is_zero()
+            || self.events.buffer == 0
+        {
+            return Err(
+                "bridge: write_timeout, events.heartbeat and events.buffer must be above zero"
+                    .into(),
+            );
         }
         if self.replay_window.get() < std::time::Duration::from_secs(300) {
             return Err(format!(
