@@ -1480,6 +1480,18 @@ fn metrics_count_decisions_and_refusals() {
         "{text}"
     );
     assert!(text.contains("opsgate_policy_adopted 1\n"), "{text}");
+    // The yes and the refusal were appended (the refusal is recorded).
+    let appends: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("opsgate_audit_append_seconds_count "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no append count: {text}"));
+    assert_eq!(appends, 2, "{text}");
+    assert!(
+        text.contains("opsgate_audit_append_failures_total 0\n"),
+        "{text}"
+    );
+    assert!(text.contains("opsgate_audit_log_poisoned 0\n"), "{text}");
     assert!(
         text.contains("opsgate_backend_breaker_state{backend=\"ec2\",state=\"closed\"} 1"),
         "{text}"

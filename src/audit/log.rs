@@ -332,7 +332,16 @@ impl AuditLog {
 
     /// Appends events, in order and contiguous, through the group commit;
     /// returns once they are durable.
-    pub fn append_all(&self, mut events: Vec<Event>) -> Result<Vec<Appended>, AuditError> {
+    pub fn append_all(&self, events: Vec<Event>) -> Result<Vec<Appended>, AuditError> {
+        let started = std::time::Instant::now();
+        let result = self.append_queued(events);
+        if result.is_ok() {
+            super::stats::APPENDS.durable(started.elapsed());
+        }
+        result
+    }
+
+    fn append_queued(&self, mut events: Vec<Event>) -> Result<Vec<Appended>, AuditError> {
         // Redact here, in the caller's thread, not in the leader's.
         events.iter_mut().for_each(|e| e.redact(&self.redactor));
         let mut q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
@@ -344,6 +353,7 @@ impl AuditLog {
                 return result;
             }
             if self.poisoned.load(Ordering::SeqCst) {
+                super::stats::APPENDS.failed();
                 return Err(AuditError::Poisoned {
                     path: self.path.clone(),
                 });
@@ -451,6 +461,7 @@ impl AuditLog {
         decide: impl FnOnce(u64) -> Result<Vec<Event>, E>,
         mode: WriteMode,
     ) -> Result<Vec<Appended>, E> {
+        let started = std::time::Instant::now();
         let appended = self.write_locked(decide, true, mode)?;
         if !appended.is_empty() {
             self.sync()?;
@@ -465,8 +476,22 @@ impl AuditLog {
             } else {
                 self.raise_mark(&appended)?;
             }
+            super::stats::APPENDS.durable(started.elapsed());
         }
         Ok(appended)
+    }
+
+    /// True once an append's fate was unknown (a failed fsync, a leader
+    /// that panicked): this handle appends nothing more.
+    pub fn is_poisoned(&self) -> bool {
+        self.poisoned.load(Ordering::SeqCst)
+    }
+
+    /// Marks the handle poisoned, as a failed fsync does (for tests of
+    /// what readers of [`Self::is_poisoned`] do).
+    #[cfg(test)]
+    pub(crate) fn poison(&self) {
+        self.poisoned.store(true, Ordering::SeqCst);
     }
 
     /// Writes under the lock, without syncing. A torn tail is refused
@@ -524,6 +549,7 @@ impl AuditLog {
         }
         if let Err(e) = (&self.file).write_all(&buf) {
             // A partial write is a torn tail; the next append repairs it.
+            super::stats::APPENDS.failed();
             *cached = None;
             return Err(self.io(e).into());
         }
@@ -699,12 +725,14 @@ impl AuditLog {
             return Ok(());
         }
         if self.poisoned.load(Ordering::SeqCst) {
+            super::stats::APPENDS.failed();
             return Err(AuditError::Poisoned {
                 path: self.path.clone(),
             });
         }
         let target = self.written.load(Ordering::SeqCst);
         self.file.sync_data().map_err(|e| {
+            super::stats::APPENDS.failed();
             // After a failed fsync the kernel may have dropped the dirty
             // pages; a later fsync could falsely succeed. Stop writing.
             self.poisoned.store(true, Ordering::SeqCst);

@@ -20,6 +20,7 @@ pub mod ledger;
 pub mod log;
 pub mod mark;
 pub mod read;
+pub mod stats;
 pub mod verify;
 
 use std::path::{Path, PathBuf};

@@ -33,6 +33,13 @@ pub(super) async fn metrics(State(b): State<Arc<Bridge>>) -> Response {
         b.policy().hash.as_str(),
         in_force.as_deref(),
     ));
+    text.push_str(&crate::audit::stats::APPENDS.render());
+    text.push_str(&format!(
+        "# HELP opsgate_audit_log_poisoned 1 when this process's log handle appends nothing more (an fsync failed).\n\
+         # TYPE opsgate_audit_log_poisoned gauge\n\
+         opsgate_audit_log_poisoned {}\n",
+        u8::from(b.app.log.is_poisoned())
+    ));
     (
         [(
             axum::http::header::CONTENT_TYPE,
@@ -105,6 +112,16 @@ pub(super) async fn readyz(State(b): State<Arc<Bridge>>) -> Response {
     // Not ready while nothing could be decided: a log behind this bridge's
     // high-water mark, or one that ends with an unfinished record.
     let not_ready = |e: ApiError| err(StatusCode::SERVICE_UNAVAILABLE, "not_ready", e.message);
+    // An fsync failed: this process can record nothing more until it
+    // restarts (and the log is checked).
+    if b.app.log.is_poisoned() {
+        return err(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "log_poisoned",
+            "an append's fsync failed: this bridge records nothing more; check the log (opsgate audit verify) and restart it",
+        )
+        .into_response();
+    }
     // Team mode: not ready while the store cannot be reached, or went back
     // or forked since this bridge saw it (nothing could be recorded).
     if b.app.log.store().is_some() {
@@ -438,4 +455,53 @@ pub(super) async fn plan_detail(
     let view = crate::app::plan_view::PlanView::new(&review, &b.policy().hash);
     let body = serde_json::json!({"plan": view, "state": summarize(&b, p)});
     Ok(axum::Json(body).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A bridge over a fresh log in `dir`.
+    fn bridge(dir: &std::path::Path) -> Arc<Bridge> {
+        let log = crate::audit::AuditLog::open(
+            &dir.join("audit.jsonl"),
+            crate::audit::Sealer::Sha256,
+            Default::default(),
+        )
+        .expect("log");
+        let policy = crate::core::policy::LoadedPolicy::embedded().expect("policy");
+        let app = crate::app::App::long_lived(policy, log, crate::audit::Sealer::Sha256);
+        Arc::new(Bridge::new(app).expect("bridge"))
+    }
+
+    async fn body(r: Response) -> String {
+        let bytes = axum::body::to_bytes(r.into_body(), 1 << 20)
+            .await
+            .expect("body");
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn a_poisoned_log_handle_is_not_ready_and_shows_in_metrics() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let b = bridge(dir.path());
+        let ready = readyz(State(Arc::clone(&b))).await;
+        assert_eq!(ready.status(), StatusCode::OK);
+        assert!(
+            body(metrics(State(Arc::clone(&b))).await)
+                .await
+                .contains("opsgate_audit_log_poisoned 0\n")
+        );
+        // As a failed fsync leaves it.
+        b.app.log.poison();
+        let ready = readyz(State(Arc::clone(&b))).await;
+        assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(body(ready).await.contains("log_poisoned"));
+        let text = body(metrics(State(Arc::clone(&b))).await).await;
+        assert!(text.contains("opsgate_audit_log_poisoned 1\n"), "{text}");
+        assert!(
+            text.contains("opsgate_audit_append_seconds_count "),
+            "{text}"
+        );
+    }
 }
