@@ -1918,3 +1918,134 @@ fn errors_echo_a_bounded_id() {
     assert_eq!(r.status, 403, "{}", r.text());
     assert!(r.text().len() < 300, "{}", r.text());
 }
+
+#[test]
+fn stop_over_http_stops_a_running_plan_after_its_current_step() {
+    let env = Env::new(&bridge_yaml(None, false));
+    let srv = env.serve(&[]);
+    let (m1, m2) = (env.p("stop.m1"), env.p("stop.m2"));
+    let file = env.p("stoppable.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "id: stoppable\ntitle: two steps\nauthor: bob\nsteps:\n  - name: first\n    run: touch {} && sleep 3\n  - name: second\n    run: touch {}\nrollback: {{none: a test plan}}\n",
+            m1.display(),
+            m2.display()
+        ),
+    )
+    .expect("plan written");
+    let h = env.submit(&file, "bob");
+    assert_eq!(srv.decide("stoppable", &yes(&h, "U1")).status, 200);
+    let mut run = env
+        .cmd(&env.policy)
+        .args(["run", "stoppable"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run starts");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !m1.exists() {
+        assert!(Instant::now() < deadline, "the first step never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let run_id = env
+        .records()
+        .iter()
+        .find(|r| r["type"] == "run_started")
+        .and_then(|r| r["run_id"].as_str().map(str::to_owned))
+        .expect("a run_started record");
+    // Progress: running, in its first step.
+    let r = srv.get(&format!("/v1/runs/{run_id}"), Some(TOKEN));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v = r.json();
+    assert_eq!(v["status"], "running", "{v}");
+    assert_eq!(v["steps_total"], 2, "{v}");
+    assert_eq!(v["steps"][0]["status"], "running", "{v}");
+    assert_eq!(v["stop_requested"], Value::Null, "{v}");
+    assert_eq!(srv.get(&format!("/v1/runs/{run_id}"), None).status, 401);
+    // Carol asks it to stop; the bot retries the same request.
+    let stop = |key: &str| {
+        let mut headers = bearer(TOKEN);
+        headers.push(("Idempotency-Key", key.to_owned()));
+        http(
+            srv.addr,
+            "POST",
+            &format!("/v1/runs/{run_id}/stop"),
+            &headers,
+            json!({"sender_id": "U2", "reason": "wrong cluster"})
+                .to_string()
+                .as_bytes(),
+        )
+        .expect("answered")
+    };
+    let first = stop("stop-1");
+    assert_eq!(first.status, 200, "{}", first.text());
+    assert_eq!(
+        first.json(),
+        json!({"run_id": run_id, "stop": "after_step", "by": "carol"})
+    );
+    let again = stop("stop-1");
+    assert_eq!(
+        again.json(),
+        first.json(),
+        "a retry is not a second stop (a kill)"
+    );
+    let status = run.wait().expect("the run ends");
+    assert!(!status.success(), "a stopped run does not succeed");
+    assert!(!m2.exists(), "the second step ran after the stop");
+    let records = env.records();
+    let cancels: Vec<&Value> = records
+        .iter()
+        .filter(|r| r["type"] == "run_cancelled")
+        .collect();
+    assert_eq!(cancels.len(), 1, "{cancels:?}");
+    assert_eq!(cancels[0]["user"], "carol");
+    assert_eq!(cancels[0]["kill"], false);
+    assert_eq!(
+        cancels[0]["reason"],
+        "chat: client slackbot, sender U2: wrong cluster"
+    );
+    let finished: Vec<&Value> = records
+        .iter()
+        .filter(|r| r["type"] == "step_finished")
+        .collect();
+    assert_eq!(finished.len(), 1, "only the first step ran: {finished:?}");
+    assert_eq!(finished[0]["status"], "succeeded", "it ran to its end");
+    let v = srv.get(&format!("/v1/runs/{run_id}"), Some(TOKEN)).json();
+    assert_eq!(v["status"], "cancelled", "{v}");
+    assert_eq!(v["stop_requested"], "after_step", "{v}");
+    assert_eq!(v["steps"][0]["status"], "succeeded", "{v}");
+    // A stop for a finished run is refused and recorded; an unknown run
+    // or sender is refused.
+    let late = stop("stop-2");
+    assert_eq!(late.status, 409, "{}", late.text());
+    assert_eq!(late.code(), "finished");
+    let refused: Vec<Value> = env
+        .records()
+        .into_iter()
+        .filter(|r| r["type"] == "refused" && r["attempt"] == "cancel")
+        .collect();
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert_eq!(refused[0]["channel"], "chat");
+    assert_eq!(refused[0]["user"], "carol");
+    let r = http(
+        srv.addr,
+        "POST",
+        "/v1/runs/no-such-run/stop",
+        &bearer(TOKEN),
+        br#"{"sender_id": "U2"}"#,
+    )
+    .expect("answered");
+    assert_eq!(r.status, 404, "{}", r.text());
+    let r = http(
+        srv.addr,
+        "POST",
+        &format!("/v1/runs/{run_id}/stop"),
+        &bearer(TOKEN),
+        br#"{"sender_id": "U9"}"#,
+    )
+    .expect("answered");
+    assert_eq!(r.code(), "unknown_sender");
+    env.verify();
+}

@@ -7,7 +7,7 @@ use super::ledger::fold;
 use super::refusal::{Attempt, append_or_record};
 use super::start::{frozen_plan, take_run_lock};
 use crate::audit::ledger::{RunLock, run_is_live};
-use crate::audit::{AuditLog, Event, Status};
+use crate::audit::{AuditLog, Channel, Event, Status};
 use crate::core::approval::{ApprovedPlan, Verdict};
 use crate::core::plan::Plan;
 use crate::core::policy::LoadedPolicy;
@@ -22,8 +22,25 @@ pub fn cancel(
     user: &str,
     kill: bool,
 ) -> Result<bool> {
+    cancel_from(log, policy, run_id, user, Channel::Cli, kill, None)
+}
+
+/// [`cancel`] through `channel` (the chat bridge's stop), with `reason`
+/// recorded on the request (who asked, through what).
+pub fn cancel_from(
+    log: &AuditLog,
+    policy: &LoadedPolicy,
+    run_id: &str,
+    user: &str,
+    channel: Channel,
+    kill: bool,
+    reason: Option<String>,
+) -> Result<bool> {
     let mut killing = kill;
-    let attempt = Attempt::on_run("cancel", user, run_id, &policy.hash);
+    let attempt = Attempt {
+        channel,
+        ..Attempt::on_run("cancel", user, run_id, &policy.hash)
+    };
     append_or_record(log, &attempt, |len| {
         let ledger = fold(log, len)?;
         let (plan, run) = ledger
@@ -49,7 +66,7 @@ pub fn cancel(
             run_id: run_id.to_owned(),
             user: user.to_owned(),
             kill: killing,
-            reason: None,
+            reason,
         }])
     })?;
     Ok(killing)

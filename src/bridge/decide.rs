@@ -202,64 +202,10 @@ pub(super) async fn decide_request(
             "a `no` needs a reason",
         ));
     }
-    let approver = client.senders.get(&req.sender_id).cloned().ok_or_else(|| {
-        err(
-            StatusCode::FORBIDDEN,
-            "unknown_sender",
-            format!(
-                "sender `{}` is not mapped for client `{}`",
-                echo(&req.sender_id),
-                client.name
-            ),
-        )
-    })?;
-
-    if let Err(limited) = b
-        .limiter
-        .check(&client.name, &req.sender_id, std::time::Instant::now())
-    {
-        let what = match limited {
-            guard::Limited::Client => "this client",
-            guard::Limited::Sender => "this sender",
-            guard::Limited::TooManySenders => "new senders (the sender table is full)",
-        };
-        return Err(err(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
-            format!("too many decisions from {what}; try again later"),
-        ));
-    }
-    // Replays are keyed on the signature, always (a captured signed request
-    // or Slack press cannot come back under a fresh Idempotency-Key), and
-    // on the Idempotency-Key too when one is given.
-    let digest: [u8; 32] = Sha256::digest(body).into();
-    let now = std::time::Instant::now();
-    for header in [
-        "x-opsgate-signature",
-        "x-slack-signature",
-        "idempotency-key",
-    ] {
-        let Some(value) = headers.get(header).and_then(|v| v.to_str().ok()) else {
-            continue;
-        };
-        let key = format!("{}:{header}:{}", client.name, value.trim());
-        let seen = b.replay.check(&key, digest, now);
-        if !matches!(seen, guard::Seen::New) {
-            for (k, _) in claimed.drain(..) {
-                b.replay.forget(&k);
-            }
-        }
-        match seen {
-            guard::Seen::New => claimed.push((key, digest)),
-            guard::Seen::Repeat(r) => return Ok(Answer::Again(r)),
-            guard::Seen::Replay => {
-                return Err(err(
-                    StatusCode::CONFLICT,
-                    "replayed",
-                    "this request was seen before with another body, or is still being answered",
-                ));
-            }
-        }
+    let approver = person_of(client, &req.sender_id)?;
+    rate_limit(&b, client, &req.sender_id)?;
+    if let Some(again) = claim_request(&b, &client.name, headers, body, claimed)? {
+        return Ok(Answer::Again(again));
     }
     // Every rule (the metadata rules of the plan's level included) is
     // checked under the log's lock when the decision is recorded, and a
@@ -343,4 +289,81 @@ pub(super) async fn decide_request(
         },
         yes,
     ))
+}
+
+/// Claims a request's keys in the replay cache: its signature, always (a
+/// captured signed request or Slack press cannot come back under a fresh
+/// `Idempotency-Key`), and its `Idempotency-Key` too when it has one.
+/// `Some`: the same request again, with its first answer. A request seen
+/// with another body, or still being answered, is 409 `replayed`.
+pub(super) fn claim_request(
+    b: &Bridge,
+    client: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+    claimed: &mut Vec<(String, [u8; 32])>,
+) -> Result<Option<guard::Remembered>, ApiError> {
+    let digest: [u8; 32] = Sha256::digest(body).into();
+    let now = std::time::Instant::now();
+    for header in [
+        "x-opsgate-signature",
+        "x-slack-signature",
+        "idempotency-key",
+    ] {
+        let Some(value) = headers.get(header).and_then(|v| v.to_str().ok()) else {
+            continue;
+        };
+        let key = format!("{client}:{header}:{}", value.trim());
+        let seen = b.replay.check(&key, digest, now);
+        if !matches!(seen, guard::Seen::New) {
+            for (k, _) in claimed.drain(..) {
+                b.replay.forget(&k);
+            }
+        }
+        match seen {
+            guard::Seen::New => claimed.push((key, digest)),
+            guard::Seen::Repeat(r) => return Ok(Some(r)),
+            guard::Seen::Replay => {
+                return Err(err(
+                    StatusCode::CONFLICT,
+                    "replayed",
+                    "this request was seen before with another body, or is still being answered",
+                ));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// The person a client's sender is, through the client's `senders`.
+pub(super) fn person_of(client: &Client, sender: &str) -> Result<String, ApiError> {
+    client.senders.get(sender).cloned().ok_or_else(|| {
+        err(
+            StatusCode::FORBIDDEN,
+            "unknown_sender",
+            format!(
+                "sender `{}` is not mapped for client `{}`",
+                echo(sender),
+                client.name
+            ),
+        )
+    })
+}
+
+/// 429 `rate_limited` when the client or the sender is over its rate.
+pub(super) fn rate_limit(b: &Bridge, client: &Client, sender: &str) -> Result<(), ApiError> {
+    b.limiter
+        .check(&client.name, sender, std::time::Instant::now())
+        .map_err(|limited| {
+            let what = match limited {
+                guard::Limited::Client => "this client",
+                guard::Limited::Sender => "this sender",
+                guard::Limited::TooManySenders => "new senders (the sender table is full)",
+            };
+            err(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                format!("too many decisions from {what}; try again later"),
+            )
+        })
 }

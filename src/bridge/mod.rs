@@ -14,6 +14,7 @@ mod events;
 pub mod guard;
 pub mod notify;
 mod read;
+mod runs;
 mod serve;
 mod slack;
 mod state;
@@ -66,6 +67,8 @@ pub fn router(bridge: Arc<Bridge>) -> Router {
         .route("/v1/plans", get(read::list_plans))
         .route("/v1/audit", get(read::audit_records))
         .route("/v1/events", get(events::events))
+        .route("/v1/runs/{run}", get(runs::run_detail))
+        .route("/v1/runs/{run}/stop", post(runs::stop))
         .route("/v1/plans/{id}", get(read::plan_detail))
         .route("/v1/plans/{id}/decision", post(decide::decision))
         .route("/v1/slack/interactive", post(slack::slack_interactive))
