@@ -86,7 +86,29 @@ pub(super) fn answer(
     match result {
         Ok(Answer::Done(resp, yes)) => {
             b.metrics.decision(if yes { "yes" } else { "no" });
-            let json = render(&resp, yes);
+            reply(b, claimed, Ok(Reply::Done(render(&resp, yes))))
+        }
+        Ok(Answer::Again(r)) => reply(b, claimed, Ok(Reply::Again(r))),
+        Err(e) => reply(b, claimed, Err(e)),
+    }
+}
+
+/// A recorded request's answer, or the first answer to the same request.
+pub(super) enum Reply {
+    Done(String),
+    Again(guard::Remembered),
+}
+
+/// The response to a request that claimed `claimed` replay keys: a new
+/// answer is remembered under them, so a retry gets it again; a refusal
+/// is counted and frees them.
+pub(super) fn reply(
+    b: &Bridge,
+    claimed: Vec<(String, [u8; 32])>,
+    result: Result<Reply, ApiError>,
+) -> Response {
+    match result {
+        Ok(Reply::Done(json)) => {
             for (key, digest) in claimed {
                 b.replay.remember(
                     &key,
@@ -99,7 +121,7 @@ pub(super) fn answer(
             }
             json_response(StatusCode::OK, json)
         }
-        Ok(Answer::Again(r)) => json_response(
+        Ok(Reply::Again(r)) => json_response(
             StatusCode::from_u16(r.status).unwrap_or(StatusCode::OK),
             r.body,
         ),

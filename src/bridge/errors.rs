@@ -123,6 +123,17 @@ pub(super) async fn blocking<T: Send + 'static>(
     })
 }
 
+/// The log could not be read (an I/O error, logged here): 503
+/// `log_unavailable`, without the details.
+pub(super) fn log_unreadable(e: std::io::Error) -> ApiError {
+    tracing::error!(error = %e, "cannot read the audit log");
+    err(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "log_unavailable",
+        "the audit log cannot be used",
+    )
+}
+
 pub(super) fn log_truncated() -> ApiError {
     err(
         StatusCode::SERVICE_UNAVAILABLE,

@@ -22,7 +22,7 @@ use serde::Deserialize;
 use tokio::sync::broadcast;
 
 use super::auth::Caller;
-use super::errors::{ApiError, blocking, err};
+use super::errors::{ApiError, blocking, err, log_unreadable};
 use super::read::with_ledger_at;
 use super::state::Bridge;
 use crate::audit::read::LineReader;
@@ -256,14 +256,7 @@ pub(super) async fn events(
         Ok::<_, std::io::Error>((head, from, len))
     })
     .await?
-    .map_err(|e| {
-        tracing::error!(error = %e, "cannot read the audit log");
-        err(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "log_unavailable",
-            "the audit log cannot be used",
-        )
-    })?;
+    .map_err(log_unreadable)?;
     let (head, from, len) = found;
     let after = after_q;
     if let Some(a) = after

@@ -9,7 +9,7 @@ use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
 use super::auth::Caller;
-use super::errors::{ApiError, blocking, echo, err, log_torn, log_truncated};
+use super::errors::{ApiError, blocking, echo, err, log_torn, log_truncated, log_unreadable};
 use super::state::Bridge;
 use crate::core::state::PlanState;
 
@@ -383,14 +383,7 @@ pub(super) async fn audit_records(
     // The length the ledger was verified to; nothing after it is served.
     let len = with_ledger_at(&b, |_, len| len).await?;
     let page = blocking(move || page_of(&path, len, after, &filter, limit)).await?;
-    let page = page.map_err(|e| {
-        tracing::error!(error = %e, "cannot read the audit log");
-        err(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "log_unavailable",
-            "the audit log cannot be used",
-        )
-    })?;
+    let page = page.map_err(log_unreadable)?;
     Ok(axum::Json(page).into_response())
 }
 

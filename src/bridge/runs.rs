@@ -18,9 +18,8 @@ use chrono::Utc;
 use serde::Deserialize;
 
 use super::auth::{Caller, check_signature};
-use super::decide::{claim_request, person_of, rate_limit};
-use super::errors::{ApiError, app_error, blocking, echo, err, json_response};
-use super::guard;
+use super::decide::{Reply, claim_request, person_of, rate_limit, reply};
+use super::errors::{ApiError, app_error, blocking, echo, err, log_unreadable};
 use super::read::with_ledger;
 use super::state::Bridge;
 use crate::audit::Channel;
@@ -60,14 +59,7 @@ pub(super) async fn run_detail(
         (step_outputs(&path, &id), live)
     })
     .await?;
-    let outputs = outputs.map_err(|e| {
-        tracing::error!(error = %e, "cannot read the audit log");
-        err(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "log_unavailable",
-            "the audit log cannot be used",
-        )
-    })?;
+    let outputs = outputs.map_err(log_unreadable)?;
     let now = Utc::now();
     let status = match state.finished {
         Some(s) => s.as_str().to_owned(),
@@ -179,37 +171,7 @@ pub(super) async fn stop(
         Ok(Caller(client)) => stop_request(&b, &client, &headers, run, body, &mut claimed).await,
         Err(e) => Err(e),
     };
-    match result {
-        Ok(Stopped::Done(json)) => {
-            for (key, digest) in claimed {
-                b.replay.remember(
-                    &key,
-                    guard::Remembered {
-                        body_sha256: digest,
-                        status: 200,
-                        body: json.clone(),
-                    },
-                );
-            }
-            json_response(StatusCode::OK, json)
-        }
-        Ok(Stopped::Again(r)) => json_response(
-            StatusCode::from_u16(r.status).unwrap_or(StatusCode::OK),
-            r.body,
-        ),
-        Err(e) => {
-            b.metrics.rejection(e.code);
-            for (key, _) in claimed {
-                b.replay.forget(&key);
-            }
-            e.into_response()
-        }
-    }
-}
-
-enum Stopped {
-    Done(String),
-    Again(guard::Remembered),
+    reply(&b, claimed, result)
 }
 
 async fn stop_request(
@@ -219,7 +181,7 @@ async fn stop_request(
     run: String,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
     claimed: &mut Vec<(String, [u8; 32])>,
-) -> Result<Stopped, ApiError> {
+) -> Result<Reply, ApiError> {
     let body = body.map_err(|e| err(e.status(), "malformed", e.body_text()))?;
     check_signature(client, headers, &body)?;
     let req: StopRequest = serde_json::from_slice(&body).map_err(|e| {
@@ -234,7 +196,7 @@ async fn stop_request(
     // A retried first stop must not become a kill: the same request again
     // gets its first answer.
     if let Some(again) = claim_request(b, &client.name, headers, &body, claimed)? {
-        return Ok(Stopped::Again(again));
+        return Ok(Reply::Again(again));
     }
     let mut why = format!(
         "chat: client {}, sender {}",
@@ -281,5 +243,5 @@ async fn stop_request(
         "by": person,
     })
     .to_string();
-    Ok(Stopped::Done(json))
+    Ok(Reply::Done(json))
 }
