@@ -2049,3 +2049,234 @@ fn stop_over_http_stops_a_running_plan_after_its_current_step() {
     assert_eq!(r.code(), "unknown_sender");
     env.verify();
 }
+
+/// A webhook receiver on 127.0.0.1: records every request (headers
+/// lower-cased, body) and answers 500 to the first `failures`, then 200.
+struct Receiver {
+    addr: SocketAddr,
+    seen: Arc<std::sync::Mutex<Vec<Hit>>>,
+}
+
+/// One request a receiver took.
+#[derive(Debug, Clone)]
+struct Hit {
+    /// `X-Opsgate-Delivery`.
+    delivery: String,
+    raw: Vec<u8>,
+    body: Value,
+    /// What the receiver answered.
+    status: u16,
+    headers: Vec<(String, String)>,
+}
+
+impl Receiver {
+    fn start(failures: usize) -> Self {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = Arc::clone(&seen);
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut s) = stream else { continue };
+                let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+                let mut r = BufReader::new(s.try_clone().expect("clone"));
+                let mut line = String::new();
+                if r.read_line(&mut line).unwrap_or(0) == 0 {
+                    continue;
+                }
+                let mut headers = Vec::new();
+                loop {
+                    let mut h = String::new();
+                    if r.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+                        break;
+                    }
+                    if let Some((k, v)) = h.split_once(':') {
+                        headers.push((k.trim().to_ascii_lowercase(), v.trim().to_owned()));
+                    }
+                }
+                let len: usize = headers
+                    .iter()
+                    .find(|(k, _)| k == "content-length")
+                    .and_then(|(_, v)| v.parse().ok())
+                    .unwrap_or(0);
+                let mut body = vec![0; len];
+                if std::io::Read::read_exact(&mut r, &mut body).is_err() {
+                    continue;
+                }
+                let mut seen = log.lock().expect("lock");
+                let status = if seen.len() < failures { 500 } else { 200 };
+                let delivery = headers
+                    .iter()
+                    .find(|(k, _)| k == "x-opsgate-delivery")
+                    .map(|(_, v)| v.clone())
+                    .unwrap_or_default();
+                seen.push(Hit {
+                    delivery,
+                    body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+                    raw: body,
+                    status,
+                    headers,
+                });
+                drop(seen);
+                let _ = std::io::Write::write_all(
+                    &mut s,
+                    format!(
+                        "HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    )
+                    .as_bytes(),
+                );
+            }
+        });
+        Receiver { addr, seen }
+    }
+
+    /// The requests so far.
+    fn requests(&self) -> Vec<Hit> {
+        self.seen.lock().expect("lock").clone()
+    }
+
+    #[track_caller]
+    fn wait_for(&self, what: &str, done: impl Fn(&[Hit]) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !done(&self.requests()) {
+            assert!(
+                Instant::now() < deadline,
+                "waited 30 s for {what}: {:?}",
+                self.requests()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// Checks `X-Opsgate-Signature: t=…,v1=…` over `t.body` with `secret`.
+fn signed_by(secret: &str, hit: &Hit) -> bool {
+    let Some(sig) = hit
+        .headers
+        .iter()
+        .find(|(k, _)| k == "x-opsgate-signature")
+        .map(|(_, v)| v.clone())
+    else {
+        return false;
+    };
+    let Some((t, v1)) = sig
+        .strip_prefix("t=")
+        .and_then(|rest| rest.split_once(",v1="))
+    else {
+        return false;
+    };
+    let mut mac =
+        hmac::Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("any key length works");
+    mac.update(t.as_bytes());
+    mac.update(b".");
+    mac.update(&hit.raw);
+    hex::encode(mac.finalize().into_bytes()) == v1
+}
+
+#[test]
+fn webhooks_are_signed_retried_in_order_resumed_after_a_restart_and_dead_lettered() {
+    let receiver = Receiver::start(3);
+    // A port nobody listens on: every delivery there fails.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("address");
+    let policy = format!(
+        "{}  webhooks:\n    - name: oncall\n      url: http://{}/hook\n      format: json\n      events: [approval_needed, run_finished, run_failed]\n      secret_file: webhook.secret\n      retry: {{attempts: 10, initial: 300ms, max: 1s}}\n    - name: nowhere\n      url: http://{closed}/hook\n      events: [approval_needed]\n      secret_file: webhook.secret\n      retry: {{attempts: 2, initial: 50ms, max: 50ms}}\n",
+        bridge_yaml(None, false),
+        receiver.addr
+    );
+    let env = Env::new(&policy);
+    let secret = "whsec-2f9c1e-7b04a9d3e1";
+    std::fs::write(env.p("webhook.secret"), format!("{secret}\n")).expect("secret written");
+    let mut srv = env.serve(&[]);
+    env.submit(env.small_plan("hooked-a", "bob"), "bob");
+    // The first delivery fails; the bridge stops in the middle of its
+    // retries and starts again.
+    receiver.wait_for("a first attempt", |r| !r.is_empty());
+    srv.sigterm();
+    assert!(srv.wait_exit(Duration::from_secs(30)).success());
+    let srv = env.serve(&[]);
+    receiver.wait_for("a delivery that lands", |r| {
+        r.iter().any(|x| x.status == 200)
+    });
+    let a = receiver.requests();
+    let id_a = a[0].delivery.clone();
+    assert!(
+        id_a.starts_with("oncall:") && id_a.ends_with(":approval_needed"),
+        "{id_a}"
+    );
+    assert_eq!(a.len(), 4, "three failures, then one delivery: {a:?}");
+    assert!(
+        a.iter().all(|x| x.delivery == id_a),
+        "the same delivery each time: {a:?}"
+    );
+    let body = &a[3].body;
+    assert_eq!(body["event"], "approval_needed");
+    assert_eq!(body["plan"]["id"], "hooked-a");
+    assert_eq!(body["approval"]["needed"], 1, "{body}");
+    assert_eq!(body["record"]["type"], "plan_submitted");
+    assert!(
+        body["summary"]
+            .as_str()
+            .is_some_and(|s| s.contains("hooked-a")),
+        "{body}"
+    );
+    for x in &a {
+        assert!(signed_by(secret, x), "a bad signature: {:?}", x.headers);
+        assert!(!signed_by("another secret", x));
+    }
+    // The next event comes after it, once.
+    env.submit(env.small_plan("hooked-b", "bob"), "bob");
+    receiver.wait_for("the second plan", |r| r.len() == 5);
+    let b = receiver.requests();
+    assert_eq!(b[4].body["plan"]["id"], "hooked-b");
+    assert_eq!(b[4].status, 200);
+    let seq = |id: &str| -> u64 {
+        id.split(':')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .expect("a seq")
+    };
+    assert!(seq(&b[4].delivery) > seq(&id_a), "in order");
+    // The webhook that can never deliver kept neither back: both of its
+    // events are dead letters.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        let s: Value =
+            serde_json::from_str(&env.ok(&["status", "--webhooks", "--json"])).expect("JSON");
+        if s[1]["dead_letters"] == 2 || Instant::now() > deadline {
+            break s;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status[0]["name"], "oncall", "{status}");
+    assert_eq!(status[0]["dead_letters"], 0, "{status}");
+    assert_eq!(status[0]["pending"], 0, "{status}");
+    assert_eq!(status[1]["name"], "nowhere", "{status}");
+    assert_eq!(status[1]["dead_letters"], 2, "{status}");
+    let text = env.ok(&["status", "--webhooks"]);
+    assert!(
+        text.contains("nowhere") && text.contains("2 dead letter"),
+        "{text}"
+    );
+    let metrics = srv.get("/metrics", None).text();
+    assert!(
+        metrics.contains("opsgate_webhook_dead_letters{webhook=\"nowhere\"} 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics
+            .contains("opsgate_webhook_deliveries_total{webhook=\"oncall\",outcome=\"delivered\"}"),
+        "{metrics}"
+    );
+    // A restart does not deliver again what was delivered.
+    drop(srv);
+    let _srv = env.serve(&[]);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        receiver.requests().len(),
+        5,
+        "delivered again after a restart"
+    );
+}

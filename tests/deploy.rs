@@ -82,6 +82,10 @@ fn the_alert_tests_fail_when_a_rule_is_weakened() {
         ("{state=\"open\"} == 1", "{state=\"open\"} == 2"),
         ("[30m]) > 5", "[30m]) > 50"),
         ("for: 4h", "for: 8h"),
+        (
+            "increase(opsgate_webhook_dead_letters[15m]) > 0",
+            "increase(opsgate_webhook_dead_letters[15m]) > 1",
+        ),
     ] {
         assert!(rules.contains(from), "alerts.yaml no longer has `{from}`");
         let dir = tempfile::tempdir().expect("temp dir");

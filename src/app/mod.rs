@@ -34,6 +34,7 @@ pub mod sign;
 pub mod start;
 pub mod submit;
 pub mod views;
+pub mod webhooks;
 
 use std::sync::Arc;
 

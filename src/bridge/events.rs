@@ -36,10 +36,10 @@ const PAGE: usize = 256;
 /// The fields of a record that streams read: filters and the event's id
 /// and name (the rest of the line is skipped, not copied).
 #[derive(Debug, Deserialize)]
-struct Head {
-    seq: u64,
+pub(super) struct Head {
+    pub(super) seq: u64,
     #[serde(rename = "type")]
-    kind: String,
+    pub(super) kind: String,
     plan_id: Option<String>,
     run_id: Option<String>,
 }
@@ -53,12 +53,14 @@ impl Head {
 /// A record as the tail read it: its line and the fields filters read.
 #[derive(Debug)]
 pub(super) struct Record {
-    view: Head,
+    pub(super) view: Head,
     /// The record as an event (`id`, `event`, `data`), rendered once and
     /// shared by every stream.
     sse: Bytes,
+    /// The line itself (a part of `sse`).
+    pub(super) line: Bytes,
     /// The offset just after the line.
-    end: u64,
+    pub(super) end: u64,
 }
 
 /// The tail and its broadcast, started by the first stream.
@@ -120,7 +122,7 @@ async fn tail(b: Arc<Bridge>, tx: broadcast::Sender<Arc<Record>>, mut offset: u6
 
 /// The complete records in `[from, to)` of the log, at most `limit`, and
 /// the offset after the last one read.
-fn read_range(
+pub(super) fn read_range(
     path: &std::path::Path,
     from: u64,
     to: u64,
@@ -138,8 +140,14 @@ fn read_range(
         }
         let view = Head::parse(line.bytes).map_err(std::io::Error::other)?;
         end = line.offset + line.bytes.len() as u64 + 1;
-        let sse = render(&view, line.bytes);
-        out.push(Record { view, sse, end });
+        let (sse, at) = render(&view, line.bytes);
+        let line = sse.slice(at..at + line.bytes.len());
+        out.push(Record {
+            view,
+            sse,
+            line,
+            end,
+        });
     }
     Ok((out, end))
 }
@@ -313,7 +321,12 @@ const SEEK_BACK: u64 = 8192;
 /// when it is near the head, else by counting newlines from the start
 /// (no record is parsed). The record found is checked; if its seq is not
 /// `after + 1`, the stream reads from the start and skips by seq.
-fn start_offset(path: &std::path::Path, len: u64, head: u64, after: u64) -> std::io::Result<u64> {
+pub(super) fn start_offset(
+    path: &std::path::Path,
+    len: u64,
+    head: u64,
+    after: u64,
+) -> std::io::Result<u64> {
     if after >= head {
         return Ok(len);
     }
@@ -358,7 +371,7 @@ fn line_start(path: &std::path::Path, len: u64, n: u64) -> std::io::Result<u64> 
 /// The seq of the last complete record in the log's first `len` bytes
 /// (0: none), and where the complete records end (a writer may be half
 /// way through the next).
-fn head_of(path: &std::path::Path, len: u64) -> std::io::Result<(u64, u64)> {
+pub(super) fn head_of(path: &std::path::Path, len: u64) -> std::io::Result<(u64, u64)> {
     if len == 0 {
         return Ok((0, 0));
     }
@@ -518,7 +531,8 @@ impl Stream {
 /// A record as an event. A record is one line of JSON, so it is one
 /// `data` line; a type with anything but `[a-z0-9_]` (a forged record
 /// cannot pass the verification, but be strict) is sent as `record`.
-fn render(view: &Head, line: &[u8]) -> Bytes {
+/// Also where the line starts in it.
+fn render(view: &Head, line: &[u8]) -> (Bytes, usize) {
     let kind = if !view.kind.is_empty()
         && view
             .kind
@@ -531,12 +545,13 @@ fn render(view: &Head, line: &[u8]) -> Bytes {
     };
     let mut out = Vec::with_capacity(line.len() + kind.len() + 40);
     out.extend_from_slice(format!("id: {}\nevent: {kind}\ndata: ", view.seq).as_bytes());
+    let at = out.len();
     out.extend(
         line.iter()
             .map(|&c| if c == b'\r' || c == b'\n' { b' ' } else { c }),
     );
     out.extend_from_slice(b"\n\n");
-    Bytes::from(out)
+    (Bytes::from(out), at)
 }
 
 /// Pieces as one.

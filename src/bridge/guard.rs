@@ -201,6 +201,12 @@ struct MetricsInner {
     /// Event streams open now, and cut off for falling behind.
     sse_clients: i64,
     sse_cut_off: u64,
+    /// Webhook deliveries by (webhook, outcome), each webhook's dead
+    /// letters (those in its file when the bridge started, and since),
+    /// and the last record each is done with.
+    webhook_deliveries: BTreeMap<(String, &'static str), u64>,
+    webhook_dead: BTreeMap<String, u64>,
+    webhook_positions: BTreeMap<String, u64>,
 }
 
 impl Metrics {
@@ -213,6 +219,28 @@ impl Metrics {
     pub fn sse_client(&self, delta: i64) {
         let mut m = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         m.sse_clients += delta;
+    }
+
+    /// A delivery attempt's outcome: `delivered`, `retried` or `dead`.
+    pub fn webhook(&self, name: &str, outcome: &'static str) {
+        let mut m = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        *m.webhook_deliveries
+            .entry((name.to_owned(), outcome))
+            .or_default() += 1;
+        if outcome == "dead" {
+            *m.webhook_dead.entry(name.to_owned()).or_default() += 1;
+        }
+    }
+
+    /// A webhook's dead letters as its file held them at start.
+    pub fn webhook_dead_letters(&self, name: &str, count: u64) {
+        let mut m = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        m.webhook_dead.insert(name.to_owned(), count);
+    }
+
+    pub fn webhook_position(&self, name: &str, seq: u64) {
+        let mut m = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        m.webhook_positions.insert(name.to_owned(), seq);
     }
 
     pub fn sse_cut_off(&self) {
@@ -309,6 +337,33 @@ impl Metrics {
              opsgate_bridge_sse_cut_off_total {}",
             m.sse_clients, m.sse_cut_off
         );
+        let _ = writeln!(
+            s,
+            "# HELP opsgate_webhook_deliveries_total Webhook delivery attempts, by outcome (delivered, retried, dead).\n\
+             # TYPE opsgate_webhook_deliveries_total counter"
+        );
+        for ((name, outcome), n) in &m.webhook_deliveries {
+            let _ = writeln!(
+                s,
+                "opsgate_webhook_deliveries_total{{webhook=\"{name}\",outcome=\"{outcome}\"}} {n}"
+            );
+        }
+        let _ = writeln!(
+            s,
+            "# HELP opsgate_webhook_dead_letters Deliveries a webhook gave up on (its dead-letter file).\n\
+             # TYPE opsgate_webhook_dead_letters gauge"
+        );
+        for (name, n) in &m.webhook_dead {
+            let _ = writeln!(s, "opsgate_webhook_dead_letters{{webhook=\"{name}\"}} {n}");
+        }
+        let _ = writeln!(
+            s,
+            "# HELP opsgate_webhook_position_seq The last record a webhook is done with.\n\
+             # TYPE opsgate_webhook_position_seq gauge"
+        );
+        for (name, n) in &m.webhook_positions {
+            let _ = writeln!(s, "opsgate_webhook_position_seq{{webhook=\"{name}\"}} {n}");
+        }
         let _ = writeln!(
             s,
             "# HELP opsgate_bridge_pending_plans Plans waiting for approvals."

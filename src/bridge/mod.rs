@@ -18,6 +18,7 @@ mod runs;
 mod serve;
 mod slack;
 mod state;
+pub mod webhook;
 
 use std::sync::Arc;
 

@@ -34,6 +34,7 @@ pub async fn serve(
         usize::try_from(limits.max_connections).unwrap_or(usize::MAX),
     ));
     let app = super::router(Arc::clone(&bridge));
+    super::webhook::start(&bridge);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {

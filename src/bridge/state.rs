@@ -30,6 +30,12 @@ pub struct Bridge {
     pub(super) events: super::events::Feed,
     /// True once the bridge shuts down: event streams end.
     pub(super) closing: tokio::sync::watch::Sender<bool>,
+    /// The state directory: webhooks' positions and dead letters.
+    pub(super) state: std::path::PathBuf,
+    /// Each webhook's signing key (read from its `secret_file`), by index.
+    pub(super) webhook_secrets: Vec<Option<Vec<u8>>>,
+    /// The client webhooks are delivered with.
+    pub(super) webhooks: super::webhook::Client,
 }
 
 impl Bridge {
@@ -68,6 +74,34 @@ impl Bridge {
             });
         }
         let bridge_policy = &policy.policy.bridge;
+        let mut webhook_secrets = Vec::new();
+        for w in &bridge_policy.webhooks {
+            webhook_secrets.push(match &w.secret_file {
+                None => None,
+                Some(f) => {
+                    let file =
+                        crate::app::config::beside(Some(std::path::Path::new(&policy.source)), f);
+                    let text = std::fs::read_to_string(&file).map_err(|e| {
+                        format!(
+                            "bridge webhook `{}`: secret_file {}: {e}",
+                            w.name,
+                            file.display()
+                        )
+                    })?;
+                    let secret = text.trim();
+                    if secret.len() < 16 {
+                        return Err(format!(
+                            "bridge webhook `{}`: secret_file {} holds fewer than 16 characters",
+                            w.name,
+                            file.display()
+                        ));
+                    }
+                    Some(secret.as_bytes().to_vec())
+                }
+            });
+        }
+        let state = crate::app::config::state_dir().map_err(|e| e.to_string())?;
+        let webhooks = super::webhook::client()?;
         let limiter = guard::RateLimiter::new(bridge_policy.rate_limit.clone());
         let replay = guard::ReplayCache::new(bridge_policy.replay_window.get(), REPLAY_CAPACITY);
         Ok(Bridge {
@@ -77,6 +111,9 @@ impl Bridge {
             started: std::time::Instant::now(),
             events: super::events::Feed::default(),
             closing: tokio::sync::watch::Sender::new(false),
+            state,
+            webhook_secrets,
+            webhooks,
             clients,
             app,
         })

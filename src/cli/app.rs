@@ -151,9 +151,16 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Serve { .. } | Command::Tui(_) => Err(CliError::Usage(
             "`serve` and `tui` are doors of their own: run them from `opsgate`".into(),
         )),
-        Command::Status { id, json, breakers } => {
+        Command::Status {
+            id,
+            json,
+            breakers,
+            webhooks,
+        } => {
             let (path, mark) = reading()?;
-            if *breakers {
+            if *webhooks {
+                status_cmd::webhooks(&path, &sealer()?, &policy, *json)
+            } else if *breakers {
                 status_cmd::breakers(&path, &sealer()?, &mark, *json)
             } else {
                 status_cmd::run(&path, &sealer()?, &mark, &policy, id.as_deref(), *json)

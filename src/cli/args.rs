@@ -114,7 +114,7 @@ pub enum Command {
     },
     /// Plans and runs from the audit log: state, approvals n/m and who.
     #[command(
-        after_help = "Examples:\n  opsgate status\n  opsgate status demo-local\n  opsgate status --json | jq '.[] | select(.status == \"pending\")'\n  opsgate status --breakers --json"
+        after_help = "Examples:\n  opsgate status\n  opsgate status demo-local\n  opsgate status --json | jq '.[] | select(.status == \"pending\")'\n  opsgate status --breakers --json\n  opsgate status --webhooks"
     )]
     Status {
         /// A plan id or a run id; all plans without it.
@@ -125,6 +125,10 @@ pub enum Command {
         /// The native backends' circuit breakers, as last recorded.
         #[arg(long, conflicts_with = "id")]
         breakers: bool,
+        /// The bridge's webhooks on this host: where each stands in the
+        /// log, and its dead letters.
+        #[arg(long, conflicts_with_all = ["id", "breakers"])]
+        webhooks: bool,
     },
     /// Verify, inspect, replay and export the audit log.
     #[command(subcommand)]

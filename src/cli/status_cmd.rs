@@ -137,6 +137,86 @@ pub fn breakers(
     write_breakers(&mut out, &ledger, true)
 }
 
+/// `status --webhooks`: each webhook of the policy, where it stands in
+/// the log on this host, and its dead letters.
+pub fn webhooks(
+    path: &Path,
+    sealer: &Sealer,
+    policy: &LoadedPolicy,
+    json: bool,
+) -> Result<(), CliError> {
+    let head = match crate::audit::verify::read_head(path, sealer) {
+        Ok(Ok(h)) => h.map_or(0, |h| h.seq),
+        Ok(Err(problem)) => {
+            return Err(CliError::Failed(format!(
+                "{}: the log's tail does not check: {problem}",
+                path.display()
+            )));
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+        Err(e) => {
+            return Err(CliError::Failed(format!("{}: {e}", path.display())));
+        }
+    };
+    let state = crate::app::config::state_dir()?;
+    let mut list = Vec::new();
+    for w in &policy.policy.bridge.webhooks {
+        let files = crate::app::webhooks::Files::of(&state, path, &w.name);
+        let io = |e: std::io::Error, f: &Path| CliError::Failed(format!("{}: {e}", f.display()));
+        let at = files
+            .read_position()
+            .map_err(|e| io(e, &files.position))?
+            .map(|p| p.after_seq);
+        let dead = files.dead_letters().map_err(|e| io(e, &files.dead))?;
+        list.push(serde_json::json!({
+            "name": w.name,
+            "format": w.format,
+            "url": crate::app::webhooks::shown(&w.url),
+            "events": w.events,
+            "after_seq": at,
+            "head_seq": head,
+            "pending": at.map(|a| head.saturating_sub(a)),
+            "dead_letters": dead.len(),
+            "last_dead_letter": dead.last(),
+        }));
+    }
+    let mut out = anstream::stdout().lock();
+    if json {
+        serde_json::to_writer(&mut out, &list)
+            .map_err(|e| CliError::Failed(format!("cannot write JSON: {e}")))?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    if list.is_empty() {
+        writeln!(out, "no webhooks in the policy (bridge.webhooks)")?;
+    }
+    for w in &list {
+        let place = match w["after_seq"].as_u64() {
+            Some(a) => format!("at record {a} of {head} ({} to go)", head.saturating_sub(a)),
+            None => "not started (no bridge has served it on this host)".to_owned(),
+        };
+        writeln!(
+            out,
+            "webhook   {} {} {}: {place}, {} dead letter(s){}",
+            w["name"].as_str().unwrap_or_default(),
+            w["format"].as_str().unwrap_or_default(),
+            w["url"].as_str().unwrap_or_default(),
+            w["dead_letters"],
+            w["last_dead_letter"]
+                .as_object()
+                .map(|d| format!(
+                    ", the last at {} (record {}, {}: {})",
+                    d["at"].as_str().unwrap_or_default(),
+                    d["seq"],
+                    d["event"].as_str().unwrap_or_default(),
+                    d["error"].as_str().unwrap_or_default()
+                ))
+                .unwrap_or_default()
+        )?;
+    }
+    Ok(())
+}
+
 pub fn run(
     path: &Path,
     sealer: &Sealer,

@@ -147,8 +147,15 @@ impl LoadedPolicy {
         })?;
         // Durations hash as milliseconds but are written as text (`90s`);
         // the recorded form must load as a policy file does.
-        for pointer in DURATIONS {
-            if let Some(v) = form.pointer_mut(pointer)
+        let hooks = form
+            .pointer("/bridge/webhooks")
+            .and_then(serde_json::Value::as_array)
+            .map_or(0, Vec::len);
+        let in_hooks = (0..hooks).flat_map(|i| {
+            ["initial", "max", "timeout"].map(|k| format!("/bridge/webhooks/{i}/retry/{k}"))
+        });
+        for pointer in DURATIONS.iter().map(|p| (*p).to_owned()).chain(in_hooks) {
+            if let Some(v) = form.pointer_mut(&pointer)
                 && let Some(ms) = v.as_u64()
             {
                 *v = serde_json::Value::String(format!("{ms}ms"));
@@ -319,6 +326,65 @@ fn merge(base: &mut serde_json::Value, overlay: serde_json::Value) {
 mod tests {
     use super::*;
     use crate::core::risk::RiskLevel;
+
+    const HOOK: &str = "bridge:\n  write_timeout: 45s\n  events: {heartbeat: 5s, buffer: 64}\n  webhooks:\n    - name: oncall\n      url: https://hooks.example.com/x\n      events: [approval_needed, run_failed]\n      secret_file: hook.secret\n      retry: {attempts: 3, initial: 250ms, max: 2m, timeout: 5s}\n";
+
+    #[test]
+    fn a_policy_with_webhooks_is_recorded_in_a_form_that_loads_with_the_same_hash() {
+        let p = LoadedPolicy::load(Some(("policy.yaml", HOOK))).unwrap();
+        let hook = &p.policy.bridge.webhooks[0];
+        assert_eq!(hook.retry.initial.as_millis(), 250);
+        let form = p.adoption_form().unwrap();
+        assert_eq!(form["bridge"]["webhooks"][0]["retry"]["max"], "120000ms");
+        assert_eq!(form["bridge"]["events"]["heartbeat"], "5000ms");
+        let back = LoadedPolicy::from_adopted("adopted", &form, None).unwrap();
+        assert_eq!(back.hash, p.hash);
+        // Settings left at their defaults leave the hash alone.
+        let plain = LoadedPolicy::embedded().unwrap();
+        let same = LoadedPolicy::load(Some((
+            "p.yaml",
+            "bridge:\n  write_timeout: 30s\n  events: {heartbeat: 15s, buffer: 8192}\n  webhooks: []\n",
+        )))
+        .unwrap();
+        assert_eq!(same.hash, plain.hash);
+    }
+
+    #[test]
+    fn a_bad_webhook_is_refused_with_what_is_wrong() {
+        for (change, want) in [
+            ("name: oncall", "name: On Call", "must be lower-case"),
+            (
+                "url: https://hooks.example.com/x",
+                "url: ftp://x",
+                "not an http(s) URL",
+            ),
+            (
+                "url: https://hooks.example.com/x",
+                "url: https://user:pw@x/",
+                "not an http(s) URL",
+            ),
+            (
+                "run_failed]",
+                "run_exploded]",
+                "unknown event `run_exploded`",
+            ),
+            ("      secret_file: hook.secret\n", "", "needs secret_file"),
+            ("attempts: 3", "attempts: 0", "at least 1"),
+        ]
+        .map(|(a, b, w)| ((a, b), w))
+        {
+            let text = HOOK.replace(change.0, change.1);
+            let e = LoadedPolicy::load(Some(("policy.yaml", &text)))
+                .err()
+                .unwrap_or_else(|| panic!("accepted {change:?}"));
+            assert!(e.to_string().contains(want), "{change:?}: {e}");
+        }
+        let twice = format!(
+            "{HOOK}    - name: oncall\n      url: http://127.0.0.1:1/\n      events: [refused]\n      secret_file: s\n"
+        );
+        let e = LoadedPolicy::load(Some(("policy.yaml", &twice))).unwrap_err();
+        assert!(e.to_string().contains("named twice"), "{e}");
+    }
 
     #[test]
     fn the_embedded_default_loads_with_the_documented_values() {

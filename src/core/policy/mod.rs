@@ -11,4 +11,5 @@ pub use model::{
     TuiPolicy,
 };
 pub use model::{BackendsPolicy, BreakerPolicy, DriftExemption, EnvironmentPolicy};
+pub use model::{EventsPolicy, WEBHOOK_EVENTS, Webhook, WebhookFormat, WebhookRetry};
 pub use model::{MetadataOp, MetadataRule, Rate, RateLimits};

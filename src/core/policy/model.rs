@@ -360,6 +360,145 @@ pub struct BridgePolicy {
     /// `GET /v1/events`: the heartbeat and each stream's buffer.
     #[serde(skip_serializing_if = "EventsPolicy::is_default")]
     pub events: EventsPolicy,
+    /// Where the bridge POSTs events.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub webhooks: Vec<Webhook>,
+}
+/// A webhook (`bridge.webhooks`): where the bridge POSTs the events it
+/// names (`docs/bridge-api.md`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Webhook {
+    /// Names its position and dead letters: `[a-z0-9_-]`, unique.
+    pub name: String,
+    /// `http://` or `https://`.
+    pub url: String,
+    #[serde(default)]
+    pub format: WebhookFormat,
+    /// Which events (`approval_needed`, `run_failed`, …) it gets.
+    pub events: Vec<String>,
+    /// The key that signs each body (`X-Opsgate-Signature`), in a file
+    /// relative to the policy file. Required for `json`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_file: Option<std::path::PathBuf>,
+    #[serde(default, skip_serializing_if = "WebhookRetry::is_default")]
+    pub retry: WebhookRetry,
+}
+
+/// A webhook's body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WebhookFormat {
+    /// The record and a summary, signed.
+    #[default]
+    Json,
+}
+
+/// How a failed delivery is retried: `attempts` in all, waiting `initial`
+/// and twice as long after each failure up to `max` (with jitter), each
+/// attempt given `timeout`. After the last, it is a dead letter.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhookRetry {
+    pub attempts: u32,
+    pub initial: HumanDuration,
+    pub max: HumanDuration,
+    pub timeout: HumanDuration,
+}
+
+impl Default for WebhookRetry {
+    fn default() -> Self {
+        WebhookRetry {
+            attempts: 8,
+            initial: HumanDuration::from_secs(1),
+            max: HumanDuration::from_secs(300),
+            timeout: HumanDuration::from_secs(10),
+        }
+    }
+}
+
+impl WebhookRetry {
+    pub fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// The events a webhook may name (`approval_needed` and `run_failed` are
+/// derived from `plan_submitted` and `run_finished`).
+pub const WEBHOOK_EVENTS: [&str; 13] = [
+    "approval_needed",
+    "plan_submitted",
+    "approval_granted",
+    "approval_rejected",
+    "run_started",
+    "run_finished",
+    "run_failed",
+    "run_cancelled",
+    "rollback_started",
+    "rollback_finished",
+    "breaker_changed",
+    "refused",
+    "policy_adopted",
+];
+
+impl Webhook {
+    /// What the types cannot say; `at` names the webhook in errors.
+    fn check(&self, at: &str) -> Result<(), String> {
+        if self.name.is_empty()
+            || !self
+                .name
+                .bytes()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-' || c == b'_')
+        {
+            return Err(format!(
+                "{at}.name: `{}` must be lower-case letters, digits, `-` and `_` (it names files)",
+                self.name
+            ));
+        }
+        let host = ["http://", "https://"].iter().find_map(|s| {
+            self.url
+                .get(..s.len())
+                .filter(|p| p.eq_ignore_ascii_case(s))
+                .map(|_| &self.url[s.len()..])
+        });
+        let host_ok = host.is_some_and(|h| {
+            let h = h.split(['/', '?', '#']).next().unwrap_or_default();
+            !h.is_empty() && !h.contains(['@', ' '])
+        });
+        if !host_ok
+            || self
+                .url
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control())
+        {
+            return Err(format!(
+                "{at}.url: `{}` is not an http(s) URL with a host (and no credentials in it)",
+                self.url
+            ));
+        }
+        if self.events.is_empty() {
+            return Err(format!("{at}.events: name at least one event"));
+        }
+        if let Some(e) = self
+            .events
+            .iter()
+            .find(|e| !WEBHOOK_EVENTS.contains(&e.as_str()))
+        {
+            return Err(format!(
+                "{at}.events: unknown event `{e}` (known: {})",
+                WEBHOOK_EVENTS.join(", ")
+            ));
+        }
+        if self.format == WebhookFormat::Json && self.secret_file.is_none() {
+            return Err(format!(
+                "{at}: a json webhook needs secret_file: its receivers check each body's signature"
+            ));
+        }
+        if self.retry.attempts == 0 {
+            return Err(format!("{at}.retry.attempts must be at least 1"));
+        }
+        Ok(())
+    }
 }
 
 /// The event stream's settings (`bridge.events`). Left out of the hash
@@ -404,6 +543,7 @@ impl Default for BridgePolicy {
             max_connections: 256,
             write_timeout: DEFAULT_WRITE_TIMEOUT,
             events: EventsPolicy::default(),
+            webhooks: Vec::new(),
         }
     }
 }
@@ -449,6 +589,12 @@ impl BridgePolicy {
                 "bridge: write_timeout, events.heartbeat and events.buffer must be above zero"
                     .into(),
             );
+        }
+        for (i, w) in self.webhooks.iter().enumerate() {
+            w.check(&format!("bridge.webhooks[{i}]"))?;
+            if self.webhooks[..i].iter().any(|o| o.name == w.name) {
+                return Err(format!("bridge.webhooks: `{}` is named twice", w.name));
+            }
         }
         if self.replay_window.get() < std::time::Duration::from_secs(300) {
             return Err(format!(
