@@ -1919,31 +1919,39 @@ fn errors_echo_a_bounded_id() {
     assert!(r.text().len() < 300, "{}", r.text());
 }
 
-#[test]
-fn stop_over_http_stops_a_running_plan_after_its_current_step() {
-    let env = Env::new(&bridge_yaml(None, false));
-    let srv = env.serve(&[]);
-    let (m1, m2) = (env.p("stop.m1"), env.p("stop.m2"));
-    let file = env.p("stoppable.yaml");
+/// Submits plan `id` by bob (a first step that touches a marker and
+/// sleeps 3 s, a second that touches another), approves it through the
+/// bridge as alice, and starts `opsgate run`: the two markers and the run.
+fn approved_two_step_run(env: &Env, srv: &Server, id: &str) -> (PathBuf, PathBuf, Child) {
+    let (m1, m2) = (env.p(&format!("{id}.m1")), env.p(&format!("{id}.m2")));
+    let file = env.p(&format!("{id}.yaml"));
     std::fs::write(
         &file,
         format!(
-            "id: stoppable\ntitle: two steps\nauthor: bob\nsteps:\n  - name: first\n    run: touch {} && sleep 3\n  - name: second\n    run: touch {}\nrollback: {{none: a test plan}}\n",
+            "id: {id}\ntitle: two steps\nauthor: bob\nsteps:\n  - name: first\n    run: touch {} && sleep 3\n  - name: second\n    run: touch {}\nrollback: {{none: a test plan}}\n",
             m1.display(),
             m2.display()
         ),
     )
     .expect("plan written");
     let h = env.submit(&file, "bob");
-    assert_eq!(srv.decide("stoppable", &yes(&h, "U1")).status, 200);
-    let mut run = env
+    assert_eq!(srv.decide(id, &yes(&h, "U1")).status, 200);
+    let run = env
         .cmd(&env.policy)
-        .args(["run", "stoppable"])
+        .args(["run", id])
         .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
         .spawn()
         .expect("run starts");
+    (m1, m2, run)
+}
+
+#[test]
+fn stop_over_http_stops_a_running_plan_after_its_current_step() {
+    let env = Env::new(&bridge_yaml(None, false));
+    let srv = env.serve(&[]);
+    let (m1, m2, mut run) = approved_two_step_run(&env, &srv, "stoppable");
     let deadline = Instant::now() + Duration::from_secs(30);
     while !m1.exists() {
         assert!(Instant::now() < deadline, "the first step never started");
@@ -2278,5 +2286,135 @@ fn webhooks_are_signed_retried_in_order_resumed_after_a_restart_and_dead_lettere
         receiver.requests().len(),
         5,
         "delivered again after a restart"
+    );
+}
+
+#[test]
+fn a_slack_approval_message_carries_buttons_whose_press_approves_the_plan() {
+    let receiver = Receiver::start(0);
+    let policy = format!(
+        "{}  webhooks:\n    - name: slack\n      url: http://{}/services/T0/B0/secret\n      format: slack\n      events: [approval_needed]\n",
+        bridge_yaml(None, true),
+        receiver.addr
+    );
+    let env = Env::new(&policy);
+    let srv = env.serve(&[(SECRET_ENV, SECRET)]);
+    let h = env.submit(env.small_plan("slacked", "bob"), "bob");
+    receiver.wait_for("the Slack message", |r| !r.is_empty());
+    let msg = receiver.requests()[0].body.clone();
+    assert!(
+        msg["text"].as_str().is_some_and(|t| t.contains("slacked")),
+        "{msg}"
+    );
+    let buttons = msg["blocks"][1]["elements"].as_array().expect("buttons");
+    let ids: Vec<&str> = buttons
+        .iter()
+        .filter_map(|b| b["action_id"].as_str())
+        .collect();
+    assert_eq!(ids, ["approve", "reject"]);
+    let value: Value =
+        serde_json::from_str(buttons[0]["value"].as_str().expect("a value")).expect("JSON");
+    assert_eq!(value["plan_id"], "slacked");
+    assert_eq!(value["plan_hash"], h.as_str());
+    // Alice presses Approve: Slack posts the button back, signed.
+    let payload = json!({
+        "type": "block_actions",
+        "user": {"id": "U1"},
+        "channel": {"id": "C-oncall"},
+        "actions": [{"action_id": "approve", "value": buttons[0]["value"]}],
+    })
+    .to_string();
+    let body = serde_urlencoded::to_string([("payload", payload)]).expect("form encodes");
+    let ts = now_secs().to_string();
+    let r = http(
+        srv.addr,
+        "POST",
+        "/v1/slack/interactive",
+        &[
+            (
+                "Content-Type",
+                "application/x-www-form-urlencoded".to_owned(),
+            ),
+            ("X-Slack-Request-Timestamp", ts.clone()),
+            ("X-Slack-Signature", slack_signature(SECRET, &ts, &body)),
+        ],
+        body.as_bytes(),
+    )
+    .expect("answered");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let s: Value = serde_json::from_str(&env.ok(&["status", "slacked", "--json"])).expect("JSON");
+    assert_eq!(s["status"], "approved", "{s}");
+    let approvals = env.approvals();
+    assert_eq!(approvals.len(), 1);
+    assert_eq!(approvals[0]["approver"], "alice");
+    assert_eq!(approvals[0]["channel"], "chat");
+}
+
+#[test]
+fn a_slack_stop_button_stops_the_run_after_its_current_step() {
+    let receiver = Receiver::start(0);
+    let policy = format!(
+        "{}  webhooks:\n    - name: slack\n      url: http://{}/services/T0/B0/secret\n      format: slack\n      events: [run_started]\n",
+        bridge_yaml(None, true),
+        receiver.addr
+    );
+    let env = Env::new(&policy);
+    let srv = env.serve(&[(SECRET_ENV, SECRET)]);
+    let (m1, m2, mut run) = approved_two_step_run(&env, &srv, "slack-stop");
+    receiver.wait_for("the run_started message", |r| !r.is_empty());
+    let msg = receiver.requests()[0].body.clone();
+    let stop = &msg["blocks"][1]["elements"][0];
+    assert_eq!(stop["action_id"], "stop", "{msg}");
+    let payload = json!({
+        "type": "block_actions",
+        "user": {"id": "U2"},
+        "actions": [{"action_id": "stop", "value": stop["value"]}],
+    })
+    .to_string();
+    let body = serde_urlencoded::to_string([("payload", payload)]).expect("form encodes");
+    let ts = now_secs().to_string();
+    let press = |sig: String| {
+        http(
+            srv.addr,
+            "POST",
+            "/v1/slack/interactive",
+            &[
+                (
+                    "Content-Type",
+                    "application/x-www-form-urlencoded".to_owned(),
+                ),
+                ("X-Slack-Request-Timestamp", ts.clone()),
+                ("X-Slack-Signature", sig),
+            ],
+            body.as_bytes(),
+        )
+        .expect("answered")
+    };
+    // A forged press does nothing.
+    let forged = press(slack_signature("not the secret", &ts, &body));
+    assert_eq!(forged.status, 401, "{}", forged.text());
+    let r = press(slack_signature(SECRET, &ts, &body));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(
+        r.json()["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("stop after its current step asked by carol")),
+        "{}",
+        r.text()
+    );
+    assert!(!run.wait().expect("the run ends").success());
+    assert!(m1.exists() && !m2.exists(), "only the first step ran");
+    let cancels: Vec<Value> = env
+        .records()
+        .into_iter()
+        .filter(|r| r["type"] == "run_cancelled")
+        .collect();
+    assert_eq!(cancels.len(), 1, "{cancels:?}");
+    assert_eq!(cancels[0]["user"], "carol");
+    assert!(
+        cancels[0]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("Stop pressed in Slack")),
+        "{cancels:?}"
     );
 }

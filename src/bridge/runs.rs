@@ -191,24 +191,54 @@ async fn stop_request(
             format!("the body is not a stop request: {e}"),
         )
     })?;
-    let person = person_of(client, &req.sender_id)?;
-    rate_limit(b, client, &req.sender_id)?;
+    let asked = Asked {
+        sender: &req.sender_id,
+        kill: req.kill,
+        reason: req.reason.as_deref(),
+    };
+    let (reply, _) = ask_stop(b, client, headers, &body, run, asked, claimed).await?;
+    Ok(reply)
+}
+
+/// A stop as a sender asked for it.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Asked<'a> {
+    pub(super) sender: &'a str,
+    pub(super) kill: bool,
+    pub(super) reason: Option<&'a str>,
+}
+
+/// Asks run `run` to stop for a sender of `client` (authenticated by the
+/// caller: a bearer token and signature, or Slack's signature): maps the
+/// sender, limits the rate, claims the request's replay keys, records the
+/// stop. The reply, and the person who asked.
+pub(super) async fn ask_stop(
+    b: &Arc<Bridge>,
+    client: &super::state::Client,
+    headers: &HeaderMap,
+    body: &[u8],
+    run: String,
+    req: Asked<'_>,
+    claimed: &mut Vec<(String, [u8; 32])>,
+) -> Result<(Reply, String), ApiError> {
+    let person = person_of(client, req.sender)?;
+    rate_limit(b, client, req.sender)?;
     // A retried first stop must not become a kill: the same request again
     // gets its first answer.
-    if let Some(again) = claim_request(b, &client.name, headers, &body, claimed)? {
-        return Ok(Reply::Again(again));
+    if let Some(again) = claim_request(b, &client.name, headers, body, claimed)? {
+        return Ok((Reply::Again(again), person));
     }
     let mut why = format!(
         "chat: client {}, sender {}",
         client.name,
-        crate::core::event::printable(&req.sender_id)
+        crate::core::event::printable(req.sender)
     );
-    if let Some(r) = req.reason.as_deref().filter(|r| !r.trim().is_empty()) {
+    if let Some(r) = req.reason.filter(|r| !r.trim().is_empty()) {
         why.push_str(": ");
         why.push_str(r.trim());
     }
     let b2 = Arc::clone(b);
-    let (run2, who) = (run.clone(), person.clone());
+    let (run2, who, kill) = (run.clone(), person.clone(), req.kill);
     let killing = blocking(move || {
         crate::app::control::cancel_from(
             &b2.app.log,
@@ -216,7 +246,7 @@ async fn stop_request(
             &run2,
             &who,
             Channel::Chat,
-            req.kill,
+            kill,
             Some(why),
         )
     })
@@ -243,5 +273,5 @@ async fn stop_request(
         "by": person,
     })
     .to_string();
-    Ok(Reply::Done(json))
+    Ok((Reply::Done(json), person))
 }

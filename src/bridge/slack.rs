@@ -10,8 +10,9 @@ use axum::response::Response;
 use serde::Deserialize;
 
 use super::auth::{hmac_matches, signed_parts};
-use super::decide::{Answer, DecisionRequest, Signed, answer, decide_request};
+use super::decide::{Answer, DecisionRequest, Reply, Signed, answer, decide_request, reply};
 use super::errors::{ApiError, err};
+use super::runs::{Asked, ask_stop};
 use super::state::{Bridge, Client};
 use crate::app::decide::Metadata;
 
@@ -97,6 +98,12 @@ pub(super) async fn slack_interactive(
 ) -> Response {
     let started = std::time::Instant::now();
     let mut claimed = Vec::new();
+    if let Ok(bytes) = &body
+        && let Some(run) = stop_press(bytes)
+    {
+        let result = slack_stop(&b, &headers, bytes, run, &mut claimed).await;
+        return reply(&b, claimed, result);
+    }
     let result = slack_decide(&b, &headers, body, &mut claimed).await;
     answer(&b, started, result, claimed, |resp, yes| {
         let who = if resp.approvals.have.is_empty() {
@@ -114,6 +121,57 @@ pub(super) async fn slack_interactive(
             resp.approvals.needed
         );
         serde_json::json!({"replace_original": true, "text": text}).to_string()
+    })
+}
+
+/// The run of a Stop press (`action_id: stop`, value `{"run_id": …}`), if
+/// the body is one. Nothing acts on it before its signature is checked.
+fn stop_press(body: &[u8]) -> Option<String> {
+    let form: SlackForm = serde_urlencoded::from_bytes(body).ok()?;
+    let payload: SlackPayload = serde_json::from_str(&form.payload).ok()?;
+    let action = payload.actions.first()?;
+    if action.action_id != "stop" {
+        return None;
+    }
+    let value: serde_json::Value = serde_json::from_str(&action.value).ok()?;
+    value["run_id"].as_str().map(str::to_owned)
+}
+
+/// A Stop press: verified with Slack's scheme, then the same stop as
+/// `POST /v1/runs/{run}/stop`, answered with a line for the channel.
+async fn slack_stop(
+    b: &Arc<Bridge>,
+    headers: &HeaderMap,
+    body: &[u8],
+    run: String,
+    claimed: &mut Vec<(String, [u8; 32])>,
+) -> Result<Reply, ApiError> {
+    let (client, _) = slack_client(b, headers, body)?;
+    let malformed = |m: String| err(StatusCode::BAD_REQUEST, "malformed", m);
+    let form: SlackForm = serde_urlencoded::from_bytes(body)
+        .map_err(|e| malformed(format!("not a Slack form: {e}")))?;
+    let payload: SlackPayload = serde_json::from_str(&form.payload)
+        .map_err(|e| malformed(format!("not a Slack interaction: {e}")))?;
+    let asked = Asked {
+        sender: &payload.user.id,
+        kill: false,
+        reason: Some("Stop pressed in Slack"),
+    };
+    let (reply, person) = ask_stop(b, client, headers, body, run.clone(), asked, claimed).await?;
+    Ok(match reply {
+        Reply::Done(json) => {
+            let kills = json.contains("\"stop\":\"kill\"");
+            let text = format!(
+                "Run `{run}`: {} asked by {person}",
+                if kills {
+                    "kill"
+                } else {
+                    "stop after its current step"
+                }
+            );
+            Reply::Done(serde_json::json!({"replace_original": false, "text": text}).to_string())
+        }
+        again => again,
     })
 }
 

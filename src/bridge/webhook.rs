@@ -21,7 +21,7 @@ use super::events::{Head, head_of, read_range, start_offset};
 use super::read::with_ledger_at;
 use super::state::Bridge;
 use crate::app::webhooks::{DeadLetter, Files, Position};
-use crate::core::policy::{WEBHOOK_EVENTS as EVENTS, Webhook};
+use crate::core::policy::{WEBHOOK_EVENTS as EVENTS, Webhook, WebhookFormat};
 
 /// How often a webhook with nothing to send looks at the log again.
 const POLL: Duration = Duration::from_millis(200);
@@ -327,10 +327,15 @@ async fn deliver_all(b: Arc<Bridge>, i: usize) {
                 offset = Some(r.end);
                 continue;
             }
-            if !deliver_record(&b, hook, secret.as_deref(), &files, &r, &mut closing).await {
+            match deliver_record(&b, hook, secret.as_deref(), &files, &r, &mut closing).await {
+                Outcome::Done => {}
                 // Shutting down mid-retry: the position stays before this
                 // record, and the next start delivers it again.
-                return;
+                Outcome::Closing => return,
+                Outcome::Later => {
+                    wait(&mut closing, POLL).await;
+                    break;
+                }
             }
             if let Err(e) = files.write_position(&Position {
                 after_seq: r.view.seq,
@@ -353,8 +358,16 @@ async fn wait(closing: &mut tokio::sync::watch::Receiver<bool>, d: Duration) {
     }
 }
 
-/// Delivers what record `r` means to `hook`, each event with its retries;
-/// false when the bridge shut down before it was done.
+/// What became of a record's deliveries.
+enum Outcome {
+    Done,
+    /// The bridge shuts down in the middle: the record is not done.
+    Closing,
+    /// The log could not be read: the record is not done, try again.
+    Later,
+}
+
+/// Delivers what record `r` means to `hook`, each event with its retries.
 async fn deliver_record(
     b: &Arc<Bridge>,
     hook: &Webhook,
@@ -362,17 +375,17 @@ async fn deliver_record(
     files: &Files,
     r: &super::events::Record,
     closing: &mut tokio::sync::watch::Receiver<bool>,
-) -> bool {
+) -> Outcome {
     let record: serde_json::Value = match serde_json::from_slice(&r.line) {
         Ok(v) => v,
-        Err(_) => return true,
+        Err(_) => return Outcome::Done,
     };
     let events: Vec<&str> = events_of(&r.view, record["status"].as_str())
         .into_iter()
         .filter(|e| hook.events.iter().any(|w| w == e))
         .collect();
     if events.is_empty() {
-        return true;
+        return Outcome::Done;
     }
     let (b2, hook2, record2, events2) = (
         Arc::clone(b),
@@ -380,15 +393,26 @@ async fn deliver_record(
         record.clone(),
         events.iter().map(|e| (*e).to_owned()).collect::<Vec<_>>(),
     );
-    let bodies = with_ledger_at(b, move |l, _| {
+    let bodies = match with_ledger_at(b, move |l, _| {
         events2
             .iter()
             .filter_map(|e| payload(&b2, l, &hook2, e, &record2).map(|p| (e.clone(), p)))
             .collect::<Vec<_>>()
     })
     .await
-    .unwrap_or_default();
+    {
+        Ok(bodies) => bodies,
+        // The log cannot be folded now: this record again, later.
+        Err(e) => {
+            tracing::warn!(webhook = %hook.name, error = %e.message, "the webhook waits for the log");
+            return Outcome::Later;
+        }
+    };
     for (event, body) in bodies {
+        let body = match hook.format {
+            WebhookFormat::Json => body,
+            WebhookFormat::Slack => slack_message(&event, &body),
+        };
         let body = serde_json::to_vec(&body).unwrap_or_default();
         let delivery = delivery_id(hook, r.view.seq, &event);
         let mut attempt = 0;
@@ -420,13 +444,77 @@ async fn deliver_record(
                     let pause = backoff(hook, attempt);
                     tokio::select! {
                         () = tokio::time::sleep(pause) => {}
-                        _ = closing.changed() => return false,
+                        _ = closing.changed() => return Outcome::Closing,
                     }
                 }
             }
         }
     }
-    true
+    Outcome::Done
+}
+
+/// A Slack message (Block Kit) for an event: its summary and, for
+/// `approval_needed`, Approve and Reject buttons whose value binds the
+/// plan id, hash and submission, as `/v1/slack/interactive` takes them (a
+/// press comes back signed by Slack and is decided like any decision);
+/// for `run_started`, a Stop button (the stop of `POST
+/// /v1/runs/{run}/stop`).
+fn slack_message(event: &str, body: &serde_json::Value) -> serde_json::Value {
+    // Slack's mrkdwn: `&`, `<` and `>` are escaped; a section holds at
+    // most 3,000 characters.
+    let summary: String = body["summary"]
+        .as_str()
+        .unwrap_or_default()
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .chars()
+        .take(2900)
+        .collect();
+    let mut blocks = vec![serde_json::json!({
+        "type": "section",
+        "text": {"type": "mrkdwn", "text": summary},
+    })];
+    if event == "approval_needed" {
+        let plan = &body["plan"];
+        let value = serde_json::json!({
+            "plan_id": plan["id"],
+            "plan_hash": plan["plan_hash"],
+            "submission_seq": plan["submission_seq"],
+        })
+        .to_string();
+        let button = |action: &str, text: &str, style: &str| {
+            serde_json::json!({
+                "type": "button",
+                "action_id": action,
+                "style": style,
+                "text": {"type": "plain_text", "text": text},
+                "value": value,
+            })
+        };
+        blocks.push(serde_json::json!({
+            "type": "actions",
+            "elements": [
+                button("approve", "Approve", "primary"),
+                button("reject", "Reject", "danger"),
+            ],
+        }));
+    }
+    if event == "run_started"
+        && let Some(run) = body["record"]["run_id"].as_str()
+    {
+        blocks.push(serde_json::json!({
+            "type": "actions",
+            "elements": [{
+                "type": "button",
+                "action_id": "stop",
+                "style": "danger",
+                "text": {"type": "plain_text", "text": "Stop"},
+                "value": serde_json::json!({"run_id": run}).to_string(),
+            }],
+        }));
+    }
+    serde_json::json!({"text": summary, "blocks": blocks})
 }
 
 #[cfg(test)]
@@ -471,6 +559,32 @@ mod tests {
         mac.update(b"1700000000.{}");
         let want = hex::encode(mac.finalize().into_bytes());
         assert_eq!(sig, format!("t=1700000000,v1={want}"));
+    }
+
+    #[test]
+    fn a_slack_message_escapes_the_summary_and_carries_its_buttons() {
+        let body = serde_json::json!({
+            "summary": "plan <p> & co",
+            "plan": {"id": "p", "plan_hash": "sha256:ab", "submission_seq": 4},
+            "record": {"run_id": "r-1"},
+        });
+        let m = slack_message("approval_needed", &body);
+        assert_eq!(m["blocks"][0]["text"]["text"], "plan &lt;p&gt; &amp; co");
+        let value = m["blocks"][1]["elements"][1]["value"]
+            .as_str()
+            .unwrap_or_default();
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(value).unwrap_or_default(),
+            serde_json::json!({"plan_id": "p", "plan_hash": "sha256:ab", "submission_seq": 4})
+        );
+        let m = slack_message("run_started", &body);
+        assert_eq!(m["blocks"][1]["elements"][0]["action_id"], "stop");
+        assert_eq!(
+            slack_message("run_finished", &body)["blocks"]
+                .as_array()
+                .map(Vec::len),
+            Some(1)
+        );
     }
 
     #[test]

@@ -392,6 +392,10 @@ pub enum WebhookFormat {
     /// The record and a summary, signed.
     #[default]
     Json,
+    /// A Slack message (Block Kit) for an incoming-webhook URL, with
+    /// Approve and Reject buttons on `approval_needed`. The URL is the
+    /// secret; nothing is signed.
+    Slack,
 }
 
 /// How a failed delivery is retried: `attempts` in all, waiting `initial`
