@@ -2151,6 +2151,9 @@ impl Receiver {
                 Instant::now() < deadline,
                 "waited 30 s for {what}: {:?}",
                 self.requests()
+                    .iter()
+                    .map(|h| (h.delivery.clone(), h.status))
+                    .collect::<Vec<_>>()
             );
             std::thread::sleep(Duration::from_millis(20));
         }

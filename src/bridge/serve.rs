@@ -21,6 +21,11 @@ use crate::app::{App, Error};
 /// How long a shutdown waits for in-flight requests.
 const DRAIN: Duration = Duration::from_secs(30);
 
+/// How long a shutdown waits for the webhooks to write their positions (one
+/// in the middle of a send waits for its answer; past this, its last batch
+/// is sent again at the next start).
+const WEBHOOK_STOP: Duration = Duration::from_secs(5);
+
 /// Serves until `shutdown` completes.
 pub async fn serve(
     listener: tokio::net::TcpListener,
@@ -34,7 +39,7 @@ pub async fn serve(
         usize::try_from(limits.max_connections).unwrap_or(usize::MAX),
     ));
     let app = super::router(Arc::clone(&bridge));
-    super::webhook::start(&bridge);
+    let webhooks = super::webhook::start(&bridge);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
@@ -77,6 +82,15 @@ pub async fn serve(
         .is_err()
     {
         tracing::warn!("some connections were still open after the drain");
+    }
+    // Webhooks write where they stand (a delivery in the middle of its
+    // retries is not done) before the process goes.
+    for task in webhooks {
+        if tokio::time::timeout(WEBHOOK_STOP, task).await.is_err() {
+            tracing::warn!(
+                "a webhook did not stop in time: its last batch is sent again at the next start"
+            );
+        }
     }
     Ok(())
 }

@@ -119,6 +119,13 @@ impl Bridge {
         })
     }
 
+    /// The same bridge keeping its webhooks' positions and dead letters
+    /// under `dir` instead of the user's state directory.
+    pub fn with_state_dir(mut self, dir: std::path::PathBuf) -> Self {
+        self.state = dir;
+        self
+    }
+
     /// The audit log's path.
     pub(super) fn log_path(&self) -> &std::path::Path {
         self.app.log.path()

@@ -7,9 +7,9 @@
 //! backoff and jitter; after `retry.attempts` it goes to the webhook's
 //! dead letters and the next one goes on, so one bad event never blocks
 //! the rest, and one webhook never waits for another. The position is a
-//! file in the state directory, written after each record is done: a
-//! restart resumes at the record it was on (at least once: a receiver
-//! dedupes on `X-Opsgate-Delivery`).
+//! file in the state directory, written after each batch of records (up
+//! to 64) and before a shutdown: a restart resumes at the first record
+//! not done (at least once: a receiver dedupes on `X-Opsgate-Delivery`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -234,11 +234,12 @@ fn backoff(hook: &Webhook, n: u32) -> Duration {
     base.mul_f64(jitter)
 }
 
-/// Starts a task per configured webhook.
-pub(super) fn start(b: &Arc<Bridge>) {
-    for i in 0..b.policy().policy.bridge.webhooks.len() {
-        tokio::spawn(deliver_all(Arc::clone(b), i));
-    }
+/// Starts a task per configured webhook; each ends once the bridge shuts
+/// down, after writing where it stands.
+pub(super) fn start(b: &Arc<Bridge>) -> Vec<tokio::task::JoinHandle<()>> {
+    (0..b.policy().policy.bridge.webhooks.len())
+        .map(|i| tokio::spawn(deliver_all(Arc::clone(b), i)))
+        .collect()
 }
 
 /// Webhook `i`'s loop, for as long as the bridge serves.
@@ -322,6 +323,11 @@ async fn deliver_all(b: Arc<Bridge>, i: usize) {
             }
             Err(_) => return,
         };
+        // The position is written once per batch (and before stopping):
+        // after a crash, at most a batch is delivered again, and a
+        // receiver dedupes on `X-Opsgate-Delivery`.
+        let mut done = None;
+        let mut later = false;
         for r in records {
             if r.view.seq <= at && pos.is_some_and(|p| r.view.seq <= p) {
                 offset = Some(r.end);
@@ -331,21 +337,41 @@ async fn deliver_all(b: Arc<Bridge>, i: usize) {
                 Outcome::Done => {}
                 // Shutting down mid-retry: the position stays before this
                 // record, and the next start delivers it again.
-                Outcome::Closing => return,
+                Outcome::Closing => {
+                    save(&files, hook, done);
+                    return;
+                }
                 Outcome::Later => {
-                    wait(&mut closing, POLL).await;
+                    later = true;
                     break;
                 }
             }
-            if let Err(e) = files.write_position(&Position {
-                after_seq: r.view.seq,
-            }) {
-                tracing::error!(webhook = %hook.name, error = %e, "cannot write the webhook's position");
-                return;
-            }
+            done = Some(r.view.seq);
             pos = Some(r.view.seq);
             offset = Some(r.end);
             b.metrics.webhook_position(&hook.name, r.view.seq);
+        }
+        if !save(&files, hook, done) {
+            return;
+        }
+        if later {
+            wait(&mut closing, POLL).await;
+        }
+    }
+}
+
+/// Writes the position `done` (when there is one); false when it cannot
+/// be written (the webhook then stops, rather than deliver twice without
+/// end).
+fn save(files: &Files, hook: &Webhook, done: Option<u64>) -> bool {
+    let Some(seq) = done else {
+        return true;
+    };
+    match files.write_position(&Position { after_seq: seq }) {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::error!(webhook = %hook.name, error = %e, "cannot write the webhook's position: it stops");
+            false
         }
     }
 }
