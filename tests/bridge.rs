@@ -2292,16 +2292,23 @@ fn webhooks_are_signed_retried_in_order_resumed_after_a_restart_and_dead_lettere
     );
 }
 
-#[test]
-fn a_slack_approval_message_carries_buttons_whose_press_approves_the_plan() {
+/// A bridge with a signing client and a Slack-format webhook for `event`
+/// to a receiver that answers 200.
+fn slack_webhook(event: &str) -> (Receiver, Env, Server) {
     let receiver = Receiver::start(0);
     let policy = format!(
-        "{}  webhooks:\n    - name: slack\n      url: http://{}/services/T0/B0/secret\n      format: slack\n      events: [approval_needed]\n",
+        "{}  webhooks:\n    - name: slack\n      url: http://{}/services/T0/B0/secret\n      format: slack\n      events: [{event}]\n",
         bridge_yaml(None, true),
         receiver.addr
     );
     let env = Env::new(&policy);
     let srv = env.serve(&[(SECRET_ENV, SECRET)]);
+    (receiver, env, srv)
+}
+
+#[test]
+fn a_slack_approval_message_carries_buttons_whose_press_approves_the_plan() {
+    let (receiver, env, srv) = slack_webhook("approval_needed");
     let h = env.submit(env.small_plan("slacked", "bob"), "bob");
     receiver.wait_for("the Slack message", |r| !r.is_empty());
     let msg = receiver.requests()[0].body.clone();
@@ -2355,14 +2362,7 @@ fn a_slack_approval_message_carries_buttons_whose_press_approves_the_plan() {
 
 #[test]
 fn a_slack_stop_button_stops_the_run_after_its_current_step() {
-    let receiver = Receiver::start(0);
-    let policy = format!(
-        "{}  webhooks:\n    - name: slack\n      url: http://{}/services/T0/B0/secret\n      format: slack\n      events: [run_started]\n",
-        bridge_yaml(None, true),
-        receiver.addr
-    );
-    let env = Env::new(&policy);
-    let srv = env.serve(&[(SECRET_ENV, SECRET)]);
+    let (receiver, env, srv) = slack_webhook("run_started");
     let (m1, m2, mut run) = approved_two_step_run(&env, &srv, "slack-stop");
     receiver.wait_for("the run_started message", |r| !r.is_empty());
     let msg = receiver.requests()[0].body.clone();

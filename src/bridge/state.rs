@@ -100,7 +100,13 @@ impl Bridge {
                 }
             });
         }
-        let state = crate::app::config::state_dir().map_err(|e| e.to_string())?;
+        // Only webhooks keep state here: a bridge without them does not
+        // need a state directory.
+        let state = match crate::app::config::state_dir() {
+            Ok(dir) => dir,
+            Err(e) if !bridge_policy.webhooks.is_empty() => return Err(e.to_string()),
+            Err(_) => std::path::PathBuf::new(),
+        };
         let webhooks = super::webhook::client()?;
         let limiter = guard::RateLimiter::new(bridge_policy.rate_limit.clone());
         let replay = guard::ReplayCache::new(bridge_policy.replay_window.get(), REPLAY_CAPACITY);

@@ -329,7 +329,7 @@ async fn deliver_all(b: Arc<Bridge>, i: usize) {
         let mut done = None;
         let mut later = false;
         for r in records {
-            if r.view.seq <= at && pos.is_some_and(|p| r.view.seq <= p) {
+            if r.view.seq <= at {
                 offset = Some(r.end);
                 continue;
             }
